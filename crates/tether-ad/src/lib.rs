@@ -1,0 +1,15 @@
+//! The LDAP side of Tether: encrypted connections to Active Directory and the reads and
+//! writes the agents need.
+//!
+//! AD refuses simple binds over plain LDAP, and so does this crate: `ldaps://` uses TLS from
+//! the first byte, `ldap://` is always upgraded with StartTLS before the bind. Certificates
+//! are verified against `CaFile` (or the system roots) unless the admin explicitly opts out.
+
+mod connect;
+mod error;
+mod users;
+
+pub use connect::{connect, LdapTarget};
+pub use error::{AdError, BindFailure};
+pub use ldap3::Ldap;
+pub use users::{create_user, find_user, set_password, unicode_pwd, AdUser, NewUser};

@@ -1,0 +1,110 @@
+//! Reading and writing AD user objects.
+
+use std::collections::HashSet;
+
+use ldap3::{dn_escape, ldap_escape, Ldap, Mod, Scope, SearchEntry};
+
+use crate::error::AdError;
+
+/// `unicodePwd` value: the password in double quotes, UTF-16LE.
+pub fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"").encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// A user as read from AD (the attributes Tether uses so far).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdUser {
+    pub dn: String,
+    pub object_guid: Vec<u8>,
+    pub sam_account_name: String,
+    pub given_name: Option<String>,
+    pub sn: Option<String>,
+    pub mail: Option<String>,
+    pub user_account_control: u32,
+}
+
+impl AdUser {
+    pub fn disabled(&self) -> bool {
+        self.user_account_control & 0x2 != 0
+    }
+}
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    /// The container, e.g. `CN=Users,DC=corp,DC=example,DC=com`.
+    pub container: &'a str,
+    pub sam_account_name: &'a str,
+    pub given_name: &'a str,
+    pub sn: &'a str,
+    pub mail: &'a str,
+    pub password: Option<&'a str>,
+}
+
+fn check(dn: &str, res: ldap3::LdapResult) -> Result<(), AdError> {
+    if res.rc != 0 {
+        return Err(AdError::Refused { dn: dn.to_string(), rc: res.rc, message: res.text });
+    }
+    Ok(())
+}
+
+/// Creates a user (`CN=<given sn>` in the container); enabled when it has a password.
+/// Returns its DN.
+pub async fn create_user(ldap: &mut Ldap, u: &NewUser<'_>) -> Result<String, AdError> {
+    let cn = format!("{} {}", u.given_name, u.sn);
+    let dn = format!("CN={},{}", dn_escape(cn.trim()), u.container);
+    let upn = u.mail.to_string();
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "user"])),
+        ("sAMAccountName", HashSet::from([u.sam_account_name])),
+        ("givenName", HashSet::from([u.given_name])),
+        ("sn", HashSet::from([u.sn])),
+        ("mail", HashSet::from([u.mail])),
+        ("userPrincipalName", HashSet::from([upn.as_str()])),
+        // 546 = normal account, disabled, password not required: enabled below once a
+        // password is set, so the account never exists enabled without one.
+        ("userAccountControl", HashSet::from(["546"])),
+    ];
+    check(&dn, ldap.add(&dn, attrs).await?)?;
+    if let Some(p) = u.password {
+        set_password(ldap, &dn, p).await?;
+        let m = vec![Mod::Replace("userAccountControl", HashSet::from(["512"]))];
+        check(&dn, ldap.modify(&dn, m).await?)?;
+    }
+    Ok(dn)
+}
+
+/// An administrator's password reset (`unicodePwd` replace; TLS is mandatory for it).
+pub async fn set_password(ldap: &mut Ldap, dn: &str, password: &str) -> Result<(), AdError> {
+    let pwd = unicode_pwd(password);
+    let m = vec![Mod::Replace(&b"unicodePwd"[..], HashSet::from([pwd.as_slice()]))];
+    check(dn, ldap.modify(dn, m).await?)
+}
+
+/// Finds a user by `sAMAccountName` below `base`.
+pub async fn find_user(ldap: &mut Ldap, base: &str, sam: &str) -> Result<Option<AdUser>, AdError> {
+    let filter = format!("(&(objectClass=user)(sAMAccountName={}))", ldap_escape(sam));
+    let attrs = ["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl"];
+    let (entries, _) = ldap.search(base, Scope::Subtree, &filter, attrs).await?.success()?;
+    let Some(e) = entries.into_iter().next() else { return Ok(None) };
+    let e = SearchEntry::construct(e);
+    let one = |k: &str| e.attrs.get(k).and_then(|v| v.first()).cloned();
+    Ok(Some(AdUser {
+        dn: e.dn.clone(),
+        object_guid: e.bin_attrs.get("objectGUID").and_then(|v| v.first()).cloned().unwrap_or_default(),
+        sam_account_name: one("sAMAccountName").unwrap_or_default(),
+        given_name: one("givenName"),
+        sn: one("sn"),
+        mail: one("mail"),
+        user_account_control: one("userAccountControl").and_then(|v| v.parse().ok()).unwrap_or(0),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unicode_pwd_is_quoted_utf16le() {
+        assert_eq!(super::unicode_pwd("ab"), vec![b'"', 0, b'a', 0, b'b', 0, b'"', 0]);
+        assert_eq!(super::unicode_pwd("é").len(), 6);
+    }
+}

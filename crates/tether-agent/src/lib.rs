@@ -1,0 +1,23 @@
+//! The two ADI agents. Both run next to AD, make only outbound connections (to AD over
+//! TLS and to `tetherd` over HTTP), and keep their identity and progress in `StateDir`, so
+//! an agent killed at any moment resumes where it was with the same config.
+
+pub mod config;
+pub mod runner;
+pub mod session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("state directory {path}: {reason}")]
+    State { path: String, reason: String },
+    #[error("tetherd at {url} answered {status}: {message}")]
+    Server { url: String, status: u16, message: String },
+    #[error("cannot reach tetherd at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("this agent was deleted in Tether (its token is revoked); add a new agent to get a new connect key")]
+    Revoked,
+    #[error(transparent)]
+    Ad(#[from] tether_ad::AdError),
+}

@@ -1,0 +1,107 @@
+//! The agents' main loops. So far they connect to AD, register, heartbeat and honour
+//! pause; the import and sync cycles plug in here.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tether_ad::LdapTarget;
+
+use crate::config::{ImportConfig, InstalledOn, SyncConfig};
+use crate::session::Session;
+use crate::AgentError;
+
+/// Capped exponential backoff for reconnecting to AD or the server.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((500u64 << attempt.min(6)).min(30_000))
+}
+
+async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> {
+    if target.insecure_skip_verify {
+        tracing::warn!("Ldap.InsecureSkipVerify is true: the DC's certificate is NOT verified; set CaFile instead");
+    }
+    let mut attempt = 0;
+    loop {
+        match tether_ad::connect(target).await {
+            Ok(l) => {
+                tracing::info!(url = %target.url, bind = %target.bind_dn, "connected to AD");
+                return Ok(l);
+            }
+            // A refused bind will not fix itself: say why and stop.
+            Err(e @ tether_ad::AdError::Bind { .. }) | Err(e @ tether_ad::AdError::CaFile { .. }) => {
+                return Err(e.into())
+            }
+            Err(e) => {
+                let wait = backoff(attempt);
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot reach AD");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn main_loop(session: Session, interval: Duration, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    tokio::pin!(shutdown);
+    let mut was_paused = false;
+    let mut failures = 0u32;
+    loop {
+        match session.heartbeat().await {
+            Ok(beat) => {
+                failures = 0;
+                if beat.paused != was_paused {
+                    tracing::info!(paused = beat.paused, "agent {}", if beat.paused { "paused" } else { "resumed" });
+                    was_paused = beat.paused;
+                }
+            }
+            Err(AgentError::Revoked) => {
+                tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
+                return Err(AgentError::Revoked);
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
+        let wait = if failures > 0 { backoff(failures).max(interval) } else { interval };
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn interval(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.max(0.05))
+}
+
+pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    let target = LdapTarget {
+        url: cfg.ldap.url.clone(),
+        bind_dn: cfg.ldap.bind_dn.clone(),
+        bind_password: cfg.ldap.bind_password.0.clone(),
+        ca_file: cfg.ldap.ca_file.clone(),
+        insecure_skip_verify: cfg.ldap.insecure_skip_verify,
+    };
+    let _ldap = connect_ad(&target).await?;
+    let installed_on = match cfg.installed_on {
+        InstalledOn::Dc => "dc",
+        InstalledOn::MemberServer => "member_server",
+    };
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), installed_on).await?;
+    tracing::info!(agent = %session.agent_id, "import agent running");
+    main_loop(session, interval(cfg.main_loop.poll_interval_seconds), shutdown).await
+}
+
+pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    let target = LdapTarget {
+        url: cfg.ldap.url.clone(),
+        bind_dn: cfg.ldap.bind_dn.clone(),
+        bind_password: cfg.ldap.bind_password.0.clone(),
+        ca_file: cfg.ldap.ca_file.clone(),
+        insecure_skip_verify: cfg.ldap.insecure_skip_verify,
+    };
+    let _ldap = connect_ad(&target).await?;
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
+    tracing::info!(agent = %session.agent_id, "sync agent running");
+    main_loop(session, interval(cfg.poll_interval_seconds), shutdown).await
+}

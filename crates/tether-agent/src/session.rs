@@ -1,0 +1,160 @@
+//! The agent's identity with `tetherd`: registration with the one-time connect key, the
+//! token kept in `StateDir`, and heartbeats.
+//!
+//! The token is made here and written to `StateDir` before the registration call, so a
+//! crash at any point leaves either no token (register afresh) or a token the server has or
+//! will accept with the same connect key (registration is idempotent for that pair).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::ServerSection;
+use crate::AgentError;
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+struct Saved {
+    token: String,
+    agent_id: Option<String>,
+    domain_id: Option<String>,
+}
+
+pub struct Session {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    pub agent_id: String,
+    pub domain_id: String,
+}
+
+/// What a heartbeat tells the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat {
+    pub paused: bool,
+}
+
+fn state_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
+    AgentError::State { path: path.display().to_string(), reason: e.to_string() }
+}
+
+fn load(path: &Path) -> Result<Option<Saved>, AgentError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| state_err(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(state_err(path, e)),
+    }
+}
+
+/// Writes atomically (temporary file, fsync, rename) with mode 0600: it holds the token.
+fn save(path: &Path, s: &Saved) -> Result<(), AgentError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| state_err(&tmp, e))?;
+    f.write_all(serde_json::to_string_pretty(&json!(s)).expect("serializes").as_bytes())
+        .map_err(|e| state_err(&tmp, e))?;
+    f.sync_all().map_err(|e| state_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| state_err(path, e))
+}
+
+fn new_token() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("OS randomness");
+    hex::encode(b)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Result<Value, AgentError> {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| AgentError::Unreachable { url: url.to_string(), reason: e.to_string() })?;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if status == 200 {
+        return Ok(v);
+    }
+    let message = v.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+    Err(AgentError::Server { url: url.to_string(), status, message })
+}
+
+impl Session {
+    /// Registers (or resumes the registration kept in `state_dir`).
+    pub async fn establish(
+        server: &ServerSection,
+        state_dir: &Path,
+        installed_on: &str,
+    ) -> Result<Session, AgentError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| state_err(state_dir, e))?;
+        let path: PathBuf = state_dir.join("agent.json");
+        let mut saved = match load(&path)? {
+            Some(s) => s,
+            None => {
+                let s = Saved { token: new_token(), ..Saved::default() };
+                save(&path, &s)?;
+                s
+            }
+        };
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
+        let base = server.url.trim_end_matches('/').to_string();
+        if let (Some(agent_id), Some(domain_id)) = (saved.agent_id.clone(), saved.domain_id.clone()) {
+            return Ok(Session { client, url: base, token: saved.token, agent_id, domain_id });
+        }
+        let url = format!("{base}/api/agent/v1/register");
+        let body = json!({
+            "connectKey": server.connect_key.0,
+            "token": saved.token,
+            "hostname": hostname(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "installedOn": installed_on,
+        });
+        let reply = match post(&client, &url, None, body).await {
+            Err(AgentError::Server { status: 401, message, .. }) => {
+                return Err(AgentError::Server {
+                    url,
+                    status: 401,
+                    message: format!("{message} (check Server.ConnectKey)"),
+                })
+            }
+            other => other?,
+        };
+        let field = |k: &str| reply.get(k).and_then(Value::as_str).map(str::to_string);
+        saved.agent_id = field("agentId");
+        saved.domain_id = field("domainId");
+        save(&path, &saved)?;
+        tracing::info!(agent = ?saved.agent_id, domain = ?field("domain"), "registered with tetherd");
+        Ok(Session {
+            client,
+            url: base,
+            token: saved.token,
+            agent_id: saved.agent_id.unwrap_or_default(),
+            domain_id: saved.domain_id.unwrap_or_default(),
+        })
+    }
+
+    /// Tells the server the agent is alive; learns whether it is paused.
+    pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
+        let url = format!("{}/api/agent/v1/heartbeat", self.url);
+        match post(&self.client, &url, Some(&self.token), json!({})).await {
+            Ok(v) => Ok(Beat { paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false) }),
+            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
+            Err(e) => Err(e),
+        }
+    }
+}

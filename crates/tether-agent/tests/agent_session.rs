@@ -1,0 +1,128 @@
+//! The agents against a real tetherd (in-process) and the real Samba DC: registration,
+//! restart from StateDir, pause, and revocation on delete.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tether_agent::config::{ImportConfig, SyncConfig};
+use tether_agent::runner::{run_import, run_sync};
+use tether_agent::AgentError;
+use tether_testkit::{dc, unique, TestServer};
+
+async fn new_agent(s: &TestServer, use_case: &str, agent_type: &str) -> (String, String, String) {
+    let d = s
+        .call(
+            "POST",
+            "/api/v2/activedirectories",
+            Some(json!({"domain": format!("DC={},DC=test", unique("d")), "useCase": use_case})),
+        )
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let a = s
+        .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": agent_type})))
+        .await;
+    (domain, a.body["id"].as_str().unwrap().to_string(), a.body["connectKey"].as_str().unwrap().to_string())
+}
+
+fn import_config(s: &TestServer, key: &str, state: &Path) -> ImportConfig {
+    let d = dc();
+    let v = json!({
+        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
+        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
+                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
+        "InstalledOn": "member_server",
+        "MainLoop": {"PollIntervalSeconds": 0.1}
+    });
+    ImportConfig::from_str(Path::new("test.json"), &v.to_string()).unwrap()
+}
+
+async fn agent_json(s: &TestServer, domain: &str, agent: &str) -> Value {
+    s.call("GET", &format!("/api/v2/activedirectories/{domain}/agents/{agent}"), None).await.body
+}
+
+async fn wait_for(mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[tokio::test]
+async fn import_agent_registers_restarts_and_is_revoked_on_delete() {
+    let s = TestServer::start().await;
+    let (domain, agent, key) = new_agent(&s, "TWOWAYSYNC", "IMPORT").await;
+    let state = tempfile::tempdir().unwrap();
+    let cfg = import_config(&s, &key, state.path());
+
+    // First run: connects to AD, registers, heartbeats; stopped after it is active.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(run_import(cfg.clone(), async {
+        let _ = stopped.await;
+    }));
+    wait_for(async || agent_json(&s, &domain, &agent).await["state"] == "active").await;
+    let a = agent_json(&s, &domain, &agent).await;
+    assert_eq!(a["installedOn"], "member_server");
+    assert!(a["hostname"].is_string() && a["version"].is_string());
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+
+    // Restart with the same StateDir: no new key needed (the key is spent, the token is kept).
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("agent.json")).unwrap()).unwrap();
+    assert_eq!(saved["agent_id"], agent.as_str());
+    let run = tokio::spawn(run_import(cfg.clone(), std::future::pending()));
+    let before = agent_json(&s, &domain, &agent).await["contactAt"].clone();
+    wait_for(async || agent_json(&s, &domain, &agent).await["contactAt"] != before).await;
+
+    // Pause, wait out the grace, delete: the running agent stops and says why.
+    s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents/{agent}/pause"), None).await;
+    s.advance(time::Duration::seconds(901));
+    assert_eq!(s.call("DELETE", &format!("/api/v2/activedirectories/{domain}/agents/{agent}"), None).await.status, 204);
+    let r = tokio::time::timeout(Duration::from_secs(5), run).await.expect("agent stops").unwrap();
+    assert!(matches!(r, Err(AgentError::Revoked)), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_crash_between_token_and_registration_resumes_with_the_same_key() {
+    let s = TestServer::start().await;
+    let (domain, agent, key) = new_agent(&s, "ADASAUTHORITY", "IMPORT").await;
+    let state = tempfile::tempdir().unwrap();
+    // As if killed after writing its token but before the registration answer was saved.
+    std::fs::write(state.path().join("agent.json"), json!({"token": "a".repeat(64)}).to_string()).unwrap();
+    let cfg = import_config(&s, &key, state.path());
+    // Registered once already by the "killed" process...
+    let r = s
+        .call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": "a".repeat(64)})))
+        .await;
+    assert_eq!(r.status, 200);
+    // ...the restarted agent registers again with the same key and token and goes on.
+    let run = tokio::spawn(run_import(cfg, std::future::pending()));
+    wait_for(async || agent_json(&s, &domain, &agent).await["hostname"].is_string()).await;
+    run.abort();
+}
+
+#[tokio::test]
+async fn sync_agent_registers_and_bad_ad_credentials_stop_it_with_the_reason() {
+    let s = TestServer::start().await;
+    let (domain, agent, key) = new_agent(&s, "JCASAUTHORITY", "SYNC").await;
+    let d = dc();
+    let state = tempfile::tempdir().unwrap();
+    let mut v = json!({
+        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
+        "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
+        "user_root_dn": d.users_container(), "sync_group": d.group_dn, "poll_interval_seconds": 0.1
+    });
+    let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
+    let run = tokio::spawn(run_sync(cfg, std::future::pending()));
+    wait_for(async || agent_json(&s, &domain, &agent).await["state"] == "active").await;
+    run.abort();
+
+    v["Ldap"]["BindPassword"] = json!("wrong-password");
+    let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
+    let err = run_sync(cfg, std::future::pending()).await.unwrap_err().to_string();
+    assert!(err.contains("invalid credentials"), "{err}");
+}

@@ -1,0 +1,390 @@
+//! `tether`: the admin command line, a thin client of the REST API.
+//! Human tables by default, `--json` for scripts.
+
+mod client;
+mod table;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+use client::Client;
+
+#[derive(Parser)]
+#[command(name = "tether", version, about = "Administer a Tether directory")]
+struct Cli {
+    /// Base URL of tetherd.
+    #[arg(long, env = "TETHER_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Administrator API key.
+    #[arg(long, env = "TETHER_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Directory users.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// User groups and their members.
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Active Directory domains and their agents.
+    #[command(subcommand)]
+    Ad(AdCmd),
+    /// API keys.
+    #[command(subcommand)]
+    Apikeys(ApiKeysCmd),
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// List users (all pages).
+    List {
+        #[arg(long)]
+        externally_managed: Option<bool>,
+        /// A v1 filter `field:$op:value`, repeatable.
+        #[arg(long)]
+        filter: Vec<String>,
+    },
+    /// Show one user (username or id).
+    Get { user: String },
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Change fields of one user, or of every user with --all.
+    Set {
+        /// Username or id (omit with --all).
+        user: Option<String>,
+        /// Apply to every user (with --externally-managed false: every externally managed user).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        externally_managed: Option<bool>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        fields: UserFields,
+    },
+    /// Delete a user.
+    Delete { user: String },
+}
+
+#[derive(Args)]
+struct UserFields {
+    #[arg(long)]
+    firstname: Option<String>,
+    #[arg(long)]
+    lastname: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long)]
+    suspended: Option<bool>,
+    /// STAGED, ACTIVATED or SUSPENDED.
+    #[arg(long)]
+    state: Option<String>,
+}
+
+impl UserFields {
+    fn into_map(self, m: &mut Map<String, Value>) {
+        for (k, v) in [
+            ("firstname", self.firstname),
+            ("lastname", self.lastname),
+            ("password", self.password),
+            ("state", self.state),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), Value::String(v));
+            }
+        }
+        if let Some(s) = self.suspended {
+            m.insert("suspended".into(), Value::Bool(s));
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GroupsCmd {
+    List,
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete {
+        group: String,
+    },
+    /// List the members of a group.
+    Members {
+        group: String,
+    },
+    AddMember {
+        group: String,
+        user: String,
+    },
+    RemoveMember {
+        group: String,
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdCmd {
+    /// List AD domains.
+    List,
+    /// Add a domain: `DC=corp,DC=example,DC=com`.
+    Create {
+        domain: String,
+        #[arg(long, default_value = "TWOWAYSYNC")]
+        use_case: String,
+    },
+    /// Delete a domain (its agents must be deleted first).
+    Delete {
+        domain_id: String,
+    },
+    /// List the agents of a domain.
+    Agents {
+        domain_id: String,
+    },
+    /// Add an agent; prints its one-time connect key.
+    AddAgent {
+        domain_id: String,
+        #[arg(long = "type", default_value = "IMPORT")]
+        agent_type: String,
+    },
+    Pause {
+        domain_id: String,
+        agent_id: String,
+    },
+    Resume {
+        domain_id: String,
+        agent_id: String,
+    },
+    DeleteAgent {
+        domain_id: String,
+        agent_id: String,
+    },
+    /// Show the held plan of a domain, if any.
+    Plan {
+        domain_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeysCmd {
+    Create {
+        name: String,
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+    List,
+}
+
+const USER_COLUMNS: &[&str] = &["username", "email", "state", "externally_managed", "passwordStatus", "id"];
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let c = Client::new(&cli.url, cli.api_key.as_deref())?;
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Users(cmd) => users(&c, &out, cmd).await,
+        Command::Groups(cmd) => groups(&c, &out, cmd).await,
+        Command::Ad(cmd) => ad(&c, &out, cmd).await,
+        Command::Apikeys(ApiKeysCmd::Create { name, role }) => out.one(
+            &c.post("/api/v2/apikeys", json!({"name": name, "role": role})).await?,
+            &["id", "name", "role", "key"],
+        ),
+        Command::Apikeys(ApiKeysCmd::List) => {
+            out.many(&c.get("/api/v2/apikeys").await?, &["id", "name", "role", "created"])
+        }
+    }
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn one(&self, v: &Value, cols: &[&str]) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v)?);
+            return Ok(());
+        }
+        self.many(&Value::Array(vec![v.clone()]), cols)
+    }
+
+    fn many(&self, v: &Value, cols: &[&str]) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v)?);
+        } else {
+            print!("{}", table::render(v.as_array().map(Vec::as_slice).unwrap_or_default(), cols));
+        }
+        Ok(())
+    }
+}
+
+async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
+    match cmd {
+        UsersCmd::List { externally_managed, mut filter } => {
+            if let Some(b) = externally_managed {
+                filter.push(format!("externally_managed:$eq:{b}"));
+            }
+            out.many(&Value::Array(c.all_users(&filter).await?), USER_COLUMNS)
+        }
+        UsersCmd::Get { user } => {
+            out.one(&c.get(&format!("/api/systemusers/{}", c.user_id(&user).await?)).await?, USER_COLUMNS)
+        }
+        UsersCmd::Create { username, email, fields } => {
+            let mut m = Map::new();
+            m.insert("username".into(), username.into());
+            m.insert("email".into(), email.into());
+            fields.into_map(&mut m);
+            out.one(&c.post("/api/systemusers", Value::Object(m)).await?, USER_COLUMNS)
+        }
+        UsersCmd::Set { user, all, externally_managed, username, email, fields } => {
+            let mut m = Map::new();
+            fields.into_map(&mut m);
+            for (k, v) in [("username", username), ("email", email)] {
+                if let Some(v) = v {
+                    m.insert(k.into(), v.into());
+                }
+            }
+            if let Some(b) = externally_managed {
+                m.insert("externally_managed".into(), b.into());
+            }
+            if m.is_empty() {
+                bail!("nothing to set: give at least one field flag");
+            }
+            let ids = match (user, all) {
+                (Some(u), false) => vec![c.user_id(&u).await?],
+                (None, true) => {
+                    // `--all --externally-managed false` means every externally managed user.
+                    let filter = match externally_managed {
+                        Some(false) => vec!["externally_managed:$eq:true".to_string()],
+                        _ => vec![],
+                    };
+                    c.all_users(&filter).await?.iter().filter_map(|u| u["id"].as_str().map(str::to_string)).collect()
+                }
+                _ => bail!("give either a USER or --all"),
+            };
+            let body = Value::Object(m);
+            let (mut done, mut results, mut failed) = (0, Vec::new(), 0);
+            for id in &ids {
+                match c.put(&format!("/api/systemusers/{id}"), body.clone()).await {
+                    Ok(v) => {
+                        done += 1;
+                        results.push(v);
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: user {id}: {e:#}");
+                    }
+                }
+            }
+            out.many(&Value::Array(results), USER_COLUMNS)?;
+            if !out.json {
+                eprintln!("{done} user(s) updated, {failed} failed");
+            }
+            if failed > 0 {
+                bail!("{failed} of {} update(s) failed", ids.len());
+            }
+            Ok(())
+        }
+        UsersCmd::Delete { user } => {
+            let id = c.user_id(&user).await?;
+            out.one(&c.delete(&format!("/api/systemusers/{id}")).await?, USER_COLUMNS)
+        }
+    }
+}
+
+async fn groups(c: &Client, out: &Output, cmd: GroupsCmd) -> Result<()> {
+    const COLS: &[&str] = &["name", "description", "id"];
+    match cmd {
+        GroupsCmd::List => out.many(&Value::Array(c.all_v2("/api/v2/usergroups").await?), COLS),
+        GroupsCmd::Create { name, description } => out.one(
+            &c.post("/api/v2/usergroups", json!({"name": name, "description": description.unwrap_or_default()}))
+                .await?,
+            COLS,
+        ),
+        GroupsCmd::Delete { group } => {
+            c.delete(&format!("/api/v2/usergroups/{}", c.group_id(&group).await?)).await?;
+            Ok(())
+        }
+        GroupsCmd::Members { group } => {
+            let gid = c.group_id(&group).await?;
+            let mut users = Vec::new();
+            for m in c.all_v2(&format!("/api/v2/usergroups/{gid}/members")).await? {
+                if let Some(id) = m["to"]["id"].as_str() {
+                    users.push(c.get(&format!("/api/systemusers/{id}")).await?);
+                }
+            }
+            out.many(&Value::Array(users), USER_COLUMNS)
+        }
+        GroupsCmd::AddMember { group, user } => member(c, &group, &user, "add").await,
+        GroupsCmd::RemoveMember { group, user } => member(c, &group, &user, "remove").await,
+    }
+}
+
+async fn member(c: &Client, group: &str, user: &str, op: &str) -> Result<()> {
+    let (gid, uid) = (c.group_id(group).await?, c.user_id(user).await?);
+    c.post(&format!("/api/v2/usergroups/{gid}/members"), json!({"op": op, "type": "user", "id": uid})).await?;
+    Ok(())
+}
+
+async fn ad(c: &Client, out: &Output, cmd: AdCmd) -> Result<()> {
+    const DOMAIN: &[&str] = &["domain", "useCase", "delegationState", "id"];
+    const AGENT: &[&str] = &["id", "agentType", "state", "paused", "hostname", "contactAt", "deletableAt"];
+    let base = |d: &str| format!("/api/v2/activedirectories/{d}");
+    match cmd {
+        AdCmd::List => out.many(&Value::Array(c.all_v2("/api/v2/activedirectories").await?), DOMAIN),
+        AdCmd::Create { domain, use_case } => {
+            out.one(&c.post("/api/v2/activedirectories", json!({"domain": domain, "useCase": use_case})).await?, DOMAIN)
+        }
+        AdCmd::Delete { domain_id } => c.delete(&base(&domain_id)).await.map(|_| ()),
+        AdCmd::Agents { domain_id } => {
+            out.many(&Value::Array(c.all_v2(&format!("{}/agents", base(&domain_id))).await?), AGENT)
+        }
+        AdCmd::AddAgent { domain_id, agent_type } => {
+            let v = c.post(&format!("{}/agents", base(&domain_id)), json!({"agentType": agent_type})).await?;
+            out.one(&v, &["id", "agentType", "connectKey"])
+        }
+        AdCmd::Pause { domain_id, agent_id } => {
+            out.one(&c.post(&format!("{}/agents/{agent_id}/pause", base(&domain_id)), json!({})).await?, AGENT)
+        }
+        AdCmd::Resume { domain_id, agent_id } => {
+            out.one(&c.post(&format!("{}/agents/{agent_id}/resume", base(&domain_id)), json!({})).await?, AGENT)
+        }
+        AdCmd::DeleteAgent { domain_id, agent_id } => {
+            c.delete(&format!("{}/agents/{agent_id}", base(&domain_id))).await.map(|_| ())
+        }
+        AdCmd::Plan { domain_id } => {
+            let v = c.get(&format!("{}/plan", base(&domain_id))).await?;
+            if out.json {
+                return out.many(&v, &[]);
+            }
+            println!("status: {}", v["status"].as_str().unwrap_or("?"));
+            out.many(&v["changes"], &["category", "object", "action", "reason"])
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The `tether` binary against an in-process server.
+
+use serde_json::{json, Value};
+use tether_testkit::TestServer;
+
+async fn tether(s: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(args)
+        .env("TETHER_URL", &s.url)
+        .env("TETHER_API_KEY", &s.api_key)
+        .output()
+        .await
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn users_set_all_converts_every_externally_managed_user() {
+    let s = TestServer::start().await;
+    for i in 0..130 {
+        let managed = i % 2 == 0;
+        let r = s.call("POST", "/api/systemusers", Some(json!({"username": format!("u{i:03}"), "email": format!("u{i}@x.io"), "externally_managed": managed}))).await;
+        assert_eq!(r.status, 200);
+    }
+    let (ok, out, _) = tether(&s, &["users", "list", "--externally-managed", "true", "--json"]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().len(), 65, "paging beyond 100 works");
+    let (ok, _, err) = tether(&s, &["users", "set", "--all", "--externally-managed", "false"]).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("65 user(s) updated, 0 failed"), "{err}");
+    let r = s.call("GET", "/api/systemusers?filter=externally_managed:$eq:true", None).await;
+    assert_eq!(r.body["totalCount"], 0);
+    let r = s.call("GET", "/api/systemusers?limit=1", None).await;
+    assert_eq!(r.body["totalCount"], 130, "no user deleted");
+}
+
+#[tokio::test]
+async fn users_groups_and_ad_commands() {
+    let s = TestServer::start().await;
+    let (ok, out, err) =
+        tether(&s, &["users", "create", "--username", "jdoe", "--email", "jdoe@x.io", "--firstname", "John"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("USERNAME") && out.contains("jdoe") && out.contains("ACTIVATED"), "{out}");
+    let (ok, _, err) = tether(&s, &["users", "create", "--username", "JDOE", "--email", "x@x.io"]).await;
+    assert!(!ok && err.contains("409") && err.contains("DUPLICATE"), "{err}");
+    let (ok, out, _) = tether(&s, &["users", "set", "jdoe", "--externally-managed", "true", "--json"]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["externally_managed"], true);
+    let (ok, _, err) = tether(&s, &["users", "set", "jdoe", "--firstname", "Jim"]).await;
+    assert!(!ok && err.contains("RESTRICTED_FIELD"), "{err}");
+    let (ok, _, err) = tether(&s, &["users", "set", "jdoe", "--externally-managed", "false"]).await;
+    assert!(ok, "{err}");
+
+    assert!(tether(&s, &["groups", "create", "Eng"]).await.0);
+    assert!(tether(&s, &["groups", "add-member", "Eng", "jdoe"]).await.0);
+    let (_, out, _) = tether(&s, &["groups", "members", "Eng"]).await;
+    assert!(out.contains("jdoe"), "{out}");
+    assert!(tether(&s, &["groups", "remove-member", "Eng", "jdoe"]).await.0);
+
+    let (ok, out, _) = tether(&s, &["ad", "create", "DC=corp,DC=test", "--json"]).await;
+    assert!(ok);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    let did = d["id"].as_str().unwrap();
+    let (_, out, _) = tether(&s, &["ad", "add-agent", did, "--type", "SYNC", "--json"]).await;
+    let a: Value = serde_json::from_str(&out).unwrap();
+    assert!(a["connectKey"].is_string());
+    let aid = a["id"].as_str().unwrap();
+    let (_, out, _) = tether(&s, &["ad", "agents", did]).await;
+    assert!(out.contains("unsealed") && out.contains("SYNC"), "{out}");
+    let (ok, _, err) = tether(&s, &["ad", "delete-agent", did, aid]).await;
+    assert!(!ok && err.contains("409"), "{err}");
+    let (ok, out, _) = tether(&s, &["ad", "pause", did, aid]).await;
+    assert!(ok && out.contains("true"), "{out}");
+    let (_, out, _) = tether(&s, &["ad", "list"]).await;
+    assert!(out.contains("DC=corp,DC=test") && out.contains("TWOWAYSYNC"), "{out}");
+    let (ok, out, _) = tether(&s, &["users", "delete", "jdoe"]).await;
+    assert!(ok && out.contains("jdoe"));
+}
+
+#[tokio::test]
+async fn missing_key_is_a_clear_error() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["users", "list"])
+        .env_remove("TETHER_API_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TETHER_API_KEY"));
+}

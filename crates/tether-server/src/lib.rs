@@ -1,0 +1,110 @@
+//! The directory server's transports: the JumpCloud-shaped REST API and the agent API.
+//!
+//! A server is `run(listener, state, shutdown)`, so tests start it in-process on port 0
+//! and binaries stay thin. Handlers only translate HTTP to the domain rules of
+//! `tether-core` and the storage of `tether-store`.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+mod openapi;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::Uri;
+use tether_store::Repo;
+use time::OffsetDateTime;
+use tower::Layer;
+
+pub use openapi::openapi_json;
+
+/// A source of the current time, injectable so that grace periods are testable fast.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// Server settings that are not stored in the database.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// How long a paused agent waits before it may be deleted.
+    pub agent_delete_grace: time::Duration,
+    pub clock: Clock,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { agent_delete_grace: time::Duration::seconds(900), clock: system_clock() }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: Repo,
+    pub config: ServerConfig,
+    pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
+}
+
+impl AppState {
+    pub fn new(repo: Repo, config: ServerConfig) -> Self {
+        AppState { repo, config, jobs: Default::default() }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.config.clock)()
+    }
+
+    pub fn now_str(&self) -> String {
+        tether_core::timestamp(self.now())
+    }
+}
+
+/// Creates, once, an administrator key with the given value if no key exists yet.
+/// Returns whether it created one.
+pub async fn bootstrap_api_key(state: &AppState, key: &str) -> Result<bool, error::ApiError> {
+    let q = tether_core::query::ListQuery { limit: 1, ..Default::default() };
+    let (n, _) = state.repo.store().list(tether_store::Collection::ApiKeys, &q).await?;
+    if n > 0 {
+        return Ok(false);
+    }
+    auth::create_api_key(state, "bootstrap", auth::Role::Admin, Some(key)).await?;
+    Ok(true)
+}
+
+/// Paths are matched case-insensitively (as JumpCloud does): the path is lowercased
+/// before routing. Ids are lowercase hex, so no parameter loses information.
+fn lowercase_path(mut req: Request) -> Request {
+    let uri = req.uri();
+    let path = uri.path();
+    if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        let lowered = match uri.query() {
+            Some(q) => format!("{}?{q}", path.to_ascii_lowercase()),
+            None => path.to_ascii_lowercase(),
+        };
+        if let Ok(pq) = lowered.parse() {
+            let mut parts = uri.clone().into_parts();
+            parts.path_and_query = Some(pq);
+            if let Ok(u) = Uri::from_parts(parts) {
+                *req.uri_mut() = u;
+            }
+        }
+    }
+    req
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = routes::router(state);
+    let app = tower::util::MapRequestLayer::new(lowercase_path).layer(router);
+    let make = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
+    axum::serve(listener, make).with_graceful_shutdown(shutdown).await
+}

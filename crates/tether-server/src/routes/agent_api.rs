@@ -1,0 +1,91 @@
+//! The agent protocol. Agents only make outbound calls: they register once with the
+//! one-time connect key and from then on authenticate with their token.
+//!
+//! Registration is idempotent so an agent killed mid-registration can retry with the same
+//! key: the agent makes its token itself and sends it with the key; the server stores the
+//! token's hash while consuming the key, and a retry that presents the same key and token
+//! succeeds again.
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde_json::{json, Value};
+use tether_core::ad::{Agent, InstalledOn};
+use tether_store::{Collection, Secret};
+
+use crate::auth::sha256_hex;
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::AppState;
+
+fn text(body: &Value, k: &str) -> Option<String> {
+    body.get(k).and_then(Value::as_str).map(|s| s.chars().take(256).collect())
+}
+
+pub async fn register(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let key = text(&body, "connectKey")
+        .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `connectKey`: is required"))?;
+    let token = text(&body, "token")
+        .filter(|t| t.len() >= 32)
+        .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `token`: at least 32 random characters"))?;
+    let store = s.repo.store();
+    let key_hash = sha256_hex(&key);
+    let token_hash = sha256_hex(&token);
+    let agent_id = match store.secret_owner(Secret::ConnectKey, &key_hash).await? {
+        Some(id) => id,
+        None => return Err(ApiError::new(Code::InvalidApiKey, "unknown or revoked connect key")),
+    };
+    match store.secret(&agent_id, Secret::AgentToken).await? {
+        Some(h) if h != token_hash => {
+            return Err(ApiError::new(Code::InvalidApiKey, "this connect key was already used by another agent"))
+        }
+        _ => {}
+    }
+    let mut agent: Agent =
+        s.repo.get(Collection::Agents, &agent_id).await?.ok_or_else(|| ApiError::not_found("agent", &agent_id))?;
+    store.put_secret(&agent_id, Secret::AgentToken, Some(&token_hash)).await?;
+    agent.hostname = text(&body, "hostname");
+    agent.version = text(&body, "version");
+    agent.installed_on = body.get("installedOn").and_then(|v| serde_json::from_value::<InstalledOn>(v.clone()).ok());
+    agent.source_ip = Some(peer.ip().to_string());
+    agent.contact_at = Some(s.now_str());
+    s.repo.save_agent(&agent).await?;
+    let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
+    Ok(Json(json!({
+        "agentId": agent.id,
+        "agentType": agent.agent_type,
+        "domainId": domain.id,
+        "domain": domain.domain,
+        "useCase": domain.use_case,
+    })))
+}
+
+/// Resolves the agent of an `Authorization: Bearer <token>` header.
+pub async fn agent_from(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(Code::MissingApiKey, "missing agent token"))?;
+    let id =
+        s.repo.store().secret_owner(Secret::AgentToken, &sha256_hex(token)).await?.ok_or_else(|| {
+            ApiError::new(Code::InvalidApiKey, "agent token revoked or unknown: the agent was deleted")
+        })?;
+    s.repo.get(Collection::Agents, &id).await?.ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))
+}
+
+pub async fn heartbeat(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let mut agent = agent_from(&s, &headers).await?;
+    agent.contact_at = Some(s.now_str());
+    agent.source_ip = Some(peer.ip().to_string());
+    s.repo.save_agent(&agent).await?;
+    Ok(Json(json!({"paused": agent.paused})))
+}

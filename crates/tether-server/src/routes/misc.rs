@@ -1,0 +1,126 @@
+//! Health, the OpenAPI document, organisation settings, API keys and password verification.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tether_core::policy::OrgSettings;
+use tether_core::query::ListQuery;
+use tether_store::Collection;
+
+use crate::auth::{create_api_key as make_key, verify_password, Admin, ApiKey, Role};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::AppState;
+
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, description = "{status: ok}")))]
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn openapi() -> Response {
+    ([("content-type", "application/json")], crate::openapi_json()).into_response()
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(Code::NotFound, format!("no route for {}", uri.path()))
+}
+
+#[utoipa::path(get, path = "/api/settings", tag = "server", responses((status = 200, body = OrgSettings)))]
+pub async fn get_settings(_: Admin, State(s): State<AppState>) -> ApiResult<Json<OrgSettings>> {
+    Ok(Json(s.repo.settings().await?))
+}
+
+#[utoipa::path(put, path = "/api/settings", tag = "server", request_body = OrgSettings, responses((status = 200, body = OrgSettings)))]
+pub async fn put_settings(
+    _: Admin,
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<OrgSettings>> {
+    // Partial update: merge the sent keys over the current settings, then validate the whole.
+    let mut cur = serde_json::to_value(s.repo.settings().await?).expect("serializes");
+    merge(&mut cur, body);
+    let new: OrgSettings =
+        serde_json::from_value(cur).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid settings: {e}")))?;
+    new.validate()?;
+    s.repo.put_settings(&new).await?;
+    Ok(Json(new))
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v2/apikeys", tag = "server", responses((status = 200, body = Vec<ApiKey>)))]
+pub async fn list_api_keys(Admin(me): Admin, State(s): State<AppState>) -> ApiResult<Json<Vec<ApiKey>>> {
+    if me.role != Role::Admin {
+        return Err(ApiError::new(Code::Forbidden, "listing API keys needs an admin key"));
+    }
+    let q = ListQuery { limit: 10_000, ..Default::default() };
+    Ok(Json(s.repo.list(Collection::ApiKeys, &q).await?.1))
+}
+
+#[utoipa::path(post, path = "/api/v2/apikeys", tag = "server",
+    request_body(content = Object, description = "{name, role: admin|read_only}"),
+    responses((status = 201, description = "the key record with `key`, shown once")))]
+pub async fn create_api_key(
+    _: Admin,
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = body.get("name").and_then(Value::as_str).unwrap_or("unnamed").to_string();
+    let role: Role = match body.get("role") {
+        None | Some(Value::Null) => Role::Admin,
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| ApiError::new(Code::InvalidField, "invalid value for `role`: admin or read_only"))?,
+    };
+    let (rec, key) = make_key(&s, &name, role, None).await?;
+    let mut v = serde_json::to_value(rec).expect("serializes");
+    v["key"] = Value::String(key);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(delete, path = "/api/v2/apikeys/{id}", tag = "server", responses((status = 204)))]
+pub async fn delete_api_key(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    if !s.repo.store().delete(Collection::ApiKeys, &id).await? {
+        return Err(ApiError::not_found("api key", &id));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v2/auth/verify", tag = "auth",
+    request_body(content = Object, description = "{username, password}"),
+    responses((status = 200, description = "{authenticated: true, method}"), (status = 401, description = "{authenticated: false}")))]
+pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: is required")))
+    };
+    let (username, password) = (field("username")?, field("password")?);
+    let denied = || (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false}))).into_response();
+    // Empty passwords never authenticate (some directories treat them as anonymous binds).
+    if password.is_empty() {
+        return Ok(denied());
+    }
+    let Some(user) = s.repo.user_by_username(&username).await? else {
+        return Ok(denied());
+    };
+    let Some(hash) = s.repo.password_hash(&user.id).await? else {
+        return Ok(denied());
+    };
+    let ok = verify_password(password, hash).await;
+    if !ok || !user.can_authenticate() || user.password_expired {
+        return Ok(denied());
+    }
+    Ok(Json(json!({"authenticated": true, "method": "local"})).into_response())
+}

@@ -1,0 +1,59 @@
+//! The route table. Handlers live in one module per resource.
+
+pub(crate) mod ad;
+pub(crate) mod agent_api;
+pub(crate) mod groups;
+pub(crate) mod misc;
+pub(crate) mod users;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(misc::health))
+        .route("/api/openapi.json", get(misc::openapi))
+        .route("/api/settings", get(misc::get_settings).put(misc::put_settings))
+        .route("/api/v2/apikeys", get(misc::list_api_keys).post(misc::create_api_key))
+        .route("/api/v2/apikeys/{id}", axum::routing::delete(misc::delete_api_key))
+        .route("/api/v2/auth/verify", post(misc::verify))
+        // users (v1)
+        .route("/api/systemusers", get(users::list).post(users::create))
+        .route("/api/systemusers/{id}", get(users::get).put(users::update).patch(users::update).delete(users::delete))
+        .route("/api/search/systemusers", post(users::search))
+        .route("/api/systemusers/{id}/state/activate", post(users::activate))
+        .route("/api/systemusers/{id}/unlock", post(users::unlock))
+        .route("/api/systemusers/{id}/expire", post(users::expire))
+        .route("/api/v2/bulk/users", axum::routing::patch(users::bulk))
+        .route("/api/v2/bulk/users/{job}/results", get(users::bulk_results))
+        .route("/api/v2/users/{id}/memberof", get(groups::member_of))
+        // groups (v2)
+        .route("/api/v2/usergroups", get(groups::list).post(groups::create))
+        .route(
+            "/api/v2/usergroups/{id}",
+            get(groups::get).put(groups::update).patch(groups::update).delete(groups::delete),
+        )
+        .route("/api/v2/usergroups/{id}/members", get(groups::members).post(groups::change_members))
+        .route("/api/v2/usergroups/{id}/membership", get(groups::membership))
+        .route("/api/v2/usergroups/{id}/associations", get(groups::associations).post(groups::change_associations))
+        // Active Directory domains and agents (v2)
+        .route("/api/v2/activedirectories", get(ad::list).post(ad::create))
+        .route("/api/v2/activedirectories/{id}", get(ad::get).patch(ad::patch).delete(ad::delete))
+        .route("/api/v2/activedirectories/{id}/agents", get(ad::list_agents).post(ad::create_agent))
+        .route("/api/v2/activedirectories/{id}/agents/{agent}", get(ad::get_agent).delete(ad::delete_agent))
+        .route("/api/v2/activedirectories/{id}/agents/{agent}/pause", post(ad::pause_agent))
+        .route("/api/v2/activedirectories/{id}/agents/{agent}/resume", post(ad::resume_agent))
+        .route("/api/v2/activedirectories/{id}/associations", get(ad::associations).post(ad::change_associations))
+        .route("/api/v2/activedirectories/{id}/users", get(ad::users))
+        .route("/api/v2/activedirectories/{id}/usergroups", get(ad::usergroups))
+        .route("/api/v2/activedirectories/{id}/plan", get(ad::plan))
+        .route("/api/v2/activedirectories/{id}/plan/approve", post(ad::plan_decision))
+        .route("/api/v2/activedirectories/{id}/plan/reject", post(ad::plan_decision))
+        // the agent protocol
+        .route("/api/agent/v1/register", post(agent_api::register))
+        .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))
+        .fallback(misc::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,184 @@
+//! Active Directory domains, agents (pause, grace, delete), associations, and the agent
+//! protocol's registration and heartbeat.
+
+use serde_json::{json, Value};
+use tether_testkit::TestServer;
+
+async fn domain(s: &TestServer, body: Value) -> Value {
+    let r = s.call("POST", "/api/v2/activedirectories", Some(body)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn domains_use_cases_and_agent_types() {
+    let s = TestServer::start().await;
+    let d = domain(&s, json!({"domain": "DC=corp,DC=example,DC=com"})).await;
+    assert_eq!((d["useCase"].as_str(), d["delegationState"].as_str()), (Some("TWOWAYSYNC"), Some("DISABLED")));
+    let r = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "dc=CORP,dc=example,dc=com"}))).await;
+    assert_eq!(r.status, 409, "same domain, other case");
+    let r = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "corp.example.com"}))).await;
+    assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (400, Some("INVALID_FIELD")));
+    let id = d["id"].as_str().unwrap();
+
+    // (use case, agent type, allowed)
+    let rows = [
+        ("ADASAUTHORITY", "IMPORT", true),
+        ("ADASAUTHORITY", "SYNC", false),
+        ("TWOWAYSYNC", "IMPORT", true),
+        ("TWOWAYSYNC", "SYNC", true),
+        ("JCASAUTHORITY", "IMPORT", false),
+        ("JCASAUTHORITY", "SYNC", true),
+    ];
+    for (i, (uc, t, ok)) in rows.iter().enumerate() {
+        let d = domain(&s, json!({"domain": format!("DC=d{i},DC=test"), "useCase": uc})).await;
+        let r = s
+            .call(
+                "POST",
+                &format!("/api/v2/activedirectories/{}/agents", d["id"].as_str().unwrap()),
+                Some(json!({"agentType": t})),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), if *ok { 201 } else { 422 }, "{uc} {t}: {:?}", r.body);
+    }
+    // An older client sends no agentType: an import agent.
+    let r = s.call("POST", &format!("/api/v2/activedirectories/{id}/agents"), Some(json!({}))).await;
+    assert_eq!((r.body["agentType"].as_str(), r.body["state"].as_str()), (Some("IMPORT"), Some("unsealed")));
+    assert!(r.body["connectKey"].as_str().unwrap().len() > 32);
+    let r = s.call("GET", &format!("/api/v2/activedirectories/{id}/agents"), None).await;
+    assert!(r.body[0].get("connectKey").is_none(), "the connect key is shown once");
+
+    let r =
+        s.call("PATCH", &format!("/api/v2/activedirectories/{id}"), Some(json!({"useCase": "JCASAUTHORITY"}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["steps"]["agentsToRemove"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["steps"]["agentTypesToInstall"], json!(["SYNC"]));
+    let r = s
+        .call(
+            "PATCH",
+            &format!("/api/v2/activedirectories/{id}"),
+            Some(json!({"guards": {"deletes": {"count": 5, "percent": 10.0}}})),
+        )
+        .await;
+    assert_eq!(r.body["guards"]["deletes"], json!({"count": 5, "percent": 10.0}));
+    assert_eq!(r.body["guards"]["suspends"], json!({"count": 100}));
+    let r = s.call("GET", &format!("/api/v2/activedirectories/{id}/plan"), None).await;
+    assert_eq!(r.body, json!({"status": "none", "changes": []}));
+    let r = s.call("DELETE", &format!("/api/v2/activedirectories/{id}"), None).await;
+    assert_eq!(r.status, 409, "agents first");
+}
+
+#[tokio::test]
+async fn agent_pause_grace_delete_and_token_revocation() {
+    let s = TestServer::start().await;
+    let d = domain(&s, json!({"domain": "DC=corp,DC=test", "useCase": "TWOWAYSYNC"})).await;
+    let base = format!("/api/v2/activedirectories/{}", d["id"].as_str().unwrap());
+    let a = s.call("POST", &format!("{base}/agents"), Some(json!({"agentType": "SYNC"}))).await.body;
+    let agent = format!("{base}/agents/{}", a["id"].as_str().unwrap());
+    let key = a["connectKey"].as_str().unwrap().to_string();
+
+    // Registration: idempotent with the same token, refused with another.
+    let token = "t".repeat(40);
+    let reg =
+        |tok: String| {
+            s.call_as(None, "POST", "/api/agent/v1/register",
+        Some(json!({"connectKey": key, "token": tok, "hostname": "dc1", "version": "0.1.0", "installedOn": "dc"})))
+        };
+    let r = reg(token.clone()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["agentType"], "SYNC");
+    assert_eq!(reg(token.clone()).await.status, 200, "a retry with the same token succeeds");
+    assert_eq!(reg("u".repeat(40)).await.status, 401, "the key is spent for other tokens");
+    let r = s.call("GET", &agent, None).await;
+    assert_eq!(
+        (r.body["state"].as_str(), r.body["hostname"].as_str(), r.body["installedOn"].as_str()),
+        (Some("active"), Some("dc1"), Some("dc"))
+    );
+    assert_eq!(r.body["source_ip"], "127.0.0.1");
+
+    let beat = || async {
+        s.client
+            .post(format!("{}/api/agent/v1/heartbeat", s.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(beat().await, 200);
+    // Agent tokens are not admin keys.
+    assert_eq!(s.call_as(Some(&token), "GET", "/api/systemusers", None).await.status, 401);
+
+    let r = s.call("DELETE", &agent, None).await;
+    assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (409, Some("CONFLICT")));
+    assert!(r.body["message"].as_str().unwrap().contains("pause"));
+    let r = s.call("POST", &format!("{agent}/pause"), None).await;
+    assert_eq!(r.body["paused"], true);
+    assert!(r.body["deletableAt"].is_string());
+    assert_eq!(s.call("DELETE", &agent, None).await.status, 409, "inside the grace");
+    s.advance(time::Duration::seconds(450));
+    assert_eq!(s.call("DELETE", &agent, None).await.status, 409, "still inside the grace");
+    let r = s.call("POST", &format!("{agent}/resume"), None).await;
+    assert_eq!((r.body["paused"].as_bool(), r.body["deletableAt"].is_null()), (Some(false), true));
+    s.call("POST", &format!("{agent}/pause"), None).await;
+    s.advance(time::Duration::seconds(901));
+    assert_eq!(s.call("DELETE", &agent, None).await.status, 204);
+    assert_eq!(beat().await, 401, "the deleted agent's token is revoked");
+    assert_eq!(s.call("DELETE", &base, None).await.status, 204);
+}
+
+#[tokio::test]
+async fn associations_bind_users_and_groups() {
+    let s = TestServer::start().await;
+    let d = domain(&s, json!({"domain": "DC=assoc,DC=test"})).await;
+    let base = format!("/api/v2/activedirectories/{}", d["id"].as_str().unwrap());
+    let mk = |n: &'static str| {
+        s.call("POST", "/api/systemusers", Some(json!({"username": n, "email": format!("{n}@x.io")})))
+    };
+    let u1 = mk("direct").await.body["id"].as_str().unwrap().to_string();
+    let u2 = mk("viagroup").await.body["id"].as_str().unwrap().to_string();
+    let g =
+        s.call("POST", "/api/v2/usergroups", Some(json!({"name": "G"}))).await.body["id"].as_str().unwrap().to_string();
+    s.call("POST", &format!("/api/v2/usergroups/{g}/members"), Some(json!({"op": "add", "type": "user", "id": u2})))
+        .await;
+
+    let r = s
+        .call(
+            "POST",
+            &format!("{base}/associations?targets=user"),
+            Some(json!({"op": "add", "type": "user", "id": u1})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v2/usergroups/{g}/associations?targets=active_directory"),
+            Some(json!({"op": "add", "type": "active_directory", "id": d["id"]})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = s.call("GET", &format!("{base}/associations?targets=user"), None).await;
+    assert_eq!(r.body, json!([{"to": {"id": u1, "type": "user"}, "attributes": null}]));
+    let r = s.call("GET", &format!("{base}/associations?targets=user_group"), None).await;
+    assert_eq!(r.body[0]["to"]["id"], g.as_str());
+    let r = s.call("GET", &format!("/api/v2/usergroups/{g}/associations?targets=active_directory"), None).await;
+    assert_eq!(r.body[0]["to"]["type"], "active_directory");
+    let r = s.call("GET", &format!("{base}/users"), None).await;
+    let ids: Vec<&str> = r.body.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [u1.as_str(), u2.as_str()]);
+    assert_eq!(r.body[1]["paths"][0][0]["to"]["type"], "user_group");
+    let r = s.call("GET", &format!("{base}/usergroups"), None).await;
+    assert_eq!(r.total(), Some(1));
+    assert_eq!(s.call("GET", &format!("{base}/associations?targets=system"), None).await.status, 400);
+    let r = s
+        .call(
+            "POST",
+            &format!("{base}/associations?targets=user"),
+            Some(json!({"op": "remove", "type": "user", "id": u1})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(s.call("GET", &format!("{base}/associations?targets=user"), None).await.total(), Some(0));
+}

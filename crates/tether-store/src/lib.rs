@@ -1,0 +1,149 @@
+//! Storage behind a narrow trait.
+//!
+//! The trait stores JSON documents in collections, with up to two case-insensitive unique
+//! keys per document, plus hashed secrets, edges (memberships, associations) and settings.
+//! Everything the directory knows about users, groups, domains and agents is a document;
+//! their rules live in `tether-core`, so a backend (SQLite today, PostgreSQL next) only has
+//! to implement these few operations and the filter translation, never domain logic.
+//! [`Repo`] adds the typed layer the server uses.
+
+mod repo;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tether_core::query::ListQuery;
+
+pub use repo::Repo;
+
+/// Document collections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collection {
+    Users,
+    Groups,
+    Domains,
+    Agents,
+    ApiKeys,
+}
+
+impl Collection {
+    pub fn table(self) -> &'static str {
+        match self {
+            Collection::Users => "users",
+            Collection::Groups => "groups",
+            Collection::Domains => "domains",
+            Collection::Agents => "agents",
+            Collection::ApiKeys => "api_keys",
+        }
+    }
+
+    /// The client-facing names of the two unique keys, for conflict messages.
+    pub fn key_names(self) -> [&'static str; 2] {
+        match self {
+            Collection::Users => ["username", "email"],
+            Collection::Groups => ["name", "-"],
+            Collection::Domains => ["domain", "-"],
+            Collection::Agents | Collection::ApiKeys => ["-", "-"],
+        }
+    }
+}
+
+/// A document with its id and unique keys (stored lowercased).
+#[derive(Clone, Debug)]
+pub struct Doc {
+    pub id: String,
+    pub key1: Option<String>,
+    pub key2: Option<String>,
+    pub body: Value,
+}
+
+/// Kinds of hashed secrets, each owned by one document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secret {
+    /// A user's password hash (argon2id PHC string).
+    Password,
+    /// SHA-256 of an API key.
+    ApiKey,
+    /// SHA-256 of an agent's one-time connect key.
+    ConnectKey,
+    /// SHA-256 of an agent's token.
+    AgentToken,
+}
+
+impl Secret {
+    pub fn name(self) -> &'static str {
+        match self {
+            Secret::Password => "password",
+            Secret::ApiKey => "api_key",
+            Secret::ConnectKey => "connect_key",
+            Secret::AgentToken => "agent_token",
+        }
+    }
+}
+
+/// Kinds of edges between documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// group → user
+    Member,
+    /// domain → user (bound directly)
+    DomainUser,
+    /// domain → group
+    DomainGroup,
+}
+
+impl Edge {
+    pub fn name(self) -> &'static str {
+        match self {
+            Edge::Member => "member",
+            Edge::DomainUser => "domain_user",
+            Edge::DomainGroup => "domain_group",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique key is taken; `field` is its client-facing name.
+    #[error("a {collection} with this {field} already exists")]
+    Conflict { collection: &'static str, field: &'static str },
+    #[error("stored document is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot open the database: {0}")]
+    Open(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage operations. Implementations must be safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn insert(&self, c: Collection, doc: &Doc) -> Result<()>;
+    /// Replaces an existing document; `false` if it does not exist.
+    async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool>;
+    async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>>;
+    /// Finds a document by its first unique key (compared lowercased).
+    async fn get_by_key(&self, c: Collection, key1: &str) -> Result<Option<Value>>;
+    /// Deletes a document with its edges and secrets; `false` if it did not exist.
+    async fn delete(&self, c: Collection, id: &str) -> Result<bool>;
+    /// Filters, orders and windows a collection; returns the total before windowing.
+    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)>;
+
+    /// Sets (or with `None` removes) the secret of `purpose` owned by `owner`.
+    async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()>;
+    async fn secret(&self, owner: &str, purpose: Secret) -> Result<Option<String>>;
+    /// The owner of a secret, looked up by its hash (for keys and tokens).
+    async fn secret_owner(&self, purpose: Secret, hash: &str) -> Result<Option<String>>;
+
+    /// Adds an edge; `false` if it already existed.
+    async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
+    /// Removes an edge; `false` if it did not exist.
+    async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
+    async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
+    async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
+
+    async fn setting(&self, key: &str) -> Result<Option<Value>>;
+    async fn put_setting(&self, key: &str, value: &Value) -> Result<()>;
+}

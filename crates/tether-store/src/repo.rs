@@ -1,0 +1,158 @@
+//! The typed layer over a [`Store`]: users, groups, domains and agents in and out of
+//! their stored JSON documents, with their unique keys.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tether_core::ad::{AdDomain, Agent};
+use tether_core::group::Group;
+use tether_core::policy::OrgSettings;
+use tether_core::query::ListQuery;
+use tether_core::user::User;
+
+use crate::{Collection, Doc, Result, Secret, Store, StoreError};
+
+/// A document field that is stored but never part of the API object.
+const HAS_PASSWORD: &str = "_hasPassword";
+const ORG_SETTINGS: &str = "org";
+
+#[derive(Clone)]
+pub struct Repo {
+    store: Arc<dyn Store>,
+}
+
+fn decode<T: DeserializeOwned>(v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("model types serialize")
+}
+
+fn user_from(v: Value) -> Result<User> {
+    let has = v.get(HAS_PASSWORD).and_then(Value::as_bool).unwrap_or(false);
+    let mut u: User = decode(v)?;
+    u.has_password = has;
+    Ok(u)
+}
+
+fn user_doc(u: &User) -> Doc {
+    let mut body = encode(u);
+    body[HAS_PASSWORD] = Value::Bool(u.has_password);
+    Doc { id: u.id.clone(), key1: Some(u.username.clone()), key2: Some(u.email.clone()), body }
+}
+
+impl Repo {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Repo { store }
+    }
+
+    /// The untyped store, for secrets, edges and collections without a typed helper.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub async fn settings(&self) -> Result<OrgSettings> {
+        match self.store.setting(ORG_SETTINGS).await? {
+            Some(v) => decode(v),
+            None => Ok(OrgSettings::default()),
+        }
+    }
+
+    pub async fn put_settings(&self, s: &OrgSettings) -> Result<()> {
+        self.store.put_setting(ORG_SETTINGS, &encode(s)).await
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>> {
+        self.store.get(Collection::Users, id).await?.map(user_from).transpose()
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.store.get_by_key(Collection::Users, username).await?.map(user_from).transpose()
+    }
+
+    /// Inserts a user; with `password_hash` its password is stored too.
+    pub async fn insert_user(&self, u: &User, password_hash: Option<&str>) -> Result<()> {
+        if let Some(h) = password_hash {
+            self.store.put_secret(&u.id, Secret::Password, Some(h)).await?;
+        }
+        let r = self.store.insert(Collection::Users, &user_doc(u)).await;
+        if r.is_err() && password_hash.is_some() {
+            self.store.put_secret(&u.id, Secret::Password, None).await?;
+        }
+        r
+    }
+
+    /// Saves a changed user; with `password_hash` its password is replaced.
+    pub async fn save_user(&self, u: &User, password_hash: Option<&str>) -> Result<bool> {
+        if let Some(h) = password_hash {
+            self.store.put_secret(&u.id, Secret::Password, Some(h)).await?;
+        }
+        self.store.replace(Collection::Users, &user_doc(u)).await
+    }
+
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
+        self.store.secret(user_id, Secret::Password).await
+    }
+
+    pub async fn list_users(&self, q: &ListQuery) -> Result<(u64, Vec<User>)> {
+        let (n, docs) = self.store.list(Collection::Users, q).await?;
+        Ok((n, docs.into_iter().map(user_from).collect::<Result<_>>()?))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, c: Collection, id: &str) -> Result<Option<T>> {
+        self.store.get(c, id).await?.map(decode).transpose()
+    }
+
+    pub async fn list<T: DeserializeOwned>(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<T>)> {
+        let (n, docs) = self.store.list(c, q).await?;
+        Ok((n, docs.into_iter().map(decode).collect::<Result<_>>()?))
+    }
+
+    pub async fn insert_group(&self, g: &Group) -> Result<()> {
+        self.store.insert(Collection::Groups, &group_doc(g)).await
+    }
+
+    pub async fn save_group(&self, g: &Group) -> Result<bool> {
+        self.store.replace(Collection::Groups, &group_doc(g)).await
+    }
+
+    pub async fn insert_domain(&self, d: &AdDomain) -> Result<()> {
+        self.store.insert(Collection::Domains, &domain_doc(d)).await
+    }
+
+    pub async fn save_domain(&self, d: &AdDomain) -> Result<bool> {
+        self.store.replace(Collection::Domains, &domain_doc(d)).await
+    }
+
+    pub async fn insert_agent(&self, a: &Agent) -> Result<()> {
+        self.store.insert(Collection::Agents, &Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a) }).await
+    }
+
+    pub async fn save_agent(&self, a: &Agent) -> Result<bool> {
+        self.store.replace(Collection::Agents, &Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a) }).await
+    }
+
+    /// The agents of a domain, oldest first.
+    pub async fn agents_of(&self, domain_id: &str) -> Result<Vec<Agent>> {
+        use tether_core::query::{Filter, Op, Scalar};
+        // `domainId` is internal to agents and not in a public catalogue; the filter is built here.
+        let q = ListQuery {
+            filter: Some(Filter::Cmp { field: "domainId", op: Op::Eq, value: Scalar::Text(domain_id.into()) }),
+            sort: None,
+            limit: 10_000,
+            skip: 0,
+        };
+        Ok(self.list(Collection::Agents, &q).await?.1)
+    }
+}
+
+fn group_doc(g: &Group) -> Doc {
+    Doc { id: g.id.clone(), key1: Some(g.name.clone()), key2: None, body: encode(g) }
+}
+
+fn domain_doc(d: &AdDomain) -> Doc {
+    Doc { id: d.id.clone(), key1: Some(d.domain.clone()), key2: None, body: encode(d) }
+}

@@ -1,0 +1,267 @@
+//! The embedded SQLite backend: one file in the data directory, WAL mode, a single writer
+//! connection (SQLite serialises writers anyway; one connection avoids busy errors) and a
+//! small pool of readers.
+
+mod filter;
+mod schema;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, Row};
+use tether_core::query::ListQuery;
+
+use crate::{Collection, Doc, Edge, Result, Secret, Store, StoreError};
+use filter::{column, to_sql, Bind};
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/tether.db` and applies pending migrations.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("tether.db");
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| StoreError::Open(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true)
+            .with_regexp();
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
+    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        tx.execute(*step).await?;
+        tx.execute(format!("PRAGMA user_version = {}", i + 1).as_str()).await?;
+        tx.commit().await?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+fn lower(k: &Option<String>) -> Option<String> {
+    k.as_ref().map(|s| s.to_lowercase())
+}
+
+fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let [k1, k2] = c.key_names();
+            let field = if db.message().ends_with(".key2") { k2 } else { k1 };
+            return StoreError::Conflict { collection: singular(c), field };
+        }
+    }
+    StoreError::Db(e)
+}
+
+fn singular(c: Collection) -> &'static str {
+    match c {
+        Collection::Users => "user",
+        Collection::Groups => "group",
+        Collection::Domains => "domain",
+        Collection::Agents => "agent",
+        Collection::ApiKeys => "api key",
+    }
+}
+
+fn parse(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
+        let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
+        sqlx::query(&sql)
+            .bind(&doc.id)
+            .bind(lower(&doc.key1))
+            .bind(lower(&doc.key2))
+            .bind(doc.body.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| conflict(c, e))?;
+        Ok(())
+    }
+
+    async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
+        let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
+        let r = sqlx::query(&sql)
+            .bind(lower(&doc.key1))
+            .bind(lower(&doc.key2))
+            .bind(doc.body.to_string())
+            .bind(&doc.id)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| conflict(c, e))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>> {
+        let sql = format!("SELECT doc FROM {} WHERE id = ?", c.table());
+        let row: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.reader).await?;
+        row.as_deref().map(parse).transpose()
+    }
+
+    async fn get_by_key(&self, c: Collection, key1: &str) -> Result<Option<Value>> {
+        let sql = format!("SELECT doc FROM {} WHERE key1 = ?", c.table());
+        let row: Option<String> =
+            sqlx::query_scalar(&sql).bind(key1.to_lowercase()).fetch_optional(&self.reader).await?;
+        row.as_deref().map(parse).transpose()
+    }
+
+    async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", c.table())).bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM edges WHERE src = ? OR dst = ?").bind(id).bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM secrets WHERE owner = ?").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)> {
+        let mut cond = String::new();
+        let mut binds = Vec::new();
+        if let Some(f) = &q.filter {
+            cond.push_str(" WHERE ");
+            to_sql(f, &mut cond, &mut binds);
+        }
+        let count_sql = format!("SELECT count(*) FROM {}{cond}", c.table());
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(&self.reader).await?.get(0);
+        let order = match q.sort {
+            Some((f, desc)) => format!("{} COLLATE NOCASE {}, seq", column(f), if desc { "DESC" } else { "ASC" }),
+            None => "seq".to_string(),
+        };
+        let sql = format!("SELECT doc FROM {}{cond} ORDER BY {order} LIMIT ? OFFSET ?", c.table());
+        let rows = bind_all(sqlx::query(&sql), &binds)
+            .bind(q.limit as i64)
+            .bind(q.skip as i64)
+            .fetch_all(&self.reader)
+            .await?;
+        let docs = rows.iter().map(|r| parse(r.get::<&str, _>(0))).collect::<Result<_>>()?;
+        Ok((total as u64, docs))
+    }
+
+    async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
+        match hash {
+            Some(h) => {
+                sqlx::query(
+                    "INSERT INTO secrets (owner, purpose, hash) VALUES (?, ?, ?) \
+                     ON CONFLICT (owner, purpose) DO UPDATE SET hash = excluded.hash",
+                )
+                .bind(owner)
+                .bind(purpose.name())
+                .bind(h)
+                .execute(&self.writer)
+                .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM secrets WHERE owner = ? AND purpose = ?")
+                    .bind(owner)
+                    .bind(purpose.name())
+                    .execute(&self.writer)
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    async fn secret(&self, owner: &str, purpose: Secret) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT hash FROM secrets WHERE owner = ? AND purpose = ?")
+            .bind(owner)
+            .bind(purpose.name())
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn secret_owner(&self, purpose: Secret, hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT owner FROM secrets WHERE purpose = ? AND hash = ?")
+            .bind(purpose.name())
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
+        let r = sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
+            .bind(e.name())
+            .bind(from)
+            .bind(to)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
+            .bind(e.name())
+            .bind(from)
+            .bind(to)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT dst FROM edges WHERE kind = ? AND src = ? ORDER BY seq")
+            .bind(e.name())
+            .bind(from)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT src FROM edges WHERE kind = ? AND dst = ? ORDER BY seq")
+            .bind(e.name())
+            .bind(to)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<Value>> {
+        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        v.as_deref().map(parse).transpose()
+    }
+
+    async fn put_setting(&self, key: &str, value: &Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! Schema migrations, applied in order at open and recorded in `PRAGMA user_version`.
+//! Append new steps; never edit a released one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: documents, secrets, edges, settings.
+    r#"
+    CREATE TABLE users (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                        key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE TABLE groups (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                         key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE TABLE domains (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                          key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE TABLE agents (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                         key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE TABLE api_keys (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                           key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE TABLE secrets (owner TEXT NOT NULL, purpose TEXT NOT NULL, hash TEXT NOT NULL,
+                          PRIMARY KEY (owner, purpose));
+    CREATE INDEX secrets_by_hash ON secrets (purpose, hash);
+    CREATE TABLE edges (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                        src TEXT NOT NULL, dst TEXT NOT NULL, UNIQUE (kind, src, dst));
+    CREATE INDEX edges_by_dst ON edges (kind, dst);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
+];

@@ -1,0 +1,136 @@
+//! Fixtures for integration tests: an in-process `tetherd` on port 0 with a temporary
+//! database ([`TestServer`]), and one Samba AD DC shared by the whole test run ([`dc`]).
+//!
+//! The DC is provisioned by the project's own `scripts/ad-sandbox.sh`, never mocked. nextest
+//! runs every test in its own process, so "one DC per run" is arranged on disk: the first
+//! test to need it provisions and starts it under a file lock, later ones find it running.
+//! `scripts/test.sh` provisions a fresh one before the run and stops it afterwards.
+
+mod server;
+
+pub use server::TestServer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Connection facts of the shared test DC (the variables `ad-sandbox.sh env` prints).
+#[derive(Clone, Debug)]
+pub struct Dc {
+    pub dir: PathBuf,
+    pub url: String,
+    pub host: String,
+    pub realm: String,
+    pub base_dn: String,
+    pub admin_dn: String,
+    pub admin_password: String,
+    pub ca_file: String,
+    pub import_dn: String,
+    pub import_password: String,
+    pub group_dn: String,
+    pub seed_prefix: String,
+    pub seed_password: String,
+}
+
+impl Dc {
+    /// `CN=Users,<base>`.
+    pub fn users_container(&self) -> String {
+        format!("CN=Users,{}", self.base_dn)
+    }
+}
+
+/// The workspace root (where `scripts/` lives).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The loopback address of the test DC (the development sandbox uses 127.0.0.2).
+const TEST_DC_IP: &str = "127.0.0.9";
+
+fn sandbox(args: &[&str], dir: &Path) -> String {
+    let script = workspace_root().join("scripts/ad-sandbox.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "ad-sandbox.sh {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Parses `export K='v'` lines.
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+            (k.to_string(), v.replace("'\\''", "'"))
+        })
+        .collect()
+}
+
+/// The shared Samba DC of this test run, started (and seeded with 20 users) if needed.
+/// Its directory is `$TETHER_TEST_AD_DIR`, or `target/test-ad` in the workspace.
+pub fn dc() -> &'static Dc {
+    static DC: OnceLock<Dc> = OnceLock::new();
+    DC.get_or_init(|| {
+        let dir = std::env::var_os("TETHER_TEST_AD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target/test-ad"));
+        std::fs::create_dir_all(dir.parent().expect("dir has a parent")).expect("create parent dir");
+        let lock_path = dir.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path).expect("create lock file");
+        lock.lock().expect("lock the test DC");
+        sandbox(&["up", "--ip", TEST_DC_IP], &dir);
+        sandbox(&["seed", "--users", "20"], &dir);
+        let env = parse_env(&sandbox(&["env"], &dir));
+        lock.unlock().expect("unlock");
+        let get = |k: &str| env.get(k).cloned().unwrap_or_else(|| panic!("ad-sandbox.sh env has no {k}"));
+        Dc {
+            dir,
+            url: get("TETHER_AD_URL"),
+            host: get("TETHER_AD_HOST"),
+            realm: get("TETHER_AD_REALM"),
+            base_dn: get("TETHER_AD_BASE_DN"),
+            admin_dn: get("TETHER_AD_ADMIN_DN"),
+            admin_password: get("TETHER_AD_ADMIN_PASSWORD"),
+            ca_file: get("TETHER_AD_CA_FILE"),
+            import_dn: get("TETHER_AD_IMPORT_DN"),
+            import_password: get("TETHER_AD_IMPORT_PASSWORD"),
+            group_dn: get("TETHER_AD_GROUP_DN"),
+            seed_prefix: get("TETHER_AD_SEED_PREFIX"),
+            seed_password: get("TETHER_AD_SEED_PASSWORD"),
+        }
+    })
+}
+
+/// A name unique to this test process, for isolating tests that share the DC or a server.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}{:x}{n}", (nanos ^ std::process::id()) & 0xfffff)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_exports() {
+        let env = super::parse_env("export A='x y'\nexport B='it'\\''s'\nnoise\n");
+        assert_eq!(env["A"], "x y");
+        assert_eq!(env["B"], "it's");
+    }
+}

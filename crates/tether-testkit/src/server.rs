@@ -1,0 +1,123 @@
+//! An in-process `tetherd` on 127.0.0.1:0 with its own temporary database.
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tether_server::{AppState, ServerConfig};
+use tether_store::sqlite::SqliteStore;
+use tether_store::Repo;
+use time::OffsetDateTime;
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// An administrator API key.
+    pub api_key: String,
+    pub client: reqwest::Client,
+    /// The data directory (kept until the server is dropped).
+    pub dir: tempfile::TempDir,
+    clock: Arc<Mutex<OffsetDateTime>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A response, read whole: status, headers and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `x-total-count` header of a v2 list.
+    pub fn total(&self) -> Option<u64> {
+        self.headers.get("x-total-count")?.to_str().ok()?.parse().ok()
+    }
+}
+
+impl TestServer {
+    /// Starts a server whose clock is the real time until [`TestServer::advance`] moves it.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).await.expect("open store");
+        let clock = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
+        let offset = clock.clone();
+        let base = OffsetDateTime::now_utc();
+        let config = ServerConfig {
+            // The test clock runs with real time, shifted by however far tests advanced it.
+            clock: Arc::new(move || OffsetDateTime::now_utc() + (*offset.lock().expect("clock") - base)),
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(Repo::new(Arc::new(store)), config);
+        let api_key = "test-admin-key-0123456789".to_string();
+        tether_server::bootstrap_api_key(&state, &api_key).await.expect("bootstrap key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tether_server::run(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer { url, api_key, client: reqwest::Client::new(), dir, clock, shutdown: Some(tx) }
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, by: time::Duration) {
+        *self.clock.lock().expect("clock") += by;
+    }
+
+    /// Sends a request with the admin key.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call_as(Some(&self.api_key.clone()), method, path, body).await
+    }
+
+    /// Sends a request with `key` as `x-api-key` (or none).
+    pub async fn call_as(&self, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(m, format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        Self::read(resp).await
+    }
+
+    /// Sends a raw body (for malformed-JSON tests).
+    pub async fn call_raw(&self, method: &str, path: &str, body: &str) -> Reply {
+        let m = Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = self
+            .client
+            .request(m, format!("{}{path}", self.url))
+            .header("x-api-key", &self.api_key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        Self::read(resp).await
+    }
+
+    async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `tetherd`: the directory server. Parses flags, opens storage, serves.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tether_server::{AppState, ServerConfig};
+use tether_store::sqlite::SqliteStore;
+use tether_store::Repo;
+
+#[derive(Parser)]
+#[command(name = "tetherd", version, about = "The Tether directory server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the REST API and the agent API.
+    Serve(Serve),
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "TETHER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "TETHER_DATA_DIR", default_value = "./tether-data")]
+    data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL instead of the embedded store.
+    #[arg(long, env = "TETHER_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Creates, once, an administrator API key with this value if none exists yet.
+    #[arg(long, env = "TETHER_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    bootstrap_api_key: Option<String>,
+    /// Seconds a paused agent waits before it may be deleted.
+    #[arg(long, env = "TETHER_AGENT_DELETE_GRACE", default_value_t = 900)]
+    agent_delete_grace: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    serve(args).await
+}
+
+async fn serve(args: Serve) -> anyhow::Result<()> {
+    let store = match args.database_url.as_deref() {
+        None | Some("") => SqliteStore::open(&args.data_dir)
+            .await
+            .with_context(|| format!("--data-dir {}", args.data_dir.display()))?,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            bail!("--database-url: the PostgreSQL backend is not available in this build yet; omit it to use the embedded store")
+        }
+        Some(_) => bail!("--database-url: expected a postgres:// URL"),
+    };
+    let config = ServerConfig {
+        agent_delete_grace: time::Duration::seconds(
+            i64::try_from(args.agent_delete_grace).context("--agent-delete-grace: too large")?,
+        ),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(Repo::new(Arc::new(store)), config);
+    if let Some(key) = args.bootstrap_api_key.as_deref().filter(|k| !k.is_empty()) {
+        if key.len() < 16 {
+            bail!("--bootstrap-api-key: at least 16 characters");
+        }
+        let created = tether_server::bootstrap_api_key(&state, key)
+            .await
+            .map_err(|e| anyhow::anyhow!("--bootstrap-api-key: {}", e.message))?;
+        if created {
+            tracing::info!("created the bootstrap administrator API key");
+        }
+    }
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "tetherd serving");
+    tether_server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("tetherd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,66 @@
+//! The real `tetherd serve` binary: the `listening on` line, /health, the bootstrap key
+//! (created once, stored hashed), and configuration errors that name the flag.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, key: &str) -> (Daemon, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("TETHER_BOOTSTRAP_API_KEY", key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url =
+        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first stdout line: {line:?}")).to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
+    (Daemon(child), url)
+}
+
+#[tokio::test]
+async fn serve_prints_address_and_bootstraps_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "bootstrap-key-0123456789";
+    let (d, url) = start(dir.path(), key);
+    let c = reqwest::Client::new();
+    let r = c.get(format!("{url}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"status": "ok"}));
+    let r = c.get(format!("{url}/api/systemusers")).header("x-api-key", key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(d);
+    // The key is stored hashed, never in clear.
+    let db = std::fs::read(dir.path().join("tether.db")).unwrap();
+    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+    // A restart with another bootstrap key does not add it: an administrator exists.
+    let (_d, url) = start(dir.path(), "another-key-0123456789");
+    let r = c.get(format!("{url}/api/systemusers")).header("x-api-key", "another-key-0123456789").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.get(format!("{url}/api/systemusers")).header("x-api-key", key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve", "--listen", "not-an-address"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve", "--agent-delete-grace", "soon"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-delete-grace"));
+}
