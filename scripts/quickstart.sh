@@ -66,7 +66,7 @@ up() {
 
   if ! alive "$QS/tetherd.pid"; then
     TETHER_BOOTSTRAP_API_KEY=$API_KEY setsid "$BIN/tetherd" serve --listen "$LISTEN" --data-dir "$QS/data" \
-      >"$QS/tetherd.out" 2>"$QS/tetherd.log" &
+      </dev/null >"$QS/tetherd.out" 2>"$QS/tetherd.log" &
     echo $! >"$QS/tetherd.pid"
   fi
   for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
@@ -112,11 +112,11 @@ JSON
     chmod 600 "$QS/syncagent.config.json"
   fi
   if ! alive "$QS/import-agent.pid"; then
-    setsid "$BIN/tether-agent" import --config "$QS/importagent.config.json" 2>"$QS/import-agent.log" &
+    setsid "$BIN/tether-agent" import --config "$QS/importagent.config.json" </dev/null >/dev/null 2>"$QS/import-agent.log" &
     echo $! >"$QS/import-agent.pid"
   fi
   if ! alive "$QS/sync-agent.pid"; then
-    setsid "$BIN/tether-agent" sync --config "$QS/syncagent.config.json" 2>"$QS/sync-agent.log" &
+    setsid "$BIN/tether-agent" sync --config "$QS/syncagent.config.json" </dev/null >/dev/null 2>"$QS/sync-agent.log" &
     echo $! >"$QS/sync-agent.pid"
   fi
 

@@ -235,6 +235,16 @@ fn check_common(
     Ok(())
 }
 
+fn target(url: &str, dn: &str, pw: &Secret, ca: &Option<String>, insecure: bool) -> tether_ad::LdapTarget {
+    tether_ad::LdapTarget {
+        url: url.to_string(),
+        bind_dn: dn.to_string(),
+        bind_password: pw.0.clone(),
+        ca_file: ca.clone(),
+        insecure_skip_verify: insecure,
+    }
+}
+
 fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })
@@ -268,6 +278,11 @@ impl ImportConfig {
     pub fn state_dir(&self) -> PathBuf {
         self.server.state_dir.clone().unwrap_or_else(|| PathBuf::from("./import-state"))
     }
+
+    pub fn ldap_target(&self) -> tether_ad::LdapTarget {
+        let l = &self.ldap;
+        target(&l.url, &l.bind_dn, &l.bind_password, &l.ca_file, l.insecure_skip_verify)
+    }
 }
 
 impl SyncConfig {
@@ -290,5 +305,10 @@ impl SyncConfig {
 
     pub fn state_dir(&self) -> PathBuf {
         self.server.state_dir.clone().unwrap_or_else(|| PathBuf::from("./sync-state"))
+    }
+
+    pub fn ldap_target(&self) -> tether_ad::LdapTarget {
+        let l = &self.ldap;
+        target(&l.url, &l.bind_dn, &l.bind_password, &l.ca_file, l.insecure_skip_verify)
     }
 }

@@ -75,13 +75,7 @@ fn interval(secs: f64) -> Duration {
 }
 
 pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    let target = LdapTarget {
-        url: cfg.ldap.url.clone(),
-        bind_dn: cfg.ldap.bind_dn.clone(),
-        bind_password: cfg.ldap.bind_password.0.clone(),
-        ca_file: cfg.ldap.ca_file.clone(),
-        insecure_skip_verify: cfg.ldap.insecure_skip_verify,
-    };
+    let target = cfg.ldap_target();
     let _ldap = connect_ad(&target).await?;
     let installed_on = match cfg.installed_on {
         InstalledOn::Dc => "dc",
@@ -93,13 +87,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
 }
 
 pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    let target = LdapTarget {
-        url: cfg.ldap.url.clone(),
-        bind_dn: cfg.ldap.bind_dn.clone(),
-        bind_password: cfg.ldap.bind_password.0.clone(),
-        ca_file: cfg.ldap.ca_file.clone(),
-        insecure_skip_verify: cfg.ldap.insecure_skip_verify,
-    };
+    let target = cfg.ldap_target();
     let _ldap = connect_ad(&target).await?;
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
     tracing::info!(agent = %session.agent_id, "sync agent running");

@@ -64,12 +64,12 @@ impl AppState {
     }
 }
 
-/// Creates, once, an administrator key with the given value if no key exists yet.
-/// Returns whether it created one.
+/// Creates, once, an administrator key with the given value if no administrator key exists
+/// yet. Returns whether it created one.
 pub async fn bootstrap_api_key(state: &AppState, key: &str) -> Result<bool, error::ApiError> {
-    let q = tether_core::query::ListQuery { limit: 1, ..Default::default() };
-    let (n, _) = state.repo.store().list(tether_store::Collection::ApiKeys, &q).await?;
-    if n > 0 {
+    let q = tether_core::query::ListQuery { limit: usize::MAX >> 1, ..Default::default() };
+    let (_, keys): (u64, Vec<auth::ApiKey>) = state.repo.list(tether_store::Collection::ApiKeys, &q).await?;
+    if keys.iter().any(|k| k.role == auth::Role::Admin) {
         return Ok(false);
     }
     auth::create_api_key(state, "bootstrap", auth::Role::Admin, Some(key)).await?;

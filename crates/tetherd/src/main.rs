@@ -46,6 +46,7 @@ struct Serve {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let Command::Serve(args) = Cli::parse().command;
@@ -53,6 +54,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Serve) -> anyhow::Result<()> {
+    // Bind first: a bad address fails before anything is written to disk.
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let store = match args.database_url.as_deref() {
         None | Some("") => SqliteStore::open(&args.data_dir)
             .await
@@ -80,8 +84,6 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             tracing::info!("created the bootstrap administrator API key");
         }
     }
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let addr = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();

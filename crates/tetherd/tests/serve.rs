@@ -55,6 +55,7 @@ async fn serve_prints_address_and_bootstraps_key_once() {
 
 #[test]
 fn bad_flags_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
     let out =
         Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve", "--listen", "not-an-address"]).output().unwrap();
     assert!(!out.status.success());
@@ -63,4 +64,5 @@ fn bad_flags_name_the_flag() {
         Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve", "--agent-delete-grace", "soon"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--agent-delete-grace"));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written on bad flags");
 }
