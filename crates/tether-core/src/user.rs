@@ -143,6 +143,10 @@ pub struct User {
     /// Whether a password is stored in Tether (derived from storage; not serialized).
     #[serde(skip)]
     pub has_password: bool,
+    /// The objectGUID of the AD user this user is linked to: the stable anchor that keeps
+    /// renames and moves in AD on the same Tether user (stored, not part of the API).
+    #[serde(skip)]
+    pub ad_guid: Option<String>,
 }
 
 /// The fields Active Directory owns once a user is externally managed (without the

@@ -99,3 +99,6 @@ impl GroupMembershipSyncType {
         }
     }
 }
+
+pub mod import;
+pub mod scope;
