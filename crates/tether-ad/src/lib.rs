@@ -7,9 +7,13 @@
 
 mod connect;
 mod error;
+pub mod read;
 mod users;
 
 pub use connect::{connect, LdapTarget};
 pub use error::{AdError, BindFailure};
+pub use ldap3;
 pub use ldap3::Ldap;
-pub use users::{create_user, find_user, set_password, unicode_pwd, AdUser, NewUser};
+pub use users::{
+    create_group, create_user, find_user, replace_attrs, set_member, set_password, unicode_pwd, AdUser, NewUser,
+};

@@ -100,6 +100,32 @@ pub async fn find_user(ldap: &mut Ldap, base: &str, sam: &str) -> Result<Option<
     }))
 }
 
+/// Creates a global security group `CN=<name>` in `container`; returns its DN.
+pub async fn create_group(ldap: &mut Ldap, container: &str, name: &str) -> Result<String, AdError> {
+    let dn = format!("CN={},{}", dn_escape(name), container);
+    let attrs: Vec<(&str, HashSet<&str>)> = vec![
+        ("objectClass", HashSet::from(["top", "group"])),
+        ("sAMAccountName", HashSet::from([name])),
+        // Global security group.
+        ("groupType", HashSet::from(["-2147483646"])),
+    ];
+    check(&dn, ldap.add(&dn, attrs).await?)?;
+    Ok(dn)
+}
+
+/// Adds (`add`) or removes a member DN of a group.
+pub async fn set_member(ldap: &mut Ldap, group_dn: &str, member_dn: &str, add: bool) -> Result<(), AdError> {
+    let vals = HashSet::from([member_dn]);
+    let m = if add { Mod::Add("member", vals) } else { Mod::Delete("member", vals) };
+    check(group_dn, ldap.modify(group_dn, vec![m]).await?)
+}
+
+/// Replaces single-valued attributes of an entry.
+pub async fn replace_attrs(ldap: &mut Ldap, dn: &str, attrs: &[(&str, &str)]) -> Result<(), AdError> {
+    let mods = attrs.iter().map(|(k, v)| Mod::Replace(*k, HashSet::from([*v]))).collect();
+    check(dn, ldap.modify(dn, mods).await?)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -40,7 +40,12 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
     }
 }
 
-async fn main_loop(session: Session, interval: Duration, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+async fn main_loop(
+    session: Session,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+    mut work: Option<ImportWork>,
+) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     let mut was_paused = false;
     let mut failures = 0u32;
@@ -62,10 +67,51 @@ async fn main_loop(session: Session, interval: Duration, shutdown: impl Future<O
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }
+        if let (0, false, Some(w)) = (failures, was_paused, work.as_mut()) {
+            match w.run(&session).await {
+                Err(AgentError::Revoked) => {
+                    tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
+                    return Err(AgentError::Revoked);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "cycle failed; nothing was applied from it");
+                }
+                Ok(()) => {}
+            }
+        }
         let wait = if failures > 0 { backoff(failures).max(interval) } else { interval };
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The import agent's work per cycle, with its AD connection (reopened after a failure).
+struct ImportWork {
+    cfg: ImportConfig,
+    target: LdapTarget,
+    ldap: Option<tether_ad::Ldap>,
+}
+
+impl ImportWork {
+    async fn run(&mut self, session: &Session) -> Result<(), AgentError> {
+        let conn = match self.ldap.as_mut() {
+            Some(c) => c,
+            None => self.ldap.insert(connect_ad(&self.target).await?),
+        };
+        match crate::import::cycle(&self.cfg, conn, session, false).await {
+            Ok(stats) => {
+                if let Some(o) = stats.outcome {
+                    tracing::info!(entries_read = stats.entries_read, outcome = %o, "import cycle applied");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.ldap = None; // reconnect on the next cycle
+                Err(e)
+            }
         }
     }
 }
@@ -76,14 +122,15 @@ fn interval(secs: f64) -> Duration {
 
 pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let target = cfg.ldap_target();
-    let _ldap = connect_ad(&target).await?;
+    let ldap = Some(connect_ad(&target).await?);
     let installed_on = match cfg.installed_on {
         InstalledOn::Dc => "dc",
         InstalledOn::MemberServer => "member_server",
     };
     let session = Session::establish(&cfg.server, &cfg.state_dir(), installed_on).await?;
     tracing::info!(agent = %session.agent_id, "import agent running");
-    main_loop(session, interval(cfg.main_loop.poll_interval_seconds), shutdown).await
+    let every = interval(cfg.main_loop.poll_interval_seconds);
+    main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap })).await
 }
 
 pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
@@ -91,5 +138,5 @@ pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Re
     let _ldap = connect_ad(&target).await?;
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
     tracing::info!(agent = %session.agent_id, "sync agent running");
-    main_loop(session, interval(cfg.poll_interval_seconds), shutdown).await
+    main_loop(session, interval(cfg.poll_interval_seconds), shutdown, None).await
 }

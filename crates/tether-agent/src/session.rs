@@ -148,6 +148,15 @@ impl Session {
         })
     }
 
+    /// Sends one import cycle's report; answers what the server applied.
+    pub async fn report_import(&self, report: &Value) -> Result<Value, AgentError> {
+        let url = format!("{}/api/agent/v1/import", self.url);
+        match post(&self.client, &url, Some(&self.token), report.clone()).await {
+            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
+            other => other,
+        }
+    }
+
     /// Tells the server the agent is alive; learns whether it is paused.
     pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);

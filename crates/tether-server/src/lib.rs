@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+mod import;
 mod openapi;
 mod routes;
 

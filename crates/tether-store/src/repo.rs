@@ -16,6 +16,10 @@ use crate::{Collection, Doc, Result, Secret, Store, StoreError};
 
 /// A document field that is stored but never part of the API object.
 const HAS_PASSWORD: &str = "_hasPassword";
+/// The objectGUID an imported user or mirrored group is linked to (stored, not in the API).
+pub const AD_GUID: &str = "_adGuid";
+/// The AD domain a linked user belongs to.
+pub const AD_DOMAIN: &str = "_adDomain";
 const ORG_SETTINGS: &str = "org";
 
 #[derive(Clone)]
@@ -33,14 +37,21 @@ fn encode<T: Serialize>(v: &T) -> Value {
 
 fn user_from(v: Value) -> Result<User> {
     let has = v.get(HAS_PASSWORD).and_then(Value::as_bool).unwrap_or(false);
+    let guid = v.get(AD_GUID).and_then(Value::as_str).map(str::to_string);
     let mut u: User = decode(v)?;
     u.has_password = has;
+    u.ad_guid = guid;
     Ok(u)
 }
 
 fn user_doc(u: &User) -> Doc {
     let mut body = encode(u);
     body[HAS_PASSWORD] = Value::Bool(u.has_password);
+    if let Some(g) = &u.ad_guid {
+        body[AD_GUID] = Value::String(g.clone());
+        let domain = u.restricted_fields.iter().find(|r| r.kind == "active_directory").map(|r| r.id.clone());
+        body[AD_DOMAIN] = domain.map(Value::String).unwrap_or(Value::Null);
+    }
     Doc { id: u.id.clone(), key1: Some(u.username.clone()), key2: Some(u.email.clone()), body }
 }
 
@@ -135,22 +146,56 @@ impl Repo {
         self.store.replace(Collection::Agents, &Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a) }).await
     }
 
+    /// The user linked to an AD objectGUID.
+    pub async fn user_by_ad_guid(&self, guid: &str) -> Result<Option<User>> {
+        Ok(self.list_users(&eq(AD_GUID, guid, 1)).await?.1.pop())
+    }
+
+    /// Every user linked to the AD domain `domain_id`.
+    pub async fn users_of_domain(&self, domain_id: &str) -> Result<Vec<User>> {
+        Ok(self.list_users(&eq(AD_DOMAIN, domain_id, usize::MAX >> 1)).await?.1)
+    }
+
+    /// The group mirrored from an AD group.
+    pub async fn group_by_ad_guid(&self, guid: &str) -> Result<Option<Group>> {
+        Ok(self.list::<Group>(Collection::Groups, &eq(AD_GUID, guid, 1)).await?.1.pop())
+    }
+
+    /// Every group mirrored from the AD domain `domain_id`.
+    pub async fn groups_of_domain(&self, domain_id: &str) -> Result<Vec<Group>> {
+        Ok(self.list::<Group>(Collection::Groups, &eq(AD_DOMAIN, domain_id, usize::MAX >> 1)).await?.1)
+    }
+
+    pub async fn remove_password(&self, user_id: &str) -> Result<()> {
+        self.store.put_secret(user_id, Secret::Password, None).await
+    }
+
     /// The agents of a domain, oldest first.
     pub async fn agents_of(&self, domain_id: &str) -> Result<Vec<Agent>> {
-        use tether_core::query::{Filter, Op, Scalar};
         // `domainId` is internal to agents and not in a public catalogue; the filter is built here.
-        let q = ListQuery {
-            filter: Some(Filter::Cmp { field: "domainId", op: Op::Eq, value: Scalar::Text(domain_id.into()) }),
-            sort: None,
-            limit: 10_000,
-            skip: 0,
-        };
-        Ok(self.list(Collection::Agents, &q).await?.1)
+        Ok(self.list(Collection::Agents, &eq("domainId", domain_id, 10_000)).await?.1)
     }
 }
 
 fn group_doc(g: &Group) -> Doc {
-    Doc { id: g.id.clone(), key1: Some(g.name.clone()), key2: None, body: encode(g) }
+    let mut body = encode(g);
+    // Groups mirrored from AD carry attributes.activeDirectory {id, dn, domain}; indexable copies:
+    if let Some(ad) = g.attributes.get("activeDirectory") {
+        body[AD_GUID] = ad.get("id").cloned().unwrap_or(Value::Null);
+        body[AD_DOMAIN] = ad.get("domain").cloned().unwrap_or(Value::Null);
+    }
+    Doc { id: g.id.clone(), key1: Some(g.name.clone()), key2: None, body }
+}
+
+/// An equality filter on an internal (non-catalogue) document field.
+fn eq(field: &'static str, value: &str, limit: usize) -> ListQuery {
+    use tether_core::query::{Filter, Op, Scalar};
+    ListQuery {
+        filter: Some(Filter::Cmp { field, op: Op::Eq, value: Scalar::Text(value.into()) }),
+        sort: None,
+        limit,
+        skip: 0,
+    }
 }
 
 fn domain_doc(d: &AdDomain) -> Doc {

@@ -43,6 +43,8 @@ pub struct AdUserObs {
     pub password_expires_at: Option<String>,
     /// adminCount=1, a (nested) member of a privileged group, krbtgt, or the bind account.
     pub privileged: bool,
+    /// A direct member of the AdminsGroup: gets the sudo privilege.
+    pub sudo: bool,
 }
 
 /// The import settings (the `MainLoop` of the import agent's config).
@@ -129,6 +131,7 @@ fn apply_ad(u: &mut User, obs: &AdUserObs, username: &str, s: &ImportSettings, c
         u.phone_numbers = obs.phone_numbers.clone();
         u.addresses = obs.addresses.clone();
     }
+    u.sudo = obs.sudo;
     u.externally_managed = true;
     u.external_dn = Some(obs.dn.clone());
     u.external_source_type = Some("active_directory".into());

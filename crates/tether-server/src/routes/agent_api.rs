@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
-use tether_core::ad::{Agent, InstalledOn};
+use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
 use tether_store::{Collection, Secret};
 
 use crate::auth::sha256_hex;
@@ -78,6 +78,25 @@ pub async fn agent_from(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
     s.repo.get(Collection::Agents, &id).await?.ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))
 }
 
+/// `POST /api/agent/v1/import`: one import cycle's observations.
+pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+    let agent = agent_from(&s, &headers).await?;
+    if agent.agent_type != AgentType::Import {
+        return Err(ApiError::new(Code::Forbidden, "only import agents report imports"));
+    }
+    if agent.paused {
+        return Err(ApiError::new(Code::Conflict, "the agent is paused: nothing is applied"));
+    }
+    let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
+    if !domain.use_case.allowed_agents().contains(&AgentType::Import) {
+        return Err(ApiError::new(Code::NotAllowed, "the domain's use case no longer takes an import agent"));
+    }
+    let report: crate::import::ImportReport = serde_json::from_value(body)
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid import report: {e}")))?;
+    let out = crate::import::apply(&s, &domain, &report).await?;
+    Ok(Json(serde_json::to_value(out).expect("serializes")))
+}
+
 pub async fn heartbeat(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -87,5 +106,14 @@ pub async fn heartbeat(
     agent.contact_at = Some(s.now_str());
     agent.source_ip = Some(peer.ip().to_string());
     s.repo.save_agent(&agent).await?;
+    // Delegated password validation waits for a capable (import) agent to connect.
+    if agent.agent_type == AgentType::Import && !agent.paused {
+        let mut d = crate::routes::ad::load(&s, &agent.domain_id).await?;
+        if d.delegation_state == DelegationState::Pending {
+            d.delegation_state = DelegationState::Enabled;
+            d.updated_at = s.now_str();
+            s.repo.save_domain(&d).await?;
+        }
+    }
     Ok(Json(json!({"paused": agent.paused})))
 }

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         // the agent protocol
         .route("/api/agent/v1/register", post(agent_api::register))
         .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))
+        .route("/api/agent/v1/import", post(agent_api::import))
         .fallback(misc::not_found)
         .with_state(state)
 }

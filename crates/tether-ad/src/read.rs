@@ -1,0 +1,166 @@
+//! Reading the directory: rootDSE, all groups (with ranged `member` retrieval, since real
+//! AD returns at most 1,500 values of an attribute per read), and users (paged, since real
+//! AD returns at most 1,000 entries per page).
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, Scope, SearchEntry};
+
+use crate::error::AdError;
+
+/// What the rootDSE tells (readable without a bind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RootDse {
+    pub highest_committed_usn: u64,
+    pub default_naming_context: String,
+}
+
+pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
+    let (entries, _) = ldap
+        .search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "defaultNamingContext"])
+        .await?
+        .success()?;
+    let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
+        dn: String::new(),
+        rc: 32,
+        message: "no rootDSE".into(),
+    })?);
+    let one = |k: &str| e.attrs.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
+    Ok(RootDse {
+        highest_committed_usn: one("highestCommittedUSN").parse().unwrap_or(0),
+        default_naming_context: one("defaultNamingContext"),
+    })
+}
+
+/// A search entry with its text and binary attributes.
+pub type Entry = SearchEntry;
+
+/// First text value of an attribute.
+pub fn text(e: &Entry, k: &str) -> Option<String> {
+    e.attrs.get(k).and_then(|v| v.first()).cloned()
+}
+
+/// objectGUID as lowercase hex of its 16 bytes.
+pub fn guid_hex(e: &Entry) -> String {
+    e.bin_attrs
+        .get("objectGUID")
+        .and_then(|v| v.first())
+        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+        .unwrap_or_default()
+}
+
+/// The relative id (last sub-authority) of `objectSid`.
+pub fn sid_rid(e: &Entry) -> Option<u32> {
+    let sid = e.bin_attrs.get("objectSid")?.first()?;
+    let tail: [u8; 4] = sid.get(sid.len().checked_sub(4)?..)?.try_into().ok()?;
+    Some(u32::from_le_bytes(tail))
+}
+
+/// Parses the range of an attribute name such as `member;range=0-1499` (end `None` for `*`).
+fn range_of(name: &str) -> Option<(u64, Option<u64>)> {
+    let r = name.split(";range=").nth(1)?;
+    let (lo, hi) = r.split_once('-')?;
+    Some((lo.parse().ok()?, if hi == "*" { None } else { Some(hi.parse().ok()?) }))
+}
+
+/// All values of a multi-valued attribute (`member`), following AD's ranged retrieval:
+/// the entry may carry `member;range=0-1499`, and the rest is read range by range.
+/// `step` asks for ranges of that size from the start (for tests against Samba, which
+/// otherwise returns everything at once).
+pub async fn ranged_values(ldap: &mut Ldap, e: &Entry, attr: &str, step: Option<u64>) -> Result<Vec<String>, AdError> {
+    let mut values = Vec::new();
+    let mut next = match step {
+        Some(_) => Some(0),
+        None => {
+            let ranged = e.attrs.iter().find(|(k, _)| k.to_ascii_lowercase().starts_with(&format!("{attr};range=")));
+            match ranged {
+                Some((k, v)) => {
+                    values.extend(v.iter().cloned());
+                    range_of(k).and_then(|(_, hi)| hi.map(|h| h + 1))
+                }
+                None => {
+                    values.extend(e.attrs.get(attr).cloned().unwrap_or_default());
+                    None
+                }
+            }
+        }
+    };
+    while let Some(lo) = next {
+        let want = match step {
+            Some(s) => format!("{attr};range={lo}-{}", lo + s - 1),
+            None => format!("{attr};range={lo}-*"),
+        };
+        let (entries, _) = ldap.search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
+        let Some(got) = entries.into_iter().next().map(SearchEntry::construct) else { break };
+        let Some((k, v)) =
+            got.attrs.iter().find(|(k, _)| k.to_ascii_lowercase().starts_with(&format!("{attr};range=")))
+        else {
+            break; // no values in this range: done
+        };
+        values.extend(v.iter().cloned());
+        next = range_of(k).and_then(|(_, hi)| hi.map(|h| h + 1));
+    }
+    Ok(values)
+}
+
+/// A paged subtree search returning every entry; fails (never returns a partial list) if
+/// any page fails.
+pub async fn paged_search(ldap: &mut Ldap, base: &str, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, AdError> {
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(1000))];
+    let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
+    let mut stream = ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs).await?;
+    let mut out = Vec::new();
+    while let Some(entry) = stream.next().await? {
+        out.push(SearchEntry::construct(entry));
+    }
+    stream.finish().await.success()?;
+    Ok(out)
+}
+
+/// A group with its complete member list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub dn: String,
+    pub name: String,
+    pub guid: String,
+    pub rid: Option<u32>,
+    pub members: Vec<String>,
+}
+
+/// Every group below `base`, with complete (ranged) member lists.
+pub async fn read_groups(ldap: &mut Ldap, base: &str) -> Result<Vec<GroupEntry>, AdError> {
+    let entries = paged_search(ldap, base, "(objectClass=group)", &["cn", "objectGUID", "objectSid", "member"]).await?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in &entries {
+        out.push(GroupEntry {
+            dn: e.dn.clone(),
+            name: text(e, "cn").unwrap_or_default(),
+            guid: guid_hex(e),
+            rid: sid_rid(e),
+            members: ranged_values(ldap, e, "member", None).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Converts an AD FILETIME (100 ns since 1601) to Unix seconds; `None` for 0 and "never".
+pub fn filetime_to_unix(ft: i64) -> Option<i64> {
+    if ft <= 0 || ft == i64::MAX {
+        return None;
+    }
+    Some(ft / 10_000_000 - 11_644_473_600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_filetime() {
+        assert_eq!(range_of("member;range=0-1499"), Some((0, Some(1499))));
+        assert_eq!(range_of("member;range=1500-*"), Some((1500, None)));
+        assert_eq!(range_of("member"), None);
+        assert_eq!(filetime_to_unix(0), None);
+        assert_eq!(filetime_to_unix(i64::MAX), None);
+        assert_eq!(filetime_to_unix(116_444_736_000_000_000), Some(0));
+    }
+}

@@ -1,0 +1,299 @@
+//! Applies an import agent's report: the observed AD users and groups of one cycle are
+//! turned into decisions by `tether_core::adi::import` and applied to the directory.
+//!
+//! Decisions are made here, next to the directory state they depend on, so two reports
+//! never race on stale copies; the agent only observes. Absence from the scope is taken as
+//! a dissociation only when the agent says its read was complete.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tether_core::ad::AdDomain;
+use tether_core::adi::import::{
+    decide_absent, decide_present, username_of, AdUserObs, ImportContext, ImportSettings, UserDecision,
+};
+use tether_core::group::Group;
+use tether_core::user::User;
+use tether_store::{Collection, Edge, StoreError};
+
+use crate::auth::new_id;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A group nested in the ADI group, with the objectGUIDs of all users it contains
+/// (flattened through its own nested groups).
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ObservedGroup {
+    pub guid: String,
+    pub dn: String,
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// One cycle's report.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ImportReport {
+    pub settings: ImportSettings,
+    /// `users` and `groups` are the whole scope: what is linked and missing has left it.
+    pub complete: bool,
+    pub users: Vec<AdUserObs>,
+    /// objectGUIDs known to have left the scope (for incremental reports).
+    pub gone: Vec<String>,
+    pub groups: Vec<ObservedGroup>,
+}
+
+/// What a cycle did.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportOutcome {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unbound: usize,
+    pub unchanged: usize,
+    /// `{dn, reason}` of every AD user not imported.
+    pub skipped: Vec<Value>,
+    pub groups_created: usize,
+    pub groups_updated: usize,
+    pub groups_deleted: usize,
+}
+
+async fn find_existing(
+    s: &AppState,
+    obs: &AdUserObs,
+    settings: &ImportSettings,
+) -> Result<Result<Option<User>, String>, ApiError> {
+    if let Some(u) = s.repo.user_by_ad_guid(&obs.guid).await? {
+        return Ok(Ok(Some(u)));
+    }
+    let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(Ok(None)) };
+    match s.repo.user_by_username(&name).await? {
+        Some(u) if u.ad_guid.is_some() => Ok(Err(format!(
+            "username `{name}` is already linked to another AD user ({}); not imported",
+            u.external_dn.clone().unwrap_or_default()
+        ))),
+        other => Ok(Ok(other)),
+    }
+}
+
+fn skip(obs: &AdUserObs, reason: &str) -> Value {
+    json!({"dn": obs.dn, "sAMAccountName": obs.sam_account_name, "reason": reason})
+}
+
+fn conflict_reason(obs: &AdUserObs, e: &StoreError) -> Option<String> {
+    match e {
+        StoreError::Conflict { field, .. } => {
+            Some(format!("{}: its {field} is already used by another Tether user; nothing overwritten", obs.dn))
+        }
+        _ => None,
+    }
+}
+
+/// Applies `report` for `domain`.
+pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Result<ImportOutcome, ApiError> {
+    let settings = report.settings;
+    let org = s.repo.settings().await?;
+    let ctx =
+        ImportContext { domain_id: domain.id.clone(), use_case: domain.use_case, new_user_state: org.new_user_state };
+    let mut out = ImportOutcome::default();
+    // objectGUID → Tether id of every user in scope after this cycle.
+    let mut linked: HashMap<String, String> = HashMap::new();
+
+    for obs in &report.users {
+        let existing = match find_existing(s, obs, &settings).await? {
+            Ok(e) => e,
+            Err(reason) => {
+                out.skipped.push(skip(obs, &reason));
+                continue;
+            }
+        };
+        let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
+        if let UserDecision::Skip(reason) = &decision {
+            out.skipped.push(skip(obs, reason));
+            if let Some(u) = existing.as_ref().filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str())) {
+                linked.insert(obs.guid.clone(), u.id.clone());
+            }
+            continue;
+        }
+        let result = apply_decision(s, domain, existing.as_ref(), decision, &mut out).await;
+        match result {
+            Ok(Some(id)) => {
+                linked.insert(obs.guid.clone(), id);
+            }
+            Ok(None) => {}
+            Err(e) => match conflict_reason(obs, &e) {
+                Some(reason) => out.skipped.push(skip(obs, &reason)),
+                None => return Err(e.into()),
+            },
+        }
+    }
+
+    // Dissociations: explicit removals always; absence only on a complete read.
+    let present: HashSet<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
+    let mut gone: Vec<User> = Vec::new();
+    for g in &report.gone {
+        if let Some(u) = s.repo.user_by_ad_guid(g).await? {
+            gone.push(u);
+        }
+    }
+    if report.complete {
+        for u in s.repo.users_of_domain(&domain.id).await? {
+            if u.ad_guid.as_deref().is_some_and(|g| !present.contains(g)) && !gone.iter().any(|x| x.id == u.id) {
+                gone.push(u);
+            }
+        }
+    }
+    for u in gone {
+        let d = decide_absent(&settings, &u);
+        apply_decision(s, domain, Some(&u), d, &mut out).await?;
+    }
+
+    // Managers, once every user of the cycle exists.
+    if settings.sync_additional_attributes {
+        for obs in &report.users {
+            let (Some(id), Some(mdn)) = (linked.get(&obs.guid), obs.manager_dn.as_deref()) else { continue };
+            let Some(mut u) = s.repo.user(id).await? else { continue };
+            let manager =
+                report.users.iter().find(|m| m.dn.eq_ignore_ascii_case(mdn)).and_then(|m| linked.get(&m.guid)).cloned();
+            if u.manager != manager {
+                u.manager = manager;
+                s.repo.save_user(&u, None).await?;
+            }
+        }
+    }
+
+    apply_groups(s, domain, report, &linked, &mut out).await?;
+    Ok(out)
+}
+
+/// Applies one decision; returns the Tether id of the user if it stays linked.
+async fn apply_decision(
+    s: &AppState,
+    domain: &AdDomain,
+    existing: Option<&User>,
+    d: UserDecision,
+    out: &mut ImportOutcome,
+) -> Result<Option<String>, StoreError> {
+    let store = s.repo.store();
+    match d {
+        UserDecision::Create(mut u) => {
+            u.id = new_id();
+            u.created = s.now_str();
+            s.repo.insert_user(&u, None).await?;
+            store.link(Edge::DomainUser, &domain.id, &u.id).await?;
+            out.created += 1;
+            Ok(Some(u.id))
+        }
+        UserDecision::Update { user, clear_password } => {
+            if clear_password {
+                s.repo.remove_password(&user.id).await?;
+            }
+            s.repo.save_user(&user, None).await?;
+            store.link(Edge::DomainUser, &domain.id, &user.id).await?;
+            out.updated += 1;
+            Ok(Some(user.id))
+        }
+        UserDecision::Delete => {
+            if let Some(u) = existing {
+                store.delete(Collection::Users, &u.id).await?;
+                out.deleted += 1;
+            }
+            Ok(None)
+        }
+        UserDecision::Unbind(user) => {
+            s.repo.save_user(&user, None).await?;
+            store.unlink(Edge::DomainUser, &domain.id, &user.id).await?;
+            for g in s.repo.groups_of_domain(&domain.id).await? {
+                store.unlink(Edge::Member, &g.id, &user.id).await?;
+            }
+            out.unbound += 1;
+            Ok(None)
+        }
+        UserDecision::Nothing => {
+            out.unchanged += usize::from(existing.is_some());
+            Ok(existing.filter(|u| u.ad_guid.is_some()).map(|u| u.id.clone()))
+        }
+        UserDecision::Skip(_) => Ok(None), // reported by the caller, which knows the AD user
+    }
+}
+
+/// Mirrors the nested groups with their flattened membership.
+async fn apply_groups(
+    s: &AppState,
+    domain: &AdDomain,
+    report: &ImportReport,
+    linked: &HashMap<String, String>,
+    out: &mut ImportOutcome,
+) -> Result<(), ApiError> {
+    if !domain.groups_enabled {
+        return Ok(());
+    }
+    let store = s.repo.store();
+    let mut seen = HashSet::new();
+    // Only users that belong to this domain are removed from mirrored groups: Tether-only
+    // members an admin added stay.
+    let domain_users: HashSet<String> = s.repo.users_of_domain(&domain.id).await?.into_iter().map(|u| u.id).collect();
+    for og in &report.groups {
+        seen.insert(og.guid.clone());
+        let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
+        let group = match s.repo.group_by_ad_guid(&og.guid).await? {
+            Some(mut g) => {
+                if g.name != og.name || g.attributes.get("activeDirectory") != Some(&ad) {
+                    g.name = og.name.clone();
+                    g.attributes["activeDirectory"] = ad;
+                    s.repo.save_group(&g).await?;
+                    out.groups_updated += 1;
+                }
+                g
+            }
+            None => {
+                let g = Group {
+                    id: new_id(),
+                    name: og.name.clone(),
+                    attributes: json!({"activeDirectory": ad}),
+                    ..Group::default()
+                };
+                match s.repo.insert_group(&g).await {
+                    Ok(()) => out.groups_created += 1,
+                    Err(StoreError::Conflict { .. }) => {
+                        out.skipped.push(json!({"dn": og.dn, "reason": format!("a Tether group named `{}` already exists; not mirrored", og.name)}));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                g
+            }
+        };
+        store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
+        let want: HashSet<&String> = og.members.iter().filter_map(|m| linked.get(m)).collect();
+        let have: Vec<String> = store.targets(Edge::Member, &group.id).await?;
+        for id in &want {
+            if !have.contains(id) {
+                store.link(Edge::Member, &group.id, id).await?;
+            }
+        }
+        for id in have {
+            if !want.contains(&id) && domain_users.contains(&id) {
+                store.unlink(Edge::Member, &group.id, &id).await?;
+            }
+        }
+    }
+    if report.complete {
+        let stale: BTreeMap<String, Group> = s
+            .repo
+            .groups_of_domain(&domain.id)
+            .await?
+            .into_iter()
+            .filter(|g| g.attributes["activeDirectory"]["id"].as_str().is_some_and(|id| !seen.contains(id)))
+            .map(|g| (g.id.clone(), g))
+            .collect();
+        for id in stale.keys() {
+            store.delete(Collection::Groups, id).await?;
+            out.groups_deleted += 1;
+        }
+    }
+    Ok(())
+}
