@@ -48,6 +48,14 @@ fn tls_config(ca_file: &str) -> Result<Arc<rustls::ClientConfig>, AdError> {
 
 /// Connects over TLS (LDAPS, or StartTLS for `ldap://`) and binds.
 pub async fn connect(t: &LdapTarget) -> Result<Ldap, AdError> {
+    let mut ldap = open(t).await?;
+    bind(&mut ldap, &t.bind_dn, &t.bind_password).await?;
+    Ok(ldap)
+}
+
+/// Opens a TLS connection without binding (for delegated password checks, which bind as
+/// the user on a pooled connection).
+pub async fn open(t: &LdapTarget) -> Result<Ldap, AdError> {
     let starttls = if t.url.starts_with("ldaps://") {
         false
     } else if t.url.starts_with("ldap://") {
@@ -61,11 +69,10 @@ pub async fn connect(t: &LdapTarget) -> Result<Ldap, AdError> {
     } else if let Some(ca) = &t.ca_file {
         settings = settings.set_config(tls_config(ca)?);
     }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &t.url)
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, &t.url)
         .await
         .map_err(|source| AdError::Connect { url: t.url.clone(), source: Box::new(source) })?;
     ldap3::drive!(conn);
-    bind(&mut ldap, &t.bind_dn, &t.bind_password).await?;
     Ok(ldap)
 }
 

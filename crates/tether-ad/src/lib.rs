@@ -10,7 +10,7 @@ mod error;
 pub mod read;
 mod users;
 
-pub use connect::{connect, LdapTarget};
+pub use connect::{bind, connect, open, LdapTarget};
 pub use error::{AdError, BindFailure};
 pub use ldap3;
 pub use ldap3::Ldap;

@@ -130,7 +130,10 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let session = Session::establish(&cfg.server, &cfg.state_dir(), installed_on).await?;
     tracing::info!(agent = %session.agent_id, "import agent running");
     let every = interval(cfg.main_loop.poll_interval_seconds);
-    main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap })).await
+    let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
+    let r = main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap })).await;
+    delegation.abort();
+    r
 }
 
 pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {

@@ -20,6 +20,7 @@ struct Saved {
     domain_id: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Session {
     client: reqwest::Client,
     url: String,
@@ -155,6 +156,23 @@ impl Session {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             other => other,
         }
+    }
+
+    /// Long-polls for delegated password checks.
+    pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
+        let url = format!("{}/api/agent/v1/auth/poll", self.url);
+        match post(&self.client, &url, Some(&self.token), json!({"waitMs": wait_ms})).await {
+            Ok(Value::Array(v)) => Ok(v),
+            Ok(_) => Ok(vec![]),
+            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Answers a delegated password check.
+    pub async fn auth_result(&self, id: &str, ok: bool, reason: Option<&str>) -> Result<(), AgentError> {
+        let url = format!("{}/api/agent/v1/auth/result", self.url);
+        post(&self.client, &url, Some(&self.token), json!({"id": id, "ok": ok, "reason": reason})).await.map(|_| ())
     }
 
     /// Tells the server the agent is alive; learns whether it is paused.

@@ -32,6 +32,10 @@ struct Fx {
 }
 
 async fn fixture(use_case: &str, main_loop: Value) -> Fx {
+    fixture_on(use_case, main_loop, "member_server").await
+}
+
+async fn fixture_on(use_case: &str, main_loop: Value, installed_on: &str) -> Fx {
     let s = TestServer::start().await;
     let d = s
         .call(
@@ -52,11 +56,11 @@ async fn fixture(use_case: &str, main_loop: Value) -> Fx {
         "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
         "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
                  "RootUserContainer": dc().users_container(), "AdiGroup": adi},
-        "InstalledOn": "member_server",
+        "InstalledOn": installed_on,
         "MainLoop": main_loop,
     });
     let cfg = ImportConfig::from_str(Path::new("t.json"), &v.to_string()).unwrap();
-    let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), installed_on).await.unwrap();
     Fx { s, ldap, cfg, session, adi, _state: state }
 }
 
@@ -268,4 +272,102 @@ async fn takeover_unbind_and_upn_mapping() {
     let u = fx.tether_user(&a).await.unwrap();
     assert_eq!((u["externally_managed"].as_bool(), u["restrictedFields"].clone()), (Some(false), json!([])));
     assert_eq!(u["state"], "ACTIVATED");
+}
+
+#[tokio::test]
+async fn delegated_authentication_with_ad_reasons_and_password_capture_on_a_dc() {
+    let mut fx = fixture_on("ADASAUTHORITY", json!({}), "dc").await;
+    let adi = fx.adi.clone();
+    let mut users = Vec::new();
+    for _ in 0..5 {
+        users.push(fx.user("p", Some("Pat"), &[&adi]).await);
+    }
+    assert_eq!(fx.run().await["created"], 5);
+    let verify =
+        |u: &str, p: &str| fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": u, "password": p})));
+    // Before an import agent has connected, delegation is pending.
+    let r = verify(&users[0].0, "Imp0rt-Test-Pw!").await;
+    assert_eq!(r.status, 401);
+    assert!(r.body["reason"].as_str().unwrap().contains("pending"), "{:?}", r.body);
+    fx.session.heartbeat().await.unwrap();
+    let d = fx.s.call("GET", "/api/v2/activedirectories", None).await;
+    assert_eq!(d.body[0]["delegationState"], "ENABLED", "a capable agent connected");
+
+    let worker = tokio::spawn(tether_agent::delegation::serve(fx.session.clone(), fx.cfg.ldap_target()));
+    let r = verify(&users[0].0, "Imp0rt-Test-Pw!").await;
+    assert_eq!((r.status.as_u16(), r.body.clone()), (200, json!({"authenticated": true, "method": "delegated"})));
+    // (AD change, reason)
+    let (bad, disabled, must_change, expired) = (&users[1], &users[1], &users[2], &users[3]);
+    let r = verify(&bad.0, "Wrong-Passw0rd").await;
+    assert_eq!((r.status.as_u16(), r.body["reason"].as_str()), (401, Some("invalid credentials")));
+    let r = verify(&bad.0, "").await;
+    assert_eq!(r.status, 401, "empty passwords never reach AD");
+    replace_attrs(&mut fx.ldap, &disabled.1, &[("userAccountControl", "514")]).await.unwrap();
+    replace_attrs(&mut fx.ldap, &must_change.1, &[("pwdLastSet", "0")]).await.unwrap();
+    replace_attrs(&mut fx.ldap, &expired.1, &[("accountExpires", "1")]).await.unwrap();
+    let locked = &users[4];
+    replace_attrs(&mut fx.ldap, &locked.1, &[("lockoutTime", &filetime_now())]).await.unwrap();
+    let rows = [
+        (disabled, "account disabled"),
+        (must_change, "password must be changed"),
+        (expired, "account expired"),
+        (locked, "account locked out"),
+    ];
+    for (u, reason) in rows {
+        let r = verify(&u.0, "Imp0rt-Test-Pw!").await;
+        assert_eq!((r.status.as_u16(), r.body["reason"].as_str()), (401, Some(reason)), "{}", u.0);
+    }
+
+    // Installed on a DC: the password was stored at the first successful login, so it still
+    // works when no agent answers, and a wrong one is still refused.
+    worker.abort();
+    let r = verify(&users[0].0, "Imp0rt-Test-Pw!").await;
+    assert_eq!((r.status.as_u16(), r.body["method"].as_str()), (200, Some("local")));
+    assert_eq!(verify(&users[0].0, "Wrong-Passw0rd").await.status, 401);
+    let u = fx.tether_user(&users[0].0).await.unwrap();
+    assert_eq!(u["passwordStatus"], "delegated", "AD stays the password authority");
+}
+
+/// Now as an AD FILETIME (100 ns since 1601).
+fn filetime_now() -> String {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    ((unix + 11_644_473_600) * 10_000_000).to_string()
+}
+
+#[tokio::test]
+async fn lockout_expiry_and_additional_attributes_settings() {
+    // (SyncAccountLockedOutStatus, UserExpireAction, SyncAdditionalAttributes)
+    for (sync_lock, expire, additional) in [(true, "expire", false), (false, "maintain", true)] {
+        let mut fx = fixture(
+            "TWOWAYSYNC",
+            json!({"SyncAccountLockedOutStatus": sync_lock, "UserExpireAction": expire, "SyncAdditionalAttributes": additional}),
+        )
+        .await;
+        let adi = fx.adi.clone();
+        let (a, adn) = fx.user("l", Some("Lou"), &[&adi]).await;
+        replace_attrs(&mut fx.ldap, &adn, &[("title", "Chief")]).await.unwrap();
+        fx.run().await;
+        let u = fx.tether_user(&a).await.unwrap();
+        assert_eq!(u["jobTitle"].as_str(), Some(if additional { "Chief" } else { "" }), "additional={additional}");
+        assert_eq!(u["restrictedFields"].to_string().contains("jobTitle"), additional);
+        if expire == "expire" {
+            assert!(u["external_password_expiration_date"].is_string(), "AD's expiry date is mirrored: {u}");
+        } else {
+            assert!(u["external_password_expiration_date"].is_null());
+        }
+
+        // Locked in AD.
+        replace_attrs(&mut fx.ldap, &adn, &[("lockoutTime", &filetime_now())]).await.unwrap();
+        fx.run().await;
+        assert_eq!(fx.tether_user(&a).await.unwrap()["account_locked"], sync_lock, "sync_lock={sync_lock}");
+        replace_attrs(&mut fx.ldap, &adn, &[("lockoutTime", "0")]).await.unwrap();
+        fx.run().await;
+        assert_eq!(fx.tether_user(&a).await.unwrap()["account_locked"], false);
+
+        // Password expired in AD (must change at next logon sets the same computed bit).
+        replace_attrs(&mut fx.ldap, &adn, &[("pwdLastSet", "0")]).await.unwrap();
+        fx.run().await;
+        let u = fx.tether_user(&a).await.unwrap();
+        assert_eq!(u["password_expired"], expire == "expire", "expire={expire}");
+    }
 }

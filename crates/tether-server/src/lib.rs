@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+mod delegation;
 pub mod error;
 mod import;
 mod openapi;
@@ -35,11 +36,17 @@ pub struct ServerConfig {
     /// How long a paused agent waits before it may be deleted.
     pub agent_delete_grace: time::Duration,
     pub clock: Clock,
+    /// How long a delegated verification waits for an import agent's answer.
+    pub delegation_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { agent_delete_grace: time::Duration::seconds(900), clock: system_clock() }
+        ServerConfig {
+            agent_delete_grace: time::Duration::seconds(900),
+            clock: system_clock(),
+            delegation_timeout: std::time::Duration::from_secs(10),
+        }
     }
 }
 
@@ -49,11 +56,12 @@ pub struct AppState {
     pub repo: Repo,
     pub config: ServerConfig,
     pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
+    pub(crate) delegation: Arc<delegation::Broker>,
 }
 
 impl AppState {
     pub fn new(repo: Repo, config: ServerConfig) -> Self {
-        AppState { repo, config, jobs: Default::default() }
+        AppState { repo, config, jobs: Default::default(), delegation: Default::default() }
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -47,6 +47,8 @@ impl TestServer {
         let config = ServerConfig {
             // The test clock runs with real time, shifted by however far tests advanced it.
             clock: Arc::new(move || OffsetDateTime::now_utc() + (*offset.lock().expect("clock") - base)),
+            // Tests that stop the agent wait for this before tetherd gives up on AD.
+            delegation_timeout: std::time::Duration::from_secs(2),
             ..ServerConfig::default()
         };
         let state = AppState::new(Repo::new(Arc::new(store)), config);

@@ -97,6 +97,44 @@ pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body
     Ok(Json(serde_json::to_value(out).expect("serializes")))
 }
 
+async fn import_agent(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
+    let agent = agent_from(s, headers).await?;
+    if agent.agent_type != AgentType::Import {
+        return Err(ApiError::new(Code::Forbidden, "only import agents validate passwords"));
+    }
+    Ok(agent)
+}
+
+/// `POST /api/agent/v1/auth/poll {waitMs}`: the delegated verifications waiting for this
+/// agent's domain (long-poll; an empty list after the wait). A paused agent gets none.
+pub async fn auth_poll(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let agent = import_agent(&s, &headers).await?;
+    let wait = body.get("waitMs").and_then(Value::as_u64).unwrap_or(20_000).min(30_000);
+    if agent.paused {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        return Ok(Json(json!([])));
+    }
+    let reqs = s.delegation.take(&agent.domain_id, std::time::Duration::from_millis(wait)).await;
+    Ok(Json(serde_json::to_value(reqs).expect("serializes")))
+}
+
+/// `POST /api/agent/v1/auth/result {id, ok, reason}`.
+pub async fn auth_result(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    import_agent(&s, &headers).await?;
+    let r: crate::delegation::AuthResult =
+        serde_json::from_value(body).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid result: {e}")))?;
+    s.delegation.answer(r);
+    Ok(Json(json!({})))
+}
+
 pub async fn heartbeat(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

@@ -115,12 +115,88 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
     let Some(user) = s.repo.user_by_username(&username).await? else {
         return Ok(denied());
     };
+    if !user.can_authenticate() {
+        return Ok(denied());
+    }
+    if let Some(auth) = &user.delegated_authority {
+        match delegated(&s, &user, &auth.id, &password).await? {
+            Delegated::Answered(true) => {
+                return Ok(Json(json!({"authenticated": true, "method": "delegated"})).into_response())
+            }
+            // AD said no: never fall back to a (possibly older) password stored here.
+            Delegated::Answered(false) => return Ok(denied()),
+            Delegated::Refused => {}
+            Delegated::Reason(reason) => {
+                return Ok(
+                    (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false, "reason": reason}))).into_response()
+                )
+            }
+            // No agent answered: a password stored in Tether (captured on a DC) still works.
+            Delegated::Unavailable => {}
+        }
+    }
     let Some(hash) = s.repo.password_hash(&user.id).await? else {
         return Ok(denied());
     };
     let ok = verify_password(password, hash).await;
-    if !ok || !user.can_authenticate() || user.password_expired {
+    if !ok || user.password_expired {
         return Ok(denied());
     }
     Ok(Json(json!({"authenticated": true, "method": "local"})).into_response())
+}
+
+enum Delegated {
+    Answered(bool),
+    Reason(String),
+    Refused,
+    Unavailable,
+}
+
+/// Asks AD (through an import agent of the domain) to validate the password.
+async fn delegated(
+    s: &AppState,
+    user: &tether_core::user::User,
+    domain_id: &str,
+    password: &str,
+) -> ApiResult<Delegated> {
+    use tether_core::ad::{AdDomain, DelegationState};
+    let Some(domain) = s.repo.get::<AdDomain>(Collection::Domains, domain_id).await? else {
+        return Ok(Delegated::Unavailable);
+    };
+    match domain.delegation_state {
+        DelegationState::Disabled => return Ok(Delegated::Refused),
+        DelegationState::Pending => {
+            return Ok(Delegated::Reason(
+                "delegated authentication is pending: no import agent has connected yet".into(),
+            ))
+        }
+        DelegationState::Enabled => {}
+    }
+    let Some(dn) = user.external_dn.clone() else { return Ok(Delegated::Refused) };
+    let req = crate::delegation::AuthRequest { id: crate::auth::new_id(), dn, password: password.to_string() };
+    match s.delegation.verify(domain_id, req, s.config.delegation_timeout).await {
+        Some(r) if r.ok => {
+            // On a DC install the password is kept in step with AD from the first login.
+            if store_delegated_password(s, domain_id).await? {
+                let hash = crate::auth::hash_password(password.to_string()).await?;
+                let mut u = user.clone();
+                u.has_password = true;
+                u.refresh_derived();
+                s.repo.save_user(&u, Some(&hash)).await?;
+            }
+            Ok(Delegated::Answered(true))
+        }
+        Some(r) => Ok(r.reason.map(Delegated::Reason).unwrap_or(Delegated::Answered(false))),
+        None => Ok(Delegated::Unavailable),
+    }
+}
+
+/// Whether the domain has an import agent installed on a domain controller.
+async fn store_delegated_password(s: &AppState, domain_id: &str) -> ApiResult<bool> {
+    use tether_core::ad::{AgentType, InstalledOn};
+    Ok(s.repo
+        .agents_of(domain_id)
+        .await?
+        .iter()
+        .any(|a| a.agent_type == AgentType::Import && a.installed_on == Some(InstalledOn::Dc)))
 }

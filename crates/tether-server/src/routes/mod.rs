@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/v1/register", post(agent_api::register))
         .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))
         .route("/api/agent/v1/import", post(agent_api::import))
+        .route("/api/agent/v1/auth/poll", post(agent_api::auth_poll))
+        .route("/api/agent/v1/auth/result", post(agent_api::auth_result))
         .fallback(misc::not_found)
         .with_state(state)
 }

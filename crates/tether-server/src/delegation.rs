@@ -1,0 +1,89 @@
+//! Delegated authentication: `POST /api/v2/auth/verify` for a user whose delegated
+//! authority is Active Directory is answered by AD through an import agent.
+//!
+//! Agents only make outbound connections, so requests wait here until an import agent of the
+//! user's domain long-polls for them, binds to AD as the user and posts the result. The
+//! password is held in memory only for the time of the request.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, Notify};
+
+/// A verification an agent should perform.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRequest {
+    pub id: String,
+    /// The DN to bind as.
+    pub dn: String,
+    pub password: String,
+}
+
+/// An agent's answer.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResult {
+    pub id: String,
+    pub ok: bool,
+    /// Why AD refused (from its bind sub-code), when it did.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Default)]
+struct Domain {
+    queue: VecDeque<AuthRequest>,
+}
+
+/// Pending requests per domain, and the callers waiting for their results.
+#[derive(Default)]
+pub struct Broker {
+    domains: Mutex<HashMap<String, Domain>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<AuthResult>>>,
+    wake: Notify,
+}
+
+impl Broker {
+    /// Queues a request for `domain` and waits up to `timeout` for an agent's answer.
+    pub async fn verify(&self, domain: &str, req: AuthRequest, timeout: Duration) -> Option<AuthResult> {
+        let (tx, rx) = oneshot::channel();
+        let id = req.id.clone();
+        self.waiting.lock().expect("lock").insert(id.clone(), tx);
+        self.domains.lock().expect("lock").entry(domain.to_string()).or_default().queue.push_back(req);
+        self.wake.notify_waiters();
+        let r = tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
+        // On timeout, make sure no agent picks the stale request (and its password) up.
+        self.waiting.lock().expect("lock").remove(&id);
+        if let Some(d) = self.domains.lock().expect("lock").get_mut(domain) {
+            d.queue.retain(|q| q.id != id);
+        }
+        r
+    }
+
+    /// Takes the pending requests of `domain`, waiting up to `wait` for one to arrive.
+    pub async fn take(&self, domain: &str, wait: Duration) -> Vec<AuthRequest> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.wake.notified();
+            {
+                let mut d = self.domains.lock().expect("lock");
+                if let Some(q) = d.get_mut(domain).filter(|q| !q.queue.is_empty()) {
+                    return q.queue.drain(..).collect();
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
+    /// Delivers an agent's result to the waiting caller (ignored if it gave up).
+    pub fn answer(&self, r: AuthResult) {
+        if let Some(tx) = self.waiting.lock().expect("lock").remove(&r.id) {
+            let _ = tx.send(r);
+        }
+    }
+}
