@@ -20,7 +20,7 @@ use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
 use tether_core::user::{Address, PhoneNumber};
 
-use crate::config::ImportConfig;
+use crate::config::{ImportConfig, InstalledOn};
 use crate::session::Session;
 use crate::AgentError;
 
@@ -61,6 +61,7 @@ const USER_ATTRS: &[&str] = &[
     "lockoutTime",
     "msDS-User-Account-Control-Computed",
     "msDS-UserPasswordExpiryTimeComputed",
+    "pwdLastSet",
 ];
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -182,12 +183,16 @@ fn observe(
     }
 }
 
+/// A complete read: the report, the number of entries read, and `(guid, sAMAccountName,
+/// pwdLastSet)` of the users in scope (for password capture).
+pub struct ScopeRead {
+    pub report: Value,
+    pub entries_read: usize,
+    pub passwords: Vec<(String, String, i64)>,
+}
+
 /// Reads the whole scope from AD and builds a complete report.
-pub async fn read_scope(
-    cfg: &ImportConfig,
-    ldap: &mut Ldap,
-    naming_context: &str,
-) -> Result<(Value, usize), AgentError> {
+pub async fn read_scope(cfg: &ImportConfig, ldap: &mut Ldap, naming_context: &str) -> Result<ScopeRead, AgentError> {
     let groups = read_groups(ldap, naming_context).await?;
     let ad_groups: Vec<AdGroup> = groups
         .iter()
@@ -217,10 +222,17 @@ pub async fn read_scope(
         paged_search(ldap, &cfg.ldap.root_user_container, "(&(objectCategory=person)(objectClass=user))", USER_ATTRS)
             .await?;
     let bind = bind_identity(&cfg.ldap.bind_dn);
-    let observed: Vec<AdUserObs> = users
+    let in_scope: Vec<&tether_ad::read::Entry> =
+        users.iter().filter(|e| scope.users.contains(&e.dn.to_lowercase())).collect();
+    let observed: Vec<AdUserObs> = in_scope.iter().map(|e| observe(e, &privileged, &admins, &bind)).collect();
+    let passwords = in_scope
         .iter()
-        .filter(|e| scope.users.contains(&e.dn.to_lowercase()))
-        .map(|e| observe(e, &privileged, &admins, &bind))
+        .zip(&observed)
+        .filter(|(_, o)| !o.privileged)
+        .map(|(e, o)| {
+            let pls = text(e, "pwdLastSet").and_then(|v| v.parse().ok()).unwrap_or(0);
+            (o.guid.clone(), o.sam_account_name.clone(), pls)
+        })
         .collect();
     let guid_of: std::collections::HashMap<String, String> =
         observed.iter().filter(|o| !o.privileged).map(|o| (o.dn.to_lowercase(), o.guid.clone())).collect();
@@ -248,7 +260,7 @@ pub async fn read_scope(
         "users": observed,
         "groups": mirrored,
     });
-    Ok((report, users.len() + groups.len()))
+    Ok(ScopeRead { report, entries_read: users.len() + groups.len(), passwords })
 }
 
 /// Runs one cycle. `force` reads even if the USN did not move.
@@ -265,8 +277,15 @@ pub async fn cycle(
     if !force && !due && mark.usn == Some(dse.highest_committed_usn) {
         return Ok(CycleStats::default());
     }
-    let (report, entries_read) = read_scope(cfg, ldap, &dse.default_naming_context).await?;
-    let outcome = session.report_import(&report).await?;
+    let read = read_scope(cfg, ldap, &dse.default_naming_context).await?;
+    let outcome = session.report_import(&read.report).await?;
+    if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
+        let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
+        if !hashes.is_empty() {
+            session.send_passwords(&hashes).await?;
+        }
+    }
+    let entries_read = read.entries_read;
     // The USN read before the scope: anything written during the read is seen next cycle.
     mark.usn = Some(dse.highest_committed_usn);
     mark.last_complete = now_secs();

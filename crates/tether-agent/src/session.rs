@@ -158,6 +158,15 @@ impl Session {
         }
     }
 
+    /// Sends captured password hashes (`[{guid, hash}]`).
+    pub async fn send_passwords(&self, hashes: &[Value]) -> Result<Value, AgentError> {
+        let url = format!("{}/api/agent/v1/passwords", self.url);
+        match post(&self.client, &url, Some(&self.token), Value::Array(hashes.to_vec())).await {
+            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
+            other => other,
+        }
+    }
+
     /// Long-polls for delegated password checks.
     pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
         let url = format!("{}/api/agent/v1/auth/poll", self.url);

@@ -57,6 +57,7 @@ async fn fixture_on(use_case: &str, main_loop: Value, installed_on: &str) -> Fx 
         "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
                  "RootUserContainer": dc().users_container(), "AdiGroup": adi},
         "InstalledOn": installed_on,
+        "SambaSmbConf": dc().dir.join("etc/smb.conf"),
         "MainLoop": main_loop,
     });
     let cfg = ImportConfig::from_str(Path::new("t.json"), &v.to_string()).unwrap();
@@ -369,5 +370,38 @@ async fn lockout_expiry_and_additional_attributes_settings() {
         fx.run().await;
         let u = fx.tether_user(&a).await.unwrap();
         assert_eq!(u["password_expired"], expire == "expire", "expire={expire}");
+    }
+}
+
+#[tokio::test]
+async fn password_changes_in_ad_are_captured_on_a_dc_only() {
+    let mut fx = fixture_on("TWOWAYSYNC", json!({}), "dc").await;
+    let adi = fx.adi.clone();
+    let (a, adn) = fx.user("w", Some("Wes"), &[&adi]).await;
+    fx.run().await;
+    assert_eq!(fx.tether_user(&a).await.unwrap()["passwordStatus"], "pending");
+    // The password set before the agent saw the user is not captured (seeds: change it in AD).
+    let body = |p: &str| Some(json!({"username": a, "password": p}));
+    assert_eq!(fx.s.call("POST", "/api/v2/auth/verify", body("Imp0rt-Test-Pw!")).await.status, 401);
+
+    tether_ad::set_password(&mut fx.ldap, &adn, "N3w-Captured-Pw!").await.unwrap();
+    fx.run().await;
+    let u = fx.tether_user(&a).await.unwrap();
+    assert_eq!(u["passwordStatus"], "active", "{u}");
+    let verify =
+        |p: &'static str| fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": a, "password": p})));
+    // Verified against the captured SHA-512 crypt hash (no delegated bind: delegation is off),
+    // then against the argon2id hash it was upgraded to.
+    for _ in 0..2 {
+        let r = verify("N3w-Captured-Pw!").await;
+        assert_eq!((r.status.as_u16(), r.body["method"].as_str()), (200, Some("local")), "{:?}", r.body);
+    }
+    assert_eq!(verify("Imp0rt-Test-Pw!").await.status, 401);
+
+    // A member-server agent never sends passwords.
+    let ms = fixture("TWOWAYSYNC", json!({})).await;
+    match ms.session.send_passwords(&[json!({"guid": "x", "hash": "$6$salt$hash"})]).await {
+        Err(tether_agent::AgentError::Server { status: 403, .. }) => {}
+        other => panic!("{other:?}"),
     }
 }

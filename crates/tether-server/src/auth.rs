@@ -107,14 +107,25 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
 }
 
-/// Verifies a password against a stored argon2 PHC string.
+/// Verifies a password against a stored hash: argon2id (Tether's own), or a SHA-512 crypt
+/// hash (`$6$…`) captured from AD on a domain controller. `Ok(true)` means the password is
+/// right and the hash should be replaced by an argon2id one.
 pub async fn verify_password(password: String, hash: String) -> bool {
+    check_password(password, hash).await.is_some()
+}
+
+/// Like [`verify_password`]; `Some(rehash)` when it matches, where `rehash` says the stored
+/// hash is of a captured kind that should be upgraded to argon2id now.
+pub async fn check_password(password: String, hash: String) -> Option<bool> {
     tokio::task::spawn_blocking(move || {
+        if let Some(crypt) = hash.strip_prefix("{CRYPT}").or(Some(hash.as_str())).filter(|h| h.starts_with("$6$")) {
+            return sha_crypt::sha512_check(&password, crypt).is_ok().then_some(true);
+        }
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash)
-            .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
+        let parsed = PasswordHash::new(&hash).ok()?;
+        argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok().then_some(false)
     })
     .await
-    .unwrap_or(false)
+    .ok()
+    .flatten()
 }

@@ -122,6 +122,52 @@ pub async fn auth_poll(
     Ok(Json(serde_json::to_value(reqs).expect("serializes")))
 }
 
+/// `POST /api/agent/v1/passwords [{guid, hash}]`: password hashes captured on a domain
+/// controller (`{CRYPT}$6$…`). Refused from agents on member servers: their passwords never
+/// leave AD.
+pub async fn passwords(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let agent = import_agent(&s, &headers).await?;
+    if agent.installed_on != Some(InstalledOn::Dc) {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only import agents installed on a domain controller send passwords",
+        ));
+    }
+    if agent.paused {
+        return Err(ApiError::new(Code::Conflict, "the agent is paused: nothing is applied"));
+    }
+    let Value::Array(items) = body else {
+        return Err(ApiError::new(Code::InvalidField, "expected an array of {guid, hash}"));
+    };
+    let mut stored = 0;
+    for item in items {
+        let (Some(guid), Some(hash)) =
+            (item.get("guid").and_then(Value::as_str), item.get("hash").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        let hash = hash.strip_prefix("{CRYPT}").unwrap_or(hash);
+        if !hash.starts_with("$6$") {
+            continue;
+        }
+        let Some(mut user) = s.repo.user_by_ad_guid(guid).await? else { continue };
+        if user.restricted_fields.first().map(|r| r.id.as_str()) != Some(agent.domain_id.as_str()) {
+            continue; // another domain's user
+        }
+        user.has_password = true;
+        user.password_expired = false;
+        user.password_date = Some(s.now_str());
+        user.refresh_derived();
+        s.repo.save_user(&user, Some(hash)).await?;
+        stored += 1;
+    }
+    Ok(Json(json!({"stored": stored})))
+}
+
 /// `POST /api/agent/v1/auth/result {id, ok, reason}`.
 pub async fn auth_result(
     State(s): State<AppState>,

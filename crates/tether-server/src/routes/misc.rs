@@ -9,7 +9,7 @@ use tether_core::policy::OrgSettings;
 use tether_core::query::ListQuery;
 use tether_store::Collection;
 
-use crate::auth::{create_api_key as make_key, verify_password, Admin, ApiKey, Role};
+use crate::auth::{check_password, create_api_key as make_key, Admin, ApiKey, Role};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::AppState;
@@ -138,9 +138,16 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
     let Some(hash) = s.repo.password_hash(&user.id).await? else {
         return Ok(denied());
     };
-    let ok = verify_password(password, hash).await;
-    if !ok || user.password_expired {
+    let Some(rehash) = check_password(password.clone(), hash).await else {
         return Ok(denied());
+    };
+    if user.password_expired {
+        return Ok(denied());
+    }
+    if rehash {
+        // A hash captured from AD: replace it with Tether's own now that the password is known.
+        let h = crate::auth::hash_password(password).await?;
+        s.repo.save_user(&user, Some(&h)).await?;
     }
     Ok(Json(json!({"authenticated": true, "method": "local"})).into_response())
 }

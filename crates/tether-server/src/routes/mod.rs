@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))
         .route("/api/agent/v1/import", post(agent_api::import))
         .route("/api/agent/v1/auth/poll", post(agent_api::auth_poll))
+        .route("/api/agent/v1/passwords", post(agent_api::passwords))
         .route("/api/agent/v1/auth/result", post(agent_api::auth_result))
         .fallback(misc::not_found)
         .with_state(state)
