@@ -405,3 +405,39 @@ async fn password_changes_in_ad_are_captured_on_a_dc_only() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn remaining_policy_rows_against_samba() {
+    // UserDisableAction=remove: a disabled AD user's Tether user is deleted.
+    let mut fx = fixture("TWOWAYSYNC", json!({"UserDisableAction": "remove"})).await;
+    let adi = fx.adi.clone();
+    let (a, adn) = fx.user("r", Some("Rae"), &[&adi]).await;
+    let (b, bdn) = fx.user("r", Some("Rob"), &[&adi]).await;
+    replace_attrs(&mut fx.ldap, &bdn, &[("adminCount", "1")]).await.unwrap();
+    let out = fx.run().await;
+    assert_eq!(out["created"], 1, "{out}");
+    assert!(out["skipped"].to_string().contains(&b), "adminCount=1 is never imported: {out}");
+    replace_attrs(&mut fx.ldap, &adn, &[("userAccountControl", "514")]).await.unwrap();
+    assert_eq!(fx.run().await["deleted"], 1);
+    assert!(fx.tether_user(&a).await.is_none());
+
+    // UserDissociationAction=unbind: removed from the ADI group, the user stays, unmanaged.
+    let mut fx = fixture("TWOWAYSYNC", json!({"UserDissociationAction": "unbind"})).await;
+    let adi = fx.adi.clone();
+    let (c, cdn) = fx.user("r", Some("Cal"), &[&adi]).await;
+    fx.run().await;
+    set_member(&mut fx.ldap, &adi, &cdn, false).await.unwrap();
+    assert_eq!(fx.run().await["unbound"], 1);
+    let u = fx.tether_user(&c).await.unwrap();
+    assert_eq!((u["externally_managed"].as_bool(), u["external_dn"].is_null()), (Some(false), true));
+
+    // UserTakeoverAction=retain: an existing user's password stays usable.
+    let mut fx = fixture("TWOWAYSYNC", json!({"UserTakeoverAction": "retain"})).await;
+    let adi = fx.adi.clone();
+    let (d, _) = fx.user("r", Some("Dee"), &[&adi]).await;
+    fx.s.call("POST", "/api/systemusers", Some(json!({"username": d, "email": "dee@old.example", "password": "Old-Passw0rd"}))).await;
+    assert_eq!(fx.run().await["updated"], 1);
+    assert_eq!(fx.tether_user(&d).await.unwrap()["passwordStatus"], "active");
+    let r = fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": d, "password": "Old-Passw0rd"}))).await;
+    assert_eq!(r.status, 200);
+}
