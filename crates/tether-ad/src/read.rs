@@ -117,7 +117,7 @@ pub async fn paged_search(ldap: &mut Ldap, base: &str, filter: &str, attrs: &[&s
 }
 
 /// A group with its complete member list.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupEntry {
     pub dn: String,
     pub name: String,
@@ -128,7 +128,12 @@ pub struct GroupEntry {
 
 /// Every group below `base`, with complete (ranged) member lists.
 pub async fn read_groups(ldap: &mut Ldap, base: &str) -> Result<Vec<GroupEntry>, AdError> {
-    let entries = paged_search(ldap, base, "(objectClass=group)", &["cn", "objectGUID", "objectSid", "member"]).await?;
+    read_groups_where(ldap, base, "(objectClass=group)").await
+}
+
+/// The groups below `base` matching `filter`, with complete (ranged) member lists.
+pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Vec<GroupEntry>, AdError> {
+    let entries = paged_search(ldap, base, filter, &["cn", "objectGUID", "objectSid", "member"]).await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
         out.push(GroupEntry {

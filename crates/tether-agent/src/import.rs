@@ -8,7 +8,7 @@
 //! look like users leaving the scope. Time-based states (a password expiring, a lockout
 //! ending) move no USN, so a complete read also runs every `RECONCILE_EVERY`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,12 +64,6 @@ const USER_ATTRS: &[&str] = &[
     "pwdLastSet",
 ];
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-struct Watermark {
-    usn: Option<u64>,
-    last_complete: u64,
-}
-
 /// What a cycle did, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CycleStats {
@@ -81,17 +75,6 @@ pub struct CycleStats {
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-fn load(path: &Path) -> Watermark {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
-}
-
-fn save(path: &Path, w: &Watermark) -> Result<(), AgentError> {
-    let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| AgentError::State { path: path.display().to_string(), reason: e.to_string() };
-    std::fs::write(&tmp, serde_json::to_vec(w).expect("serializes")).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
 }
 
 fn unix_to_rfc3339(secs: i64) -> Option<String> {
@@ -183,33 +166,68 @@ fn observe(
     }
 }
 
-/// A complete read: the report, the number of entries read, and `(guid, sAMAccountName,
-/// pwdLastSet)` of the users in scope (for password capture).
-pub struct ScopeRead {
-    pub report: Value,
-    pub entries_read: usize,
-    pub passwords: Vec<(String, String, i64)>,
+/// What the agent remembers between cycles (in `StateDir/import.json`): the USN watermark,
+/// every group (for the nested-group closure; AD's transitive rule is too slow on Samba),
+/// and the users in scope by objectGUID.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Cache {
+    usn: Option<u64>,
+    last_complete: u64,
+    /// Groups by objectGUID.
+    groups: BTreeMap<String, GroupEntry>,
+    /// Users in scope: objectGUID → DN.
+    scope: BTreeMap<String, String>,
 }
 
-/// Reads the whole scope from AD and builds a complete report.
-pub async fn read_scope(cfg: &ImportConfig, ldap: &mut Ldap, naming_context: &str) -> Result<ScopeRead, AgentError> {
-    let groups = read_groups(ldap, naming_context).await?;
-    let ad_groups: Vec<AdGroup> = groups
-        .iter()
-        .map(|g| AdGroup { dn: g.dn.clone(), name: g.name.clone(), guid: g.guid.clone(), members: g.members.clone() })
-        .collect();
+/// The users to report from one read, and their pwdLastSet (for password capture).
+struct Observed {
+    report: Value,
+    entries_read: usize,
+    passwords: Vec<(String, String, i64)>,
+}
+
+fn settings_of(cfg: &ImportConfig) -> ImportSettings {
+    let m = &cfg.main_loop;
+    ImportSettings {
+        sync_additional_attributes: m.sync_additional_attributes,
+        user_dissociation_action: m.user_dissociation_action,
+        user_field_mapping: m.user_field_mapping,
+        user_takeover_action: m.user_takeover_action,
+        user_disable_action: m.user_disable_action,
+        user_expire_action: m.user_expire_action,
+        sync_account_locked_out_status: m.sync_account_locked_out_status,
+    }
+}
+
+/// The closure facts of the cached groups.
+struct Facts {
+    /// Users (DN, lowercased) in scope and under the root user container.
+    scope: BTreeSet<String>,
+    /// Mirrored groups: DN (lowercased) → member DNs (lowercased).
+    mirrored: BTreeMap<String, BTreeSet<String>>,
+    privileged: HashSet<String>,
+    admins: HashSet<String>,
+}
+
+fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Facts, AgentError> {
     let adi = &cfg.ldap.adi_group;
-    if !groups.iter().any(|g| g.dn.eq_ignore_ascii_case(adi)) {
+    if !groups.values().any(|g| g.dn.eq_ignore_ascii_case(adi)) {
         return Err(AgentError::Config(crate::config::ConfigError::Invalid {
             path: "config".into(),
             key: "Ldap.AdiGroup".into(),
             reason: format!("no group `{adi}` in AD"),
         }));
     }
+    let list: Vec<GroupEntry> = groups.values().cloned().collect();
+    let ad_groups: Vec<AdGroup> = list
+        .iter()
+        .map(|g| AdGroup { dn: g.dn.clone(), name: g.name.clone(), guid: g.guid.clone(), members: g.members.clone() })
+        .collect();
     let scope = compute(adi, &ad_groups);
-    let privileged = privileged_members(&groups, &ad_groups);
-    let admins: HashSet<String> = match &cfg.ldap.admins_group {
-        Some(a) => match groups.iter().find(|g| g.dn.eq_ignore_ascii_case(a)) {
+    let root = format!(",{}", cfg.ldap.root_user_container.to_lowercase());
+    let under_root = |dn: &String| dn.ends_with(&root);
+    let admins = match &cfg.ldap.admins_group {
+        Some(a) => match list.iter().find(|g| g.dn.eq_ignore_ascii_case(a)) {
             Some(g) => g.members.iter().map(|m| m.to_lowercase()).collect(),
             None => {
                 tracing::warn!(group = %a, "Ldap.AdminsGroup does not exist in AD; nobody gets sudo from it");
@@ -218,14 +236,27 @@ pub async fn read_scope(cfg: &ImportConfig, ldap: &mut Ldap, naming_context: &st
         },
         None => HashSet::new(),
     };
-    let users =
-        paged_search(ldap, &cfg.ldap.root_user_container, "(&(objectCategory=person)(objectClass=user))", USER_ATTRS)
-            .await?;
+    Ok(Facts {
+        scope: scope.users.iter().filter(|d| under_root(d)).cloned().collect(),
+        mirrored: scope.groups,
+        privileged: privileged_members(&list, &ad_groups),
+        admins,
+    })
+}
+
+/// Builds the report for `entries` (the users to report) given the closure facts.
+fn assemble(
+    cfg: &ImportConfig,
+    groups: &BTreeMap<String, GroupEntry>,
+    f: &Facts,
+    entries: &[tether_ad::read::Entry],
+    scope_guids: &BTreeMap<String, String>,
+    complete: bool,
+    gone: Vec<String>,
+) -> (Value, Vec<(String, String, i64)>) {
     let bind = bind_identity(&cfg.ldap.bind_dn);
-    let in_scope: Vec<&tether_ad::read::Entry> =
-        users.iter().filter(|e| scope.users.contains(&e.dn.to_lowercase())).collect();
-    let observed: Vec<AdUserObs> = in_scope.iter().map(|e| observe(e, &privileged, &admins, &bind)).collect();
-    let passwords = in_scope
+    let observed: Vec<AdUserObs> = entries.iter().map(|e| observe(e, &f.privileged, &f.admins, &bind)).collect();
+    let passwords = entries
         .iter()
         .zip(&observed)
         .filter(|(_, o)| !o.privileged)
@@ -234,36 +265,136 @@ pub async fn read_scope(cfg: &ImportConfig, ldap: &mut Ldap, naming_context: &st
             (o.guid.clone(), o.sam_account_name.clone(), pls)
         })
         .collect();
-    let guid_of: std::collections::HashMap<String, String> =
-        observed.iter().filter(|o| !o.privileged).map(|o| (o.dn.to_lowercase(), o.guid.clone())).collect();
-    let mirrored: Vec<Value> = scope
-        .groups
+    // DN (lowercased) → objectGUID of every non-privileged user in scope.
+    let skip: HashSet<String> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.clone()).collect();
+    let guid_of: HashMap<String, String> =
+        scope_guids.iter().filter(|(g, _)| !skip.contains(*g)).map(|(g, dn)| (dn.to_lowercase(), g.clone())).collect();
+    let mirrored: Vec<Value> = f
+        .mirrored
         .iter()
         .filter_map(|(dn, members)| {
-            let g = groups.iter().find(|g| g.dn.to_lowercase() == *dn)?;
+            let g = groups.values().find(|g| g.dn.to_lowercase() == *dn)?;
             let members: BTreeSet<&String> = members.iter().filter_map(|m| guid_of.get(m)).collect();
             Some(serde_json::json!({"guid": g.guid, "dn": g.dn, "name": g.name, "members": members}))
         })
         .collect();
-    let settings = ImportSettings {
-        sync_additional_attributes: cfg.main_loop.sync_additional_attributes,
-        user_dissociation_action: cfg.main_loop.user_dissociation_action,
-        user_field_mapping: cfg.main_loop.user_field_mapping,
-        user_takeover_action: cfg.main_loop.user_takeover_action,
-        user_disable_action: cfg.main_loop.user_disable_action,
-        user_expire_action: cfg.main_loop.user_expire_action,
-        sync_account_locked_out_status: cfg.main_loop.sync_account_locked_out_status,
-    };
     let report = serde_json::json!({
-        "settings": settings,
-        "complete": true,
+        "settings": settings_of(cfg),
+        "complete": complete,
         "users": observed,
+        "gone": gone,
         "groups": mirrored,
     });
-    Ok(ScopeRead { report, entries_read: users.len() + groups.len(), passwords })
+    (report, passwords)
 }
 
-/// Runs one cycle. `force` reads even if the USN did not move.
+const USERS: &str = "(&(objectCategory=person)(objectClass=user))";
+
+/// Reads everything in scope and rebuilds the cache.
+async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Cache) -> Result<Observed, AgentError> {
+    let groups = read_groups(ldap, nc).await?;
+    let group_count = groups.len();
+    cache.groups = groups.into_iter().map(|g| (g.guid.clone(), g)).collect();
+    let f = facts(cfg, &cache.groups)?;
+    let users = paged_search(ldap, &cfg.ldap.root_user_container, USERS, USER_ATTRS).await?;
+    let entries: Vec<_> = users.iter().filter(|e| f.scope.contains(&e.dn.to_lowercase())).cloned().collect();
+    cache.scope = entries.iter().map(|e| (guid_hex(e), e.dn.clone())).collect();
+    let (report, passwords) = assemble(cfg, &cache.groups, &f, &entries, &cache.scope, true, vec![]);
+    Ok(Observed { report, entries_read: users.len() + group_count, passwords })
+}
+
+/// Replaces `old` by `new` (case-insensitively) in every cached member list: AD renames
+/// members in place without moving the groups' USNs.
+fn rename_member(groups: &mut BTreeMap<String, GroupEntry>, old: &str, new: &str) {
+    for g in groups.values_mut() {
+        for m in g.members.iter_mut() {
+            if m.eq_ignore_ascii_case(old) {
+                *m = new.to_string();
+            }
+        }
+    }
+}
+
+/// Reads only what changed since the cached USN (objects whose `uSNChanged` moved), plus
+/// users who entered the scope through a group change, and reports them incrementally.
+async fn incremental_read(
+    cfg: &ImportConfig,
+    ldap: &mut Ldap,
+    nc: &str,
+    cache: &mut Cache,
+) -> Result<Observed, AgentError> {
+    let since = cache.usn.unwrap_or(0) + 1;
+    let before = facts(cfg, &cache.groups)?;
+    let changed_groups =
+        read_groups_filtered(ldap, nc, &format!("(&(objectClass=group)(uSNChanged>={since}))")).await?;
+    for g in &changed_groups {
+        if let Some(old) = cache.groups.get(&g.guid).filter(|o| !o.dn.eq_ignore_ascii_case(&g.dn)) {
+            let old_dn = old.dn.clone();
+            rename_member(&mut cache.groups, &old_dn, &g.dn);
+        }
+        cache.groups.insert(g.guid.clone(), g.clone());
+    }
+    let changed_users = paged_search(ldap, nc, &format!("(&{USERS}(uSNChanged>={since}))"), USER_ATTRS).await?;
+    for e in &changed_users {
+        let guid = guid_hex(e);
+        if let Some(old) = cache.scope.get(&guid).filter(|d| !d.eq_ignore_ascii_case(&e.dn)).cloned() {
+            rename_member(&mut cache.groups, &old, &e.dn);
+            cache.scope.insert(guid, e.dn.clone());
+        }
+    }
+    let after = facts(cfg, &cache.groups)?;
+    let old_scope: BTreeSet<String> = cache.scope.values().map(|d| d.to_lowercase()).collect();
+    let changed_dns: HashSet<String> = changed_users.iter().map(|e| e.dn.to_lowercase()).collect();
+    // Users whose privileged or sudo standing changed with a group change.
+    let standing = |f: &Facts, d: &String| (f.privileged.contains(d), f.admins.contains(d));
+    let to_read: Vec<String> = after
+        .scope
+        .iter()
+        .filter(|d| !changed_dns.contains(*d))
+        .filter(|d| !old_scope.contains(*d) || standing(&before, d) != standing(&after, d))
+        .cloned()
+        .collect();
+    let mut entries: Vec<tether_ad::read::Entry> =
+        changed_users.iter().filter(|e| after.scope.contains(&e.dn.to_lowercase())).cloned().collect();
+    for dn in &to_read {
+        entries.extend(read_entry(ldap, dn).await?);
+    }
+    let gone: Vec<String> =
+        cache.scope.iter().filter(|(_, d)| !after.scope.contains(&d.to_lowercase())).map(|(g, _)| g.clone()).collect();
+    cache.scope.retain(|_, d| after.scope.contains(&d.to_lowercase()));
+    for e in &entries {
+        cache.scope.insert(guid_hex(e), e.dn.clone());
+    }
+    let (report, passwords) = assemble(cfg, &cache.groups, &after, &entries, &cache.scope, false, gone);
+    Ok(Observed { report, entries_read: changed_groups.len() + changed_users.len() + to_read.len(), passwords })
+}
+
+async fn read_entry(ldap: &mut Ldap, dn: &str) -> Result<Option<tether_ad::read::Entry>, AgentError> {
+    let (entries, _) = ldap
+        .search(dn, tether_ad::ldap3::Scope::Base, "(objectClass=user)", USER_ATTRS.to_vec())
+        .await
+        .map_err(tether_ad::AdError::from)?
+        .success()
+        .map_err(tether_ad::AdError::from)?;
+    Ok(entries.into_iter().next().map(tether_ad::ldap3::SearchEntry::construct))
+}
+
+async fn read_groups_filtered(ldap: &mut Ldap, nc: &str, filter: &str) -> Result<Vec<GroupEntry>, AgentError> {
+    Ok(tether_ad::read::read_groups_where(ldap, nc, filter).await?)
+}
+
+fn load_cache(path: &Path) -> Cache {
+    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+}
+
+fn save_cache(path: &Path, c: &Cache) -> Result<(), AgentError> {
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| AgentError::State { path: path.display().to_string(), reason: e.to_string() };
+    std::fs::write(&tmp, serde_json::to_vec(c).expect("serializes")).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Runs one cycle. `force` makes it a complete read even if nothing moved.
 pub async fn cycle(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
@@ -271,13 +402,19 @@ pub async fn cycle(
     force: bool,
 ) -> Result<CycleStats, AgentError> {
     let path = cfg.state_dir().join("import.json");
-    let mut mark = load(&path);
+    let mut cache = load_cache(&path);
     let dse = root_dse(ldap).await?;
-    let due = now_secs().saturating_sub(mark.last_complete) >= RECONCILE_EVERY.as_secs();
-    if !force && !due && mark.usn == Some(dse.highest_committed_usn) {
+    let due = now_secs().saturating_sub(cache.last_complete) >= RECONCILE_EVERY.as_secs();
+    let complete = force || due || cache.usn.is_none();
+    if !complete && cache.usn == Some(dse.highest_committed_usn) {
         return Ok(CycleStats::default());
     }
-    let read = read_scope(cfg, ldap, &dse.default_naming_context).await?;
+    let nc = dse.default_naming_context.clone();
+    let read = if complete {
+        full_read(cfg, ldap, &nc, &mut cache).await?
+    } else {
+        incremental_read(cfg, ldap, &nc, &mut cache).await?
+    };
     let outcome = session.report_import(&read.report).await?;
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
         let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
@@ -285,10 +422,12 @@ pub async fn cycle(
             session.send_passwords(&hashes).await?;
         }
     }
-    let entries_read = read.entries_read;
-    // The USN read before the scope: anything written during the read is seen next cycle.
-    mark.usn = Some(dse.highest_committed_usn);
-    mark.last_complete = now_secs();
-    save(&path, &mark)?;
-    Ok(CycleStats { entries_read, outcome: Some(outcome) })
+    // The USN read before the changes: anything written during the read is seen next cycle.
+    // Saved only once the server has applied the report, so a crash re-reads.
+    cache.usn = Some(dse.highest_committed_usn);
+    if complete {
+        cache.last_complete = now_secs();
+    }
+    save_cache(&path, &cache)?;
+    Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) })
 }

@@ -221,10 +221,22 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     let cn = cdn.split(',').next().unwrap().to_string();
     fx.ldap.modifydn(&cdn, &cn, true, Some(&ou)).await.unwrap().success().unwrap();
     let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
-    let out = st.outcome.expect("the USN moved: a read happened");
+    let out = st.outcome.clone().expect("the USN moved: a read happened");
     assert_eq!((out["updated"].as_u64(), out["deleted"].as_u64()), (Some(1), Some(2)), "{out}");
     assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "SUSPENDED");
     assert!(fx.tether_user(&b).await.is_none() && fx.tether_user(&c).await.is_none());
+    // That cycle read only what changed; a complete read reads every user and group.
+    let full = cycle(&fx.cfg, &mut conn, &fx.session, true).await.unwrap().entries_read;
+    assert!(st.entries_read < full, "incremental read {} entries, a complete one {full}", st.entries_read);
+
+    // A rename in AD keeps the same Tether user (objectGUID is the anchor).
+    let ann_id = fx.tether_user(&a).await.unwrap()["id"].clone();
+    let new_cn = format!("CN={}", unique("renamed"));
+    fx.ldap.modifydn(&adn, &new_cn, true, None).await.unwrap().success().unwrap();
+    let adn = format!("{new_cn},{}", dc().users_container());
+    cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    let ann = fx.tether_user(&a).await.unwrap();
+    assert_eq!((ann["id"].clone(), ann["external_dn"].as_str()), (ann_id, Some(adn.as_str())));
 
     // Enabled again → active again.
     replace_attrs(&mut fx.ldap, &adn, &[("userAccountControl", "512")]).await.unwrap();
@@ -435,7 +447,12 @@ async fn remaining_policy_rows_against_samba() {
     let mut fx = fixture("TWOWAYSYNC", json!({"UserTakeoverAction": "retain"})).await;
     let adi = fx.adi.clone();
     let (d, _) = fx.user("r", Some("Dee"), &[&adi]).await;
-    fx.s.call("POST", "/api/systemusers", Some(json!({"username": d, "email": "dee@old.example", "password": "Old-Passw0rd"}))).await;
+    fx.s.call(
+        "POST",
+        "/api/systemusers",
+        Some(json!({"username": d, "email": "dee@old.example", "password": "Old-Passw0rd"})),
+    )
+    .await;
     assert_eq!(fx.run().await["updated"], 1);
     assert_eq!(fx.tether_user(&d).await.unwrap()["passwordStatus"], "active");
     let r = fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": d, "password": "Old-Passw0rd"}))).await;
