@@ -5,14 +5,7 @@ use tether_ad::{connect, create_user, find_user, AdError, BindFailure, LdapTarge
 use tether_testkit::{dc, unique};
 
 fn admin() -> LdapTarget {
-    let d = dc();
-    LdapTarget {
-        url: d.url.clone(),
-        bind_dn: d.admin_dn.clone(),
-        bind_password: d.admin_password.clone(),
-        ca_file: Some(d.ca_file.clone()),
-        insecure_skip_verify: false,
-    }
+    dc().admin_target()
 }
 
 #[tokio::test]

@@ -38,6 +38,17 @@ impl Dc {
     pub fn users_container(&self) -> String {
         format!("CN=Users,{}", self.base_dn)
     }
+
+    /// LDAPS as the domain Administrator, certificate verified against the sandbox CA.
+    pub fn admin_target(&self) -> tether_ad::LdapTarget {
+        tether_ad::LdapTarget {
+            url: self.url.clone(),
+            bind_dn: self.admin_dn.clone(),
+            bind_password: self.admin_password.clone(),
+            ca_file: Some(self.ca_file.clone()),
+            insecure_skip_verify: false,
+        }
+    }
 }
 
 /// The workspace root (where `scripts/` lives).
