@@ -21,7 +21,14 @@ if [[ -d $TETHER_TEST_AD_DIR ]]; then
   rm -rf "$TETHER_TEST_AD_DIR"
 fi
 mkdir -p target
-sandbox up --ip 127.0.0.9 >/dev/null
+# The first loopback address with nothing on the DC's ports (127.0.0.9 unless taken, e.g.
+# by a developer's own test DC).
+in_use() { (exec 3<>"/dev/tcp/$1/636") 2>/dev/null || (exec 3<>"/dev/tcp/$1/389") 2>/dev/null; }
+ip=127.0.0.9
+for n in $(seq 9 60); do
+  if ! in_use "127.0.0.$n"; then ip=127.0.0.$n; break; fi
+done
+sandbox up --ip "$ip" >/dev/null
 trap 'sandbox down >/dev/null 2>&1 || true' EXIT
 sandbox seed --users 20 >/dev/null
 

@@ -102,3 +102,4 @@ impl GroupMembershipSyncType {
 
 pub mod import;
 pub mod scope;
+pub mod sync;
