@@ -268,6 +268,9 @@ pub struct Agent {
     #[serde(rename = "installedOn")]
     pub installed_on: Option<InstalledOn>,
     pub created: String,
+    /// The last change-feed entry a sync agent acknowledged.
+    #[serde(default)]
+    pub cursor: i64,
 }
 
 /// An agent not heard from for this long is `inactive`.
@@ -336,6 +339,7 @@ mod tests {
             paused_at: None,
             installed_on: None,
             created: String::new(),
+            cursor: 0,
         }
     }
 

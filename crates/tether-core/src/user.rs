@@ -139,6 +139,10 @@ pub struct User {
     pub password_status: PasswordStatus,
     /// Administrator (sudo) privilege on systems.
     pub sudo: bool,
+    /// Why the last write of this user to AD by the sync agent failed or what it warned
+    /// about (AD's reason), or `null` when it succeeded.
+    #[serde(rename = "adSyncError")]
+    pub ad_sync_error: Option<String>,
     pub created: String,
     /// Whether a password is stored in Tether (derived from storage; not serialized).
     #[serde(skip)]
@@ -168,7 +172,8 @@ pub const AD_ADDITIONAL_FIELDS: [&str; 10] = [
 ];
 
 /// Fields a client may send but never sets: they are derived or assigned by the server.
-pub const READ_ONLY_FIELDS: [&str; 9] = [
+pub const READ_ONLY_FIELDS: [&str; 10] = [
+    "adSyncError",
     "id",
     "_id",
     "created",

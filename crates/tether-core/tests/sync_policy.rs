@@ -14,19 +14,24 @@ fn change() -> UserChange {
 }
 
 fn ad() -> AdSide {
-    AdSide { given_name: Some("Jane".into()), sn: Some("Doe".into()), mail: Some("jane@example.com".into()), ..AdSide::default() }
+    AdSide {
+        given_name: Some("Jane".into()),
+        sn: Some("Doe".into()),
+        mail: Some("jane@example.com".into()),
+        ..AdSide::default()
+    }
 }
 
 #[test]
 fn disconnection_table() {
     // Seeds: user_disconnection_action | membership_disconnection | AD account | memberships.
     let rows: [(U, M, Vec<AdAction>); 6] = [
-        (U::Remove, M::Remove, vec![Delete]),                      // deleted; removal secondary
-        (U::Remove, M::Retain, vec![Delete]),                      // deleted; memberships cease
+        (U::Remove, M::Remove, vec![Delete]), // deleted; removal secondary
+        (U::Remove, M::Retain, vec![Delete]), // deleted; memberships cease
         (U::Disable, M::Remove, vec![Disable, RemoveMemberships]), // disabled; removed from groups
-        (U::Disable, M::Retain, vec![Disable]),                    // disabled; memberships kept
-        (U::Retain, M::Remove, vec![RemoveMemberships]),           // active; removed from groups
-        (U::Retain, M::Retain, vec![]),                            // active; memberships kept
+        (U::Disable, M::Retain, vec![Disable]), // disabled; memberships kept
+        (U::Retain, M::Remove, vec![RemoveMemberships]), // active; removed from groups
+        (U::Retain, M::Retain, vec![]),       // active; memberships kept
     ];
     for (u, m, want) in rows {
         let s = SyncSettings { user_disconnection_action: u, membership_disconnection: m, ..SyncSettings::default() };
@@ -43,10 +48,10 @@ fn lock_table() {
     // Seeds: SyncAccountLockedOutStatus | action in Tether | resulting AD lock status.
     let locked = AdSide { locked: true, ..ad() };
     let rows = [
-        (true, true, true),    // true  | explicit unlock   | unlocked
-        (true, false, false),  // true  | general update    | remains locked
-        (false, true, true),   // false | explicit unlock   | unlocked
-        (false, false, true),  // false | general update    | unlocked
+        (true, true, true),   // true  | explicit unlock   | unlocked
+        (true, false, false), // true  | general update    | remains locked
+        (false, true, true),  // false | explicit unlock   | unlocked
+        (false, false, true), // false | general update    | unlocked
     ];
     for (setting, explicit, unlocks) in rows {
         let s = SyncSettings { sync_account_locked_out_status: setting, ..SyncSettings::default() };

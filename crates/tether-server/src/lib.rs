@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 mod delegation;
 pub mod error;
+mod feed;
 mod import;
 mod openapi;
 mod routes;
@@ -57,11 +58,19 @@ pub struct AppState {
     pub config: ServerConfig,
     pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
     pub(crate) delegation: Arc<delegation::Broker>,
+    /// Wakes sync agents long-polling the change feed.
+    pub(crate) feed_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     pub fn new(repo: Repo, config: ServerConfig) -> Self {
-        AppState { repo, config, jobs: Default::default(), delegation: Default::default() }
+        AppState {
+            repo,
+            config,
+            jobs: Default::default(),
+            delegation: Default::default(),
+            feed_wake: Default::default(),
+        }
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -117,6 +117,18 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One entry of a domain's change feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedEntry {
+    pub seq: i64,
+    pub kind: String,
+    pub object_id: String,
+    pub body: Value,
+    /// A password to write, until the entry is acknowledged.
+    pub secret: Option<String>,
+    pub created: String,
+}
+
 /// The storage operations. Implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -143,6 +155,21 @@ pub trait Store: Send + Sync + 'static {
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
+
+    /// Appends to a domain's change feed; returns the entry's sequence number.
+    async fn append_feed(
+        &self,
+        domain: &str,
+        kind: &str,
+        object: &str,
+        body: &Value,
+        secret: Option<&str>,
+        created: &str,
+    ) -> Result<i64>;
+    /// Entries of a domain after `after`, in order.
+    async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>>;
+    /// Forgets the secrets of a domain's entries up to `upto` (acknowledged: applied).
+    async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()>;
 
     async fn setting(&self, key: &str) -> Result<Option<Value>>;
     async fn put_setting(&self, key: &str, value: &Value) -> Result<()>;

@@ -50,7 +50,10 @@ pub struct AdSide {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdAction {
     /// Create the user; `random_password` when Tether sent none.
-    Create { disabled: bool, random_password: bool },
+    Create {
+        disabled: bool,
+        random_password: bool,
+    },
     /// Write first name, last name, email.
     SetAttributes,
     SetPassword,
@@ -76,7 +79,9 @@ fn refuse_reason(c: &UserChange) -> Option<String> {
         return Some("not written to AD: first name and last name are required".into());
     }
     if c.username.chars().count() > MAX_SAM_LEN {
-        return Some(format!("not written to AD: the username is longer than {MAX_SAM_LEN} characters (the sAMAccountName limit)"));
+        return Some(format!(
+            "not written to AD: the username is longer than {MAX_SAM_LEN} characters (the sAMAccountName limit)"
+        ));
     }
     None
 }

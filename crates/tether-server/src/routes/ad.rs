@@ -156,6 +156,7 @@ pub async fn create_agent(
         paused_at: None,
         installed_on: None,
         created: s.now_str(),
+        cursor: 0,
     };
     let key = format!("ck_{}", random_hex(32));
     s.repo.store().put_secret(&agent.id, Secret::ConnectKey, Some(&sha256_hex(&key))).await?;
@@ -236,11 +237,17 @@ pub async fn set_association(s: &AppState, domain: &str, kind: &str, target: &st
             ))
         }
     };
+    let users = match edge {
+        Edge::DomainGroup => s.repo.store().targets(Edge::Member, target).await?,
+        _ => vec![target.to_string()],
+    };
+    let before = crate::feed::snapshot(s, &users).await?;
     if add {
         s.repo.store().link(edge, domain, target).await?;
     } else if !s.repo.store().unlink(edge, domain, target).await? {
         return Err(ApiError::new(Code::NotFound, format!("{kind} `{target}` is not associated with this domain")));
     }
+    crate::feed::rebind(s, before).await?;
     Ok(())
 }
 

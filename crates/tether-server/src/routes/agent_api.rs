@@ -181,6 +181,99 @@ pub async fn auth_result(
     Ok(Json(json!({})))
 }
 
+async fn sync_agent(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
+    let agent = agent_from(s, headers).await?;
+    if agent.agent_type != AgentType::Sync {
+        return Err(ApiError::new(Code::Forbidden, "only sync agents read the change feed"));
+    }
+    Ok(agent)
+}
+
+/// `POST /api/agent/v1/sync/poll {waitMs, limit}`: the domain's feed entries after the
+/// agent's acknowledged cursor, in order (long-poll; an empty list after the wait). A paused
+/// agent receives nothing: its changes stay queued.
+pub async fn sync_poll(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let agent = sync_agent(&s, &headers).await?;
+    let wait =
+        std::time::Duration::from_millis(body.get("waitMs").and_then(Value::as_u64).unwrap_or(20_000).min(30_000));
+    let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(100).clamp(1, 1000) as usize;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = s.feed_wake.notified();
+        let agent: Agent =
+            s.repo.get(Collection::Agents, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent", &agent.id))?;
+        if !agent.paused {
+            let entries = s.repo.store().read_feed(&agent.domain_id, agent.cursor, limit).await?;
+            if !entries.is_empty() {
+                let out: Vec<Value> = entries
+                    .into_iter()
+                    .map(|e| json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": e.secret}))
+                    .collect();
+                return Ok(Json(Value::Array(out)));
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Json(json!([])));
+        }
+    }
+}
+
+/// `POST /api/agent/v1/sync/ack {seq}`: everything up to `seq` is applied in AD.
+pub async fn sync_ack(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let mut agent = sync_agent(&s, &headers).await?;
+    let seq = body
+        .get("seq")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
+    if seq > agent.cursor {
+        agent.cursor = seq;
+        s.repo.save_agent(&agent).await?;
+        s.repo.store().clear_feed_secrets(&agent.domain_id, seq).await?;
+    }
+    Ok(Json(json!({"cursor": agent.cursor})))
+}
+
+/// `POST /api/agent/v1/sync/status {userId, guid, dn, error}`: the outcome of writing a user
+/// to AD. A created or taken-over AD user is linked at once (objectGUID), so the import
+/// agent recognises it and imports no duplicate; `error` (AD's reason or a warning) shows on
+/// the user as `adSyncError`.
+pub async fn sync_status(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let agent = sync_agent(&s, &headers).await?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let id = text("userId").ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `userId`"))?;
+    let Some(mut user) = s.repo.user(&id).await? else { return Ok(Json(json!({}))) };
+    if !crate::feed::bound_domains(&s, &id).await?.contains(&agent.domain_id) {
+        return Err(ApiError::new(Code::Forbidden, "this user is not bound to the agent's domain"));
+    }
+    let before = user.clone();
+    user.ad_sync_error = text("error");
+    if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
+        if user.ad_guid.as_deref() != Some(guid.as_str()) {
+            user.ad_guid = Some(guid);
+            user.external_dn = Some(dn);
+            user.external_source_type = Some("active_directory".into());
+        }
+    }
+    if user != before {
+        // Linked by objectGUID only: the user is not externally managed until the import
+        // (if any) finds it in its scope; then it is the same user, never a duplicate.
+        s.repo.save_user(&user, None).await?;
+    }
+    Ok(Json(json!({})))
+}
+
 pub async fn heartbeat(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,

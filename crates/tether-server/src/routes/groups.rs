@@ -13,6 +13,7 @@ use tether_store::{Collection, Edge};
 use crate::auth::{new_id, Admin};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::feed;
 use crate::AppState;
 
 /// A v2 list: the array, with the total in `x-total-count`.
@@ -85,9 +86,12 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v2/usergroups/{id}", tag = "groups", responses((status = 204)))]
 pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let members = s.repo.store().targets(Edge::Member, &id).await?;
+    let before = feed::snapshot(&s, &members).await?;
     if !s.repo.store().delete(Collection::Groups, &id).await? {
         return Err(ApiError::not_found("user group", &id));
     }
+    feed::rebind(&s, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -139,12 +143,14 @@ pub async fn change_members(
     if op.kind != "user" {
         return Err(ApiError::new(Code::InvalidField, "invalid value for `type`: members of a user group are users"));
     }
+    let before = feed::snapshot(&s, std::slice::from_ref(&op.id)).await?;
     if op.add {
         crate::routes::users::load(&s.repo, &op.id).await?;
         s.repo.store().link(Edge::Member, &id, &op.id).await?;
     } else if !s.repo.store().unlink(Edge::Member, &id, &op.id).await? {
         return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
     }
+    feed::rebind(&s, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

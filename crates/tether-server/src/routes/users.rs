@@ -11,6 +11,7 @@ use tether_store::{Collection, Repo};
 use crate::auth::{hash_password, new_id, verify_password, Admin};
 use crate::body::{parse_window, project, JsonBody, QueryPairs};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::feed::{self, Flags};
 use crate::AppState;
 
 /// The API form of a user: the stored fields plus `_id`.
@@ -135,15 +136,18 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value) -> ApiResult<Use
     };
     let UserWrite { mut user, password } = update_user(&current, body, &settings, &|_| same)?;
     check_references(&s.repo, &user).await?;
-    let hash = match password {
+    let hash = match &password {
         Some(p) => {
             user.password_date = Some(s.now_str());
-            Some(hash_password(p).await?)
+            Some(hash_password(p.clone()).await?)
         }
         None => None,
     };
     if !s.repo.save_user(&user, hash.as_deref()).await? {
         return Err(ApiError::not_found("user", id));
+    }
+    if user != current || password.is_some() {
+        feed::user_changed(s, &user, password.as_deref(), Flags::default()).await?;
     }
     Ok(user)
 }
@@ -162,15 +166,23 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/systemusers/{id}", tag = "users", responses((status = 200, body = User)))]
 pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let user = load(&s.repo, &id).await?;
+    let domains = feed::bound_domains(&s, &id).await?;
     s.repo.store().delete(Collection::Users, &id).await?;
+    feed::user_disconnected(&s, &user, &domains).await?;
     Ok(Json(user_json(&user)))
 }
 
-async fn modify(s: &AppState, id: &str, f: impl FnOnce(&mut User) -> ApiResult<()>) -> ApiResult<Json<Value>> {
+async fn modify(
+    s: &AppState,
+    id: &str,
+    flags: Flags,
+    f: impl FnOnce(&mut User) -> ApiResult<()>,
+) -> ApiResult<Json<Value>> {
     let mut user = load(&s.repo, id).await?;
     f(&mut user)?;
     user.refresh_derived();
     s.repo.save_user(&user, None).await?;
+    feed::user_changed(s, &user, None, flags).await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -181,7 +193,7 @@ pub async fn activate(_: Admin, State(s): State<AppState>, Path(id): Path<String
 
 #[utoipa::path(post, path = "/api/systemusers/{id}/unlock", tag = "users", responses((status = 200, body = User)))]
 pub async fn unlock(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    modify(&s, &id, |u| {
+    modify(&s, &id, Flags { explicit_unlock: true, ..Flags::default() }, |u| {
         u.account_locked = false;
         u.account_locked_date = None;
         Ok(())
@@ -192,7 +204,7 @@ pub async fn unlock(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
 #[utoipa::path(post, path = "/api/systemusers/{id}/expire", tag = "users", responses((status = 200, body = User)))]
 pub async fn expire(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let now = s.now_str();
-    modify(&s, &id, move |u| {
+    modify(&s, &id, Flags { expire: true, ..Flags::default() }, move |u| {
         if u.password_authority.is_some() {
             return Err(tether_core::CoreError::PasswordAuthority.into());
         }

@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Executor, Row};
 use tether_core::query::ListQuery;
 
-use crate::{Collection, Doc, Edge, Result, Secret, Store, StoreError};
+use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError};
 use filter::{column, to_sql, Bind};
 
 pub struct SqliteStore {
@@ -244,6 +244,61 @@ impl Store for SqliteStore {
             .bind(to)
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn append_feed(
+        &self,
+        domain: &str,
+        kind: &str,
+        object: &str,
+        body: &Value,
+        secret: Option<&str>,
+        created: &str,
+    ) -> Result<i64> {
+        let r = sqlx::query(
+            "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(domain)
+        .bind(kind)
+        .bind(object)
+        .bind(body.to_string())
+        .bind(secret)
+        .bind(created)
+        .execute(&self.writer)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, object_id, body, secret, created FROM feed WHERE domain_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(domain)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FeedEntry {
+                    seq: r.get(0),
+                    kind: r.get(1),
+                    object_id: r.get(2),
+                    body: parse(r.get::<&str, _>(3))?,
+                    secret: r.get(4),
+                    created: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()> {
+        sqlx::query("UPDATE feed SET secret = NULL WHERE domain_id = ? AND seq <= ? AND secret IS NOT NULL")
+            .bind(domain)
+            .bind(upto)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn setting(&self, key: &str) -> Result<Option<Value>> {

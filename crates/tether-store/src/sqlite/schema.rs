@@ -22,4 +22,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX edges_by_dst ON edges (kind, dst);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 2: the change feed to the sync agents (ordered by seq; secrets cleared once acknowledged).
+    r#"
+    CREATE TABLE feed (seq INTEGER PRIMARY KEY AUTOINCREMENT, domain_id TEXT NOT NULL, kind TEXT NOT NULL,
+                       object_id TEXT NOT NULL, body TEXT NOT NULL, secret TEXT, created TEXT NOT NULL);
+    CREATE INDEX feed_by_domain ON feed (domain_id, seq);
+    "#,
 ];

@@ -1,0 +1,124 @@
+//! The change feed to the sync agents: every change in Tether to a user bound to a domain
+//! (directly or through an associated group) becomes an ordered, durable entry of that
+//! domain's feed; a user that loses its last connection to a domain becomes a
+//! `user_disconnected` entry. The sync agent long-polls the feed, applies entries to AD and
+//! acknowledges its cursor, so delivery is at least once and in order; application is
+//! idempotent (each entry carries the user's state, not a diff).
+//!
+//! Writes made by the import agent are not fed back: an agent's own write never flips state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use tether_core::ad::{AdDomain, AgentType};
+use tether_core::adi::sync::UserChange;
+use tether_core::user::User;
+use tether_store::{Collection, Edge};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// What else an admin did besides changing fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags {
+    pub explicit_unlock: bool,
+    pub expire: bool,
+}
+
+/// Domains a user is bound to (directly or through groups) whose use case has a sync agent.
+pub async fn bound_domains(s: &AppState, user_id: &str) -> Result<BTreeSet<String>, ApiError> {
+    let store = s.repo.store();
+    let mut out: BTreeSet<String> = store.sources(Edge::DomainUser, user_id).await?.into_iter().collect();
+    for g in store.sources(Edge::Member, user_id).await? {
+        out.extend(store.sources(Edge::DomainGroup, &g).await?);
+    }
+    let mut syncing = BTreeSet::new();
+    for d in out {
+        if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, &d).await? {
+            if dom.use_case.allowed_agents().contains(&AgentType::Sync) {
+                syncing.insert(d);
+            }
+        }
+    }
+    Ok(syncing)
+}
+
+/// The entry's view of the user; a new password travels as the entry's secret, not here.
+fn change_of(u: &User, f: Flags) -> UserChange {
+    UserChange {
+        username: u.username.clone(),
+        firstname: u.firstname.clone(),
+        lastname: u.lastname.clone(),
+        email: u.email.clone(),
+        suspended: u.suspended,
+        has_password: u.has_password,
+        password: None,
+        explicit_unlock: f.explicit_unlock,
+        expire: f.expire,
+    }
+}
+
+fn body(u: &User, change: &UserChange) -> Value {
+    json!({
+        "userId": u.id,
+        "guid": u.ad_guid,
+        "dn": u.external_dn,
+        "change": change,
+    })
+}
+
+async fn notify(s: &AppState) {
+    s.feed_wake.notify_waiters();
+}
+
+/// Feeds a change of `u` to every domain it is bound to.
+pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Flags) -> Result<(), ApiError> {
+    let domains = bound_domains(s, &u.id).await?;
+    for d in &domains {
+        s.repo.store().append_feed(d, "user", &u.id, &body(u, &change_of(u, f)), password, &s.now_str()).await?;
+    }
+    if !domains.is_empty() {
+        notify(s).await;
+    }
+    Ok(())
+}
+
+/// Feeds the disconnection of `u` from `domains`.
+pub async fn user_disconnected(s: &AppState, u: &User, domains: &BTreeSet<String>) -> Result<(), ApiError> {
+    for d in domains {
+        let b = body(u, &change_of(u, Flags::default()));
+        s.repo.store().append_feed(d, "user_disconnected", &u.id, &b, None, &s.now_str()).await?;
+    }
+    if !domains.is_empty() {
+        notify(s).await;
+    }
+    Ok(())
+}
+
+/// The bound domains of some users, taken before an edge change.
+pub async fn snapshot(s: &AppState, users: &[String]) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+    let mut m = BTreeMap::new();
+    for u in users {
+        m.insert(u.clone(), bound_domains(s, u).await?);
+    }
+    Ok(m)
+}
+
+/// After an edge change: users bound to new domains are fed as changes there (which creates
+/// or takes over their AD account); users that lost domains are fed as disconnected.
+pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) -> Result<(), ApiError> {
+    for (uid, old) in before {
+        let Some(u) = s.repo.user(&uid).await? else { continue };
+        let new = bound_domains(s, &uid).await?;
+        let lost: BTreeSet<String> = old.difference(&new).cloned().collect();
+        user_disconnected(s, &u, &lost).await?;
+        for d in new.difference(&old) {
+            s.repo
+                .store()
+                .append_feed(d, "user", &u.id, &body(&u, &change_of(&u, Flags::default())), None, &s.now_str())
+                .await?;
+            notify(s).await;
+        }
+    }
+    Ok(())
+}
