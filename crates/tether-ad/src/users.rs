@@ -41,6 +41,13 @@ pub struct NewUser<'a> {
     pub password: Option<&'a str>,
 }
 
+impl NewUser<'_> {
+    /// The CN: "Given Sn".
+    pub fn cn(&self) -> String {
+        format!("{} {}", self.given_name, self.sn).trim().to_string()
+    }
+}
+
 fn check(dn: &str, res: ldap3::LdapResult) -> Result<(), AdError> {
     if res.rc != 0 {
         return Err(AdError::Refused { dn: dn.to_string(), rc: res.rc, message: res.text });
@@ -51,25 +58,41 @@ fn check(dn: &str, res: ldap3::LdapResult) -> Result<(), AdError> {
 /// Creates a user (`CN=<given sn>` in the container); enabled when it has a password.
 /// Returns its DN.
 pub async fn create_user(ldap: &mut Ldap, u: &NewUser<'_>) -> Result<String, AdError> {
-    let cn = format!("{} {}", u.given_name, u.sn);
-    let dn = format!("CN={},{}", dn_escape(cn.trim()), u.container);
-    let upn = u.mail.to_string();
+    create_user_as(ldap, u, &u.cn(), u.mail, true).await
+}
+
+/// Creates a user with the given CN and userPrincipalName, enabled (with its password) or
+/// left disabled. Returns its DN.
+pub async fn create_user_as(
+    ldap: &mut Ldap,
+    u: &NewUser<'_>,
+    cn: &str,
+    upn: &str,
+    enabled: bool,
+) -> Result<String, AdError> {
+    let dn = format!("CN={},{}", dn_escape(cn), u.container);
     let attrs: Vec<(&str, HashSet<&str>)> = vec![
         ("objectClass", HashSet::from(["top", "person", "organizationalPerson", "user"])),
         ("sAMAccountName", HashSet::from([u.sam_account_name])),
         ("givenName", HashSet::from([u.given_name])),
         ("sn", HashSet::from([u.sn])),
         ("mail", HashSet::from([u.mail])),
-        ("userPrincipalName", HashSet::from([upn.as_str()])),
+        ("userPrincipalName", HashSet::from([upn])),
         // 546 = normal account, disabled, password not required: enabled below once a
         // password is set, so the account never exists enabled without one.
         ("userAccountControl", HashSet::from(["546"])),
     ];
     check(&dn, ldap.add(&dn, attrs).await?)?;
     if let Some(p) = u.password {
-        set_password(ldap, &dn, p).await?;
-        let m = vec![Mod::Replace("userAccountControl", HashSet::from(["512"]))];
-        check(&dn, ldap.modify(&dn, m).await?)?;
+        if let Err(e) = set_password(ldap, &dn, p).await {
+            // Do not leave a half-made account behind.
+            let _ = ldap.delete(&dn).await;
+            return Err(e);
+        }
+        if enabled {
+            let m = vec![Mod::Replace("userAccountControl", HashSet::from(["512"]))];
+            check(&dn, ldap.modify(&dn, m).await?)?;
+        }
     }
     Ok(dn)
 }

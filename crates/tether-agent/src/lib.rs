@@ -8,6 +8,7 @@ pub mod import;
 pub mod passwords;
 pub mod runner;
 pub mod session;
+pub mod sync;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

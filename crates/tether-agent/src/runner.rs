@@ -116,6 +116,19 @@ impl ImportWork {
     }
 }
 
+/// The sync group must exist: the agent never creates it (the seeds: "Group Must Exist").
+async fn check_sync_group(ldap: &mut tether_ad::Ldap, dn: &str) {
+    let found = ldap
+        .search(dn, tether_ad::ldap3::Scope::Base, "(objectClass=group)", vec!["1.1"])
+        .await
+        .ok()
+        .and_then(|r| r.success().ok())
+        .is_some_and(|(e, _)| !e.is_empty());
+    if !found {
+        tracing::error!(sync_group = %dn, "sync_group does not exist in AD; create it: the agent never creates or deletes it");
+    }
+}
+
 fn interval(secs: f64) -> Duration {
     Duration::from_secs_f64(secs.max(0.05))
 }
@@ -138,8 +151,13 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
 
 pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let target = cfg.ldap_target();
-    let _ldap = connect_ad(&target).await?;
+    let mut ldap = connect_ad(&target).await?;
+    check_sync_group(&mut ldap, &cfg.sync_group).await;
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
     tracing::info!(agent = %session.agent_id, "sync agent running");
-    main_loop(session, interval(cfg.poll_interval_seconds), shutdown, None).await
+    let every = interval(cfg.poll_interval_seconds);
+    let feed = tokio::spawn(crate::sync::serve(cfg, session.clone()));
+    let r = main_loop(session, every, shutdown, None).await;
+    feed.abort();
+    r
 }

@@ -167,6 +167,33 @@ impl Session {
         }
     }
 
+    /// Long-polls the change feed of the agent's domain.
+    pub async fn sync_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
+        match self.call("/api/agent/v1/sync/poll", json!({"waitMs": wait_ms})).await? {
+            Value::Array(v) => Ok(v),
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// Acknowledges the feed up to `seq` (applied in AD).
+    pub async fn sync_ack(&self, seq: i64) -> Result<(), AgentError> {
+        self.call("/api/agent/v1/sync/ack", json!({"seq": seq})).await.map(|_| ())
+    }
+
+    /// Reports the outcome of writing a user to AD.
+    pub async fn sync_status(&self, body: &Value) -> Result<(), AgentError> {
+        self.call("/api/agent/v1/sync/status", body.clone()).await.map(|_| ())
+    }
+
+    /// An authenticated call; a revoked token is [`AgentError::Revoked`].
+    async fn call(&self, path: &str, body: Value) -> Result<Value, AgentError> {
+        let url = format!("{}{path}", self.url);
+        match post(&self.client, &url, Some(&self.token), body).await {
+            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
+            other => other,
+        }
+    }
+
     /// Long-polls for delegated password checks.
     pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
         let url = format!("{}/api/agent/v1/auth/poll", self.url);

@@ -1,0 +1,353 @@
+//! The sync agent's work: read the domain's change feed from tetherd, apply each entry to AD,
+//! acknowledge. Entries carry the user's state (not a diff), and each is applied by first
+//! reading the AD user and asking the pure decision (`tether_core::adi::sync`), so applying
+//! an entry twice has no further effect: a crash between applying and acknowledging leaves
+//! AD as if it had not happened.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tether_ad::ldap3::{Scope, SearchEntry};
+use tether_ad::read::{guid_hex, root_dse, text};
+use tether_ad::{AdError, Ldap, NewUser};
+use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, SyncSettings, UserChange};
+
+use crate::config::SyncConfig;
+use crate::session::Session;
+use crate::AgentError;
+
+const POLL_WAIT_MS: u64 = 20_000;
+const ATTRS: [&str; 9] = [
+    "objectGUID",
+    "sAMAccountName",
+    "givenName",
+    "sn",
+    "mail",
+    "userAccountControl",
+    "adminCount",
+    "memberOf",
+    "msDS-User-Account-Control-Computed",
+];
+
+fn settings(cfg: &SyncConfig) -> SyncSettings {
+    SyncSettings {
+        user_disconnection_action: cfg.user_disconnection_action,
+        membership_disconnection: cfg.membership_disconnection,
+        sync_account_locked_out_status: cfg.sync_account_locked_out_status,
+    }
+}
+
+/// `\xx` escapes of raw bytes, for an objectGUID in a search filter.
+fn escape_bytes(hex: &str) -> String {
+    hex.as_bytes().chunks(2).map(|c| format!("\\{}", String::from_utf8_lossy(c))).collect()
+}
+
+/// The domain facts the agent needs, read once per connection.
+pub struct Domain {
+    pub nc: String,
+    pub dns_name: String,
+}
+
+pub async fn domain(ldap: &mut Ldap) -> Result<Domain, AgentError> {
+    let nc = root_dse(ldap).await?.default_naming_context;
+    let dns_name =
+        nc.split(',').filter_map(|p| p.split_once('=').map(|(_, v)| v.to_lowercase())).collect::<Vec<_>>().join(".");
+    Ok(Domain { nc, dns_name })
+}
+
+async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<SearchEntry>, AdError> {
+    let (entries, _) = ldap.search(base, Scope::Subtree, filter, ATTRS.to_vec()).await?.success()?;
+    Ok(entries.into_iter().next().map(SearchEntry::construct))
+}
+
+/// The AD user of a Tether user: by objectGUID when linked, else by sAMAccountName.
+async fn find(ldap: &mut Ldap, d: &Domain, guid: Option<&str>, username: &str) -> Result<Option<SearchEntry>, AdError> {
+    if let Some(g) = guid.filter(|g| g.len() == 32) {
+        if let Some(e) = search_one(ldap, &d.nc, &format!("(objectGUID={})", escape_bytes(g))).await? {
+            return Ok(Some(e));
+        }
+    }
+    let f = format!(
+        "(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))",
+        tether_ad::ldap3::ldap_escape(username)
+    );
+    search_one(ldap, &d.nc, &f).await
+}
+
+/// adminCount=1, krbtgt, the bind account, or a (nested) member of Domain Admins, Enterprise
+/// Admins or Administrators.
+async fn privileged(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str) -> Result<bool, AdError> {
+    let sam = text(e, "sAMAccountName").unwrap_or_default();
+    let bind = bind_dn.to_lowercase();
+    if text(e, "adminCount").as_deref() == Some("1")
+        || sam.eq_ignore_ascii_case("krbtgt")
+        || e.dn.eq_ignore_ascii_case(bind_dn)
+        || bind.split(['@', '\\']).any(|part| part == sam.to_lowercase())
+    {
+        return Ok(true);
+    }
+    let chain = "1.2.840.113556.1.4.1941";
+    let f = format!(
+        "(|(memberOf:{chain}:=CN=Domain Admins,CN=Users,{nc})(memberOf:{chain}:=CN=Enterprise Admins,CN=Users,{nc})(memberOf:{chain}:=CN=Administrators,CN=Builtin,{nc}))",
+        nc = d.nc
+    );
+    let (entries, _) = ldap.search(&e.dn, Scope::Base, &f, vec!["1.1"]).await?.success()?;
+    Ok(!entries.is_empty())
+}
+
+async fn side(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str) -> Result<AdSide, AdError> {
+    let num = |k: &str| text(e, k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    Ok(AdSide {
+        privileged: privileged(ldap, d, e, bind_dn).await?,
+        disabled: num("userAccountControl") & 2 != 0,
+        locked: num("msDS-User-Account-Control-Computed") & 0x10 != 0,
+        given_name: text(e, "givenName"),
+        sn: text(e, "sn"),
+        mail: text(e, "mail"),
+    })
+}
+
+/// A random password that meets AD's complexity rules.
+fn generated_password() -> String {
+    let mut b = [0u8; 18];
+    getrandom::fill(&mut b).expect("OS randomness");
+    format!("Tq7!{}", hex::encode(b))
+}
+
+async fn set_uac_bit(ldap: &mut Ldap, e: &SearchEntry, disabled: bool) -> Result<(), AdError> {
+    let uac: u32 = text(e, "userAccountControl").and_then(|v| v.parse().ok()).unwrap_or(512);
+    let new = if disabled { uac | 2 } else { uac & !2 };
+    tether_ad::replace_attrs(ldap, &e.dn, &[("userAccountControl", &new.to_string())]).await
+}
+
+/// Every group nested (any depth) under the sync group: the groups Tether manages.
+async fn managed_groups(ldap: &mut Ldap, sync_group: &str) -> Result<HashSet<String>, AdError> {
+    let mut out = HashSet::new();
+    let mut todo = VecDeque::from([sync_group.to_string()]);
+    while let Some(g) = todo.pop_front() {
+        if !out.insert(g.to_lowercase()) {
+            continue;
+        }
+        let (entries, _) = ldap.search(&g, Scope::Base, "(objectClass=group)", vec!["member"]).await?.success()?;
+        let Some(e) = entries.into_iter().next().map(SearchEntry::construct) else { continue };
+        for m in tether_ad::read::ranged_values(ldap, &e, "member", None).await? {
+            let (sub, _) = ldap.search(&m, Scope::Base, "(objectClass=group)", vec!["1.1"]).await?.success()?;
+            if !sub.is_empty() {
+                todo.push_back(m);
+            }
+        }
+    }
+    out.remove(&sync_group.to_lowercase());
+    Ok(out)
+}
+
+/// The outcome of one entry for the user in Tether.
+struct Outcome {
+    guid: Option<String>,
+    dn: Option<String>,
+    error: Option<String>,
+}
+
+fn ad_reason(e: &AdError) -> String {
+    match e {
+        AdError::Refused { message, .. } => format!("AD refused: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// Applies one feed entry. AD refusing a write is an outcome (reported on the user), not an
+/// error; an error means AD could not be reached and the entry must be retried.
+async fn apply(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    d: &Domain,
+    entry: &Value,
+) -> Result<Option<(String, Outcome)>, AgentError> {
+    let kind = entry["kind"].as_str().unwrap_or_default();
+    let body = &entry["body"];
+    let user_id = body["userId"].as_str().unwrap_or_default().to_string();
+    let mut change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
+    change.password = entry["password"].as_str().map(str::to_string);
+    let s = settings(cfg);
+    let found = find(ldap, d, body["guid"].as_str(), &change.username).await?;
+    let ad = match &found {
+        Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
+        None => None,
+    };
+    let actions = match kind {
+        "user" => decide_user(&s, &change, ad.as_ref()),
+        "user_disconnected" => decide_disconnect(&s, ad.as_ref()),
+        other => {
+            tracing::warn!(kind = other, "unknown feed entry; skipped");
+            return Ok(None);
+        }
+    };
+    let mut out = Outcome { guid: found.as_ref().map(guid_hex), dn: found.as_ref().map(|e| e.dn.clone()), error: None };
+    let mut current = found;
+    for a in actions {
+        let r: Result<(), AdError> = match (&a, current.as_ref()) {
+            (AdAction::Create { disabled, random_password }, _) => {
+                let pw =
+                    if *random_password { generated_password() } else { change.password.clone().unwrap_or_default() };
+                let nu = NewUser {
+                    container: &cfg.user_root_dn,
+                    sam_account_name: &change.username,
+                    given_name: &change.firstname,
+                    sn: &change.lastname,
+                    mail: &change.email,
+                    password: Some(&pw),
+                };
+                let upn = format!("{}@{}", change.username, d.dns_name);
+                let mut r = tether_ad::create_user_as(ldap, &nu, &nu.cn(), &upn, !disabled).await;
+                if matches!(r, Err(AdError::Refused { rc: 68, .. })) {
+                    // Another object has that CN: disambiguate with the username.
+                    r = tether_ad::create_user_as(
+                        ldap,
+                        &nu,
+                        &format!("{} ({})", nu.cn(), change.username),
+                        &upn,
+                        !disabled,
+                    )
+                    .await;
+                }
+                match r {
+                    Ok(_) => {
+                        current = find(ldap, d, None, &change.username).await?;
+                        out.guid = current.as_ref().map(guid_hex);
+                        out.dn = current.as_ref().map(|e| e.dn.clone());
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (AdAction::SetAttributes, Some(e)) => {
+                tether_ad::replace_attrs(
+                    ldap,
+                    &e.dn,
+                    &[("givenName", &change.firstname), ("sn", &change.lastname), ("mail", &change.email)],
+                )
+                .await
+            }
+            (AdAction::SetPassword, Some(e)) => {
+                tether_ad::set_password(ldap, &e.dn, change.password.as_deref().unwrap_or_default()).await
+            }
+            (AdAction::Disable, Some(e)) => set_uac_bit(ldap, e, true).await,
+            (AdAction::Enable, Some(e)) => set_uac_bit(ldap, e, false).await,
+            (AdAction::Unlock, Some(e)) => tether_ad::replace_attrs(ldap, &e.dn, &[("lockoutTime", "0")]).await,
+            (AdAction::ExpirePassword, Some(e)) => tether_ad::replace_attrs(ldap, &e.dn, &[("pwdLastSet", "0")]).await,
+            (AdAction::Delete, Some(e)) => {
+                let dn = e.dn.clone();
+                ldap.delete(&dn)
+                    .await
+                    .map_err(AdError::from)
+                    .and_then(|r| r.success().map(|_| ()).map_err(AdError::from))
+            }
+            (AdAction::RemoveMemberships, Some(e)) => remove_memberships(ldap, &cfg.sync_group, e).await,
+            (AdAction::Warn(w), _) => {
+                out.error = Some(w.clone());
+                Ok(())
+            }
+            (AdAction::Refuse(r), _) => {
+                out.error = Some(r.clone());
+                Ok(())
+            }
+            (_, None) => Ok(()),
+        };
+        match r {
+            Ok(()) => {}
+            Err(e @ AdError::Refused { .. }) | Err(e @ AdError::Bind { .. }) => {
+                tracing::warn!(user = %change.username, action = ?a, error = %e, "AD refused a write");
+                out.error = Some(ad_reason(&e));
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
+            // Re-read so later steps in the same entry see the new flags.
+            current = find(ldap, d, Some(&guid_hex(e)), &change.username).await?;
+        }
+    }
+    Ok((kind == "user").then_some((user_id, out)))
+}
+
+async fn remove_memberships(ldap: &mut Ldap, sync_group: &str, e: &SearchEntry) -> Result<(), AdError> {
+    let managed = managed_groups(ldap, sync_group).await?;
+    let member_of = e.attrs.get("memberOf").cloned().unwrap_or_default();
+    for g in member_of.iter().filter(|g| managed.contains(&g.to_lowercase())) {
+        tether_ad::set_member(ldap, g, &e.dn, false).await?;
+    }
+    Ok(())
+}
+
+/// Reads and applies the feed until the agent is revoked. `ldap` is reopened after a failure.
+pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> {
+    let target = cfg.ldap_target();
+    let mut conn: Option<(Ldap, Domain)> = None;
+    let mut failures = 0u32;
+    loop {
+        let entries = match session.sync_poll(POLL_WAIT_MS).await {
+            Ok(e) => e,
+            Err(AgentError::Revoked) => return Err(AgentError::Revoked),
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "change feed: poll failed");
+                tokio::time::sleep(Duration::from_millis((500u64 << failures.min(6)).min(30_000))).await;
+                continue;
+            }
+        };
+        if entries.is_empty() {
+            continue;
+        }
+        match apply_batch(&cfg, &target, &mut conn, &session, &entries).await {
+            Ok(()) => failures = 0,
+            Err(AgentError::Revoked) => return Err(AgentError::Revoked),
+            Err(e) => {
+                conn = None;
+                failures += 1;
+                tracing::warn!(error = %e, "change feed: AD unreachable; the entries will be applied again");
+                tokio::time::sleep(Duration::from_millis((500u64 << failures.min(6)).min(30_000))).await;
+            }
+        }
+    }
+}
+
+/// Applies entries in order, acknowledging after each so a failure re-delivers only the rest.
+pub async fn apply_batch(
+    cfg: &SyncConfig,
+    target: &tether_ad::LdapTarget,
+    conn: &mut Option<(Ldap, Domain)>,
+    session: &Session,
+    entries: &[Value],
+) -> Result<(), AgentError> {
+    apply_entries(cfg, target, conn, session, entries, true).await
+}
+
+/// Like [`apply_batch`]; without `ack` the entries stay in the feed (as after a crash
+/// between applying and acknowledging).
+pub async fn apply_entries(
+    cfg: &SyncConfig,
+    target: &tether_ad::LdapTarget,
+    conn: &mut Option<(Ldap, Domain)>,
+    session: &Session,
+    entries: &[Value],
+    ack: bool,
+) -> Result<(), AgentError> {
+    for entry in entries {
+        let (ldap, d) = match conn {
+            Some(c) => c,
+            None => {
+                let mut l = tether_ad::connect(target).await?;
+                let d = domain(&mut l).await?;
+                conn.insert((l, d))
+            }
+        };
+        if let Some((user_id, o)) = apply(cfg, ldap, d, entry).await? {
+            session.sync_status(&json!({"userId": user_id, "guid": o.guid, "dn": o.dn, "error": o.error})).await?;
+        }
+        if let (true, Some(seq)) = (ack, entry["seq"].as_i64()) {
+            session.sync_ack(seq).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! The sync agent against the real Samba DC: create, takeover, attributes, passwords (and
+//! AD's complexity refusal shown in Tether), suspend, expire, unlock, the six disconnection
+//! rows for each of the three triggers, a crash between applying and acknowledging, and
+//! pause/resume.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tether_ad::ldap3::{Scope, SearchEntry};
+use tether_ad::{connect, create_group, create_user, set_member, AdError, BindFailure, LdapTarget, NewUser};
+use tether_agent::config::SyncConfig;
+use tether_agent::session::Session;
+use tether_agent::sync::{apply_entries, Domain};
+use tether_testkit::{dc, unique, TestServer};
+
+struct Fx {
+    s: TestServer,
+    ldap: tether_ad::Ldap,
+    cfg: SyncConfig,
+    session: Session,
+    domain: String,
+    agent: String,
+    ou: String,
+    managed: String,
+    conn: Option<(tether_ad::Ldap, Domain)>,
+    _state: tempfile::TempDir,
+}
+
+async fn fixture(settings: Value) -> Fx {
+    let s = TestServer::start().await;
+    let d = s
+        .call(
+            "POST",
+            "/api/v2/activedirectories",
+            Some(json!({"domain": "DC=corp,DC=example,DC=test", "useCase": "TWOWAYSYNC"})),
+        )
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let a =
+        s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "SYNC"}))).await;
+    let key = a.body["connectKey"].as_str().unwrap().to_string();
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let ou = format!("OU={},{}", unique("sync"), dc().base_dn);
+    ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
+    let sync_group = create_group(&mut ldap, &ou, &unique("jc")).await.unwrap();
+    let managed = create_group(&mut ldap, &ou, &unique("eng")).await.unwrap();
+    set_member(&mut ldap, &sync_group, &managed, true).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut v = json!({
+        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
+        "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
+        "user_root_dn": ou, "sync_group": sync_group,
+    });
+    for (k, val) in settings.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
+    Fx {
+        s,
+        ldap,
+        cfg,
+        session,
+        domain,
+        agent: a.body["id"].as_str().unwrap().into(),
+        ou,
+        managed,
+        conn: None,
+        _state: state,
+    }
+}
+
+impl Fx {
+    /// Applies everything queued, as the running agent would.
+    async fn drain(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            let entries = self.session.sync_poll(100).await.unwrap();
+            if entries.is_empty() {
+                return n;
+            }
+            n += entries.len();
+            let target = self.cfg.ldap_target();
+            apply_entries(&self.cfg, &target, &mut self.conn, &self.session, &entries, true).await.unwrap();
+        }
+    }
+
+    async fn tether_user(&self, username: &str, extra: Value) -> String {
+        let mut body = json!({"username": username, "email": format!("{username}@corp.example.test"), "firstname": "Syd", "lastname": "Sync"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = self.s.call("POST", "/api/systemusers", Some(body)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn bind_user(&self, id: &str, add: bool) {
+        let op = if add { "add" } else { "remove" };
+        let r = self
+            .s
+            .call(
+                "POST",
+                &format!("/api/v2/activedirectories/{}/associations?targets=user", self.domain),
+                Some(json!({"op": op, "type": "user", "id": id})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+
+    async fn put(&self, id: &str, body: Value) -> Value {
+        let r = self.s.call("PUT", &format!("/api/systemusers/{id}"), Some(body)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body
+    }
+
+    async fn ad_user(&mut self, sam: &str) -> Option<SearchEntry> {
+        let f = format!("(sAMAccountName={sam})");
+        let attrs = vec!["userAccountControl", "sn", "givenName", "mail", "memberOf", "pwdLastSet"];
+        let (e, _) = self.ldap.search(&dc().base_dn, Scope::Subtree, &f, attrs).await.unwrap().success().unwrap();
+        e.into_iter().next().map(SearchEntry::construct)
+    }
+}
+
+fn as_user(sam: &str, pw: &str) -> LdapTarget {
+    LdapTarget { bind_dn: format!("{sam}@{}", dc().realm), bind_password: pw.into(), ..dc().admin_target() }
+}
+
+fn uac(e: &SearchEntry) -> u32 {
+    e.attrs["userAccountControl"][0].parse().unwrap()
+}
+
+#[tokio::test]
+async fn create_password_attributes_suspend_expire() {
+    let mut fx = fixture(json!({})).await;
+    let sam = unique("s");
+    let id = fx.tether_user(&sam, json!({"password": "Old-Passw0rd!"})).await;
+    fx.bind_user(&id, true).await;
+    assert_eq!(fx.drain().await, 1);
+    let e = fx.ad_user(&sam).await.expect("created in AD");
+    assert!(e.dn.ends_with(&fx.ou), "created in user_root_dn: {}", e.dn);
+    assert_eq!(uac(&e) & 2, 0, "enabled");
+    let u = fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert_eq!(u["external_dn"].as_str(), Some(e.dn.as_str()), "linked at once");
+    assert!(
+        u["adSyncError"].as_str().unwrap().contains("system-generated password"),
+        "the seeds' takeover warning: {u}"
+    );
+
+    // A password set in Tether reaches AD: the user can bind with it.
+    fx.put(&id, json!({"password": "N3w-Sync-Passw0rd"})).await;
+    fx.drain().await;
+    connect(&as_user(&sam, "N3w-Sync-Passw0rd")).await.expect("binds with the new password");
+    assert!(fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["adSyncError"].is_null());
+
+    // Attributes follow.
+    fx.put(&id, json!({"lastname": "Renamed", "email": format!("{sam}@new.example.test")})).await;
+    fx.drain().await;
+    let e = fx.ad_user(&sam).await.unwrap();
+    assert_eq!(
+        (e.attrs["sn"][0].as_str(), e.attrs["mail"][0].as_str()),
+        ("Renamed", format!("{sam}@new.example.test").as_str())
+    );
+
+    // AD's complexity refusal shows on the user (Tether's policy is laxer here, as the seeds
+    // warn can happen when the two are not aligned).
+    let r =
+        fx.s.call("PUT", "/api/settings", Some(json!({"passwordPolicy": {"minLength": 4, "minCharacterClasses": 1}})))
+            .await;
+    assert_eq!(r.status, 200);
+    fx.put(&id, json!({"password": "weakpass"})).await;
+    fx.drain().await;
+    let u = fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert!(u["adSyncError"].as_str().unwrap().contains("AD refused"), "{u}");
+    connect(&as_user(&sam, "N3w-Sync-Passw0rd")).await.expect("the old AD password still works");
+
+    // Suspended → disabled in AD; reactivated → enabled.
+    fx.put(&id, json!({"suspended": true})).await;
+    fx.drain().await;
+    assert_eq!(uac(&fx.ad_user(&sam).await.unwrap()) & 2, 2);
+    match connect(&as_user(&sam, "N3w-Sync-Passw0rd")).await {
+        Err(AdError::Bind { failure: BindFailure::AccountDisabled, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    fx.put(&id, json!({"suspended": false})).await;
+    fx.drain().await;
+    assert_eq!(uac(&fx.ad_user(&sam).await.unwrap()) & 2, 0);
+
+    // Expired in Tether → must change at next logon in AD.
+    let r = fx.s.call("POST", &format!("/api/systemusers/{id}/expire"), None).await;
+    assert_eq!(r.status, 200);
+    fx.drain().await;
+    match connect(&as_user(&sam, "N3w-Sync-Passw0rd")).await {
+        Err(AdError::Bind { failure: BindFailure::MustChangePassword, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn suspended_user_without_ad_account_is_created_disabled_and_takeover_keeps_the_password() {
+    let mut fx = fixture(json!({})).await;
+    let sam = unique("s");
+    let id = fx.tether_user(&sam, json!({"suspended": true})).await;
+    fx.bind_user(&id, true).await;
+    fx.drain().await;
+    assert_eq!(uac(&fx.ad_user(&sam).await.unwrap()) & 2, 2, "created, then disabled");
+
+    // An AD user of the same name already exists: taken over, its password untouched.
+    let other = unique("t");
+    let ou = fx.ou.clone();
+    create_user(
+        &mut fx.ldap,
+        &NewUser {
+            container: &ou,
+            sam_account_name: &other,
+            given_name: "Ada",
+            sn: &other,
+            mail: &format!("{other}@corp.example.test"),
+            password: Some("Ad-Own-Passw0rd"),
+        },
+    )
+    .await
+    .unwrap();
+    let id = fx.tether_user(&other, json!({})).await;
+    fx.bind_user(&id, true).await;
+    fx.drain().await;
+    connect(&as_user(&other, "Ad-Own-Passw0rd")).await.expect("takeover sets no new password");
+    let e = fx.ad_user(&other).await.unwrap();
+    assert_eq!(e.attrs["givenName"][0], "Syd", "Tether's attributes are written");
+    let (all, _) = fx
+        .ldap
+        .search(&dc().base_dn, Scope::Subtree, &format!("(sAMAccountName={other})"), vec!["1.1"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(all.len(), 1, "no duplicate");
+}
+
+#[tokio::test]
+async fn disconnection_rows_for_each_trigger() {
+    // (user_disconnection_action, membership_disconnection, AD account after, still member?)
+    let rows = [
+        ("remove", "remove", "deleted", false),
+        ("remove", "retain", "deleted", false),
+        ("disable", "remove", "disabled", false),
+        ("disable", "retain", "disabled", true),
+        ("retain", "remove", "active", false),
+        ("retain", "retain", "active", true),
+    ];
+    for trigger in ["unbind", "delete", "group"] {
+        for (user_action, membership, account, member) in rows {
+            let mut fx =
+                fixture(json!({"user_disconnection_action": user_action, "membership_disconnection": membership}))
+                    .await;
+            let sam = unique("x");
+            let id = fx.tether_user(&sam, json!({})).await;
+            let group = if trigger == "group" {
+                let g = fx.s.call("POST", "/api/v2/usergroups", Some(json!({"name": unique("g")}))).await.body["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                fx.s.call(
+                    "POST",
+                    &format!("/api/v2/usergroups/{g}/members"),
+                    Some(json!({"op": "add", "type": "user", "id": id})),
+                )
+                .await;
+                fx.s.call(
+                    "POST",
+                    &format!("/api/v2/activedirectories/{}/associations?targets=user_group", fx.domain),
+                    Some(json!({"op": "add", "type": "user_group", "id": g})),
+                )
+                .await;
+                Some(g)
+            } else {
+                fx.bind_user(&id, true).await;
+                None
+            };
+            fx.drain().await;
+            let dn = fx.ad_user(&sam).await.expect("created").dn;
+            let managed = fx.managed.clone();
+            set_member(&mut fx.ldap, &managed, &dn, true).await.unwrap();
+
+            match (trigger, &group) {
+                ("unbind", _) => fx.bind_user(&id, false).await,
+                ("delete", _) => {
+                    assert_eq!(fx.s.call("DELETE", &format!("/api/systemusers/{id}"), None).await.status, 200)
+                }
+                (_, Some(g)) => {
+                    let r =
+                        fx.s.call(
+                            "POST",
+                            &format!("/api/v2/activedirectories/{}/associations?targets=user_group", fx.domain),
+                            Some(json!({"op": "remove", "type": "user_group", "id": g})),
+                        )
+                        .await;
+                    assert_eq!(r.status, 204);
+                }
+                _ => unreachable!(),
+            }
+            fx.drain().await;
+            let row = format!("{trigger} {user_action}/{membership}");
+            let after = fx.ad_user(&sam).await;
+            match account {
+                "deleted" => assert!(after.is_none(), "{row}"),
+                state => {
+                    let e = after.unwrap_or_else(|| panic!("{row}: AD account gone"));
+                    assert_eq!(uac(&e) & 2 == 2, state == "disabled", "{row}");
+                    let groups: Vec<String> = e.attrs.get("memberOf").cloned().unwrap_or_default();
+                    assert_eq!(groups.iter().any(|g| g.eq_ignore_ascii_case(&fx.managed)), member, "{row}");
+                }
+            }
+            // Tether keeps the user unless it was deleted there.
+            let exists = fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.status == 200;
+            assert_eq!(exists, trigger != "delete", "{row}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn crash_between_apply_and_ack_and_pause_resume() {
+    let mut fx = fixture(json!({})).await;
+    let sam = unique("k");
+    let id = fx.tether_user(&sam, json!({})).await;
+    fx.bind_user(&id, true).await;
+    fx.put(&id, json!({"password": "Crash-Passw0rd1", "lastname": "First"})).await;
+    // Applied, not acknowledged (killed before the ack).
+    let entries = fx.session.sync_poll(100).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    let target = fx.cfg.ldap_target();
+    apply_entries(&fx.cfg, &target, &mut fx.conn, &fx.session, &entries, false).await.unwrap();
+    let before = fx.ad_user(&sam).await.unwrap();
+    // The restarted agent gets the same entries again and applies them once more: same AD.
+    assert_eq!(fx.drain().await, 2, "redelivered");
+    let after = fx.ad_user(&sam).await.unwrap();
+    assert_eq!((before.dn.clone(), before.attrs.get("sn")), (after.dn.clone(), after.attrs.get("sn")));
+    assert_eq!(before.attrs["userAccountControl"], after.attrs["userAccountControl"]);
+    let (all, _) = fx
+        .ldap
+        .search(&dc().base_dn, Scope::Subtree, &format!("(sAMAccountName={sam})"), vec!["1.1"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(all.len(), 1, "no duplicate account");
+    connect(&as_user(&sam, "Crash-Passw0rd1")).await.unwrap();
+
+    // Paused: changes stay queued; resumed: delivered in order.
+    let agent = format!("/api/v2/activedirectories/{}/agents/{}", fx.domain, fx.agent);
+    fx.s.call("POST", &format!("{agent}/pause"), None).await;
+    fx.put(&id, json!({"lastname": "Second"})).await;
+    fx.put(&id, json!({"lastname": "Third"})).await;
+    assert!(fx.session.sync_poll(100).await.unwrap().is_empty(), "a paused agent receives nothing");
+    fx.s.call("POST", &format!("{agent}/resume"), None).await;
+    let entries = fx.session.sync_poll(100).await.unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e["body"]["change"]["lastname"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Second", "Third"]);
+    fx.drain().await;
+    assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"][0], "Third");
+}
