@@ -360,3 +360,43 @@ async fn crash_between_apply_and_ack_and_pause_resume() {
     fx.drain().await;
     assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"][0], "Third");
 }
+
+/// Now as an AD FILETIME.
+fn filetime_now() -> String {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    ((unix + 11_644_473_600) * 10_000_000).to_string()
+}
+
+async fn locked(fx: &mut Fx, dn: &str) -> bool {
+    let (e, _) = fx
+        .ldap
+        .search(dn, Scope::Base, "(objectClass=*)", vec!["msDS-User-Account-Control-Computed"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = SearchEntry::construct(e.into_iter().next().unwrap());
+    e.attrs["msDS-User-Account-Control-Computed"][0].parse::<u32>().unwrap() & 0x10 != 0
+}
+
+#[tokio::test]
+async fn lock_table_against_samba() {
+    // (SyncAccountLockedOutStatus, a general update unlocks?)
+    for (setting, update_unlocks) in [(true, false), (false, true)] {
+        let mut fx = fixture(json!({"SyncAccountLockedOutStatus": setting})).await;
+        let sam = unique("lk");
+        let id = fx.tether_user(&sam, json!({})).await;
+        fx.bind_user(&id, true).await;
+        fx.drain().await;
+        let dn = fx.ad_user(&sam).await.unwrap().dn;
+        tether_ad::replace_attrs(&mut fx.ldap, &dn, &[("lockoutTime", &filetime_now())]).await.unwrap();
+        assert!(locked(&mut fx, &dn).await);
+        fx.put(&id, json!({"department": "Ops"})).await;
+        fx.drain().await;
+        assert_eq!(!locked(&mut fx, &dn).await, update_unlocks, "setting={setting}: general update");
+        let r = fx.s.call("POST", &format!("/api/systemusers/{id}/unlock"), None).await;
+        assert_eq!(r.status, 200);
+        fx.drain().await;
+        assert!(!locked(&mut fx, &dn).await, "setting={setting}: an explicit unlock always unlocks");
+    }
+}

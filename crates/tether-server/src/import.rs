@@ -79,6 +79,21 @@ async fn find_existing(
     }
 }
 
+/// Users with change-feed entries the domain's sync agents have not acknowledged yet.
+async fn pending_in_feed(s: &AppState, domain_id: &str) -> Result<HashSet<String>, ApiError> {
+    let cursor = s
+        .repo
+        .agents_of(domain_id)
+        .await?
+        .iter()
+        .filter(|a| a.agent_type == tether_core::ad::AgentType::Sync)
+        .map(|a| a.cursor)
+        .min();
+    let Some(cursor) = cursor else { return Ok(HashSet::new()) };
+    let entries = s.repo.store().read_feed(domain_id, cursor, 100_000).await?;
+    Ok(entries.into_iter().map(|e| e.object_id).collect())
+}
+
 fn skip(obs: &AdUserObs, reason: &str) -> Value {
     json!({"dn": obs.dn, "sAMAccountName": obs.sam_account_name, "reason": reason})
 }
@@ -102,6 +117,7 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
     // objectGUID → Tether id of every user in scope after this cycle.
     let mut linked: HashMap<String, String> = HashMap::new();
 
+    let pending = pending_in_feed(s, &domain.id).await?;
     for obs in &report.users {
         let existing = match find_existing(s, obs, &settings).await? {
             Ok(e) => e,
@@ -110,6 +126,15 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
                 continue;
             }
         };
+        // A Tether change still queued for AD is not undone by importing the older AD state:
+        // the user is left alone until the sync agent has applied it.
+        if let Some(u) = existing.as_ref().filter(|u| pending.contains(&u.id)) {
+            out.unchanged += 1;
+            if u.ad_guid.is_some() {
+                linked.insert(obs.guid.clone(), u.id.clone());
+            }
+            continue;
+        }
         let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
         if let UserDecision::Skip(reason) = &decision {
             out.skipped.push(skip(obs, reason));
@@ -146,7 +171,7 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
             }
         }
     }
-    for u in gone {
+    for u in gone.into_iter().filter(|u| !pending.contains(&u.id)) {
         let d = decide_absent(&settings, &u);
         apply_decision(s, domain, Some(&u), d, &mut out).await?;
     }

@@ -1,0 +1,111 @@
+//! Import and sync agents on one two-way domain against the real Samba DC: an AD user the
+//! sync agent created is recognised by the import (no duplicate), and a Tether change still
+//! queued for AD is not undone by importing the older AD state (no ping-pong).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tether_ad::ldap3::Scope;
+use tether_ad::{connect, create_group, set_member};
+use tether_agent::config::{ImportConfig, SyncConfig};
+use tether_agent::import::cycle;
+use tether_agent::session::Session;
+use tether_agent::sync::apply_entries;
+use tether_testkit::{dc, unique, TestServer};
+
+async fn agent(s: &TestServer, domain: &str, kind: &str) -> String {
+    let a =
+        s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": kind}))).await;
+    a.body["connectKey"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
+    let s = TestServer::start().await;
+    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=corp,DC=example,DC=test"}))).await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let (ik, sk) = (agent(&s, &domain, "IMPORT").await, agent(&s, &domain, "SYNC").await);
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let ou = format!("OU={},{}", unique("tw"), dc().base_dn);
+    ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
+    let adi = create_group(&mut ldap, &ou, &unique("adi")).await.unwrap();
+    let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let icfg = ImportConfig::from_str(
+        Path::new("i.json"),
+        &json!({
+            "Server": {"Url": s.url, "ConnectKey": ik, "StateDir": istate.path()},
+            "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
+                     "RootUserContainer": ou, "AdiGroup": adi},
+            "InstalledOn": "member_server"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let scfg = SyncConfig::from_str(
+        Path::new("s.json"),
+        &json!({
+            "Server": {"Url": s.url, "ConnectKey": sk, "StateDir": sstate.path()},
+            "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
+            "user_root_dn": ou, "sync_group": adi
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let isession = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await.unwrap();
+    let ssession = Session::establish(&scfg.server, &scfg.state_dir(), "member_server").await.unwrap();
+    let mut iconn = connect(&icfg.ldap_target()).await.unwrap();
+    let mut sconn = None;
+    let target = scfg.ldap_target();
+
+    // A Tether user bound to the domain is created in AD by the sync agent.
+    let sam = unique("w");
+    let r = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": sam, "email": format!("{sam}@corp.example.test"),
+        "firstname": "Two", "lastname": "Way", "password": "Tw0-Way-Passw0rd"})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain}/associations"),
+        Some(json!({"op": "add", "type": "user", "id": id})),
+    )
+    .await;
+    let entries = ssession.sync_poll(100).await.unwrap();
+    apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
+    let (found, _) = ldap
+        .search(&ou, Scope::Subtree, &format!("(sAMAccountName={sam})"), vec!["1.1"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let dn = tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().unwrap()).dn;
+
+    // The AD admin puts it in the ADI group: the import finds the same user, no duplicate.
+    set_member(&mut ldap, &adi, &dn, true).await.unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.unwrap();
+    assert_eq!((out["created"].as_u64(), out["updated"].as_u64()), (Some(0), Some(1)), "{out}");
+    let all = s.call("GET", "/api/systemusers", None).await;
+    assert_eq!(all.body["totalCount"], 1);
+    let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert_eq!(u["externally_managed"], true);
+
+    // Suspended in Tether; an import cycle runs before the sync agent applied it: the older
+    // AD state (enabled) does not reactivate the user.
+    let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"suspended": true}))).await;
+    assert_eq!(r.status, 200);
+    cycle(&icfg, &mut iconn, &isession, true).await.unwrap();
+    assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED");
+    // The sync agent disables the AD account; the import then sees it disabled and, with
+    // UserDisableAction=suspend, keeps the user suspended: the documented consequence.
+    let entries: Vec<Value> = ssession.sync_poll(100).await.unwrap();
+    apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.unwrap();
+    assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED", "{out}");
+    // Nothing was fed back by the import's own writes.
+    assert!(ssession.sync_poll(100).await.unwrap().is_empty(), "no ping-pong");
+}
