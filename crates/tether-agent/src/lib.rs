@@ -9,6 +9,7 @@ pub mod passwords;
 pub mod runner;
 pub mod session;
 pub mod sync;
+pub mod sync_groups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

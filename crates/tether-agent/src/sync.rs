@@ -4,7 +4,7 @@
 //! an entry twice has no further effect: a crash between applying and acknowledging leaves
 //! AD as if it had not happened.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -47,13 +47,16 @@ fn escape_bytes(hex: &str) -> String {
 pub struct Domain {
     pub nc: String,
     pub dns_name: String,
+    /// The sync group was moved under a former child: membership syncs as `match`.
+    pub forced_match: bool,
 }
 
-pub async fn domain(ldap: &mut Ldap) -> Result<Domain, AgentError> {
+pub async fn domain(ldap: &mut Ldap, cfg: &SyncConfig) -> Result<Domain, AgentError> {
     let nc = root_dse(ldap).await?.default_naming_context;
     let dns_name =
         nc.split(',').filter_map(|p| p.split_once('=').map(|(_, v)| v.to_lowercase())).collect::<Vec<_>>().join(".");
-    Ok(Domain { nc, dns_name })
+    let forced_match = crate::sync_groups::moved_under_former_child(ldap, cfg, &cfg.state_dir()).await?;
+    Ok(Domain { nc, dns_name, forced_match })
 }
 
 async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<SearchEntry>, AdError> {
@@ -121,32 +124,12 @@ async fn set_uac_bit(ldap: &mut Ldap, e: &SearchEntry, disabled: bool) -> Result
     tether_ad::replace_attrs(ldap, &e.dn, &[("userAccountControl", &new.to_string())]).await
 }
 
-/// Every group nested (any depth) under the sync group: the groups Tether manages.
-async fn managed_groups(ldap: &mut Ldap, sync_group: &str) -> Result<HashSet<String>, AdError> {
-    let mut out = HashSet::new();
-    let mut todo = VecDeque::from([sync_group.to_string()]);
-    while let Some(g) = todo.pop_front() {
-        if !out.insert(g.to_lowercase()) {
-            continue;
-        }
-        let (entries, _) = ldap.search(&g, Scope::Base, "(objectClass=group)", vec!["member"]).await?.success()?;
-        let Some(e) = entries.into_iter().next().map(SearchEntry::construct) else { continue };
-        for m in tether_ad::read::ranged_values(ldap, &e, "member", None).await? {
-            let (sub, _) = ldap.search(&m, Scope::Base, "(objectClass=group)", vec!["1.1"]).await?.success()?;
-            if !sub.is_empty() {
-                todo.push_back(m);
-            }
-        }
-    }
-    out.remove(&sync_group.to_lowercase());
-    Ok(out)
-}
-
 /// The outcome of one entry for the user in Tether.
 struct Outcome {
     guid: Option<String>,
     dn: Option<String>,
     error: Option<String>,
+    group: bool,
 }
 
 fn ad_reason(e: &AdError) -> String {
@@ -166,6 +149,18 @@ async fn apply(
 ) -> Result<Option<(String, Outcome)>, AgentError> {
     let kind = entry["kind"].as_str().unwrap_or_default();
     let body = &entry["body"];
+    match kind {
+        "group" => {
+            let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
+            let id = body["groupId"].as_str().unwrap_or_default().to_string();
+            return Ok(Some((id, Outcome { guid: o.guid, dn: o.dn, error: o.error, group: true })));
+        }
+        "group_disconnected" => {
+            crate::sync_groups::apply_group_disconnected(cfg, ldap, &d.nc, body).await?;
+            return Ok(None);
+        }
+        _ => {}
+    }
     let user_id = body["userId"].as_str().unwrap_or_default().to_string();
     let mut change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
     change.password = entry["password"].as_str().map(str::to_string);
@@ -183,7 +178,12 @@ async fn apply(
             return Ok(None);
         }
     };
-    let mut out = Outcome { guid: found.as_ref().map(guid_hex), dn: found.as_ref().map(|e| e.dn.clone()), error: None };
+    let mut out = Outcome {
+        guid: found.as_ref().map(guid_hex),
+        dn: found.as_ref().map(|e| e.dn.clone()),
+        error: None,
+        group: false,
+    };
     let mut current = found;
     for a in actions {
         let r: Result<(), AdError> = match (&a, current.as_ref()) {
@@ -272,7 +272,9 @@ async fn apply(
 }
 
 async fn remove_memberships(ldap: &mut Ldap, sync_group: &str, e: &SearchEntry) -> Result<(), AdError> {
-    let managed = managed_groups(ldap, sync_group).await?;
+    // The groups Tether manages: every group nested (any depth) under the sync group.
+    let managed: HashSet<String> =
+        crate::sync_groups::nested_groups(ldap, sync_group).await?.into_iter().map(|(dn, _)| dn).collect();
     let member_of = e.attrs.get("memberOf").cloned().unwrap_or_default();
     for g in member_of.iter().filter(|g| managed.contains(&g.to_lowercase())) {
         tether_ad::set_member(ldap, g, &e.dn, false).await?;
@@ -338,12 +340,13 @@ pub async fn apply_entries(
             Some(c) => c,
             None => {
                 let mut l = tether_ad::connect(target).await?;
-                let d = domain(&mut l).await?;
+                let d = domain(&mut l, cfg).await?;
                 conn.insert((l, d))
             }
         };
-        if let Some((user_id, o)) = apply(cfg, ldap, d, entry).await? {
-            session.sync_status(&json!({"userId": user_id, "guid": o.guid, "dn": o.dn, "error": o.error})).await?;
+        if let Some((id, o)) = apply(cfg, ldap, d, entry).await? {
+            let key = if o.group { "groupId" } else { "userId" };
+            session.sync_status(&json!({key: id, "guid": o.guid, "dn": o.dn, "error": o.error})).await?;
         }
         if let (true, Some(seq)) = (ack, entry["seq"].as_i64()) {
             session.sync_ack(seq).await?;

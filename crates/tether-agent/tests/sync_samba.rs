@@ -400,3 +400,156 @@ async fn lock_table_against_samba() {
         assert!(!locked(&mut fx, &dn).await, "setting={setting}: an explicit unlock always unlocks");
     }
 }
+
+async fn tether_group(fx: &Fx, name: &str, members: &[&str]) -> String {
+    let g = fx.s.call("POST", "/api/v2/usergroups", Some(json!({"name": name}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for m in members {
+        fx.s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{g}/members"),
+            Some(json!({"op": "add", "type": "user", "id": m})),
+        )
+        .await;
+    }
+    let r =
+        fx.s.call(
+            "POST",
+            &format!("/api/v2/activedirectories/{}/associations?targets=user_group", fx.domain),
+            Some(json!({"op": "add", "type": "user_group", "id": g})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    g
+}
+
+async fn direct_members(fx: &mut Fx, name: &str) -> Vec<String> {
+    let f = format!("(&(objectClass=group)(sAMAccountName={name}))");
+    let (e, _) = fx.ldap.search(&dc().base_dn, Scope::Subtree, &f, vec!["member"]).await.unwrap().success().unwrap();
+    let e = SearchEntry::construct(e.into_iter().next().unwrap_or_else(|| panic!("no AD group {name}")));
+    let mut m: Vec<String> =
+        e.attrs.get("member").cloned().unwrap_or_default().iter().map(|d| d.to_lowercase()).collect();
+    m.sort();
+    m
+}
+
+#[tokio::test]
+async fn groups_minimal_and_match_on_three_levels() {
+    for sync_type in ["minimal", "match"] {
+        let mut fx = fixture(json!({"group_membership_sync_type": sync_type})).await;
+        let sam = unique("gm");
+        let u = fx.tether_user(&sam, json!({})).await;
+        let (a, b, c) = (unique("ga"), unique("gb"), unique("gc"));
+        // The groups are created in AD under the sync group first (empty).
+        for n in [&a, &b, &c] {
+            tether_group(&fx, n, &[]).await;
+        }
+        fx.drain().await;
+        // The AD admin nests them: C in B, B in A.
+        let dn = |n: &str| format!("CN={n},{}", fx.ou);
+        let (adn, bdn, cdn) = (dn(&a), dn(&b), dn(&c));
+        set_member(&mut fx.ldap, &adn, &bdn, true).await.unwrap();
+        set_member(&mut fx.ldap, &bdn, &cdn, true).await.unwrap();
+        // In Tether the user is in all three (flattened, as the import mirrors nesting).
+        for n in [&a, &b, &c] {
+            let g = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{n}"), None).await.body[0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            fx.s.call(
+                "POST",
+                &format!("/api/v2/usergroups/{g}/members"),
+                Some(json!({"op": "add", "type": "user", "id": u})),
+            )
+            .await;
+        }
+        fx.drain().await;
+        let udn = fx.ad_user(&sam).await.unwrap().dn.to_lowercase();
+        let has = |v: &Vec<String>| v.contains(&udn);
+        let (ma, mb, mc) =
+            (direct_members(&mut fx, &a).await, direct_members(&mut fx, &b).await, direct_members(&mut fx, &c).await);
+        match sync_type {
+            "minimal" => assert_eq!((has(&ma), has(&mb), has(&mc)), (false, false, true), "leaf only"),
+            _ => assert_eq!((has(&ma), has(&mb), has(&mc)), (true, true, true), "every group"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn group_rename_disconnection_and_sync_group_guard() {
+    for action in ["remove", "retain"] {
+        let mut fx = fixture(json!({"group_disconnection_action": action})).await;
+        let sam = unique("gr");
+        let u = fx.tether_user(&sam, json!({})).await;
+        let name = unique("team");
+        let g = tether_group(&fx, &name, &[&u]).await;
+        fx.drain().await;
+        let udn = fx.ad_user(&sam).await.unwrap().dn.to_lowercase();
+        assert!(direct_members(&mut fx, &name).await.contains(&udn), "membership follows");
+        // Nested under the sync group.
+        let sync_group = fx.cfg.sync_group.clone();
+        let sg = sync_group.split(',').next().unwrap().trim_start_matches("CN=").to_string();
+        assert!(direct_members(&mut fx, &sg).await.contains(&format!("cn={},{}", name, fx.ou).to_lowercase()));
+        // Renames follow.
+        let renamed = unique("renamed");
+        fx.s.call("PUT", &format!("/api/v2/usergroups/{g}"), Some(json!({"name": renamed}))).await;
+        fx.drain().await;
+        assert!(direct_members(&mut fx, &renamed).await.contains(&udn));
+        // Removed from the group in Tether: removed in AD.
+        fx.s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{g}/members"),
+            Some(json!({"op": "remove", "type": "user", "id": u})),
+        )
+        .await;
+        fx.drain().await;
+        assert!(!direct_members(&mut fx, &renamed).await.contains(&udn));
+        // Disconnected: removed or retained per group_disconnection_action.
+        fx.s.call(
+            "POST",
+            &format!("/api/v2/activedirectories/{}/associations?targets=user_group", fx.domain),
+            Some(json!({"op": "remove", "type": "user_group", "id": g})),
+        )
+        .await;
+        fx.drain().await;
+        let (left, _) = fx
+            .ldap
+            .search(&dc().base_dn, Scope::Subtree, &format!("(sAMAccountName={renamed})"), vec!["1.1"])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        assert_eq!(left.len(), usize::from(action == "retain"), "{action}");
+
+        // A Tether group that maps to the sync group: never modified, never deleted.
+        let guard = tether_group(&fx, &sg, &[&u]).await;
+        fx.drain().await;
+        assert!(!direct_members(&mut fx, &sg).await.contains(&udn), "sync_group not modified");
+        fx.s.call("DELETE", &format!("/api/v2/usergroups/{guard}"), None).await;
+        fx.drain().await;
+        let (still, _) = fx
+            .ldap
+            .search(&sync_group, Scope::Base, "(objectClass=group)", vec!["1.1"])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        assert_eq!(still.len(), 1, "{action}: the sync_group is never deleted");
+    }
+}
+
+#[tokio::test]
+async fn sync_group_moved_under_its_former_child_is_detected() {
+    let mut fx = fixture(json!({"group_membership_sync_type": "minimal"})).await;
+    let state = fx.cfg.state_dir();
+    assert!(!tether_agent::sync_groups::moved_under_former_child(&mut fx.ldap, &fx.cfg, &state).await.unwrap());
+    // The admin makes a child of the sync group the new sync group.
+    let child = fx.managed.clone();
+    let mut moved = fx.cfg.clone();
+    moved.sync_group = child;
+    assert!(tether_agent::sync_groups::moved_under_former_child(&mut fx.ldap, &moved, &state).await.unwrap());
+    // Remembered across restarts.
+    assert!(tether_agent::sync_groups::moved_under_former_child(&mut fx.ldap, &moved, &state).await.unwrap());
+}

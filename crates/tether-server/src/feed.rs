@@ -122,3 +122,86 @@ pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) ->
     }
     Ok(())
 }
+
+/// Domains a group is associated with whose use case has a sync agent.
+async fn group_domains(s: &AppState, group_id: &str) -> Result<BTreeSet<String>, ApiError> {
+    let mut out = BTreeSet::new();
+    for d in s.repo.store().sources(Edge::DomainGroup, group_id).await? {
+        if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, &d).await? {
+            if dom.use_case.allowed_agents().contains(&AgentType::Sync) {
+                out.insert(d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The feed body of a group: its name, its AD link, and its members with, for each, the
+/// names of all the domain's groups they belong to (so the agent can decide `minimal`
+/// membership without depending on the order entries arrive in). `removed` lists users
+/// that just left the group.
+async fn group_body(
+    s: &AppState,
+    g: &tether_core::group::Group,
+    domain: &str,
+    removed: &[User],
+) -> Result<Value, ApiError> {
+    let store = s.repo.store();
+    let associated: BTreeSet<String> = store.targets(Edge::DomainGroup, domain).await?.into_iter().collect();
+    let mut members = Vec::new();
+    for uid in store.targets(Edge::Member, &g.id).await? {
+        let Some(u) = s.repo.user(&uid).await? else { continue };
+        let mut groups = Vec::new();
+        for gid in store.sources(Edge::Member, &uid).await? {
+            if associated.contains(&gid) {
+                if let Some(other) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? {
+                    groups.push(other.name);
+                }
+            }
+        }
+        members.push(json!({"userId": u.id, "username": u.username, "guid": u.ad_guid, "groups": groups}));
+    }
+    let removed: Vec<Value> =
+        removed.iter().map(|u| json!({"userId": u.id, "username": u.username, "guid": u.ad_guid})).collect();
+    let ad = &g.attributes["activeDirectory"];
+    let use_case = s.repo.get::<AdDomain>(Collection::Domains, domain).await?.map(|d| d.use_case).unwrap_or_default();
+    Ok(
+        json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members, "removed": removed,
+              "useCase": use_case}),
+    )
+}
+
+/// Feeds the state of a group to every syncing domain it is associated with.
+pub async fn group_changed(s: &AppState, g: &tether_core::group::Group, removed: &[User]) -> Result<(), ApiError> {
+    let domains = group_domains(s, &g.id).await?;
+    for d in &domains {
+        let b = group_body(s, g, d, removed).await?;
+        s.repo.store().append_feed(d, "group", &g.id, &b, None, &s.now_str()).await?;
+    }
+    if !domains.is_empty() {
+        notify(s).await;
+    }
+    Ok(())
+}
+
+/// Feeds that a group is no longer associated with `domains` (disassociated or deleted).
+pub async fn group_disconnected(
+    s: &AppState,
+    g: &tether_core::group::Group,
+    domains: &BTreeSet<String>,
+) -> Result<(), ApiError> {
+    for d in domains {
+        let ad = &g.attributes["activeDirectory"];
+        let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"]});
+        s.repo.store().append_feed(d, "group_disconnected", &g.id, &b, None, &s.now_str()).await?;
+    }
+    if !domains.is_empty() {
+        notify(s).await;
+    }
+    Ok(())
+}
+
+/// The syncing domains of a group, for callers about to disconnect it.
+pub async fn domains_of_group(s: &AppState, group_id: &str) -> Result<BTreeSet<String>, ApiError> {
+    group_domains(s, group_id).await
+}

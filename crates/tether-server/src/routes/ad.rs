@@ -242,12 +242,32 @@ pub async fn set_association(s: &AppState, domain: &str, kind: &str, target: &st
         _ => vec![target.to_string()],
     };
     let before = crate::feed::snapshot(s, &users).await?;
+    let group_before = match edge {
+        Edge::DomainGroup => crate::feed::domains_of_group(s, target).await?,
+        _ => Default::default(),
+    };
     if add {
         s.repo.store().link(edge, domain, target).await?;
     } else if !s.repo.store().unlink(edge, domain, target).await? {
         return Err(ApiError::new(Code::NotFound, format!("{kind} `{target}` is not associated with this domain")));
     }
+    if edge == Edge::DomainGroup {
+        let g = crate::routes::groups::load(s, target).await?;
+        if add {
+            // The group first: it must exist in AD before its members' entries are applied.
+            crate::feed::group_changed(s, &g, &[]).await?;
+        } else {
+            let lost: std::collections::BTreeSet<String> =
+                group_before.difference(&crate::feed::domains_of_group(s, target).await?).cloned().collect();
+            crate::feed::group_disconnected(s, &g, &lost).await?;
+        }
+    }
     crate::feed::rebind(s, before).await?;
+    if add && edge == Edge::DomainGroup {
+        // Again, now that its members' own entries are queued before it: membership last.
+        let g = crate::routes::groups::load(s, target).await?;
+        crate::feed::group_changed(s, &g, &[]).await?;
+    }
     Ok(())
 }
 

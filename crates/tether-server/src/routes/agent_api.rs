@@ -252,6 +252,23 @@ pub async fn sync_status(
 ) -> ApiResult<Json<Value>> {
     let agent = sync_agent(&s, &headers).await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    if let Some(gid) = text("groupId") {
+        // A group created or found in AD: linked by objectGUID (without a domain, so the
+        // import never takes it for one of its mirrored groups to clean up).
+        if !crate::feed::domains_of_group(&s, &gid).await?.contains(&agent.domain_id) {
+            return Err(ApiError::new(Code::Forbidden, "this group is not associated with the agent's domain"));
+        }
+        let Some(mut g) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? else {
+            return Ok(Json(json!({})));
+        };
+        if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
+            if g.attributes["activeDirectory"]["id"].as_str() != Some(guid.as_str()) {
+                g.attributes["activeDirectory"] = json!({"id": guid, "dn": dn});
+                s.repo.save_group(&g).await?;
+            }
+        }
+        return Ok(Json(json!({})));
+    }
     let id = text("userId").ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `userId`"))?;
     let Some(mut user) = s.repo.user(&id).await? else { return Ok(Json(json!({}))) };
     if !crate::feed::bound_domains(&s, &id).await?.contains(&agent.domain_id) {

@@ -81,16 +81,22 @@ pub async fn update(
     let cur = load(&s, &id).await?;
     let g = write_group(Some(&cur), &id, &body)?;
     s.repo.save_group(&g).await?;
+    if g.name != cur.name {
+        feed::group_changed(&s, &g, &[]).await?;
+    }
     Ok(Json(g))
 }
 
 #[utoipa::path(delete, path = "/api/v2/usergroups/{id}", tag = "groups", responses((status = 204)))]
 pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let group = load(&s, &id).await?;
     let members = s.repo.store().targets(Edge::Member, &id).await?;
     let before = feed::snapshot(&s, &members).await?;
+    let domains = feed::domains_of_group(&s, &id).await?;
     if !s.repo.store().delete(Collection::Groups, &id).await? {
         return Err(ApiError::not_found("user group", &id));
     }
+    feed::group_disconnected(&s, &group, &domains).await?;
     feed::rebind(&s, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -143,14 +149,22 @@ pub async fn change_members(
     if op.kind != "user" {
         return Err(ApiError::new(Code::InvalidField, "invalid value for `type`: members of a user group are users"));
     }
+    let group = load(&s, &id).await?;
     let before = feed::snapshot(&s, std::slice::from_ref(&op.id)).await?;
+    let user = crate::routes::users::load(&s.repo, &op.id).await;
     if op.add {
-        crate::routes::users::load(&s.repo, &op.id).await?;
+        user?;
         s.repo.store().link(Edge::Member, &id, &op.id).await?;
-    } else if !s.repo.store().unlink(Edge::Member, &id, &op.id).await? {
-        return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
+        feed::rebind(&s, before).await?;
+        feed::group_changed(&s, &group, &[]).await?;
+    } else {
+        if !s.repo.store().unlink(Edge::Member, &id, &op.id).await? {
+            return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
+        }
+        // The group's AD membership first, then the user's possible disconnection.
+        feed::group_changed(&s, &group, user.ok().as_slice()).await?;
+        feed::rebind(&s, before).await?;
     }
-    feed::rebind(&s, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

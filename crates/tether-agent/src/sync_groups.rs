@@ -1,0 +1,256 @@
+//! Group entries of the change feed: Tether user groups associated with the domain exist in
+//! AD as global security groups nested under `sync_group`; renames follow; membership
+//! follows `group_membership_sync_type`:
+//! - `match`: every member is a direct member of every AD group it is in within Tether;
+//! - `minimal`: a member is put only in the deepest groups (AD's nesting gives it the
+//!   parents), so it is not a direct member of a group when it is in one of that group's
+//!   nested groups too.
+//!
+//! `sync_group` itself is never created, modified or deleted. When the configured sync group
+//! was moved under one of its former children (the config now names a group that is nested
+//! in the previous one), membership is synced as `match` and nothing is removed from the
+//! former parent, as the seeds describe.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+
+use serde_json::Value;
+use tether_ad::ldap3::{dn_escape, ldap_escape, Scope, SearchEntry};
+use tether_ad::read::{guid_hex, text};
+use tether_ad::{AdError, Ldap};
+use tether_core::ad::UseCase;
+use tether_core::adi::{GroupDisconnectionAction, GroupMembershipSyncType};
+
+use crate::config::SyncConfig;
+use crate::AgentError;
+
+/// The outcome of a group entry, reported to tetherd.
+pub struct GroupOutcome {
+    pub guid: Option<String>,
+    pub dn: Option<String>,
+    pub error: Option<String>,
+}
+
+const GROUP_ATTRS: [&str; 4] = ["objectGUID", "sAMAccountName", "cn", "member"];
+
+async fn one(ldap: &mut Ldap, base: &str, scope: Scope, filter: &str) -> Result<Option<SearchEntry>, AdError> {
+    let (e, _) = ldap.search(base, scope, filter, GROUP_ATTRS.to_vec()).await?.success()?;
+    Ok(e.into_iter().next().map(SearchEntry::construct))
+}
+
+fn escape_guid(hex: &str) -> String {
+    hex.as_bytes().chunks(2).map(|c| format!("\\{}", String::from_utf8_lossy(c))).collect()
+}
+
+async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<SearchEntry>, AdError> {
+    if let Some(g) = guid.filter(|g| g.len() == 32) {
+        if let Some(e) =
+            one(ldap, nc, Scope::Subtree, &format!("(&(objectClass=group)(objectGUID={}))", escape_guid(g))).await?
+        {
+            return Ok(Some(e));
+        }
+    }
+    one(ldap, nc, Scope::Subtree, &format!("(&(objectClass=group)(sAMAccountName={}))", ldap_escape(name))).await
+}
+
+/// Groups nested (any depth) in `dn`, as (DN lowercased, sAMAccountName lowercased).
+pub async fn nested_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<(String, String)>, AdError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut todo = VecDeque::from([dn.to_string()]);
+    while let Some(g) = todo.pop_front() {
+        if !seen.insert(g.to_lowercase()) {
+            continue;
+        }
+        let Some(e) = one(ldap, &g, Scope::Base, "(objectClass=group)").await? else { continue };
+        if !g.eq_ignore_ascii_case(dn) {
+            out.push((g.to_lowercase(), text(&e, "sAMAccountName").unwrap_or_default().to_lowercase()));
+        }
+        for m in tether_ad::read::ranged_values(ldap, &e, "member", None).await? {
+            if one(ldap, &m, Scope::Base, "(objectClass=group)").await?.is_some() {
+                todo.push_back(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn find_user(ldap: &mut Ldap, nc: &str, m: &Value) -> Result<Option<String>, AdError> {
+    if let Some(g) = m["guid"].as_str().filter(|g| g.len() == 32) {
+        if let Some(e) = one(ldap, nc, Scope::Subtree, &format!("(objectGUID={})", escape_guid(g))).await? {
+            return Ok(Some(e.dn));
+        }
+    }
+    let name = m["username"].as_str().unwrap_or_default();
+    let f = format!("(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))", ldap_escape(name));
+    Ok(one(ldap, nc, Scope::Subtree, &f).await?.map(|e| e.dn))
+}
+
+/// Whether `sync_group` was moved under one of its former children: remembered in
+/// `StateDir/sync.json` as the previous sync group, of which the configured one is now a
+/// nested member.
+pub async fn moved_under_former_child(ldap: &mut Ldap, cfg: &SyncConfig, state_dir: &Path) -> Result<bool, AgentError> {
+    let path = state_dir.join("sync.json");
+    let saved: Value =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let former = saved["formerParent"].as_str().map(str::to_string);
+    let previous = saved["syncGroup"].as_str().unwrap_or(&cfg.sync_group).to_string();
+    let mut moved = former.is_some();
+    let mut former_parent = former;
+    if !previous.eq_ignore_ascii_case(&cfg.sync_group) {
+        let nested = nested_groups(ldap, &previous).await?;
+        if nested.iter().any(|(dn, _)| dn.eq_ignore_ascii_case(&cfg.sync_group)) {
+            moved = true;
+            former_parent = Some(previous);
+        }
+    }
+    let state = serde_json::json!({"syncGroup": cfg.sync_group, "formerParent": former_parent});
+    std::fs::write(&path, state.to_string())
+        .map_err(|e| AgentError::State { path: path.display().to_string(), reason: e.to_string() })?;
+    Ok(moved)
+}
+
+fn mode(cfg: &SyncConfig, body: &Value, forced_match: bool) -> GroupMembershipSyncType {
+    if forced_match {
+        return GroupMembershipSyncType::Match;
+    }
+    let use_case: UseCase = serde_json::from_value(body["useCase"].clone()).unwrap_or_default();
+    cfg.group_membership_sync_type.unwrap_or(GroupMembershipSyncType::default_for(use_case))
+}
+
+fn is_sync_group(cfg: &SyncConfig, dn: &str) -> bool {
+    dn.eq_ignore_ascii_case(&cfg.sync_group)
+}
+
+/// Applies a `group` entry.
+pub async fn apply_group(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    nc: &str,
+    body: &Value,
+    forced_match: bool,
+) -> Result<GroupOutcome, AgentError> {
+    let name = body["name"].as_str().unwrap_or_default();
+    let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
+    let group = match find_group(ldap, nc, body["guid"].as_str(), name).await? {
+        Some(g) if is_sync_group(cfg, &g.dn) => {
+            tracing::error!(group = %g.dn, "a Tether group maps to the sync_group, which is never modified");
+            return Ok(refuse(Some(g.dn), "this group is the sync_group in AD: the sync agent never modifies it"));
+        }
+        Some(g) => g,
+        None => {
+            let dn = match tether_ad::create_group(ldap, &cfg.user_root_dn, name).await {
+                Ok(dn) => dn,
+                Err(e @ AdError::Refused { .. }) => return Ok(refuse(None, &format!("AD refused: {e}"))),
+                Err(e) => return Err(e.into()),
+            };
+            tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
+            one(ldap, &dn, Scope::Base, "(objectClass=group)").await?.ok_or_else(|| AdError::Refused {
+                dn: dn.clone(),
+                rc: 32,
+                message: "created group not found".into(),
+            })?
+        }
+    };
+    let mut dn = group.dn.clone();
+    // Renames follow.
+    if text(&group, "cn").as_deref() != Some(name) {
+        let rdn = format!("CN={}", dn_escape(name));
+        let r = ldap.modifydn(&dn, &rdn, true, None).await.map_err(AdError::from)?;
+        if r.rc != 0 {
+            return Ok(refuse(Some(dn), &format!("AD refused the rename: {}", r.text)));
+        }
+        let parent = dn.split_once(',').map(|(_, p)| p.to_string()).unwrap_or_default();
+        dn = format!("{rdn},{parent}");
+        tether_ad::replace_attrs(ldap, &dn, &[("sAMAccountName", name)]).await?;
+    }
+    // Nested under the sync group.
+    let managed = nested_groups(ldap, &cfg.sync_group).await?;
+    if !managed.iter().any(|(g, _)| g.eq_ignore_ascii_case(&dn)) {
+        tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
+    }
+    // Membership.
+    let current: HashSet<String> = {
+        let e = one(ldap, &dn, Scope::Base, "(objectClass=group)").await?.expect("the group exists");
+        tether_ad::read::ranged_values(ldap, &e, "member", None).await?.iter().map(|m| m.to_lowercase()).collect()
+    };
+    let minimal = mode(cfg, body, forced_match) == GroupMembershipSyncType::Minimal;
+    let below: HashSet<String> =
+        if minimal { nested_groups(ldap, &dn).await?.into_iter().map(|(_, n)| n).collect() } else { HashSet::new() };
+    for m in body["members"].as_array().cloned().unwrap_or_default() {
+        let Some(udn) = find_user(ldap, nc, &m).await? else { continue };
+        let in_nested = m["groups"]
+            .as_array()
+            .is_some_and(|gs| gs.iter().filter_map(Value::as_str).any(|g| below.contains(&g.to_lowercase())));
+        let direct = current.contains(&udn.to_lowercase());
+        if minimal && in_nested {
+            if direct {
+                tether_ad::set_member(ldap, &dn, &udn, false).await?;
+            }
+        } else {
+            if !direct {
+                tether_ad::set_member(ldap, &dn, &udn, true).await?;
+            }
+            if minimal {
+                // Order-independent: a direct membership in a group that contains this one
+                // is redundant under `minimal`.
+                drop_ancestor_memberships(ldap, &managed, &dn, &udn).await?;
+            }
+        }
+    }
+    for m in body["removed"].as_array().cloned().unwrap_or_default() {
+        if let Some(udn) = find_user(ldap, nc, &m).await? {
+            if current.contains(&udn.to_lowercase()) {
+                tether_ad::set_member(ldap, &dn, &udn, false).await?;
+            }
+        }
+    }
+    Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error: None })
+}
+
+/// Removes `user` from its direct groups that Tether manages and that contain `group`
+/// (nested). Groups outside the sync group's tree are AD's own: never touched.
+async fn drop_ancestor_memberships(
+    ldap: &mut Ldap,
+    managed: &[(String, String)],
+    group: &str,
+    user: &str,
+) -> Result<(), AdError> {
+    let (e, _) = ldap.search(user, Scope::Base, "(objectClass=*)", vec!["memberOf"]).await?.success()?;
+    let member_of = e
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct)
+        .and_then(|e| e.attrs.get("memberOf").cloned())
+        .unwrap_or_default();
+    let managed: HashSet<&str> = managed.iter().map(|(d, _)| d.as_str()).collect();
+    for g in member_of.iter().filter(|g| !g.eq_ignore_ascii_case(group) && managed.contains(g.to_lowercase().as_str()))
+    {
+        if nested_groups(ldap, g).await?.iter().any(|(d, _)| d.eq_ignore_ascii_case(group)) {
+            tether_ad::set_member(ldap, g, user, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a `group_disconnected` entry: `group_disconnection_action`, never on sync_group.
+pub async fn apply_group_disconnected(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    nc: &str,
+    body: &Value,
+) -> Result<(), AgentError> {
+    let name = body["name"].as_str().unwrap_or_default();
+    let Some(g) = find_group(ldap, nc, body["guid"].as_str(), name).await? else { return Ok(()) };
+    if is_sync_group(cfg, &g.dn) {
+        tracing::error!(group = %g.dn, "refusing to delete the sync_group (deletion guard)");
+        return Ok(());
+    }
+    if cfg.group_disconnection_action == GroupDisconnectionAction::Remove {
+        let r = ldap.delete(&g.dn).await.map_err(AdError::from)?;
+        if r.rc != 0 && r.rc != 32 {
+            tracing::warn!(group = %g.dn, error = %r.text, "AD refused to delete the group");
+        }
+    }
+    Ok(())
+}
