@@ -553,3 +553,23 @@ async fn sync_group_moved_under_its_former_child_is_detected() {
     // Remembered across restarts.
     assert!(tether_agent::sync_groups::moved_under_former_child(&mut fx.ldap, &moved, &state).await.unwrap());
 }
+
+#[tokio::test]
+async fn the_running_agent_delivers_changes_as_they_happen() {
+    let mut fx = fixture(json!({})).await;
+    let worker = tokio::spawn(tether_agent::sync::serve(fx.cfg.clone(), fx.session.clone()));
+    let sam = unique("rt");
+    let id = fx.tether_user(&sam, json!({})).await;
+    fx.bind_user(&id, true).await;
+    fx.put(&id, json!({"lastname": "Live"})).await;
+    let mut seen = None;
+    for _ in 0..100 {
+        if let Some(e) = fx.ad_user(&sam).await.filter(|e| e.attrs.get("sn").is_some_and(|v| v[0] == "Live")) {
+            seen = Some(e);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen.is_some(), "the change reached AD through the long-poll within 5 s");
+    worker.abort();
+}
