@@ -40,6 +40,10 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
     }
 }
 
+/// The main loop. The import agent checks AD every `min(interval, 1 s)` (a rootDSE read,
+/// ~0.3 ms: `PollIntervalSeconds` is the ceiling, not the target) and heartbeats every
+/// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
+/// work arrives by long-poll).
 async fn main_loop(
     session: Session,
     interval: Duration,
@@ -47,24 +51,38 @@ async fn main_loop(
     mut work: Option<ImportWork>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
+    let (tick, beat_every) = match work {
+        Some(_) => {
+            (interval.min(Duration::from_secs(1)), interval.max(Duration::from_secs(1)).min(Duration::from_secs(15)))
+        }
+        None => (interval, interval),
+    };
     let mut was_paused = false;
     let mut failures = 0u32;
+    let mut last_beat: Option<tokio::time::Instant> = None;
     loop {
-        match session.heartbeat().await {
-            Ok(beat) => {
-                failures = 0;
-                if beat.paused != was_paused {
-                    tracing::info!(paused = beat.paused, "agent {}", if beat.paused { "paused" } else { "resumed" });
-                    was_paused = beat.paused;
+        if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
+            match session.heartbeat().await {
+                Ok(beat) => {
+                    failures = 0;
+                    last_beat = Some(tokio::time::Instant::now());
+                    if beat.paused != was_paused {
+                        tracing::info!(
+                            paused = beat.paused,
+                            "agent {}",
+                            if beat.paused { "paused" } else { "resumed" }
+                        );
+                        was_paused = beat.paused;
+                    }
                 }
-            }
-            Err(AgentError::Revoked) => {
-                tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
-                return Err(AgentError::Revoked);
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, "heartbeat failed");
+                Err(AgentError::Revoked) => {
+                    tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
+                    return Err(AgentError::Revoked);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
             }
         }
         if let (0, false, Some(w)) = (failures, was_paused, work.as_mut()) {
@@ -80,7 +98,7 @@ async fn main_loop(
                 Ok(()) => {}
             }
         }
-        let wait = if failures > 0 { backoff(failures).max(interval) } else { interval };
+        let wait = if failures > 0 { backoff(failures).max(tick) } else { tick };
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}

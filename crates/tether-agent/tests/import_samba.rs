@@ -451,3 +451,20 @@ async fn remaining_policy_rows_against_samba() {
     let r = fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": d, "password": "Old-Passw0rd"}))).await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn disabled_users_new_to_tether_per_user_disable_action() {
+    // Seeds, new users: suspend → created suspended; remove, unbind → not created.
+    for (action, created) in [("suspend", true), ("remove", false), ("unbind", false)] {
+        let mut fx = fixture("TWOWAYSYNC", json!({"UserDisableAction": action})).await;
+        let adi = fx.adi.clone();
+        let (a, adn) = fx.user("n", Some("Nia"), &[&adi]).await;
+        replace_attrs(&mut fx.ldap, &adn, &[("userAccountControl", "514")]).await.unwrap();
+        fx.run().await;
+        let u = fx.tether_user(&a).await;
+        assert_eq!(u.is_some(), created, "{action}");
+        if let Some(u) = u {
+            assert_eq!(u["state"], "SUSPENDED", "{action}");
+        }
+    }
+}
