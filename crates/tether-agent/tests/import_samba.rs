@@ -468,3 +468,21 @@ async fn disabled_users_new_to_tether_per_user_disable_action() {
         }
     }
 }
+
+#[tokio::test]
+async fn admins_group_gives_sudo_to_direct_members_in_scope() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let users = dc().users_container();
+    let admins = create_group(&mut fx.ldap, &users, &unique("adm")).await.unwrap();
+    let nested = create_group(&mut fx.ldap, &users, &unique("admsub")).await.unwrap();
+    set_member(&mut fx.ldap, &admins, &nested, true).await.unwrap();
+    fx.cfg.ldap.admins_group = Some(admins.clone());
+    let adi = fx.adi.clone();
+    let (direct, ddn) = fx.user("su", Some("Sue"), &[&adi]).await;
+    let (via_nested, ndn) = fx.user("su", Some("Sam"), &[&adi]).await;
+    set_member(&mut fx.ldap, &admins, &ddn, true).await.unwrap();
+    set_member(&mut fx.ldap, &nested, &ndn, true).await.unwrap();
+    fx.run().await;
+    assert_eq!(fx.tether_user(&direct).await.unwrap()["sudo"], true);
+    assert_eq!(fx.tether_user(&via_nested).await.unwrap()["sudo"], false, "no nesting for AdminsGroup");
+}
