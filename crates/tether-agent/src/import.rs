@@ -409,13 +409,20 @@ pub async fn cycle(
     if !complete && cache.usn == Some(dse.highest_committed_usn) {
         return Ok(CycleStats::default());
     }
+    // Only the primary import agent of the domain reads and reports (one per DC may run).
+    let beat = session.heartbeat().await?;
+    if beat.paused || !beat.primary {
+        return Ok(CycleStats::default());
+    }
     let nc = dse.default_naming_context.clone();
     let read = if complete {
         full_read(cfg, ldap, &nc, &mut cache).await?
     } else {
         incremental_read(cfg, ldap, &nc, &mut cache).await?
     };
-    let outcome = session.report_import(&read.report).await?;
+    let mut report = read.report;
+    report["fencing"] = beat.fencing.into();
+    let outcome = session.report_import(&report).await?;
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
         let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
         if !hashes.is_empty() {

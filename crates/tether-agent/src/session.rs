@@ -33,6 +33,10 @@ pub struct Session {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Beat {
     pub paused: bool,
+    /// This import agent is the domain's primary (the one that applies cycles).
+    pub primary: bool,
+    /// The primary's fencing token, sent with every report.
+    pub fencing: u64,
 }
 
 fn state_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
@@ -215,7 +219,11 @@ impl Session {
     pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);
         match post(&self.client, &url, Some(&self.token), json!({})).await {
-            Ok(v) => Ok(Beat { paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false) }),
+            Ok(v) => Ok(Beat {
+                paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false),
+                primary: v.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                fencing: v.get("fencing").and_then(Value::as_u64).unwrap_or(0),
+            }),
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             Err(e) => Err(e),
         }

@@ -288,14 +288,12 @@ async fn delegated_authentication_with_ad_reasons_and_password_capture_on_a_dc()
     for _ in 0..5 {
         users.push(fx.user("p", Some("Pat"), &[&adi]).await);
     }
+    // Before an import agent has connected, delegation is pending.
+    let d = fx.s.call("GET", "/api/v2/activedirectories", None).await;
+    assert_eq!(d.body[0]["delegationState"], "PENDING");
     assert_eq!(fx.run().await["created"], 5);
     let verify =
         |u: &str, p: &str| fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": u, "password": p})));
-    // Before an import agent has connected, delegation is pending.
-    let r = verify(&users[0].0, "Imp0rt-Test-Pw!").await;
-    assert_eq!(r.status, 401);
-    assert!(r.body["reason"].as_str().unwrap().contains("pending"), "{:?}", r.body);
-    fx.session.heartbeat().await.unwrap();
     let d = fx.s.call("GET", "/api/v2/activedirectories", None).await;
     assert_eq!(d.body[0]["delegationState"], "ENABLED", "a capable agent connected");
 
@@ -485,4 +483,56 @@ async fn admins_group_gives_sudo_to_direct_members_in_scope() {
     fx.run().await;
     assert_eq!(fx.tether_user(&direct).await.unwrap()["sudo"], true);
     assert_eq!(fx.tether_user(&via_nested).await.unwrap()["sudo"], false, "no nesting for AdminsGroup");
+}
+
+#[tokio::test]
+async fn one_primary_import_agent_applies_cycles() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let adi = fx.adi.clone();
+    let (a, _) = fx.user("pr", Some("Pri"), &[&adi]).await;
+    // A second import agent (another DC) on the same domain.
+    let domain = fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let k =
+        fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
+            .await;
+    let state2 = tempfile::tempdir().unwrap();
+    let mut cfg2 = fx.cfg.clone();
+    cfg2.server.connect_key = tether_agent::config::Secret(k.body["connectKey"].as_str().unwrap().to_string());
+    cfg2.server.state_dir = Some(state2.path().to_path_buf());
+    let second = Session::establish(&cfg2.server, &cfg2.state_dir(), "dc").await.unwrap();
+
+    let first = fx.session.heartbeat().await.unwrap();
+    assert!(first.primary);
+    let beat2 = second.heartbeat().await.unwrap();
+    assert!(!beat2.primary, "one primary at a time");
+    let mut conn2 = connect(&cfg2.ldap_target()).await.unwrap();
+    let st = cycle(&cfg2, &mut conn2, &second, true).await.unwrap();
+    assert!(st.outcome.is_none(), "the secondary reads and applies nothing");
+    assert_eq!(fx.run().await["created"], 1);
+
+    // Pausing all but one makes that one primary, with a new fencing token; a report with the
+    // old token is refused.
+    let agents = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/agents"), None).await.body;
+    let first_id = agents.as_array().unwrap().iter().find(|x| x["id"] != k.body["id"]).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents/{first_id}/pause"), None).await;
+    let beat2 = second.heartbeat().await.unwrap();
+    assert!(beat2.primary && beat2.fencing > first.fencing);
+    let stale = json!({"settings": {}, "complete": false, "users": [], "fencing": first.fencing});
+    assert!(matches!(
+        fx.session.report_import(&stale).await,
+        Err(tether_agent::AgentError::Server { status: 409, .. })
+    ));
+    assert!(cycle(&fx.cfg, &mut connect(&fx.cfg.ldap_target()).await.unwrap(), &fx.session, true)
+        .await
+        .unwrap()
+        .outcome
+        .is_none());
+    let out = cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.unwrap();
+    assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
+    assert!(fx.tether_user(&a).await.is_some());
+    let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
+    assert_eq!(d["primaryImportAgent"], k.body["id"]);
 }

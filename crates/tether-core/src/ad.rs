@@ -101,6 +101,46 @@ pub struct AdDomain {
     #[serde(rename = "updatedAt")]
     pub updated_at: String,
     pub guards: BTreeMap<String, Guard>,
+    /// Until when the primary import agent holds its lease.
+    #[serde(rename = "primaryLeaseExpiresAt", default)]
+    pub primary_lease_expires_at: Option<String>,
+    /// Incremented each time another import agent becomes primary; reports carrying an
+    /// older token are refused, so two agents never both apply a cycle.
+    #[serde(rename = "primaryFencingToken", default)]
+    pub primary_fencing_token: u64,
+}
+
+/// How long a primary import agent's lease lasts without a heartbeat.
+pub const PRIMARY_LEASE: time::Duration = time::Duration::seconds(45);
+
+impl AdDomain {
+    /// An import agent (not paused) heartbeats: it renews its lease if primary, or takes the
+    /// lease when there is no primary or the primary's lease expired. Returns whether it is
+    /// primary now, and whether anything changed.
+    pub fn claim_primary(&mut self, agent_id: &str, now: time::OffsetDateTime) -> (bool, bool) {
+        let expires = self.primary_lease_expires_at.as_deref().and_then(parse_ts);
+        let held_by_other =
+            self.primary_import_agent.as_deref().is_some_and(|p| p != agent_id) && expires.is_some_and(|t| t > now);
+        if held_by_other {
+            return (false, false);
+        }
+        if self.primary_import_agent.as_deref() != Some(agent_id) {
+            self.primary_import_agent = Some(agent_id.to_string());
+            self.primary_fencing_token += 1;
+        }
+        self.primary_lease_expires_at = Some(crate::timestamp(now + PRIMARY_LEASE));
+        (true, true)
+    }
+
+    /// A paused or deleted agent gives the lease up at once.
+    pub fn release_primary(&mut self, agent_id: &str) -> bool {
+        if self.primary_import_agent.as_deref() == Some(agent_id) {
+            self.primary_import_agent = None;
+            self.primary_lease_expires_at = None;
+            return true;
+        }
+        false
+    }
 }
 
 /// Validates and normalises a domain naming context (`DC=a,DC=b`; case and spaces tidied).
@@ -147,6 +187,8 @@ pub fn new_domain(id: &str, body: &Value, now: &str) -> Result<AdDomain, CoreErr
         primary_import_agent: None,
         updated_at: now.to_string(),
         guards: default_guards(),
+        primary_lease_expires_at: None,
+        primary_fencing_token: 0,
     })
 }
 
@@ -400,5 +442,53 @@ mod tests {
         a.paused_at = Some("2026-01-01T11:50:00Z".into());
         assert!(a.check_deletable(now, grace).is_err());
         assert!(a.check_deletable(now + time::Duration::minutes(5), grace).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod use_case_change_table {
+    use super::*;
+    use serde_json::json;
+
+    fn agent_of(t: AgentType) -> Agent {
+        Agent {
+            id: format!("{t:?}"),
+            domain_id: "d".into(),
+            agent_type: t,
+            hostname: None,
+            source_ip: None,
+            version: None,
+            contact_at: None,
+            paused: false,
+            paused_at: None,
+            installed_on: None,
+            created: String::new(),
+            cursor: 0,
+        }
+    }
+
+    /// The seeds' "To change ADI Use Case" table: from each use case (with its agents) to
+    /// each other, the agents to delete and uninstall and the agent types to install.
+    #[test]
+    fn every_transition_of_the_seeds_table() {
+        use AgentType::{Import as I, Sync as S};
+        use UseCase::*;
+        let agents = |uc: UseCase| uc.allowed_agents().iter().map(|t| agent_of(*t)).collect::<Vec<_>>();
+        // (from, to, remove, install)
+        let rows: [(UseCase, UseCase, Vec<&str>, Vec<AgentType>); 6] = [
+            (AdAsAuthority, TwoWaySync, vec![], vec![S]), // install sync agent(s)
+            (AdAsAuthority, JcAsAuthority, vec!["Import"], vec![S]), // remove import, install sync
+            (TwoWaySync, AdAsAuthority, vec!["Sync"], vec![]), // delete + uninstall sync agents
+            (TwoWaySync, JcAsAuthority, vec!["Import"], vec![]), // delete + uninstall import agents
+            (JcAsAuthority, AdAsAuthority, vec!["Sync"], vec![I]), // remove sync, install import
+            (JcAsAuthority, TwoWaySync, vec![], vec![I]), // install import agent(s)
+        ];
+        for (from, to, remove, install) in rows {
+            let d = new_domain("d", &json!({"domain": "DC=a", "useCase": from}), "t").unwrap();
+            let (d2, steps) = patch_domain(&d, &json!({"useCase": to}), &agents(from), "t2").unwrap();
+            assert_eq!(d2.use_case, to);
+            assert_eq!(steps.agents_to_remove, remove, "{from:?} → {to:?}");
+            assert_eq!(steps.agent_types_to_install, install, "{from:?} → {to:?}");
+        }
     }
 }

@@ -187,6 +187,7 @@ pub async fn delete_agent(
         .map_err(|e| ApiError::new(Code::Conflict, e.to_string()))?;
     // Deleting the document also deletes its token: the running agent is refused from now on.
     s.repo.store().delete(Collection::Agents, &agent).await?;
+    release_primary(&s, &a).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,6 +197,9 @@ async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> ApiRes
         a.paused = paused;
         a.paused_at = paused.then(|| s.now_str());
         s.repo.save_agent(&a).await?;
+        if paused {
+            release_primary(s, &a).await?;
+        }
     }
     Ok(Json(agent_json(s, &a)))
 }
@@ -216,6 +220,17 @@ pub async fn resume_agent(
     Path((id, agent)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     set_paused(&s, &id, &agent, false).await
+}
+
+/// A paused or deleted import agent stops being primary: another takes over at its next
+/// heartbeat.
+async fn release_primary(s: &AppState, a: &Agent) -> ApiResult<()> {
+    let mut d = load(s, &a.domain_id).await?;
+    if d.release_primary(&a.id) {
+        d.updated_at = s.now_str();
+        s.repo.save_domain(&d).await?;
+    }
+    Ok(())
 }
 
 /// Binds (`add`) or unbinds a user or user group to a domain.

@@ -91,6 +91,13 @@ pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body
     if !domain.use_case.allowed_agents().contains(&AgentType::Import) {
         return Err(ApiError::new(Code::NotAllowed, "the domain's use case no longer takes an import agent"));
     }
+    // Only the primary import agent applies cycles, with its current fencing token.
+    let fencing = body.get("fencing").and_then(Value::as_u64);
+    if domain.primary_import_agent.as_deref() != Some(agent.id.as_str())
+        || fencing.is_some_and(|f| f != domain.primary_fencing_token)
+    {
+        return Err(ApiError::new(Code::Conflict, "this agent is not the primary import agent of the domain"));
+    }
     let report: crate::import::ImportReport = serde_json::from_value(body)
         .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid import report: {e}")))?;
     let out = crate::import::apply(&s, &domain, &report).await?;
@@ -300,14 +307,20 @@ pub async fn heartbeat(
     agent.contact_at = Some(s.now_str());
     agent.source_ip = Some(peer.ip().to_string());
     s.repo.save_agent(&agent).await?;
-    // Delegated password validation waits for a capable (import) agent to connect.
+    let (mut primary, mut fencing) = (false, 0);
     if agent.agent_type == AgentType::Import && !agent.paused {
         let mut d = crate::routes::ad::load(&s, &agent.domain_id).await?;
-        if d.delegation_state == DelegationState::Pending {
+        let (is_primary, changed) = d.claim_primary(&agent.id, s.now());
+        // Delegated password validation waits for a capable (import) agent to connect.
+        let enable = d.delegation_state == DelegationState::Pending;
+        if enable {
             d.delegation_state = DelegationState::Enabled;
+        }
+        if changed || enable {
             d.updated_at = s.now_str();
             s.repo.save_domain(&d).await?;
         }
+        (primary, fencing) = (is_primary, d.primary_fencing_token);
     }
-    Ok(Json(json!({"paused": agent.paused})))
+    Ok(Json(json!({"paused": agent.paused, "primary": primary, "fencing": fencing})))
 }
