@@ -69,11 +69,13 @@ pub struct OrgSettings {
     pub password_policy: PasswordPolicy,
     /// State of users created through the API or by the import: `ACTIVATED` or `STAGED`.
     pub new_user_state: UserState,
+    /// Where administrator notifications go (e.g. the last agent of a domain deactivated).
+    pub admin_email: Option<String>,
 }
 
 impl Default for OrgSettings {
     fn default() -> Self {
-        Self { password_policy: PasswordPolicy::default(), new_user_state: UserState::Activated }
+        Self { password_policy: PasswordPolicy::default(), new_user_state: UserState::Activated, admin_email: None }
     }
 }
 

@@ -56,6 +56,10 @@ pub const USER_FIELDS: &[Field] = &[
 /// Fields of user groups.
 pub const GROUP_FIELDS: &[Field] = &[("id", Text), ("name", Text), ("description", Text), ("type", Text)];
 
+/// Fields of notifications.
+pub const NOTIFICATION_FIELDS: &[Field] =
+    &[("id", Text), ("template", Text), ("recipient", Text), ("status", Text), ("created", Text)];
+
 /// Fields of AD domains.
 pub const DOMAIN_FIELDS: &[Field] = &[("id", Text), ("domain", Text), ("useCase", Text), ("delegationState", Text)];
 

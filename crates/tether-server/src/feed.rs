@@ -118,6 +118,9 @@ pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) ->
                 .append_feed(d, "user", &u.id, &body(&u, &change_of(&u, Flags::default())), None, &s.now_str())
                 .await?;
             notify(s).await;
+            if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, d).await? {
+                crate::notify::user_bound(s, &u, &dom).await?;
+            }
         }
     }
     Ok(())

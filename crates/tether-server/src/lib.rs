@@ -10,6 +10,7 @@ mod delegation;
 pub mod error;
 mod feed;
 mod import;
+mod notify;
 mod openapi;
 mod routes;
 

@@ -9,7 +9,7 @@ use crate::routes;
     info(title = "Tether API", description = "A compatible subset of the JumpCloud v1/v2 API, plus Tether's own endpoints."),
     paths(
         routes::misc::health, routes::misc::get_settings, routes::misc::put_settings,
-        routes::misc::list_api_keys, routes::misc::create_api_key, routes::misc::delete_api_key, routes::misc::verify,
+        routes::misc::list_api_keys, routes::misc::create_api_key, routes::misc::delete_api_key, routes::misc::verify, routes::misc::notifications,
         routes::users::list, routes::users::search, routes::users::get, routes::users::create, routes::users::update,
         routes::users::delete, routes::users::activate, routes::users::unlock, routes::users::expire,
         routes::users::bulk, routes::users::bulk_results,

@@ -182,3 +182,60 @@ async fn associations_bind_users_and_groups() {
     assert_eq!(r.status, 204);
     assert_eq!(s.call("GET", &format!("{base}/associations?targets=user"), None).await.total(), Some(0));
 }
+
+#[tokio::test]
+async fn notifications_outbox() {
+    let s = TestServer::start().await;
+    s.call("PUT", "/api/settings", Some(json!({"adminEmail": "it@example.com"}))).await;
+    let d = domain(&s, json!({"domain": "DC=notify,DC=test", "useCase": "TWOWAYSYNC"})).await;
+    let base = format!("/api/v2/activedirectories/{}", d["id"].as_str().unwrap());
+    let mk = |n: &'static str, pw: bool| {
+        let mut b = json!({"username": n, "email": format!("{n}@x.io")});
+        if pw {
+            b["password"] = json!("Passw0rd!");
+        }
+        s.call("POST", "/api/systemusers", Some(b))
+    };
+    let with_pw = mk("withpw", true).await.body["id"].as_str().unwrap().to_string();
+    let without = mk("nopw", false).await.body["id"].as_str().unwrap().to_string();
+    for id in [&with_pw, &without] {
+        s.call(
+            "POST",
+            &format!("{base}/associations?targets=user"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+    }
+    let n = s.call("GET", "/api/v2/notifications?limit=100", None).await;
+    let rows: Vec<(String, String)> = n
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["template"].as_str().unwrap().into(), x["recipient"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(rows, [("directory_bound".into(), "withpw@x.io".into()), ("activation".into(), "nopw@x.io".into())]);
+
+    // The last running agent of the domain deactivated: the administrator is told.
+    let a1 = s.call("POST", &format!("{base}/agents"), Some(json!({"agentType": "IMPORT"}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a2 = s.call("POST", &format!("{base}/agents"), Some(json!({"agentType": "SYNC"}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call("POST", &format!("{base}/agents/{a1}/pause"), None).await;
+    let q = "/api/v2/notifications?filter=template:eq:last_agent_deactivated";
+    assert_eq!(s.call("GET", q, None).await.total(), Some(0), "another agent still runs");
+    s.call("POST", &format!("{base}/agents/{a2}/pause"), None).await;
+    let r = s.call("GET", q, None).await;
+    assert_eq!((r.total(), r.body[0]["recipient"].as_str()), (Some(1), Some("it@example.com")));
+
+    // Password expiry: no notification when both an import and a sync agent serve the domain.
+    s.call("POST", &format!("/api/systemusers/{with_pw}/expire"), None).await;
+    let other = mk("solo", true).await.body["id"].as_str().unwrap().to_string();
+    s.call("POST", &format!("/api/systemusers/{other}/expire"), None).await;
+    let r = s.call("GET", "/api/v2/notifications?filter=template:eq:password_expired", None).await;
+    assert_eq!((r.total(), r.body[0]["recipient"].as_str()), (Some(1), Some("solo@x.io")));
+}

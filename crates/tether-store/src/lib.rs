@@ -24,6 +24,7 @@ pub enum Collection {
     Domains,
     Agents,
     ApiKeys,
+    Notifications,
 }
 
 impl Collection {
@@ -34,6 +35,7 @@ impl Collection {
             Collection::Domains => "domains",
             Collection::Agents => "agents",
             Collection::ApiKeys => "api_keys",
+            Collection::Notifications => "notifications",
         }
     }
 
@@ -43,7 +45,7 @@ impl Collection {
             Collection::Users => ["username", "email"],
             Collection::Groups => ["name", "-"],
             Collection::Domains => ["domain", "-"],
-            Collection::Agents | Collection::ApiKeys => ["-", "-"],
+            Collection::Agents | Collection::ApiKeys | Collection::Notifications => ["-", "-"],
         }
     }
 }

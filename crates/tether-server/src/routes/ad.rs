@@ -188,6 +188,7 @@ pub async fn delete_agent(
     // Deleting the document also deletes its token: the running agent is refused from now on.
     s.repo.store().delete(Collection::Agents, &agent).await?;
     release_primary(&s, &a).await?;
+    crate::notify::agent_deactivated(&s, &a.domain_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,6 +200,7 @@ async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> ApiRes
         s.repo.save_agent(&a).await?;
         if paused {
             release_primary(s, &a).await?;
+            crate::notify::agent_deactivated(s, &a.domain_id).await?;
         }
     }
     Ok(Json(agent_json(s, &a)))

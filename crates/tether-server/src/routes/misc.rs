@@ -59,6 +59,18 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
+#[utoipa::path(get, path = "/api/v2/notifications", tag = "server",
+    responses((status = 200, description = "the outbox: [{id, template, recipient, subject, body, status, created}]")))]
+pub async fn notifications(
+    _: Admin,
+    State(s): State<AppState>,
+    q: crate::body::QueryPairs,
+) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
+    let query = q.list_query(tether_core::query::NOTIFICATION_FIELDS, 100)?;
+    let (total, items): (u64, Vec<Value>) = s.repo.list(Collection::Notifications, &query).await?;
+    Ok(crate::routes::groups::v2_list(total, items))
+}
+
 #[utoipa::path(get, path = "/api/v2/apikeys", tag = "server", responses((status = 200, body = Vec<ApiKey>)))]
 pub async fn list_api_keys(Admin(me): Admin, State(s): State<AppState>) -> ApiResult<Json<Vec<ApiKey>>> {
     if me.role != Role::Admin {

@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(misc::openapi))
         .route("/api/settings", get(misc::get_settings).put(misc::put_settings))
         .route("/api/v2/apikeys", get(misc::list_api_keys).post(misc::create_api_key))
+        .route("/api/v2/notifications", get(misc::notifications))
         .route("/api/v2/apikeys/{id}", axum::routing::delete(misc::delete_api_key))
         .route("/api/v2/auth/verify", post(misc::verify))
         // users (v1)

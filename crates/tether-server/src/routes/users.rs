@@ -183,6 +183,9 @@ async fn modify(
     user.refresh_derived();
     s.repo.save_user(&user, None).await?;
     feed::user_changed(s, &user, None, flags).await?;
+    if flags.expire {
+        crate::notify::password_expired(s, &user).await?;
+    }
     Ok(Json(user_json(&user)))
 }
 

@@ -77,6 +77,7 @@ fn singular(c: Collection) -> &'static str {
         Collection::Domains => "domain",
         Collection::Agents => "agent",
         Collection::ApiKeys => "api key",
+        Collection::Notifications => "notification",
     }
 }
 

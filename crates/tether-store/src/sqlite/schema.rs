@@ -28,4 +28,9 @@ pub const MIGRATIONS: &[&str] = &[
                        object_id TEXT NOT NULL, body TEXT NOT NULL, secret TEXT, created TEXT NOT NULL);
     CREATE INDEX feed_by_domain ON feed (domain_id, seq);
     "#,
+    // 3: the notifications outbox.
+    r#"
+    CREATE TABLE notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                                key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    "#,
 ];
