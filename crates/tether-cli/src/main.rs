@@ -2,6 +2,7 @@
 //! Human tables by default, `--json` for scripts.
 
 mod client;
+mod decommission;
 mod table;
 
 use anyhow::{bail, Result};
@@ -180,6 +181,14 @@ enum AdCmd {
     /// Show the held plan of a domain, if any.
     Plan {
         domain_id: String,
+    },
+    /// Retire AD: `--plan` shows what happens and who is at risk; `--apply` does it.
+    Decommission {
+        domain_id: String,
+        #[arg(long, conflicts_with = "apply")]
+        plan: bool,
+        #[arg(long)]
+        apply: bool,
     },
 }
 
@@ -378,6 +387,10 @@ async fn ad(c: &Client, out: &Output, cmd: AdCmd) -> Result<()> {
         AdCmd::DeleteAgent { domain_id, agent_id } => {
             c.delete(&format!("{}/agents/{agent_id}", base(&domain_id))).await.map(|_| ())
         }
+        AdCmd::Decommission { domain_id, plan, apply } => match (plan, apply) {
+            (_, true) => decommission::apply(c, &domain_id).await,
+            _ => decommission::plan(c, &domain_id, out.json).await,
+        },
         AdCmd::Plan { domain_id } => {
             let v = c.get(&format!("{}/plan", base(&domain_id))).await?;
             if out.json {

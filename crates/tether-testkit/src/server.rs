@@ -39,6 +39,11 @@ impl Reply {
 impl TestServer {
     /// Starts a server whose clock is the real time until [`TestServer::advance`] moves it.
     pub async fn start() -> TestServer {
+        Self::start_with_grace(time::Duration::seconds(900)).await
+    }
+
+    /// Like [`TestServer::start`], with another agent deletion grace.
+    pub async fn start_with_grace(grace: time::Duration) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path()).await.expect("open store");
         let clock = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
@@ -49,7 +54,7 @@ impl TestServer {
             clock: Arc::new(move || OffsetDateTime::now_utc() + (*offset.lock().expect("clock") - base)),
             // Tests that stop the agent wait for this before tetherd gives up on AD.
             delegation_timeout: std::time::Duration::from_secs(2),
-            ..ServerConfig::default()
+            agent_delete_grace: grace,
         };
         let state = AppState::new(Repo::new(Arc::new(store)), config);
         let api_key = "test-admin-key-0123456789".to_string();

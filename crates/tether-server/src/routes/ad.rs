@@ -105,6 +105,18 @@ pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
             ),
         ));
     }
+    // Authorities pointing at a domain that no longer exists mean nothing: users keep their
+    // Tether password (if any) and become manageable; their restrictions are lifted by the
+    // decommission's conversion step (externally_managed=false), one user first.
+    for mut u in crate::routes::decommission::domain_users(&s, &id).await?.into_values() {
+        let is = |a: &Option<tether_core::user::Authority>| a.as_ref().is_some_and(|a| a.id == id);
+        if is(&u.password_authority) || is(&u.delegated_authority) {
+            u.password_authority = u.password_authority.filter(|a| a.id != id);
+            u.delegated_authority = u.delegated_authority.filter(|a| a.id != id);
+            u.refresh_derived();
+            s.repo.save_user(&u, None).await?;
+        }
+    }
     s.repo.store().delete(Collection::Domains, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod ad;
 pub(crate) mod agent_api;
+pub(crate) mod decommission;
 pub(crate) mod groups;
 pub(crate) mod misc;
 pub(crate) mod users;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/activedirectories/{id}/users", get(ad::users))
         .route("/api/v2/activedirectories/{id}/usergroups", get(ad::usergroups))
         .route("/api/v2/activedirectories/{id}/plan", get(ad::plan))
+        .route("/api/v2/activedirectories/{id}/decommission", get(decommission::plan))
         .route("/api/v2/activedirectories/{id}/plan/approve", post(ad::plan_decision))
         .route("/api/v2/activedirectories/{id}/plan/reject", post(ad::plan_decision))
         // the agent protocol
