@@ -30,9 +30,9 @@ pub async fn domain_users(s: &AppState, domain_id: &str) -> ApiResult<BTreeMap<S
         ids.extend(store.targets(Edge::Member, &g).await?);
     }
     for id in ids {
-        if !users.contains_key(&id) {
-            if let Some(u) = s.repo.user(&id).await? {
-                users.insert(id, u);
+        if let std::collections::btree_map::Entry::Vacant(slot) = users.entry(id) {
+            if let Some(u) = s.repo.user(slot.key()).await? {
+                slot.insert(u);
             }
         }
     }
