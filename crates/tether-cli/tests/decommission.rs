@@ -124,4 +124,13 @@ async fn plan_apply_interrupted_and_resumed() {
     assert_eq!((r.status.as_u16(), r.body["method"].as_str()), (200, Some("local")), "{:?}", r.body);
     // A third run changes nothing and still succeeds.
     assert!(tether(&s, &["ad", "decommission", &domain, "--apply"]).output().await.unwrap().status.success());
+    // Re-adding the domain later works like a first setup.
+    let again = s
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn, "useCase": "TWOWAYSYNC"})))
+        .await;
+    assert_eq!(again.status, 201);
+    assert_ne!(again.body["id"].as_str(), Some(domain.as_str()));
+    let agents =
+        s.call("GET", &format!("/api/v2/activedirectories/{}/agents", again.body["id"].as_str().unwrap()), None).await;
+    assert_eq!(agents.total(), Some(0));
 }
