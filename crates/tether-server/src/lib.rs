@@ -10,6 +10,7 @@ mod delegation;
 pub mod error;
 mod feed;
 mod import;
+pub mod mail;
 mod notify;
 mod openapi;
 mod routes;
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub clock: Clock,
     /// How long a delegated verification waits for an import agent's answer.
     pub delegation_timeout: std::time::Duration,
+    /// Delivery of the notifications outbox; `None` (the default) records only.
+    pub smtp: Option<mail::SmtpConfig>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             agent_delete_grace: time::Duration::seconds(900),
             clock: system_clock(),
             delegation_timeout: std::time::Duration::from_secs(10),
+            smtp: None,
         }
     }
 }
@@ -122,8 +126,13 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let delivery = state.config.smtp.clone().map(|cfg| tokio::spawn(mail::deliver(state.clone(), cfg)));
     let router = routes::router(state);
     let app = tower::util::MapRequestLayer::new(lowercase_path).layer(router);
     let make = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
-    axum::serve(listener, make).with_graceful_shutdown(shutdown).await
+    let r = axum::serve(listener, make).with_graceful_shutdown(shutdown).await;
+    if let Some(d) = delivery {
+        d.abort();
+    }
+    r
 }

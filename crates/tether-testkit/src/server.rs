@@ -44,18 +44,24 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with another agent deletion grace.
     pub async fn start_with_grace(grace: time::Duration) -> TestServer {
+        Self::start_with(|c| c.agent_delete_grace = grace).await
+    }
+
+    /// Like [`TestServer::start`], with the configuration adjusted by `f`.
+    pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(dir.path()).await.expect("open store");
         let clock = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
         let offset = clock.clone();
         let base = OffsetDateTime::now_utc();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             // The test clock runs with real time, shifted by however far tests advanced it.
             clock: Arc::new(move || OffsetDateTime::now_utc() + (*offset.lock().expect("clock") - base)),
             // Tests that stop the agent wait for this before tetherd gives up on AD.
             delegation_timeout: std::time::Duration::from_secs(2),
-            agent_delete_grace: grace,
+            ..ServerConfig::default()
         };
+        f(&mut config);
         let state = AppState::new(Repo::new(Arc::new(store)), config);
         let api_key = "test-admin-key-0123456789".to_string();
         tether_server::bootstrap_api_key(&state, &api_key).await.expect("bootstrap key");

@@ -40,6 +40,12 @@ struct Serve {
     /// Seconds a paused agent waits before it may be deleted.
     #[arg(long, env = "TETHER_AGENT_DELETE_GRACE", default_value_t = 900)]
     agent_delete_grace: u64,
+    /// `host:port` of an SMTP relay that delivers the notifications outbox (off when unset).
+    #[arg(long, env = "TETHER_SMTP_RELAY")]
+    smtp_relay: Option<String>,
+    /// Sender address of notification emails.
+    #[arg(long, env = "TETHER_SMTP_FROM", default_value = "tether@localhost")]
+    smtp_from: String,
 }
 
 #[tokio::main]
@@ -70,6 +76,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         agent_delete_grace: time::Duration::seconds(
             i64::try_from(args.agent_delete_grace).context("--agent-delete-grace: too large")?,
         ),
+        smtp: args
+            .smtp_relay
+            .filter(|r| !r.is_empty())
+            .map(|relay| tether_server::mail::SmtpConfig { relay, from: args.smtp_from.clone() }),
         ..ServerConfig::default()
     };
     let state = AppState::new(Repo::new(Arc::new(store)), config);
