@@ -423,6 +423,12 @@ pub async fn cycle(
     let mut report = read.report;
     report["fencing"] = beat.fencing.into();
     let outcome = session.report_import(&report).await?;
+    if outcome["held"] == true {
+        // Held by a mass-change guard: nothing was applied. The watermark stays, so the
+        // same changes are reported again until an admin approves or rejects the plan.
+        tracing::warn!(reason = %outcome["heldReason"], "import cycle held by a mass-change guard: see the domain's plan");
+        return Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) });
+    }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
         let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
         if !hashes.is_empty() {

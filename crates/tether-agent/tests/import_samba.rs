@@ -536,3 +536,65 @@ async fn one_primary_import_agent_applies_cycles() {
     let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
     assert_eq!(d["primaryImportAgent"], k.body["id"]);
 }
+
+#[tokio::test]
+async fn mass_change_guard_holds_a_cycle_for_approval_or_rejection() {
+    for decision in ["approve", "reject"] {
+        let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+        let domain =
+            fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+        let r =
+            fx.s.call(
+                "PATCH",
+                &format!("/api/v2/activedirectories/{domain}"),
+                Some(json!({"guards": {"deletes": {"count": 2}}})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let adi = fx.adi.clone();
+        let mut users = Vec::new();
+        for _ in 0..5 {
+            users.push(fx.user("mg", Some("Max"), &[&adi]).await);
+        }
+        assert_eq!(fx.run().await["created"], 5);
+        // A scope mistake: four users leave the ADI group at once.
+        for (_, dn) in &users[..4] {
+            set_member(&mut fx.ldap, &adi, dn, false).await.unwrap();
+        }
+        let out = fx.run().await;
+        assert_eq!((out["held"].as_bool(), out["deleted"].as_u64()), (Some(true), Some(0)), "{out}");
+        assert!(out["heldReason"].as_str().unwrap().contains("4 deletes exceed the bound of 2"), "{out}");
+        let plan = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/plan"), None).await.body;
+        assert_eq!(plan["status"], "held");
+        let mut objects: Vec<&str> =
+            plan["changes"].as_array().unwrap().iter().map(|c| c["object"].as_str().unwrap()).collect();
+        objects.sort();
+        let mut want: Vec<&str> = users[..4].iter().map(|(s, _)| s.as_str()).collect();
+        want.sort();
+        assert_eq!(objects, want);
+        assert!(plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["category"] == "deletes" && c["action"] == "delete"));
+        assert_eq!(fx.run().await["held"], true, "held until an admin decides");
+        assert_eq!(fx.s.call("GET", "/api/systemusers", None).await.body["totalCount"], 5, "nothing applied");
+
+        let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/{decision}"), None).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(
+            fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/plan"), None).await.body["status"],
+            "none"
+        );
+        let left = fx.s.call("GET", "/api/systemusers", None).await.body["totalCount"].as_u64();
+        if decision == "approve" {
+            assert_eq!(r.body["deleted"], 4, "exactly the plan");
+            assert_eq!(left, Some(1));
+            let out = fx.run().await;
+            assert_eq!((out["held"].as_bool(), out["deleted"].as_u64()), (Some(false), Some(0)));
+        } else {
+            assert_eq!(left, Some(5), "rejected: nothing deleted");
+            assert_eq!(fx.run().await["held"], true, "AD still says so: held again");
+        }
+    }
+}

@@ -59,6 +59,9 @@ pub struct ImportOutcome {
     pub groups_created: usize,
     pub groups_updated: usize,
     pub groups_deleted: usize,
+    /// The cycle exceeded a mass-change guard: nothing was applied; see the domain's plan.
+    pub held: bool,
+    pub held_reason: Option<String>,
 }
 
 async fn find_existing(
@@ -107,16 +110,129 @@ fn conflict_reason(obs: &AdUserObs, e: &StoreError) -> Option<String> {
     }
 }
 
-/// Applies `report` for `domain`.
+/// One decided change, as held in a plan (the user's stored-only fields kept alongside).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Planned {
+    /// objectGUID and DN of the AD user, when observed.
+    pub obs_guid: Option<String>,
+    pub obs_dn: Option<String>,
+    /// The Tether user the decision applies to, when it exists.
+    pub existing: Option<User>,
+    pub existing_ad_guid: Option<String>,
+    pub existing_has_password: bool,
+    pub decision: UserDecision,
+    pub decision_ad_guid: Option<String>,
+    pub decision_has_password: bool,
+}
+
+impl Planned {
+    fn new(obs: Option<&AdUserObs>, existing: Option<&User>, decision: UserDecision) -> Self {
+        let inner = match &decision {
+            UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) => Some(u),
+            _ => None,
+        };
+        Planned {
+            obs_guid: obs.map(|o| o.guid.clone()),
+            obs_dn: obs.map(|o| o.dn.clone()),
+            existing_ad_guid: existing.and_then(|u| u.ad_guid.clone()),
+            existing_has_password: existing.is_some_and(|u| u.has_password),
+            existing: existing.cloned(),
+            decision_ad_guid: inner.and_then(|u| u.ad_guid.clone()),
+            decision_has_password: inner.is_some_and(|u| u.has_password),
+            decision,
+        }
+    }
+
+    /// Restores the fields a plan's JSON does not carry.
+    fn restored(mut self) -> Self {
+        if let Some(u) = self.existing.as_mut() {
+            u.ad_guid = self.existing_ad_guid.clone();
+            u.has_password = self.existing_has_password;
+        }
+        if let UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) =
+            &mut self.decision
+        {
+            u.ad_guid = self.decision_ad_guid.clone();
+            u.has_password = self.decision_has_password;
+        }
+        self
+    }
+
+    /// The plan line an admin reviews: `{category, object, action, reason}`.
+    fn change(&self) -> Option<Value> {
+        let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
+        let (category, action, reason) = match &self.decision {
+            UserDecision::Delete => (
+                "deletes",
+                "delete",
+                if self.obs_guid.is_some() {
+                    "disabled in AD (UserDisableAction=remove)"
+                } else {
+                    "left the scope (UserDissociationAction=remove)"
+                },
+            ),
+            UserDecision::Unbind(_) => (
+                "unbinds",
+                "unbind",
+                if self.obs_guid.is_some() {
+                    "disabled in AD (UserDisableAction=unbind)"
+                } else {
+                    "left the scope (UserDissociationAction=unbind)"
+                },
+            ),
+            UserDecision::Update { user, .. }
+                if user.suspended && !self.existing.as_ref().is_some_and(|u| u.suspended) =>
+            {
+                ("suspends", "suspend", "disabled in AD (UserDisableAction=suspend)")
+            }
+            _ => return None,
+        };
+        Some(json!({"category": category, "object": who, "action": action, "reason": reason}))
+    }
+}
+
+/// A cycle held by a mass-change guard, stored until an admin approves or rejects it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldPlan {
+    pub status: String,
+    pub reason: String,
+    pub created: String,
+    pub changes: Vec<Value>,
+    pub planned: Vec<Planned>,
+    pub report: ImportReport,
+}
+
+fn plan_key(domain_id: &str) -> String {
+    format!("plan:{domain_id}")
+}
+
+pub async fn held_plan(s: &AppState, domain_id: &str) -> Result<Option<HeldPlan>, ApiError> {
+    match s.repo.store().setting(&plan_key(domain_id)).await? {
+        Some(v) if !v.is_null() => Ok(serde_json::from_value(v).ok()),
+        _ => Ok(None),
+    }
+}
+
+pub async fn drop_plan(s: &AppState, domain_id: &str) -> Result<(), ApiError> {
+    s.repo.store().put_setting(&plan_key(domain_id), &Value::Null).await?;
+    Ok(())
+}
+
+/// Applies `report` for `domain`: decides every change, holds the whole cycle if it exceeds
+/// a mass-change guard, applies it otherwise.
 pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Result<ImportOutcome, ApiError> {
+    if let Some(p) = held_plan(s, &domain.id).await? {
+        // Nothing is applied while a plan waits for the admin.
+        return Ok(ImportOutcome { held: true, held_reason: Some(p.reason), ..ImportOutcome::default() });
+    }
     let settings = report.settings;
     let org = s.repo.settings().await?;
     let ctx =
         ImportContext { domain_id: domain.id.clone(), use_case: domain.use_case, new_user_state: org.new_user_state };
     let mut out = ImportOutcome::default();
-    // objectGUID → Tether id of every user in scope after this cycle.
-    let mut linked: HashMap<String, String> = HashMap::new();
-
+    let mut planned: Vec<Planned> = Vec::new();
     let pending = pending_in_feed(s, &domain.id).await?;
     for obs in &report.users {
         let existing = match find_existing(s, obs, &settings).await? {
@@ -128,34 +244,19 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
         };
         // A Tether change still queued for AD is not undone by importing the older AD state:
         // the user is left alone until the sync agent has applied it.
-        if let Some(u) = existing.as_ref().filter(|u| pending.contains(&u.id)) {
-            out.unchanged += 1;
-            if u.ad_guid.is_some() {
-                linked.insert(obs.guid.clone(), u.id.clone());
-            }
+        if existing.as_ref().is_some_and(|u| pending.contains(&u.id)) {
+            planned.push(Planned::new(Some(obs), existing.as_ref(), UserDecision::Nothing));
             continue;
         }
         let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
         if let UserDecision::Skip(reason) = &decision {
             out.skipped.push(skip(obs, reason));
-            if let Some(u) = existing.as_ref().filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str())) {
-                linked.insert(obs.guid.clone(), u.id.clone());
-            }
+            let linked = existing.as_ref().filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str()));
+            planned.push(Planned::new(Some(obs), linked, UserDecision::Nothing));
             continue;
         }
-        let result = apply_decision(s, domain, existing.as_ref(), decision, &mut out).await;
-        match result {
-            Ok(Some(id)) => {
-                linked.insert(obs.guid.clone(), id);
-            }
-            Ok(None) => {}
-            Err(e) => match conflict_reason(obs, &e) {
-                Some(reason) => out.skipped.push(skip(obs, &reason)),
-                None => return Err(e.into()),
-            },
-        }
+        planned.push(Planned::new(Some(obs), existing.as_ref(), decision));
     }
-
     // Dissociations: explicit removals always; absence only on a complete read.
     let present: HashSet<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
     let mut gone: Vec<User> = Vec::new();
@@ -164,16 +265,79 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
             gone.push(u);
         }
     }
+    let in_scope = s.repo.users_of_domain(&domain.id).await?;
     if report.complete {
-        for u in s.repo.users_of_domain(&domain.id).await? {
+        for u in &in_scope {
             if u.ad_guid.as_deref().is_some_and(|g| !present.contains(g)) && !gone.iter().any(|x| x.id == u.id) {
-                gone.push(u);
+                gone.push(u.clone());
             }
         }
     }
     for u in gone.into_iter().filter(|u| !pending.contains(&u.id)) {
         let d = decide_absent(&settings, &u);
-        apply_decision(s, domain, Some(&u), d, &mut out).await?;
+        planned.push(Planned::new(None, Some(&u), d));
+    }
+
+    // The mass-change guard.
+    let changes: Vec<Value> = planned.iter().filter_map(Planned::change).collect();
+    let mut counts = tether_core::adi::guard::Counts::default();
+    for c in &changes {
+        match c["category"].as_str() {
+            Some("deletes") => counts.deletes += 1,
+            Some("unbinds") => counts.unbinds += 1,
+            Some("suspends") => counts.suspends += 1,
+            _ => {}
+        }
+    }
+    if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, in_scope.len() as u64) {
+        tracing::warn!(domain = %domain.domain, %reason, "import cycle held by a mass-change guard");
+        let plan = HeldPlan {
+            status: "held".into(),
+            reason: reason.clone(),
+            created: s.now_str(),
+            changes,
+            planned,
+            report: report.clone(),
+        };
+        s.repo.store().put_setting(&plan_key(&domain.id), &serde_json::to_value(&plan).expect("serializes")).await?;
+        return Ok(ImportOutcome {
+            held: true,
+            held_reason: Some(reason),
+            skipped: out.skipped,
+            ..ImportOutcome::default()
+        });
+    }
+    execute(s, domain, report, planned, out).await
+}
+
+/// Applies decided changes (a cycle within its guards, or an approved plan exactly as held).
+pub async fn execute(
+    s: &AppState,
+    domain: &AdDomain,
+    report: &ImportReport,
+    planned: Vec<Planned>,
+    mut out: ImportOutcome,
+) -> Result<ImportOutcome, ApiError> {
+    let settings = report.settings;
+    // objectGUID → Tether id of every user in scope after this cycle.
+    let mut linked: HashMap<String, String> = HashMap::new();
+    let obs_by_guid: HashMap<&str, &AdUserObs> = report.users.iter().map(|o| (o.guid.as_str(), o)).collect();
+    for p in planned {
+        let p = p.restored();
+        let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
+        match (result, p.obs_guid) {
+            (Ok(Some(id)), Some(g)) => {
+                linked.insert(g, id);
+            }
+            (Ok(_), _) => {}
+            (Err(e), g) => {
+                match g.as_deref().and_then(|g| obs_by_guid.get(g)).and_then(|o| conflict_reason(o, &e).map(|r| (o, r)))
+                {
+                    Some((o, reason)) => out.skipped.push(skip(o, &reason)),
+                    None => return Err(e.into()),
+                }
+            }
+        }
     }
 
     // Managers, once every user of the cycle exists.

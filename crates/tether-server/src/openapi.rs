@@ -19,7 +19,7 @@ use crate::routes;
         routes::ad::list, routes::ad::create, routes::ad::get, routes::ad::patch, routes::ad::delete,
         routes::ad::list_agents, routes::ad::create_agent, routes::ad::get_agent, routes::ad::delete_agent,
         routes::ad::pause_agent, routes::ad::resume_agent, routes::ad::associations, routes::ad::change_associations,
-        routes::ad::users, routes::ad::usergroups, routes::decommission::plan, routes::ad::plan, routes::ad::plan_decision,
+        routes::ad::users, routes::ad::usergroups, routes::decommission::plan, routes::ad::plan, routes::ad::plan_approve, routes::ad::plan_reject,
     ),
     components(schemas(crate::error::ErrorBody)),
     modifiers(&ApiKeyScheme),

@@ -70,7 +70,7 @@ pub struct ImportContext {
 }
 
 /// What to do with the Tether user.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum UserDecision {
     /// Create this user (the server assigns the id).
     Create(User),

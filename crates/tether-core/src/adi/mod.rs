@@ -103,3 +103,5 @@ impl GroupMembershipSyncType {
 pub mod import;
 pub mod scope;
 pub mod sync;
+
+pub mod guard;

@@ -395,16 +395,35 @@ pub async fn usergroups(
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/plan", tag = "activedirectories",
-    responses((status = 200, description = "{status: held|none, changes}")))]
+    responses((status = 200, description = "{status: held|none, reason, created, changes: [{category, object, action, reason}]}")))]
 pub async fn plan(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     load(&s, &id).await?;
-    // No agent holds cycles yet (mass-change guards arrive with the agents): nothing is held.
-    Ok(Json(json!({"status": "none", "changes": []})))
+    Ok(Json(match crate::import::held_plan(&s, &id).await? {
+        Some(p) => json!({"status": "held", "reason": p.reason, "created": p.created, "changes": p.changes}),
+        None => json!({"status": "none", "changes": []}),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/approve", tag = "activedirectories",
-    responses((status = 409, description = "no plan is held")))]
-pub async fn plan_decision(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "the outcome of applying the held plan exactly as shown"),
+              (status = 409, description = "no plan is held")))]
+pub async fn plan_approve(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let d = load(&s, &id).await?;
+    let Some(p) = crate::import::held_plan(&s, &id).await? else {
+        return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
+    };
+    crate::import::drop_plan(&s, &id).await?;
+    let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default()).await?;
+    Ok(Json(serde_json::to_value(out).expect("serializes")))
+}
+
+#[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/reject", tag = "activedirectories",
+    responses((status = 200, description = "the held plan was dropped"), (status = 409, description = "no plan is held")))]
+pub async fn plan_reject(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     load(&s, &id).await?;
-    Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"))
+    if crate::import::held_plan(&s, &id).await?.is_none() {
+        return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
+    }
+    crate::import::drop_plan(&s, &id).await?;
+    Ok(Json(json!({"status": "none", "changes": []})))
 }

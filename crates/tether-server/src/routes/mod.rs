@@ -52,8 +52,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/activedirectories/{id}/usergroups", get(ad::usergroups))
         .route("/api/v2/activedirectories/{id}/plan", get(ad::plan))
         .route("/api/v2/activedirectories/{id}/decommission", get(decommission::plan))
-        .route("/api/v2/activedirectories/{id}/plan/approve", post(ad::plan_decision))
-        .route("/api/v2/activedirectories/{id}/plan/reject", post(ad::plan_decision))
+        .route("/api/v2/activedirectories/{id}/plan/approve", post(ad::plan_approve))
+        .route("/api/v2/activedirectories/{id}/plan/reject", post(ad::plan_reject))
         // the agent protocol
         .route("/api/agent/v1/register", post(agent_api::register))
         .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))

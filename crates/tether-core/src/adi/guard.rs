@@ -1,0 +1,86 @@
+//! Mass-change guards: a cycle whose deletes, suspends or unbinds exceed a domain's bound
+//! (a count, or a percentage of the users in scope) is held for an admin instead of applied.
+//! Scope mistakes in AD (an emptied group, a moved OU) otherwise delete thousands of users.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ad::Guard;
+
+/// How many changes of each category a cycle would make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub deletes: u64,
+    pub suspends: u64,
+    pub unbinds: u64,
+    pub membership_removals: u64,
+    pub password_resets: u64,
+}
+
+impl Counts {
+    fn get(&self, category: &str) -> u64 {
+        match category {
+            "deletes" => self.deletes,
+            "suspends" => self.suspends,
+            "unbinds" => self.unbinds,
+            "membershipRemovals" => self.membership_removals,
+            "passwordResets" => self.password_resets,
+            _ => 0,
+        }
+    }
+}
+
+/// The first bound the cycle exceeds, as a reason, or `None` when it may be applied.
+/// `scope` is the number of users the domain manages (for percentage bounds).
+pub fn exceeded(guards: &BTreeMap<String, Guard>, counts: &Counts, scope: u64) -> Option<String> {
+    for (category, g) in guards {
+        let n = counts.get(category);
+        if n == 0 {
+            continue;
+        }
+        if let Some(max) = g.count {
+            if n > max {
+                return Some(format!("{n} {category} exceed the bound of {max} per cycle"));
+            }
+        }
+        if let Some(p) = g.percent {
+            let share = if scope == 0 { 100.0 } else { n as f64 * 100.0 / scope as f64 };
+            if share > p {
+                return Some(format!("{n} {category} are {share:.1}% of {scope} users, above the bound of {p}%"));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_table() {
+        let g = |count: Option<u64>, percent: Option<f64>| {
+            BTreeMap::from([("deletes".to_string(), Guard { count, percent })])
+        };
+        let c = |deletes| Counts { deletes, ..Counts::default() };
+        // (guards, deletes, scope, held?)
+        let rows = [
+            (g(Some(100), None), 100, 1000, false),
+            (g(Some(100), None), 101, 1000, true),
+            (g(None, Some(10.0)), 100, 1000, false),
+            (g(None, Some(10.0)), 101, 1000, true),
+            (g(Some(5), Some(50.0)), 6, 10, true),  // count exceeded
+            (g(Some(50), Some(50.0)), 6, 10, true), // percent exceeded
+            (g(Some(50), Some(50.0)), 5, 10, false),
+            (g(None, None), 1_000_000, 10, false),
+            (g(None, Some(10.0)), 1, 0, true), // an empty scope: any removal is 100%
+        ];
+        for (guards, n, scope, held) in rows {
+            assert_eq!(exceeded(&guards, &c(n), scope).is_some(), held, "{guards:?} {n}/{scope}");
+        }
+        let suspends_only = BTreeMap::from([("suspends".to_string(), Guard { count: Some(1), percent: None })]);
+        assert!(exceeded(&suspends_only, &c(500), 1000).is_none(), "other categories are not bounded by it");
+    }
+}
