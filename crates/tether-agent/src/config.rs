@@ -245,9 +245,19 @@ fn target(url: &str, dn: &str, pw: &Secret, ca: &Option<String>, insecure: bool)
     }
 }
 
+/// Reads a config file, refusing one that every user of the machine can read: it holds the
+/// bind password and the connect key.
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })
+    use std::os::unix::fs::PermissionsExt;
+    let err = |reason: String| ConfigError::Read { path: path.display().to_string(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(err(format!(
+            "it is readable by every user of this machine and holds secrets; run `chmod 600 {}`",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
 }
 
 fn check_interval(path: &Path, key: &str, v: f64) -> Result<(), ConfigError> {

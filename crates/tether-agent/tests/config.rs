@@ -131,3 +131,18 @@ fn secrets_are_redacted_in_debug() {
     assert!(!dbg.contains("Sup3r-Secret!") && !dbg.contains("ck_very_secret_key"), "{dbg}");
     assert!(dbg.contains("<redacted>"));
 }
+
+#[test]
+fn world_readable_config_files_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("importagent.config.json");
+    std::fs::write(&path, import_min().to_string()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = ImportConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("readable by every user") && e.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ImportConfig::load(&path).unwrap();
+    let e = SyncConfig::load(&dir.path().join("missing.json")).unwrap_err().to_string();
+    assert!(e.contains("missing.json"), "{e}");
+}

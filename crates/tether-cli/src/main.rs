@@ -178,9 +178,14 @@ enum AdCmd {
         domain_id: String,
         agent_id: String,
     },
-    /// Show the held plan of a domain, if any.
+    /// Show the cycle held by a mass-change guard, if any; `--approve` applies exactly it,
+    /// `--reject` drops it.
     Plan {
         domain_id: String,
+        #[arg(long, conflicts_with = "reject")]
+        approve: bool,
+        #[arg(long)]
+        reject: bool,
     },
     /// Retire AD: `--plan` shows what happens and who is at risk; `--apply` does it.
     Decommission {
@@ -391,12 +396,20 @@ async fn ad(c: &Client, out: &Output, cmd: AdCmd) -> Result<()> {
             (_, true) => decommission::apply(c, &domain_id).await,
             _ => decommission::plan(c, &domain_id, out.json).await,
         },
-        AdCmd::Plan { domain_id } => {
+        AdCmd::Plan { domain_id, approve, reject } => {
+            if approve || reject {
+                let verb = if approve { "approve" } else { "reject" };
+                let v = c.post(&format!("{}/plan/{verb}", base(&domain_id)), json!({})).await?;
+                return out.one(&v, &["created", "updated", "deleted", "unbound", "status"]);
+            }
             let v = c.get(&format!("{}/plan", base(&domain_id))).await?;
             if out.json {
                 return out.many(&v, &[]);
             }
             println!("status: {}", v["status"].as_str().unwrap_or("?"));
+            if let Some(r) = v["reason"].as_str() {
+                println!("reason: {r}");
+            }
             out.many(&v["changes"], &["category", "object", "action", "reason"])
         }
     }

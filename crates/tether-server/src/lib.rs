@@ -14,6 +14,7 @@ pub mod mail;
 mod notify;
 mod openapi;
 mod routes;
+mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub struct AppState {
     pub(crate) delegation: Arc<delegation::Broker>,
     /// Wakes sync agents long-polling the change feed.
     pub(crate) feed_wake: Arc<tokio::sync::Notify>,
+    pub(crate) throttle: Arc<throttle::Throttle>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             jobs: Default::default(),
             delegation: Default::default(),
             feed_wake: Default::default(),
+            throttle: Default::default(),
         }
     }
 

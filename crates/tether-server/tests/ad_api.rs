@@ -239,3 +239,57 @@ async fn notifications_outbox() {
     let r = s.call("GET", "/api/v2/notifications?filter=template:eq:password_expired", None).await;
     assert_eq!((r.total(), r.body[0]["recipient"].as_str()), (Some(1), Some("solo@x.io")));
 }
+
+#[tokio::test]
+async fn an_agent_reaches_only_its_own_domain() {
+    let s = TestServer::start().await;
+    let a = domain(&s, json!({"domain": "DC=a,DC=test"})).await;
+    let b = domain(&s, json!({"domain": "DC=b,DC=test"})).await;
+    let key = s
+        .call(
+            "POST",
+            &format!("/api/v2/activedirectories/{}/agents", a["id"].as_str().unwrap()),
+            Some(json!({"agentType": "SYNC"})),
+        )
+        .await;
+    let token = "k".repeat(40);
+    s.call_as(
+        None,
+        "POST",
+        "/api/agent/v1/register",
+        Some(json!({"connectKey": key.body["connectKey"], "token": token})),
+    )
+    .await;
+    let u = s.call("POST", "/api/systemusers", Some(json!({"username": "bea", "email": "bea@x.io"}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{}/associations", b["id"].as_str().unwrap()),
+        Some(json!({"op": "add", "type": "user", "id": u})),
+    )
+    .await;
+    let post = |path: &str, body: Value| {
+        let req = s.client.post(format!("{}{path}", s.url)).bearer_auth(&token).json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Domain B's user: the agent of domain A may not touch it, and sees none of B's feed.
+    assert_eq!(
+        post("/api/agent/v1/sync/status", json!({"userId": u, "guid": "00".repeat(16), "dn": "CN=x"})).await,
+        403
+    );
+    let r = s
+        .client
+        .post(format!("{}/api/agent/v1/sync/poll", s.url))
+        .bearer_auth(&token)
+        .json(&json!({"waitMs": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    // A sync agent is not an import agent.
+    assert_eq!(post("/api/agent/v1/import", json!({"users": []})).await, 403);
+    assert_eq!(post("/api/agent/v1/auth/poll", json!({"waitMs": 10})).await, 403);
+    assert_eq!(post("/api/agent/v1/passwords", json!([])).await, 403);
+}

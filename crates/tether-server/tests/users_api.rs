@@ -319,3 +319,22 @@ async fn openapi_document_lists_the_routes() {
     }
     assert!(r.body["components"]["schemas"].get("User").is_some());
 }
+
+#[tokio::test]
+async fn verify_locks_a_username_out_after_repeated_failures() {
+    let s = TestServer::start().await;
+    create(&s, "bruce", json!({"password": "Passw0rd!"})).await;
+    let verify = |pw: &str| s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "bruce", "password": pw})));
+    for _ in 0..9 {
+        assert_eq!(verify("guess").await.status, 401);
+    }
+    assert_eq!(verify("Passw0rd!").await.status, 200, "a success resets the count");
+    for _ in 0..10 {
+        verify("guess").await;
+    }
+    let r = verify("Passw0rd!").await;
+    assert_eq!(r.status, 429, "locked out: even the right password is refused");
+    assert!(r.body["reason"].as_str().unwrap().contains("too many failed attempts"));
+    s.advance(time::Duration::minutes(16));
+    assert_eq!(verify("Passw0rd!").await.status, 200, "the lockout ends");
+}

@@ -119,12 +119,29 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
             .ok_or_else(|| ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: is required")))
     };
     let (username, password) = (field("username")?, field("password")?);
+    if let Some(until) = s.throttle.locked(&username, s.now()) {
+        let reason = format!("too many failed attempts; try again after {}", tether_core::timestamp(until));
+        return Ok(
+            (StatusCode::TOO_MANY_REQUESTS, Json(json!({"authenticated": false, "reason": reason}))).into_response()
+        );
+    }
+    let r = verify_user(&s, &username, password).await?;
+    if r.status() == StatusCode::OK {
+        s.throttle.succeeded(&username);
+    } else {
+        s.throttle.failed(&username, s.now());
+    }
+    Ok(r)
+}
+
+async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResult<Response> {
+    let s = s.clone();
     let denied = || (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false}))).into_response();
     // Empty passwords never authenticate (some directories treat them as anonymous binds).
     if password.is_empty() {
         return Ok(denied());
     }
-    let Some(user) = s.repo.user_by_username(&username).await? else {
+    let Some(user) = s.repo.user_by_username(username).await? else {
         return Ok(denied());
     };
     if !user.can_authenticate() {
