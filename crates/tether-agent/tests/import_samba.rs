@@ -598,3 +598,28 @@ async fn mass_change_guard_holds_a_cycle_for_approval_or_rejection() {
         }
     }
 }
+
+#[tokio::test]
+async fn history_answers_why_a_user_was_suspended() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let adi = fx.adi.clone();
+    let (a, adn) = fx.user("h", Some("Hal"), &[&adi]).await;
+    fx.run().await;
+    let id = fx.tether_user(&a).await.unwrap()["id"].as_str().unwrap().to_string();
+    let r = fx.s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"middlename": "Q"}))).await;
+    assert_eq!(r.status, 200);
+    replace_attrs(&mut fx.ldap, &adn, &[("userAccountControl", "514")]).await.unwrap();
+    fx.run().await;
+    let h = fx.s.call("GET", &format!("/api/v2/users/{id}/history"), None).await.body;
+    let h = h.as_array().unwrap();
+    let actions: Vec<&str> = h.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["create", "update", "update"]);
+    assert_eq!(h[0]["actor"]["type"], "import_agent");
+    assert_eq!(h[1]["actor"]["type"], "api_key");
+    assert_eq!(h[1]["changes"]["middlename"], json!(["", "Q"]));
+    let last = &h[2];
+    assert_eq!(last["changes"]["state"], json!(["ACTIVATED", "SUSPENDED"]));
+    assert_eq!(last["reason"], "disabled in AD (UserDisableAction=suspend)");
+    assert_eq!(last["actor"]["type"], "import_agent");
+    assert_eq!(last["actor"]["adGuid"].as_str().map(str::len), Some(32));
+}

@@ -82,6 +82,8 @@ enum UsersCmd {
     },
     /// Delete a user.
     Delete { user: String },
+    /// What changed on a user, when, by whom and why (oldest first).
+    History { user: String },
 }
 
 #[derive(Args)]
@@ -324,6 +326,24 @@ async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
                 bail!("{failed} of {} update(s) failed", ids.len());
             }
             Ok(())
+        }
+        UsersCmd::History { user } => {
+            let id = c.user_id(&user).await?;
+            let mut entries = c.all_v2(&format!("/api/v2/users/{id}/history")).await?;
+            for e in entries.iter_mut() {
+                let who = &e["actor"];
+                e["by"] = json!(format!(
+                    "{} {}",
+                    who["type"].as_str().unwrap_or(""),
+                    who["name"].as_str().or(who["id"].as_str()).unwrap_or("")
+                ));
+                let fields: Vec<String> = e["changes"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| format!("{k}: {} → {}", v[0], v[1])).collect())
+                    .unwrap_or_default();
+                e["what"] = json!(fields.join("; "));
+            }
+            out.many(&Value::Array(entries), &["at", "action", "by", "reason", "what"])
         }
         UsersCmd::Delete { user } => {
             let id = c.user_id(&user).await?;

@@ -88,3 +88,19 @@ async fn missing_key_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TETHER_API_KEY"));
 }
+
+#[tokio::test]
+async fn users_history_shows_who_changed_what() {
+    let s = TestServer::start().await;
+    assert!(tether(&s, &["users", "create", "--username", "hist", "--email", "hist@x.io", "--firstname", "A"]).await.0);
+    assert!(tether(&s, &["users", "set", "hist", "--firstname", "B", "--suspended", "true"]).await.0);
+    let (ok, out, err) = tether(&s, &["users", "history", "hist"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("AT"), "{out}");
+    assert!(lines[1].contains("create") && lines[1].contains("api_key bootstrap"), "{out}");
+    assert!(
+        lines[2].contains("update") && lines[2].contains(r#"firstname: "A" → "B""#) && lines[2].contains("SUSPENDED"),
+        "{out}"
+    );
+}

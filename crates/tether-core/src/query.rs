@@ -60,6 +60,9 @@ pub const GROUP_FIELDS: &[Field] = &[("id", Text), ("name", Text), ("description
 pub const NOTIFICATION_FIELDS: &[Field] =
     &[("id", Text), ("template", Text), ("recipient", Text), ("status", Text), ("created", Text)];
 
+/// Fields of history entries.
+pub const HISTORY_FIELDS: &[Field] = &[("id", Text), ("objectId", Text), ("action", Text), ("at", Text)];
+
 /// Fields of AD domains.
 pub const DOMAIN_FIELDS: &[Field] = &[("id", Text), ("domain", Text), ("useCase", Text), ("delegationState", Text)];
 

@@ -222,7 +222,12 @@ pub async fn drop_plan(s: &AppState, domain_id: &str) -> Result<(), ApiError> {
 
 /// Applies `report` for `domain`: decides every change, holds the whole cycle if it exceeds
 /// a mass-change guard, applies it otherwise.
-pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Result<ImportOutcome, ApiError> {
+pub async fn apply(
+    s: &AppState,
+    domain: &AdDomain,
+    report: &ImportReport,
+    actor: &Value,
+) -> Result<ImportOutcome, ApiError> {
     if let Some(p) = held_plan(s, &domain.id).await? {
         // Nothing is applied while a plan waits for the admin.
         return Ok(ImportOutcome { held: true, held_reason: Some(p.reason), ..ImportOutcome::default() });
@@ -307,7 +312,7 @@ pub async fn apply(s: &AppState, domain: &AdDomain, report: &ImportReport) -> Re
             ..ImportOutcome::default()
         });
     }
-    execute(s, domain, report, planned, out).await
+    execute(s, domain, report, planned, out, actor).await
 }
 
 /// Applies decided changes (a cycle within its guards, or an approved plan exactly as held).
@@ -317,6 +322,7 @@ pub async fn execute(
     report: &ImportReport,
     planned: Vec<Planned>,
     mut out: ImportOutcome,
+    actor: &Value,
 ) -> Result<ImportOutcome, ApiError> {
     let settings = report.settings;
     // objectGUID → Tether id of every user in scope after this cycle.
@@ -324,7 +330,35 @@ pub async fn execute(
     let obs_by_guid: HashMap<&str, &AdUserObs> = report.users.iter().map(|o| (o.guid.as_str(), o)).collect();
     for p in planned {
         let p = p.restored();
+        let before = p.existing.clone();
+        let reason = p.change().and_then(|c| c["reason"].as_str().map(str::to_string));
+        let (action, after) = match &p.decision {
+            UserDecision::Create(u) => ("create", Some(u.clone())),
+            UserDecision::Update { user, .. } => ("update", Some(user.clone())),
+            UserDecision::Unbind(u) => ("unbind", Some(u.clone())),
+            UserDecision::Delete => ("delete", None),
+            _ => ("none", None),
+        };
         let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
+        if let (Ok(id), true) = (&result, action != "none") {
+            let uid = id.clone().or(before.as_ref().map(|u| u.id.clone())).unwrap_or_default();
+            let mut who = actor.clone();
+            who["adGuid"] = json!(p.obs_guid.clone().or(before.as_ref().and_then(|u| u.ad_guid.clone())));
+            let reason = reason.unwrap_or_else(|| "AD state imported".into());
+            let mut after = after;
+            if let (Some(a), "create") = (after.as_mut(), action) {
+                a.id = uid.clone();
+            }
+            crate::history::record(
+                s,
+                &uid,
+                who,
+                action,
+                crate::history::diff(before.as_ref(), after.as_ref()),
+                Some(&reason),
+            )
+            .await?;
+        }
         match (result, p.obs_guid) {
             (Ok(Some(id)), Some(g)) => {
                 linked.insert(g, id);

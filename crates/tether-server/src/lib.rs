@@ -9,6 +9,7 @@ pub mod body;
 mod delegation;
 pub mod error;
 mod feed;
+mod history;
 mod import;
 pub mod mail;
 mod notify;

@@ -25,6 +25,7 @@ pub enum Collection {
     Agents,
     ApiKeys,
     Notifications,
+    History,
 }
 
 impl Collection {
@@ -36,6 +37,7 @@ impl Collection {
             Collection::Agents => "agents",
             Collection::ApiKeys => "api_keys",
             Collection::Notifications => "notifications",
+            Collection::History => "history",
         }
     }
 
@@ -45,7 +47,7 @@ impl Collection {
             Collection::Users => ["username", "email"],
             Collection::Groups => ["name", "-"],
             Collection::Domains => ["domain", "-"],
-            Collection::Agents | Collection::ApiKeys | Collection::Notifications => ["-", "-"],
+            Collection::Agents | Collection::ApiKeys | Collection::Notifications | Collection::History => ["-", "-"],
         }
     }
 }

@@ -407,13 +407,18 @@ pub async fn plan(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/approve", tag = "activedirectories",
     responses((status = 200, description = "the outcome of applying the held plan exactly as shown"),
               (status = 409, description = "no plan is held")))]
-pub async fn plan_approve(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn plan_approve(
+    Admin(key): Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let d = load(&s, &id).await?;
     let Some(p) = crate::import::held_plan(&s, &id).await? else {
         return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
     };
     crate::import::drop_plan(&s, &id).await?;
-    let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default()).await?;
+    let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(&key)});
+    let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default(), &actor).await?;
     Ok(Json(serde_json::to_value(out).expect("serializes")))
 }
 

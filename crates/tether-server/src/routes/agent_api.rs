@@ -100,7 +100,8 @@ pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body
     }
     let report: crate::import::ImportReport = serde_json::from_value(body)
         .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid import report: {e}")))?;
-    let out = crate::import::apply(&s, &domain, &report).await?;
+    let actor = json!({"type": "import_agent", "id": agent.id});
+    let out = crate::import::apply(&s, &domain, &report, &actor).await?;
     Ok(Json(serde_json::to_value(out).expect("serializes")))
 }
 
@@ -289,6 +290,22 @@ pub async fn sync_status(
             user.external_dn = Some(dn);
             user.external_source_type = Some("active_directory".into());
         }
+    }
+    if user.ad_sync_error != before.ad_sync_error || text("guid").is_some() && user.ad_guid != before.ad_guid {
+        let actor = json!({"type": "sync_agent", "id": agent.id, "adGuid": user.ad_guid});
+        let what = match &user.ad_sync_error {
+            Some(e) => format!("written to AD with an error: {e}"),
+            None => "written to AD".to_string(),
+        };
+        crate::history::record(
+            &s,
+            &id,
+            actor,
+            "ad_sync",
+            crate::history::diff(Some(&before), Some(&user)),
+            Some(&what),
+        )
+        .await?;
     }
     if user != before {
         // Linked by objectGUID only: the user is not externally managed until the import

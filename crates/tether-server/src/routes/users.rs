@@ -12,6 +12,7 @@ use crate::auth::{hash_password, new_id, verify_password, Admin};
 use crate::body::{parse_window, project, JsonBody, QueryPairs};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::feed::{self, Flags};
+use crate::history;
 use crate::AppState;
 
 /// The API form of a user: the stored fields plus `_id`.
@@ -108,7 +109,7 @@ async fn check_references(repo: &Repo, u: &User) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/systemusers", tag = "users", request_body = User,
     responses((status = 200, body = User), (status = 409, description = "duplicate username or email"),
               (status = 422, description = "password policy")))]
-pub async fn create(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+pub async fn create(Admin(key): Admin, State(s): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
     let settings = s.repo.settings().await?;
     let UserWrite { user, password } = create_user(&body, &settings, &new_id(), &s.now_str())?;
     check_references(&s.repo, &user).await?;
@@ -121,11 +122,12 @@ pub async fn create(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
         None => None,
     };
     s.repo.insert_user(&user, hash.as_deref()).await?;
+    history::record(&s, &user.id, history::admin(&key), "create", history::diff(None, Some(&user)), None).await?;
     Ok(Json(user_json(&user)))
 }
 
 /// Applies an update body to a stored user and saves it.
-pub async fn apply_update(s: &AppState, id: &str, body: &Value) -> ApiResult<User> {
+pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -> ApiResult<User> {
     let current = load(&s.repo, id).await?;
     let settings = s.repo.settings().await?;
     // The restricted-field rule lets an unchanged password through; that needs a
@@ -148,6 +150,11 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value) -> ApiResult<Use
     }
     if user != current || password.is_some() {
         feed::user_changed(s, &user, password.as_deref(), Flags::default()).await?;
+        let mut changes = history::diff(Some(&current), Some(&user));
+        if password.is_some() {
+            changes["password"] = serde_json::json!(["…", "changed"]);
+        }
+        history::record(s, id, actor.clone(), "update", changes, None).await?;
     }
     Ok(user)
 }
@@ -155,20 +162,21 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value) -> ApiResult<Use
 #[utoipa::path(put, path = "/api/systemusers/{id}", tag = "users", request_body = User,
     responses((status = 200, body = User), (status = 422, description = "restricted field or password policy")))]
 pub async fn update(
-    _: Admin,
+    Admin(key): Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(user_json(&apply_update(&s, &id, &body).await?)))
+    Ok(Json(user_json(&apply_update(&s, &id, &body, &history::admin(&key)).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/systemusers/{id}", tag = "users", responses((status = 200, body = User)))]
-pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn delete(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let user = load(&s.repo, &id).await?;
     let domains = feed::bound_domains(&s, &id).await?;
     s.repo.store().delete(Collection::Users, &id).await?;
     feed::user_disconnected(&s, &user, &domains).await?;
+    history::record(&s, &id, history::admin(&key), "delete", history::diff(Some(&user), None), None).await?;
     Ok(Json(user_json(&user)))
 }
 
@@ -176,12 +184,22 @@ async fn modify(
     s: &AppState,
     id: &str,
     flags: Flags,
+    actor: Value,
     f: impl FnOnce(&mut User) -> ApiResult<()>,
 ) -> ApiResult<Json<Value>> {
     let mut user = load(&s.repo, id).await?;
+    let before = user.clone();
     f(&mut user)?;
     user.refresh_derived();
     s.repo.save_user(&user, None).await?;
+    let action = if flags.expire {
+        "expire"
+    } else if flags.explicit_unlock {
+        "unlock"
+    } else {
+        "update"
+    };
+    history::record(s, id, actor, action, history::diff(Some(&before), Some(&user)), None).await?;
     feed::user_changed(s, &user, None, flags).await?;
     if flags.expire {
         crate::notify::password_expired(s, &user).await?;
@@ -190,13 +208,13 @@ async fn modify(
 }
 
 #[utoipa::path(post, path = "/api/systemusers/{id}/state/activate", tag = "users", responses((status = 200, body = User)))]
-pub async fn activate(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(user_json(&apply_update(&s, &id, &json!({"state": "ACTIVATED"})).await?)))
+pub async fn activate(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(user_json(&apply_update(&s, &id, &json!({"state": "ACTIVATED"}), &history::admin(&key)).await?)))
 }
 
 #[utoipa::path(post, path = "/api/systemusers/{id}/unlock", tag = "users", responses((status = 200, body = User)))]
-pub async fn unlock(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    modify(&s, &id, Flags { explicit_unlock: true, ..Flags::default() }, |u| {
+pub async fn unlock(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    modify(&s, &id, Flags { explicit_unlock: true, ..Flags::default() }, history::admin(&key), |u| {
         u.account_locked = false;
         u.account_locked_date = None;
         Ok(())
@@ -205,9 +223,9 @@ pub async fn unlock(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
 }
 
 #[utoipa::path(post, path = "/api/systemusers/{id}/expire", tag = "users", responses((status = 200, body = User)))]
-pub async fn expire(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn expire(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let now = s.now_str();
-    modify(&s, &id, Flags { expire: true, ..Flags::default() }, move |u| {
+    modify(&s, &id, Flags { expire: true, ..Flags::default() }, history::admin(&key), move |u| {
         if u.password_authority.is_some() {
             return Err(tether_core::CoreError::PasswordAuthority.into());
         }
@@ -221,7 +239,8 @@ pub async fn expire(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
 #[utoipa::path(patch, path = "/api/v2/bulk/users", tag = "users",
     request_body(content = Vec<Object>, description = "[{id, ...fields}]"),
     responses((status = 200, description = "{jobId}")))]
-pub async fn bulk(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+pub async fn bulk(Admin(key): Admin, State(s): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+    let actor = history::admin(&key);
     let Value::Array(items) = body else {
         return Err(ApiError::new(Code::InvalidField, "expected an array of {id, ...fields}"));
     };
@@ -229,8 +248,8 @@ pub async fn bulk(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBody)
     for item in &items {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let r = match item.get("attributes").filter(|a| a.is_object()) {
-            Some(attrs) => apply_update(&s, &id, attrs).await,
-            None => apply_update(&s, &id, item).await,
+            Some(attrs) => apply_update(&s, &id, attrs, &actor).await,
+            None => apply_update(&s, &id, item, &actor).await,
         };
         results.push(match r {
             Ok(_) => json!({"id": id, "status": "finished"}),
@@ -246,4 +265,23 @@ pub async fn bulk(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBody)
     responses((status = 200, description = "[{id, status, error?}]")))]
 pub async fn bulk_results(_: Admin, State(s): State<AppState>, Path(job): Path<String>) -> ApiResult<Json<Value>> {
     s.jobs.lock().await.get(&job).cloned().map(Json).ok_or_else(|| ApiError::not_found("job", &job))
+}
+
+#[utoipa::path(get, path = "/api/v2/users/{id}/history", tag = "users",
+    responses((status = 200, description = "[{at, actor, action, changes: {field: [before, after]}, reason}], oldest first")))]
+pub async fn history(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
+    use tether_core::query::{Filter, Op, Scalar, HISTORY_FIELDS};
+    let mut query = q.list_query(HISTORY_FIELDS, 100)?;
+    let own = Filter::Cmp { field: "objectId", op: Op::Eq, value: Scalar::Text(id) };
+    query.filter = Some(match query.filter.take() {
+        Some(f) => Filter::And(vec![own, f]),
+        None => own,
+    });
+    let (total, items): (u64, Vec<Value>) = s.repo.list(Collection::History, &query).await?;
+    Ok(crate::routes::groups::v2_list(total, items))
 }

@@ -78,6 +78,7 @@ fn singular(c: Collection) -> &'static str {
         Collection::Agents => "agent",
         Collection::ApiKeys => "api key",
         Collection::Notifications => "notification",
+        Collection::History => "history entry",
     }
 }
 

@@ -33,4 +33,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
                                 key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
     "#,
+    // 4: per-object history (append-only), looked up by object id.
+    r#"
+    CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                          key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    CREATE INDEX history_by_object ON history (json_extract(doc, '$.objectId'), seq);
+    "#,
 ];

@@ -1,0 +1,56 @@
+//! Per-object history: every change to a user records when, what (field: before → after),
+//! who or what caused it (an admin's API key, the import agent with the AD objectGUID and
+//! the policy row applied, the sync agent), so "why was this user suspended?" has an answer.
+
+use serde_json::{json, Map, Value};
+use tether_core::user::User;
+use tether_store::{Collection, Doc};
+
+use crate::auth::new_id;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The fields that differ between two states of a user: `{field: [before, after]}`.
+pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
+    let b = before.map(|u| serde_json::to_value(u).expect("serializes")).unwrap_or(Value::Null);
+    let a = after.map(|u| serde_json::to_value(u).expect("serializes")).unwrap_or(Value::Null);
+    let mut out = Map::new();
+    let keys: std::collections::BTreeSet<&String> =
+        b.as_object().into_iter().chain(a.as_object()).flat_map(|m| m.keys()).collect();
+    for k in keys {
+        let (x, y) = (b.get(k).cloned().unwrap_or(Value::Null), a.get(k).cloned().unwrap_or(Value::Null));
+        if x != y {
+            out.insert(k.clone(), json!([x, y]));
+        }
+    }
+    // Passwords never appear, only that one was set or removed.
+    if before.is_some_and(|u| u.has_password) != after.is_some_and(|u| u.has_password) {
+        let state = |u: Option<&User>| if u.is_some_and(|u| u.has_password) { "set" } else { "none" };
+        out.insert("password".into(), json!([state(before), state(after)]));
+    }
+    Value::Object(out)
+}
+
+/// Records one change of a user.
+pub async fn record(
+    s: &AppState,
+    user_id: &str,
+    actor: Value,
+    action: &str,
+    changes: Value,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    if changes.as_object().is_some_and(Map::is_empty) && action == "update" {
+        return Ok(());
+    }
+    let id = new_id();
+    let doc = json!({"id": id, "objectId": user_id, "objectType": "user", "at": s.now_str(), "actor": actor,
+                     "action": action, "changes": changes, "reason": reason});
+    s.repo.store().insert(Collection::History, &Doc { id, key1: None, key2: None, body: doc }).await?;
+    Ok(())
+}
+
+/// The actor of an admin request.
+pub fn admin(key: &crate::auth::ApiKey) -> Value {
+    json!({"type": "api_key", "id": key.id, "name": key.name})
+}
