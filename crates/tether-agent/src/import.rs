@@ -394,6 +394,17 @@ fn save_cache(path: &Path, c: &Cache) -> Result<(), AgentError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// `--dry-run`: a complete read, decided by tetherd but applied nowhere; the watermark and
+/// cache are left as they were.
+pub async fn dry_run(cfg: &ImportConfig, ldap: &mut Ldap, session: &Session) -> Result<Value, AgentError> {
+    let dse = root_dse(ldap).await?;
+    let mut scratch = Cache::default();
+    let read = full_read(cfg, ldap, &dse.default_naming_context, &mut scratch).await?;
+    let mut report = read.report;
+    report["dryRun"] = true.into();
+    session.report_import(&report).await
+}
+
 /// Runs one cycle. `force` makes it a complete read even if nothing moved.
 pub async fn cycle(
     cfg: &ImportConfig,

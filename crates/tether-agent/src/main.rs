@@ -18,11 +18,17 @@ enum Command {
     Import {
         #[arg(long, default_value = "importagent.config.json")]
         config: PathBuf,
+        /// Print what one cycle would do, per object and policy row; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Sync agent: Tether → AD.
     Sync {
         #[arg(long, default_value = "syncagent.config.json")]
         config: PathBuf,
+        /// Print what the queued changes would do in AD; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -42,8 +48,39 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let result = match Cli::parse().command {
-        Command::Import { config } => tether_agent::runner::run_import(ImportConfig::load(&config)?, shutdown()).await,
-        Command::Sync { config } => tether_agent::runner::run_sync(SyncConfig::load(&config)?, shutdown()).await,
+        Command::Import { config, dry_run: true } => dry_import(ImportConfig::load(&config)?).await,
+        Command::Sync { config, dry_run: true } => dry_sync(SyncConfig::load(&config)?).await,
+        Command::Import { config, .. } => {
+            tether_agent::runner::run_import(ImportConfig::load(&config)?, shutdown()).await
+        }
+        Command::Sync { config, .. } => tether_agent::runner::run_sync(SyncConfig::load(&config)?, shutdown()).await,
     };
     result.map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn dry_import(cfg: ImportConfig) -> Result<(), tether_agent::AgentError> {
+    let session = tether_agent::session::Session::resume(&cfg.server, &cfg.state_dir())?;
+    let mut ldap = tether_ad::connect(&cfg.ldap_target()).await?;
+    let out = tether_agent::import::dry_run(&cfg, &mut ldap, &session).await?;
+    for d in out["dryRun"].as_array().cloned().unwrap_or_default() {
+        println!("{d}");
+    }
+    eprintln!(
+        "dry run: {} change(s) decided, nothing applied; skipped: {}",
+        out["dryRun"].as_array().map_or(0, Vec::len),
+        out["skipped"]
+    );
+    Ok(())
+}
+
+async fn dry_sync(cfg: SyncConfig) -> Result<(), tether_agent::AgentError> {
+    let session = tether_agent::session::Session::resume(&cfg.server, &cfg.state_dir())?;
+    let mut ldap = tether_ad::connect(&cfg.ldap_target()).await?;
+    let d = tether_agent::sync::domain(&mut ldap, &cfg).await?;
+    let entries = session.sync_poll(0).await?;
+    for p in tether_agent::sync::preview(&cfg, &mut ldap, &d, &entries).await? {
+        println!("{p}");
+    }
+    eprintln!("dry run: {} queued change(s) previewed, nothing written or acknowledged", entries.len());
+    Ok(())
 }

@@ -215,6 +215,27 @@ impl Session {
         post(&self.client, &url, Some(&self.token), json!({"id": id, "ok": ok, "reason": reason})).await.map(|_| ())
     }
 
+    /// The registration kept in `state_dir`, without contacting the server (for dry runs,
+    /// which must change nothing).
+    pub fn resume(server: &ServerSection, state_dir: &Path) -> Result<Session, AgentError> {
+        let path = state_dir.join("agent.json");
+        let saved = load(&path)?.filter(|s| s.agent_id.is_some()).ok_or_else(|| AgentError::State {
+            path: path.display().to_string(),
+            reason: "the agent is not registered yet: run it once without --dry-run".into(),
+        })?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
+        Ok(Session {
+            client,
+            url: server.url.trim_end_matches('/').to_string(),
+            token: saved.token,
+            agent_id: saved.agent_id.unwrap_or_default(),
+            domain_id: saved.domain_id.unwrap_or_default(),
+        })
+    }
+
     /// Tells the server the agent is alive; learns whether it is paused.
     pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);

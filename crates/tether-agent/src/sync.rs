@@ -282,6 +282,48 @@ async fn remove_memberships(ldap: &mut Ldap, sync_group: &str, e: &SearchEntry) 
     Ok(())
 }
 
+/// For `--dry-run`: what each queued entry would do in AD, read but not written, and not
+/// acknowledged. Group entries are described, not decided.
+pub async fn preview(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    d: &Domain,
+    entries: &[Value],
+) -> Result<Vec<Value>, AgentError> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let kind = entry["kind"].as_str().unwrap_or_default();
+        let body = &entry["body"];
+        if kind.starts_with("group") {
+            out.push(serde_json::json!({"seq": entry["seq"], "kind": kind, "object": body["name"], "actions": [kind]}));
+            continue;
+        }
+        let change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
+        let mut change = change;
+        change.password = entry["password"].as_str().map(|_| "(set)".to_string());
+        let s = settings(cfg);
+        let found = find(ldap, d, body["guid"].as_str(), &change.username).await?;
+        let ad = match &found {
+            Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
+            None => None,
+        };
+        let actions =
+            if kind == "user" { decide_user(&s, &change, ad.as_ref()) } else { decide_disconnect(&s, ad.as_ref()) };
+        let policy = format!(
+            "user_disconnection_action={:?}, membership_disconnection={:?}, SyncAccountLockedOutStatus={}",
+            s.user_disconnection_action, s.membership_disconnection, s.sync_account_locked_out_status
+        )
+        .to_lowercase();
+        out.push(serde_json::json!({
+            "seq": entry["seq"], "kind": kind, "object": change.username,
+            "adDn": found.as_ref().map(|e| e.dn.clone()),
+            "actions": actions.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+            "policy": policy,
+        }));
+    }
+    Ok(out)
+}
+
 /// Reads and applies the feed until the agent is revoked. `ldap` is reopened after a failure.
 pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> {
     let target = cfg.ldap_target();

@@ -623,3 +623,31 @@ async fn history_answers_why_a_user_was_suspended() {
     assert_eq!(last["actor"]["type"], "import_agent");
     assert_eq!(last["actor"]["adGuid"].as_str().map(str::len), Some(32));
 }
+
+#[tokio::test]
+async fn dry_run_decides_but_changes_nothing() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let adi = fx.adi.clone();
+    let (a, adn) = fx.user("dr", Some("Dru"), &[&adi]).await;
+    fx.run().await;
+    replace_attrs(&mut fx.ldap, &adn, &[("userAccountControl", "514")]).await.unwrap();
+    let resumed = Session::resume(&fx.cfg.server, &fx.cfg.state_dir()).unwrap();
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let out = tether_agent::import::dry_run(&fx.cfg, &mut conn, &resumed).await.unwrap();
+    let d = out["dryRun"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{out}");
+    assert_eq!((d[0]["object"].as_str(), d[0]["action"].as_str()), (Some(a.as_str()), Some("update")));
+    assert_eq!(d[0]["reason"], "disabled in AD (UserDisableAction=suspend)");
+    assert_eq!(d[0]["changes"]["state"], json!(["ACTIVATED", "SUSPENDED"]));
+    assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "ACTIVATED", "nothing applied");
+    let history =
+        fx.s.call(
+            "GET",
+            &format!("/api/v2/users/{}/history", fx.tether_user(&a).await.unwrap()["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(history.total(), Some(1), "no history written by a dry run");
+    fx.run().await;
+    assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "SUSPENDED");
+}

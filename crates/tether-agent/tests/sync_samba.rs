@@ -573,3 +573,18 @@ async fn the_running_agent_delivers_changes_as_they_happen() {
     assert!(seen.is_some(), "the change reached AD through the long-poll within 5 s");
     worker.abort();
 }
+
+#[tokio::test]
+async fn sync_dry_run_previews_without_writing_or_acknowledging() {
+    let mut fx = fixture(json!({})).await;
+    let sam = unique("dry");
+    let id = fx.tether_user(&sam, json!({})).await;
+    fx.bind_user(&id, true).await;
+    let d = tether_agent::sync::domain(&mut fx.ldap, &fx.cfg).await.unwrap();
+    let entries = fx.session.sync_poll(0).await.unwrap();
+    let preview = tether_agent::sync::preview(&fx.cfg, &mut fx.ldap, &d, &entries).await.unwrap();
+    assert_eq!(preview.len(), 1);
+    assert!(preview[0]["actions"][0].as_str().unwrap().starts_with("Create"), "{preview:?}");
+    assert!(fx.ad_user(&sam).await.is_none(), "nothing written");
+    assert_eq!(fx.session.sync_poll(0).await.unwrap().len(), 1, "nothing acknowledged");
+}

@@ -43,6 +43,8 @@ pub struct ImportReport {
     /// objectGUIDs known to have left the scope (for incremental reports).
     pub gone: Vec<String>,
     pub groups: Vec<ObservedGroup>,
+    /// Decide only: nothing is applied, the decisions are answered.
+    pub dry_run: bool,
 }
 
 /// What a cycle did.
@@ -62,6 +64,9 @@ pub struct ImportOutcome {
     /// The cycle exceeded a mass-change guard: nothing was applied; see the domain's plan.
     pub held: bool,
     pub held_reason: Option<String>,
+    /// For a dry run: every decision, none applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<Value>,
 }
 
 async fn find_existing(
@@ -159,6 +164,24 @@ impl Planned {
         self
     }
 
+    /// Every decision for a dry run: `{object, dn, action, reason, changes}`.
+    fn describe(&self) -> Option<Value> {
+        let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
+        let (action, after) = match &self.decision {
+            UserDecision::Create(u) => ("create", Some(u)),
+            UserDecision::Update { user, .. } => ("update", Some(user)),
+            UserDecision::Unbind(u) => ("unbind", Some(u)),
+            UserDecision::Delete => ("delete", None),
+            _ => return None,
+        };
+        let reason = self
+            .change()
+            .and_then(|c| c["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "AD state imported".into());
+        Some(json!({"object": who, "dn": self.obs_dn, "action": action, "reason": reason,
+                    "changes": crate::history::diff(self.existing.as_ref(), after)}))
+    }
+
     /// The plan line an admin reviews: `{category, object, action, reason}`.
     fn change(&self) -> Option<Value> {
         let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
@@ -228,7 +251,7 @@ pub async fn apply(
     report: &ImportReport,
     actor: &Value,
 ) -> Result<ImportOutcome, ApiError> {
-    if let Some(p) = held_plan(s, &domain.id).await? {
+    if let Some(p) = held_plan(s, &domain.id).await?.filter(|_| !report.dry_run) {
         // Nothing is applied while a plan waits for the admin.
         return Ok(ImportOutcome { held: true, held_reason: Some(p.reason), ..ImportOutcome::default() });
     }
@@ -283,6 +306,11 @@ pub async fn apply(
         planned.push(Planned::new(None, Some(&u), d));
     }
 
+    if report.dry_run {
+        // Every decision with its policy row, and nothing applied.
+        out.dry_run = planned.iter().filter_map(Planned::describe).collect();
+        return Ok(out);
+    }
     // The mass-change guard.
     let changes: Vec<Value> = planned.iter().filter_map(Planned::change).collect();
     let mut counts = tether_core::adi::guard::Counts::default();

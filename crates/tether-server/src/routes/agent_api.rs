@@ -91,10 +91,13 @@ pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body
     if !domain.use_case.allowed_agents().contains(&AgentType::Import) {
         return Err(ApiError::new(Code::NotAllowed, "the domain's use case no longer takes an import agent"));
     }
-    // Only the primary import agent applies cycles, with its current fencing token.
+    // Only the primary import agent applies cycles, with its current fencing token (a dry
+    // run applies nothing, so any import agent may ask for one).
     let fencing = body.get("fencing").and_then(Value::as_u64);
-    if domain.primary_import_agent.as_deref() != Some(agent.id.as_str())
-        || fencing.is_some_and(|f| f != domain.primary_fencing_token)
+    let dry_run = body.get("dryRun").and_then(Value::as_bool).unwrap_or(false);
+    if !dry_run
+        && (domain.primary_import_agent.as_deref() != Some(agent.id.as_str())
+            || fencing.is_some_and(|f| f != domain.primary_fencing_token))
     {
         return Err(ApiError::new(Code::Conflict, "this agent is not the primary import agent of the domain"));
     }
