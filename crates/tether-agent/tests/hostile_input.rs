@@ -1,0 +1,212 @@
+//! Odd and hostile input against the real Samba DC: non-ASCII names, 1 KiB values, RFC 4514
+//! and 4515 special characters in names (no LDAP injection in filters or DNs), a large group
+//! read range by range, and oversized requests.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, NewUser};
+use tether_agent::config::{ImportConfig, SyncConfig};
+use tether_agent::import::cycle;
+use tether_agent::session::Session;
+use tether_agent::sync::apply_entries;
+use tether_testkit::{dc, unique, TestServer};
+
+async fn import_fixture(s: &TestServer, adi: &str) -> (ImportConfig, Session, tempfile::TempDir) {
+    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let k = s
+        .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
+        .await;
+    let state = tempfile::tempdir().unwrap();
+    let cfg = ImportConfig::from_str(Path::new("i.json"), &json!({
+        "Server": {"Url": s.url, "ConnectKey": k.body["connectKey"], "StateDir": state.path()},
+        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
+                 "RootUserContainer": dc().users_container(), "AdiGroup": adi},
+        "InstalledOn": "member_server"
+    }).to_string()).unwrap();
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
+    (cfg, session, state)
+}
+
+#[tokio::test]
+async fn non_ascii_long_values_and_special_characters_are_imported_intact() {
+    let s = TestServer::start().await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let users = dc().users_container();
+    let adi = create_group(&mut ldap, &users, &unique("adi")).await.unwrap();
+    // A group whose name needs escaping in DNs and filters.
+    // The CN carries the characters; sAMAccountName may not (AD forbids `,` and `*` there).
+    let gsam = unique("sales");
+    let gname = format!("Sales, EMEA (Tier*1) #{gsam}");
+    let g = format!("CN={},{users}", tether_ad::ldap3::dn_escape(&gname));
+    ldap.add(
+        &g,
+        vec![("objectClass", HashSet::from(["top", "group"])), ("sAMAccountName", HashSet::from([gsam.as_str()]))],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    set_member(&mut ldap, &adi, &g, true).await.unwrap();
+    let sam = unique("nx");
+    let mail = format!("{sam}@corp.example.test");
+    let dn = create_user(
+        &mut ldap,
+        &NewUser {
+            container: &users,
+            sam_account_name: &sam,
+            given_name: "Zoë",
+            sn: "Ångström-Øye",
+            mail: &mail,
+            password: Some("Nön-Ascii-Pw1!"),
+        },
+    )
+    .await
+    .unwrap();
+    let long = "x".repeat(1024);
+    replace_attrs(&mut ldap, &dn, &[("description", &long), ("title", "Ingénieure 日本")]).await.unwrap();
+    set_member(&mut ldap, &g, &dn, true).await.unwrap();
+
+    let (cfg, session, _state) = import_fixture(&s, &adi).await;
+    let mut conn = connect(&cfg.ldap_target()).await.unwrap();
+    let out = cycle(&cfg, &mut conn, &session, true).await.unwrap().outcome.unwrap();
+    assert_eq!((out["created"].as_u64(), out["groupsCreated"].as_u64()), (Some(1), Some(1)), "{out}");
+    let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await;
+    let u = &r.body["results"][0];
+    assert_eq!((u["firstname"].as_str(), u["lastname"].as_str()), (Some("Zoë"), Some("Ångström-Øye")));
+    assert_eq!(u["description"].as_str().map(str::len), Some(1024));
+    assert_eq!(u["jobTitle"], "Ingénieure 日本");
+    let r =
+        s.call("POST", "/api/search/systemusers", Some(json!({"filter": [{"firstname": {"$regex": "^zoë$"}}]}))).await;
+    assert_eq!(r.body["totalCount"], 1, "case-insensitive regex on non-ASCII");
+    let groups = s.call("GET", "/api/v2/usergroups", None).await.body;
+    let mirrored =
+        groups.as_array().unwrap().iter().find(|x| x["name"] == gname.as_str()).expect("group mirrored with its name");
+    let members =
+        s.call("GET", &format!("/api/v2/usergroups/{}/members", mirrored["id"].as_str().unwrap()), None).await;
+    assert_eq!(members.total(), Some(1));
+}
+
+#[tokio::test]
+async fn names_with_filter_metacharacters_cannot_inject_and_are_synced() {
+    let s = TestServer::start().await;
+    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let k =
+        s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "SYNC"}))).await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let ou = format!("OU={},{}", unique("hx"), dc().base_dn);
+    ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
+    let sync_group = create_group(&mut ldap, &ou, &unique("jc")).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let cfg = SyncConfig::from_str(Path::new("s.json"), &json!({
+        "Server": {"Url": s.url, "ConnectKey": k.body["connectKey"], "StateDir": state.path()},
+        "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
+        "user_root_dn": ou, "sync_group": sync_group
+    }).to_string()).unwrap();
+    let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
+    // `)(` would widen an unescaped filter to every object; `#` and `&` need no escape.
+    let name = format!("o)(cn{}", &unique("")[..6]);
+    let r = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": name, "email": format!("{}@x.io", unique("m")),
+        "firstname": "Ôde", "lastname": "Quote\"Smith, Jr."})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let uid = r.body["id"].as_str().unwrap().to_string();
+    let gname = format!("R&D (Paris) #{}", &unique("")[..5]);
+    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": gname}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call("POST", &format!("/api/v2/usergroups/{g}/members"), Some(json!({"op": "add", "type": "user", "id": uid})))
+        .await;
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain}/associations"),
+        Some(json!({"op": "add", "type": "user_group", "id": g})),
+    )
+    .await;
+    let mut conn = None;
+    let target = cfg.ldap_target();
+    loop {
+        let entries: Vec<Value> = session.sync_poll(100).await.unwrap();
+        if entries.is_empty() {
+            break;
+        }
+        apply_entries(&cfg, &target, &mut conn, &session, &entries, true).await.unwrap();
+    }
+    let u = s.call("GET", &format!("/api/systemusers/{uid}"), None).await.body;
+    assert!(u["adSyncError"].is_null() || u["adSyncError"].as_str().unwrap().contains("system-generated"), "{u}");
+    let dn = u["external_dn"].as_str().expect("created in AD and linked").to_string();
+    assert!(dn.ends_with(&ou), "{dn}");
+    // Exactly one object matches the escaped name: the filter was not widened.
+    let f = format!("(sAMAccountName={})", tether_ad::ldap3::ldap_escape(&name));
+    let (hits, _) =
+        ldap.search(&dc().base_dn, tether_ad::ldap3::Scope::Subtree, &f, vec!["sn"]).await.unwrap().success().unwrap();
+    assert_eq!(hits.len(), 1);
+    let e = tether_ad::ldap3::SearchEntry::construct(hits.into_iter().next().unwrap());
+    assert_eq!(e.attrs["sn"][0], "Quote\"Smith, Jr.");
+    let gf = format!("(sAMAccountName={})", tether_ad::ldap3::ldap_escape(&gname));
+    let (groups, _) =
+        ldap.search(&ou, tether_ad::ldap3::Scope::Subtree, &gf, vec!["member"]).await.unwrap().success().unwrap();
+    let ge = tether_ad::ldap3::SearchEntry::construct(groups.into_iter().next().expect("group created"));
+    assert_eq!(ge.attrs["member"].len(), 1);
+}
+
+#[tokio::test]
+async fn large_groups_are_read_range_by_range() {
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let users = dc().users_container();
+    let g = create_group(&mut ldap, &users, &unique("big")).await.unwrap();
+    let mut want = HashSet::new();
+    for _ in 0..50 {
+        let sam = unique("bg");
+        let dn = create_user(
+            &mut ldap,
+            &NewUser {
+                container: &users,
+                sam_account_name: &sam,
+                given_name: "Big",
+                sn: &sam,
+                mail: &format!("{sam}@corp.example.test"),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+        set_member(&mut ldap, &g, &dn, true).await.unwrap();
+        want.insert(dn.to_lowercase());
+    }
+    let (e, _) = ldap
+        .search(&g, tether_ad::ldap3::Scope::Base, "(objectClass=group)", vec!["member"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let e = tether_ad::ldap3::SearchEntry::construct(e.into_iter().next().unwrap());
+    // As real AD does past 1,500 values: ask Samba for ranges of 7.
+    let got = tether_ad::read::ranged_values(&mut ldap, &e, "member", Some(7)).await.unwrap();
+    assert_eq!(got.len(), 50);
+    assert_eq!(got.iter().map(|m| m.to_lowercase()).collect::<HashSet<_>>(), want);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_requests_get_clear_errors() {
+    let s = TestServer::start().await;
+    let huge = format!("{{\"username\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let r = s.call_raw("POST", "/api/systemusers", &huge).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let r = s.call_raw("POST", "/api/agent/v1/register", "{\"connectKey\": 5}").await;
+    assert_eq!(r.status, 400);
+    let r = s.call("POST", "/api/systemusers", Some(json!({"username": "a".repeat(300), "email": "a@b.c"}))).await;
+    assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (400, Some("INVALID_FIELD")));
+    let r =
+        s.call("POST", "/api/search/systemusers", Some(json!({"filter": {"username": {"$regex": "(a+)+$"}}}))).await;
+    assert_eq!(r.status, 200, "linear-time regexes: no catastrophic backtracking");
+}
