@@ -126,3 +126,37 @@ async fn sync_agent_registers_and_bad_ad_credentials_stop_it_with_the_reason() {
     let err = run_sync(cfg, std::future::pending()).await.unwrap_err().to_string();
     assert!(err.contains("invalid credentials"), "{err}");
 }
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let s = TestServer::start().await;
+    let (_, _, key) = new_agent(&s, "TWOWAYSYNC", "IMPORT").await;
+    let state = tempfile::tempdir().unwrap();
+    let d = dc();
+    let path = state.path().join("importagent.config.json");
+    let v = json!({
+        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
+        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
+                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
+        "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
+    });
+    std::fs::write(&path, v.to_string()).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether-agent"))
+        .args(["import", "--config"])
+        .arg(&path)
+        .env("TETHER_LOG", "trace")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("import agent running"), "the agent ran: {log}");
+    let token: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("agent.json")).unwrap()).unwrap();
+    for secret in [d.import_password.as_str(), key.as_str(), token["token"].as_str().unwrap()] {
+        assert!(!log.contains(secret), "a secret leaked into the log");
+    }
+}
