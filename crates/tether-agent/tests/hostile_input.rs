@@ -52,19 +52,16 @@ async fn non_ascii_long_values_and_special_characters_are_imported_intact() {
     set_member(&mut ldap, &adi, &g, true).await.unwrap();
     let sam = unique("nx");
     let mail = format!("{sam}@corp.example.test");
-    let dn = create_user(
-        &mut ldap,
-        &NewUser {
-            container: &users,
-            sam_account_name: &sam,
-            given_name: "Zoë",
-            sn: "Ångström-Øye",
-            mail: &mail,
-            password: Some("Nön-Ascii-Pw1!"),
-        },
-    )
-    .await
-    .unwrap();
+    let nu = NewUser {
+        container: &users,
+        sam_account_name: &sam,
+        given_name: "Zoë",
+        sn: "Ångström-Øye",
+        mail: &mail,
+        password: Some("Nön-Ascii-Pw1!"),
+    };
+    // CN = the unique sAMAccountName, so reruns on the same DC do not collide.
+    let dn = tether_ad::create_user_as(&mut ldap, &nu, &sam, &mail, true).await.unwrap();
     let long = "x".repeat(1024);
     replace_attrs(&mut ldap, &dn, &[("description", &long), ("title", "Ingénieure 日本")]).await.unwrap();
     set_member(&mut ldap, &g, &dn, true).await.unwrap();
