@@ -91,6 +91,52 @@ fn parse_env(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Runs `ad-sandbox.sh CMD --dir DIR` (for tests that stop and start their own DC).
+pub fn sandbox_cmd(cmd: &str, dir: &Path) {
+    sandbox(&[cmd], dir);
+}
+
+/// A DC of its own for a test that must stop it (an outage must not hit the shared DC):
+/// provisioned in `target/<name>` on the first free loopback address from 127.0.0.40.
+pub fn private_dc(name: &str) -> Dc {
+    let dir = workspace_root().join("target").join(name);
+    let in_use = |ip: &str| {
+        let addr: std::net::SocketAddr = format!("{ip}:636").parse().expect("addr");
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok()
+    };
+    if dir.exists() {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/ad-sandbox.sh"))
+            .args(["down", "--dir"])
+            .arg(&dir)
+            .output();
+        std::fs::remove_dir_all(&dir).expect("remove the old private DC");
+    }
+    let ip = (40..80).map(|n| format!("127.0.0.{n}")).find(|ip| !in_use(ip)).expect("a free loopback address");
+    sandbox(&["up", "--ip", &ip], &dir);
+    sandbox(&["seed", "--users", "5"], &dir);
+    dc_from(dir.clone(), &parse_env(&sandbox(&["env"], &dir)))
+}
+
+fn dc_from(dir: PathBuf, env: &HashMap<String, String>) -> Dc {
+    let get = |k: &str| env.get(k).cloned().unwrap_or_else(|| panic!("ad-sandbox.sh env has no {k}"));
+    Dc {
+        dir,
+        url: get("TETHER_AD_URL"),
+        host: get("TETHER_AD_HOST"),
+        realm: get("TETHER_AD_REALM"),
+        base_dn: get("TETHER_AD_BASE_DN"),
+        admin_dn: get("TETHER_AD_ADMIN_DN"),
+        admin_password: get("TETHER_AD_ADMIN_PASSWORD"),
+        ca_file: get("TETHER_AD_CA_FILE"),
+        import_dn: get("TETHER_AD_IMPORT_DN"),
+        import_password: get("TETHER_AD_IMPORT_PASSWORD"),
+        group_dn: get("TETHER_AD_GROUP_DN"),
+        seed_prefix: get("TETHER_AD_SEED_PREFIX"),
+        seed_password: get("TETHER_AD_SEED_PASSWORD"),
+    }
+}
+
 /// The shared Samba DC of this test run, started (and seeded with 20 users) if needed.
 /// Its directory is `$TETHER_TEST_AD_DIR`, or `target/test-ad` in the workspace.
 pub fn dc() -> &'static Dc {
@@ -107,22 +153,7 @@ pub fn dc() -> &'static Dc {
         sandbox(&["seed", "--users", "20"], &dir);
         let env = parse_env(&sandbox(&["env"], &dir));
         lock.unlock().expect("unlock");
-        let get = |k: &str| env.get(k).cloned().unwrap_or_else(|| panic!("ad-sandbox.sh env has no {k}"));
-        Dc {
-            dir,
-            url: get("TETHER_AD_URL"),
-            host: get("TETHER_AD_HOST"),
-            realm: get("TETHER_AD_REALM"),
-            base_dn: get("TETHER_AD_BASE_DN"),
-            admin_dn: get("TETHER_AD_ADMIN_DN"),
-            admin_password: get("TETHER_AD_ADMIN_PASSWORD"),
-            ca_file: get("TETHER_AD_CA_FILE"),
-            import_dn: get("TETHER_AD_IMPORT_DN"),
-            import_password: get("TETHER_AD_IMPORT_PASSWORD"),
-            group_dn: get("TETHER_AD_GROUP_DN"),
-            seed_prefix: get("TETHER_AD_SEED_PREFIX"),
-            seed_password: get("TETHER_AD_SEED_PASSWORD"),
-        }
+        dc_from(dir, &env)
     })
 }
 
