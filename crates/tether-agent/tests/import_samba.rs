@@ -236,9 +236,21 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
     assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "ACTIVATED");
 
-    // A restarted agent (same StateDir) resumes: no re-registration, no duplicates.
+    // A restarted agent (same StateDir) resumes from its watermark: with nothing changed in
+    // AD it reads nothing; no re-registration, no duplicates.
     let again = Session::establish(&fx.cfg.server, &fx.cfg.state_dir(), "member_server").await.unwrap();
     assert_eq!(again.agent_id, fx.session.agent_id);
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let mut resumed_idle = false;
+    for _ in 0..100 {
+        let st = cycle(&fx.cfg, &mut conn, &again, false).await.unwrap();
+        if st.entries_read == 0 && st.outcome.is_none() {
+            resumed_idle = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(resumed_idle, "the restarted agent resumes from its watermark instead of re-reading everything");
     let out = cycle(&fx.cfg, &mut conn, &again, true).await.unwrap().outcome.unwrap();
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
     let all = fx.s.call("GET", "/api/systemusers", None).await;
@@ -535,6 +547,21 @@ async fn one_primary_import_agent_applies_cycles() {
     assert!(fx.tether_user(&a).await.is_some());
     let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
     assert_eq!(d["primaryImportAgent"], k.body["id"]);
+    // Resumed, the first agent stays secondary while the other holds the lease; pausing the
+    // other hands the role back.
+    fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents/{first_id}/resume"), None).await;
+    assert!(!fx.session.heartbeat().await.unwrap().primary);
+    fx.s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain}/agents/{}/pause", k.body["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert!(fx.session.heartbeat().await.unwrap().primary);
+    assert!(
+        cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.is_none(),
+        "a paused import agent sends nothing"
+    );
 }
 
 #[tokio::test]
