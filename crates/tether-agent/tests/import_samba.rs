@@ -678,3 +678,31 @@ async fn dry_run_decides_but_changes_nothing() {
     fx.run().await;
     assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "SUSPENDED");
 }
+
+#[tokio::test]
+async fn email_conflicts_are_reported_on_both_sides_and_overwrite_nothing() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let adi = fx.adi.clone();
+    let (a, _) = fx.user("cf", Some("Cara"), &[&adi]).await;
+    // Another Tether user already has that email (a different username).
+    let r =
+        fx.s.call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": format!("{a}x"), "email": format!("{a}@corp.example.test"),
+        "firstname": "Kept", "lastname": "AsIs"})),
+        )
+        .await;
+    let other = r.body["id"].as_str().unwrap().to_string();
+    let out = fx.run().await;
+    assert_eq!(out["created"], 0, "{out}");
+    assert!(out["skipped"].to_string().contains("email is already used"), "{out}");
+    let u = fx.s.call("GET", &format!("/api/systemusers/{other}"), None).await.body;
+    assert!(u["adSyncError"].as_str().unwrap().contains("conflicts with the AD user"), "{u}");
+    assert_eq!(
+        (u["firstname"].as_str(), u["externally_managed"].as_bool()),
+        (Some("Kept"), Some(false)),
+        "nothing overwritten"
+    );
+    assert!(fx.tether_user(&a).await.is_none());
+}

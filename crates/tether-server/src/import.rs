@@ -102,6 +102,34 @@ async fn pending_in_feed(s: &AppState, domain_id: &str) -> Result<HashSet<String
     Ok(entries.into_iter().map(|e| e.object_id).collect())
 }
 
+/// A conflict is reported on both sides: in the cycle's outcome for the AD user, and on the
+/// Tether user(s) it collides with (`adSyncError`), whose data is left untouched.
+async fn flag_conflict(s: &AppState, obs: &AdUserObs) -> Result<(), ApiError> {
+    use tether_core::query::{Filter, ListQuery, Op, Scalar};
+    let mut by = vec![("username", obs.sam_account_name.clone())];
+    if let Some(m) = &obs.mail {
+        by.push(("email", m.clone()));
+    }
+    for (field, value) in by {
+        let q = ListQuery {
+            filter: Some(Filter::Cmp { field, op: Op::Eq, value: Scalar::Text(value) }),
+            limit: 5,
+            ..Default::default()
+        };
+        for mut u in s.repo.list_users(&q).await?.1 {
+            if u.ad_guid.as_deref() == Some(obs.guid.as_str()) {
+                continue;
+            }
+            let note = format!("conflicts with the AD user {} (same {field}); that user was not imported", obs.dn);
+            if u.ad_sync_error.as_deref() != Some(note.as_str()) {
+                u.ad_sync_error = Some(note);
+                s.repo.save_user(&u, None).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn skip(obs: &AdUserObs, reason: &str) -> Value {
     json!({"dn": obs.dn, "sAMAccountName": obs.sam_account_name, "reason": reason})
 }
@@ -267,6 +295,7 @@ pub async fn apply(
             Ok(e) => e,
             Err(reason) => {
                 out.skipped.push(skip(obs, &reason));
+                flag_conflict(s, obs).await?;
                 continue;
             }
         };
@@ -395,7 +424,10 @@ pub async fn execute(
             (Err(e), g) => {
                 match g.as_deref().and_then(|g| obs_by_guid.get(g)).and_then(|o| conflict_reason(o, &e).map(|r| (o, r)))
                 {
-                    Some((o, reason)) => out.skipped.push(skip(o, &reason)),
+                    Some((o, reason)) => {
+                        out.skipped.push(skip(o, &reason));
+                        flag_conflict(s, o).await?;
+                    }
                     None => return Err(e.into()),
                 }
             }
