@@ -171,6 +171,16 @@ async fn nested_groups_attributes_skips_and_privileged_accounts() {
     assert_eq!(r.status, 422);
     let domain_users = fx.s.call("GET", "/api/systemusers?filter=externally_managed:$eq:true", None).await;
     assert_eq!(domain_users.body["totalCount"], 5);
+
+    // An incremental cycle that carries one changed user keeps every group's membership.
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    replace_attrs(&mut fx.ldap, &u5dn, &[("title", "Staff Engineer")]).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert!(st.outcome.is_some(), "the change was read");
+    assert_eq!(fx.tether_user(&u5).await.unwrap()["jobTitle"], "Staff Engineer");
+    assert_eq!(fx.group_members(&g1n).await, all4, "memberships survive an incremental report");
+    assert_eq!(fx.group_members(&g2n).await, two);
 }
 
 #[tokio::test]

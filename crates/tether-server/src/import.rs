@@ -386,7 +386,14 @@ pub async fn execute(
     let mut linked: HashMap<String, String> = HashMap::new();
     let obs_by_guid: HashMap<&str, &AdUserObs> = report.users.iter().map(|o| (o.guid.as_str(), o)).collect();
     for p in planned {
-        let p = p.restored();
+        let mut p = p.restored();
+        // A new user gets its id now, so its history can be written first.
+        if let UserDecision::Create(u) = &mut p.decision {
+            if u.id.is_empty() {
+                u.id = new_id();
+                u.created = s.now_str();
+            }
+        }
         let before = p.existing.clone();
         let reason = p.change().and_then(|c| c["reason"].as_str().map(str::to_string));
         let (action, after) = match &p.decision {
@@ -396,26 +403,18 @@ pub async fn execute(
             UserDecision::Delete => ("delete", None),
             _ => ("none", None),
         };
-        let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
-        if let (Ok(id), true) = (&result, action != "none") {
-            let uid = id.clone().or(before.as_ref().map(|u| u.id.clone())).unwrap_or_default();
+        // Write-ahead: the history entry is stored before the change, so a crash between the
+        // two can leave an entry for a change that did not happen (and is redone, with its
+        // own entry, next cycle) but never a change without its entry.
+        if action != "none" {
+            let uid = after.as_ref().or(before.as_ref()).map(|u| u.id.clone()).unwrap_or_default();
             let mut who = actor.clone();
             who["adGuid"] = json!(p.obs_guid.clone().or(before.as_ref().and_then(|u| u.ad_guid.clone())));
             let reason = reason.unwrap_or_else(|| "AD state imported".into());
-            let mut after = after;
-            if let (Some(a), "create") = (after.as_mut(), action) {
-                a.id = uid.clone();
-            }
-            crate::history::record(
-                s,
-                &uid,
-                who,
-                action,
-                crate::history::diff(before.as_ref(), after.as_ref()),
-                Some(&reason),
-            )
-            .await?;
+            let changes = crate::history::diff(before.as_ref(), after.as_ref());
+            crate::history::record(s, &uid, who, action, changes, Some(&reason)).await?;
         }
+        let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
         match (result, p.obs_guid) {
             (Ok(Some(id)), Some(g)) => {
                 linked.insert(g, id);
@@ -463,8 +462,10 @@ async fn apply_decision(
     let store = s.repo.store();
     match d {
         UserDecision::Create(mut u) => {
-            u.id = new_id();
-            u.created = s.now_str();
+            if u.id.is_empty() {
+                u.id = new_id();
+                u.created = s.now_str();
+            }
             s.repo.insert_user(&u, None).await?;
             store.link(Edge::DomainUser, &domain.id, &u.id).await?;
             out.created += 1;
@@ -518,7 +519,16 @@ async fn apply_groups(
     let mut seen = HashSet::new();
     // Only users that belong to this domain are removed from mirrored groups: Tether-only
     // members an admin added stay.
-    let domain_users: HashSet<String> = s.repo.users_of_domain(&domain.id).await?.into_iter().map(|u| u.id).collect();
+    let in_domain = s.repo.users_of_domain(&domain.id).await?;
+    let domain_users: HashSet<String> = in_domain.iter().map(|u| u.id.clone()).collect();
+    // Members are objectGUIDs. An incremental report carries only the users that changed, but
+    // every group's full membership: the others are found among the domain's linked users.
+    let mut ids: HashMap<String, String> = linked.clone();
+    for u in &in_domain {
+        if let Some(g) = &u.ad_guid {
+            ids.entry(g.clone()).or_insert_with(|| u.id.clone());
+        }
+    }
     for og in &report.groups {
         seen.insert(og.guid.clone());
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
@@ -551,16 +561,36 @@ async fn apply_groups(
             }
         };
         store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
-        let want: HashSet<&String> = og.members.iter().filter_map(|m| linked.get(m)).collect();
+        let want: HashSet<&String> = og.members.iter().filter_map(|m| ids.get(m)).collect();
         let have: Vec<String> = store.targets(Edge::Member, &group.id).await?;
         for id in &want {
             if !have.contains(id) {
                 store.link(Edge::Member, &group.id, id).await?;
+                let changes = json!({"memberOf": [null, group.name]});
+                crate::history::record(
+                    s,
+                    id,
+                    json!({"type": "import_agent", "adGroup": og.dn}),
+                    "membership",
+                    changes,
+                    Some("member of the AD group (nested groups flattened)"),
+                )
+                .await?;
             }
         }
         for id in have {
             if !want.contains(&id) && domain_users.contains(&id) {
                 store.unlink(Edge::Member, &group.id, &id).await?;
+                let changes = json!({"memberOf": [group.name, null]});
+                crate::history::record(
+                    s,
+                    &id,
+                    json!({"type": "import_agent", "adGroup": og.dn}),
+                    "membership",
+                    changes,
+                    Some("no longer a member of the AD group"),
+                )
+                .await?;
             }
         }
     }

@@ -139,7 +139,7 @@ pub async fn members(
 #[utoipa::path(post, path = "/api/v2/usergroups/{id}/members", tag = "groups",
     request_body(content = Object, description = "{op: add|remove, type: user, id}"), responses((status = 204)))]
 pub async fn change_members(
-    _: Admin,
+    Admin(key): Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
@@ -154,13 +154,18 @@ pub async fn change_members(
     let user = crate::routes::users::load(&s.repo, &op.id).await;
     if op.add {
         user?;
-        s.repo.store().link(Edge::Member, &id, &op.id).await?;
+        if s.repo.store().link(Edge::Member, &id, &op.id).await? {
+            let changes = json!({"memberOf": [null, group.name]});
+            crate::history::record(&s, &op.id, crate::history::admin(&key), "membership", changes, None).await?;
+        }
         feed::rebind(&s, before).await?;
         feed::group_changed(&s, &group, &[]).await?;
     } else {
         if !s.repo.store().unlink(Edge::Member, &id, &op.id).await? {
             return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
         }
+        let changes = json!({"memberOf": [group.name, null]});
+        crate::history::record(&s, &op.id, crate::history::admin(&key), "membership", changes, None).await?;
         // The group's AD membership first, then the user's possible disconnection.
         feed::group_changed(&s, &group, user.ok().as_slice()).await?;
         feed::rebind(&s, before).await?;
