@@ -200,7 +200,7 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     // shared DC, so wait for a quiet moment; a broken USN gate never reads zero.)
     let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
     let mut idle = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
         if st.entries_read == 0 && st.outcome.is_none() {
             idle = true;
@@ -252,7 +252,7 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     assert_eq!(again.agent_id, fx.session.agent_id);
     let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
     let mut resumed_idle = false;
-    for _ in 0..100 {
+    for _ in 0..300 {
         let st = cycle(&fx.cfg, &mut conn, &again, false).await.unwrap();
         if st.entries_read == 0 && st.outcome.is_none() {
             resumed_idle = true;
