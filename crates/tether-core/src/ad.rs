@@ -332,6 +332,24 @@ fn parse_ts(s: &str) -> Option<time::OffsetDateTime> {
 }
 
 impl Agent {
+    /// A new agent of a domain: unsealed until its first contact.
+    pub fn new(id: &str, domain_id: &str, agent_type: AgentType, created: &str) -> Self {
+        Agent {
+            id: id.to_string(),
+            domain_id: domain_id.to_string(),
+            agent_type,
+            hostname: None,
+            source_ip: None,
+            version: None,
+            contact_at: None,
+            paused: false,
+            paused_at: None,
+            installed_on: None,
+            created: created.to_string(),
+            cursor: 0,
+        }
+    }
+
     pub fn state(&self, now: time::OffsetDateTime) -> AgentState {
         match self.contact_at.as_deref().and_then(parse_ts) {
             None => AgentState::Unsealed,
@@ -369,20 +387,7 @@ mod tests {
     use time::macros::datetime;
 
     fn agent(t: AgentType) -> Agent {
-        Agent {
-            id: format!("{t:?}"),
-            domain_id: "d".into(),
-            agent_type: t,
-            hostname: None,
-            source_ip: None,
-            version: None,
-            contact_at: None,
-            paused: false,
-            paused_at: None,
-            installed_on: None,
-            created: String::new(),
-            cursor: 0,
-        }
+        Agent::new(&format!("{t:?}"), "d", t, "")
     }
 
     #[test]
@@ -443,29 +448,6 @@ mod tests {
         assert!(a.check_deletable(now, grace).is_err());
         assert!(a.check_deletable(now + time::Duration::minutes(5), grace).is_ok());
     }
-}
-
-#[cfg(test)]
-mod use_case_change_table {
-    use super::*;
-    use serde_json::json;
-
-    fn agent_of(t: AgentType) -> Agent {
-        Agent {
-            id: format!("{t:?}"),
-            domain_id: "d".into(),
-            agent_type: t,
-            hostname: None,
-            source_ip: None,
-            version: None,
-            contact_at: None,
-            paused: false,
-            paused_at: None,
-            installed_on: None,
-            created: String::new(),
-            cursor: 0,
-        }
-    }
 
     /// The seeds' "To change ADI Use Case" table: from each use case (with its agents) to
     /// each other, the agents to delete and uninstall and the agent types to install.
@@ -473,7 +455,7 @@ mod use_case_change_table {
     fn every_transition_of_the_seeds_table() {
         use AgentType::{Import as I, Sync as S};
         use UseCase::*;
-        let agents = |uc: UseCase| uc.allowed_agents().iter().map(|t| agent_of(*t)).collect::<Vec<_>>();
+        let agents = |uc: UseCase| uc.allowed_agents().iter().map(|t| agent(*t)).collect::<Vec<_>>();
         // (from, to, remove, install)
         let rows: [(UseCase, UseCase, Vec<&str>, Vec<AgentType>); 6] = [
             (AdAsAuthority, TwoWaySync, vec![], vec![S]), // install sync agent(s)

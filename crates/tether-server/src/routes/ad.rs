@@ -156,20 +156,7 @@ pub async fn create_agent(
             format!("a {} domain does not take {} agents", name(&d.use_case), name(&agent_type)),
         ));
     }
-    let agent = Agent {
-        id: new_id(),
-        domain_id: id,
-        agent_type,
-        hostname: None,
-        source_ip: None,
-        version: None,
-        contact_at: None,
-        paused: false,
-        paused_at: None,
-        installed_on: None,
-        created: s.now_str(),
-        cursor: 0,
-    };
+    let agent = Agent::new(&new_id(), &id, agent_type, &s.now_str());
     let key = format!("ck_{}", random_hex(32));
     s.repo.store().put_secret(&agent.id, Secret::ConnectKey, Some(&sha256_hex(&key))).await?;
     s.repo.insert_agent(&agent).await?;
