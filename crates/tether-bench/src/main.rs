@@ -1,0 +1,409 @@
+//! `cargo run --release -p tether-bench -- adi --users 1000`: measures Tether against a real
+//! Samba AD DC in one run — the raw read rate of AD (the physical limit), the initial import
+//! and its ratio to that rate, the cost of idle cycles, propagation latency both ways, the
+//! bulk provisioning rate into AD against raw adds, and delegated authentication under
+//! concurrency. Prints a table and writes JSON. Figures are recorded in docs/performance.md.
+//!
+//! The DC is provisioned in `target/bench-ad` on 127.0.0.77 and seeded once per size; the
+//! stopped, seeded directory is kept as `target/bench-ad-template-N` and copied for later
+//! runs (Samba creates only ~45 users/s on 2 cores).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use tether_ad::read::paged_search;
+use tether_ad::{connect, LdapTarget};
+use tether_agent::config::{ImportConfig, SyncConfig};
+use tether_agent::session::Session;
+use tether_testkit::{workspace_root, Dc, TestServer};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The ADI benchmark.
+    Adi {
+        /// Users in the ADI group (seeded once per size, then reused).
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Single changes measured in each direction.
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+        /// Where the JSON results go.
+        #[arg(long, default_value = "target/bench-results.json")]
+        out: PathBuf,
+    },
+}
+
+const IP: &str = "127.0.0.77";
+const USER_ATTRS: &[&str] =
+    &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
+
+fn sandbox(args: &[&str], dir: &Path) -> Result<String> {
+    let out = Command::new("bash")
+        .arg(workspace_root().join("scripts/ad-sandbox.sh"))
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()?;
+    if !out.status.success() {
+        bail!("ad-sandbox.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A seeded DC of `users` users, from the template when one exists.
+fn dc(users: usize) -> Result<Dc> {
+    let target = workspace_root().join("target");
+    let dir = target.join("bench-ad");
+    let template = target.join(format!("bench-ad-template-{users}"));
+    let _ = sandbox(&["down"], &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    if template.exists() {
+        let st = Command::new("cp").arg("-a").arg(&template).arg(&dir).status()?;
+        if !st.success() {
+            bail!("cannot copy the template");
+        }
+        sandbox(&["up", "--ip", IP], &dir)?;
+    } else {
+        eprintln!("seeding {users} users (once per size; ~45 users/s)…");
+        sandbox(&["up", "--ip", IP], &dir)?;
+        sandbox(&["seed", "--users", &users.to_string()], &dir)?;
+        sandbox(&["down"], &dir)?;
+        let st = Command::new("cp").arg("-a").arg(&dir).arg(&template).status()?;
+        if !st.success() {
+            bail!("cannot save the template");
+        }
+        sandbox(&["up", "--ip", IP], &dir)?;
+    }
+    let env = sandbox(&["env"], &dir)?;
+    let get = |k: &str| -> Result<String> {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+            .map(|v| v.trim_matches('\'').to_string())
+            .with_context(|| format!("no {k}"))
+    };
+    Ok(Dc {
+        dir,
+        url: get("TETHER_AD_URL")?,
+        host: get("TETHER_AD_HOST")?,
+        realm: get("TETHER_AD_REALM")?,
+        base_dn: get("TETHER_AD_BASE_DN")?,
+        admin_dn: get("TETHER_AD_ADMIN_DN")?,
+        admin_password: get("TETHER_AD_ADMIN_PASSWORD")?,
+        ca_file: get("TETHER_AD_CA_FILE")?,
+        import_dn: get("TETHER_AD_IMPORT_DN")?,
+        import_password: get("TETHER_AD_IMPORT_PASSWORD")?,
+        group_dn: get("TETHER_AD_GROUP_DN")?,
+        seed_prefix: get("TETHER_AD_SEED_PREFIX")?,
+        seed_password: get("TETHER_AD_SEED_PASSWORD")?,
+    })
+}
+
+fn import_target(d: &Dc) -> LdapTarget {
+    LdapTarget { bind_dn: d.import_dn.clone(), bind_password: d.import_password.clone(), ..d.admin_target() }
+}
+
+/// p50, p99 and max of durations, in milliseconds.
+fn dist(mut v: Vec<Duration>) -> Value {
+    v.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let at = |q: f64| {
+        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    json!({"n": v.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99)), "max_ms": ms(v.last().copied().unwrap_or_default())})
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+            })
+        })
+        .flatten()
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -> Result<String> {
+    let r = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": d.base_dn, "useCase": use_case}))).await;
+    let id = r.body["id"].as_str().context("domain")?.to_string();
+    let a = s.call("POST", &format!("/api/v2/activedirectories/{id}/agents"), Some(json!({"agentType": kind}))).await;
+    Ok(a.body["connectKey"].as_str().context("key")?.to_string())
+}
+
+fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Result<ImportConfig> {
+    Ok(ImportConfig::from_str(
+        Path::new("bench.json"),
+        &json!({
+            "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
+            "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
+                     "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
+            "InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}
+        })
+        .to_string(),
+    )?)
+}
+
+async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
+    let (e, _) = ldap
+        .search(base, tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=benchsync)", vec!["sn"])
+        .await
+        .ok()?
+        .success()
+        .ok()?;
+    e.into_iter()
+        .next()
+        .map(tether_ad::ldap3::SearchEntry::construct)
+        .and_then(|e| e.attrs.get("sn").and_then(|v| v.first().cloned()))
+}
+
+async fn user_field(s: &TestServer, username: &str, field: &str) -> Value {
+    let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{username}&fields={field}"), None).await;
+    r.body["results"][0][field].clone()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let Cmd::Adi { users: n, changes, out } = Cli::parse().cmd;
+    let d = dc(n)?;
+    let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
+    let mut ldap = connect(&import_target(&d)).await?;
+
+    // 1. The raw read rate of AD for the same users and attributes.
+    let filter = "(&(objectCategory=person)(objectClass=user))";
+    let t = Instant::now();
+    let paged = paged_search(&mut ldap, &d.users_container(), filter, USER_ATTRS).await?;
+    let paged_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (unpaged, _) = ldap
+        .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, filter, USER_ATTRS.to_vec())
+        .await?
+        .success()?;
+    let unpaged_s = t.elapsed().as_secs_f64();
+    let raw_rate = paged.len() as f64 / paged_s;
+    results["raw_read"] = json!({"entries": paged.len(), "paged_users_per_s": raw_rate.round(), "unpaged_users_per_s": (unpaged.len() as f64 / unpaged_s).round()});
+
+    // 2. The initial import, and 3. idle cycles.
+    let s = TestServer::start().await;
+    let key = domain_with_agent(&s, &d, "TWOWAYSYNC", "IMPORT").await?;
+    let state = tempfile::tempdir()?;
+    let icfg = import_config(&s, &d, &key, state.path(), "member_server")?;
+    let session = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await?;
+    let t = Instant::now();
+    let st = tether_agent::import::cycle(&icfg, &mut ldap, &session, true).await?;
+    let import_s = t.elapsed().as_secs_f64();
+    let imported = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].as_u64().unwrap_or(0);
+    let import_rate = imported as f64 / import_s;
+    results["initial_import"] = json!({"users": imported, "seconds": (import_s * 100.0).round() / 100.0, "users_per_s": import_rate.round(),
+        "ratio_to_raw_paged_read": (import_rate / raw_rate * 100.0).round() / 100.0, "entries_read": st.entries_read});
+    let mut idle = Vec::new();
+    let mut idle_reads = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        idle_reads += tether_agent::import::cycle(&icfg, &mut ldap, &session, false).await?.entries_read;
+        idle.push(t.elapsed());
+    }
+    results["idle_cycle"] = json!({"entries_read_total_of_20": idle_reads, "time": dist(idle)});
+
+    // 4. AD → Tether latency, with the import agent running.
+    let importer = tokio::spawn(tether_agent::runner::run_import(icfg.clone(), std::future::pending()));
+    let mut admin = connect(&d.admin_target()).await?;
+    let mut lat = Vec::new();
+    for i in 0..changes {
+        let sam = format!("{}user{:04}", d.seed_prefix, i % n.max(1) + 1);
+        let dn = user_field(&s, &sam, "external_dn").await.as_str().context("imported user")?.to_string();
+        let value = format!("title-{i}");
+        let t = Instant::now();
+        tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
+        loop {
+            if user_field(&s, &sam, "jobTitle").await == value {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("an AD change did not arrive within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lat.push(t.elapsed());
+    }
+    results["ad_to_tether_latency"] = dist(lat);
+    importer.abort();
+
+    // 5. Tether → AD latency and bulk provisioning, with the sync agent running.
+    let skey = s
+        .call(
+            "POST",
+            &format!(
+                "/api/v2/activedirectories/{}/agents",
+                s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap()
+            ),
+            Some(json!({"agentType": "SYNC"})),
+        )
+        .await
+        .body["connectKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sstate = tempfile::tempdir()?;
+    let scfg = SyncConfig::from_str(
+        Path::new("s.json"),
+        &json!({
+            "Server": {"Url": s.url, "ConnectKey": skey, "StateDir": sstate.path()},
+            "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
+            "user_root_dn": d.users_container(), "sync_group": d.group_dn
+        })
+        .to_string(),
+    )?;
+    let ssession = Session::establish(&scfg.server, &scfg.state_dir(), "member_server").await?;
+    let syncer = tokio::spawn(tether_agent::sync::serve(scfg, ssession));
+    let domain_id = s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let r = s.call("POST", "/api/systemusers", Some(json!({"username": "benchsync", "email": "benchsync@example.com", "firstname": "Bench", "lastname": "L"}))).await;
+    let uid = r.body["id"].as_str().context("user")?.to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain_id}/associations"),
+        Some(json!({"op": "add", "type": "user", "id": uid})),
+    )
+    .await;
+    let t = Instant::now();
+    while sn_of(&mut admin, &d.base_dn).await.is_none() {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the sync agent did not create the user");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut lat = Vec::new();
+    for i in 0..changes {
+        let value = format!("Last{i}");
+        let t = Instant::now();
+        s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"lastname": value}))).await;
+        while sn_of(&mut admin, &d.base_dn).await.as_deref() != Some(value.as_str()) {
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("a Tether change did not reach AD within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lat.push(t.elapsed());
+    }
+    results["tether_to_ad_latency"] = dist(lat);
+
+    // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
+    let bulk = 100;
+    let t = Instant::now();
+    for i in 0..bulk {
+        let sam = format!("rawb{i:03}");
+        tether_ad::create_user(
+            &mut admin,
+            &tether_ad::NewUser {
+                container: &d.users_container(),
+                sam_account_name: &sam,
+                given_name: "Raw",
+                sn: &sam,
+                mail: &format!("{sam}@bench.test"),
+                password: Some("Raw-Bench-Pw1!"),
+            },
+        )
+        .await?;
+    }
+    let raw_add = bulk as f64 / t.elapsed().as_secs_f64();
+    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "bench-bulk"}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut names = HashSet::new();
+    for i in 0..bulk {
+        let name = format!("tb{i:03}");
+        let u = s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@bench.test"), "firstname": "Tb", "lastname": name}))).await;
+        s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{g}/members"),
+            Some(json!({"op": "add", "type": "user", "id": u.body["id"]})),
+        )
+        .await;
+        names.insert(name);
+    }
+    let t = Instant::now();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain_id}/associations"),
+        Some(json!({"op": "add", "type": "user_group", "id": g})),
+    )
+    .await;
+    loop {
+        let (e, _) = admin
+            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=tb*)", vec!["1.1"])
+            .await?
+            .success()?;
+        if e.len() >= bulk {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("bulk provisioning did not finish");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tether_add = bulk as f64 / t.elapsed().as_secs_f64();
+    results["bulk_provisioning"] = json!({"users": bulk, "raw_adds_per_s": raw_add.round(), "tether_users_per_s": tether_add.round(),
+        "ratio": (tether_add / raw_add * 100.0).round() / 100.0});
+    syncer.abort();
+
+    // 6. Delegated authentication, 16 concurrent clients for 10 s.
+    let s2 = TestServer::start().await;
+    let key2 = domain_with_agent(&s2, &d, "ADASAUTHORITY", "IMPORT").await?;
+    let state2 = tempfile::tempdir()?;
+    let cfg2 = import_config(&s2, &d, &key2, state2.path(), "member_server")?;
+    let session2 = Session::establish(&cfg2.server, &cfg2.state_dir(), "member_server").await?;
+    tether_agent::import::cycle(&cfg2, &mut ldap, &session2, true).await?;
+    let worker = tokio::spawn(tether_agent::delegation::serve(session2.clone(), cfg2.ldap_target()));
+    let s2 = Arc::new(s2);
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let (s2, done, d) = (s2.clone(), done.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let user = format!("{}user{:04}", d.seed_prefix, c % n.max(1) + 1);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = s2
+                    .call("POST", "/api/v2/auth/verify", Some(json!({"username": user, "password": d.seed_password})))
+                    .await;
+                if r.status == 200 {
+                    lat.push(t.elapsed());
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    worker.abort();
+    results["delegated_auth"] = json!({"clients": 16, "auth_per_s": (done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(lat)});
+    results["peak_rss_mb_bench_process"] = json!((peak_rss_mb() * 10.0).round() / 10.0);
+
+    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+    println!("{}", serde_json::to_string_pretty(&results)?);
+    eprintln!("written to {}", out.display());
+    sandbox(&["down"], &d.dir)?;
+    Ok(())
+}
