@@ -39,4 +39,12 @@ pub const MIGRATIONS: &[&str] = &[
                           key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
     CREATE INDEX history_by_object ON history (json_extract(doc, '$.objectId'), seq);
     "#,
+    // 5: lookups by AD link (objectGUID, domain) without scanning every document.
+    r#"
+    CREATE INDEX users_by_ad_guid ON users (json_extract(doc, '$._adGuid'));
+    CREATE INDEX users_by_ad_domain ON users (json_extract(doc, '$._adDomain'));
+    CREATE INDEX groups_by_ad_guid ON groups (json_extract(doc, '$._adGuid'));
+    CREATE INDEX groups_by_ad_domain ON groups (json_extract(doc, '$._adDomain'));
+    CREATE INDEX agents_by_domain ON agents (json_extract(doc, '$.domainId'));
+    "#,
 ];
