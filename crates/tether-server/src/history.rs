@@ -31,6 +31,24 @@ pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
     Value::Object(out)
 }
 
+/// The stored entry of one change of a user (for batch writes), or `None` when nothing changed.
+pub fn entry(
+    s: &AppState,
+    user_id: &str,
+    actor: Value,
+    action: &str,
+    changes: Value,
+    reason: Option<&str>,
+) -> Option<Doc> {
+    if changes.as_object().is_some_and(Map::is_empty) && action == "update" {
+        return None;
+    }
+    let id = new_id();
+    let doc = json!({"id": id, "objectId": user_id, "objectType": "user", "at": s.now_str(), "actor": actor,
+                     "action": action, "changes": changes, "reason": reason});
+    Some(Doc { id, key1: None, key2: None, body: doc })
+}
+
 /// Records one change of a user.
 pub async fn record(
     s: &AppState,
@@ -40,13 +58,9 @@ pub async fn record(
     changes: Value,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    if changes.as_object().is_some_and(Map::is_empty) && action == "update" {
-        return Ok(());
+    if let Some(doc) = entry(s, user_id, actor, action, changes, reason) {
+        s.repo.store().insert(Collection::History, &doc).await?;
     }
-    let id = new_id();
-    let doc = json!({"id": id, "objectId": user_id, "objectType": "user", "at": s.now_str(), "actor": actor,
-                     "action": action, "changes": changes, "reason": reason});
-    s.repo.store().insert(Collection::History, &Doc { id, key1: None, key2: None, body: doc }).await?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use tether_core::adi::import::{
 };
 use tether_core::group::Group;
 use tether_core::user::User;
-use tether_store::{Collection, Edge, StoreError};
+use tether_store::{Collection, Edge, StoreError, WriteOp};
 
 use crate::auth::new_id;
 use crate::error::ApiError;
@@ -385,6 +385,12 @@ pub async fn execute(
     // objectGUID → Tether id of every user in scope after this cycle.
     let mut linked: HashMap<String, String> = HashMap::new();
     let obs_by_guid: HashMap<&str, &AdUserObs> = report.users.iter().map(|o| (o.guid.as_str(), o)).collect();
+    // Creates and plain updates (the bulk of a cycle) are written in one batch: each with its
+    // history entry, the user document and its domain edge. The rest, and the batch again
+    // one by one should it fail, go through `apply_decision`.
+    let mut batch: Vec<WriteOp> = Vec::new();
+    let mut batched: Vec<Planned> = Vec::new();
+    let mut rest: Vec<Planned> = Vec::new();
     for p in planned {
         let mut p = p.restored();
         // A new user gets its id now, so its history can be written first.
@@ -394,25 +400,70 @@ pub async fn execute(
                 u.created = s.now_str();
             }
         }
-        let before = p.existing.clone();
-        let reason = p.change().and_then(|c| c["reason"].as_str().map(str::to_string));
-        let (action, after) = match &p.decision {
-            UserDecision::Create(u) => ("create", Some(u.clone())),
-            UserDecision::Update { user, .. } => ("update", Some(user.clone())),
-            UserDecision::Unbind(u) => ("unbind", Some(u.clone())),
-            UserDecision::Delete => ("delete", None),
-            _ => ("none", None),
+        let user = match &p.decision {
+            UserDecision::Create(u) | UserDecision::Update { user: u, clear_password: false } => u.clone(),
+            _ => {
+                rest.push(p);
+                continue;
+            }
         };
+        let obs = p.obs_guid.as_deref().and_then(|g| obs_by_guid.get(g)).copied();
+        if let Some(field) = taken_by_another(s, &user).await? {
+            if let Some(o) = obs {
+                out.skipped.push(skip(
+                    o,
+                    &format!("{}: its {field} is already used by another Tether user; nothing overwritten", o.dn),
+                ));
+                flag_conflict(s, o).await?;
+            }
+            continue;
+        }
+        let create = matches!(p.decision, UserDecision::Create(_));
+        if let Some(h) = history_of(s, &p, actor) {
+            batch.push(WriteOp::Insert(Collection::History, h));
+        }
+        let doc = tether_store::user_doc(&user);
+        batch.push(if create {
+            WriteOp::Insert(Collection::Users, doc)
+        } else {
+            WriteOp::Replace(Collection::Users, doc)
+        });
+        batch.push(WriteOp::Link(Edge::DomainUser, domain.id.clone(), user.id.clone()));
+        batched.push(p);
+    }
+    let written = if batch.is_empty() { Ok(()) } else { s.repo.store().write_batch(&batch).await };
+    let one_by_one = match written {
+        Ok(()) => {
+            for p in &batched {
+                match &p.decision {
+                    UserDecision::Create(u) => {
+                        out.created += 1;
+                        if let Some(g) = &p.obs_guid {
+                            linked.insert(g.clone(), u.id.clone());
+                        }
+                    }
+                    UserDecision::Update { user, .. } => {
+                        out.updated += 1;
+                        if let Some(g) = &p.obs_guid {
+                            linked.insert(g.clone(), user.id.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            rest
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "batch write failed; applying one by one");
+            batched.into_iter().chain(rest).collect()
+        }
+    };
+    for p in one_by_one {
         // Write-ahead: the history entry is stored before the change, so a crash between the
         // two can leave an entry for a change that did not happen (and is redone, with its
         // own entry, next cycle) but never a change without its entry.
-        if action != "none" {
-            let uid = after.as_ref().or(before.as_ref()).map(|u| u.id.clone()).unwrap_or_default();
-            let mut who = actor.clone();
-            who["adGuid"] = json!(p.obs_guid.clone().or(before.as_ref().and_then(|u| u.ad_guid.clone())));
-            let reason = reason.unwrap_or_else(|| "AD state imported".into());
-            let changes = crate::history::diff(before.as_ref(), after.as_ref());
-            crate::history::record(s, &uid, who, action, changes, Some(&reason)).await?;
+        if let Some(h) = history_of(s, &p, actor) {
+            s.repo.store().insert(Collection::History, &h).await?;
         }
         let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
         match (result, p.obs_guid) {
@@ -449,6 +500,41 @@ pub async fn execute(
 
     apply_groups(s, domain, report, &linked, &mut out).await?;
     Ok(out)
+}
+
+/// The history entry of a decided change (`None` for no change).
+fn history_of(s: &AppState, p: &Planned, actor: &Value) -> Option<tether_store::Doc> {
+    let before = p.existing.as_ref();
+    let (action, after) = match &p.decision {
+        UserDecision::Create(u) => ("create", Some(u)),
+        UserDecision::Update { user, .. } => ("update", Some(user)),
+        UserDecision::Unbind(u) => ("unbind", Some(u)),
+        UserDecision::Delete => ("delete", None),
+        _ => return None,
+    };
+    let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
+    let mut who = actor.clone();
+    who["adGuid"] = json!(p.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())));
+    let reason =
+        p.change().and_then(|c| c["reason"].as_str().map(str::to_string)).unwrap_or_else(|| "AD state imported".into());
+    crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&reason))
+}
+
+/// Whether another Tether user already has this user's username or email.
+async fn taken_by_another(s: &AppState, u: &User) -> Result<Option<&'static str>, ApiError> {
+    if s.repo.user_by_username(&u.username).await?.is_some_and(|o| o.id != u.id) {
+        return Ok(Some("username"));
+    }
+    use tether_core::query::{Filter, ListQuery, Op, Scalar};
+    let q = ListQuery {
+        filter: Some(Filter::Cmp { field: "email", op: Op::Eq, value: Scalar::Text(u.email.clone()) }),
+        limit: 2,
+        ..Default::default()
+    };
+    if s.repo.list_users(&q).await?.1.iter().any(|o| o.id != u.id) {
+        return Ok(Some("email"));
+    }
+    Ok(None)
 }
 
 /// Applies one decision; returns the Tether id of the user if it stays linked.
@@ -562,36 +648,30 @@ async fn apply_groups(
         };
         store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
         let want: HashSet<&String> = og.members.iter().filter_map(|m| ids.get(m)).collect();
-        let have: Vec<String> = store.targets(Edge::Member, &group.id).await?;
-        for id in &want {
-            if !have.contains(id) {
-                store.link(Edge::Member, &group.id, id).await?;
-                let changes = json!({"memberOf": [null, group.name]});
-                crate::history::record(
-                    s,
-                    id,
-                    json!({"type": "import_agent", "adGroup": og.dn}),
-                    "membership",
-                    changes,
-                    Some("member of the AD group (nested groups flattened)"),
-                )
-                .await?;
-            }
+        let have: HashSet<String> = store.targets(Edge::Member, &group.id).await?.into_iter().collect();
+        // Membership changes and their history entries, in one batch.
+        let who = json!({"type": "import_agent", "adGroup": og.dn});
+        let mut ops = Vec::new();
+        for id in want.iter().filter(|id| !have.contains(**id)) {
+            let changes = json!({"memberOf": [null, group.name]});
+            let why = Some("member of the AD group (nested groups flattened)");
+            ops.extend(
+                crate::history::entry(s, id, who.clone(), "membership", changes, why)
+                    .map(|h| WriteOp::Insert(Collection::History, h)),
+            );
+            ops.push(WriteOp::Link(Edge::Member, group.id.clone(), (*id).clone()));
         }
-        for id in have {
-            if !want.contains(&id) && domain_users.contains(&id) {
-                store.unlink(Edge::Member, &group.id, &id).await?;
-                let changes = json!({"memberOf": [group.name, null]});
-                crate::history::record(
-                    s,
-                    &id,
-                    json!({"type": "import_agent", "adGroup": og.dn}),
-                    "membership",
-                    changes,
-                    Some("no longer a member of the AD group"),
-                )
-                .await?;
-            }
+        for id in have.iter().filter(|id| !want.contains(id) && domain_users.contains(*id)) {
+            let changes = json!({"memberOf": [group.name, null]});
+            let why = Some("no longer a member of the AD group");
+            ops.extend(
+                crate::history::entry(s, id, who.clone(), "membership", changes, why)
+                    .map(|h| WriteOp::Insert(Collection::History, h)),
+            );
+            ops.push(WriteOp::Unlink(Edge::Member, group.id.clone(), id.clone()));
+        }
+        if !ops.is_empty() {
+            store.write_batch(&ops).await?;
         }
     }
     if report.complete {

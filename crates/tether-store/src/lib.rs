@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tether_core::query::ListQuery;
 
-pub use repo::Repo;
+pub use repo::{group_doc, user_doc, Repo};
 
 /// Document collections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +133,15 @@ pub struct FeedEntry {
     pub created: String,
 }
 
+/// One write of a batch.
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    Insert(Collection, Doc),
+    Replace(Collection, Doc),
+    Link(Edge, String, String),
+    Unlink(Edge, String, String),
+}
+
 /// The storage operations. Implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -159,6 +168,9 @@ pub trait Store: Send + Sync + 'static {
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
+
+    /// Several writes in one transaction: all of them, or none (the error says why).
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<()>;
 
     /// Appends to a domain's change feed; returns the entry's sequence number.
     async fn append_feed(

@@ -44,7 +44,8 @@ fn user_from(v: Value) -> Result<User> {
     Ok(u)
 }
 
-fn user_doc(u: &User) -> Doc {
+/// The stored document of a user (for batch writes).
+pub fn user_doc(u: &User) -> Doc {
     let mut body = encode(u);
     body[HAS_PASSWORD] = Value::Bool(u.has_password);
     if let Some(g) = &u.ad_guid {
@@ -177,7 +178,8 @@ impl Repo {
     }
 }
 
-fn group_doc(g: &Group) -> Doc {
+/// The stored document of a group.
+pub fn group_doc(g: &Group) -> Doc {
     let mut body = encode(g);
     // Groups mirrored from AD carry attributes.activeDirectory {id, dn, domain}; indexable copies:
     if let Some(ad) = g.attributes.get("activeDirectory") {

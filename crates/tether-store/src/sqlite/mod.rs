@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Executor, Row};
 use tether_core::query::ListQuery;
 
-use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError};
+use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError, WriteOp};
 use filter::{column, to_sql, Bind};
 
 pub struct SqliteStore {
@@ -246,6 +246,54 @@ impl Store for SqliteStore {
             .bind(to)
             .fetch_all(&self.reader)
             .await?)
+    }
+
+    async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for op in ops {
+            match op {
+                WriteOp::Insert(c, doc) => {
+                    let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
+                    sqlx::query(&sql)
+                        .bind(&doc.id)
+                        .bind(lower(&doc.key1))
+                        .bind(lower(&doc.key2))
+                        .bind(doc.body.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| conflict(*c, e))?;
+                }
+                WriteOp::Replace(c, doc) => {
+                    let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
+                    sqlx::query(&sql)
+                        .bind(lower(&doc.key1))
+                        .bind(lower(&doc.key2))
+                        .bind(doc.body.to_string())
+                        .bind(&doc.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| conflict(*c, e))?;
+                }
+                WriteOp::Link(e, from, to) => {
+                    sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
+                        .bind(e.name())
+                        .bind(from)
+                        .bind(to)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                WriteOp::Unlink(e, from, to) => {
+                    sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
+                        .bind(e.name())
+                        .bind(from)
+                        .bind(to)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn append_feed(
