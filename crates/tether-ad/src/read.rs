@@ -48,6 +48,12 @@ pub fn guid_hex(e: &Entry) -> String {
         .unwrap_or_default()
 }
 
+/// An objectGUID (lowercase hex, as [`guid_hex`] gives it) escaped for a search filter:
+/// `\xx` per byte.
+pub fn guid_filter_value(hex: &str) -> String {
+    hex.as_bytes().chunks(2).map(|c| format!("\\{}", String::from_utf8_lossy(c))).collect()
+}
+
 /// The relative id (last sub-authority) of `objectSid`.
 pub fn sid_rid(e: &Entry) -> Option<u32> {
     let sid = e.bin_attrs.get("objectSid")?.first()?;
@@ -167,5 +173,6 @@ mod tests {
         assert_eq!(filetime_to_unix(0), None);
         assert_eq!(filetime_to_unix(i64::MAX), None);
         assert_eq!(filetime_to_unix(116_444_736_000_000_000), Some(0));
+        assert_eq!(guid_filter_value("00ff1a"), "\\00\\ff\\1a");
     }
 }

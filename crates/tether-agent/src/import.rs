@@ -388,10 +388,7 @@ fn load_cache(path: &Path) -> Cache {
 }
 
 fn save_cache(path: &Path, c: &Cache) -> Result<(), AgentError> {
-    let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| AgentError::State { path: path.display().to_string(), reason: e.to_string() };
-    std::fs::write(&tmp, serde_json::to_vec(c).expect("serializes")).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    crate::session::write_state(path, &serde_json::to_vec(c).expect("serializes"))
 }
 
 /// `--dry-run`: a complete read, decided by tetherd but applied nowhere; the watermark and

@@ -92,9 +92,6 @@ pub async fn capture(
             Err(e) => tracing::warn!(error = %e, "password capture failed"),
         }
     }
-    let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| AgentError::State { path: path.display().to_string(), reason: e.to_string() };
-    std::fs::write(&tmp, serde_json::to_vec(&seen).expect("serializes")).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
+    crate::session::write_state(&path, &serde_json::to_vec(&seen).expect("serializes"))?;
     Ok(out)
 }

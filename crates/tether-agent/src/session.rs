@@ -51,8 +51,9 @@ fn load(path: &Path) -> Result<Option<Saved>, AgentError> {
     }
 }
 
-/// Writes atomically (temporary file, fsync, rename) with mode 0600: it holds the token.
-fn save(path: &Path, s: &Saved) -> Result<(), AgentError> {
+/// Writes a state file atomically (temporary file, fsync, rename) with mode 0600: state
+/// files hold the token and what the agent saw in AD.
+pub(crate) fn write_state(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -63,10 +64,13 @@ fn save(path: &Path, s: &Saved) -> Result<(), AgentError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| state_err(&tmp, e))?;
-    f.write_all(serde_json::to_string_pretty(&json!(s)).expect("serializes").as_bytes())
-        .map_err(|e| state_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| state_err(&tmp, e))?;
     f.sync_all().map_err(|e| state_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| state_err(path, e))
+}
+
+fn save(path: &Path, s: &Saved) -> Result<(), AgentError> {
+    write_state(path, serde_json::to_string_pretty(&json!(s)).expect("serializes").as_bytes())
 }
 
 fn new_token() -> String {

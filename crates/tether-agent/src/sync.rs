@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tether_ad::ldap3::{Scope, SearchEntry};
-use tether_ad::read::{guid_hex, root_dse, text};
+use tether_ad::read::{guid_filter_value, guid_hex, root_dse, text};
 use tether_ad::{AdError, Ldap, NewUser};
 use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, SyncSettings, UserChange};
 
@@ -38,11 +38,6 @@ fn settings(cfg: &SyncConfig) -> SyncSettings {
     }
 }
 
-/// `\xx` escapes of raw bytes, for an objectGUID in a search filter.
-fn escape_bytes(hex: &str) -> String {
-    hex.as_bytes().chunks(2).map(|c| format!("\\{}", String::from_utf8_lossy(c))).collect()
-}
-
 /// The domain facts the agent needs, read once per connection.
 pub struct Domain {
     pub nc: String,
@@ -65,9 +60,14 @@ async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<
 }
 
 /// The AD user of a Tether user: by objectGUID when linked, else by sAMAccountName.
-async fn find(ldap: &mut Ldap, d: &Domain, guid: Option<&str>, username: &str) -> Result<Option<SearchEntry>, AdError> {
+pub(crate) async fn find_user(
+    ldap: &mut Ldap,
+    nc: &str,
+    guid: Option<&str>,
+    username: &str,
+) -> Result<Option<SearchEntry>, AdError> {
     if let Some(g) = guid.filter(|g| g.len() == 32) {
-        if let Some(e) = search_one(ldap, &d.nc, &format!("(objectGUID={})", escape_bytes(g))).await? {
+        if let Some(e) = search_one(ldap, nc, &format!("(objectGUID={})", guid_filter_value(g))).await? {
             return Ok(Some(e));
         }
     }
@@ -75,7 +75,7 @@ async fn find(ldap: &mut Ldap, d: &Domain, guid: Option<&str>, username: &str) -
         "(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))",
         tether_ad::ldap3::ldap_escape(username)
     );
-    search_one(ldap, &d.nc, &f).await
+    search_one(ldap, nc, &f).await
 }
 
 /// adminCount=1, krbtgt, the bind account, or a (nested) member of Domain Admins, Enterprise
@@ -165,7 +165,7 @@ async fn apply(
     let mut change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
     change.password = entry["password"].as_str().map(str::to_string);
     let s = settings(cfg);
-    let found = find(ldap, d, body["guid"].as_str(), &change.username).await?;
+    let found = find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
     let ad = match &found {
         Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
         None => None,
@@ -213,7 +213,7 @@ async fn apply(
                 }
                 match r {
                     Ok(_) => {
-                        current = find(ldap, d, None, &change.username).await?;
+                        current = find_user(ldap, &d.nc, None, &change.username).await?;
                         out.guid = current.as_ref().map(guid_hex);
                         out.dn = current.as_ref().map(|e| e.dn.clone());
                         Ok(())
@@ -265,7 +265,7 @@ async fn apply(
         }
         if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
             // Re-read so later steps in the same entry see the new flags.
-            current = find(ldap, d, Some(&guid_hex(e)), &change.username).await?;
+            current = find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?;
         }
     }
     Ok((kind == "user").then_some((user_id, out)))
@@ -302,7 +302,7 @@ pub async fn preview(
         let mut change = change;
         change.password = entry["password"].as_str().map(|_| "(set)".to_string());
         let s = settings(cfg);
-        let found = find(ldap, d, body["guid"].as_str(), &change.username).await?;
+        let found = find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
         let ad = match &found {
             Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
             None => None,

@@ -38,14 +38,15 @@ async fn one(ldap: &mut Ldap, base: &str, scope: Scope, filter: &str) -> Result<
     Ok(e.into_iter().next().map(SearchEntry::construct))
 }
 
-fn escape_guid(hex: &str) -> String {
-    hex.as_bytes().chunks(2).map(|c| format!("\\{}", String::from_utf8_lossy(c))).collect()
-}
-
 async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<SearchEntry>, AdError> {
     if let Some(g) = guid.filter(|g| g.len() == 32) {
-        if let Some(e) =
-            one(ldap, nc, Scope::Subtree, &format!("(&(objectClass=group)(objectGUID={}))", escape_guid(g))).await?
+        if let Some(e) = one(
+            ldap,
+            nc,
+            Scope::Subtree,
+            &format!("(&(objectClass=group)(objectGUID={}))", tether_ad::read::guid_filter_value(g)),
+        )
+        .await?
         {
             return Ok(Some(e));
         }
@@ -75,15 +76,10 @@ pub async fn nested_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<(String, Str
     Ok(out)
 }
 
+/// The AD user of a group member entry (`{guid, username}`), as its DN.
 async fn find_user(ldap: &mut Ldap, nc: &str, m: &Value) -> Result<Option<String>, AdError> {
-    if let Some(g) = m["guid"].as_str().filter(|g| g.len() == 32) {
-        if let Some(e) = one(ldap, nc, Scope::Subtree, &format!("(objectGUID={})", escape_guid(g))).await? {
-            return Ok(Some(e.dn));
-        }
-    }
     let name = m["username"].as_str().unwrap_or_default();
-    let f = format!("(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))", ldap_escape(name));
-    Ok(one(ldap, nc, Scope::Subtree, &f).await?.map(|e| e.dn))
+    Ok(crate::sync::find_user(ldap, nc, m["guid"].as_str(), name).await?.map(|e| e.dn))
 }
 
 /// Whether `sync_group` was moved under one of its former children: remembered in
@@ -105,8 +101,7 @@ pub async fn moved_under_former_child(ldap: &mut Ldap, cfg: &SyncConfig, state_d
         }
     }
     let state = serde_json::json!({"syncGroup": cfg.sync_group, "formerParent": former_parent});
-    std::fs::write(&path, state.to_string())
-        .map_err(|e| AgentError::State { path: path.display().to_string(), reason: e.to_string() })?;
+    crate::session::write_state(&path, state.to_string().as_bytes())?;
     Ok(moved)
 }
 

@@ -127,7 +127,7 @@ pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) ->
 }
 
 /// Domains a group is associated with whose use case has a sync agent.
-async fn group_domains(s: &AppState, group_id: &str) -> Result<BTreeSet<String>, ApiError> {
+pub async fn domains_of_group(s: &AppState, group_id: &str) -> Result<BTreeSet<String>, ApiError> {
     let mut out = BTreeSet::new();
     for d in s.repo.store().sources(Edge::DomainGroup, group_id).await? {
         if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, &d).await? {
@@ -176,7 +176,7 @@ async fn group_body(
 
 /// Feeds the state of a group to every syncing domain it is associated with.
 pub async fn group_changed(s: &AppState, g: &tether_core::group::Group, removed: &[User]) -> Result<(), ApiError> {
-    let domains = group_domains(s, &g.id).await?;
+    let domains = domains_of_group(s, &g.id).await?;
     for d in &domains {
         let b = group_body(s, g, d, removed).await?;
         s.repo.store().append_feed(d, "group", &g.id, &b, None, &s.now_str()).await?;
@@ -202,9 +202,4 @@ pub async fn group_disconnected(
         notify(s).await;
     }
     Ok(())
-}
-
-/// The syncing domains of a group, for callers about to disconnect it.
-pub async fn domains_of_group(s: &AppState, group_id: &str) -> Result<BTreeSet<String>, ApiError> {
-    group_domains(s, group_id).await
 }

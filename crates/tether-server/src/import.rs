@@ -159,12 +159,17 @@ pub struct Planned {
     pub decision_has_password: bool,
 }
 
+/// The user a decision writes (for create, update and unbind).
+fn decided_user(d: &UserDecision) -> Option<&User> {
+    match d {
+        UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) => Some(u),
+        _ => None,
+    }
+}
+
 impl Planned {
     fn new(obs: Option<&AdUserObs>, existing: Option<&User>, decision: UserDecision) -> Self {
-        let inner = match &decision {
-            UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) => Some(u),
-            _ => None,
-        };
+        let inner = decided_user(&decision);
         Planned {
             obs_guid: obs.map(|o| o.guid.clone()),
             obs_dn: obs.map(|o| o.dn.clone()),
@@ -192,22 +197,41 @@ impl Planned {
         self
     }
 
+    /// The action name and the user's new state, for a decision that changes something.
+    fn action(&self) -> Option<(&'static str, Option<&User>)> {
+        let name = match &self.decision {
+            UserDecision::Create(_) => "create",
+            UserDecision::Update { .. } => "update",
+            UserDecision::Unbind(_) => "unbind",
+            UserDecision::Delete => "delete",
+            _ => return None,
+        };
+        Some((name, decided_user(&self.decision)))
+    }
+
+    /// The policy row behind the decision.
+    fn reason(&self) -> String {
+        self.change()
+            .and_then(|c| c["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "AD state imported".into())
+    }
+
     /// Every decision for a dry run: `{object, dn, action, reason, changes}`.
     fn describe(&self) -> Option<Value> {
         let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
-        let (action, after) = match &self.decision {
-            UserDecision::Create(u) => ("create", Some(u)),
-            UserDecision::Update { user, .. } => ("update", Some(user)),
-            UserDecision::Unbind(u) => ("unbind", Some(u)),
-            UserDecision::Delete => ("delete", None),
-            _ => return None,
-        };
-        let reason = self
-            .change()
-            .and_then(|c| c["reason"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "AD state imported".into());
-        Some(json!({"object": who, "dn": self.obs_dn, "action": action, "reason": reason,
+        let (action, after) = self.action()?;
+        Some(json!({"object": who, "dn": self.obs_dn, "action": action, "reason": self.reason(),
                     "changes": crate::history::diff(self.existing.as_ref(), after)}))
+    }
+
+    /// The history entry of the decision (`None` for no change).
+    fn history(&self, s: &AppState, actor: &Value) -> Option<tether_store::Doc> {
+        let before = self.existing.as_ref();
+        let (action, after) = self.action()?;
+        let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
+        let mut who = actor.clone();
+        who["adGuid"] = json!(self.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())));
+        crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&self.reason()))
     }
 
     /// The plan line an admin reviews: `{category, object, action, reason}`.
@@ -419,7 +443,7 @@ pub async fn execute(
             continue;
         }
         let create = matches!(p.decision, UserDecision::Create(_));
-        if let Some(h) = history_of(s, &p, actor) {
+        if let Some(h) = p.history(s, actor) {
             batch.push(WriteOp::Insert(Collection::History, h));
         }
         let doc = tether_store::user_doc(&user);
@@ -462,7 +486,7 @@ pub async fn execute(
         // Write-ahead: the history entry is stored before the change, so a crash between the
         // two can leave an entry for a change that did not happen (and is redone, with its
         // own entry, next cycle) but never a change without its entry.
-        if let Some(h) = history_of(s, &p, actor) {
+        if let Some(h) = p.history(s, actor) {
             s.repo.store().insert(Collection::History, &h).await?;
         }
         let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
@@ -500,24 +524,6 @@ pub async fn execute(
 
     apply_groups(s, domain, report, &linked, &mut out).await?;
     Ok(out)
-}
-
-/// The history entry of a decided change (`None` for no change).
-fn history_of(s: &AppState, p: &Planned, actor: &Value) -> Option<tether_store::Doc> {
-    let before = p.existing.as_ref();
-    let (action, after) = match &p.decision {
-        UserDecision::Create(u) => ("create", Some(u)),
-        UserDecision::Update { user, .. } => ("update", Some(user)),
-        UserDecision::Unbind(u) => ("unbind", Some(u)),
-        UserDecision::Delete => ("delete", None),
-        _ => return None,
-    };
-    let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
-    let mut who = actor.clone();
-    who["adGuid"] = json!(p.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())));
-    let reason =
-        p.change().and_then(|c| c["reason"].as_str().map(str::to_string)).unwrap_or_else(|| "AD state imported".into());
-    crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&reason))
 }
 
 /// Whether another Tether user already has this user's username or email.

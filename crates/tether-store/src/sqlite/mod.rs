@@ -99,32 +99,61 @@ fn bind_all<'q>(
     q
 }
 
+/// The statements shared by single writes and batches, on any executor (pool or transaction).
+async fn insert_doc<'e>(e: impl sqlx::SqliteExecutor<'e>, c: Collection, doc: &Doc) -> Result<()> {
+    let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
+    sqlx::query(&sql)
+        .bind(&doc.id)
+        .bind(lower(&doc.key1))
+        .bind(lower(&doc.key2))
+        .bind(doc.body.to_string())
+        .execute(e)
+        .await
+        .map_err(|err| conflict(c, err))?;
+    Ok(())
+}
+
+async fn replace_doc<'e>(e: impl sqlx::SqliteExecutor<'e>, c: Collection, doc: &Doc) -> Result<bool> {
+    let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
+    let r = sqlx::query(&sql)
+        .bind(lower(&doc.key1))
+        .bind(lower(&doc.key2))
+        .bind(doc.body.to_string())
+        .bind(&doc.id)
+        .execute(e)
+        .await
+        .map_err(|err| conflict(c, err))?;
+    Ok(r.rows_affected() == 1)
+}
+
+async fn link_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
+    let r = sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
+        .bind(kind.name())
+        .bind(from)
+        .bind(to)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+async fn unlink_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
+        .bind(kind.name())
+        .bind(from)
+        .bind(to)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
-        let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
-        sqlx::query(&sql)
-            .bind(&doc.id)
-            .bind(lower(&doc.key1))
-            .bind(lower(&doc.key2))
-            .bind(doc.body.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(|e| conflict(c, e))?;
-        Ok(())
+        insert_doc(&self.writer, c, doc).await
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
-        let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
-        let r = sqlx::query(&sql)
-            .bind(lower(&doc.key1))
-            .bind(lower(&doc.key2))
-            .bind(doc.body.to_string())
-            .bind(&doc.id)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| conflict(c, e))?;
-        Ok(r.rows_affected() == 1)
+        replace_doc(&self.writer, c, doc).await
     }
 
     async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>> {
@@ -213,23 +242,11 @@ impl Store for SqliteStore {
     }
 
     async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        let r = sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
-            .bind(e.name())
-            .bind(from)
-            .bind(to)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        link_edge(&self.writer, e, from, to).await
     }
 
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
-            .bind(e.name())
-            .bind(from)
-            .bind(to)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        unlink_edge(&self.writer, e, from, to).await
     }
 
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>> {
@@ -252,43 +269,15 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         for op in ops {
             match op {
-                WriteOp::Insert(c, doc) => {
-                    let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
-                    sqlx::query(&sql)
-                        .bind(&doc.id)
-                        .bind(lower(&doc.key1))
-                        .bind(lower(&doc.key2))
-                        .bind(doc.body.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| conflict(*c, e))?;
-                }
+                WriteOp::Insert(c, doc) => insert_doc(&mut *tx, *c, doc).await?,
                 WriteOp::Replace(c, doc) => {
-                    let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
-                    sqlx::query(&sql)
-                        .bind(lower(&doc.key1))
-                        .bind(lower(&doc.key2))
-                        .bind(doc.body.to_string())
-                        .bind(&doc.id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| conflict(*c, e))?;
+                    replace_doc(&mut *tx, *c, doc).await?;
                 }
                 WriteOp::Link(e, from, to) => {
-                    sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
-                        .bind(e.name())
-                        .bind(from)
-                        .bind(to)
-                        .execute(&mut *tx)
-                        .await?;
+                    link_edge(&mut *tx, *e, from, to).await?;
                 }
                 WriteOp::Unlink(e, from, to) => {
-                    sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
-                        .bind(e.name())
-                        .bind(from)
-                        .bind(to)
-                        .execute(&mut *tx)
-                        .await?;
+                    unlink_edge(&mut *tx, *e, from, to).await?;
                 }
             }
         }
