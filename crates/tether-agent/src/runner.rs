@@ -10,9 +10,15 @@ use crate::config::{ImportConfig, InstalledOn, SyncConfig};
 use crate::session::Session;
 use crate::AgentError;
 
-/// Capped exponential backoff for reconnecting to AD or the server.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((500u64 << attempt.min(6)).min(30_000))
+/// Capped exponential backoff with jitter for reconnecting to AD or the server: the cap
+/// doubles from 1 s to 30 s and the wait is drawn between half the cap and the cap, so
+/// agents that lost AD together do not all come back in the same instant.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let cap = (500u64 << attempt.clamp(1, 6)).min(30_000);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    Duration::from_millis(cap / 2 + h.finish() % (cap / 2 + 1))
 }
 
 async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> {
@@ -58,13 +64,17 @@ async fn main_loop(
         None => (interval, interval),
     };
     let mut was_paused = false;
-    let mut failures = 0u32;
+    // The server and AD fail independently: each has its own backoff, and heartbeats go on
+    // while AD is away (they carry the outage to the server).
+    let mut server_failures = 0u32;
+    let mut ad_failures = 0u32;
+    let mut next_work = tokio::time::Instant::now();
     let mut last_beat: Option<tokio::time::Instant> = None;
     loop {
-        if last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
+        if server_failures > 0 || last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
             match session.heartbeat().await {
                 Ok(beat) => {
-                    failures = 0;
+                    server_failures = 0;
                     last_beat = Some(tokio::time::Instant::now());
                     if beat.paused != was_paused {
                         tracing::info!(
@@ -80,25 +90,36 @@ async fn main_loop(
                     return Err(AgentError::Revoked);
                 }
                 Err(e) => {
-                    failures += 1;
+                    server_failures += 1;
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
         }
-        if let (0, false, Some(w)) = (failures, was_paused, work.as_mut()) {
+        let due = tokio::time::Instant::now() >= next_work;
+        if let (0, false, true, Some(w)) = (server_failures, was_paused, due, work.as_mut()) {
             match w.run(&session).await {
                 Err(AgentError::Revoked) => {
                     tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
                     return Err(AgentError::Revoked);
                 }
+                Err(e @ AgentError::Ad(_)) => {
+                    ad_failures += 1;
+                    let wait = backoff(ad_failures);
+                    next_work = tokio::time::Instant::now() + wait;
+                    session.ad_unreachable(&e);
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot reach AD; nothing was applied from this cycle");
+                }
                 Err(e) => {
-                    failures += 1;
+                    server_failures += 1;
                     tracing::warn!(error = %e, "cycle failed; nothing was applied from it");
                 }
-                Ok(()) => {}
+                Ok(()) => {
+                    ad_failures = 0;
+                    session.ad_reachable();
+                }
             }
         }
-        let wait = if failures > 0 { backoff(failures).max(tick) } else { tick };
+        let wait = if server_failures > 0 { backoff(server_failures).max(tick) } else { tick };
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
@@ -115,9 +136,10 @@ struct ImportWork {
 
 impl ImportWork {
     async fn run(&mut self, session: &Session) -> Result<(), AgentError> {
+        // One attempt: the main loop backs off and keeps heartbeating meanwhile.
         let conn = match self.ldap.as_mut() {
             Some(c) => c,
-            None => self.ldap.insert(connect_ad(&self.target).await?),
+            None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
         match crate::import::cycle(&self.cfg, conn, session, false).await {
             Ok(stats) => {

@@ -27,6 +27,8 @@ pub struct Session {
     token: String,
     pub agent_id: String,
     pub domain_id: String,
+    /// The agent's AD connection as of its last attempt, sent with every heartbeat.
+    ad: std::sync::Arc<std::sync::Mutex<Value>>,
 }
 
 /// What a heartbeat tells the agent.
@@ -123,7 +125,7 @@ impl Session {
             .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
         let base = server.url.trim_end_matches('/').to_string();
         if let (Some(agent_id), Some(domain_id)) = (saved.agent_id.clone(), saved.domain_id.clone()) {
-            return Ok(Session { client, url: base, token: saved.token, agent_id, domain_id });
+            return Ok(Session { client, url: base, token: saved.token, agent_id, domain_id, ad: Default::default() });
         }
         let url = format!("{base}/api/agent/v1/register");
         let body = json!({
@@ -154,6 +156,7 @@ impl Session {
             token: saved.token,
             agent_id: saved.agent_id.unwrap_or_default(),
             domain_id: saved.domain_id.unwrap_or_default(),
+            ad: Default::default(),
         })
     }
 
@@ -237,13 +240,36 @@ impl Session {
             token: saved.token,
             agent_id: saved.agent_id.unwrap_or_default(),
             domain_id: saved.domain_id.unwrap_or_default(),
+            ad: Default::default(),
         })
     }
 
-    /// Tells the server the agent is alive; learns whether it is paused.
+    /// Records that AD answered (ends an outage).
+    pub fn ad_reachable(&self) {
+        let mut ad = self.ad.lock().expect("not poisoned");
+        if ad["reachable"] == false {
+            tracing::info!("AD is reachable again");
+        }
+        *ad = json!({"reachable": true});
+    }
+
+    /// Records that AD could not be reached (starts or continues an outage).
+    pub fn ad_unreachable(&self, error: &dyn std::fmt::Display) {
+        let mut ad = self.ad.lock().expect("not poisoned");
+        let since = match ad.get("since") {
+            Some(s) if ad["reachable"] == false => s.clone(),
+            _ => json!(tether_core::timestamp(time::OffsetDateTime::now_utc())),
+        };
+        *ad = json!({"reachable": false, "since": since, "error": error.to_string()});
+    }
+
+    /// Tells the server the agent is alive (and how its AD connection is); learns whether it
+    /// is paused.
     pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);
-        match post(&self.client, &url, Some(&self.token), json!({})).await {
+        let ad = self.ad.lock().expect("not poisoned").clone();
+        let body = if ad.is_null() { json!({}) } else { json!({ "ad": ad }) };
+        match post(&self.client, &url, Some(&self.token), body).await {
             Ok(v) => Ok(Beat {
                 paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false),
                 primary: v.get("primary").and_then(Value::as_bool).unwrap_or(false),

@@ -5,7 +5,6 @@
 //! AD as if it had not happened.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tether_ad::ldap3::{Scope, SearchEntry};
@@ -328,29 +327,40 @@ pub async fn preview(
 pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> {
     let target = cfg.ldap_target();
     let mut conn: Option<(Ldap, Domain)> = None;
-    let mut failures = 0u32;
+    let (mut server_failures, mut ad_failures) = (0u32, 0u32);
     loop {
         let entries = match session.sync_poll(POLL_WAIT_MS).await {
             Ok(e) => e,
             Err(AgentError::Revoked) => return Err(AgentError::Revoked),
             Err(e) => {
-                failures += 1;
+                server_failures += 1;
                 tracing::warn!(error = %e, "change feed: poll failed");
-                tokio::time::sleep(Duration::from_millis((500u64 << failures.min(6)).min(30_000))).await;
+                tokio::time::sleep(crate::runner::backoff(server_failures)).await;
                 continue;
             }
         };
+        server_failures = 0;
         if entries.is_empty() {
             continue;
         }
         match apply_batch(&cfg, &target, &mut conn, &session, &entries).await {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                ad_failures = 0;
+                session.ad_reachable();
+            }
             Err(AgentError::Revoked) => return Err(AgentError::Revoked),
             Err(e) => {
                 conn = None;
-                failures += 1;
-                tracing::warn!(error = %e, "change feed: AD unreachable; the entries will be applied again");
-                tokio::time::sleep(Duration::from_millis((500u64 << failures.min(6)).min(30_000))).await;
+                let wait = if let AgentError::Ad(_) = e {
+                    ad_failures += 1;
+                    session.ad_unreachable(&e);
+                    crate::runner::backoff(ad_failures)
+                } else {
+                    server_failures += 1;
+                    crate::runner::backoff(server_failures)
+                };
+                tracing::warn!(error = %e, retry_in = ?wait, "change feed: not applied; the entries will be applied again");
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -716,3 +716,45 @@ async fn email_conflicts_are_reported_on_both_sides_and_overwrite_nothing() {
     );
     assert!(fx.tether_user(&a).await.is_none());
 }
+
+#[tokio::test]
+async fn mass_change_guard_counts_membership_removals() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let domain = fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let r =
+        fx.s.call(
+            "PATCH",
+            &format!("/api/v2/activedirectories/{domain}"),
+            Some(json!({"guards": {"membershipRemovals": {"count": 2}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let adi = fx.adi.clone();
+    let gname = unique("team");
+    let group = create_group(&mut fx.ldap, &dc().users_container(), &gname).await.unwrap();
+    set_member(&mut fx.ldap, &adi, &group, true).await.unwrap();
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        // Direct members of the ADI group too, so they stay in scope when they leave the team.
+        users.push(fx.user("mr", Some("Mem"), &[&adi, &group]).await);
+    }
+    fx.run().await;
+    assert_eq!(fx.group_members(&gname).await.len(), 4);
+    for (_, dn) in &users[..3] {
+        set_member(&mut fx.ldap, &group, dn, false).await.unwrap();
+    }
+    let out = fx.run().await;
+    assert_eq!(out["held"], true, "{out}");
+    assert!(out["heldReason"].as_str().unwrap().contains("3 membershipRemovals exceed the bound of 2"), "{out}");
+    assert_eq!(fx.group_members(&gname).await.len(), 4, "nothing applied");
+    let plan = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/plan"), None).await.body;
+    let c = &plan["changes"][0];
+    assert_eq!(
+        (c["category"].as_str(), c["object"].as_str(), c["count"].as_u64()),
+        (Some("membershipRemovals"), Some(gname.as_str()), Some(3)),
+        "{plan}"
+    );
+    let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/approve"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(fx.group_members(&gname).await, vec![users[3].0.clone()], "exactly the plan");
+}

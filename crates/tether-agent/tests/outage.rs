@@ -85,6 +85,20 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     )
     .await;
     s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"password": "Aft3r-Outage-Pw"}))).await;
+    let ad_status = |kind: &'static str| {
+        let (s, agents) = (&s, agents.clone());
+        async move {
+            let list = s.call("GET", &agents, None).await.body;
+            list.as_array().unwrap().iter().find(|a| a["agentType"] == kind).unwrap()["adStatus"].clone()
+        }
+    };
+    // The outage shows in the agents' status while they back off (the sync agent finds out
+    // when it tries to apply the queued change).
+    for kind in ["IMPORT", "SYNC"] {
+        eventually("the outage is reported", async || ad_status(kind).await["reachable"] == false).await;
+        let st = ad_status(kind).await;
+        assert!(st["since"].is_string() && st["error"].is_string(), "{kind}: {st}");
+    }
     tokio::time::sleep(Duration::from_secs(outage)).await;
     assert!(!import.is_finished() && !sync.is_finished(), "the agents keep running through the outage");
 
@@ -103,6 +117,9 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     eventually("the Tether user exists in AD with its latest password", async || connect(&target).await.is_ok()).await;
     // ...and the AD change reaches Tether.
     eventually("the AD change is imported", async || user(second.clone()).await["jobTitle"] == "Back Online").await;
+    for kind in ["IMPORT", "SYNC"] {
+        eventually("the recovery is reported", async || ad_status(kind).await == json!({"reachable": true})).await;
+    }
     import.abort();
     sync.abort();
     sandbox_cmd("down", &dc.dir);

@@ -588,3 +588,78 @@ async fn sync_dry_run_previews_without_writing_or_acknowledging() {
     assert!(fx.ad_user(&sam).await.is_none(), "nothing written");
     assert_eq!(fx.session.sync_poll(0).await.unwrap().len(), 1, "nothing acknowledged");
 }
+
+/// A mass suspension through the API (three suspends against a bound of two) is held before
+/// anything reaches AD; approving delivers exactly the plan, rejecting leaves AD untouched
+/// and says so in the users' history; later changes flow again.
+#[tokio::test]
+async fn mass_change_guard_holds_changes_to_ad_until_approved_or_rejected() {
+    let mut fx = fixture(json!({})).await;
+    let r =
+        fx.s.call(
+            "PATCH",
+            &format!("/api/v2/activedirectories/{}", fx.domain),
+            Some(json!({"guards": {"suspends": {"count": 2}, "passwordResets": {"percent": 50.0}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut users = Vec::new();
+    for _ in 0..6 {
+        let sam = unique("mg");
+        let id = fx.tether_user(&sam, json!({"password": "Guard-Passw0rd!"})).await;
+        fx.bind_user(&id, true).await;
+        users.push((sam, id));
+    }
+    assert_eq!(fx.drain().await, 6, "creations are not guarded");
+    let plan_url = format!("/api/v2/activedirectories/{}/plan", fx.domain);
+    for (decision, batch) in [("approve", &users[..3]), ("reject", &users[3..])] {
+        for (_, id) in batch {
+            fx.put(id, json!({"suspended": true})).await;
+        }
+        assert_eq!(fx.drain().await, 0, "{decision}: nothing delivered while held");
+        for (sam, _) in batch {
+            assert_eq!(uac(&fx.ad_user(sam).await.unwrap()) & 2, 0, "still enabled in AD");
+        }
+        let plan = fx.s.call("GET", &plan_url, None).await.body;
+        assert_eq!((plan["status"].as_str(), plan["direction"].as_str()), (Some("held"), Some("sync")), "{plan}");
+        assert!(plan["reason"].as_str().unwrap().contains("3 suspends exceed the bound of 2"), "{plan}");
+        let mut objects: Vec<&str> =
+            plan["changes"].as_array().unwrap().iter().map(|c| c["object"].as_str().unwrap()).collect();
+        objects.sort();
+        let mut want: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
+        want.sort();
+        assert_eq!(objects, want);
+        let r = fx.s.call("POST", &format!("{plan_url}/{decision}"), None).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(fx.s.call("GET", &plan_url, None).await.body["status"], "none");
+        let delivered = fx.drain().await;
+        for (sam, id) in batch {
+            let disabled = uac(&fx.ad_user(sam).await.unwrap()) & 2 != 0;
+            assert_eq!(disabled, decision == "approve", "{decision}: {sam}");
+            let u = fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+            assert_eq!(u["suspended"], true, "Tether keeps its state either way");
+        }
+        if decision == "approve" {
+            assert_eq!(delivered, 3, "exactly the plan");
+        } else {
+            assert_eq!(delivered, 0, "rejected entries are discarded");
+            let h = fx.s.call("GET", &format!("/api/v2/users/{}/history", batch[0].1), None).await.body;
+            let last = h.as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["action"], "sync_rejected", "{last}");
+            assert!(last["reason"].as_str().unwrap().contains("suspend in AD"), "{last}");
+        }
+    }
+    // Within the bounds again: a single change flows at once.
+    let (sam, id) = &users[0];
+    fx.put(id, json!({"lastname": "Afterwards"})).await;
+    assert_eq!(fx.drain().await, 1);
+    assert_eq!(fx.ad_user(sam).await.unwrap().attrs["sn"], ["Afterwards"]);
+    // Password resets are bounded by percent of the six bound users: four of six is too many.
+    for (_, id) in &users[..4] {
+        fx.put(id, json!({"password": "An0ther-Guard-Pw!"})).await;
+    }
+    assert_eq!(fx.drain().await, 0);
+    let plan = fx.s.call("GET", &plan_url, None).await.body;
+    assert!(plan["reason"].as_str().unwrap().contains("4 passwordResets are 66.7% of 6 users"), "{plan}");
+    assert!(plan["changes"].as_array().unwrap().iter().all(|c| c["category"] == "passwordResets"));
+}

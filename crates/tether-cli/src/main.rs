@@ -388,7 +388,8 @@ async fn member(c: &Client, group: &str, user: &str, op: &str) -> Result<()> {
 
 async fn ad(c: &Client, out: &Output, cmd: AdCmd) -> Result<()> {
     const DOMAIN: &[&str] = &["domain", "useCase", "delegationState", "id"];
-    const AGENT: &[&str] = &["id", "agentType", "state", "paused", "hostname", "contactAt", "deletableAt"];
+    const AGENT: &[&str] =
+        &["id", "agentType", "state", "paused", "adStatus.reachable", "hostname", "contactAt", "deletableAt"];
     let base = |d: &str| format!("/api/v2/activedirectories/{d}");
     match cmd {
         AdCmd::List => out.many(&Value::Array(c.all_v2("/api/v2/activedirectories").await?), DOMAIN),

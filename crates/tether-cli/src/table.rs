@@ -10,9 +10,10 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// Renders `rows` as aligned columns named `cols`.
+/// Renders `rows` as aligned columns named `cols` (`a.b` names a nested field).
 pub fn render(rows: &[Value], cols: &[&str]) -> String {
-    let grid: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| cell(&r[*c])).collect()).collect();
+    let field = |r: &Value, c: &str| r.pointer(&format!("/{}", c.replace('.', "/"))).map(cell).unwrap_or("-".into());
+    let grid: Vec<Vec<String>> = rows.iter().map(|r| cols.iter().map(|c| field(r, c)).collect()).collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
@@ -35,5 +36,7 @@ mod tests {
     fn aligns_columns() {
         let rows = [serde_json::json!({"a": "x", "b": true}), serde_json::json!({"a": "longer", "b": null})];
         assert_eq!(super::render(&rows, &["a", "b"]), "A       B\nx       true\nlonger  -\n");
+        let nested = [serde_json::json!({"ad": {"ok": false}}), serde_json::json!({})];
+        assert_eq!(super::render(&nested, &["ad.ok"]), "AD.OK\nfalse\n-\n");
     }
 }

@@ -74,12 +74,9 @@ pub struct Guard {
 /// Categories a guard can bound.
 pub const GUARD_CATEGORIES: [&str; 5] = ["deletes", "suspends", "unbinds", "membershipRemovals", "passwordResets"];
 
-/// The guards of a fresh domain: deletes, suspends and unbinds at 100 per cycle.
+/// The guards of a fresh domain: 100 of each category per cycle.
 pub fn default_guards() -> BTreeMap<String, Guard> {
-    ["deletes", "suspends", "unbinds"]
-        .into_iter()
-        .map(|c| (c.to_string(), Guard { count: Some(100), percent: None }))
-        .collect()
+    GUARD_CATEGORIES.into_iter().map(|c| (c.to_string(), Guard { count: Some(100), percent: None })).collect()
 }
 
 /// An Active Directory domain connected to Tether.
@@ -313,6 +310,22 @@ pub struct Agent {
     /// The last change-feed entry a sync agent acknowledged.
     #[serde(default)]
     pub cursor: i64,
+    /// Whether the agent reached AD at its last attempt, as its heartbeat reports.
+    #[serde(rename = "adStatus", default, skip_serializing_if = "Option::is_none")]
+    pub ad_status: Option<AdStatus>,
+}
+
+/// An agent's view of its AD connection: an outage shows here (and in the metrics) while
+/// the agent backs off, so an admin sees why changes are waiting.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AdStatus {
+    pub reachable: bool,
+    /// When the current outage began (absent while AD is reachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The last error talking to AD during the outage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An agent not heard from for this long is `inactive`.
@@ -347,6 +360,7 @@ impl Agent {
             installed_on: None,
             created: created.to_string(),
             cursor: 0,
+            ad_status: None,
         }
     }
 

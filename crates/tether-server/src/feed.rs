@@ -23,6 +23,8 @@ use crate::AppState;
 pub struct Flags {
     pub explicit_unlock: bool,
     pub expire: bool,
+    /// The change suspends a user that was not suspended (a guarded category).
+    pub suspending: bool,
 }
 
 /// Domains a user is bound to (directly or through groups) whose use case has a sync agent.
@@ -67,6 +69,17 @@ fn body(u: &User, change: &UserChange) -> Value {
     })
 }
 
+/// Marks an entry body with the mass-change guard categories it counts in
+/// (see `sync_guard`): `{"suspends": 1}` and the like.
+fn with_guard(mut b: Value, counts: &[(&str, usize)]) -> Value {
+    let g: serde_json::Map<String, Value> =
+        counts.iter().filter(|(_, n)| *n > 0).map(|(c, n)| (c.to_string(), json!(n))).collect();
+    if !g.is_empty() {
+        b["guard"] = Value::Object(g);
+    }
+    b
+}
+
 async fn notify(s: &AppState) {
     s.feed_wake.notify_waiters();
 }
@@ -74,8 +87,12 @@ async fn notify(s: &AppState) {
 /// Feeds a change of `u` to every domain it is bound to.
 pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Flags) -> Result<(), ApiError> {
     let domains = bound_domains(s, &u.id).await?;
+    let b = with_guard(
+        body(u, &change_of(u, f)),
+        &[("passwordResets", password.is_some() as usize), ("suspends", f.suspending as usize)],
+    );
     for d in &domains {
-        s.repo.store().append_feed(d, "user", &u.id, &body(u, &change_of(u, f)), password, &s.now_str()).await?;
+        s.repo.store().append_feed(d, "user", &u.id, &b, password, &s.now_str()).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -86,7 +103,7 @@ pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Fla
 /// Feeds the disconnection of `u` from `domains`.
 pub async fn user_disconnected(s: &AppState, u: &User, domains: &BTreeSet<String>) -> Result<(), ApiError> {
     for d in domains {
-        let b = body(u, &change_of(u, Flags::default()));
+        let b = with_guard(body(u, &change_of(u, Flags::default())), &[("unbinds", 1)]);
         s.repo.store().append_feed(d, "user_disconnected", &u.id, &b, None, &s.now_str()).await?;
     }
     if !domains.is_empty() {
@@ -164,14 +181,14 @@ async fn group_body(
         }
         members.push(json!({"userId": u.id, "username": u.username, "guid": u.ad_guid, "groups": groups}));
     }
+    let removed_count = removed.len();
     let removed: Vec<Value> =
         removed.iter().map(|u| json!({"userId": u.id, "username": u.username, "guid": u.ad_guid})).collect();
     let ad = &g.attributes["activeDirectory"];
     let use_case = s.repo.get::<AdDomain>(Collection::Domains, domain).await?.map(|d| d.use_case).unwrap_or_default();
-    Ok(
-        json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members, "removed": removed,
-              "useCase": use_case}),
-    )
+    let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members,
+                   "removed": removed, "useCase": use_case});
+    Ok(with_guard(b, &[("membershipRemovals", removed_count)]))
 }
 
 /// Feeds the state of a group to every syncing domain it is associated with.

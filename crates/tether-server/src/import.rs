@@ -375,6 +375,9 @@ pub async fn apply(
             _ => {}
         }
     }
+    let removals = membership_removals(s, domain, report, &in_scope).await?;
+    counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
+    let changes: Vec<Value> = changes.into_iter().chain(removals).collect();
     if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, in_scope.len() as u64) {
         tracing::warn!(domain = %domain.domain, %reason, "import cycle held by a mass-change guard");
         let plan = HeldPlan {
@@ -594,6 +597,40 @@ async fn apply_decision(
         }
         UserDecision::Skip(_) => Ok(None), // reported by the caller, which knows the AD user
     }
+}
+
+/// The memberships of the domain's users that each mirrored group of `report` would lose, as
+/// plan lines with a `count` (for the mass-change guard; [`apply_groups`] does the removing).
+async fn membership_removals(
+    s: &AppState,
+    domain: &AdDomain,
+    report: &ImportReport,
+    in_scope: &[User],
+) -> Result<Vec<Value>, ApiError> {
+    if !domain.groups_enabled {
+        return Ok(Vec::new());
+    }
+    let by_guid: HashMap<&str, &str> =
+        in_scope.iter().filter_map(|u| u.ad_guid.as_deref().map(|g| (g, u.id.as_str()))).collect();
+    let domain_users: HashSet<&str> = in_scope.iter().map(|u| u.id.as_str()).collect();
+    let mut out = Vec::new();
+    for og in &report.groups {
+        let Some(group) = s.repo.group_by_ad_guid(&og.guid).await? else { continue };
+        let want: HashSet<&str> = og.members.iter().filter_map(|m| by_guid.get(m.as_str()).copied()).collect();
+        let n = s
+            .repo
+            .store()
+            .targets(Edge::Member, &group.id)
+            .await?
+            .iter()
+            .filter(|id| domain_users.contains(id.as_str()) && !want.contains(id.as_str()))
+            .count();
+        if n > 0 {
+            out.push(json!({"category": "membershipRemovals", "object": group.name, "count": n,
+                            "action": format!("remove {n} member(s)"), "reason": "no longer members of the AD group"}));
+        }
+    }
+    Ok(out)
 }
 
 /// Mirrors the nested groups with their flattened membership.

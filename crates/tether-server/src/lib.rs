@@ -15,6 +15,7 @@ pub mod mail;
 mod notify;
 mod openapi;
 mod routes;
+mod sync_guard;
 mod throttle;
 
 use std::future::Future;

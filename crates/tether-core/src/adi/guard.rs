@@ -1,6 +1,8 @@
-//! Mass-change guards: a cycle whose deletes, suspends or unbinds exceed a domain's bound
-//! (a count, or a percentage of the users in scope) is held for an admin instead of applied.
-//! Scope mistakes in AD (an emptied group, a moved OU) otherwise delete thousands of users.
+//! Mass-change guards: a cycle whose deletes, suspends, unbinds, membership removals or
+//! password resets exceed a domain's bound (a count, or a percentage of the users in scope)
+//! is held for an admin instead of applied. Scope mistakes in AD (an emptied group, a moved
+//! OU) otherwise delete thousands of users; a runaway script against the API would otherwise
+//! disable them in AD.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +31,19 @@ impl Counts {
             "passwordResets" => self.password_resets,
             _ => 0,
         }
+    }
+
+    /// Counts `n` more changes of `category` (unknown categories are ignored).
+    pub fn add(&mut self, category: &str, n: u64) {
+        let slot = match category {
+            "deletes" => &mut self.deletes,
+            "suspends" => &mut self.suspends,
+            "unbinds" => &mut self.unbinds,
+            "membershipRemovals" => &mut self.membership_removals,
+            "passwordResets" => &mut self.password_resets,
+            _ => return,
+        };
+        *slot += n;
     }
 }
 

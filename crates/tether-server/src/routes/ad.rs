@@ -44,6 +44,7 @@ pub fn agent_json(s: &AppState, a: &Agent) -> Value {
         "paused": a.paused,
         "installedOn": a.installed_on,
         "deletableAt": a.deletable_at(s.config.agent_delete_grace).map(tether_core::timestamp),
+        "adStatus": a.ad_status,
     })
 }
 
@@ -382,17 +383,24 @@ pub async fn usergroups(
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/plan", tag = "activedirectories",
-    responses((status = 200, description = "{status: held|none, reason, created, changes: [{category, object, action, reason}]}")))]
+    responses((status = 200, description = "{status: held|none, direction: import|sync, reason, created, changes: [{category, object, action, reason}]}: the held import cycle first, else the held sync plan")))]
 pub async fn plan(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     load(&s, &id).await?;
-    Ok(Json(match crate::import::held_plan(&s, &id).await? {
-        Some(p) => json!({"status": "held", "reason": p.reason, "created": p.created, "changes": p.changes}),
+    if let Some(p) = crate::import::held_plan(&s, &id).await? {
+        return Ok(Json(
+            json!({"status": "held", "direction": "import", "reason": p.reason, "created": p.created, "changes": p.changes}),
+        ));
+    }
+    Ok(Json(match crate::sync_guard::held_plan(&s, &id).await? {
+        Some(p) => {
+            json!({"status": "held", "direction": "sync", "reason": p.reason, "created": p.created, "changes": p.changes})
+        }
         None => json!({"status": "none", "changes": []}),
     }))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/approve", tag = "activedirectories",
-    responses((status = 200, description = "the outcome of applying the held plan exactly as shown"),
+    responses((status = 200, description = "the outcome of applying the held plan exactly as shown (the import cycle first)"),
               (status = 409, description = "no plan is held")))]
 pub async fn plan_approve(
     Admin(key): Admin,
@@ -400,22 +408,35 @@ pub async fn plan_approve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let d = load(&s, &id).await?;
-    let Some(p) = crate::import::held_plan(&s, &id).await? else {
+    if let Some(p) = crate::import::held_plan(&s, &id).await? {
+        crate::import::drop_plan(&s, &id).await?;
+        let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(&key)});
+        let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default(), &actor).await?;
+        return Ok(Json(serde_json::to_value(out).expect("serializes")));
+    }
+    let Some(p) = crate::sync_guard::held_plan(&s, &id).await? else {
         return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
     };
-    crate::import::drop_plan(&s, &id).await?;
-    let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(&key)});
-    let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default(), &actor).await?;
-    Ok(Json(serde_json::to_value(out).expect("serializes")))
+    crate::sync_guard::approve(&s, &id, &p).await?;
+    Ok(Json(json!({"status": "approved", "direction": "sync", "released": p.changes.len()})))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/reject", tag = "activedirectories",
-    responses((status = 200, description = "the held plan was dropped"), (status = 409, description = "no plan is held")))]
-pub async fn plan_reject(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "the held plan was dropped (the import cycle first)"),
+              (status = 409, description = "no plan is held")))]
+pub async fn plan_reject(
+    Admin(key): Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     load(&s, &id).await?;
-    if crate::import::held_plan(&s, &id).await?.is_none() {
+    if crate::import::held_plan(&s, &id).await?.is_some() {
+        crate::import::drop_plan(&s, &id).await?;
+    } else if let Some(p) = crate::sync_guard::held_plan(&s, &id).await? {
+        let actor = json!({"type": "plan_rejection", "apiKey": crate::history::admin(&key)});
+        crate::sync_guard::reject(&s, &id, &p, &actor).await?;
+    } else {
         return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
     }
-    crate::import::drop_plan(&s, &id).await?;
     Ok(Json(json!({"status": "none", "changes": []})))
 }

@@ -219,7 +219,8 @@ pub async fn sync_poll(
             s.repo.get(Collection::Agents, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent", &agent.id))?;
         if !agent.paused {
             let entries = s.repo.store().read_feed(&agent.domain_id, agent.cursor, limit).await?;
-            if !entries.is_empty() {
+            let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
+            if !entries.is_empty() && crate::sync_guard::may_deliver(&s, &domain, agent.cursor).await? {
                 let out: Vec<Value> = entries
                     .into_iter()
                     .map(|e| json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": e.secret}))
@@ -322,10 +323,19 @@ pub async fn heartbeat(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let mut agent = agent_from(&s, &headers).await?;
     agent.contact_at = Some(s.now_str());
     agent.source_ip = Some(peer.ip().to_string());
+    if let Some(ad) = body.get("ad") {
+        let status: tether_core::ad::AdStatus = serde_json::from_value(ad.clone())
+            .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid value for `ad`: {e}")))?;
+        if !status.reachable && agent.ad_status.as_ref().is_none_or(|a| a.reachable) {
+            tracing::warn!(agent = %agent.id, error = ?status.error, "agent cannot reach AD");
+        }
+        agent.ad_status = Some(status);
+    }
     s.repo.save_agent(&agent).await?;
     let (mut primary, mut fencing) = (false, 0);
     if agent.agent_type == AgentType::Import && !agent.paused {

@@ -149,7 +149,8 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -
         return Err(ApiError::not_found("user", id));
     }
     if user != current || password.is_some() {
-        feed::user_changed(s, &user, password.as_deref(), Flags::default()).await?;
+        let flags = Flags { suspending: user.suspended && !current.suspended, ..Flags::default() };
+        feed::user_changed(s, &user, password.as_deref(), flags).await?;
         let mut changes = history::diff(Some(&current), Some(&user));
         if password.is_some() {
             changes["password"] = serde_json::json!(["…", "changed"]);
