@@ -757,4 +757,19 @@ async fn mass_change_guard_counts_membership_removals() {
     let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/approve"), None).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(fx.group_members(&gname).await, vec![users[3].0.clone()], "exactly the plan");
+    // The group's own history: mirrored from AD, then the members who left, by the import.
+    let g = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{gname}"), None).await;
+    let gid = g.body[0]["id"].as_str().unwrap();
+    let h = fx.s.call("GET", &format!("/api/v2/usergroups/{gid}/history"), None).await.body;
+    let h = h.as_array().unwrap();
+    assert_eq!(h[0]["action"], "create");
+    assert_eq!(h[0]["actor"]["type"], "import_agent");
+    let last = h.last().unwrap();
+    let mut left: Vec<&str> =
+        last["changes"]["members"]["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    left.sort();
+    let mut want: Vec<&str> = users[..3].iter().map(|(s, _)| s.as_str()).collect();
+    want.sort();
+    assert_eq!(left, want, "{last}");
+    assert_eq!(last["actor"]["type"], "plan_approval", "{last}");
 }

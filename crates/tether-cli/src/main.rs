@@ -130,6 +130,10 @@ enum GroupsCmd {
     Delete {
         group: String,
     },
+    /// What changed on a group (renames, members, AD association), when, by whom and why.
+    History {
+        group: String,
+    },
     /// List the members of a group.
     Members {
         group: String,
@@ -329,21 +333,7 @@ async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
         }
         UsersCmd::History { user } => {
             let id = c.user_id(&user).await?;
-            let mut entries = c.all_v2(&format!("/api/v2/users/{id}/history")).await?;
-            for e in entries.iter_mut() {
-                let who = &e["actor"];
-                e["by"] = json!(format!(
-                    "{} {}",
-                    who["type"].as_str().unwrap_or(""),
-                    who["name"].as_str().or(who["id"].as_str()).unwrap_or("")
-                ));
-                let fields: Vec<String> = e["changes"]
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| format!("{k}: {} → {}", v[0], v[1])).collect())
-                    .unwrap_or_default();
-                e["what"] = json!(fields.join("; "));
-            }
-            out.many(&Value::Array(entries), &["at", "action", "by", "reason", "what"])
+            history(c, out, &format!("/api/v2/users/{id}/history")).await
         }
         UsersCmd::Delete { user } => {
             let id = c.user_id(&user).await?;
@@ -375,9 +365,38 @@ async fn groups(c: &Client, out: &Output, cmd: GroupsCmd) -> Result<()> {
             }
             out.many(&Value::Array(users), USER_COLUMNS)
         }
+        GroupsCmd::History { group } => {
+            history(c, out, &format!("/api/v2/usergroups/{}/history", c.group_id(&group).await?)).await
+        }
         GroupsCmd::AddMember { group, user } => member(c, &group, &user, "add").await,
         GroupsCmd::RemoveMember { group, user } => member(c, &group, &user, "remove").await,
     }
+}
+
+/// Prints an object's history: when, what, by whom and why.
+async fn history(c: &Client, out: &Output, path: &str) -> Result<()> {
+    let mut entries = c.all_v2(path).await?;
+    for e in entries.iter_mut() {
+        let who = &e["actor"];
+        e["by"] = json!(format!(
+            "{} {}",
+            who["type"].as_str().unwrap_or(""),
+            who["name"].as_str().or(who["id"].as_str()).or(who["adGroup"].as_str()).unwrap_or("")
+        ));
+        let fields: Vec<String> = e["changes"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| match v {
+                        Value::Array(pair) if pair.len() == 2 => format!("{k}: {} → {}", pair[0], pair[1]),
+                        other => format!("{k}: {other}"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        e["what"] = json!(fields.join("; "));
+    }
+    out.many(&Value::Array(entries), &["at", "action", "by", "reason", "what"])
 }
 
 async fn member(c: &Client, group: &str, user: &str, op: &str) -> Result<()> {

@@ -104,3 +104,19 @@ async fn users_history_shows_who_changed_what() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn groups_history_shows_renames_and_members() {
+    let s = TestServer::start().await;
+    assert!(tether(&s, &["users", "create", "--username", "gh1", "--email", "gh1@x.io"]).await.0);
+    assert!(tether(&s, &["groups", "create", "ops"]).await.0);
+    assert!(tether(&s, &["groups", "add-member", "ops", "gh1"]).await.0);
+    assert!(tether(&s, &["groups", "remove-member", "ops", "gh1"]).await.0);
+    let (ok, out, err) = tether(&s, &["groups", "history", "ops"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1].contains("create") && lines[1].contains(r#"name: null → "ops""#), "{out}");
+    assert!(lines[2].contains("membership") && lines[2].contains(r#"members: null → "gh1""#), "{out}");
+    assert!(lines[3].contains("membership") && lines[3].contains(r#"members: "gh1" → null"#), "{out}");
+}

@@ -1,6 +1,8 @@
-//! Per-object history: every change to a user records when, what (field: before → after),
-//! who or what caused it (an admin's API key, the import agent with the AD objectGUID and
-//! the policy row applied, the sync agent), so "why was this user suspended?" has an answer.
+//! Per-object history: every change to a user or a group records when, what (field: before
+//! → after), who or what caused it (an admin's API key, the import agent with the AD
+//! objectGUID and the policy row applied, the sync agent), so "why was this user suspended?"
+//! and "who emptied this group?" have an answer. A membership change is recorded on both
+//! the user (`memberOf`) and the group (`members`).
 
 use serde_json::{json, Map, Value};
 use tether_core::user::User;
@@ -10,8 +12,8 @@ use crate::auth::new_id;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The fields that differ between two states of a user: `{field: [before, after]}`.
-pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
+/// The fields that differ between two states of a document: `{field: [before, after]}`.
+pub fn diff_of<T: serde::Serialize>(before: Option<&T>, after: Option<&T>) -> Value {
     let b = before.map(|u| serde_json::to_value(u).expect("serializes")).unwrap_or(Value::Null);
     let a = after.map(|u| serde_json::to_value(u).expect("serializes")).unwrap_or(Value::Null);
     let mut out = Map::new();
@@ -23,6 +25,15 @@ pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
             out.insert(k.clone(), json!([x, y]));
         }
     }
+    Value::Object(out)
+}
+
+/// The fields that differ between two states of a user.
+pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
+    let mut out = match diff_of(before, after) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     // Passwords never appear, only that one was set or removed.
     if before.is_some_and(|u| u.has_password) != after.is_some_and(|u| u.has_password) {
         let state = |u: Option<&User>| if u.is_some_and(|u| u.has_password) { "set" } else { "none" };
@@ -40,13 +51,41 @@ pub fn entry(
     changes: Value,
     reason: Option<&str>,
 ) -> Option<Doc> {
+    entry_of(s, "user", user_id, actor, action, changes, reason)
+}
+
+/// The stored entry of one change of an object of `object_type` (`user` or `group`).
+pub fn entry_of(
+    s: &AppState,
+    object_type: &str,
+    object_id: &str,
+    actor: Value,
+    action: &str,
+    changes: Value,
+    reason: Option<&str>,
+) -> Option<Doc> {
     if changes.as_object().is_some_and(Map::is_empty) && action == "update" {
         return None;
     }
     let id = new_id();
-    let doc = json!({"id": id, "objectId": user_id, "objectType": "user", "at": s.now_str(), "actor": actor,
+    let doc = json!({"id": id, "objectId": object_id, "objectType": object_type, "at": s.now_str(), "actor": actor,
                      "action": action, "changes": changes, "reason": reason});
     Some(Doc { id, key1: None, key2: None, body: doc })
+}
+
+/// Records one change of a group.
+pub async fn record_group(
+    s: &AppState,
+    group_id: &str,
+    actor: Value,
+    action: &str,
+    changes: Value,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    if let Some(doc) = entry_of(s, "group", group_id, actor, action, changes, reason) {
+        s.repo.store().insert(Collection::History, &doc).await?;
+    }
+    Ok(())
 }
 
 /// Records one change of a user.

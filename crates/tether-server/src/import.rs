@@ -525,7 +525,7 @@ pub async fn execute(
         }
     }
 
-    apply_groups(s, domain, report, &linked, &mut out).await?;
+    apply_groups(s, domain, report, &linked, &mut out, actor).await?;
     Ok(out)
 }
 
@@ -640,6 +640,7 @@ async fn apply_groups(
     report: &ImportReport,
     linked: &HashMap<String, String>,
     out: &mut ImportOutcome,
+    actor: &Value,
 ) -> Result<(), ApiError> {
     if !domain.groups_enabled {
         return Ok(());
@@ -650,6 +651,7 @@ async fn apply_groups(
     // members an admin added stay.
     let in_domain = s.repo.users_of_domain(&domain.id).await?;
     let domain_users: HashSet<String> = in_domain.iter().map(|u| u.id.clone()).collect();
+    let usernames: HashMap<&str, &str> = in_domain.iter().map(|u| (u.id.as_str(), u.username.as_str())).collect();
     // Members are objectGUIDs. An incremental report carries only the users that changed, but
     // every group's full membership: the others are found among the domain's linked users.
     let mut ids: HashMap<String, String> = linked.clone();
@@ -661,12 +663,26 @@ async fn apply_groups(
     for og in &report.groups {
         seen.insert(og.guid.clone());
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
+        let mut who = actor.clone();
+        who["adGuid"] = json!(og.guid);
+        who["adGroup"] = json!(og.dn);
         let group = match s.repo.group_by_ad_guid(&og.guid).await? {
             Some(mut g) => {
                 if g.name != og.name || g.attributes.get("activeDirectory") != Some(&ad) {
+                    let before = g.clone();
                     g.name = og.name.clone();
                     g.attributes["activeDirectory"] = ad;
                     s.repo.save_group(&g).await?;
+                    let changes = crate::history::diff_of(Some(&before), Some(&g));
+                    crate::history::record_group(
+                        s,
+                        &g.id,
+                        who.clone(),
+                        "update",
+                        changes,
+                        Some("renamed or moved in AD"),
+                    )
+                    .await?;
                     out.groups_updated += 1;
                 }
                 g
@@ -679,7 +695,12 @@ async fn apply_groups(
                     ..Group::default()
                 };
                 match s.repo.insert_group(&g).await {
-                    Ok(()) => out.groups_created += 1,
+                    Ok(()) => {
+                        out.groups_created += 1;
+                        let changes = crate::history::diff_of(None, Some(&g));
+                        let why = Some("mirrored from AD (a group in the ADI scope)");
+                        crate::history::record_group(s, &g.id, who.clone(), "create", changes, why).await?;
+                    }
                     Err(StoreError::Conflict { .. }) => {
                         out.skipped.push(json!({"dn": og.dn, "reason": format!("a Tether group named `{}` already exists; not mirrored", og.name)}));
                         continue;
@@ -692,9 +713,11 @@ async fn apply_groups(
         store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
         let want: HashSet<&String> = og.members.iter().filter_map(|m| ids.get(m)).collect();
         let have: HashSet<String> = store.targets(Edge::Member, &group.id).await?.into_iter().collect();
-        // Membership changes and their history entries, in one batch.
-        let who = json!({"type": "import_agent", "adGroup": og.dn});
+        // Membership changes and their history entries (on the user and on the group), in
+        // one batch.
         let mut ops = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
         for id in want.iter().filter(|id| !have.contains(**id)) {
             let changes = json!({"memberOf": [null, group.name]});
             let why = Some("member of the AD group (nested groups flattened)");
@@ -703,6 +726,7 @@ async fn apply_groups(
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             ops.push(WriteOp::Link(Edge::Member, group.id.clone(), (*id).clone()));
+            added.push((*id).clone());
         }
         for id in have.iter().filter(|id| !want.contains(id) && domain_users.contains(*id)) {
             let changes = json!({"memberOf": [group.name, null]});
@@ -712,6 +736,20 @@ async fn apply_groups(
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             ops.push(WriteOp::Unlink(Edge::Member, group.id.clone(), id.clone()));
+            removed.push(id.clone());
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            // One entry for the group per cycle: who joined and who left (by username; the
+            // domain's users were read after this cycle's users were written).
+            let names = |ids: &[String]| -> Vec<String> {
+                ids.iter().map(|id| usernames.get(id.as_str()).map_or_else(|| id.clone(), |n| n.to_string())).collect()
+            };
+            let changes = json!({"members": {"added": names(&added), "removed": names(&removed)}});
+            let why = Some("membership of the AD group (nested groups flattened)");
+            ops.extend(
+                crate::history::entry_of(s, "group", &group.id, who.clone(), "membership", changes, why)
+                    .map(|h| WriteOp::Insert(Collection::History, h)),
+            );
         }
         if !ops.is_empty() {
             store.write_batch(&ops).await?;
@@ -726,8 +764,12 @@ async fn apply_groups(
             .filter(|g| g.attributes["activeDirectory"]["id"].as_str().is_some_and(|id| !seen.contains(id)))
             .map(|g| (g.id.clone(), g))
             .collect();
-        for id in stale.keys() {
+        for (id, g) in &stale {
             store.delete(Collection::Groups, id).await?;
+            let mut who = actor.clone();
+            who["adGuid"] = g.attributes["activeDirectory"]["id"].clone();
+            let why = Some("no longer in the ADI scope (complete read)");
+            crate::history::record_group(s, id, who, "delete", crate::history::diff_of(Some(g), None), why).await?;
             out.groups_deleted += 1;
         }
     }

@@ -12,7 +12,7 @@ use crate::routes;
         routes::misc::list_api_keys, routes::misc::create_api_key, routes::misc::delete_api_key, routes::misc::verify, routes::misc::notifications,
         routes::users::list, routes::users::search, routes::users::get, routes::users::create, routes::users::update,
         routes::users::delete, routes::users::activate, routes::users::unlock, routes::users::expire,
-        routes::users::bulk, routes::users::bulk_results, routes::users::history,
+        routes::users::bulk, routes::users::bulk_results, routes::users::history, routes::groups::history,
         routes::groups::list, routes::groups::create, routes::groups::get, routes::groups::update, routes::groups::delete,
         routes::groups::members, routes::groups::change_members, routes::groups::membership, routes::groups::member_of,
         routes::groups::associations, routes::groups::change_associations,

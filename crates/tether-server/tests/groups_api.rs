@@ -66,4 +66,29 @@ async fn group_crud_and_members() {
     assert_eq!(r.status, 400);
     assert_eq!(s.call("DELETE", &format!("/api/v2/usergroups/{gid}"), None).await.status, 204);
     assert!(s.call("GET", &format!("/api/v2/users/{b}/memberof"), None).await.body.as_array().unwrap().is_empty());
+
+    // The group's history outlives it: every change, with who made it.
+    let h = s.call("GET", &format!("/api/v2/usergroups/{gid}/history"), None).await.body;
+    let rows: Vec<(String, Value)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap().to_string(), e["changes"].clone()))
+        .collect();
+    let want = [
+        ("create", json!({"name": [null, "Engineering"]})),
+        ("update", json!({"description": ["eng", "new"]})),
+        ("membership", json!({"members": [null, "ua"]})),
+        ("membership", json!({"members": [null, "ub"]})),
+        ("membership", json!({"members": ["ua", null]})),
+        ("delete", json!({"name": ["Engineering", null]})),
+    ];
+    assert_eq!(rows.len(), want.len(), "{h}");
+    for ((action, changes), (wa, wc)) in rows.iter().zip(want) {
+        assert_eq!(action, wa, "{h}");
+        for (k, v) in wc.as_object().unwrap() {
+            assert_eq!(&changes[k], v, "{action}: {changes}");
+        }
+    }
+    assert!(h.as_array().unwrap().iter().all(|e| e["actor"]["type"] == "api_key"));
 }

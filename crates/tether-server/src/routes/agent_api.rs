@@ -275,8 +275,12 @@ pub async fn sync_status(
         };
         if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
             if g.attributes["activeDirectory"]["id"].as_str() != Some(guid.as_str()) {
+                let before = g.clone();
                 g.attributes["activeDirectory"] = json!({"id": guid, "dn": dn});
                 s.repo.save_group(&g).await?;
+                let actor = json!({"type": "sync_agent", "id": agent.id, "adGuid": guid});
+                let changes = crate::history::diff_of(Some(&before), Some(&g));
+                crate::history::record_group(&s, &gid, actor, "ad_sync", changes, Some("written to AD")).await?;
             }
         }
         return Ok(Json(json!({})));

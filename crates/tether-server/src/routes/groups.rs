@@ -14,6 +14,7 @@ use crate::auth::{new_id, Admin};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::feed;
+use crate::history;
 use crate::AppState;
 
 /// A v2 list: the array, with the total in `x-total-count`.
@@ -57,12 +58,14 @@ pub async fn list(_: Admin, State(s): State<AppState>, q: QueryPairs) -> ApiResu
 #[utoipa::path(post, path = "/api/v2/usergroups", tag = "groups", request_body = Group,
     responses((status = 201, body = Group), (status = 409, description = "duplicate name")))]
 pub async fn create(
-    _: Admin,
+    Admin(key): Admin,
     State(s): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
     let g = write_group(None, &new_id(), &body)?;
     s.repo.insert_group(&g).await?;
+    let changes = history::diff_of(None, Some(&g));
+    history::record_group(&s, &g.id, history::admin(&key), "create", changes, None).await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 
@@ -73,7 +76,7 @@ pub async fn get(_: Admin, State(s): State<AppState>, Path(id): Path<String>) ->
 
 #[utoipa::path(put, path = "/api/v2/usergroups/{id}", tag = "groups", request_body = Group, responses((status = 200, body = Group)))]
 pub async fn update(
-    _: Admin,
+    Admin(key): Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
@@ -81,6 +84,8 @@ pub async fn update(
     let cur = load(&s, &id).await?;
     let g = write_group(Some(&cur), &id, &body)?;
     s.repo.save_group(&g).await?;
+    let changes = history::diff_of(Some(&cur), Some(&g));
+    history::record_group(&s, &id, history::admin(&key), "update", changes, None).await?;
     if g.name != cur.name {
         feed::group_changed(&s, &g, &[]).await?;
     }
@@ -88,7 +93,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v2/usergroups/{id}", tag = "groups", responses((status = 204)))]
-pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let group = load(&s, &id).await?;
     let members = s.repo.store().targets(Edge::Member, &id).await?;
     let before = feed::snapshot(&s, &members).await?;
@@ -96,6 +101,8 @@ pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
     if !s.repo.store().delete(Collection::Groups, &id).await? {
         return Err(ApiError::not_found("user group", &id));
     }
+    let changes = history::diff_of(Some(&group), None);
+    history::record_group(&s, &id, history::admin(&key), "delete", changes, None).await?;
     feed::group_disconnected(&s, &group, &domains).await?;
     feed::rebind(&s, before).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -152,11 +159,14 @@ pub async fn change_members(
     let group = load(&s, &id).await?;
     let before = feed::snapshot(&s, std::slice::from_ref(&op.id)).await?;
     let user = crate::routes::users::load(&s.repo, &op.id).await;
+    let who = history::admin(&key);
     if op.add {
-        user?;
+        let u = user?;
         if s.repo.store().link(Edge::Member, &id, &op.id).await? {
             let changes = json!({"memberOf": [null, group.name]});
-            crate::history::record(&s, &op.id, crate::history::admin(&key), "membership", changes, None).await?;
+            history::record(&s, &op.id, who.clone(), "membership", changes, None).await?;
+            let changes = json!({"members": [null, u.username]});
+            history::record_group(&s, &id, who, "membership", changes, None).await?;
         }
         feed::rebind(&s, before).await?;
         feed::group_changed(&s, &group, &[]).await?;
@@ -165,7 +175,9 @@ pub async fn change_members(
             return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
         }
         let changes = json!({"memberOf": [group.name, null]});
-        crate::history::record(&s, &op.id, crate::history::admin(&key), "membership", changes, None).await?;
+        history::record(&s, &op.id, who.clone(), "membership", changes, None).await?;
+        let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_else(|_| op.id.clone());
+        history::record_group(&s, &id, who, "membership", json!({"members": [name, null]}), None).await?;
         // The group's AD membership first, then the user's possible disconnection.
         feed::group_changed(&s, &group, user.ok().as_slice()).await?;
         feed::rebind(&s, before).await?;
@@ -228,7 +240,7 @@ pub async fn associations(
 #[utoipa::path(post, path = "/api/v2/usergroups/{id}/associations", tag = "groups",
     request_body(content = Object, description = "{op, type: active_directory, id}"), responses((status = 204)))]
 pub async fn change_associations(
-    _: Admin,
+    Admin(key): Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
     q: QueryPairs,
@@ -241,5 +253,19 @@ pub async fn change_associations(
         return Err(ApiError::new(Code::InvalidField, "invalid value for `type`: must be active_directory"));
     }
     crate::routes::ad::set_association(&s, &op.id, "user_group", &id, op.add).await?;
+    let changes =
+        if op.add { json!({"activeDirectory": [null, op.id]}) } else { json!({"activeDirectory": [op.id, null]}) };
+    history::record_group(&s, &id, history::admin(&key), "association", changes, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v2/usergroups/{id}/history", tag = "groups",
+    responses((status = 200, description = "[{at, actor, action, changes: {field: [before, after]}, reason}], oldest first")))]
+pub async fn history(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    crate::routes::users::history_of(&s, &id, &q).await
 }

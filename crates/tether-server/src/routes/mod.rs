@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/bulk/users/{job}/results", get(users::bulk_results))
         .route("/api/v2/users/{id}/memberof", get(groups::member_of))
         .route("/api/v2/users/{id}/history", get(users::history))
+        .route("/api/v2/usergroups/{id}/history", get(groups::history))
         // groups (v2)
         .route("/api/v2/usergroups", get(groups::list).post(groups::create))
         .route(

@@ -276,7 +276,13 @@ pub async fn history(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
+    history_of(&s, &id, &q).await
+}
+
+/// The history entries of one object (user or group), oldest first.
+pub async fn history_of(s: &AppState, id: &str, q: &QueryPairs) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
     use tether_core::query::{Filter, Op, Scalar, HISTORY_FIELDS};
+    let id = id.to_string();
     let mut query = q.list_query(HISTORY_FIELDS, 100)?;
     let own = Filter::Cmp { field: "objectId", op: Op::Eq, value: Scalar::Text(id) };
     query.filter = Some(match query.filter.take() {
