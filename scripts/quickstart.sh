@@ -133,6 +133,9 @@ JSON
 
 Tether is running.
   URL:          $URL            (OpenAPI: $URL/api/openapi.json)
+  Console:      $URL/console    (log in with the API key)
+  User portal:  $URL/portal     (users log in with their Tether password, or AD's when delegated)
+  Metrics:      $URL/metrics
   API key:      $API_KEY
   AD sandbox:   $TETHER_AD_URL  base $TETHER_AD_BASE_DN  (CA: $TETHER_AD_CA_FILE)
   AD domain:    $domain_id  agents: $states

@@ -14,6 +14,17 @@ sandbox() { bash scripts/ad-sandbox.sh "$@" --dir "$TETHER_TEST_AD_DIR"; }
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+# PostgreSQL (the store tests run on it too) and Chromium (the console's end-to-end test),
+# from Debian; the browser driver from npm (playwright-core; it never downloads a browser).
+missing=()
+for p in postgresql chromium; do
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed' ]] || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[[ -d e2e/node_modules/playwright-core ]] || (cd e2e && npm ci --no-audit --no-fund)
 
 # A fresh DC per run: stale objects from an earlier run must not leak into this one.
 if [[ -d $TETHER_TEST_AD_DIR ]]; then
@@ -29,7 +40,14 @@ for n in $(seq 9 60); do
   if ! in_use "127.0.0.$n"; then ip=127.0.0.$n; break; fi
 done
 sandbox up --ip "$ip" >/dev/null
-trap 'sandbox down >/dev/null 2>&1 || true' EXIT
+# The test kit starts a private PostgreSQL cluster on first use (target/test-pg); stop it too.
+pg_down() {
+  local data ctl
+  data=$(cat target/test-pg.datadir 2>/dev/null) && [[ -f $data/postmaster.pid ]] || return 0
+  ctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n 1); ctl=${ctl:-pg_ctl}
+  if ((EUID == 0)); then runuser -u postgres -- "$ctl" stop -D "$data" -m fast; else "$ctl" stop -D "$data" -m fast; fi
+}
+trap 'sandbox down >/dev/null 2>&1 || true; pg_down >/dev/null 2>&1 || true' EXIT
 sandbox seed --users 20 >/dev/null
 
 cargo nextest run --workspace --locked --no-fail-fast "$@"

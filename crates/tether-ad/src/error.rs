@@ -44,6 +44,20 @@ impl BindFailure {
         }
     }
 
+    /// AD's sub-code (`52e`, `775`, …; `other` for the rest), for metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            BindFailure::InvalidCredentials => "52e",
+            BindFailure::AccountLocked => "775",
+            BindFailure::AccountDisabled => "533",
+            BindFailure::MustChangePassword => "773",
+            BindFailure::PasswordExpired => "532",
+            BindFailure::AccountExpired => "701",
+            BindFailure::Restricted => "530",
+            BindFailure::Other => "other",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             BindFailure::InvalidCredentials => "invalid credentials",
@@ -72,6 +86,21 @@ pub enum AdError {
     Refused { dn: String, rc: u32, message: String },
     #[error("LDAP error: {0}")]
     Ldap(Box<ldap3::LdapError>),
+}
+
+impl AdError {
+    /// A short code for metrics: the bind sub-code, `rc<N>` for a refused operation, or the
+    /// kind of failure.
+    pub fn code(&self) -> String {
+        match self {
+            AdError::BadUrl(_) => "bad_url".into(),
+            AdError::CaFile { .. } => "ca_file".into(),
+            AdError::Connect { .. } => "connect".into(),
+            AdError::Bind { failure, .. } => failure.code().into(),
+            AdError::Refused { rc, .. } => format!("rc{rc}"),
+            AdError::Ldap(_) => "ldap".into(),
+        }
+    }
 }
 
 impl From<ldap3::LdapError> for AdError {

@@ -155,6 +155,9 @@ pub struct ImportConfig {
     pub samba_smb_conf: Option<String>,
     #[serde(rename = "MainLoop", default)]
     pub main_loop: MainLoop,
+    /// Where to serve the agent's metrics (`127.0.0.1:9464`); off when absent.
+    #[serde(rename = "MetricsListen", default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `syncagent.config.json`.
@@ -180,6 +183,9 @@ pub struct SyncConfig {
     pub group_membership_sync_type: Option<GroupMembershipSyncType>,
     #[serde(rename = "SyncAccountLockedOutStatus", default)]
     pub sync_account_locked_out_status: bool,
+    /// Where to serve the agent's metrics (`127.0.0.1:9465`); off when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_sync_poll() -> f64 {

@@ -3,7 +3,6 @@
 //! (a re-bind on an open connection costs ~7 ms; a new TLS connection ~70 ms).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::Value;
 use tether_ad::{AdError, BindFailure, Ldap, LdapTarget};
@@ -38,9 +37,9 @@ impl Pool {
 
     /// `Ok(None)` when AD accepted the password, `Ok(Some(reason))` when it refused it,
     /// `Err` when AD could not be asked (then nobody answers and tetherd decides).
-    async fn check(&self, dn: &str, password: &str) -> Result<Option<&'static str>, AdError> {
+    async fn check(&self, dn: &str, password: &str) -> Result<Option<BindFailure>, AdError> {
         if password.is_empty() {
-            return Ok(Some(BindFailure::InvalidCredentials.reason()));
+            return Ok(Some(BindFailure::InvalidCredentials));
         }
         for attempt in 0..2 {
             let mut l = self.get().await?;
@@ -51,7 +50,7 @@ impl Pool {
                 }
                 Err(AdError::Bind { failure, .. }) => {
                     self.put(l);
-                    return Ok(Some(failure.reason()));
+                    return Ok(Some(failure));
                 }
                 // A pooled connection may have been closed by the DC: retry on a fresh one.
                 Err(e) if attempt == 1 => return Err(e),
@@ -76,7 +75,7 @@ pub async fn serve(session: Session, target: LdapTarget) -> Result<(), AgentErro
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "delegated authentication: poll failed");
-                tokio::time::sleep(Duration::from_millis((500u64 << failures.min(6)).min(30_000))).await;
+                tokio::time::sleep(crate::runner::backoff(failures)).await;
                 continue;
             }
         };
@@ -85,9 +84,20 @@ pub async fn serve(session: Session, target: LdapTarget) -> Result<(), AgentErro
             tokio::spawn(async move {
                 let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
                 let (id, dn, password) = (text("id"), text("dn"), text("password"));
-                match pool.check(&dn, &password).await {
+                let started = std::time::Instant::now();
+                let checked = pool.check(&dn, &password).await;
+                let outcome = match &checked {
+                    Ok(None) => "accepted",
+                    Ok(Some(f)) => {
+                        session.metrics.ad_error(f.code());
+                        "refused"
+                    }
+                    Err(_) => "unreachable",
+                };
+                session.metrics.delegated_auth(outcome, started.elapsed().as_secs_f64());
+                match checked {
                     Ok(refused) => {
-                        if let Err(e) = session.auth_result(&id, refused.is_none(), refused).await {
+                        if let Err(e) = session.auth_result(&id, refused).await {
                             tracing::warn!(error = %e, "delegated authentication: cannot post the result");
                         }
                     }

@@ -56,6 +56,7 @@ const USER_ATTRS: &[&str] = &[
     "co",
     "postOfficeBox",
     "manager",
+    "whenChanged",
     "userAccountControl",
     "adminCount",
     "lockoutTime",
@@ -163,7 +164,17 @@ fn observe(
             || sam.eq_ignore_ascii_case("krbtgt")
             || is_bind,
         sudo: admins.contains(&dn_l),
+        changed_at: t("whenChanged").and_then(|g| generalized_to_rfc3339(&g)),
     }
+}
+
+/// `20261122023100.0Z` (LDAP GeneralizedTime, UTC) as RFC 3339.
+fn generalized_to_rfc3339(g: &str) -> Option<String> {
+    let d = g.get(..14)?;
+    if !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("{}-{}-{}T{}:{}:{}Z", &d[..4], &d[4..6], &d[6..8], &d[8..10], &d[10..12], &d[12..14]))
 }
 
 /// What the agent remembers between cycles (in `StateDir/import.json`): the USN watermark,
@@ -451,4 +462,20 @@ pub async fn cycle(
     }
     save_cache(&path, &cache)?;
     Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generalized_time() {
+        let rows = [
+            ("20261122023100.0Z", Some("2026-11-22T02:31:00Z")),
+            ("19991231235959Z", Some("1999-12-31T23:59:59Z")),
+            ("2026112202", None),
+            ("2026x122023100.0Z", None),
+        ];
+        for (g, want) in rows {
+            assert_eq!(super::generalized_to_rfc3339(g).as_deref(), want, "{g}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod delegation;
 pub mod import;
+pub mod metrics;
 pub mod passwords;
 pub mod runner;
 pub mod session;

@@ -42,11 +42,14 @@ async fn shutdown() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
+    // Logs go to stderr: human-readable, or one JSON object per line with TETHER_LOG_FORMAT=json.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match std::env::var("TETHER_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        Ok(other) => anyhow::bail!("TETHER_LOG_FORMAT: `{other}` is not a log format (json or text)"),
+    }
     let result = match Cli::parse().command {
         Command::Import { config, dry_run: true } => dry_import(ImportConfig::load(&config)?).await,
         Command::Sync { config, dry_run: true } => dry_sync(SyncConfig::load(&config)?).await,

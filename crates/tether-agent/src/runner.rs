@@ -141,8 +141,10 @@ impl ImportWork {
             Some(c) => c,
             None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
+        let started = std::time::Instant::now();
         match crate::import::cycle(&self.cfg, conn, session, false).await {
             Ok(stats) => {
+                session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64);
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %o, "import cycle applied");
                 }
@@ -169,6 +171,18 @@ async fn check_sync_group(ldap: &mut tether_ad::Ldap, dn: &str) {
     }
 }
 
+/// Starts the metrics endpoint when configured (a port that cannot be bound is logged, and
+/// the agent runs on without it).
+fn serve_metrics(addr: Option<std::net::SocketAddr>, session: &Session) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = addr?;
+    let m = session.metrics.clone();
+    Some(tokio::spawn(async move {
+        if let Err(e) = crate::metrics::serve(addr, m).await {
+            tracing::error!(%addr, error = %e, "cannot serve metrics");
+        }
+    }))
+}
+
 fn interval(secs: f64) -> Duration {
     Duration::from_secs_f64(secs.max(0.05))
 }
@@ -184,8 +198,12 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     tracing::info!(agent = %session.agent_id, "import agent running");
     let every = interval(cfg.main_loop.poll_interval_seconds);
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
+    let metrics = serve_metrics(cfg.metrics_listen, &session);
     let r = main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap })).await;
     delegation.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     r
 }
 
@@ -196,8 +214,12 @@ pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Re
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
     tracing::info!(agent = %session.agent_id, "sync agent running");
     let every = interval(cfg.poll_interval_seconds);
+    let metrics = serve_metrics(cfg.metrics_listen, &session);
     let feed = tokio::spawn(crate::sync::serve(cfg, session.clone()));
     let r = main_loop(session, every, shutdown, None).await;
     feed.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     r
 }

@@ -29,6 +29,7 @@ pub struct Session {
     pub domain_id: String,
     /// The agent's AD connection as of its last attempt, sent with every heartbeat.
     ad: std::sync::Arc<std::sync::Mutex<Value>>,
+    pub metrics: std::sync::Arc<crate::metrics::AgentMetrics>,
 }
 
 /// What a heartbeat tells the agent.
@@ -39,6 +40,14 @@ pub struct Beat {
     pub primary: bool,
     /// The primary's fencing token, sent with every report.
     pub fencing: u64,
+}
+
+/// The short code of an error for status and metrics (`connect`, `52e`, `rc53`, …).
+fn code_of(e: &AgentError) -> String {
+    match e {
+        AgentError::Ad(e) => e.code(),
+        _ => "server".into(),
+    }
 }
 
 fn state_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
@@ -125,7 +134,15 @@ impl Session {
             .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
         let base = server.url.trim_end_matches('/').to_string();
         if let (Some(agent_id), Some(domain_id)) = (saved.agent_id.clone(), saved.domain_id.clone()) {
-            return Ok(Session { client, url: base, token: saved.token, agent_id, domain_id, ad: Default::default() });
+            return Ok(Session {
+                client,
+                url: base,
+                token: saved.token,
+                agent_id,
+                domain_id,
+                ad: Default::default(),
+                metrics: Default::default(),
+            });
         }
         let url = format!("{base}/api/agent/v1/register");
         let body = json!({
@@ -157,6 +174,7 @@ impl Session {
             agent_id: saved.agent_id.unwrap_or_default(),
             domain_id: saved.domain_id.unwrap_or_default(),
             ad: Default::default(),
+            metrics: Default::default(),
         })
     }
 
@@ -217,9 +235,12 @@ impl Session {
     }
 
     /// Answers a delegated password check.
-    pub async fn auth_result(&self, id: &str, ok: bool, reason: Option<&str>) -> Result<(), AgentError> {
+    /// Answers a delegated verification: accepted (`None`) or refused, with AD's reason.
+    pub async fn auth_result(&self, id: &str, refused: Option<tether_ad::BindFailure>) -> Result<(), AgentError> {
         let url = format!("{}/api/agent/v1/auth/result", self.url);
-        post(&self.client, &url, Some(&self.token), json!({"id": id, "ok": ok, "reason": reason})).await.map(|_| ())
+        let body = json!({"id": id, "ok": refused.is_none(), "reason": refused.map(|f| f.reason()),
+                          "code": refused.map(|f| f.code())});
+        post(&self.client, &url, Some(&self.token), body).await.map(|_| ())
     }
 
     /// The registration kept in `state_dir`, without contacting the server (for dry runs,
@@ -241,6 +262,7 @@ impl Session {
             agent_id: saved.agent_id.unwrap_or_default(),
             domain_id: saved.domain_id.unwrap_or_default(),
             ad: Default::default(),
+            metrics: Default::default(),
         })
     }
 
@@ -250,17 +272,22 @@ impl Session {
         if ad["reachable"] == false {
             tracing::info!("AD is reachable again");
         }
+        self.metrics.ad_reachable(true);
         *ad = json!({"reachable": true});
     }
 
     /// Records that AD could not be reached (starts or continues an outage).
-    pub fn ad_unreachable(&self, error: &dyn std::fmt::Display) {
+    pub fn ad_unreachable(&self, error: &AgentError) {
         let mut ad = self.ad.lock().expect("not poisoned");
+        if ad["reachable"] != false {
+            self.metrics.ad_error(&code_of(error));
+        }
+        self.metrics.ad_reachable(false);
         let since = match ad.get("since") {
             Some(s) if ad["reachable"] == false => s.clone(),
             _ => json!(tether_core::timestamp(time::OffsetDateTime::now_utc())),
         };
-        *ad = json!({"reachable": false, "since": since, "error": error.to_string()});
+        *ad = json!({"reachable": false, "since": since, "error": error.to_string(), "code": code_of(error)});
     }
 
     /// Tells the server the agent is alive (and how its AD connection is); learns whether it

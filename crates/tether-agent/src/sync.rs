@@ -128,6 +128,8 @@ struct Outcome {
     guid: Option<String>,
     dn: Option<String>,
     error: Option<String>,
+    /// AD's code for `error` (`rc19`, …), for the server's metrics.
+    code: Option<String>,
     group: bool,
 }
 
@@ -152,7 +154,7 @@ async fn apply(
         "group" => {
             let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
             let id = body["groupId"].as_str().unwrap_or_default().to_string();
-            return Ok(Some((id, Outcome { guid: o.guid, dn: o.dn, error: o.error, group: true })));
+            return Ok(Some((id, Outcome { guid: o.guid, dn: o.dn, error: o.error, code: None, group: true })));
         }
         "group_disconnected" => {
             crate::sync_groups::apply_group_disconnected(cfg, ldap, &d.nc, body).await?;
@@ -181,6 +183,7 @@ async fn apply(
         guid: found.as_ref().map(guid_hex),
         dn: found.as_ref().map(|e| e.dn.clone()),
         error: None,
+        code: None,
         group: false,
     };
     let mut current = found;
@@ -258,6 +261,7 @@ async fn apply(
             Err(e @ AdError::Refused { .. }) | Err(e @ AdError::Bind { .. }) => {
                 tracing::warn!(user = %change.username, action = ?a, error = %e, "AD refused a write");
                 out.error = Some(ad_reason(&e));
+                out.code = Some(e.code());
                 break;
             }
             Err(e) => return Err(e.into()),
@@ -347,6 +351,7 @@ pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> 
             Ok(()) => {
                 ad_failures = 0;
                 session.ad_reachable();
+                session.metrics.feed_applied(entries.len() as u64);
             }
             Err(AgentError::Revoked) => return Err(AgentError::Revoked),
             Err(e) => {
@@ -398,7 +403,9 @@ pub async fn apply_entries(
         };
         if let Some((id, o)) = apply(cfg, ldap, d, entry).await? {
             let key = if o.group { "groupId" } else { "userId" };
-            session.sync_status(&json!({key: id, "guid": o.guid, "dn": o.dn, "error": o.error})).await?;
+            session
+                .sync_status(&json!({key: id, "guid": o.guid, "dn": o.dn, "error": o.error, "code": o.code}))
+                .await?;
         }
         if let (true, Some(seq)) = (ack, entry["seq"].as_i64()) {
             session.sync_ack(seq).await?;

@@ -103,6 +103,8 @@ fn malformed_configs_name_key_and_reason() {
         ),
         (|v| v["Server"]["ConnectKey"] = json!(""), "Server.ConnectKey"),
         (|v| v["InstalledOn"] = json!("laptop"), "InstalledOn"),
+        (|v| v["MetricsListen"] = json!("localhost"), "MetricsListen"),
+        (|v| v["MetricsListen"] = json!("localhost"), "invalid socket address"),
     ];
     for (mutate, want) in rows {
         let mut v = import_min();
@@ -115,6 +117,9 @@ fn malformed_configs_name_key_and_reason() {
     v["user_disconnection_action"] = json!("delete");
     let e = sync(&v).unwrap_err();
     assert!(e.contains("user_disconnection_action") && e.contains("unknown variant"), "{e}");
+    let mut v = sync_min();
+    v["metrics_listen"] = json!("127.0.0.1:99999");
+    assert!(sync(&v).unwrap_err().contains("metrics_listen"));
     let mut v = sync_min();
     v["Ldap"]["RootUserContainer"] = json!("x");
     assert!(sync(&v).unwrap_err().contains("unknown field `RootUserContainer`"));

@@ -1,7 +1,8 @@
 //! Fault injection against the real Samba DC: the import agent process is killed (SIGKILL)
-//! at random points of an initial import and restarted with the same config and StateDir;
-//! the directory must end identical to an uninterrupted import: no user lost, duplicated or
-//! changed, memberships equal. `TETHER_FAULT_USERS` sets the size (200 by default; the
+//! at random points of an initial import, then of incremental cycles while AD changes, and
+//! restarted with the same config and StateDir each time; the directory must end identical
+//! to an uninterrupted import (a complete read): no user lost, duplicated or changed,
+//! memberships equal. `TETHER_FAULT_USERS` sets the size (200 by default; the
 //! issue's 2,000 is a longer run).
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tether_ad::{connect, create_group, create_user, set_member, NewUser};
+use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, NewUser};
 use tether_agent::config::ImportConfig;
 use tether_agent::import::cycle;
 use tether_agent::session::Session;
@@ -65,12 +66,17 @@ async fn snapshot(s: &TestServer) -> (BTreeMap<String, Value>, BTreeMap<String, 
     }
     let mut groups = BTreeMap::new();
     for g in s.call("GET", "/api/v2/usergroups?limit=100", None).await.body.as_array().unwrap() {
-        let m = s
-            .call("GET", &format!("/api/v2/usergroups/{}/members?limit=100", g["id"].as_str().unwrap()), None)
-            .await
-            .body;
-        let mut names: Vec<String> =
-            m.as_array().unwrap().iter().map(|e| by_id[e["to"]["id"].as_str().unwrap()].clone()).collect();
+        let mut names: Vec<String> = Vec::new();
+        loop {
+            let page =
+                format!("/api/v2/usergroups/{}/members?limit=100&skip={}", g["id"].as_str().unwrap(), names.len());
+            let m = s.call("GET", &page, None).await.body;
+            let m = m.as_array().unwrap();
+            if m.is_empty() {
+                break;
+            }
+            names.extend(m.iter().map(|e| by_id[e["to"]["id"].as_str().unwrap()].clone()));
+        }
         names.sort();
         groups.insert(g["name"].as_str().unwrap().to_string(), names);
     }
@@ -87,6 +93,7 @@ async fn killed_import_agent_converges_to_the_uninterrupted_result() {
     let g1 = create_group(&mut ldap, &users, &unique("fg1")).await.unwrap();
     set_member(&mut ldap, &adi, &g1, true).await.unwrap();
     let prefix = unique("f");
+    let mut dns = Vec::with_capacity(n);
     for i in 0..n {
         let sam = format!("{prefix}{i:04}");
         let dn = create_user(
@@ -103,6 +110,7 @@ async fn killed_import_agent_converges_to_the_uninterrupted_result() {
         .await
         .unwrap();
         set_member(&mut ldap, if i % 3 == 0 { &g1 } else { &adi }, &dn, true).await.unwrap();
+        dns.push(dn);
     }
 
     // The reference: one uninterrupted import.
@@ -130,44 +138,90 @@ async fn killed_import_agent_converges_to_the_uninterrupted_result() {
     std::fs::write(&path, raw.to_string()).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut seed = std::process::id() as u64;
-    for _ in 0..kills {
-        // A small xorshift: the points differ from run to run, and each run prints none.
+    let mut random = move |below: u64| {
+        // A small xorshift: the points differ from run to run.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let after = Duration::from_millis(50 + seed % 900);
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether-agent"))
+        seed % below
+    };
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tether-agent"))
             .args(["import", "--config"])
             .arg(&path)
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap();
-        tokio::time::sleep(after).await;
+            .unwrap()
+    };
+    for _ in 0..kills {
+        let mut child = spawn();
+        tokio::time::sleep(Duration::from_millis(50 + random(900))).await;
         child.start_kill().unwrap(); // SIGKILL
         child.wait().await.unwrap();
     }
-    // Finally left to run until it has caught up.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether-agent"))
-        .args(["import", "--config"])
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut got = snapshot(&s).await;
+    converge(&s, &want, n, spawn(), "the initial import").await;
+
+    // Incremental cycles: AD changes between and during the runs (attributes, disables,
+    // moves between groups, departures from the scope), the agent killed at random points.
+    let mut gone = 0;
+    for k in 0..kills {
+        let mut child = spawn();
+        for j in 0..5 {
+            let i = random(n as u64) as usize;
+            let dn = &dns[i];
+            match j {
+                0 => replace_attrs(&mut ldap, dn, &[("title", &format!("Title {k}"))]).await.unwrap(),
+                1 => replace_attrs(&mut ldap, dn, &[("userAccountControl", if k % 2 == 0 { "514" } else { "512" })])
+                    .await
+                    .unwrap(),
+                2 => {
+                    // Between the nested group and the ADI group (no-ops are fine).
+                    let _ = set_member(&mut ldap, &g1, dn, k % 2 == 0).await;
+                    let _ = set_member(&mut ldap, &adi, dn, k % 2 == 1).await;
+                }
+                3 if gone < 10 => {
+                    let _ = set_member(&mut ldap, &g1, dn, false).await;
+                    let _ = set_member(&mut ldap, &adi, dn, false).await;
+                    gone += 1;
+                }
+                _ => replace_attrs(&mut ldap, dn, &[("givenName", &format!("Given{k}"))]).await.unwrap(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50 + random(900))).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+    // The reference reads AD completely once more.
+    let mut conn = connect(&rcfg.ldap_target()).await.unwrap();
+    cycle(&rcfg, &mut conn, &rsession, true).await.unwrap();
+    let want = snapshot(&reference).await;
+    converge(&s, &want, want.0.len(), spawn(), "the incremental cycles").await;
+}
+
+/// Lets the agent run until the directory equals `want` (or a minute passes), stops it, and
+/// compares the quiet state.
+async fn converge(
+    s: &TestServer,
+    want: &(BTreeMap<String, Value>, BTreeMap<String, Vec<String>>),
+    n: usize,
+    mut child: tokio::process::Child,
+    what: &str,
+) {
+    let mut got = snapshot(s).await;
     for _ in 0..120 {
-        if got == want {
+        if &got == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        got = snapshot(&s).await;
+        got = snapshot(s).await;
     }
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     // Quiet now: the final state, read once more.
-    let got = snapshot(&s).await;
+    let got = snapshot(s).await;
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].as_u64();
-    assert_eq!(total, Some(n as u64), "no user lost or duplicated");
-    if got != want {
+    assert_eq!(total, Some(n as u64), "{what}: no user lost or duplicated");
+    if &got != want {
         for (k, v) in &want.0 {
             if got.0.get(k) != Some(v) {
                 eprintln!("user {k}: want {v} got {}", got.0.get(k).cloned().unwrap_or_default());
@@ -180,5 +234,5 @@ async fn killed_import_agent_converges_to_the_uninterrupted_result() {
         }
         eprintln!("groups want {:?} got {:?}", want.1.keys().collect::<Vec<_>>(), got.1.keys().collect::<Vec<_>>());
     }
-    assert!(got == want, "the directory differs from the uninterrupted import");
+    assert!(&got == want, "{what}: the directory differs from the uninterrupted import");
 }

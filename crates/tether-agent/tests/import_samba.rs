@@ -24,6 +24,12 @@ struct Fx {
     _state: tempfile::TempDir,
 }
 
+/// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
+async fn metric(s: &TestServer, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
 async fn fixture(use_case: &str, main_loop: Value) -> Fx {
     fixture_on(use_case, main_loop, "member_server").await
 }
@@ -342,6 +348,14 @@ async fn delegated_authentication_with_ad_reasons_and_password_capture_on_a_dc()
     for (u, reason) in rows {
         let r = verify(&u.0, "Imp0rt-Test-Pw!").await;
         assert_eq!((r.status.as_u16(), r.body["reason"].as_str()), (401, Some(reason)), "{}", u.0);
+    }
+    // The metrics count every answer, and AD's refusals by sub-code.
+    let outcome = |o: &str| format!(r#"tether_delegated_auth_seconds_count{{outcome="{o}"}}"#);
+    assert_eq!(metric(&fx.s, &outcome("accepted")).await, Some(1.0));
+    assert_eq!(metric(&fx.s, &outcome("refused")).await, Some(5.0));
+    for code in ["52e", "533", "773", "701", "775"] {
+        let series = format!(r#"tether_ad_errors_total{{source="delegated_auth",code="{code}"}}"#);
+        assert_eq!(metric(&fx.s, &series).await, Some(1.0), "{code}");
     }
 
     // Installed on a DC: the password was stored at the first successful login, so it still

@@ -11,6 +11,21 @@ use tether_ad::{connect, replace_attrs};
 use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_testkit::{private_dc, sandbox_cmd, TestServer};
 
+/// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
+async fn metric(s: &TestServer, series: &str) -> Option<f64> {
+    metric_at(&s.url, series).await
+}
+
+async fn metric_at(base: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+}
+
+/// A loopback address with a port free right now.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
 async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
     for _ in 0..240 {
         if f().await {
@@ -33,13 +48,14 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     let ik = s.call("POST", &agents, Some(json!({"agentType": "IMPORT"}))).await.body["connectKey"].clone();
     let sk = s.call("POST", &agents, Some(json!({"agentType": "SYNC"}))).await.body["connectKey"].clone();
     let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (imetrics, smetrics) = (free_addr(), free_addr());
     let icfg = ImportConfig::from_str(
         Path::new("i.json"),
         &json!({
             "Server": {"Url": s.url, "ConnectKey": ik, "StateDir": istate.path()},
             "Ldap": {"Url": dc.url, "BindDn": dc.import_dn, "BindPassword": dc.import_password, "CaFile": dc.ca_file,
                      "RootUserContainer": dc.users_container(), "AdiGroup": dc.group_dn},
-            "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
+            "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}, "MetricsListen": imetrics
         })
         .to_string(),
     )
@@ -49,7 +65,8 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         &json!({
             "Server": {"Url": s.url, "ConnectKey": sk, "StateDir": sstate.path()},
             "Ldap": {"Url": dc.url, "BindDn": dc.admin_dn, "BindPassword": dc.admin_password, "CaFile": dc.ca_file},
-            "user_root_dn": dc.users_container(), "sync_group": dc.group_dn, "poll_interval_seconds": 0.2
+            "user_root_dn": dc.users_container(), "sync_group": dc.group_dn, "poll_interval_seconds": 0.2,
+            "metrics_listen": smetrics
         })
         .to_string(),
     )
@@ -98,6 +115,24 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         eventually("the outage is reported", async || ad_status(kind).await["reachable"] == false).await;
         let st = ad_status(kind).await;
         assert!(st["since"].is_string() && st["error"].is_string(), "{kind}: {st}");
+        assert!(["connect", "ldap"].contains(&st["code"].as_str().unwrap()), "{kind}: {st}");
+    }
+    let reachable =
+        |kind: &str, id: &str| format!(r#"tether_agent_ad_reachable{{agent="{id}",domain="{domain}",type="{kind}"}}"#);
+    let list = s.call("GET", &agents, None).await.body;
+    let id_of = |kind: &str| {
+        list.as_array().unwrap().iter().find(|a| a["agentType"] == kind).unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let (import_id, sync_id) = (id_of("IMPORT"), id_of("SYNC"));
+    assert_eq!(metric(&s, &reachable("import", &import_id)).await, Some(0.0));
+    assert_eq!(metric(&s, &reachable("sync", &sync_id)).await, Some(0.0));
+    let errors = metric(&s, r#"tether_ad_errors_total{source="agent",code="connect"}"#).await.unwrap_or(0.0)
+        + metric(&s, r#"tether_ad_errors_total{source="agent",code="ldap"}"#).await.unwrap_or(0.0);
+    assert_eq!(errors, 2.0, "one per agent and outage");
+    // The agents' own metrics say the same on their local ports.
+    let (iurl, surl) = (format!("http://{imetrics}"), format!("http://{smetrics}"));
+    for url in [&iurl, &surl] {
+        assert_eq!(metric_at(url, "tether_agent_ad_reachable").await, Some(0.0), "{url}");
     }
     tokio::time::sleep(Duration::from_secs(outage)).await;
     assert!(!import.is_finished() && !sync.is_finished(), "the agents keep running through the outage");
@@ -120,6 +155,26 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     for kind in ["IMPORT", "SYNC"] {
         eventually("the recovery is reported", async || ad_status(kind).await == json!({"reachable": true})).await;
     }
+    assert_eq!(metric(&s, &reachable("import", &import_id)).await, Some(1.0));
+    assert_eq!(metric(&s, &reachable("sync", &sync_id)).await, Some(1.0));
+    let queue = format!(r#"tether_sync_queue_depth{{agent="{sync_id}",domain="{domain}",type="sync"}}"#);
+    assert_eq!(metric(&s, &queue).await, Some(0.0), "everything acknowledged");
+    for url in [&iurl, &surl] {
+        assert_eq!(metric_at(url, "tether_agent_ad_reachable").await, Some(1.0), "{url}");
+    }
+    assert!(metric_at(&iurl, "tether_agent_cycle_seconds_count").await.unwrap() > 0.0);
+    assert!(metric_at(&iurl, "tether_agent_entries_read_total").await.unwrap() > 0.0);
+    assert!(metric_at(&surl, "tether_agent_feed_applied_total").await.unwrap() >= 2.0);
+    // Both directions were measured: the queued Tether changes waited out the outage.
+    let count = |d: &str| format!(r#"tether_change_latency_seconds_count{{direction="{d}"}}"#);
+    assert!(metric(&s, &count("ad_to_tether")).await.unwrap() >= 1.0);
+    assert!(metric(&s, &count("tether_to_ad")).await.unwrap() >= 2.0);
+    let slow = r#"tether_change_latency_seconds_bucket{le="1.0",direction="tether_to_ad"}"#;
+    let fast = metric(&s, slow).await.expect("the bucket is exposed");
+    assert!(
+        fast < metric(&s, &count("tether_to_ad")).await.unwrap(),
+        "the changes queued during the outage took longer than 1 s"
+    );
     import.abort();
     sync.abort();
     sandbox_cmd("down", &dc.dir);

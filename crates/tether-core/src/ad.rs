@@ -326,6 +326,9 @@ pub struct AdStatus {
     /// The last error talking to AD during the outage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Its short code (`connect`, `52e`, `rc53`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// An agent not heard from for this long is `inactive`.

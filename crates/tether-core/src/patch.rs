@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::policy::OrgSettings;
-use crate::user::{next_state, StateWrite, User, UserState, AD_CORE_FIELDS, READ_ONLY_FIELDS};
+use crate::user::{next_state, Authority, StateWrite, User, UserState, AD_CORE_FIELDS, READ_ONLY_FIELDS};
 use crate::CoreError;
 
 /// The outcome of a write: the new user and, when one was sent, the new plaintext password
@@ -20,7 +20,8 @@ pub struct UserWrite {
 }
 
 /// Keys handled by the state machine or the password path rather than by merging.
-const SPECIAL: [&str; 5] = ["password", "state", "suspended", "activated", "externally_managed"];
+const SPECIAL: [&str; 7] =
+    ["password", "state", "suspended", "activated", "externally_managed", "passwordAuthority", "delegatedAuthority"];
 
 /// Characters that `sAMAccountName` forbids; Tether forbids them too so every user can
 /// be written to AD later.
@@ -44,6 +45,24 @@ fn state_write(body: &Map<String, Value>) -> Result<StateWrite, CoreError> {
         Some(_) => Err(CoreError::invalid(k, "must be true or false")),
     };
     Ok(StateWrite { state, suspended: flag("suspended")?, activated: flag("activated")? })
+}
+
+/// `passwordAuthority` / `delegatedAuthority` as sent: absent (`None`), cleared
+/// (`Some(None)`), or an AD domain (`Some(Some(_))`; the caller checks the domain exists).
+fn authority_of(body: &Map<String, Value>, key: &str) -> Result<Option<Option<Authority>>, CoreError> {
+    match body.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => {
+            let a: Authority = serde_json::from_value(v.clone()).map_err(|_| {
+                CoreError::invalid(key, "must be null or {\"id\": <AD domain id>, \"name\": \"ActiveDirectory\"}")
+            })?;
+            if a.name != "ActiveDirectory" || a.id.is_empty() {
+                return Err(CoreError::invalid(key, "the only authority is an Active Directory domain: {\"id\": <AD domain id>, \"name\": \"ActiveDirectory\"}"));
+            }
+            Ok(Some(Some(a)))
+        }
+    }
 }
 
 fn password_of(body: &Map<String, Value>) -> Result<Option<String>, CoreError> {
@@ -144,6 +163,22 @@ pub fn create_user(body: &Value, settings: &OrgSettings, id: &str, now: &str) ->
     Ok(UserWrite { user, password })
 }
 
+/// A user changing their own password (the user portal). The password is restricted for
+/// administrators while AD imports the user, but the user may change it unless AD is the
+/// password authority: in a two-way domain the new password is then written to AD (the
+/// seeds: "will sync from that point forward").
+pub fn change_own_password(current: &User, password: &str, settings: &OrgSettings) -> Result<UserWrite, CoreError> {
+    if current.password_authority.is_some() {
+        return Err(CoreError::PasswordAuthority);
+    }
+    settings.password_policy.check(password)?;
+    let mut user = current.clone();
+    user.has_password = true;
+    user.password_expired = false;
+    user.refresh_derived();
+    Ok(UserWrite { user, password: Some(password.to_string()) })
+}
+
 /// Applies a PUT/PATCH body to `current`. `same_password` tells whether a sent password
 /// equals the stored one (a restricted password may be "written" unchanged).
 pub fn update_user(
@@ -159,6 +194,8 @@ pub fn update_user(
         Some(_) => return Err(CoreError::invalid("externally_managed", "must be true or false")),
     };
     let password = password_of(body)?;
+    let password_authority = authority_of(body, "passwordAuthority")?;
+    let delegated_authority = authority_of(body, "delegatedAuthority")?;
 
     // Restrictions hold unless this very request converts the user to a directory user.
     if current.externally_managed && managed_flag != Some(false) {
@@ -177,8 +214,10 @@ pub fn update_user(
             }
         }
     }
+    // The authority in force for this write: the one sent with it, else the current one.
+    let authority = password_authority.clone().unwrap_or_else(|| current.password_authority.clone());
     let password = match password {
-        Some(p) if current.password_authority.is_some() => {
+        Some(p) if authority.is_some() => {
             if same_password(&p) {
                 None
             } else {
@@ -192,6 +231,12 @@ pub fn update_user(
     let mut user = merge(current, body)?;
     let (state, suspended, activated) = next_state(current.state, current.activated, state_write(body)?)?;
     (user.state, user.suspended, user.activated) = (state, suspended, activated);
+    if let Some(a) = password_authority {
+        user.password_authority = a;
+    }
+    if let Some(a) = delegated_authority {
+        user.delegated_authority = a;
+    }
     match managed_flag {
         Some(false) => user.release_from_ad(),
         Some(true) if !current.externally_managed => {

@@ -172,7 +172,7 @@ pub const AD_ADDITIONAL_FIELDS: [&str; 10] = [
 ];
 
 /// Fields a client may send but never sets: they are derived or assigned by the server.
-pub const READ_ONLY_FIELDS: [&str; 10] = [
+pub const READ_ONLY_FIELDS: [&str; 8] = [
     "adSyncError",
     "id",
     "_id",
@@ -181,8 +181,6 @@ pub const READ_ONLY_FIELDS: [&str; 10] = [
     "restrictedFields",
     "password_date",
     "account_locked_date",
-    "delegatedAuthority",
-    "passwordAuthority",
 ];
 
 impl User {

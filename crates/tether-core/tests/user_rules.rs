@@ -154,10 +154,57 @@ fn password_authority_refuses_passwords() {
 }
 
 #[test]
+fn authorities_are_set_and_cleared_by_admins() {
+    let ad = json!({"id": "d1", "name": "ActiveDirectory"});
+    let u = base_user();
+    let set = update_user(&u, &json!({"passwordAuthority": ad, "delegatedAuthority": ad}), &settings(), &|_| false)
+        .unwrap()
+        .user;
+    assert_eq!(set.password_authority.as_ref().map(|a| a.id.as_str()), Some("d1"));
+    assert_eq!(set.delegated_authority.as_ref().map(|a| a.id.as_str()), Some("d1"));
+    assert_eq!(set.password_status, tether_core::user::PasswordStatus::Delegated);
+    // A password sent with the authority in the same request is refused too.
+    let e = update_user(&u, &json!({"passwordAuthority": ad, "password": "Fresh-Passw0rd"}), &settings(), &|_| false)
+        .unwrap_err();
+    assert_eq!(e, CoreError::PasswordAuthority);
+    // Cleared: Tether holds the password again.
+    let cleared = update_user(&set, &json!({"passwordAuthority": null}), &settings(), &|_| false).unwrap().user;
+    assert!(cleared.password_authority.is_none());
+    assert!(update_user(&cleared, &json!({"password": "Fresh-Passw0rd"}), &settings(), &|_| false).is_ok());
+    // (body, key named in the error)
+    let rows = [
+        (json!({"passwordAuthority": "AD"}), "passwordAuthority"),
+        (json!({"passwordAuthority": {"id": "d1", "name": "Okta"}}), "passwordAuthority"),
+        (json!({"delegatedAuthority": {"id": "", "name": "ActiveDirectory"}}), "delegatedAuthority"),
+    ];
+    for (body, key) in rows {
+        let e = update_user(&u, &body, &settings(), &|_| false).unwrap_err();
+        assert!(e.to_string().contains(key), "{body}: {e}");
+    }
+    // Sending back the current value (GET, edit, PUT) changes nothing.
+    let again = update_user(&set, &json!({"passwordAuthority": ad, "firstname": "Jo"}), &settings(), &|_| false);
+    assert_eq!(again.unwrap().user.password_authority, set.password_authority);
+}
+
+#[test]
 fn partial_update_keeps_other_fields() {
     let u = base_user();
     let u2 = update_user(&u, &json!({"department": "Ops", "manager": null}), &settings(), &|_| false).unwrap().user;
     assert_eq!((u2.department.as_str(), u2.firstname.as_str(), u2.email.as_str()), ("Ops", "John", "jdoe@example.com"));
     let u3 = update_user(&u2, &json!({"suspended": true}), &settings(), &|_| false).unwrap().user;
     assert_eq!((u3.state, u3.suspended), (Suspended, true));
+}
+
+#[test]
+fn users_change_their_own_password_unless_ad_is_the_authority() {
+    use tether_core::patch::change_own_password;
+    let mut u = base_user();
+    u.restrict("d1", &tether_core::user::AD_CORE_FIELDS);
+    assert!(u.is_restricted("password"), "an imported user: admins cannot set it");
+    let w = change_own_password(&u, "Own-Passw0rd!", &settings()).unwrap();
+    assert_eq!(w.password.as_deref(), Some("Own-Passw0rd!"));
+    assert!(w.user.has_password && !w.user.password_expired);
+    assert!(matches!(change_own_password(&u, "short", &settings()), Err(CoreError::PasswordPolicy(_))));
+    u.password_authority = Some(tether_core::user::Authority { id: "d1".into(), name: "ActiveDirectory".into() });
+    assert_eq!(change_own_password(&u, "Own-Passw0rd!", &settings()).unwrap_err(), CoreError::PasswordAuthority);
 }

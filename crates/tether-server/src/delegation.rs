@@ -31,6 +31,9 @@ pub struct AuthResult {
     /// Why AD refused (from its bind sub-code), when it did.
     #[serde(default)]
     pub reason: Option<String>,
+    /// AD's bind sub-code (`52e`, `775`, …), when it refused.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 #[derive(Default)]

@@ -396,7 +396,10 @@ pub async fn apply(
             ..ImportOutcome::default()
         });
     }
-    execute(s, domain, report, planned, out, actor).await
+    let started = std::time::Instant::now();
+    let r = execute(s, domain, report, planned, out, actor).await;
+    s.metrics.import_applied(started.elapsed().as_secs_f64());
+    r
 }
 
 /// Applies decided changes (a cycle within its guards, or an approved plan exactly as held).
@@ -418,6 +421,13 @@ pub async fn execute(
     let mut batch: Vec<WriteOp> = Vec::new();
     let mut batched: Vec<Planned> = Vec::new();
     let mut rest: Vec<Planned> = Vec::new();
+    // When each changed user changed in AD, for the AD → Tether latency.
+    let changed_at: Vec<(String, String)> = planned
+        .iter()
+        .filter(|p| p.action().is_some())
+        .filter_map(|p| p.obs_guid.as_deref().and_then(|g| obs_by_guid.get(g)))
+        .filter_map(|o| o.changed_at.clone().map(|t| (o.sam_account_name.clone(), t)))
+        .collect();
     for p in planned {
         let mut p = p.restored();
         // A new user gets its id now, so its history can be written first.
@@ -526,6 +536,15 @@ pub async fn execute(
     }
 
     apply_groups(s, domain, report, &linked, &mut out, actor).await?;
+    let now = s.now();
+    for (who, t) in changed_at {
+        let Ok(at) = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339) else { continue };
+        let secs = (now - at).as_seconds_f64();
+        // A complete reconcile also reads long-unchanged users: only fresh changes count.
+        if secs < 3600.0 {
+            s.metrics.change_visible("ad_to_tether", &who, secs, s.now_str());
+        }
+    }
     Ok(out)
 }
 

@@ -6,12 +6,14 @@
 
 pub mod auth;
 pub mod body;
+mod console;
 mod delegation;
 pub mod error;
 mod feed;
 mod history;
 mod import;
 pub mod mail;
+mod metrics;
 mod notify;
 mod openapi;
 mod routes;
@@ -27,6 +29,8 @@ use tether_store::Repo;
 use time::OffsetDateTime;
 use tower::Layer;
 
+/// The import agent's report, as `POST /api/agent/v1/import` reads it (public for the fuzz targets).
+pub use import::{ImportReport, ObservedGroup};
 pub use openapi::openapi_json;
 
 /// A source of the current time, injectable so that grace periods are testable fast.
@@ -69,6 +73,9 @@ pub struct AppState {
     /// Wakes sync agents long-polling the change feed.
     pub(crate) feed_wake: Arc<tokio::sync::Notify>,
     pub(crate) throttle: Arc<throttle::Throttle>,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    /// Browser sessions of the console and the portal.
+    pub(crate) sessions: Arc<console::Sessions>,
 }
 
 impl AppState {
@@ -80,6 +87,8 @@ impl AppState {
             delegation: Default::default(),
             feed_wake: Default::default(),
             throttle: Default::default(),
+            metrics: Default::default(),
+            sessions: Default::default(),
         }
     }
 

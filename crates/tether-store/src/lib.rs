@@ -3,11 +3,14 @@
 //! The trait stores JSON documents in collections, with up to two case-insensitive unique
 //! keys per document, plus hashed secrets, edges (memberships, associations) and settings.
 //! Everything the directory knows about users, groups, domains and agents is a document;
-//! their rules live in `tether-core`, so a backend (SQLite today, PostgreSQL next) only has
-//! to implement these few operations and the filter translation, never domain logic.
-//! [`Repo`] adds the typed layer the server uses.
+//! their rules live in `tether-core`, so a backend ([`sqlite`], embedded; [`postgres`], for
+//! several `tetherd` processes on one database) only has to implement these few operations
+//! and the filter translation, never domain logic. What the two SQL backends have in common
+//! lives in one private module (`sql`). [`Repo`] adds the typed layer the server uses.
 
+pub mod postgres;
 mod repo;
+mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;

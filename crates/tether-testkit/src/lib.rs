@@ -1,13 +1,17 @@
 //! Fixtures for integration tests: an in-process `tetherd` on port 0 with a temporary
-//! database ([`TestServer`]), and one Samba AD DC shared by the whole test run ([`dc`]).
+//! database ([`TestServer`]), one Samba AD DC shared by the whole test run ([`dc`]), and one
+//! PostgreSQL server shared by the run with a fresh database per test ([`postgres`],
+//! [`postgres_db`]).
 //!
 //! The DC is provisioned by the project's own `scripts/ad-sandbox.sh`, never mocked. nextest
 //! runs every test in its own process, so "one DC per run" is arranged on disk: the first
 //! test to need it provisions and starts it under a file lock, later ones find it running.
 //! `scripts/test.sh` provisions a fresh one before the run and stops it afterwards.
 
+mod postgres;
 mod server;
 
+pub use postgres::{postgres, postgres_db, PgDatabase};
 pub use server::TestServer;
 
 use std::collections::HashMap;

@@ -1,12 +1,14 @@
-//! An in-process `tetherd` on 127.0.0.1:0 with its own temporary database.
+//! An in-process `tetherd` on 127.0.0.1:0 with its own temporary database, or on a given
+//! PostgreSQL database (several servers may share one, as several `tetherd` processes do).
 
 use std::sync::{Arc, Mutex};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tether_server::{AppState, ServerConfig};
+use tether_store::postgres::PgStore;
 use tether_store::sqlite::SqliteStore;
-use tether_store::Repo;
+use tether_store::{Repo, Store};
 use time::OffsetDateTime;
 
 pub struct TestServer {
@@ -15,7 +17,7 @@ pub struct TestServer {
     /// An administrator API key.
     pub api_key: String,
     pub client: reqwest::Client,
-    /// The data directory (kept until the server is dropped).
+    /// The data directory (kept until the server is dropped; unused on PostgreSQL).
     pub dir: tempfile::TempDir,
     clock: Arc<Mutex<OffsetDateTime>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -49,8 +51,23 @@ impl TestServer {
 
     /// Like [`TestServer::start`], with the configuration adjusted by `f`.
     pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        Self::start_with_database(None, f).await
+    }
+
+    /// Like [`TestServer::start`], on the PostgreSQL database `database_url` (e.g. a
+    /// [`crate::postgres_db`]); other servers may use the same database at the same time.
+    pub async fn start_on(database_url: &str) -> TestServer {
+        Self::start_with_database(Some(database_url), |_| {}).await
+    }
+
+    /// The general form: on `database_url` (PostgreSQL), else on a temporary SQLite database,
+    /// with the configuration adjusted by `f`.
+    pub async fn start_with_database(database_url: Option<&str>, f: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path()).await.expect("open store");
+        let store: Arc<dyn Store> = match database_url {
+            Some(url) => Arc::new(PgStore::connect(url).await.expect("connect to PostgreSQL")),
+            None => Arc::new(SqliteStore::open(dir.path()).await.expect("open store")),
+        };
         let clock = Arc::new(Mutex::new(OffsetDateTime::now_utc()));
         let offset = clock.clone();
         let base = OffsetDateTime::now_utc();
@@ -62,7 +79,7 @@ impl TestServer {
             ..ServerConfig::default()
         };
         f(&mut config);
-        let state = AppState::new(Repo::new(Arc::new(store)), config);
+        let state = AppState::new(Repo::new(store), config);
         let api_key = "test-admin-key-0123456789".to_string();
         tether_server::bootstrap_api_key(&state, &api_key).await.expect("bootstrap key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

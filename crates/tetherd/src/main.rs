@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tether_server::{AppState, ServerConfig};
+use tether_store::postgres::PgStore;
 use tether_store::sqlite::SqliteStore;
-use tether_store::Repo;
+use tether_store::{Repo, Store};
 
 #[derive(Parser)]
 #[command(name = "tetherd", version, about = "The Tether directory server")]
@@ -31,7 +32,8 @@ struct Serve {
     /// Directory of the embedded SQLite database.
     #[arg(long, env = "TETHER_DATA_DIR", default_value = "./tether-data")]
     data_dir: PathBuf,
-    /// `postgres://…` selects PostgreSQL instead of the embedded store.
+    /// `postgres://…` selects PostgreSQL instead of the embedded store (several tetherd
+    /// processes may share one database).
     #[arg(long, env = "TETHER_DATABASE_URL")]
     database_url: Option<String>,
     /// Creates, once, an administrator API key with this value if none exists yet.
@@ -50,11 +52,14 @@ struct Serve {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
+    // Logs go to stderr: human-readable, or one JSON object per line with TETHER_LOG_FORMAT=json.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match std::env::var("TETHER_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        Ok(other) => anyhow::bail!("TETHER_LOG_FORMAT: `{other}` is not a log format (json or text)"),
+    }
     let Command::Serve(args) = Cli::parse().command;
     serve(args).await
 }
@@ -63,12 +68,18 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     // Bind first: a bad address fails before anything is written to disk.
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
-    let store = match args.database_url.as_deref() {
-        None | Some("") => SqliteStore::open(&args.data_dir)
-            .await
-            .with_context(|| format!("--data-dir {}", args.data_dir.display()))?,
+    let (store, storage): (Arc<dyn Store>, String) = match args.database_url.as_deref() {
+        None | Some("") => (
+            Arc::new(
+                SqliteStore::open(&args.data_dir)
+                    .await
+                    .with_context(|| format!("--data-dir {}", args.data_dir.display()))?,
+            ),
+            format!("sqlite:{}", args.data_dir.display()),
+        ),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!("--database-url: the PostgreSQL backend is not available in this build yet; omit it to use the embedded store")
+            // The URL may carry a password: neither the error nor the log repeats it.
+            (Arc::new(PgStore::connect(url).await.context("--database-url")?), "postgres".to_string())
         }
         Some(_) => bail!("--database-url: expected a postgres:// URL"),
     };
@@ -82,7 +93,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             .map(|relay| tether_server::mail::SmtpConfig { relay, from: args.smtp_from.clone() }),
         ..ServerConfig::default()
     };
-    let state = AppState::new(Repo::new(Arc::new(store)), config);
+    let state = AppState::new(Repo::new(store), config);
     if let Some(key) = args.bootstrap_api_key.as_deref().filter(|k| !k.is_empty()) {
         if key.len() < 16 {
             bail!("--bootstrap-api-key: at least 16 characters");
@@ -100,7 +111,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         writeln!(out, "listening on http://{addr}")?;
         out.flush()?;
     }
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "tetherd serving");
+    tracing::info!(%addr, %storage, "tetherd serving");
     tether_server::run(listener, state, shutdown_signal()).await?;
     tracing::info!("tetherd stopped");
     Ok(())

@@ -68,36 +68,61 @@ fn bad_flags_name_the_flag() {
 }
 
 #[tokio::test]
-async fn secrets_never_reach_the_server_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = "bootstrap-key-secret-0123456789";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("TETHER_BOOTSTRAP_API_KEY", key)
-        .env("TETHER_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
-    let c = reqwest::Client::new();
-    let pw = "Very-Secret-Passw0rd";
-    let body = serde_json::json!({"username": "sec", "email": "sec@x.io", "password": pw});
-    assert_eq!(
-        c.post(format!("{url}/api/systemusers")).header("x-api-key", key).json(&body).send().await.unwrap().status(),
-        200
-    );
-    let v = serde_json::json!({"username": "sec", "password": pw});
-    assert_eq!(
-        c.post(format!("{url}/api/v2/auth/verify")).header("x-api-key", key).json(&v).send().await.unwrap().status(),
-        200
-    );
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("tetherd serving"), "{log}");
-    assert!(!log.contains(pw) && !log.contains(key), "a secret leaked into the log");
+async fn secrets_never_reach_the_server_log_in_either_format() {
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "bootstrap-key-secret-0123456789";
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("TETHER_BOOTSTRAP_API_KEY", key)
+            .env("TETHER_LOG", "trace")
+            .env("TETHER_LOG_FORMAT", format)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+        let c = reqwest::Client::new();
+        let pw = "Very-Secret-Passw0rd";
+        let body = serde_json::json!({"username": "sec", "email": "sec@x.io", "password": pw});
+        assert_eq!(
+            c.post(format!("{url}/api/systemusers"))
+                .header("x-api-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let v = serde_json::json!({"username": "sec", "password": pw});
+        assert_eq!(
+            c.post(format!("{url}/api/v2/auth/verify"))
+                .header("x-api-key", key)
+                .json(&v)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("tetherd serving"), "{log}");
+        assert!(!log.contains(pw) && !log.contains(key), "{format}: a secret leaked into the log");
+        if format == "json" {
+            for l in log.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+            }
+        }
+    }
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve"]).env("TETHER_LOG_FORMAT", "xml").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TETHER_LOG_FORMAT"));
 }

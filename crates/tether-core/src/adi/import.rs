@@ -45,6 +45,9 @@ pub struct AdUserObs {
     pub privileged: bool,
     /// A direct member of the AdminsGroup: gets the sudo privilege.
     pub sudo: bool,
+    /// AD's `whenChanged` (RFC 3339, one-second resolution), for latency metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<String>,
 }
 
 /// The import settings (the `MainLoop` of the import agent's config).

@@ -228,7 +228,10 @@ pub async fn sync_poll(
                 return Ok(Json(Value::Array(out)));
             }
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        // The notification covers appends made by this process only; another tetherd on the
+        // same (PostgreSQL) database appends unseen, so the store is also re-read every 200 ms.
+        let recheck = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_millis(200));
+        if tokio::time::timeout_at(recheck, notified).await.is_err() && recheck == deadline {
             return Ok(Json(json!([])));
         }
     }
@@ -246,6 +249,15 @@ pub async fn sync_ack(
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
     if seq > agent.cursor {
+        // Tether → AD latency: from each entry's creation to its acknowledgement.
+        let applied = s.repo.store().read_feed(&agent.domain_id, agent.cursor, (seq - agent.cursor) as usize).await?;
+        let now = s.now();
+        for e in applied.iter().filter(|e| e.seq <= seq) {
+            if let Ok(at) = time::OffsetDateTime::parse(&e.created, &time::format_description::well_known::Rfc3339) {
+                let object = e.body["change"]["username"].as_str().or(e.body["name"].as_str()).unwrap_or(&e.object_id);
+                s.metrics.change_visible("tether_to_ad", object, (now - at).as_seconds_f64(), s.now_str());
+            }
+        }
         agent.cursor = seq;
         s.repo.save_agent(&agent).await?;
         s.repo.store().clear_feed_secrets(&agent.domain_id, seq).await?;
@@ -292,6 +304,9 @@ pub async fn sync_status(
     }
     let before = user.clone();
     user.ad_sync_error = text("error");
+    if user.ad_sync_error.is_some() {
+        s.metrics.ad_error("sync", text("code").as_deref().unwrap_or("other"));
+    }
     if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
         if user.ad_guid.as_deref() != Some(guid.as_str()) {
             user.ad_guid = Some(guid);
@@ -337,6 +352,7 @@ pub async fn heartbeat(
             .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid value for `ad`: {e}")))?;
         if !status.reachable && agent.ad_status.as_ref().is_none_or(|a| a.reachable) {
             tracing::warn!(agent = %agent.id, error = ?status.error, "agent cannot reach AD");
+            s.metrics.ad_error("agent", status.code.as_deref().unwrap_or("other"));
         }
         agent.ad_status = Some(status);
     }

@@ -119,24 +119,46 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
             .ok_or_else(|| ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: is required")))
     };
     let (username, password) = (field("username")?, field("password")?);
-    if let Some(until) = s.throttle.locked(&username, s.now()) {
-        let reason = format!("too many failed attempts; try again after {}", tether_core::timestamp(until));
-        return Ok(
+    Ok(match authenticate(&s, &username, password).await? {
+        AuthOutcome::Accepted(method) => Json(json!({"authenticated": true, "method": method})).into_response(),
+        AuthOutcome::Denied(None) => (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false}))).into_response(),
+        AuthOutcome::Denied(Some(reason)) => {
+            (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false, "reason": reason}))).into_response()
+        }
+        AuthOutcome::Throttled(reason) => {
             (StatusCode::TOO_MANY_REQUESTS, Json(json!({"authenticated": false, "reason": reason}))).into_response()
-        );
+        }
+    })
+}
+
+/// The answer to "is this the user's password?" (for the API and the user portal).
+pub(crate) enum AuthOutcome {
+    /// Right; by `local` or `delegated` (AD) verification.
+    Accepted(&'static str),
+    /// Wrong, with AD's reason when it gave one.
+    Denied(Option<String>),
+    /// Too many recent failures for this username.
+    Throttled(String),
+}
+
+/// Verifies a user's password (locally or through AD), with the failure lockout.
+pub(crate) async fn authenticate(s: &AppState, username: &str, password: String) -> ApiResult<AuthOutcome> {
+    if let Some(until) = s.throttle.locked(username, s.now()) {
+        let reason = format!("too many failed attempts; try again after {}", tether_core::timestamp(until));
+        return Ok(AuthOutcome::Throttled(reason));
     }
-    let r = verify_user(&s, &username, password).await?;
-    if r.status() == StatusCode::OK {
-        s.throttle.succeeded(&username);
+    let r = verify_user(s, username, password).await?;
+    if matches!(r, AuthOutcome::Accepted(_)) {
+        s.throttle.succeeded(username);
     } else {
-        s.throttle.failed(&username, s.now());
+        s.throttle.failed(username, s.now());
     }
     Ok(r)
 }
 
-async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResult<Response> {
+async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResult<AuthOutcome> {
     let s = s.clone();
-    let denied = || (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false}))).into_response();
+    let denied = || AuthOutcome::Denied(None);
     // Empty passwords never authenticate (some directories treat them as anonymous binds).
     if password.is_empty() {
         return Ok(denied());
@@ -149,17 +171,11 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
     }
     if let Some(auth) = &user.delegated_authority {
         match delegated(&s, &user, &auth.id, &password).await? {
-            Delegated::Answered(true) => {
-                return Ok(Json(json!({"authenticated": true, "method": "delegated"})).into_response())
-            }
+            Delegated::Answered(true) => return Ok(AuthOutcome::Accepted("delegated")),
             // AD said no: never fall back to a (possibly older) password stored here.
             Delegated::Answered(false) => return Ok(denied()),
             Delegated::Refused => {}
-            Delegated::Reason(reason) => {
-                return Ok(
-                    (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false, "reason": reason}))).into_response()
-                )
-            }
+            Delegated::Reason(reason) => return Ok(AuthOutcome::Denied(Some(reason))),
             // No agent answered: a password stored in Tether (captured on a DC) still works.
             Delegated::Unavailable => {}
         }
@@ -178,7 +194,7 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
         let h = crate::auth::hash_password(password).await?;
         s.repo.save_user(&user, Some(&h)).await?;
     }
-    Ok(Json(json!({"authenticated": true, "method": "local"})).into_response())
+    Ok(AuthOutcome::Accepted("local"))
 }
 
 enum Delegated {
@@ -210,7 +226,18 @@ async fn delegated(
     }
     let Some(dn) = user.external_dn.clone() else { return Ok(Delegated::Refused) };
     let req = crate::delegation::AuthRequest { id: crate::auth::new_id(), dn, password: password.to_string() };
-    match s.delegation.verify(domain_id, req, s.config.delegation_timeout).await {
+    let started = std::time::Instant::now();
+    let answer = s.delegation.verify(domain_id, req, s.config.delegation_timeout).await;
+    let outcome = match &answer {
+        Some(r) if r.ok => "accepted",
+        Some(r) => {
+            s.metrics.ad_error("delegated_auth", r.code.as_deref().unwrap_or("other"));
+            "refused"
+        }
+        None => "unanswered",
+    };
+    s.metrics.delegated_auth(outcome, started.elapsed().as_secs_f64());
+    match answer {
         Some(r) if r.ok => {
             // On a DC install the password is kept in step with AD from the first login.
             if store_delegated_password(s, domain_id).await? {

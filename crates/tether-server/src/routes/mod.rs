@@ -15,6 +15,7 @@ use crate::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(misc::health))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/api/openapi.json", get(misc::openapi))
         .route("/api/settings", get(misc::get_settings).put(misc::put_settings))
         .route("/api/v2/apikeys", get(misc::list_api_keys).post(misc::create_api_key))
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/v1/sync/ack", post(agent_api::sync_ack))
         .route("/api/agent/v1/sync/status", post(agent_api::sync_status))
         .route("/api/agent/v1/auth/result", post(agent_api::auth_result))
+        .merge(crate::console::router())
         .fallback(misc::not_found)
         .with_state(state)
 }

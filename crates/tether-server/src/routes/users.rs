@@ -103,6 +103,14 @@ async fn check_references(repo: &Repo, u: &User) -> ApiResult<()> {
             return Err(ApiError::new(Code::InvalidField, format!("invalid value for `manager`: no user `{m}`")));
         }
     }
+    for (key, a) in [("passwordAuthority", &u.password_authority), ("delegatedAuthority", &u.delegated_authority)] {
+        if let Some(a) = a {
+            if repo.get::<Value>(Collection::Domains, &a.id).await?.is_none() {
+                let msg = format!("invalid value for `{key}`: no Active Directory domain `{}`", a.id);
+                return Err(ApiError::new(Code::InvalidField, msg));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -136,7 +144,15 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -
         (Some(p), Some(h)) => verify_password(p.to_string(), h).await,
         _ => false,
     };
-    let UserWrite { mut user, password } = update_user(&current, body, &settings, &|_| same)?;
+    let write = update_user(&current, body, &settings, &|_| same)?;
+    save_update(s, &current, write, actor).await
+}
+
+/// Stores a decided update: the user, its new password's hash, the feed entry for its AD
+/// domains and the history entry.
+pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: &Value) -> ApiResult<User> {
+    let id = current.id.as_str();
+    let UserWrite { mut user, password } = write;
     check_references(&s.repo, &user).await?;
     let hash = match &password {
         Some(p) => {
@@ -148,10 +164,10 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -
     if !s.repo.save_user(&user, hash.as_deref()).await? {
         return Err(ApiError::not_found("user", id));
     }
-    if user != current || password.is_some() {
+    if &user != current || password.is_some() {
         let flags = Flags { suspending: user.suspended && !current.suspended, ..Flags::default() };
         feed::user_changed(s, &user, password.as_deref(), flags).await?;
-        let mut changes = history::diff(Some(&current), Some(&user));
+        let mut changes = history::diff(Some(current), Some(&user));
         if password.is_some() {
             changes["password"] = serde_json::json!(["…", "changed"]);
         }

@@ -1,79 +1,49 @@
-//! Translation of a core [`Filter`] into an SQLite `WHERE` clause over JSON documents.
-//! Field names come only from the core's static catalogues, so they are safe to inline;
-//! every value is a bound parameter.
+//! The SQLite dialect of the filter translation ([`crate::sql`]): document fields read with
+//! `json_extract` (booleans come out as 1/0), `?` parameters, `REGEXP` from sqlx's `regexp`
+//! feature (Rust regex syntax, case-insensitive through `(?i)`), and `COLLATE NOCASE`
+//! (ASCII case folding, then bytes) for sorting.
 
-use tether_core::query::{Filter, Op, Scalar};
+use tether_core::query::Op;
 
-/// A bound parameter.
-#[derive(Clone, Debug)]
-pub enum Bind {
-    Text(String),
-    Int(i64),
-}
+use crate::sql::{Bind, Dialect};
 
-/// The SQL expression reading `field` from a document row.
-pub fn column(field: &str) -> String {
-    if field == "id" {
-        "id".to_string()
-    } else {
-        debug_assert!(field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        format!("json_extract(doc, '$.{field}')")
+pub(crate) struct Sqlite;
+
+impl Dialect for Sqlite {
+    const TRUE: &'static str = "1";
+    const FALSE: &'static str = "0";
+    const DOC: &'static str = "doc";
+
+    fn param(_: usize) -> String {
+        "?".to_string()
     }
-}
 
-fn bind(v: &Scalar) -> Bind {
-    match v {
-        Scalar::Text(s) => Bind::Text(s.clone()),
-        Scalar::Bool(b) => Bind::Int(i64::from(*b)),
+    fn field(name: &str) -> String {
+        format!("json_extract(doc, '$.{name}')")
     }
-}
 
-/// Appends the SQL of `f` to `sql` and its parameters to `binds`.
-pub fn to_sql(f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
-    match f {
-        Filter::Cmp { field, op, value } => {
-            let col = column(field);
-            let (expr, v) = match op {
-                Op::Eq => (format!("{col} = ?"), bind(value)),
-                Op::Ne => (format!("{col} IS NOT ?"), bind(value)),
-                Op::Gt => (format!("{col} > ?"), bind(value)),
-                Op::Ge => (format!("{col} >= ?"), bind(value)),
-                Op::Lt => (format!("{col} < ?"), bind(value)),
-                Op::Le => (format!("{col} <= ?"), bind(value)),
-                Op::Search => (format!("instr(lower(coalesce({col}, '')), lower(?)) > 0"), bind(value)),
-                Op::Regex => {
-                    let Scalar::Text(p) = value else { unreachable!("regex values are text") };
-                    (format!("coalesce({col}, '') REGEXP ?"), Bind::Text(format!("(?i){p}")))
-                }
-            };
-            sql.push_str(&expr);
-            binds.push(v);
+    fn bool(b: bool) -> Bind {
+        Bind::Int(i64::from(b))
+    }
+
+    fn regex(pattern: &str) -> Bind {
+        Bind::Text(format!("(?i){pattern}"))
+    }
+
+    fn cmp(col: &str, op: Op, p: &str) -> String {
+        match op {
+            Op::Eq => format!("{col} = {p}"),
+            Op::Ne => format!("{col} IS NOT {p}"),
+            Op::Gt => format!("{col} > {p}"),
+            Op::Ge => format!("{col} >= {p}"),
+            Op::Lt => format!("{col} < {p}"),
+            Op::Le => format!("{col} <= {p}"),
+            Op::Search => format!("instr(lower(coalesce({col}, '')), lower({p})) > 0"),
+            Op::Regex => format!("coalesce({col}, '') REGEXP {p}"),
         }
-        Filter::In { field, values } => {
-            if values.is_empty() {
-                sql.push('0');
-                return;
-            }
-            sql.push_str(&column(field));
-            sql.push_str(" IN (");
-            sql.push_str(&vec!["?"; values.len()].join(", "));
-            sql.push(')');
-            binds.extend(values.iter().map(bind));
-        }
-        Filter::And(parts) | Filter::Or(parts) => {
-            if parts.is_empty() {
-                sql.push_str(if matches!(f, Filter::And(_)) { "1" } else { "0" });
-                return;
-            }
-            let joiner = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
-            sql.push('(');
-            for (i, p) in parts.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(joiner);
-                }
-                to_sql(p, sql, binds);
-            }
-            sql.push(')');
-        }
+    }
+
+    fn sort(col: &str, desc: bool) -> String {
+        format!("{col} COLLATE NOCASE {}", if desc { "DESC" } else { "ASC" })
     }
 }

@@ -14,8 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Executor, Row};
 use tether_core::query::ListQuery;
 
+use crate::sql::{self, list_sql, lower, parse, stmt, Bind};
 use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError, WriteOp};
-use filter::{column, to_sql, Bind};
+use filter::Sqlite;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -55,35 +56,13 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-fn lower(k: &Option<String>) -> Option<String> {
-    k.as_ref().map(|s| s.to_lowercase())
-}
-
 fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            let [k1, k2] = c.key_names();
-            let field = if db.message().ends_with(".key2") { k2 } else { k1 };
-            return StoreError::Conflict { collection: singular(c), field };
+            return sql::conflict(c, db.message().ends_with(".key2"));
         }
     }
     StoreError::Db(e)
-}
-
-fn singular(c: Collection) -> &'static str {
-    match c {
-        Collection::Users => "user",
-        Collection::Groups => "group",
-        Collection::Domains => "domain",
-        Collection::Agents => "agent",
-        Collection::ApiKeys => "api key",
-        Collection::Notifications => "notification",
-        Collection::History => "history entry",
-    }
-}
-
-fn parse(s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn bind_all<'q>(
@@ -127,22 +106,12 @@ async fn replace_doc<'e>(e: impl sqlx::SqliteExecutor<'e>, c: Collection, doc: &
 }
 
 async fn link_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query("INSERT OR IGNORE INTO edges (kind, src, dst) VALUES (?, ?, ?)")
-        .bind(kind.name())
-        .bind(from)
-        .bind(to)
-        .execute(e)
-        .await?;
+    let r = sqlx::query(stmt::LINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
     Ok(r.rows_affected() == 1)
 }
 
 async fn unlink_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query("DELETE FROM edges WHERE kind = ? AND src = ? AND dst = ?")
-        .bind(kind.name())
-        .bind(from)
-        .bind(to)
-        .execute(e)
-        .await?;
+    let r = sqlx::query(stmt::UNLINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -172,31 +141,17 @@ impl Store for SqliteStore {
     async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let r = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", c.table())).bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM edges WHERE src = ? OR dst = ?").bind(id).bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM secrets WHERE owner = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
+        sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)> {
-        let mut cond = String::new();
-        let mut binds = Vec::new();
-        if let Some(f) = &q.filter {
-            cond.push_str(" WHERE ");
-            to_sql(f, &mut cond, &mut binds);
-        }
-        let count_sql = format!("SELECT count(*) FROM {}{cond}", c.table());
-        let total: i64 = bind_all(sqlx::query(&count_sql), &binds).fetch_one(&self.reader).await?.get(0);
-        let order = match q.sort {
-            Some((f, desc)) => format!("{} COLLATE NOCASE {}, seq", column(f), if desc { "DESC" } else { "ASC" }),
-            None => "seq".to_string(),
-        };
-        let sql = format!("SELECT doc FROM {}{cond} ORDER BY {order} LIMIT ? OFFSET ?", c.table());
-        let rows = bind_all(sqlx::query(&sql), &binds)
-            .bind(q.limit as i64)
-            .bind(q.skip as i64)
-            .fetch_all(&self.reader)
-            .await?;
+        let l = list_sql::<Sqlite>(c.table(), q);
+        let total: i64 =
+            bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.reader).await?.get(0);
+        let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
         let docs = rows.iter().map(|r| parse(r.get::<&str, _>(0))).collect::<Result<_>>()?;
         Ok((total as u64, docs))
     }
@@ -204,41 +159,19 @@ impl Store for SqliteStore {
     async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
         match hash {
             Some(h) => {
-                sqlx::query(
-                    "INSERT INTO secrets (owner, purpose, hash) VALUES (?, ?, ?) \
-                     ON CONFLICT (owner, purpose) DO UPDATE SET hash = excluded.hash",
-                )
-                .bind(owner)
-                .bind(purpose.name())
-                .bind(h)
-                .execute(&self.writer)
-                .await?
+                sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.writer).await?
             }
-            None => {
-                sqlx::query("DELETE FROM secrets WHERE owner = ? AND purpose = ?")
-                    .bind(owner)
-                    .bind(purpose.name())
-                    .execute(&self.writer)
-                    .await?
-            }
+            None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.writer).await?,
         };
         Ok(())
     }
 
     async fn secret(&self, owner: &str, purpose: Secret) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT hash FROM secrets WHERE owner = ? AND purpose = ?")
-            .bind(owner)
-            .bind(purpose.name())
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(stmt::SECRET).bind(owner).bind(purpose.name()).fetch_optional(&self.reader).await?)
     }
 
     async fn secret_owner(&self, purpose: Secret, hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT owner FROM secrets WHERE purpose = ? AND hash = ?")
-            .bind(purpose.name())
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(stmt::SECRET_OWNER).bind(purpose.name()).bind(hash).fetch_optional(&self.reader).await?)
     }
 
     async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
@@ -250,19 +183,11 @@ impl Store for SqliteStore {
     }
 
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT dst FROM edges WHERE kind = ? AND src = ? ORDER BY seq")
-            .bind(e.name())
-            .bind(from)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(stmt::TARGETS).bind(e.name()).bind(from).fetch_all(&self.reader).await?)
     }
 
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT src FROM edges WHERE kind = ? AND dst = ? ORDER BY seq")
-            .bind(e.name())
-            .bind(to)
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_scalar(stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.reader).await?)
     }
 
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
@@ -332,11 +257,7 @@ impl Store for SqliteStore {
     }
 
     async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()> {
-        sqlx::query("UPDATE feed SET secret = NULL WHERE domain_id = ? AND seq <= ? AND secret IS NOT NULL")
-            .bind(domain)
-            .bind(upto)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(stmt::CLEAR_FEED_SECRETS).bind(domain).bind(upto).execute(&self.writer).await?;
         Ok(())
     }
 

@@ -1,0 +1,102 @@
+//! An agent's own metrics, served in the Prometheus text format on an optional local port
+//! (`MetricsListen` in the import agent's config, `metrics_listen` in the sync agent's):
+//! cycle durations and entries read, feed entries applied, delegated verifications, AD
+//! errors by code, and whether AD is reachable — what an admin watches on the AD side, where
+//! tetherd's own `/metrics` cannot see.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct AgentMetrics {
+    registry: Registry,
+    cycle: Histogram,
+    entries_read: Counter,
+    feed_applied: Counter,
+    auth: Family<Labels, Histogram>,
+    ad_errors: Family<Labels, Counter>,
+    ad_reachable: Gauge,
+}
+
+fn buckets() -> impl Iterator<Item = f64> {
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0].into_iter()
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        let hist = || Histogram::new(buckets());
+        let (cycle, entries_read, feed_applied, ad_reachable) =
+            (hist(), Counter::default(), Counter::default(), Gauge::default());
+        let auth = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
+        let ad_errors = Family::<Labels, Counter>::default();
+        let mut registry = Registry::with_prefix("tether_agent");
+        registry.register("cycle_seconds", "Duration of import cycles, idle ones included", cycle.clone());
+        registry.register("entries_read", "AD entries read by import cycles", entries_read.clone());
+        registry.register("feed_applied", "Change-feed entries applied to AD", feed_applied.clone());
+        registry.register("delegated_auth_seconds", "Delegated password checks against AD, by outcome", auth.clone());
+        registry.register("ad_errors", "Errors talking to AD, by code", ad_errors.clone());
+        registry.register(
+            "ad_reachable",
+            "1 when AD answered the last attempt, 0 during an outage",
+            ad_reachable.clone(),
+        );
+        AgentMetrics { registry, cycle, entries_read, feed_applied, auth, ad_errors, ad_reachable }
+    }
+}
+
+impl AgentMetrics {
+    pub fn cycle(&self, seconds: f64, entries_read: u64) {
+        self.cycle.observe(seconds);
+        self.entries_read.inc_by(entries_read);
+    }
+
+    pub fn feed_applied(&self, n: u64) {
+        self.feed_applied.inc_by(n);
+    }
+
+    pub fn delegated_auth(&self, outcome: &str, seconds: f64) {
+        self.auth.get_or_create(&vec![("outcome".into(), outcome.into())]).observe(seconds);
+    }
+
+    pub fn ad_error(&self, code: &str) {
+        self.ad_errors.get_or_create(&vec![("code".into(), code.into())]).inc();
+    }
+
+    pub fn ad_reachable(&self, up: bool) {
+        self.ad_reachable.set(up as i64);
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is aborted.
+pub async fn serve(addr: SocketAddr, metrics: Arc<AgentMetrics>) -> std::io::Result<()> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    m.text(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).await
+}

@@ -1,0 +1,154 @@
+//! The user portal: a user logs in with their password (checked locally, or by AD through
+//! the import agent when authentication is delegated), sees their profile, and changes their
+//! password under the organisation's policy. The new password goes through the same update
+//! as an admin's, so it is fed to the sync agents of the user's domains and reaches AD; when
+//! AD is the user's password authority the change is refused with the reason.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+use tether_core::group::Group;
+use tether_store::{Collection, Edge};
+
+use super::admin_users::password_status;
+use super::session::{cookie, cookie_value, PortalUser, Who, USER_COOKIE};
+use super::{back, csrf, page, reason, Fields, Flash};
+use crate::routes::misc::{authenticate, AuthOutcome};
+use crate::AppState;
+
+#[derive(Template)]
+#[template(path = "portal_login.html")]
+struct LoginPage {
+    err: Option<String>,
+    msg: Option<String>,
+}
+
+pub async fn login_page(Query(f): Query<Flash>) -> Response {
+    page(LoginPage { err: f.err, msg: f.msg })
+}
+
+pub async fn login(State(s): State<AppState>, f: Fields) -> Response {
+    let username = f.get("username").unwrap_or_default().trim().to_string();
+    let password = f.get("password").unwrap_or_default().to_string();
+    let outcome = match authenticate(&s, &username, password).await {
+        Ok(o) => o,
+        Err(e) => return back("/portal/login", Err(reason(e))),
+    };
+    match outcome {
+        AuthOutcome::Accepted(_) => {
+            let Ok(Some(u)) = s.repo.user_by_username(&username).await else {
+                return back("/portal/login", Err("wrong username or password".into()));
+            };
+            let token = s.sessions.open(Who::User(u.id), s.now());
+            let mut r = Redirect::to("/portal/profile").into_response();
+            r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, &token, "/portal").parse().expect("ascii"));
+            r
+        }
+        AuthOutcome::Denied(Some(why)) => back("/portal/login", Err(format!("login refused: {why}"))),
+        AuthOutcome::Denied(None) => back("/portal/login", Err("wrong username or password".into())),
+        AuthOutcome::Throttled(why) => back("/portal/login", Err(why)),
+    }
+}
+
+pub async fn logout(State(s): State<AppState>, user: PortalUser, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let _ = user;
+    if let Some(t) = cookie_value(&parts, USER_COOKIE) {
+        s.sessions.close(&t);
+    }
+    let mut r = Redirect::to("/portal/login").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, "", "/portal").parse().expect("ascii"));
+    r
+}
+
+#[derive(Template)]
+#[template(path = "portal.html")]
+struct ProfilePage {
+    csrf: String,
+    msg: Option<String>,
+    err: Option<String>,
+    username: String,
+    name: String,
+    email: String,
+    job: String,
+    department: String,
+    password_status: &'static str,
+    /// Why the password cannot be changed here (AD is its authority), if so.
+    locked_by_ad: Option<String>,
+    policy: String,
+    groups: Vec<String>,
+}
+
+pub async fn profile(user: PortalUser, State(s): State<AppState>, Query(flash): Query<Flash>) -> Response {
+    let Ok(Some(u)) = s.repo.user(&user.user_id).await else {
+        return Redirect::to("/portal/login").into_response();
+    };
+    let policy = s.repo.settings().await.map(|o| o.password_policy).unwrap_or_default();
+    let mut groups = Vec::new();
+    for g in s.repo.store().sources(Edge::Member, &u.id).await.unwrap_or_default() {
+        if let Ok(Some(g)) = s.repo.get::<Group>(Collection::Groups, &g).await {
+            groups.push(g.name);
+        }
+    }
+    groups.sort();
+    page(ProfilePage {
+        csrf: user.session.csrf.clone(),
+        msg: flash.msg,
+        err: flash.err,
+        username: u.username.clone(),
+        name: format!("{} {}", u.firstname, u.lastname).trim().to_string(),
+        email: u.email.clone(),
+        job: u.job_title.clone(),
+        department: u.department.clone(),
+        password_status: password_status(&u),
+        locked_by_ad: u.password_authority.as_ref().map(|_| {
+            "Active Directory manages your password: change it in Windows (Ctrl+Alt+Del, Change a password) \
+             and it will be used here too."
+                .to_string()
+        }),
+        policy: format!(
+            "At least {} characters, with at least {} of: lowercase letters, uppercase letters, digits, symbols.",
+            policy.min_length, policy.min_character_classes
+        ),
+        groups,
+    })
+}
+
+/// Changes the user's own password after checking the current one.
+pub async fn change_password(user: PortalUser, State(s): State<AppState>, f: Fields) -> Response {
+    if let Some(r) = csrf(&user.session, &f) {
+        return r;
+    }
+    let here = "/portal/profile";
+    let Ok(Some(u)) = s.repo.user(&user.user_id).await else { return Redirect::to("/portal/login").into_response() };
+    let (current, new, again) =
+        (f.get("current").unwrap_or_default(), f.get("new").unwrap_or_default(), f.get("again").unwrap_or_default());
+    if new != again {
+        return back(here, Err("the two new passwords differ".into()));
+    }
+    match authenticate(&s, &u.username, current.to_string()).await {
+        Ok(AuthOutcome::Accepted(_)) => {}
+        Ok(_) => return back(here, Err("the current password is wrong".into())),
+        Err(e) => return back(here, Err(reason(e))),
+    }
+    let actor = json!({"type": "user", "id": u.id, "name": u.username});
+    let settings = match s.repo.settings().await {
+        Ok(o) => o,
+        Err(e) => return back(here, Err(e.to_string())),
+    };
+    let write = match tether_core::patch::change_own_password(&u, new, &settings) {
+        Ok(w) => w,
+        Err(e) => return back(here, Err(e.to_string())),
+    };
+    match crate::routes::users::save_update(&s, &u, write, &actor).await {
+        Ok(_) => {
+            let to_ad = !crate::feed::bound_domains(&s, &u.id).await.unwrap_or_default().is_empty();
+            let msg =
+                if to_ad { "Password changed. It is on its way to Active Directory too." } else { "Password changed." };
+            back(here, Ok(msg.into()))
+        }
+        Err(e) => back(here, Err(reason(e))),
+    }
+}

@@ -1,0 +1,153 @@
+//! The console and portal over plain HTTP: sessions, CSRF, security headers, escaping, and
+//! the portal's password rules. (The browser flows are in tether-agent/tests/console_e2e.rs.)
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+use tether_testkit::TestServer;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+/// The session cookie (`name=value`) a login answered with.
+fn session_cookie(r: &reqwest::Response) -> String {
+    let c = r.headers().get(SET_COOKIE).expect("a session cookie").to_str().unwrap().to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path="] {
+        assert!(c.contains(flag), "{c}");
+    }
+    c.split(';').next().unwrap().to_string()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn console_sessions_csrf_headers_and_escaping() {
+    let s = TestServer::start().await;
+    let c = client();
+    let r = c.get(format!("{}/console/users", s.url)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()), (303, "/console/login"));
+    // A read-only key cannot log in; a wrong one neither.
+    let ro = s.call("POST", "/api/v2/apikeys", Some(json!({"name": "ro", "role": "read_only"}))).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for key in [ro.as_str(), "nope"] {
+        let r = c.post(format!("{}/console/login", s.url)).form(&[("apikey", key)]).send().await.unwrap();
+        assert!(r.headers().get(SET_COOKIE).is_none());
+        assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="), "{key}");
+    }
+    let r = c.post(format!("{}/console/login", s.url)).form(&[("apikey", s.api_key.as_str())]).send().await.unwrap();
+    let cookie = session_cookie(&r);
+
+    // A user whose name would be markup is shown as text.
+    let u = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "evil", "email": "evil@x.io", "firstname": "<script>x</script>"})),
+        )
+        .await;
+    let id = u.body["id"].as_str().unwrap().to_string();
+    let r = c.get(format!("{}/console/users", s.url)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("&#60;script&#62;x&#60;/script&#62;") || html.contains("&lt;script&gt;"), "escaped");
+    assert!(!html.contains("<script>x</script>"));
+    let token = csrf_of(&html);
+
+    // A form without the session's token changes nothing.
+    let bulk = format!("{}/console/users/bulk", s.url);
+    for bad in [None, Some("0000")] {
+        let mut form = vec![("ids", id.as_str()), ("action", "suspend")];
+        if let Some(t) = bad {
+            form.push(("csrf", t));
+        }
+        let r = c.post(&bulk).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{bad:?}");
+    }
+    assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "ACTIVATED");
+    let form = [("ids", id.as_str()), ("action", "suspend"), ("csrf", token.as_str())];
+    let r = c.post(&bulk).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("msg="));
+    assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED");
+    // The change is in the user's history under the admin's key.
+    let h = s.call("GET", &format!("/api/v2/users/{id}/history"), None).await.body;
+    assert_eq!(h.as_array().unwrap().last().unwrap()["actor"]["name"], "bootstrap");
+
+    // Logging out ends the session.
+    let r = c
+        .post(format!("{}/console/logout", s.url))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c.get(format!("{}/console/users", s.url)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the old cookie no longer works");
+}
+
+#[tokio::test]
+async fn portal_login_and_password_rules() {
+    let s = TestServer::start().await;
+    let c = client();
+    let u = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "pat", "email": "pat@x.io", "firstname": "Pat", "password": "Start-Passw0rd"})),
+        )
+        .await;
+    let id = u.body["id"].as_str().unwrap().to_string();
+    let login = |pw: &'static str| {
+        c.post(format!("{}/portal/login", s.url)).form(&[("username", "pat"), ("password", pw)]).send()
+    };
+    let r = login("Wrong-Passw0rd").await.unwrap();
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    let r = login("Start-Passw0rd").await.unwrap();
+    let cookie = session_cookie(&r);
+    let page = |c: &reqwest::Client, cookie: &str| {
+        c.get(format!("{}/portal/profile", s.url)).header(COOKIE, cookie.to_string()).send()
+    };
+    let html = page(&c, &cookie).await.unwrap().text().await.unwrap();
+    assert!(html.contains("At least 8 characters"), "the policy is shown");
+    let token = csrf_of(&html);
+    let change = |cur: &'static str, new: &'static str, again: &'static str| {
+        c.post(format!("{}/portal/password", s.url))
+            .header(COOKIE, cookie.clone())
+            .form(&[("csrf", token.as_str()), ("current", cur), ("new", new), ("again", again)])
+            .send()
+    };
+    // (current, new, again, what the redirect says)
+    let rows = [
+        ("Wrong-Passw0rd", "Next-Passw0rd1", "Next-Passw0rd1", "current+password+is+wrong"),
+        ("Start-Passw0rd", "Next-Passw0rd1", "Other-Passw0rd1", "differ"),
+        ("Start-Passw0rd", "short", "short", "at+least+8"),
+        ("Start-Passw0rd", "Next-Passw0rd1", "Next-Passw0rd1", "msg=Password+changed"),
+    ];
+    for (cur, new, again, want) in rows {
+        let r = change(cur, new, again).await.unwrap();
+        let to = r.headers()[LOCATION].to_str().unwrap().to_string();
+        assert!(to.contains(want), "{new}: {to}");
+    }
+    let v = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "pat", "password": "Next-Passw0rd1"}))).await;
+    assert_eq!(v.status, 200);
+    // With AD as the password authority, the portal refuses and says why.
+    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=x,DC=test"}))).await;
+    let ad = json!({"id": d.body["id"], "name": "ActiveDirectory"});
+    assert_eq!(
+        s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"passwordAuthority": ad}))).await.status,
+        200
+    );
+    let html = page(&c, &cookie).await.unwrap().text().await.unwrap();
+    assert!(html.contains("Active Directory manages your password"), "{html}");
+    let r = change("Next-Passw0rd1", "Third-Passw0rd1", "Third-Passw0rd1").await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="));
+}

@@ -1,0 +1,62 @@
+//! The PostgreSQL dialect of the filter translation ([`crate::sql`]), written to give the
+//! SQLite dialect's answers whatever the database's collation:
+//!
+//! - fields are read with `(doc->>'field')`, the expression the indexes are built on; a
+//!   boolean reads as `'true'`/`'false'`, so booleans are bound as that text;
+//! - `$n` parameters;
+//! - ranges (`$gt` …) compare under `COLLATE "C"` (bytes, as SQLite does); equality needs
+//!   no collation (it is byte equality under every deterministic collation) and so keeps
+//!   using the expression indexes;
+//! - `search` and sorting fold case with `lower(… COLLATE "C")`, which folds ASCII letters
+//!   only, exactly like SQLite's `lower()` and `NOCASE`; a missing field sorts first when
+//!   ascending and last when descending, as NULLs do in SQLite;
+//! - regular expressions use `~*` (case-insensitive). Patterns are validated by the core
+//!   with Rust regex syntax; PostgreSQL's ARE syntax agrees on everything but exotic
+//!   constructs (named groups `(?P<n>…)`, `\pL` classes), which fail here as a database error.
+
+use tether_core::query::Op;
+
+use crate::sql::{Bind, Dialect};
+
+pub(crate) struct Postgres;
+
+impl Dialect for Postgres {
+    const TRUE: &'static str = "TRUE";
+    const FALSE: &'static str = "FALSE";
+    const DOC: &'static str = "doc::text";
+
+    fn param(n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn field(name: &str) -> String {
+        format!("(doc->>'{name}')")
+    }
+
+    fn bool(b: bool) -> Bind {
+        Bind::Text(b.to_string())
+    }
+
+    fn regex(pattern: &str) -> Bind {
+        Bind::Text(pattern.to_string())
+    }
+
+    fn cmp(col: &str, op: Op, p: &str) -> String {
+        match op {
+            Op::Eq => format!("{col} = {p}::text"),
+            Op::Ne => format!("{col} IS DISTINCT FROM {p}::text"),
+            Op::Gt => format!("{col} COLLATE \"C\" > {p}::text"),
+            Op::Ge => format!("{col} COLLATE \"C\" >= {p}::text"),
+            Op::Lt => format!("{col} COLLATE \"C\" < {p}::text"),
+            Op::Le => format!("{col} COLLATE \"C\" <= {p}::text"),
+            Op::Search => {
+                format!("strpos(lower(coalesce({col}, '') COLLATE \"C\"), lower({p}::text COLLATE \"C\")) > 0")
+            }
+            Op::Regex => format!("coalesce({col}, '') ~* {p}::text"),
+        }
+    }
+
+    fn sort(col: &str, desc: bool) -> String {
+        format!("lower({col} COLLATE \"C\") {}", if desc { "DESC NULLS LAST" } else { "ASC NULLS FIRST" })
+    }
+}

@@ -1,0 +1,55 @@
+//! Schema migrations, applied in order at connect and recorded in `tether_schema.version`.
+//! Append new steps; never edit a released one.
+//!
+//! The tables are the SQLite ones with PostgreSQL types: documents, feed bodies and settings
+//! are `jsonb` (filters read fields with `->>`), every `seq` is an identity column (insertion
+//! order; never cached ahead, see the feed in the module above), and the unique constraints
+//! on `key2` are named `<table>_key2` so a violation names the key it hit. The expression
+//! indexes use the very expression the filter translation writes, `(doc->>'field')`.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite schema has after its migration 5.
+    r#"
+    CREATE TABLE users (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                        key1 TEXT CONSTRAINT users_key1 UNIQUE, key2 TEXT CONSTRAINT users_key2 UNIQUE,
+                        doc JSONB NOT NULL);
+    CREATE TABLE groups (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                         key1 TEXT CONSTRAINT groups_key1 UNIQUE, key2 TEXT CONSTRAINT groups_key2 UNIQUE,
+                         doc JSONB NOT NULL);
+    CREATE TABLE domains (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                          key1 TEXT CONSTRAINT domains_key1 UNIQUE, key2 TEXT CONSTRAINT domains_key2 UNIQUE,
+                          doc JSONB NOT NULL);
+    CREATE TABLE agents (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                         key1 TEXT CONSTRAINT agents_key1 UNIQUE, key2 TEXT CONSTRAINT agents_key2 UNIQUE,
+                         doc JSONB NOT NULL);
+    CREATE TABLE api_keys (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                           key1 TEXT CONSTRAINT api_keys_key1 UNIQUE, key2 TEXT CONSTRAINT api_keys_key2 UNIQUE,
+                           doc JSONB NOT NULL);
+    CREATE TABLE notifications (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                                key1 TEXT CONSTRAINT notifications_key1 UNIQUE,
+                                key2 TEXT CONSTRAINT notifications_key2 UNIQUE, doc JSONB NOT NULL);
+    CREATE TABLE history (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                          key1 TEXT CONSTRAINT history_key1 UNIQUE, key2 TEXT CONSTRAINT history_key2 UNIQUE,
+                          doc JSONB NOT NULL);
+
+    CREATE TABLE secrets (owner TEXT NOT NULL, purpose TEXT NOT NULL, hash TEXT NOT NULL,
+                          PRIMARY KEY (owner, purpose));
+    CREATE INDEX secrets_by_hash ON secrets (purpose, hash);
+    CREATE TABLE edges (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,
+                        src TEXT NOT NULL, dst TEXT NOT NULL, UNIQUE (kind, src, dst));
+    CREATE INDEX edges_by_dst ON edges (kind, dst);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value JSONB NOT NULL);
+
+    CREATE TABLE feed (seq BIGINT GENERATED ALWAYS AS IDENTITY (CACHE 1) PRIMARY KEY, domain_id TEXT NOT NULL,
+                       kind TEXT NOT NULL, object_id TEXT NOT NULL, body JSONB NOT NULL, secret TEXT,
+                       created TEXT NOT NULL);
+    CREATE INDEX feed_by_domain ON feed (domain_id, seq);
+
+    CREATE INDEX history_by_object ON history ((doc->>'objectId'), seq);
+    CREATE INDEX users_by_ad_guid ON users ((doc->>'_adGuid'));
+    CREATE INDEX users_by_ad_domain ON users ((doc->>'_adDomain'));
+    CREATE INDEX groups_by_ad_guid ON groups ((doc->>'_adGuid'));
+    CREATE INDEX groups_by_ad_domain ON groups ((doc->>'_adDomain'));
+    CREATE INDEX agents_by_domain ON agents ((doc->>'domainId'));
+    "#,
+];

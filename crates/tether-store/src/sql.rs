@@ -1,0 +1,255 @@
+//! What the SQL backends share: the walk of a core [`Filter`] into a `WHERE` clause and the
+//! list query around it (order, window), the statements whose text is the same in both
+//! dialects, unique-key conflicts and document decoding.
+//!
+//! Each backend's `filter` module supplies its [`Dialect`]: how a document field is read,
+//! how a parameter is spelled, and the few comparisons whose SQL differs. Field names come
+//! only from the core's static catalogues (or the store's own internal fields), so they are
+//! safe to inline; every value is a bound parameter.
+
+use serde_json::Value;
+use tether_core::query::{Filter, ListQuery, Op, Scalar};
+
+use crate::{Collection, Result, StoreError};
+
+/// A bound parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The SQL that differs between the backends' filter translations.
+pub(crate) trait Dialect {
+    /// The literals of true and false (for empty `IN` lists and empty `AND`/`OR`).
+    const TRUE: &'static str;
+    const FALSE: &'static str;
+    /// The select expression of the `doc` column as JSON text.
+    const DOC: &'static str;
+    /// The `n`th (1-based) parameter.
+    fn param(n: usize) -> String;
+    /// The expression reading the document field `name` (any name but `id`).
+    fn field(name: &str) -> String;
+    /// A boolean compared against a document field.
+    fn bool(b: bool) -> Bind;
+    /// The bound value of a regular expression (case-insensitive matching).
+    fn regex(pattern: &str) -> Bind;
+    /// `col <op> param`.
+    fn cmp(col: &str, op: Op, param: &str) -> String;
+    /// An `ORDER BY` term: `col` compared with ASCII letters case-folded, then bytewise;
+    /// a missing field (NULL) first when ascending and last when descending.
+    fn sort(col: &str, desc: bool) -> String;
+}
+
+/// The SQL expression reading `field` from a document row.
+pub(crate) fn column<D: Dialect>(field: &str) -> String {
+    if field == "id" {
+        "id".to_string()
+    } else {
+        debug_assert!(field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{field}");
+        D::field(field)
+    }
+}
+
+fn bind<D: Dialect>(v: &Scalar) -> Bind {
+    match v {
+        Scalar::Text(s) => Bind::Text(s.clone()),
+        Scalar::Bool(b) => D::bool(*b),
+    }
+}
+
+/// Appends the SQL of `f` to `sql` and its parameters to `binds` (numbered after the ones
+/// already there).
+pub(crate) fn to_sql<D: Dialect>(f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
+    match f {
+        Filter::Cmp { field, op, value } => {
+            binds.push(match (op, value) {
+                (Op::Regex, Scalar::Text(p)) => D::regex(p),
+                (Op::Regex, _) => unreachable!("regex values are text"),
+                _ => bind::<D>(value),
+            });
+            sql.push_str(&D::cmp(&column::<D>(field), *op, &D::param(binds.len())));
+        }
+        Filter::In { field, values } => {
+            if values.is_empty() {
+                sql.push_str(D::FALSE);
+                return;
+            }
+            sql.push_str(&column::<D>(field));
+            sql.push_str(" IN (");
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                binds.push(bind::<D>(v));
+                sql.push_str(&D::param(binds.len()));
+            }
+            sql.push(')');
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            let and = matches!(f, Filter::And(_));
+            if parts.is_empty() {
+                sql.push_str(if and { D::TRUE } else { D::FALSE });
+                return;
+            }
+            sql.push('(');
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(if and { " AND " } else { " OR " });
+                }
+                to_sql::<D>(p, sql, binds);
+            }
+            sql.push(')');
+        }
+    }
+}
+
+/// The two statements of a list: the total, and the window of documents.
+pub(crate) struct ListSql {
+    /// `SELECT count(*)`; its parameters are the first `count_binds` of `binds`.
+    pub count: String,
+    pub count_binds: usize,
+    /// The ordered window; all of `binds` (the filter's, then limit and offset).
+    pub select: String,
+    pub binds: Vec<Bind>,
+}
+
+/// Filters, orders (by the sort field, then insertion order) and windows `table`.
+pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
+    let mut cond = String::new();
+    let mut binds = Vec::new();
+    if let Some(f) = &q.filter {
+        cond.push_str(" WHERE ");
+        to_sql::<D>(f, &mut cond, &mut binds);
+    }
+    let count = format!("SELECT count(*) FROM {table}{cond}");
+    let count_binds = binds.len();
+    let order = match q.sort {
+        Some((f, desc)) => format!("{}, seq", D::sort(&column::<D>(f), desc)),
+        None => "seq".to_string(),
+    };
+    binds.push(Bind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    binds.push(Bind::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
+    let (limit, offset) = (D::param(binds.len() - 1), D::param(binds.len()));
+    let select = format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", D::DOC);
+    ListSql { count, count_binds, select, binds }
+}
+
+/// Statements spelled the same in both dialects (`$n` parameters, which sqlx's SQLite
+/// driver binds by number too).
+pub(crate) mod stmt {
+    pub const DELETE_EDGES_OF: &str = "DELETE FROM edges WHERE src = $1 OR dst = $1";
+    pub const DELETE_SECRETS_OF: &str = "DELETE FROM secrets WHERE owner = $1";
+    pub const PUT_SECRET: &str = "INSERT INTO secrets (owner, purpose, hash) VALUES ($1, $2, $3) \
+                                  ON CONFLICT (owner, purpose) DO UPDATE SET hash = excluded.hash";
+    pub const DELETE_SECRET: &str = "DELETE FROM secrets WHERE owner = $1 AND purpose = $2";
+    pub const SECRET: &str = "SELECT hash FROM secrets WHERE owner = $1 AND purpose = $2";
+    pub const SECRET_OWNER: &str = "SELECT owner FROM secrets WHERE purpose = $1 AND hash = $2";
+    pub const LINK: &str = "INSERT INTO edges (kind, src, dst) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    pub const UNLINK: &str = "DELETE FROM edges WHERE kind = $1 AND src = $2 AND dst = $3";
+    pub const TARGETS: &str = "SELECT dst FROM edges WHERE kind = $1 AND src = $2 ORDER BY seq";
+    pub const SOURCES: &str = "SELECT src FROM edges WHERE kind = $1 AND dst = $2 ORDER BY seq";
+    pub const CLEAR_FEED_SECRETS: &str =
+        "UPDATE feed SET secret = NULL WHERE domain_id = $1 AND seq <= $2 AND secret IS NOT NULL";
+}
+
+/// A unique key is stored lowercased, so uniqueness and lookups ignore case.
+pub(crate) fn lower(k: &Option<String>) -> Option<String> {
+    k.as_ref().map(|s| s.to_lowercase())
+}
+
+/// The conflict error of a unique violation on `c`'s second key (`key2`) or its first.
+pub(crate) fn conflict(c: Collection, key2: bool) -> StoreError {
+    let [k1, k2] = c.key_names();
+    StoreError::Conflict { collection: singular(c), field: if key2 { k2 } else { k1 } }
+}
+
+fn singular(c: Collection) -> &'static str {
+    match c {
+        Collection::Users => "user",
+        Collection::Groups => "group",
+        Collection::Domains => "domain",
+        Collection::Agents => "agent",
+        Collection::ApiKeys => "api key",
+        Collection::Notifications => "notification",
+        Collection::History => "history entry",
+    }
+}
+
+/// Decodes a stored JSON document.
+pub(crate) fn parse(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_core::query::{parse_filter_param, USER_FIELDS};
+
+    /// A dialect that spells everything visibly, to test the walk itself.
+    struct T;
+    impl Dialect for T {
+        const TRUE: &'static str = "T";
+        const FALSE: &'static str = "F";
+        const DOC: &'static str = "d";
+        fn param(n: usize) -> String {
+            format!("${n}")
+        }
+        fn field(name: &str) -> String {
+            format!("f({name})")
+        }
+        fn bool(b: bool) -> Bind {
+            Bind::Int(i64::from(b))
+        }
+        fn regex(p: &str) -> Bind {
+            Bind::Text(format!("re:{p}"))
+        }
+        fn cmp(col: &str, op: Op, param: &str) -> String {
+            format!("{col} {op:?} {param}")
+        }
+        fn sort(col: &str, desc: bool) -> String {
+            format!("{col} {}", if desc { "D" } else { "A" })
+        }
+    }
+
+    #[test]
+    fn walks_and_numbers_parameters() {
+        let f = Filter::And(vec![
+            parse_filter_param(USER_FIELDS, "suspended:$eq:true").unwrap(),
+            Filter::Or(vec![
+                parse_filter_param(USER_FIELDS, "firstname:in:a|b").unwrap(),
+                Filter::In { field: "id", values: vec![] },
+                Filter::Cmp { field: "username", op: Op::Regex, value: Scalar::Text("^x".into()) },
+            ]),
+            Filter::Or(vec![]),
+        ]);
+        let q = ListQuery { filter: Some(f), sort: Some(("lastname", true)), limit: 5, skip: 10 };
+        let l = list_sql::<T>("users", &q);
+        let cond = "(f(suspended) Eq $1 AND (f(firstname) IN ($2, $3) OR F OR f(username) Regex $4) AND F)";
+        assert_eq!(l.count, format!("SELECT count(*) FROM users WHERE {cond}"));
+        assert_eq!(l.count_binds, 4);
+        assert_eq!(
+            l.select,
+            format!("SELECT d FROM users WHERE {cond} ORDER BY f(lastname) D, seq LIMIT $5 OFFSET $6")
+        );
+        assert_eq!(
+            l.binds,
+            [
+                Bind::Int(1),
+                Bind::Text("a".into()),
+                Bind::Text("b".into()),
+                Bind::Text("re:^x".into()),
+                Bind::Int(5),
+                Bind::Int(10)
+            ]
+        );
+    }
+
+    #[test]
+    fn unbounded_windows_saturate() {
+        let q = ListQuery { filter: None, sort: None, limit: usize::MAX, skip: 0 };
+        let l = list_sql::<T>("groups", &q);
+        assert_eq!(l.select, "SELECT d FROM groups ORDER BY seq LIMIT $1 OFFSET $2");
+        assert_eq!(l.binds, [Bind::Int(i64::MAX), Bind::Int(0)]);
+    }
+}

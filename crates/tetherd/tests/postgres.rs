@@ -1,0 +1,207 @@
+//! tetherd on PostgreSQL: the `tetherd serve --database-url postgres://…` binary, and two
+//! servers sharing one database — what one writes the other serves, and the change feed
+//! appended through both reaches a sync agent polling either, in order and promptly. The
+//! database is a fresh one on the test run's PostgreSQL (`tether_testkit::postgres`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tether_testkit::{postgres_db, TestServer};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tetherd(database_url: &str, key: &str) -> (Daemon, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .env("TETHER_BOOTSTRAP_API_KEY", key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url =
+        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first stdout line: {line:?}")).to_string();
+    (Daemon(child), url)
+}
+
+#[tokio::test]
+async fn two_tetherd_processes_serve_one_postgres_database() {
+    let db = postgres_db().await;
+    let key = "pg-bootstrap-key-0123456789";
+    let (_a, a) = tetherd(&db.url, key);
+    let (_b, b) = tetherd(&db.url, key);
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{a}/api/systemusers"))
+        .header("x-api-key", key)
+        .json(&json!({"username": "pgann", "email": "pgann@x.io"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r: Value =
+        c.get(format!("{b}/api/systemusers")).header("x-api-key", key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["totalCount"], 1, "{r}");
+    assert_eq!(r["results"][0]["username"], "pgann");
+}
+
+#[test]
+fn bad_database_urls_name_the_flag() {
+    let run = |url: &str| {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_tetherd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        (String::from_utf8_lossy(&out.stderr).into_owned(), started.elapsed())
+    };
+    let (err, _) = run("mysql://db/tether");
+    assert!(err.contains("--database-url") && err.contains("postgres://"), "{err}");
+    // Nothing listens on port 1: a clear error (without the password), soon.
+    let (err, took) = run("postgres://tether:hunter2secret@127.0.0.1:1/tether");
+    assert!(err.contains("--database-url"), "{err}");
+    assert!(!err.contains("hunter2secret"), "the password leaked: {err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+async fn created(s: &TestServer, path: &str, body: Value) -> Value {
+    let r = s.call("POST", path, Some(body)).await;
+    assert!(r.status.is_success(), "{path}: {} {}", r.status, r.body);
+    r.body
+}
+
+/// A registered sync agent's calls (bearer token), through either server.
+struct Agent<'a> {
+    token: String,
+    client: &'a reqwest::Client,
+}
+
+impl Agent<'_> {
+    async fn post(&self, s: &TestServer, path: &str, body: Value) -> Value {
+        let r = self.client.post(format!("{}{path}", s.url)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn poll(&self, s: &TestServer, wait_ms: u64, limit: u64) -> Vec<Value> {
+        let v = self.post(s, "/api/agent/v1/sync/poll", json!({"waitMs": wait_ms, "limit": limit})).await;
+        v.as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_share_one_database_and_one_ordered_feed() {
+    let db = postgres_db().await;
+    let servers = Arc::new([TestServer::start_on(&db.url).await, TestServer::start_on(&db.url).await]);
+    let [a, b] = &*servers;
+
+    // What one server writes, the other serves; unique keys hold across both.
+    let ann = created(a, "/api/systemusers", json!({"username": "ann", "email": "ann@x.io"})).await;
+    let got = b.call("GET", &format!("/api/systemusers/{}", ann["id"].as_str().unwrap()), None).await;
+    assert_eq!((got.status.as_u16(), got.body["email"].as_str()), (200, Some("ann@x.io")));
+    let dup = b.call("POST", "/api/systemusers", Some(json!({"username": "ANN", "email": "other@x.io"}))).await;
+    assert_eq!(dup.status, 409, "{}", dup.body);
+
+    // A domain made through one server, its sync agent through the other.
+    let d = created(a, "/api/v2/activedirectories", json!({"domain": "DC=pg,DC=test"})).await;
+    let d = d["id"].as_str().unwrap().to_string();
+    let key = created(b, &format!("/api/v2/activedirectories/{d}/agents"), json!({"agentType": "SYNC"})).await;
+    let agent = Agent { token: "p".repeat(40), client: &a.client };
+    let r = a
+        .call_as(
+            None,
+            "POST",
+            "/api/agent/v1/register",
+            Some(json!({"connectKey": key["connectKey"], "token": agent.token})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+
+    // Users bound to the domain through both servers at once, then changed through both at
+    // once: every bind and every change is one feed entry.
+    let n = 12;
+    let mut users = Vec::new();
+    for i in 0..n {
+        let s = &servers[i % 2];
+        let u =
+            created(s, "/api/systemusers", json!({"username": format!("pg{i}"), "email": format!("pg{i}@x.io")})).await;
+        users.push(u["id"].as_str().unwrap().to_string());
+    }
+    let mut binds = tokio::task::JoinSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let (servers, path, u) = (servers.clone(), format!("/api/v2/activedirectories/{d}/associations"), u.clone());
+        binds
+            .spawn(async move { created(&servers[i % 2], &path, json!({"op": "add", "type": "user", "id": u})).await });
+    }
+    binds.join_all().await;
+    let mut changes = tokio::task::JoinSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let (servers, u) = (servers.clone(), u.clone());
+        changes.spawn(async move {
+            let s = &servers[(i + 1) % 2];
+            let r = s.call("PUT", &format!("/api/systemusers/{u}"), Some(json!({"firstname": "Changed"}))).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        });
+    }
+    changes.join_all().await;
+
+    // The agent reads the feed through both servers in turn, acknowledging as it goes.
+    let mut seqs: Vec<i64> = Vec::new();
+    let mut per_user = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for round in 0.. {
+        let s = &servers[round % 2];
+        let page = agent.poll(s, 0, 5).await;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            seqs.push(e["seq"].as_i64().unwrap());
+            let first = e["body"]["change"]["firstname"].as_str().unwrap_or("").to_string();
+            per_user.entry(e["objectId"].as_str().unwrap().to_string()).or_default().push(first);
+        }
+        agent.post(s, "/api/agent/v1/sync/ack", json!({"seq": seqs.last()})).await;
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert_eq!(seqs.len(), 2 * n, "{seqs:?}");
+    for u in &users {
+        assert_eq!(per_user[u], ["", "Changed"], "{u}: the bind, then the change");
+    }
+
+    // An agent long-polling one server gets an entry appended through the other promptly,
+    // though only the appending process is notified in memory.
+    let waiting = {
+        let (token, url) = (agent.token.clone(), a.url.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/agent/v1/sync/poll"))
+                .bearer_auth(token)
+                .json(&json!({"waitMs": 20_000}))
+                .send()
+                .await
+                .unwrap();
+            (r.json::<Value>().await.unwrap(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let appended = Instant::now();
+    let r = b.call("PUT", &format!("/api/systemusers/{}", users[0]), Some(json!({"firstname": "Again"}))).await;
+    assert_eq!(r.status, 200);
+    let (entries, waited) = waiting.await.unwrap();
+    let delivered = appended.elapsed();
+    assert_eq!(entries[0]["body"]["change"]["firstname"], "Again", "{entries}");
+    assert!(waited >= Duration::from_millis(400), "the poll waited for the entry ({waited:?})");
+    assert!(delivered < Duration::from_secs(3), "delivered {delivered:?} after the append");
+}
