@@ -199,6 +199,9 @@ async fn oversized_and_malformed_requests_get_clear_errors() {
     let huge = format!("{{\"username\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
     let r = s.call_raw("POST", "/api/systemusers", &huge).await;
     assert!(r.status.is_client_error(), "{}", r.status);
+    // Import reports may be large, but only an authenticated agent's body is ever read.
+    let r = s.call_raw("POST", "/api/agent/v1/import", &huge).await;
+    assert_eq!(r.status, 401, "the token is checked before the body");
     let r = s.call_raw("POST", "/api/agent/v1/register", "{\"connectKey\": 5}").await;
     assert_eq!(r.status, 400);
     let r = s.call("POST", "/api/systemusers", Some(json!({"username": "a".repeat(300), "email": "a@b.c"}))).await;

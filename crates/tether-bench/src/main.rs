@@ -1,8 +1,10 @@
 //! `cargo run --release -p tether-bench -- adi --users 1000`: measures Tether against a real
 //! Samba AD DC in one run — the raw read rate of AD (the physical limit), the initial import
-//! and its ratio to that rate, the cost of idle cycles, propagation latency both ways, the
-//! bulk provisioning rate into AD against raw adds, and delegated authentication under
-//! concurrency. Prints a table and writes JSON. Figures are recorded in docs/performance.md.
+//! (run by the import agent in a process of its own, for its peak RSS) and its ratio to that
+//! rate, the cost of idle cycles, propagation latency both ways, the bulk provisioning rate
+//! into AD against raw adds, and delegated authentication under concurrency. Prints a table,
+//! writes JSON and draws the latency distributions (SVG). `… -- store --users 100000`
+//! measures tetherd alone at scale. Figures are recorded in docs/performance.md.
 //!
 //! The DC is provisioned in `target/bench-ad` on 127.0.0.77 and seeded once per size; the
 //! stopped, seeded directory is kept as `target/bench-ad-template-N` and copied for later
@@ -24,6 +26,9 @@ use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_agent::session::Session;
 use tether_testkit::{workspace_root, Dc, TestServer};
 
+mod picture;
+mod store;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -40,9 +45,21 @@ enum Cmd {
         /// Single changes measured in each direction.
         #[arg(long, default_value_t = 200)]
         changes: usize,
-        /// Where the JSON results go.
+        /// Where the JSON results go (the picture goes beside it, as .svg).
         #[arg(long, default_value = "target/bench-results.json")]
         out: PathBuf,
+    },
+    /// tetherd alone: users seeded through the storage layer, then the API measured.
+    Store {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value = "target/bench-store.json")]
+        out: PathBuf,
+    },
+    /// (Internal) one complete import cycle in a process of its own; prints its peak RSS.
+    ImportOnce {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -116,7 +133,7 @@ fn import_target(d: &Dc) -> LdapTarget {
 }
 
 /// p50, p99 and max of durations, in milliseconds.
-fn dist(mut v: Vec<Duration>) -> Value {
+pub(crate) fn dist(mut v: Vec<Duration>) -> Value {
     v.sort();
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     let at = |q: f64| {
@@ -127,7 +144,7 @@ fn dist(mut v: Vec<Duration>) -> Value {
     json!({"n": v.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99)), "max_ms": ms(v.last().copied().unwrap_or_default())})
 }
 
-fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -147,17 +164,18 @@ async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -
     Ok(a.body["connectKey"].as_str().context("key")?.to_string())
 }
 
+fn import_config_json(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Value {
+    json!({
+        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
+        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
+                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
+        "InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}
+    })
+}
+
 fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Result<ImportConfig> {
-    Ok(ImportConfig::from_str(
-        Path::new("bench.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
-            "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
-                     "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
-            "InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}
-        })
-        .to_string(),
-    )?)
+    let v = import_config_json(s, d, key, state, installed_on);
+    Ok(ImportConfig::from_str(Path::new("bench.json"), &v.to_string())?)
 }
 
 async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
@@ -180,7 +198,27 @@ async fn user_field(s: &TestServer, username: &str, field: &str) -> Value {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let Cmd::Adi { users: n, changes, out } = Cli::parse().cmd;
+    let (n, changes, out) = match Cli::parse().cmd {
+        Cmd::Adi { users, changes, out } => (users, changes, out),
+        Cmd::Store { users, out } => {
+            let r = store::run(users).await?;
+            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::ImportOnce { config } => {
+            let cfg = ImportConfig::load(&config)?;
+            let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await?;
+            let mut ldap = connect(&cfg.ldap_target()).await?;
+            let st = tether_agent::import::cycle(&cfg, &mut ldap, &session, true).await?;
+            println!(
+                "{}",
+                json!({"entries_read": st.entries_read, "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0})
+            );
+            return Ok(());
+        }
+    };
     let d = dc(n)?;
     let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
     let mut ldap = connect(&import_target(&d)).await?;
@@ -204,14 +242,23 @@ async fn main() -> Result<()> {
     let key = domain_with_agent(&s, &d, "TWOWAYSYNC", "IMPORT").await?;
     let state = tempfile::tempdir()?;
     let icfg = import_config(&s, &d, &key, state.path(), "member_server")?;
-    let session = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await?;
+    // The initial import runs in a process of its own: the import agent's peak RSS.
+    let cfg_path = state.path().join("importagent.config.json");
+    std::fs::write(&cfg_path, import_config_json(&s, &d, &key, state.path(), "member_server").to_string())?;
+    std::fs::set_permissions(&cfg_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let t = Instant::now();
-    let st = tether_agent::import::cycle(&icfg, &mut ldap, &session, true).await?;
+    let child = Command::new(std::env::current_exe()?).arg("import-once").arg("--config").arg(&cfg_path).output()?;
     let import_s = t.elapsed().as_secs_f64();
+    if !child.status.success() {
+        bail!("the import agent failed: {}", String::from_utf8_lossy(&child.stderr));
+    }
+    let st: Value = serde_json::from_slice(&child.stdout)?;
+    let session = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await?;
     let imported = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].as_u64().unwrap_or(0);
     let import_rate = imported as f64 / import_s;
     results["initial_import"] = json!({"users": imported, "seconds": (import_s * 100.0).round() / 100.0, "users_per_s": import_rate.round(),
-        "ratio_to_raw_paged_read": (import_rate / raw_rate * 100.0).round() / 100.0, "entries_read": st.entries_read});
+        "ratio_to_raw_paged_read": (import_rate / raw_rate * 100.0).round() / 100.0, "entries_read": st["entries_read"],
+        "import_agent_peak_rss_mb": st["peak_rss_mb"]});
     let mut idle = Vec::new();
     let mut idle_reads = 0;
     for _ in 0..20 {
@@ -242,6 +289,7 @@ async fn main() -> Result<()> {
         }
         lat.push(t.elapsed());
     }
+    let mut series: Vec<(&str, Vec<Duration>)> = vec![("AD → Tether (attribute edit)", lat.clone())];
     results["ad_to_tether_latency"] = dist(lat);
     importer.abort();
 
@@ -301,6 +349,7 @@ async fn main() -> Result<()> {
         }
         lat.push(t.elapsed());
     }
+    series.push(("Tether → AD (attribute edit)", lat.clone()));
     results["tether_to_ad_latency"] = dist(lat);
 
     // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
@@ -398,7 +447,12 @@ async fn main() -> Result<()> {
         lat.extend(t.await?);
     }
     worker.abort();
+    series.push(("delegated authentication (16 clients)", lat.clone()));
     results["delegated_auth"] = json!({"clients": 16, "auth_per_s": (done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(lat)});
+    let svg = out.with_extension("svg");
+    let title = format!("Latency, {n} users ({} cores)", results["cores"]);
+    std::fs::write(&svg, picture::cdf_svg(&title, &series))?;
+    eprintln!("latency picture: {}", svg.display());
     results["peak_rss_mb_bench_process"] = json!((peak_rss_mb() * 10.0).round() / 10.0);
 
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;

@@ -69,13 +69,17 @@ pub struct ImportOutcome {
     pub dry_run: Vec<Value>,
 }
 
+/// The Tether user an AD user is (linked by objectGUID, from `linked`: the report's users
+/// looked up at once), or would take over by username; `Err` when the username is linked to
+/// another AD user.
 async fn find_existing(
     s: &AppState,
     obs: &AdUserObs,
     settings: &ImportSettings,
+    linked: &HashMap<String, User>,
 ) -> Result<Result<Option<User>, String>, ApiError> {
-    if let Some(u) = s.repo.user_by_ad_guid(&obs.guid).await? {
-        return Ok(Ok(Some(u)));
+    if let Some(u) = linked.get(&obs.guid) {
+        return Ok(Ok(Some(u.clone())));
     }
     let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(Ok(None)) };
     match s.repo.user_by_username(&name).await? {
@@ -314,8 +318,10 @@ pub async fn apply(
     let mut out = ImportOutcome::default();
     let mut planned: Vec<Planned> = Vec::new();
     let pending = pending_in_feed(s, &domain.id).await?;
+    let guids: Vec<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
+    let linked = s.repo.users_by_ad_guids(&guids).await?;
     for obs in &report.users {
-        let existing = match find_existing(s, obs, &settings).await? {
+        let existing = match find_existing(s, obs, &settings, &linked).await? {
             Ok(e) => e,
             Err(reason) => {
                 out.skipped.push(skip(obs, &reason));

@@ -30,8 +30,13 @@ pub async fn user_bound(s: &AppState, u: &User, domain: &AdDomain) -> Result<(),
         );
         queue(s, "directory_bound", &u.email, "You have been added to a directory", &body).await
     } else {
-        let body = "Welcome to Tether. Follow the activation link to set your password and activate your account.";
-        queue(s, "activation", &u.email, "Activate your account", body).await
+        let link = crate::console::activation_link(s, &u.id).await?;
+        let body = format!(
+            "Welcome to Tether. Open {link} on your Tether server within {} hours to set your password and \
+             activate your account.",
+            crate::console::ACTIVATION_LIFETIME.whole_hours()
+        );
+        queue(s, "activation", &u.email, "Activate your account", &body).await
     }
 }
 

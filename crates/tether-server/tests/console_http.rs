@@ -151,3 +151,78 @@ async fn portal_login_and_password_rules() {
     let r = change("Next-Passw0rd1", "Third-Passw0rd1", "Third-Passw0rd1").await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="));
 }
+
+#[tokio::test]
+async fn activation_link_sets_the_first_password_once() {
+    let s = TestServer::start().await;
+    let c = client();
+    let u = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": "newbie", "email": "newbie@x.io", "firstname": "New"})),
+        )
+        .await;
+    let id = u.body["id"].as_str().unwrap().to_string();
+    // Binding a user without a password to a syncing domain sends the activation email.
+    let d = s
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=act,DC=test", "useCase": "TWOWAYSYNC"})))
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v2/activedirectories/{domain}/associations"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let n = s.call("GET", "/api/v2/notifications", None).await.body;
+    let mail =
+        n.as_array().unwrap().iter().find(|m| m["template"] == "activation").expect("an activation email").clone();
+    let body = mail["body"].as_str().unwrap();
+    let path = body.split_whitespace().find(|w| w.starts_with("/portal/activate/")).expect("a link").to_string();
+    let html = c.get(format!("{}{path}", s.url)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Welcome, newbie") && html.contains("At least 8 characters"), "{html}");
+    let post = |new: &'static str, again: &'static str| {
+        c.post(format!("{}{path}", s.url)).form(&[("new", new), ("again", again)]).send()
+    };
+    // (new, again, where it leads)
+    let r = post("Weak", "Weak").await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="), "the policy applies");
+    let r = post("Welcome-Passw0rd", "Welcome-Passw0rd").await.unwrap();
+    let to = r.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(to.starts_with("/portal/profile"), "{to}");
+    session_cookie(&r);
+    let v = s
+        .call("POST", "/api/v2/auth/verify", Some(json!({"username": "newbie", "password": "Welcome-Passw0rd"})))
+        .await;
+    assert_eq!(v.status, 200);
+    // The password goes to AD with the rest of the user.
+    let h = s.call("GET", &format!("/api/v2/users/{id}/history"), None).await.body;
+    assert_eq!(h.as_array().unwrap().last().unwrap()["changes"]["password"][1], "changed");
+    // Single use.
+    let r = post("Other-Passw0rd1", "Other-Passw0rd1").await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().starts_with("/portal/login?err="));
+    // A link past its lifetime is refused.
+    let link2 = s.call("POST", "/api/systemusers", Some(json!({"username": "late", "email": "late@x.io"}))).await;
+    let id2 = link2.body["id"].as_str().unwrap().to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain}/associations"),
+        Some(json!({"op": "add", "type": "user", "id": id2})),
+    )
+    .await;
+    let n = s.call("GET", "/api/v2/notifications", None).await.body;
+    let mail = n.as_array().unwrap().iter().rev().find(|m| m["recipient"] == "late@x.io").unwrap().clone();
+    let path2 = mail["body"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("/portal/activate/"))
+        .unwrap()
+        .to_string();
+    s.advance(time::Duration::hours(73));
+    let r = c.get(format!("{}{path2}", s.url)).send().await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("expired"));
+}

@@ -75,6 +75,8 @@ pub enum Secret {
     ConnectKey,
     /// SHA-256 of an agent's token.
     AgentToken,
+    /// SHA-256 of a user's activation (welcome) link token.
+    Activation,
 }
 
 impl Secret {
@@ -84,6 +86,7 @@ impl Secret {
             Secret::ApiKey => "api_key",
             Secret::ConnectKey => "connect_key",
             Secret::AgentToken => "agent_token",
+            Secret::Activation => "activation",
         }
     }
 }

@@ -152,6 +152,30 @@ impl Repo {
         Ok(self.list_users(&eq(AD_GUID, guid, 1)).await?.1.pop())
     }
 
+    /// The users linked to any of these objectGUIDs, by objectGUID (a few queries for a
+    /// whole import report instead of one per user).
+    pub async fn users_by_ad_guids(&self, guids: &[&str]) -> Result<std::collections::HashMap<String, User>> {
+        use tether_core::query::{Filter, Scalar};
+        let mut out = std::collections::HashMap::new();
+        for chunk in guids.chunks(500) {
+            let q = ListQuery {
+                filter: Some(Filter::In {
+                    field: AD_GUID,
+                    values: chunk.iter().map(|g| Scalar::Text(g.to_string())).collect(),
+                }),
+                sort: None,
+                limit: chunk.len(),
+                skip: 0,
+            };
+            for u in self.list_users(&q).await?.1 {
+                if let Some(g) = u.ad_guid.clone() {
+                    out.insert(g, u);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every user linked to the AD domain `domain_id`.
     pub async fn users_of_domain(&self, domain_id: &str) -> Result<Vec<User>> {
         Ok(self.list_users(&eq(AD_DOMAIN, domain_id, usize::MAX >> 1)).await?.1)

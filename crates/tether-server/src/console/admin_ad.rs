@@ -142,6 +142,10 @@ struct DomainPage {
     groups: Vec<(String, String)>,
     at_risk: Vec<(String, String)>,
     steps: Vec<String>,
+    /// Where a decommission stands: running and paused agents, users still restricted.
+    running: usize,
+    paused: usize,
+    restricted: u64,
 }
 
 pub async fn domain(
@@ -217,6 +221,9 @@ pub async fn domain(
         groups,
         at_risk,
         steps: steps.unwrap_or_default(),
+        running: decom["agents"].as_array().map_or(0, |a| a.iter().filter(|x| x["paused"] == false).count()),
+        paused: decom["agents"].as_array().map_or(0, |a| a.iter().filter(|x| x["paused"] == true).count()),
+        restricted: decom["restrictedUsers"].as_u64().unwrap_or(0),
     })
 }
 

@@ -21,6 +21,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
+pub use portal::{activation_link, ACTIVATION_LIFETIME};
 pub use session::Sessions;
 
 /// The frame every console page shares.
@@ -170,5 +171,6 @@ pub fn router() -> Router<AppState> {
         .route("/portal/logout", post(portal::logout))
         .route("/portal/profile", get(portal::profile))
         .route("/portal/password", post(portal::change_password))
+        .route("/portal/activate/{token}", get(portal::activate_page).post(portal::activate))
         .layer(axum::middleware::from_fn(security_headers))
 }

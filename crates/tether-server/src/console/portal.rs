@@ -5,7 +5,7 @@
 //! AD is the user's password authority the change is refused with the reason.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
@@ -15,8 +15,96 @@ use tether_store::{Collection, Edge};
 use super::admin_users::password_status;
 use super::session::{cookie, cookie_value, PortalUser, Who, USER_COOKIE};
 use super::{back, csrf, page, reason, Fields, Flash};
+use crate::auth::{random_hex, sha256_hex};
+use crate::error::ApiError;
 use crate::routes::misc::{authenticate, AuthOutcome};
 use crate::AppState;
+use tether_store::Secret;
+
+/// How long an activation link works.
+pub const ACTIVATION_LIFETIME: time::Duration = time::Duration::hours(72);
+
+/// A new single-use activation link for a user without a password (replacing any earlier
+/// one). The token carries its expiry in the clear; only its SHA-256 is stored, so the expiry
+/// cannot be changed without invalidating it.
+pub async fn activation_link(s: &AppState, user_id: &str) -> Result<String, ApiError> {
+    let expires = (s.now() + ACTIVATION_LIFETIME).unix_timestamp();
+    let token = format!("{}{expires:x}", random_hex(24));
+    s.repo.store().put_secret(user_id, Secret::Activation, Some(&sha256_hex(&token))).await?;
+    Ok(format!("/portal/activate/{token}"))
+}
+
+/// The user an activation token belongs to, if it is known and not expired.
+async fn activation_owner(s: &AppState, token: &str) -> Option<String> {
+    let expires = token.get(48..).and_then(|h| i64::from_str_radix(h, 16).ok())?;
+    if s.now().unix_timestamp() >= expires {
+        return None;
+    }
+    s.repo.store().secret_owner(Secret::Activation, &sha256_hex(token)).await.ok().flatten()
+}
+
+#[derive(Template)]
+#[template(path = "portal_activate.html")]
+struct ActivatePage {
+    token: String,
+    username: String,
+    policy: String,
+    err: Option<String>,
+}
+
+fn policy_text(p: &tether_core::policy::PasswordPolicy) -> String {
+    format!(
+        "At least {} characters, with at least {} of: lowercase letters, uppercase letters, digits, symbols.",
+        p.min_length, p.min_character_classes
+    )
+}
+
+/// The activation page: the new user chooses a password.
+pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>, Query(f): Query<Flash>) -> Response {
+    let Some(id) = activation_owner(&s, &token).await else {
+        return back(
+            "/portal/login",
+            Err("this activation link is unknown or has expired: ask your administrator for a new one".into()),
+        );
+    };
+    let Ok(Some(u)) = s.repo.user(&id).await else { return back("/portal/login", Err("unknown user".into())) };
+    let policy = s.repo.settings().await.map(|o| o.password_policy).unwrap_or_default();
+    page(ActivatePage { token, username: u.username, policy: policy_text(&policy), err: f.err })
+}
+
+/// Sets the first password (which reaches the user's AD domains like any other), ends the
+/// link, and logs the user in.
+pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: Fields) -> Response {
+    let here = format!("/portal/activate/{token}");
+    let Some(id) = activation_owner(&s, &token).await else {
+        return back(
+            "/portal/login",
+            Err("this activation link is unknown or has expired: ask your administrator for a new one".into()),
+        );
+    };
+    let Ok(Some(u)) = s.repo.user(&id).await else { return back("/portal/login", Err("unknown user".into())) };
+    let (new, again) = (f.get("new").unwrap_or_default(), f.get("again").unwrap_or_default());
+    if new != again {
+        return back(&here, Err("the two passwords differ".into()));
+    }
+    let settings = match s.repo.settings().await {
+        Ok(o) => o,
+        Err(e) => return back(&here, Err(e.to_string())),
+    };
+    let write = match tether_core::patch::change_own_password(&u, new, &settings) {
+        Ok(w) => w,
+        Err(e) => return back(&here, Err(e.to_string())),
+    };
+    let actor = json!({"type": "user", "id": u.id, "name": u.username, "via": "activation link"});
+    if let Err(e) = crate::routes::users::save_update(&s, &u, write, &actor).await {
+        return back(&here, Err(reason(e)));
+    }
+    let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
+    let session = s.sessions.open(Who::User(id), s.now());
+    let mut r = back("/portal/profile", Ok("Welcome: your account is active.".into()));
+    r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, &session, "/portal").parse().expect("ascii"));
+    r
+}
 
 #[derive(Template)]
 #[template(path = "portal_login.html")]
@@ -108,10 +196,7 @@ pub async fn profile(user: PortalUser, State(s): State<AppState>, Query(flash): 
              and it will be used here too."
                 .to_string()
         }),
-        policy: format!(
-            "At least {} characters, with at least {} of: lowercase letters, uppercase letters, digits, symbols.",
-            policy.min_length, policy.min_character_classes
-        ),
+        policy: policy_text(&policy),
         groups,
     })
 }

@@ -78,9 +78,28 @@ pub async fn agent_from(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
     s.repo.get(Collection::Agents, &id).await?.ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))
 }
 
+/// The largest import report accepted: a complete report carries every user in scope
+/// (~1 KiB each), so this allows about half a million users. Only an authenticated agent's
+/// body is read (the token is checked first); every other request keeps the 2 MiB bound.
+pub const MAX_REPORT_BYTES: usize = 512 * 1024 * 1024;
+
+/// An agent authenticated from its headers, before any body is read.
+pub struct AuthedAgent(pub Agent);
+
+impl axum::extract::FromRequestParts<AppState> for AuthedAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, s: &AppState) -> ApiResult<Self> {
+        agent_from(s, &parts.headers).await.map(AuthedAgent)
+    }
+}
+
 /// `POST /api/agent/v1/import`: one import cycle's observations.
-pub async fn import(State(s): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
-    let agent = agent_from(&s, &headers).await?;
+pub async fn import(
+    State(s): State<AppState>,
+    AuthedAgent(agent): AuthedAgent,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
     if agent.agent_type != AgentType::Import {
         return Err(ApiError::new(Code::Forbidden, "only import agents report imports"));
     }

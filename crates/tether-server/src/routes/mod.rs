@@ -60,7 +60,10 @@ pub fn router(state: AppState) -> Router {
         // the agent protocol
         .route("/api/agent/v1/register", post(agent_api::register))
         .route("/api/agent/v1/heartbeat", post(agent_api::heartbeat))
-        .route("/api/agent/v1/import", post(agent_api::import))
+        .route(
+            "/api/agent/v1/import",
+            post(agent_api::import).layer(axum::extract::DefaultBodyLimit::max(agent_api::MAX_REPORT_BYTES)),
+        )
         .route("/api/agent/v1/auth/poll", post(agent_api::auth_poll))
         .route("/api/agent/v1/passwords", post(agent_api::passwords))
         .route("/api/agent/v1/sync/poll", post(agent_api::sync_poll))

@@ -52,4 +52,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX groups_by_ad_domain ON groups ((doc->>'_adDomain'));
     CREATE INDEX agents_by_domain ON agents ((doc->>'domainId'));
     "#,
+    // 2 (SQLite's 6): the user lookups and sort admins' scripts use most — by username or
+    // email, and pages sorted by username — without scanning every user.
+    r#"
+    CREATE INDEX users_by_username ON users ((doc->>'username'));
+    CREATE INDEX users_by_email ON users ((doc->>'email'));
+    CREATE INDEX users_sorted_by_username ON users (lower((doc->>'username') COLLATE "C") ASC NULLS FIRST, seq);
+    "#,
 ];

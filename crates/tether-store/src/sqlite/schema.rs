@@ -47,4 +47,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX groups_by_ad_domain ON groups (json_extract(doc, '$._adDomain'));
     CREATE INDEX agents_by_domain ON agents (json_extract(doc, '$.domainId'));
     "#,
+    // 6: the user lookups and sort admins' scripts use most — by username or email, and pages
+    // sorted by username — without scanning every user.
+    r#"
+    CREATE INDEX users_by_username ON users (json_extract(doc, '$.username'));
+    CREATE INDEX users_by_email ON users (json_extract(doc, '$.email'));
+    CREATE INDEX users_sorted_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE, seq);
+    "#,
 ];

@@ -1,0 +1,107 @@
+//! `tether-bench store --users 100000`: tetherd alone at scale. Users are seeded through the
+//! storage layer (batched inserts, as an import writes them), then the API is measured the way
+//! admins' scripts use it: paging the user list, looking a user up by name, searching.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use tether_core::user::User;
+use tether_store::{Collection, Store, WriteOp};
+use tether_testkit::TestServer;
+
+use crate::{dist, peak_rss_mb};
+
+fn user(i: usize) -> User {
+    let mut u = User {
+        id: format!("{i:024x}"),
+        username: format!("user{i:07}"),
+        email: format!("user{i:07}@bench.test"),
+        firstname: "Bench".into(),
+        lastname: format!("User{i}"),
+        department: format!("Dept{}", i % 50),
+        created: "2026-11-22T00:00:00Z".into(),
+        ..User::default()
+    };
+    u.refresh_derived();
+    u
+}
+
+/// A cheap deterministic sequence for request parameters.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+async fn timed(
+    s: &TestServer,
+    n: usize,
+    mut req: impl FnMut(usize) -> (String, String, Option<Value>),
+) -> Vec<Duration> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let (method, path, body) = req(i);
+        let t = Instant::now();
+        let r = s.call(&method, &path, body).await;
+        lat.push(t.elapsed());
+        assert!(r.status.is_success(), "{path}: {:?}", r.body);
+    }
+    lat
+}
+
+pub async fn run(n: usize) -> Result<Value> {
+    let s = TestServer::start().await;
+    let store = tether_store::sqlite::SqliteStore::open(s.dir.path()).await?;
+    let t = Instant::now();
+    let batch = 2000;
+    for start in (0..n).step_by(batch) {
+        let ops: Vec<WriteOp> = (start..(start + batch).min(n))
+            .map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(i))))
+            .collect();
+        store.write_batch(&ops).await?;
+    }
+    let create_s = t.elapsed().as_secs_f64();
+    let db_mb = std::fs::metadata(s.dir.path().join("tether.db")).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let pages = n.div_ceil(100) as u64;
+    let list_first = timed(&s, 200, |_| ("GET".into(), "/api/systemusers?limit=100".into(), None)).await;
+    let list_deep = timed(&s, 200, |_| {
+        let skip = next(&mut seed) % pages * 100;
+        ("GET".into(), format!("/api/systemusers?limit=100&skip={skip}&sort=username"), None)
+    })
+    .await;
+    let by_name = timed(&s, 200, |_| {
+        let i = next(&mut seed) % n as u64;
+        ("GET".into(), format!("/api/systemusers?filter=username:$eq:user{i:07}"), None)
+    })
+    .await;
+    let search_exact = timed(&s, 200, |_| {
+        let i = next(&mut seed) % n as u64;
+        let body = json!({"filter": [{"email": format!("user{i:07}@bench.test")}], "limit": 10});
+        ("POST".into(), "/api/search/systemusers".into(), Some(body))
+    })
+    .await;
+    let search_term = timed(&s, 20, |_| {
+        let i = next(&mut seed) % n as u64;
+        let body =
+            json!({"searchFilter": {"searchTerm": format!("{i:07}"), "fields": ["username", "email"]}, "limit": 10});
+        ("POST".into(), "/api/search/systemusers".into(), Some(body))
+    })
+    .await;
+    let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
+    Ok(json!({
+        "users": n,
+        "total_count_seen": total,
+        "create_users_per_s": (n as f64 / create_s).round(),
+        "create_seconds": (create_s * 10.0).round() / 10.0,
+        "database_mb": db_mb.round(),
+        "list_first_page_100": dist(list_first),
+        "list_random_page_100_sorted": dist(list_deep),
+        "lookup_by_username": dist(by_name),
+        "search_exact_email": dist(search_exact),
+        "search_substring_username_or_email": dist(search_term),
+        "peak_rss_mb_process": (peak_rss_mb() * 10.0).round() / 10.0,
+    }))
+}
