@@ -65,7 +65,7 @@ pub(crate) async fn find_user(
     guid: Option<&str>,
     username: &str,
 ) -> Result<Option<SearchEntry>, AdError> {
-    if let Some(g) = guid.filter(|g| g.len() == 32) {
+    if let Some(g) = guid.filter(|g| tether_core::adi::is_guid_hex(g)) {
         if let Some(e) = search_one(ldap, nc, &format!("(objectGUID={})", guid_filter_value(g))).await? {
             return Ok(Some(e));
         }

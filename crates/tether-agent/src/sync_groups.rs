@@ -39,7 +39,7 @@ async fn one(ldap: &mut Ldap, base: &str, scope: Scope, filter: &str) -> Result<
 }
 
 async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<SearchEntry>, AdError> {
-    if let Some(g) = guid.filter(|g| g.len() == 32) {
+    if let Some(g) = guid.filter(|g| tether_core::adi::is_guid_hex(g)) {
         if let Some(e) = one(
             ldap,
             nc,

@@ -167,10 +167,25 @@ pub fn parse_filter_param(catalogue: &[Field], s: &str) -> Result<Filter, CoreEr
         }
         other => return Err(CoreError::InvalidFilter(format!("unknown operator `{other}`"))),
     };
+    text_only(f, op)?;
     if op == Op::Regex {
         check_regex(raw)?;
     }
     Ok(Filter::Cmp { field: f.0, op, value: scalar_from_text(f, raw)? })
+}
+
+/// Substring and pattern matches apply to text fields only (a boolean field is `true` or
+/// `false`: compare it with `eq`). Found by fuzzing: a regex on a boolean field reached the
+/// store as a boolean pattern.
+fn text_only(f: Field, op: Op) -> Result<(), CoreError> {
+    match (op, f.1) {
+        (Op::Regex | Op::Search, Bool) => Err(CoreError::InvalidFilter(format!(
+            "`{}` is true or false: `{}` applies to text fields; use eq",
+            f.0,
+            if op == Op::Regex { "regex" } else { "search" }
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Parses all `filter` parameters of a request; several are combined with AND.
@@ -251,6 +266,7 @@ pub fn parse_search_filter(catalogue: &[Field], v: &Value) -> Result<Option<Filt
                 }
                 other => return Err(CoreError::InvalidFilter(format!("unknown operator `{other}`"))),
             };
+            text_only(f, op)?;
             if op == Op::Regex {
                 let Value::String(p) = arg else {
                     return Err(CoreError::InvalidFilter("`$regex` takes a string".into()));
@@ -282,6 +298,7 @@ pub fn parse_search_term(catalogue: &[Field], v: &Value) -> Result<Option<Filter
         .iter()
         .map(|n| {
             let f = field(catalogue, n)?;
+            text_only(f, Op::Search)?;
             Ok(Filter::Cmp { field: f.0, op: Op::Search, value: Scalar::Text(term.to_string()) })
         })
         .collect::<Result<Vec<_>, CoreError>>()?;
@@ -292,6 +309,24 @@ pub fn parse_search_term(catalogue: &[Field], v: &Value) -> Result<Option<Filter
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pattern_operators_refuse_boolean_fields() {
+        // (parameter filter, JSON search filter) on a boolean field: both refused, never
+        // passed on as a boolean pattern (a fuzzing find that crashed the request).
+        for name in ["suspended", "activated", "account_locked", "externally_managed", "sudo"] {
+            for op in ["regex", "$regex", "search"] {
+                let e = parse_filter_param(USER_FIELDS, &format!("{name}:{op}:true")).unwrap_err();
+                assert!(e.to_string().contains("applies to text fields"), "{name}:{op}: {e}");
+            }
+            let e = parse_search_filter(USER_FIELDS, &json!({name: {"$regex": "x"}})).unwrap_err();
+            assert!(e.to_string().contains("applies to text fields"), "{name}: {e}");
+            let e = parse_search_term(USER_FIELDS, &json!({"searchTerm": "t", "fields": [name]})).unwrap_err();
+            assert!(e.to_string().contains("applies to text fields"), "{name}: {e}");
+        }
+        assert!(parse_filter_param(USER_FIELDS, "suspended:eq:true").is_ok());
+        assert!(parse_filter_param(USER_FIELDS, "username:regex:^jo").is_ok());
+    }
 
     #[test]
     fn filter_params_table() {

@@ -268,3 +268,18 @@ fn attributes_mapping_and_skips() {
         }
     }
 }
+
+#[test]
+fn only_hex_object_guids_are_accepted() {
+    use tether_core::adi::is_guid_hex;
+    assert!(is_guid_hex("0123456789abcdefABCDEF0123456789"));
+    for bad in [
+        "",
+        "0123",
+        "0123456789abcdef0123456789abcdeg",
+        "0123456789abcdef0123456789abcd)(",
+        "*)(cn=*)0123456789abcdef01234567",
+    ] {
+        assert!(!is_guid_hex(bad), "{bad}");
+    }
+}

@@ -321,6 +321,10 @@ pub async fn apply(
     let guids: Vec<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
     let linked = s.repo.users_by_ad_guids(&guids).await?;
     for obs in &report.users {
+        if !tether_core::adi::is_guid_hex(&obs.guid) {
+            out.skipped.push(skip(obs, "its objectGUID is not 32 hexadecimal digits; not imported"));
+            continue;
+        }
         let existing = match find_existing(s, obs, &settings, &linked).await? {
             Ok(e) => e,
             Err(reason) => {

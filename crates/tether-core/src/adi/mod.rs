@@ -105,3 +105,9 @@ pub mod scope;
 pub mod sync;
 
 pub mod guard;
+
+/// Whether `s` is an objectGUID as the agents send it: 32 hexadecimal digits. The agents put
+/// GUIDs in LDAP filters, so anything else from the wire is refused where it enters.
+pub fn is_guid_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}

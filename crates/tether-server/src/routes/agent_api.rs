@@ -295,6 +295,10 @@ pub async fn sync_status(
 ) -> ApiResult<Json<Value>> {
     let agent = sync_agent(&s, &headers).await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    // An objectGUID goes into the agents' LDAP filters later: only 32 hex digits are kept.
+    if text("guid").is_some_and(|g| !tether_core::adi::is_guid_hex(&g)) {
+        return Err(ApiError::new(Code::InvalidField, "invalid value for `guid`: expected 32 hexadecimal digits"));
+    }
     if let Some(gid) = text("groupId") {
         // A group created or found in AD: linked by objectGUID (without a domain, so the
         // import never takes it for one of its mirrored groups to clean up).
