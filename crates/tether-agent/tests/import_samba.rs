@@ -787,3 +787,29 @@ async fn mass_change_guard_counts_membership_removals() {
     assert_eq!(left, want, "{last}");
     assert_eq!(last["actor"]["type"], "plan_approval", "{last}");
 }
+
+/// A read that did not complete (paging interrupted, connection lost) is reported as
+/// incomplete: absence then means nothing, so no user is deleted, suspended or unbound even
+/// when the report names none of them.
+#[tokio::test]
+async fn an_incomplete_read_never_removes_anyone() {
+    let mut fx = fixture("TWOWAYSYNC", json!({"UserDissociationAction": "remove"})).await;
+    let adi = fx.adi.clone();
+    let (a, _) = fx.user("ir", Some("Ina"), &[&adi]).await;
+    let (b, _) = fx.user("ir", Some("Ira"), &[&adi]).await;
+    assert_eq!(fx.run().await["created"], 2);
+    let fencing = fx.session.heartbeat().await.unwrap().fencing;
+    let partial = json!({"settings": {"userDissociationAction": "remove"}, "complete": false, "users": [],
+                         "groups": [], "fencing": fencing});
+    let out = fx.session.report_import(&partial).await.unwrap();
+    assert_eq!((out["deleted"].as_u64(), out["unbound"].as_u64()), (Some(0), Some(0)), "{out}");
+    for sam in [&a, &b] {
+        let u = fx.tether_user(sam).await.expect("still there");
+        assert_eq!(u["state"], "ACTIVATED");
+    }
+    // The same report marked complete is a real "everyone left": the guard's business then.
+    let complete = json!({"settings": {"userDissociationAction": "remove"}, "complete": true, "users": [],
+                          "groups": [], "fencing": fencing});
+    let out = fx.session.report_import(&complete).await.unwrap();
+    assert_eq!(out["deleted"], 2, "{out}");
+}

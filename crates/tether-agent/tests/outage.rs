@@ -84,6 +84,8 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     let second = format!("{}user0002", dc.seed_prefix);
     eventually("the seeded users are imported", async || user(first.clone()).await.is_object()).await;
 
+    let seeded = format!("/api/systemusers?filter=username:$regex:^{}&limit=1", dc.seed_prefix);
+    let before = s.call("GET", &seeded, None).await.body["totalCount"].clone();
     // AD goes away; a Tether user is bound to the domain meanwhile (sync side).
     sandbox_cmd("down", &dc.dir);
     let r = s
@@ -175,6 +177,10 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         fast < metric(&s, &count("tether_to_ad")).await.unwrap(),
         "the changes queued during the outage took longer than 1 s"
     );
+    // Reads cut off by the outage removed nobody.
+    assert_eq!(s.call("GET", &seeded, None).await.body["totalCount"], before, "no AD user lost to the outage");
+    let suspended = format!("/api/systemusers?filter=username:$regex:^{}&filter=suspended:eq:true", dc.seed_prefix);
+    assert_eq!(s.call("GET", &suspended, None).await.body["totalCount"], 0);
     import.abort();
     sync.abort();
     sandbox_cmd("down", &dc.dir);

@@ -144,6 +144,16 @@ pub(crate) fn dist(mut v: Vec<Duration>) -> Value {
     json!({"n": v.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99)), "max_ms": ms(v.last().copied().unwrap_or_default())})
 }
 
+/// CPU time (user + system) this process has used, from /proc (10 ms ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis: state is the 3rd field, utime the 14th.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // `rest` starts at the state (not a number), so utime and stime are at 10 and 11 here.
+    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / 100.0
+}
+
 pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -191,9 +201,40 @@ async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
         .and_then(|e| e.attrs.get("sn").and_then(|v| v.first().cloned()))
 }
 
-async fn user_field(s: &TestServer, username: &str, field: &str) -> Value {
-    let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{username}&fields={field}"), None).await;
-    r.body["results"][0][field].clone()
+/// Whether an AD change has arrived, given the user and its groups as the API shows them.
+type Arrived = Box<dyn Fn(&Value, &Value) -> bool>;
+
+/// The values of `attr` of the `benchsync` user in AD.
+async fn ad_values(admin: &mut tether_ad::Ldap, base: &str, attr: &str) -> Result<Vec<String>> {
+    let (e, _) = admin
+        .search(base, tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=benchsync)", vec![attr])
+        .await?
+        .success()?;
+    Ok(e.into_iter()
+        .next()
+        .map(tether_ad::ldap3::SearchEntry::construct)
+        .and_then(|e| e.attrs.get(attr).cloned())
+        .unwrap_or_default())
+}
+
+/// Waits until `attr` of the `benchsync` user in AD satisfies `ok` (30 s at most).
+async fn wait_ad(
+    admin: &mut tether_ad::Ldap,
+    base: &str,
+    attr: &str,
+    since: Instant,
+    ok: impl Fn(&[String]) -> bool,
+) -> Result<()> {
+    loop {
+        let values = ad_values(admin, base, attr).await?;
+        if ok(&values) {
+            return Ok(());
+        }
+        if since.elapsed() > Duration::from_secs(30) {
+            bail!("a Tether change ({attr}) did not reach AD within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::main]
@@ -261,35 +302,83 @@ async fn main() -> Result<()> {
         "import_agent_peak_rss_mb": st["peak_rss_mb"]});
     let mut idle = Vec::new();
     let mut idle_reads = 0;
+    let cpu0 = cpu_seconds();
     for _ in 0..20 {
         let t = Instant::now();
         idle_reads += tether_agent::import::cycle(&icfg, &mut ldap, &session, false).await?.entries_read;
         idle.push(t.elapsed());
     }
-    results["idle_cycle"] = json!({"entries_read_total_of_20": idle_reads, "time": dist(idle)});
+    // The agent's CPU per idle cycle (the bench process does nothing else meanwhile; the
+    // process clock ticks at 10 ms, so 20 cycles give an upper bound).
+    let cpu_at_most = (cpu_seconds() - cpu0 + 0.01) / 20.0;
+    results["idle_cycle"] = json!({"entries_read_total_of_20": idle_reads, "time": dist(idle),
+        "cpu_ms_per_cycle_at_most": (cpu_at_most * 1000.0 * 100.0).round() / 100.0});
 
-    // 4. AD → Tether latency, with the import agent running.
+    // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
+    //    enables, and group membership changes, in turn.
     let importer = tokio::spawn(tether_agent::runner::run_import(icfg.clone(), std::future::pending()));
     let mut admin = connect(&d.admin_target()).await?;
+    let team = tether_ad::create_group(&mut admin, &d.users_container(), "benchteam").await?;
+    tether_ad::set_member(&mut admin, &d.group_dn, &team, true).await?;
+    let team_id = loop {
+        let g = s.call("GET", "/api/v2/usergroups?filter=name:eq:benchteam", None).await.body;
+        if let Some(id) = g[0]["id"].as_str() {
+            break id.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut lat = Vec::new();
     for i in 0..changes {
         let sam = format!("{}user{:04}", d.seed_prefix, i % n.max(1) + 1);
-        let dn = user_field(&s, &sam, "external_dn").await.as_str().context("imported user")?.to_string();
-        let value = format!("title-{i}");
+        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
+            .clone();
+        let (dn, id) = (
+            u["external_dn"].as_str().context("imported user")?.to_string(),
+            u["id"].as_str().unwrap_or_default().to_string(),
+        );
         let t = Instant::now();
-        tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
+        let arrived: Arrived = match i % 3 {
+            0 => {
+                let value = format!("title-{i}");
+                tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
+                Box::new(move |u, _| u["jobTitle"] == value.as_str())
+            }
+            1 => {
+                let disable = u["state"] == "ACTIVATED";
+                tether_ad::replace_attrs(
+                    &mut admin,
+                    &dn,
+                    &[("userAccountControl", if disable { "514" } else { "512" })],
+                )
+                .await?;
+                Box::new(move |u, _| u["suspended"] == disable)
+            }
+            _ => {
+                let member_of = s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body;
+                let add = !member_of.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str()));
+                tether_ad::set_member(&mut admin, &team, &dn, add).await?;
+                let team_id = team_id.clone();
+                Box::new(move |_, m| m.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str())) == add)
+            }
+        };
         loop {
-            if user_field(&s, &sam, "jobTitle").await == value {
+            let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+            let m = if i % 3 == 2 {
+                s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body
+            } else {
+                Value::Null
+            };
+            if arrived(&u, &m) {
                 break;
             }
             if t.elapsed() > Duration::from_secs(30) {
-                bail!("an AD change did not arrive within 30 s");
+                bail!("an AD change (kind {}) did not arrive within 30 s", i % 3);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         lat.push(t.elapsed());
     }
-    let mut series: Vec<(&str, Vec<Duration>)> = vec![("AD → Tether (attribute edit)", lat.clone())];
+    let mut series: Vec<(&str, Vec<Duration>)> = vec![("AD → Tether (edit, disable/enable, membership)", lat.clone())];
     results["ad_to_tether_latency"] = dist(lat);
     importer.abort();
 
@@ -321,7 +410,7 @@ async fn main() -> Result<()> {
     let ssession = Session::establish(&scfg.server, &scfg.state_dir(), "member_server").await?;
     let syncer = tokio::spawn(tether_agent::sync::serve(scfg, ssession));
     let domain_id = s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
-    let r = s.call("POST", "/api/systemusers", Some(json!({"username": "benchsync", "email": "benchsync@example.com", "firstname": "Bench", "lastname": "L"}))).await;
+    let r = s.call("POST", "/api/systemusers", Some(json!({"username": "benchsync", "email": "benchsync@example.com", "firstname": "Bench", "lastname": "L", "state": "ACTIVATED", "password": "Bench-Passw0rd-start"}))).await;
     let uid = r.body["id"].as_str().context("user")?.to_string();
     s.call(
         "POST",
@@ -336,20 +425,68 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Guards sized for the benchmark's stream of single changes.
+    let big = json!({"count": 1_000_000});
+    s.call(
+        "PATCH",
+        &format!("/api/v2/activedirectories/{domain_id}"),
+        Some(json!({"guards": {"suspends": big, "passwordResets": big, "membershipRemovals": big, "unbinds": big}})),
+    )
+    .await;
+    // A Tether group associated with the domain, for membership changes.
+    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "benchsyncgroup"}))).await.body;
+    let gid = g["id"].as_str().context("group")?.to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/usergroups/{gid}/associations"),
+        Some(json!({"op": "add", "type": "active_directory", "id": domain_id})),
+    )
+    .await;
     let mut lat = Vec::new();
+    let mut member = false;
     for i in 0..changes {
-        let value = format!("Last{i}");
         let t = Instant::now();
-        s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"lastname": value}))).await;
-        while sn_of(&mut admin, &d.base_dn).await.as_deref() != Some(value.as_str()) {
-            if t.elapsed() > Duration::from_secs(30) {
-                bail!("a Tether change did not reach AD within 30 s");
+        match i % 4 {
+            0 => {
+                let value = format!("Last{i}");
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"lastname": value}))).await;
+                wait_ad(&mut admin, &d.base_dn, "sn", t, |v| v.first().map(String::as_str) == Some(value.as_str()))
+                    .await?;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            1 => {
+                // A new password shows in AD as a new pwdLastSet (the user may be disabled
+                // just now, so a bind would not tell).
+                let before = ad_values(&mut admin, &d.base_dn, "pwdLastSet").await?;
+                let pw = format!("Bench-Passw0rd-{i}");
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"password": pw}))).await;
+                wait_ad(&mut admin, &d.base_dn, "pwdLastSet", t, |v| v != before.as_slice()).await?;
+            }
+            2 => {
+                let suspend = i % 8 == 2;
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"suspended": suspend}))).await;
+                wait_ad(&mut admin, &d.base_dn, "userAccountControl", t, |v| {
+                    v.first().and_then(|x| x.parse::<u32>().ok()).is_some_and(|uac| (uac & 2 != 0) == suspend)
+                })
+                .await?;
+            }
+            _ => {
+                member = !member;
+                let op = if member { "add" } else { "remove" };
+                s.call(
+                    "POST",
+                    &format!("/api/v2/usergroups/{gid}/members"),
+                    Some(json!({"op": op, "type": "user", "id": uid})),
+                )
+                .await;
+                wait_ad(&mut admin, &d.base_dn, "memberOf", t, |v| {
+                    v.iter().any(|g| g.to_lowercase().starts_with("cn=benchsyncgroup,")) == member
+                })
+                .await?;
+            }
         }
         lat.push(t.elapsed());
     }
-    series.push(("Tether → AD (attribute edit)", lat.clone()));
+    series.push(("Tether → AD (attribute, password, suspend, membership)", lat.clone()));
     results["tether_to_ad_latency"] = dist(lat);
 
     // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
@@ -428,7 +565,8 @@ async fn main() -> Result<()> {
         let (s2, done, d) = (s2.clone(), done.clone(), d.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let user = format!("{}user{:04}", d.seed_prefix, c % n.max(1) + 1);
+            // Users from the end: the latency steps disabled some of the first ones.
+            let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let r = s2
