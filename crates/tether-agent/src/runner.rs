@@ -132,6 +132,12 @@ struct ImportWork {
     cfg: ImportConfig,
     target: LdapTarget,
     ldap: Option<tether_ad::Ldap>,
+    /// Whether a cycle of this run has been applied. The first cycle of every run, and the
+    /// first after a failed one, is a complete read: an agent killed (or cut off) after
+    /// tetherd applied a cycle but before it saved its watermark resumes with a cache (scope)
+    /// older than the directory, and an incremental read from it would miss a user who left
+    /// and re-entered the scope meanwhile (found by the kill test during incremental cycles).
+    reconciled: bool,
 }
 
 impl ImportWork {
@@ -142,8 +148,9 @@ impl ImportWork {
             None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
         let started = std::time::Instant::now();
-        match crate::import::cycle(&self.cfg, conn, session, false).await {
+        match crate::import::cycle(&self.cfg, conn, session, !self.reconciled).await {
             Ok(stats) => {
+                self.reconciled |= stats.outcome.is_some();
                 session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64);
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %o, "import cycle applied");
@@ -152,6 +159,9 @@ impl ImportWork {
             }
             Err(e) => {
                 self.ldap = None; // reconnect on the next cycle
+                                  // tetherd may have applied the report before the failure: read completely
+                                  // next time rather than trust the saved (older) scope.
+                self.reconciled = false;
                 Err(e)
             }
         }
@@ -199,7 +209,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let every = interval(cfg.main_loop.poll_interval_seconds);
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
     let metrics = serve_metrics(cfg.metrics_listen, &session);
-    let r = main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap })).await;
+    let r = main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap, reconciled: false })).await;
     delegation.abort();
     if let Some(m) = metrics {
         m.abort();
