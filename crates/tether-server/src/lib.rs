@@ -12,6 +12,7 @@ pub mod error;
 mod feed;
 mod history;
 mod import;
+mod import_groups;
 pub mod mail;
 mod metrics;
 mod notify;

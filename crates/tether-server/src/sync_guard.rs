@@ -86,14 +86,6 @@ fn counts_of(e: &FeedEntry) -> Counts {
     c
 }
 
-fn sum(a: &mut Counts, b: &Counts) {
-    a.deletes += b.deletes;
-    a.suspends += b.suspends;
-    a.unbinds += b.unbinds;
-    a.membership_removals += b.membership_removals;
-    a.password_resets += b.password_resets;
-}
-
 /// Users bound to the domain, directly or through its groups (the scope of percent bounds).
 async fn scope(s: &AppState, domain: &str) -> Result<u64, ApiError> {
     let store = s.repo.store();
@@ -141,7 +133,7 @@ pub async fn may_deliver(s: &AppState, domain: &AdDomain, applied: i64) -> Resul
     }
     let mut counts = Counts::default();
     for e in entries.iter().filter(|e| e.seq > cur.aged) {
-        sum(&mut counts, &counts_of(e));
+        counts += counts_of(e);
     }
     if counts == Counts::default() {
         return Ok(true);

@@ -21,6 +21,16 @@ pub struct Counts {
     pub password_resets: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.deletes += o.deletes;
+        self.suspends += o.suspends;
+        self.unbinds += o.unbinds;
+        self.membership_removals += o.membership_removals;
+        self.password_resets += o.password_resets;
+    }
+}
+
 impl Counts {
     fn get(&self, category: &str) -> u64 {
         match category {
