@@ -1,6 +1,9 @@
 //! Delegated authentication on the agent side: long-polls tetherd for password checks and
 //! answers each by a simple bind as the user over a small pool of open TLS connections
-//! (a re-bind on an open connection costs ~7 ms; a new TLS connection ~70 ms).
+//! (a re-bind on an open connection costs ~7 ms; a new TLS connection ~70 ms). Checks beyond
+//! the pool's size wait for a connection instead of opening one: a burst of logins would
+//! otherwise pay a TLS handshake each, and the DC (one process on Samba) answers binds one
+//! at a time anyway.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,13 +13,15 @@ use tether_ad::{AdError, BindFailure, Ldap, LdapTarget};
 use crate::session::Session;
 use crate::AgentError;
 
-const POOL_SIZE: usize = 4;
+const POOL_SIZE: usize = 8;
 const POLL_WAIT_MS: u64 = 20_000;
 
 /// Open connections kept for re-binding.
 struct Pool {
     target: LdapTarget,
     idle: Mutex<Vec<Ldap>>,
+    /// One permit per connection of the pool.
+    permits: tokio::sync::Semaphore,
 }
 
 impl Pool {
@@ -41,6 +46,7 @@ impl Pool {
         if password.is_empty() {
             return Ok(Some(BindFailure::InvalidCredentials));
         }
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         for attempt in 0..2 {
             let mut l = self.get().await?;
             match tether_ad::bind(&mut l, dn, password).await {
@@ -63,7 +69,7 @@ impl Pool {
 
 /// Serves password checks until the agent is revoked.
 pub async fn serve(session: Session, target: LdapTarget) -> Result<(), AgentError> {
-    let pool = Arc::new(Pool { target, idle: Mutex::new(Vec::new()) });
+    let pool = Arc::new(Pool { target, idle: Mutex::new(Vec::new()), permits: tokio::sync::Semaphore::new(POOL_SIZE) });
     let mut failures = 0u32;
     loop {
         let reqs = match session.auth_poll(POLL_WAIT_MS).await {

@@ -31,7 +31,9 @@ pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
 /// Admins, (builtin) Administrators.
 const PRIVILEGED_RIDS: [u32; 3] = [512, 519, 544];
 
-const USER_ATTRS: &[&str] = &[
+/// The attributes read for each user (two of them, `msDS-User-Account-Control-Computed` and
+/// `msDS-UserPasswordExpiryTimeComputed`, are computed by the DC for every entry).
+pub const USER_ATTRS: &[&str] = &[
     "objectGUID",
     "sAMAccountName",
     "userPrincipalName",
@@ -190,9 +192,36 @@ struct Cache {
     scope: BTreeMap<String, String>,
 }
 
+/// One cycle's report, serialized as it is sent (`ImportReport` on the server's side): built
+/// once and written straight to the request body, never copied into a JSON tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    settings: ImportSettings,
+    complete: bool,
+    users: Vec<AdUserObs>,
+    gone: Vec<String>,
+    groups: Vec<ReportGroup>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    user_groups: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fencing: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+}
+
+/// A mirrored group: its members as objectGUIDs (flattened).
+#[derive(Serialize)]
+struct ReportGroup {
+    guid: String,
+    dn: String,
+    name: String,
+    members: BTreeSet<String>,
+}
+
 /// The users to report from one read, and their pwdLastSet (for password capture).
 struct Observed {
-    report: Value,
+    report: Report,
     entries_read: usize,
     passwords: Vec<(String, String, i64)>,
 }
@@ -255,6 +284,15 @@ fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Fa
     })
 }
 
+/// Which mirrored groups a report carries: all of them (a complete read), or those whose
+/// flattened membership, name or DN moved (lowercased DNs), each reported user then listing
+/// the mirrored groups it is in, so a user imported for the first time in an incremental
+/// cycle joins groups that did not change.
+enum GroupsToReport {
+    All,
+    Changed(BTreeSet<String>),
+}
+
 /// Builds the report for `entries` (the users to report) given the closure facts.
 fn assemble(
     cfg: &ImportConfig,
@@ -262,9 +300,10 @@ fn assemble(
     f: &Facts,
     entries: &[tether_ad::read::Entry],
     scope_guids: &BTreeMap<String, String>,
-    complete: bool,
+    which: GroupsToReport,
     gone: Vec<String>,
-) -> (Value, Vec<(String, String, i64)>) {
+) -> (Report, Vec<(String, String, i64)>) {
+    let complete = matches!(which, GroupsToReport::All);
     let bind = bind_identity(&cfg.ldap.bind_dn);
     let observed: Vec<AdUserObs> = entries.iter().map(|e| observe(e, &f.privileged, &f.admins, &bind)).collect();
     let passwords = entries
@@ -280,22 +319,50 @@ fn assemble(
     let skip: HashSet<String> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.clone()).collect();
     let guid_of: HashMap<String, String> =
         scope_guids.iter().filter(|(g, _)| !skip.contains(*g)).map(|(g, dn)| (dn.to_lowercase(), g.clone())).collect();
-    let mirrored: Vec<Value> = f
+    let by_dn: HashMap<String, &GroupEntry> = groups.values().map(|g| (g.dn.to_lowercase(), g)).collect();
+    let mirrored: Vec<ReportGroup> = f
         .mirrored
         .iter()
+        .filter(|(dn, _)| match &which {
+            GroupsToReport::All => true,
+            GroupsToReport::Changed(dns) => dns.contains(*dn),
+        })
         .filter_map(|(dn, members)| {
-            let g = groups.values().find(|g| g.dn.to_lowercase() == *dn)?;
-            let members: BTreeSet<&String> = members.iter().filter_map(|m| guid_of.get(m)).collect();
-            Some(serde_json::json!({"guid": g.guid, "dn": g.dn, "name": g.name, "members": members}))
+            let g = by_dn.get(dn)?;
+            let members = members.iter().filter_map(|m| guid_of.get(m).cloned()).collect();
+            Some(ReportGroup { guid: g.guid.clone(), dn: g.dn.clone(), name: g.name.clone(), members })
         })
         .collect();
-    let report = serde_json::json!({
-        "settings": settings_of(cfg),
-        "complete": complete,
-        "users": observed,
-        "gone": gone,
-        "groups": mirrored,
-    });
+    // objectGUID → the mirrored groups (objectGUIDs) of each reported user.
+    let user_groups: BTreeMap<String, Vec<String>> = if complete {
+        BTreeMap::new()
+    } else {
+        entries
+            .iter()
+            .zip(&observed)
+            .filter(|(_, o)| !o.privileged)
+            .map(|(e, o)| {
+                let dn = e.dn.to_lowercase();
+                let of = f
+                    .mirrored
+                    .iter()
+                    .filter(|(_, members)| members.contains(&dn))
+                    .filter_map(|(g, _)| by_dn.get(g).map(|g| g.guid.clone()))
+                    .collect();
+                (o.guid.clone(), of)
+            })
+            .collect()
+    };
+    let report = Report {
+        settings: settings_of(cfg),
+        complete,
+        users: observed,
+        gone,
+        groups: mirrored,
+        user_groups,
+        fencing: None,
+        dry_run: false,
+    };
     (report, passwords)
 }
 
@@ -303,15 +370,22 @@ const USERS: &str = "(&(objectCategory=person)(objectClass=user))";
 
 /// Reads everything in scope and rebuilds the cache.
 async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Cache) -> Result<Observed, AgentError> {
+    let t0 = std::time::Instant::now();
     let groups = read_groups(ldap, nc).await?;
+    let groups_ms = t0.elapsed().as_millis() as u64;
     let group_count = groups.len();
     cache.groups = groups.into_iter().map(|g| (g.guid.clone(), g)).collect();
     let f = facts(cfg, &cache.groups)?;
+    let t1 = std::time::Instant::now();
     let users = paged_search(ldap, &cfg.ldap.root_user_container, USERS, USER_ATTRS).await?;
-    let entries: Vec<_> = users.iter().filter(|e| f.scope.contains(&e.dn.to_lowercase())).cloned().collect();
+    let users_ms = t1.elapsed().as_millis() as u64;
+    let read = users.len();
+    let entries: Vec<_> = users.into_iter().filter(|e| f.scope.contains(&e.dn.to_lowercase())).collect();
     cache.scope = entries.iter().map(|e| (guid_hex(e), e.dn.clone())).collect();
-    let (report, passwords) = assemble(cfg, &cache.groups, &f, &entries, &cache.scope, true, vec![]);
-    Ok(Observed { report, entries_read: users.len() + group_count, passwords })
+    let t2 = std::time::Instant::now();
+    let (report, passwords) = assemble(cfg, &cache.groups, &f, &entries, &cache.scope, GroupsToReport::All, vec![]);
+    tracing::debug!(groups_ms, users_ms, assemble_ms = t2.elapsed().as_millis() as u64, "complete read");
+    Ok(Observed { report, entries_read: read + group_count, passwords })
 }
 
 /// Replaces `old` by `new` (case-insensitively) in every cached member list: AD renames
@@ -376,7 +450,17 @@ async fn incremental_read(
     for e in &entries {
         cache.scope.insert(guid_hex(e), e.dn.clone());
     }
-    let (report, passwords) = assemble(cfg, &cache.groups, &after, &entries, &cache.scope, false, gone);
+    // Mirrored groups whose flattened membership changed (users joining, leaving, renamed),
+    // that are new, or whose own entry moved (a rename).
+    let moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
+    let changed: BTreeSet<String> = after
+        .mirrored
+        .iter()
+        .filter(|(dn, members)| moved.contains(*dn) || before.mirrored.get(*dn) != Some(*members))
+        .map(|(dn, _)| dn.clone())
+        .collect();
+    let (report, passwords) =
+        assemble(cfg, &cache.groups, &after, &entries, &cache.scope, GroupsToReport::Changed(changed), gone);
     Ok(Observed { report, entries_read: changed_groups.len() + changed_users.len() + to_read.len(), passwords })
 }
 
@@ -409,7 +493,7 @@ pub async fn dry_run(cfg: &ImportConfig, ldap: &mut Ldap, session: &Session) -> 
     let mut scratch = Cache::default();
     let read = full_read(cfg, ldap, &dse.default_naming_context, &mut scratch).await?;
     let mut report = read.report;
-    report["dryRun"] = true.into();
+    report.dry_run = true;
     session.report_import(&report).await
 }
 
@@ -434,14 +518,24 @@ pub async fn cycle(
         return Ok(CycleStats::default());
     }
     let nc = dse.default_naming_context.clone();
+    let started = std::time::Instant::now();
     let read = if complete {
         full_read(cfg, ldap, &nc, &mut cache).await?
     } else {
         incremental_read(cfg, ldap, &nc, &mut cache).await?
     };
+    let read_ms = started.elapsed().as_millis() as u64;
     let mut report = read.report;
-    report["fencing"] = beat.fencing.into();
+    report.fencing = Some(beat.fencing);
     let outcome = session.report_import(&report).await?;
+    drop(report);
+    tracing::debug!(
+        complete,
+        entries = read.entries_read,
+        read_ms,
+        report_ms = started.elapsed().as_millis() as u64 - read_ms,
+        "import cycle reported"
+    );
     if outcome["held"] == true {
         // Held by a mass-change guard: nothing was applied. The watermark stays, so the
         // same changes are reported again until an admin approves or rejects the plan.

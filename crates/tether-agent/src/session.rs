@@ -96,8 +96,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Result<Value, AgentError> {
-    let mut req = client.post(url).json(&body);
+async fn post<B: serde::Serialize + ?Sized>(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &B,
+) -> Result<Value, AgentError> {
+    let mut req = client.post(url).json(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -152,7 +157,7 @@ impl Session {
             "version": env!("CARGO_PKG_VERSION"),
             "installedOn": installed_on,
         });
-        let reply = match post(&client, &url, None, body).await {
+        let reply = match post(&client, &url, None, &body).await {
             Err(AgentError::Server { status: 401, message, .. }) => {
                 return Err(AgentError::Server {
                     url,
@@ -179,9 +184,9 @@ impl Session {
     }
 
     /// Sends one import cycle's report; answers what the server applied.
-    pub async fn report_import(&self, report: &Value) -> Result<Value, AgentError> {
+    pub async fn report_import<R: serde::Serialize + ?Sized>(&self, report: &R) -> Result<Value, AgentError> {
         let url = format!("{}/api/agent/v1/import", self.url);
-        match post(&self.client, &url, Some(&self.token), report.clone()).await {
+        match post(&self.client, &url, Some(&self.token), report).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             other => other,
         }
@@ -190,7 +195,7 @@ impl Session {
     /// Sends captured password hashes (`[{guid, hash}]`).
     pub async fn send_passwords(&self, hashes: &[Value]) -> Result<Value, AgentError> {
         let url = format!("{}/api/agent/v1/passwords", self.url);
-        match post(&self.client, &url, Some(&self.token), Value::Array(hashes.to_vec())).await {
+        match post(&self.client, &url, Some(&self.token), hashes).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             other => other,
         }
@@ -217,7 +222,7 @@ impl Session {
     /// An authenticated call; a revoked token is [`AgentError::Revoked`].
     async fn call(&self, path: &str, body: Value) -> Result<Value, AgentError> {
         let url = format!("{}{path}", self.url);
-        match post(&self.client, &url, Some(&self.token), body).await {
+        match post(&self.client, &url, Some(&self.token), &body).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             other => other,
         }
@@ -226,7 +231,7 @@ impl Session {
     /// Long-polls for delegated password checks.
     pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
         let url = format!("{}/api/agent/v1/auth/poll", self.url);
-        match post(&self.client, &url, Some(&self.token), json!({"waitMs": wait_ms})).await {
+        match post(&self.client, &url, Some(&self.token), &json!({"waitMs": wait_ms})).await {
             Ok(Value::Array(v)) => Ok(v),
             Ok(_) => Ok(vec![]),
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
@@ -240,7 +245,7 @@ impl Session {
         let url = format!("{}/api/agent/v1/auth/result", self.url);
         let body = json!({"id": id, "ok": refused.is_none(), "reason": refused.map(|f| f.reason()),
                           "code": refused.map(|f| f.code())});
-        post(&self.client, &url, Some(&self.token), body).await.map(|_| ())
+        post(&self.client, &url, Some(&self.token), &body).await.map(|_| ())
     }
 
     /// The registration kept in `state_dir`, without contacting the server (for dry runs,
@@ -296,7 +301,7 @@ impl Session {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);
         let ad = self.ad.lock().expect("not poisoned").clone();
         let body = if ad.is_null() { json!({}) } else { json!({ "ad": ad }) };
-        match post(&self.client, &url, Some(&self.token), body).await {
+        match post(&self.client, &url, Some(&self.token), &body).await {
             Ok(v) => Ok(Beat {
                 paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false),
                 primary: v.get("primary").and_then(Value::as_bool).unwrap_or(false),

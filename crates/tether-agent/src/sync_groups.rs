@@ -67,13 +67,20 @@ pub async fn nested_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<(String, Str
         if !g.eq_ignore_ascii_case(dn) {
             out.push((g.to_lowercase(), text(&e, "sAMAccountName").unwrap_or_default().to_lowercase()));
         }
-        for m in tether_ad::read::ranged_values(ldap, &e, "member", None).await? {
-            if one(ldap, &m, Scope::Base, "(objectClass=group)").await?.is_some() {
-                todo.push_back(m);
-            }
-        }
+        todo.extend(member_groups(ldap, &e.dn).await?);
     }
     Ok(out)
+}
+
+/// The groups that are direct members of the group `dn`: one search by their `memberOf`
+/// (through the objectCategory index, so only groups are looked at), not one per member —
+/// a sync group may hold every user of the domain.
+async fn member_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AdError> {
+    // The naming context: the DN's trailing `DC=` components.
+    let nc = dn.to_ascii_lowercase().find(",dc=").map_or(dn, |i| &dn[i + 1..]);
+    let f = format!("(&(objectCategory=group)(memberOf={}))", ldap_escape(dn));
+    let (entries, _) = ldap.search(nc, Scope::Subtree, &f, vec!["1.1"]).await?.success()?;
+    Ok(entries.into_iter().map(|e| SearchEntry::construct(e).dn).collect())
 }
 
 /// The AD user of a group member entry (`{guid, username}`), as its DN.

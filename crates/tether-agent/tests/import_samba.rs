@@ -132,7 +132,9 @@ async fn nested_groups_attributes_skips_and_privileged_accounts() {
     let (u1, u1dn) = fx.user("u", Some("One"), &[&g1]).await;
     let (u2, _) = fx.user("u", Some("Two"), &[&g1]).await;
     let (u3, _) = fx.user("u", Some("Three"), &[&g2]).await;
-    let (u4, _) = fx.user("u", Some("Four"), &[&g2]).await;
+    let (u4, u4dn) = fx.user("u", Some("Four"), &[&g2]).await;
+    // Skipped at first (no givenName), imported by a later incremental cycle.
+    let (u8, u8dn) = fx.user("u", None, &[&g2]).await;
     let (u5, u5dn) = fx.user("u", Some("Five"), &[&adi]).await;
     replace_attrs(&mut fx.ldap, &u5dn, &[("title", "Engineer"), ("manager", &u1dn), ("telephoneNumber", "+47 1234")])
         .await
@@ -187,6 +189,27 @@ async fn nested_groups_attributes_skips_and_privileged_accounts() {
     assert_eq!(fx.tether_user(&u5).await.unwrap()["jobTitle"], "Staff Engineer");
     assert_eq!(fx.group_members(&g1n).await, all4, "memberships survive an incremental report");
     assert_eq!(fx.group_members(&g2n).await, two);
+
+    // Incremental reports carry only the groups whose membership moved. A user imported for
+    // the first time by one (its missing givenName added) still joins the groups it is in.
+    assert!(fx.tether_user(&u8).await.is_none(), "skipped without a givenName");
+    replace_attrs(&mut fx.ldap, &u8dn, &[("givenName", "Eight")]).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_eq!(st.outcome.unwrap()["created"], 1);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let mut all5 = all4.clone();
+    all5.push(u8.clone());
+    assert_eq!(fx.group_members(&g1n).await, sorted(all5.clone()), "joined the unchanged outer group");
+    assert_eq!(fx.group_members(&g2n).await, sorted(vec![u3.clone(), u4.clone(), u8.clone()]));
+    // Leaving a nested group (and so the scope) in an incremental cycle: both flattened
+    // groups lose the user.
+    set_member(&mut fx.ldap, &g2, &u4dn, false).await.unwrap();
+    cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_eq!(fx.group_members(&g2n).await, sorted(vec![u3.clone(), u8.clone()]));
+    assert_eq!(fx.group_members(&g1n).await, sorted(vec![u1.clone(), u2.clone(), u3.clone(), u8.clone()]));
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ enum Cmd {
         /// Where the JSON results go (the picture goes beside it, as .svg).
         #[arg(long, default_value = "target/bench-results.json")]
         out: PathBuf,
+        /// Stop after the initial import and the idle cycles (a quick look at the import).
+        #[arg(long)]
+        import_only: bool,
     },
     /// tetherd alone: users seeded through the storage layer, then the API measured.
     Store {
@@ -61,11 +64,58 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// (Internal) tetherd on an embedded store in a process of its own; prints its URL and
+    /// admin key, then serves until killed.
+    Serve,
+    /// (Internal) an agent (`import` or `sync`) in a process of its own, until killed.
+    Agent {
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// A part of the system under test in a process of its own (this binary, another
+/// subcommand), so its memory is measured apart; killed when dropped.
+struct Part {
+    child: std::process::Child,
+}
+
+impl Part {
+    fn spawn(args: &[&str]) -> Result<Part> {
+        let child = Command::new(std::env::current_exe()?).args(args).stdout(std::process::Stdio::piped()).spawn()?;
+        Ok(Part { child })
+    }
+
+    /// The first line the process prints.
+    fn first_line(&mut self) -> Result<String> {
+        use std::io::BufRead;
+        let out = self.child.stdout.as_mut().context("piped stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        Ok(line.trim().to_string())
+    }
+
+    /// Peak resident memory so far (VmHWM), MB.
+    fn peak_rss_mb(&self) -> f64 {
+        rss_of(&format!("/proc/{}/status", self.child.id()))
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 const IP: &str = "127.0.0.77";
-const USER_ATTRS: &[&str] =
+/// Plain stored attributes only, for comparison with the import's own attribute list.
+const PLAIN_ATTRS: &[&str] =
     &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
+/// What the import agent reads for each user.
+const USER_ATTRS: &[&str] = tether_agent::import::USER_ATTRS;
 
 fn sandbox(args: &[&str], dir: &Path) -> Result<String> {
     let out = Command::new("bash")
@@ -144,6 +194,18 @@ pub(crate) fn dist(mut v: Vec<Duration>) -> Value {
     json!({"n": v.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99)), "max_ms": ms(v.last().copied().unwrap_or_default())})
 }
 
+/// The distribution of each kind of change (`(kind, latency)` pairs), for the breakdown.
+pub(crate) fn by_kind(v: &[(&'static str, Duration)]) -> Value {
+    let mut kinds: Vec<&str> = v.iter().map(|(k, _)| *k).collect();
+    kinds.sort();
+    kinds.dedup();
+    let m: serde_json::Map<String, Value> = kinds
+        .into_iter()
+        .map(|k| (k.to_string(), dist(v.iter().filter(|(x, _)| *x == k).map(|(_, d)| *d).collect())))
+        .collect();
+    Value::Object(m)
+}
+
 /// CPU time (user + system) this process has used, from /proc (10 ms ticks).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -155,7 +217,11 @@ fn cpu_seconds() -> f64 {
 }
 
 pub(crate) fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("/proc/self/status")
+}
+
+fn rss_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
@@ -239,13 +305,36 @@ async fn wait_ad(
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (n, changes, out) = match Cli::parse().cmd {
-        Cmd::Adi { users, changes, out } => (users, changes, out),
+    // Logs of the in-process tetherd and agents, on request (e.g. TETHER_LOG=tether_server=debug).
+    if let Ok(filter) = std::env::var("TETHER_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
+    let (n, changes, out, import_only) = match Cli::parse().cmd {
+        Cmd::Adi { users, changes, out, import_only } => (users, changes, out, import_only),
         Cmd::Store { users, out } => {
             let r = store::run(users).await?;
             std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::Serve => {
+            let s = TestServer::start().await;
+            println!("{} {}", s.url, s.api_key);
+            std::future::pending::<()>().await;
+            return Ok(());
+        }
+        Cmd::Agent { kind, config } => {
+            match kind.as_str() {
+                "import" => {
+                    tether_agent::runner::run_import(ImportConfig::load(&config)?, std::future::pending()).await?
+                }
+                "sync" => tether_agent::runner::run_sync(SyncConfig::load(&config)?, std::future::pending()).await?,
+                other => bail!("--kind {other}: import or sync"),
+            }
             return Ok(());
         }
         Cmd::ImportOnce { config } => {
@@ -276,10 +365,19 @@ async fn main() -> Result<()> {
         .success()?;
     let unpaged_s = t.elapsed().as_secs_f64();
     let raw_rate = paged.len() as f64 / paged_s;
-    results["raw_read"] = json!({"entries": paged.len(), "paged_users_per_s": raw_rate.round(), "unpaged_users_per_s": (unpaged.len() as f64 / unpaged_s).round()});
+    // The same users with plain stored attributes only: what the DC's computed ones cost.
+    let t = Instant::now();
+    let plain = paged_search(&mut ldap, &d.users_container(), filter, PLAIN_ATTRS).await?;
+    let plain_rate = plain.len() as f64 / t.elapsed().as_secs_f64();
+    results["raw_read"] = json!({"entries": paged.len(), "attributes": USER_ATTRS.len(), "paged_users_per_s": raw_rate.round(),
+        "unpaged_users_per_s": (unpaged.len() as f64 / unpaged_s).round(),
+        "paged_users_per_s_8_plain_attributes": plain_rate.round()});
 
-    // 2. The initial import, and 3. idle cycles.
-    let s = TestServer::start().await;
+    // 2. The initial import, and 3. idle cycles. tetherd runs in a process of its own.
+    let mut server = Part::spawn(&["serve"])?;
+    let line = server.first_line()?;
+    let (url, api_key) = line.split_once(' ').context("tetherd's URL and key")?;
+    let s = TestServer::attach(url.to_string(), api_key.to_string());
     let key = domain_with_agent(&s, &d, "TWOWAYSYNC", "IMPORT").await?;
     let state = tempfile::tempdir()?;
     let icfg = import_config(&s, &d, &key, state.path(), "member_server")?;
@@ -293,6 +391,7 @@ async fn main() -> Result<()> {
     if !child.status.success() {
         bail!("the import agent failed: {}", String::from_utf8_lossy(&child.stderr));
     }
+    eprint!("{}", String::from_utf8_lossy(&child.stderr));
     let st: Value = serde_json::from_slice(&child.stdout)?;
     let session = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await?;
     let imported = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].as_u64().unwrap_or(0);
@@ -313,10 +412,17 @@ async fn main() -> Result<()> {
     let cpu_at_most = (cpu_seconds() - cpu0 + 0.01) / 20.0;
     results["idle_cycle"] = json!({"entries_read_total_of_20": idle_reads, "time": dist(idle),
         "cpu_ms_per_cycle_at_most": (cpu_at_most * 1000.0 * 100.0).round() / 100.0});
+    if import_only {
+        results["peak_rss_mb"] = json!({"tetherd": (server.peak_rss_mb() * 10.0).round() / 10.0});
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        drop(server);
+        sandbox(&["down"], &d.dir)?;
+        return Ok(());
+    }
 
     // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
     //    enables, and group membership changes, in turn.
-    let importer = tokio::spawn(tether_agent::runner::run_import(icfg.clone(), std::future::pending()));
+    let importer = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
     let mut admin = connect(&d.admin_target()).await?;
     let team = tether_ad::create_group(&mut admin, &d.users_container(), "benchteam").await?;
     tether_ad::set_member(&mut admin, &d.group_dn, &team, true).await?;
@@ -327,7 +433,7 @@ async fn main() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let mut lat = Vec::new();
+    let (mut lat, mut kinds) = (Vec::new(), Vec::new());
     for i in 0..changes {
         let sam = format!("{}user{:04}", d.seed_prefix, i % n.max(1) + 1);
         let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
@@ -377,10 +483,13 @@ async fn main() -> Result<()> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         lat.push(t.elapsed());
+        kinds.push((["attribute", "disable/enable", "membership"][i % 3], t.elapsed()));
     }
     let mut series: Vec<(&str, Vec<Duration>)> = vec![("AD → Tether (edit, disable/enable, membership)", lat.clone())];
     results["ad_to_tether_latency"] = dist(lat);
-    importer.abort();
+    results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
+    results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
+    drop(importer);
 
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.
     let skey = s
@@ -398,17 +507,17 @@ async fn main() -> Result<()> {
         .unwrap()
         .to_string();
     let sstate = tempfile::tempdir()?;
-    let scfg = SyncConfig::from_str(
-        Path::new("s.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": skey, "StateDir": sstate.path()},
-            "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
-            "user_root_dn": d.users_container(), "sync_group": d.group_dn
-        })
-        .to_string(),
-    )?;
-    let ssession = Session::establish(&scfg.server, &scfg.state_dir(), "member_server").await?;
-    let syncer = tokio::spawn(tether_agent::sync::serve(scfg, ssession));
+    // The sync agent runs in a process of its own.
+    let scfg_json = json!({
+        "Server": {"Url": s.url, "ConnectKey": skey, "StateDir": sstate.path()},
+        "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
+        "user_root_dn": d.users_container(), "sync_group": d.group_dn
+    });
+    let scfg_path = sstate.path().join("syncagent.config.json");
+    std::fs::write(&scfg_path, scfg_json.to_string())?;
+    std::fs::set_permissions(&scfg_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    SyncConfig::load(&scfg_path)?;
+    let syncer = Part::spawn(&["agent", "--kind", "sync", "--config", &scfg_path.to_string_lossy()])?;
     let domain_id = s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
     let r = s.call("POST", "/api/systemusers", Some(json!({"username": "benchsync", "email": "benchsync@example.com", "firstname": "Bench", "lastname": "L", "state": "ACTIVATED", "password": "Bench-Passw0rd-start"}))).await;
     let uid = r.body["id"].as_str().context("user")?.to_string();
@@ -442,7 +551,7 @@ async fn main() -> Result<()> {
         Some(json!({"op": "add", "type": "active_directory", "id": domain_id})),
     )
     .await;
-    let mut lat = Vec::new();
+    let (mut lat, mut kinds) = (Vec::new(), Vec::new());
     let mut member = false;
     for i in 0..changes {
         let t = Instant::now();
@@ -485,9 +594,11 @@ async fn main() -> Result<()> {
             }
         }
         lat.push(t.elapsed());
+        kinds.push((["attribute", "password", "suspend", "membership"][i % 4], t.elapsed()));
     }
     series.push(("Tether → AD (attribute, password, suspend, membership)", lat.clone()));
     results["tether_to_ad_latency"] = dist(lat);
+    results["tether_to_ad_latency"]["by_kind"] = by_kind(&kinds);
 
     // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
     let bulk = 100;
@@ -547,9 +658,46 @@ async fn main() -> Result<()> {
     let tether_add = bulk as f64 / t.elapsed().as_secs_f64();
     results["bulk_provisioning"] = json!({"users": bulk, "raw_adds_per_s": raw_add.round(), "tether_users_per_s": tether_add.round(),
         "ratio": (tether_add / raw_add * 100.0).round() / 100.0});
-    syncer.abort();
+    results["peak_rss_mb"] = json!({"sync_agent": (syncer.peak_rss_mb() * 10.0).round() / 10.0});
+    drop(syncer);
 
-    // 6. Delegated authentication, 16 concurrent clients for 10 s.
+    // 6. Raw simple binds as the same users (16 clients, each on its own open LDAPS
+    //    connection, for 10 s): the DC's own limit for delegated authentication.
+    let mut raw_tasks = Vec::new();
+    let raw_done = Arc::new(AtomicU64::new(0));
+    let raw_deadline = Instant::now() + Duration::from_secs(10);
+    for c in 0..16 {
+        let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
+        let (found, _) = admin
+            .search(
+                &d.users_container(),
+                tether_ad::ldap3::Scope::Subtree,
+                &format!("(sAMAccountName={user})"),
+                vec!["1.1"],
+            )
+            .await?
+            .success()?;
+        let dn = tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().context("seeded user")?).dn;
+        let (d, raw_done) = (d.clone(), raw_done.clone());
+        raw_tasks.push(tokio::spawn(async move {
+            let mut conn = tether_ad::open(&import_target(&d)).await?;
+            let mut lat = Vec::new();
+            while Instant::now() < raw_deadline {
+                let t = Instant::now();
+                tether_ad::bind(&mut conn, &dn, &d.seed_password).await?;
+                lat.push(t.elapsed());
+                raw_done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut raw_lat = Vec::new();
+    for t in raw_tasks {
+        raw_lat.extend(t.await??);
+    }
+    results["raw_ad_binds"] = json!({"clients": 16, "binds_per_s": (raw_done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(raw_lat)});
+
+    // 7. Delegated authentication, 16 concurrent clients for 10 s.
     let s2 = TestServer::start().await;
     let key2 = domain_with_agent(&s2, &d, "ADASAUTHORITY", "IMPORT").await?;
     let state2 = tempfile::tempdir()?;
@@ -591,7 +739,12 @@ async fn main() -> Result<()> {
     let title = format!("Latency, {n} users ({} cores)", results["cores"]);
     std::fs::write(&svg, picture::cdf_svg(&title, &series))?;
     eprintln!("latency picture: {}", svg.display());
-    results["peak_rss_mb_bench_process"] = json!((peak_rss_mb() * 10.0).round() / 10.0);
+    results["peak_rss_mb"]["tetherd"] = json!((server.peak_rss_mb() * 10.0).round() / 10.0);
+    results["peak_rss_mb"]["import_agent_initial_import"] =
+        results["initial_import"]["import_agent_peak_rss_mb"].clone();
+    results["peak_rss_mb"]["import_agent_running"] = results["import_agent_peak_rss_mb_running"].clone();
+    results["peak_rss_mb"]["bench_process"] = json!((peak_rss_mb() * 10.0).round() / 10.0);
+    drop(server);
 
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!("{}", serde_json::to_string_pretty(&results)?);

@@ -42,6 +42,11 @@ pub struct ImportReport {
     /// objectGUIDs known to have left the scope (for incremental reports).
     pub gone: Vec<String>,
     pub groups: Vec<ObservedGroup>,
+    /// For incremental reports, which carry only the groups that changed: the mirrored
+    /// groups (objectGUIDs) each reported user is in, by the user's objectGUID.
+    pub user_groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// The agent's fencing token (checked by the route).
+    pub fencing: Option<u64>,
     /// Decide only: nothing is applied, the decisions are answered.
     pub dry_run: bool,
 }
@@ -68,26 +73,50 @@ pub struct ImportOutcome {
     pub dry_run: Vec<Value>,
 }
 
-/// The Tether user an AD user is (linked by objectGUID, from `linked`: the report's users
-/// looked up at once), or would take over by username; `Err` when the username is linked to
-/// another AD user.
-async fn find_existing(
-    s: &AppState,
+/// The Tether user an AD user is (linked by objectGUID, from `linked`), or would take over
+/// by username (from `by_name`, lowercased); `Err` when the username is linked to another AD
+/// user. Both maps hold the report's users looked up at once.
+fn find_existing(
     obs: &AdUserObs,
     settings: &ImportSettings,
     linked: &HashMap<String, User>,
-) -> Result<Result<Option<User>, String>, ApiError> {
+    by_name: &HashMap<String, User>,
+) -> Result<Option<User>, String> {
     if let Some(u) = linked.get(&obs.guid) {
-        return Ok(Ok(Some(u.clone())));
+        return Ok(Some(u.clone()));
     }
-    let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(Ok(None)) };
-    match s.repo.user_by_username(&name).await? {
-        Some(u) if u.ad_guid.is_some() => Ok(Err(format!(
+    let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(None) };
+    match by_name.get(&name.to_lowercase()) {
+        Some(u) if u.ad_guid.is_some() => Err(format!(
             "username `{name}` is already linked to another AD user ({}); not imported",
             u.external_dn.clone().unwrap_or_default()
-        ))),
-        other => Ok(Ok(other)),
+        )),
+        other => Ok(other.cloned()),
     }
+}
+
+/// The report's users already in Tether: linked by objectGUID, and by username (lowercased)
+/// for those not linked. A complete read passes the domain's users, loaded anyway.
+async fn lookup_report_users(
+    s: &AppState,
+    report: &ImportReport,
+    in_scope: &[User],
+) -> Result<(HashMap<String, User>, HashMap<String, User>), ApiError> {
+    let mut linked: HashMap<String, User> =
+        in_scope.iter().filter_map(|u| u.ad_guid.clone().map(|g| (g, u.clone()))).collect();
+    let missing: Vec<&str> =
+        report.users.iter().map(|o| o.guid.as_str()).filter(|g| !linked.contains_key(*g)).collect();
+    linked.extend(s.repo.users_by_ad_guids(&missing).await?);
+    let names: Vec<String> = report
+        .users
+        .iter()
+        .filter(|o| !linked.contains_key(&o.guid))
+        .filter_map(|o| username_of(o, report.settings.user_field_mapping))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let by_name =
+        s.repo.users_by_keys(false, &names).await?.into_iter().map(|u| (u.username.to_lowercase(), u)).collect();
+    Ok((linked, by_name))
 }
 
 /// Users with change-feed entries the domain's sync agents have not acknowledged yet.
@@ -310,6 +339,7 @@ pub async fn apply(
         // Nothing is applied while a plan waits for the admin.
         return Ok(ImportOutcome { held: true, held_reason: Some(p.reason), ..ImportOutcome::default() });
     }
+    let decide_started = std::time::Instant::now();
     let settings = report.settings;
     let org = s.repo.settings().await?;
     let ctx =
@@ -317,14 +347,18 @@ pub async fn apply(
     let mut out = ImportOutcome::default();
     let mut planned: Vec<Planned> = Vec::new();
     let pending = pending_in_feed(s, &domain.id).await?;
-    let guids: Vec<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
-    let linked = s.repo.users_by_ad_guids(&guids).await?;
+    // The users in scope, for the guards' percentages: counted, and loaded only when a
+    // complete read must find who is missing.
+    let in_scope = if report.complete { s.repo.users_of_domain(&domain.id).await? } else { Vec::new() };
+    let scope_size =
+        if report.complete { in_scope.len() as u64 } else { s.repo.count_users_of_domain(&domain.id).await? };
+    let (linked, by_name) = lookup_report_users(s, report, &in_scope).await?;
     for obs in &report.users {
         if !tether_core::adi::is_guid_hex(&obs.guid) {
             out.skipped.push(skip(obs, "its objectGUID is not 32 hexadecimal digits; not imported"));
             continue;
         }
-        let existing = match find_existing(s, obs, &settings, &linked).await? {
+        let existing = match find_existing(obs, &settings, &linked, &by_name) {
             Ok(e) => e,
             Err(reason) => {
                 out.skipped.push(skip(obs, &reason));
@@ -355,7 +389,6 @@ pub async fn apply(
             gone.push(u);
         }
     }
-    let in_scope = s.repo.users_of_domain(&domain.id).await?;
     if report.complete {
         for u in &in_scope {
             if u.ad_guid.as_deref().is_some_and(|g| !present.contains(g)) && !gone.iter().any(|x| x.id == u.id) {
@@ -384,10 +417,10 @@ pub async fn apply(
             _ => {}
         }
     }
-    let removals = crate::import_groups::membership_removals(s, domain, report, &in_scope).await?;
+    let removals = crate::import_groups::membership_removals(s, domain, report).await?;
     counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
     let changes: Vec<Value> = changes.into_iter().chain(removals).collect();
-    if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, in_scope.len() as u64) {
+    if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, scope_size) {
         tracing::warn!(domain = %domain.domain, %reason, "import cycle held by a mass-change guard");
         let plan = HeldPlan {
             status: "held".into(),
@@ -405,6 +438,13 @@ pub async fn apply(
             ..ImportOutcome::default()
         });
     }
+    tracing::debug!(
+        users = report.users.len(),
+        groups = report.groups.len(),
+        complete = report.complete,
+        ms = decide_started.elapsed().as_millis() as u64,
+        "import cycle decided"
+    );
     let started = std::time::Instant::now();
     let r = execute(s, domain, report, planned, out, actor).await;
     s.metrics.import_applied(started.elapsed().as_secs_f64());
@@ -424,12 +464,14 @@ pub async fn execute(
     // objectGUID → Tether id of every user in scope after this cycle.
     let mut linked: HashMap<String, String> = HashMap::new();
     let obs_by_guid: HashMap<&str, &AdUserObs> = report.users.iter().map(|o| (o.guid.as_str(), o)).collect();
-    // Creates and plain updates (the bulk of a cycle) are written in one batch: each with its
-    // history entry, the user document and its domain edge. The rest, and the batch again
-    // one by one should it fail, go through `apply_decision`.
+    // Creates and plain updates (the bulk of a cycle) are written in batches of
+    // `BATCH_USERS`: each with its history entry, the user document and its domain edge, in
+    // one transaction per batch (and only one batch's documents in memory). The rest, and a
+    // batch again one by one should it fail, go through `apply_decision`.
     let mut batch: Vec<WriteOp> = Vec::new();
     let mut batched: Vec<Planned> = Vec::new();
     let mut rest: Vec<Planned> = Vec::new();
+    let mut batch_ms = 0;
     // When each changed user changed in AD, for the AD → Tether latency.
     let changed_at: Vec<(String, String)> = planned
         .iter()
@@ -437,6 +479,9 @@ pub async fn execute(
         .filter_map(|p| p.obs_guid.as_deref().and_then(|g| obs_by_guid.get(g)))
         .filter_map(|o| o.changed_at.clone().map(|t| (o.sam_account_name.clone(), t)))
         .collect();
+    let mut taken = Taken::of(s, &planned).await?;
+    // Tether id → username of the cycle's users, for the groups' history.
+    let mut names: HashMap<String, String> = HashMap::new();
     for p in planned {
         let mut p = p.restored();
         // A new user gets its id now, so its history can be written first.
@@ -446,15 +491,18 @@ pub async fn execute(
                 u.created = s.now_str();
             }
         }
+        if let Some(u) = decided_user(&p.decision).or(p.existing.as_ref()) {
+            names.insert(u.id.clone(), u.username.clone());
+        }
         let user = match &p.decision {
-            UserDecision::Create(u) | UserDecision::Update { user: u, clear_password: false } => u.clone(),
+            UserDecision::Create(u) | UserDecision::Update { user: u, clear_password: false } => u,
             _ => {
                 rest.push(p);
                 continue;
             }
         };
         let obs = p.obs_guid.as_deref().and_then(|g| obs_by_guid.get(g)).copied();
-        if let Some(field) = taken_by_another(s, &user).await? {
+        if let Some(field) = taken.claim(user) {
             if let Some(o) = obs {
                 out.skipped.push(skip(
                     o,
@@ -464,46 +512,23 @@ pub async fn execute(
             }
             continue;
         }
-        let create = matches!(p.decision, UserDecision::Create(_));
         if let Some(h) = p.history(s, actor) {
             batch.push(WriteOp::Insert(Collection::History, h));
         }
-        let doc = tether_store::user_doc(&user);
-        batch.push(if create {
+        let doc = tether_store::user_doc(user);
+        batch.push(if matches!(p.decision, UserDecision::Create(_)) {
             WriteOp::Insert(Collection::Users, doc)
         } else {
             WriteOp::Replace(Collection::Users, doc)
         });
         batch.push(WriteOp::Link(Edge::DomainUser, domain.id.clone(), user.id.clone()));
         batched.push(p);
+        if batched.len() == BATCH_USERS {
+            batch_ms += flush(s, &mut batch, &mut batched, &mut out, &mut linked, &mut rest).await;
+        }
     }
-    let written = if batch.is_empty() { Ok(()) } else { s.repo.store().write_batch(&batch).await };
-    let one_by_one = match written {
-        Ok(()) => {
-            for p in &batched {
-                match &p.decision {
-                    UserDecision::Create(u) => {
-                        out.created += 1;
-                        if let Some(g) = &p.obs_guid {
-                            linked.insert(g.clone(), u.id.clone());
-                        }
-                    }
-                    UserDecision::Update { user, .. } => {
-                        out.updated += 1;
-                        if let Some(g) = &p.obs_guid {
-                            linked.insert(g.clone(), user.id.clone());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            rest
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "batch write failed; applying one by one");
-            batched.into_iter().chain(rest).collect()
-        }
-    };
+    batch_ms += flush(s, &mut batch, &mut batched, &mut out, &mut linked, &mut rest).await;
+    let one_by_one = rest;
     for p in one_by_one {
         // Write-ahead: the history entry is stored before the change, so a crash between the
         // two can leave an entry for a change that did not happen (and is redone, with its
@@ -544,7 +569,9 @@ pub async fn execute(
         }
     }
 
-    crate::import_groups::apply_groups(s, domain, report, &linked, &mut out, actor).await?;
+    let groups_started = std::time::Instant::now();
+    crate::import_groups::apply_groups(s, domain, report, &linked, &names, &mut out, actor).await?;
+    tracing::debug!(batch_ms, groups_ms = groups_started.elapsed().as_millis() as u64, "import cycle applied");
     let now = s.now();
     for (who, t) in changed_at {
         let Ok(at) = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339) else { continue };
@@ -557,21 +584,80 @@ pub async fn execute(
     Ok(out)
 }
 
-/// Whether another Tether user already has this user's username or email.
-async fn taken_by_another(s: &AppState, u: &User) -> Result<Option<&'static str>, ApiError> {
-    if s.repo.user_by_username(&u.username).await?.is_some_and(|o| o.id != u.id) {
-        return Ok(Some("username"));
+/// Users written per batch transaction.
+const BATCH_USERS: usize = 500;
+
+/// Writes one batch of creates and plain updates in one transaction, counts them and links
+/// their objectGUIDs; a batch that fails goes to `retry` (applied one by one). Returns the
+/// milliseconds spent writing.
+async fn flush(
+    s: &AppState,
+    batch: &mut Vec<WriteOp>,
+    batched: &mut Vec<Planned>,
+    out: &mut ImportOutcome,
+    linked: &mut HashMap<String, String>,
+    retry: &mut Vec<Planned>,
+) -> u64 {
+    if batch.is_empty() {
+        return 0;
     }
-    use tether_core::query::{Filter, ListQuery, Op, Scalar};
-    let q = ListQuery {
-        filter: Some(Filter::Cmp { field: "email", op: Op::Eq, value: Scalar::Text(u.email.clone()) }),
-        limit: 2,
-        ..Default::default()
-    };
-    if s.repo.list_users(&q).await?.1.iter().any(|o| o.id != u.id) {
-        return Ok(Some("email"));
+    let started = std::time::Instant::now();
+    let written = s.repo.store().write_batch(batch).await;
+    batch.clear();
+    match written {
+        Ok(()) => {
+            for p in batched.drain(..) {
+                let (UserDecision::Create(u) | UserDecision::Update { user: u, .. }) = &p.decision else { continue };
+                if matches!(p.decision, UserDecision::Create(_)) {
+                    out.created += 1;
+                } else {
+                    out.updated += 1;
+                }
+                if let Some(g) = &p.obs_guid {
+                    linked.insert(g.clone(), u.id.clone());
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "batch write failed; applying its users one by one");
+            retry.append(batched);
+        }
     }
-    Ok(None)
+    started.elapsed().as_millis() as u64
+}
+
+/// Who holds each username and email (lowercased, as the store's unique keys): the Tether
+/// users looked up at once for every user a cycle writes, then the cycle's own users as
+/// they are claimed, so two AD users with one email do not both reach the batch.
+struct Taken {
+    usernames: HashMap<String, String>,
+    emails: HashMap<String, String>,
+}
+
+impl Taken {
+    async fn of(s: &AppState, planned: &[Planned]) -> Result<Taken, ApiError> {
+        let written: Vec<&User> = planned.iter().filter_map(|p| decided_user(&p.decision)).collect();
+        let names: Vec<&str> = written.iter().map(|u| u.username.as_str()).collect();
+        let emails: Vec<&str> = written.iter().map(|u| u.email.as_str()).collect();
+        let usernames =
+            s.repo.users_by_keys(false, &names).await?.into_iter().map(|u| (u.username.to_lowercase(), u.id));
+        let emails = s.repo.users_by_keys(true, &emails).await?.into_iter().map(|u| (u.email.to_lowercase(), u.id));
+        Ok(Taken { usernames: usernames.collect(), emails: emails.collect() })
+    }
+
+    /// Which of `u`'s keys another user holds; otherwise `u` now holds both.
+    fn claim(&mut self, u: &User) -> Option<&'static str> {
+        let (name, email) = (u.username.to_lowercase(), u.email.to_lowercase());
+        if self.usernames.get(&name).is_some_and(|id| *id != u.id) {
+            return Some("username");
+        }
+        if self.emails.get(&email).is_some_and(|id| *id != u.id) {
+            return Some("email");
+        }
+        self.usernames.insert(name, u.id.clone());
+        self.emails.insert(email, u.id.clone());
+        None
+    }
 }
 
 /// Applies one decision; returns the Tether id of the user if it stays linked.

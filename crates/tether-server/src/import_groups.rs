@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{json, Value};
 use tether_core::ad::AdDomain;
 use tether_core::group::Group;
-use tether_core::user::User;
 use tether_store::{Collection, Edge, StoreError, WriteOp};
 
 use crate::auth::new_id;
@@ -15,32 +14,83 @@ use crate::error::ApiError;
 use crate::import::{ImportOutcome, ImportReport};
 use crate::AppState;
 
+/// The domain's linked users a report's groups touch: the objectGUIDs of their members, and
+/// the Tether members that may leave them. Looked up for those users only, so an
+/// incremental cycle costs what its groups hold, not what the domain holds.
+#[derive(Default)]
+struct Touched {
+    /// objectGUID → Tether id.
+    by_guid: HashMap<String, String>,
+    /// Tether id → username, of users linked to the domain.
+    in_domain: HashMap<String, String>,
+}
+
+impl Touched {
+    /// The members' objectGUIDs of every reported group, and `extra` (objectGUID → id) pairs
+    /// known already: this cycle's users, linked to the domain, with their `names`.
+    async fn of_members(
+        s: &AppState,
+        domain: &AdDomain,
+        report: &ImportReport,
+        extra: &HashMap<String, String>,
+        names: &HashMap<String, String>,
+    ) -> Result<Touched, ApiError> {
+        let mut t = Touched::default();
+        let guids: HashSet<&str> = report
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .filter(|g| !extra.contains_key(*g))
+            .collect();
+        let guids: Vec<&str> = guids.into_iter().collect();
+        for (g, u) in s.repo.users_by_ad_guids(&guids).await? {
+            if u.restricted_fields.iter().any(|r| r.kind == "active_directory" && r.id == domain.id) {
+                t.in_domain.insert(u.id.clone(), u.username.clone());
+            }
+            t.by_guid.insert(g, u.id);
+        }
+        for (g, id) in extra {
+            t.by_guid.insert(g.clone(), id.clone());
+            t.in_domain.insert(id.clone(), names.get(id).cloned().unwrap_or_else(|| id.clone()));
+        }
+        Ok(t)
+    }
+
+    /// Finds which of `ids` are linked to the domain (and their usernames).
+    async fn learn(&mut self, s: &AppState, domain: &AdDomain, ids: &[&str]) -> Result<(), ApiError> {
+        let unknown: Vec<&str> = ids.iter().copied().filter(|id| !self.in_domain.contains_key(*id)).collect();
+        if !unknown.is_empty() {
+            for u in s.repo.users_of_domain_among(&domain.id, &unknown).await? {
+                self.in_domain.insert(u.id, u.username);
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self, id: &str) -> String {
+        self.in_domain.get(id).cloned().unwrap_or_else(|| id.to_string())
+    }
+}
+
 /// The memberships of the domain's users that each mirrored group of `report` would lose, as
 /// plan lines with a `count` (for the mass-change guard; [`apply_groups`] does the removing).
 pub(crate) async fn membership_removals(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
-    in_scope: &[User],
 ) -> Result<Vec<Value>, ApiError> {
-    if !domain.groups_enabled {
+    if !domain.groups_enabled || report.groups.is_empty() {
         return Ok(Vec::new());
     }
-    let by_guid: HashMap<&str, &str> =
-        in_scope.iter().filter_map(|u| u.ad_guid.as_deref().map(|g| (g, u.id.as_str()))).collect();
-    let domain_users: HashSet<&str> = in_scope.iter().map(|u| u.id.as_str()).collect();
+    let mut t = Touched::of_members(s, domain, report, &HashMap::new(), &HashMap::new()).await?;
     let mut out = Vec::new();
     for og in &report.groups {
         let Some(group) = s.repo.group_by_ad_guid(&og.guid).await? else { continue };
-        let want: HashSet<&str> = og.members.iter().filter_map(|m| by_guid.get(m.as_str()).copied()).collect();
-        let n = s
-            .repo
-            .store()
-            .targets(Edge::Member, &group.id)
-            .await?
-            .iter()
-            .filter(|id| domain_users.contains(id.as_str()) && !want.contains(id.as_str()))
-            .count();
+        let want: HashSet<&str> = og.members.iter().filter_map(|m| t.by_guid.get(m).map(String::as_str)).collect();
+        let have = s.repo.store().targets(Edge::Member, &group.id).await?;
+        let leaving: Vec<&str> = have.iter().map(String::as_str).filter(|id| !want.contains(id)).collect();
+        t.learn(s, domain, &leaving).await?;
+        let n = leaving.iter().filter(|id| t.in_domain.contains_key(**id)).count();
         if n > 0 {
             out.push(json!({"category": "membershipRemovals", "object": group.name, "count": n,
                             "action": format!("remove {n} member(s)"), "reason": "no longer members of the AD group"}));
@@ -55,6 +105,7 @@ pub(crate) async fn apply_groups(
     domain: &AdDomain,
     report: &ImportReport,
     linked: &HashMap<String, String>,
+    names: &HashMap<String, String>,
     out: &mut ImportOutcome,
     actor: &Value,
 ) -> Result<(), ApiError> {
@@ -63,19 +114,10 @@ pub(crate) async fn apply_groups(
     }
     let store = s.repo.store();
     let mut seen = HashSet::new();
+    // Members are objectGUIDs: this cycle's users are in `linked`, the others are looked up.
     // Only users that belong to this domain are removed from mirrored groups: Tether-only
     // members an admin added stay.
-    let in_domain = s.repo.users_of_domain(&domain.id).await?;
-    let domain_users: HashSet<String> = in_domain.iter().map(|u| u.id.clone()).collect();
-    let usernames: HashMap<&str, &str> = in_domain.iter().map(|u| (u.id.as_str(), u.username.as_str())).collect();
-    // Members are objectGUIDs. An incremental report carries only the users that changed, but
-    // every group's full membership: the others are found among the domain's linked users.
-    let mut ids: HashMap<String, String> = linked.clone();
-    for u in &in_domain {
-        if let Some(g) = &u.ad_guid {
-            ids.entry(g.clone()).or_insert_with(|| u.id.clone());
-        }
-    }
+    let mut t = Touched::of_members(s, domain, report, linked, names).await?;
     for og in &report.groups {
         seen.insert(og.guid.clone());
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
@@ -127,24 +169,26 @@ pub(crate) async fn apply_groups(
             }
         };
         store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
-        let want: HashSet<&String> = og.members.iter().filter_map(|m| ids.get(m)).collect();
+        let want: HashSet<String> = og.members.iter().filter_map(|m| t.by_guid.get(m)).cloned().collect();
         let have: HashSet<String> = store.targets(Edge::Member, &group.id).await?.into_iter().collect();
+        let leaving: Vec<&str> = have.iter().map(String::as_str).filter(|id| !want.contains(*id)).collect();
+        t.learn(s, domain, &leaving).await?;
         // Membership changes and their history entries (on the user and on the group), in
         // one batch.
         let mut ops = Vec::new();
         let mut added = Vec::new();
         let mut removed = Vec::new();
-        for id in want.iter().filter(|id| !have.contains(**id)) {
+        for id in want.iter().filter(|id| !have.contains(*id)) {
             let changes = json!({"memberOf": [null, group.name]});
             let why = Some("member of the AD group (nested groups flattened)");
             ops.extend(
                 crate::history::entry(s, id, who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
-            ops.push(WriteOp::Link(Edge::Member, group.id.clone(), (*id).clone()));
-            added.push((*id).clone());
+            ops.push(WriteOp::Link(Edge::Member, group.id.clone(), id.clone()));
+            added.push(id.clone());
         }
-        for id in have.iter().filter(|id| !want.contains(id) && domain_users.contains(*id)) {
+        for id in have.iter().filter(|id| !want.contains(*id) && t.in_domain.contains_key(*id)) {
             let changes = json!({"memberOf": [group.name, null]});
             let why = Some("no longer a member of the AD group");
             ops.extend(
@@ -157,9 +201,7 @@ pub(crate) async fn apply_groups(
         if !added.is_empty() || !removed.is_empty() {
             // One entry for the group per cycle: who joined and who left (by username; the
             // domain's users were read after this cycle's users were written).
-            let names = |ids: &[String]| -> Vec<String> {
-                ids.iter().map(|id| usernames.get(id.as_str()).map_or_else(|| id.clone(), |n| n.to_string())).collect()
-            };
+            let names = |ids: &[String]| -> Vec<String> { ids.iter().map(|id| t.name(id)).collect() };
             let changes = json!({"members": {"added": names(&added), "removed": names(&removed)}});
             let why = Some("membership of the AD group (nested groups flattened)");
             ops.extend(
@@ -170,6 +212,9 @@ pub(crate) async fn apply_groups(
         if !ops.is_empty() {
             store.write_batch(&ops).await?;
         }
+    }
+    if !report.complete {
+        join_unchanged_groups(s, report, linked, names, &seen, actor).await?;
     }
     if report.complete {
         let stale: BTreeMap<String, Group> = s
@@ -187,6 +232,56 @@ pub(crate) async fn apply_groups(
             let why = Some("no longer in the ADI scope (complete read)");
             crate::history::record_group(s, id, who, "delete", crate::history::diff_of(Some(g), None), why).await?;
             out.groups_deleted += 1;
+        }
+    }
+    Ok(())
+}
+
+/// An incremental report carries only the groups that changed: a user it imports for the
+/// first time (say, once AD gives it the missing email) joins the unchanged mirrored groups
+/// it is in from the report's `userGroups`. Leaving a group changes that group, so it is
+/// reported with its full membership and handled above.
+async fn join_unchanged_groups(
+    s: &AppState,
+    report: &ImportReport,
+    linked: &HashMap<String, String>,
+    names: &HashMap<String, String>,
+    reported: &HashSet<String>,
+    actor: &Value,
+) -> Result<(), ApiError> {
+    let store = s.repo.store();
+    let mut groups: HashMap<&str, Option<Group>> = HashMap::new();
+    for (guid, of) in &report.user_groups {
+        let Some(uid) = linked.get(guid) else { continue };
+        let of: Vec<&String> = of.iter().filter(|g| !reported.contains(*g)).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let current: HashSet<String> = store.sources(Edge::Member, uid).await?.into_iter().collect();
+        for g in of {
+            if !groups.contains_key(g.as_str()) {
+                groups.insert(g, s.repo.group_by_ad_guid(g).await?);
+            }
+            let Some(group) = groups.get(g.as_str()).and_then(Option::as_ref) else { continue };
+            if current.contains(&group.id) {
+                continue;
+            }
+            let mut who = actor.clone();
+            who["adGuid"] = json!(g);
+            who["adGroup"] = group.attributes["activeDirectory"]["dn"].clone();
+            let mut ops = vec![WriteOp::Link(Edge::Member, group.id.clone(), uid.clone())];
+            let why = Some("member of the AD group (nested groups flattened)");
+            let changes = json!({"memberOf": [null, group.name]});
+            ops.extend(
+                crate::history::entry(s, uid, who.clone(), "membership", changes, why)
+                    .map(|h| WriteOp::Insert(Collection::History, h)),
+            );
+            let changes = json!({"members": {"added": [names.get(uid).unwrap_or(uid)], "removed": []}});
+            ops.extend(
+                crate::history::entry_of(s, "group", &group.id, who, "membership", changes, why)
+                    .map(|h| WriteOp::Insert(Collection::History, h)),
+            );
+            store.write_batch(&ops).await?;
         }
     }
     Ok(())

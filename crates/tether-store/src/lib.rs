@@ -157,6 +157,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>>;
     /// Finds a document by its first unique key (compared lowercased).
     async fn get_by_key(&self, c: Collection, key1: &str) -> Result<Option<Value>>;
+    /// The documents whose first key (or, with `key2`, second key) is any of `keys`,
+    /// case-insensitively: one lookup for a whole batch instead of one per key.
+    async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>>;
     /// Deletes a document with its edges and secrets; `false` if it did not exist.
     async fn delete(&self, c: Collection, id: &str) -> Result<bool>;
     /// Filters, orders and windows a collection; returns the total before windowing.
@@ -175,7 +178,9 @@ pub trait Store: Send + Sync + 'static {
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
 
-    /// Several writes in one transaction: all of them, or none (the error says why).
+    /// Several writes in one transaction: all of them, or none (the error says why). They
+    /// are applied by kind, each kind in the batch's order: inserts, replaces, links, then
+    /// unlinks (so a batch must not unlink an edge and then link it again).
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()>;
 
     /// Appends to a domain's change feed; returns the entry's sequence number.

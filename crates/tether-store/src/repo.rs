@@ -85,6 +85,12 @@ impl Repo {
         self.store.get_by_key(Collection::Users, username).await?.map(user_from).transpose()
     }
 
+    /// The users with any of these usernames (or, with `emails`, email addresses),
+    /// case-insensitively.
+    pub async fn users_by_keys(&self, emails: bool, keys: &[&str]) -> Result<Vec<User>> {
+        self.store.get_by_keys(Collection::Users, emails, keys).await?.into_iter().map(user_from).collect()
+    }
+
     /// Inserts a user; with `password_hash` its password is stored too.
     pub async fn insert_user(&self, u: &User, password_hash: Option<&str>) -> Result<()> {
         if let Some(h) = password_hash {
@@ -179,6 +185,30 @@ impl Repo {
     /// Every user linked to the AD domain `domain_id`.
     pub async fn users_of_domain(&self, domain_id: &str) -> Result<Vec<User>> {
         Ok(self.list_users(&eq(AD_DOMAIN, domain_id, usize::MAX >> 1)).await?.1)
+    }
+
+    /// How many users are linked to the AD domain `domain_id` (none loaded).
+    pub async fn count_users_of_domain(&self, domain_id: &str) -> Result<u64> {
+        Ok(self.store.list(Collection::Users, &eq(AD_DOMAIN, domain_id, 0)).await?.0)
+    }
+
+    /// Those of the users `ids` that are linked to the AD domain `domain_id`.
+    pub async fn users_of_domain_among(&self, domain_id: &str, ids: &[&str]) -> Result<Vec<User>> {
+        use tether_core::query::{Filter, Op, Scalar};
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let q = ListQuery {
+                filter: Some(Filter::And(vec![
+                    Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() },
+                    Filter::Cmp { field: AD_DOMAIN, op: Op::Eq, value: Scalar::Text(domain_id.into()) },
+                ])),
+                sort: None,
+                limit: chunk.len(),
+                skip: 0,
+            };
+            out.extend(self.list_users(&q).await?.1);
+        }
+        Ok(out)
     }
 
     /// The group mirrored from an AD group.

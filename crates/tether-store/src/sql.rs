@@ -10,7 +10,7 @@
 use serde_json::Value;
 use tether_core::query::{Filter, ListQuery, Op, Scalar};
 
-use crate::{Collection, Result, StoreError};
+use crate::{Collection, Doc, Edge, Result, StoreError, WriteOp};
 
 /// A bound parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +131,17 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     binds.push(Bind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
     binds.push(Bind::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
     let (limit, offset) = (D::param(binds.len() - 1), D::param(binds.len()));
-    let select = format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", D::DOC);
+    let select = if q.skip == 0 {
+        format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", D::DOC)
+    } else {
+        // A deep page: the skipped rows are walked in the index alone (it holds `seq`), and
+        // only the page's documents are read.
+        format!(
+            "SELECT {} FROM {table} WHERE seq IN (SELECT seq FROM {table}{cond} ORDER BY {order} \
+             LIMIT {limit} OFFSET {offset}) ORDER BY {order}",
+            D::DOC
+        )
+    };
     ListSql { count, count_binds, select, binds }
 }
 
@@ -151,6 +161,76 @@ pub(crate) mod stmt {
     pub const SOURCES: &str = "SELECT src FROM edges WHERE kind = $1 AND dst = $2 ORDER BY seq";
     pub const CLEAR_FEED_SECRETS: &str =
         "UPDATE feed SET secret = NULL WHERE domain_id = $1 AND seq <= $2 AND secret IS NOT NULL";
+}
+
+/// How a batch is sent: its inserts grouped by collection into multi-row statements, then
+/// its replaces, its links (multi-row) and its unlinks, each kind in the batch's order. One
+/// statement per row costs more than the row itself (an import writes three rows per user).
+pub(crate) struct BatchPlan<'a> {
+    /// Chunks of at most [`ROWS_PER_INSERT`] documents of one collection.
+    pub inserts: Vec<(Collection, Vec<&'a Doc>)>,
+    pub replaces: Vec<(Collection, &'a Doc)>,
+    /// Chunks of at most [`ROWS_PER_INSERT`] edges.
+    pub links: Vec<Vec<(Edge, &'a str, &'a str)>>,
+    pub unlinks: Vec<(Edge, &'a str, &'a str)>,
+}
+
+/// Rows per multi-row statement: well under both databases' limits on parameters.
+pub(crate) const ROWS_PER_INSERT: usize = 250;
+
+pub(crate) fn plan_batch(ops: &[WriteOp]) -> BatchPlan<'_> {
+    let mut p = BatchPlan { inserts: Vec::new(), replaces: Vec::new(), links: Vec::new(), unlinks: Vec::new() };
+    let mut by_collection: Vec<(Collection, Vec<&Doc>)> = Vec::new();
+    let mut links = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Insert(c, d) => match by_collection.iter_mut().find(|(x, _)| x == c) {
+                Some((_, v)) => v.push(d),
+                None => by_collection.push((*c, vec![d])),
+            },
+            WriteOp::Replace(c, d) => p.replaces.push((*c, d)),
+            WriteOp::Link(e, a, b) => links.push((*e, a.as_str(), b.as_str())),
+            WriteOp::Unlink(e, a, b) => p.unlinks.push((*e, a.as_str(), b.as_str())),
+        }
+    }
+    for (c, docs) in by_collection {
+        p.inserts.extend(docs.chunks(ROWS_PER_INSERT).map(|ch| (c, ch.to_vec())));
+    }
+    p.links = links.chunks(ROWS_PER_INSERT).map(<[_]>::to_vec).collect();
+    p
+}
+
+/// `INSERT INTO table (id, key1, key2, doc) VALUES ($1, $2, $3, $4<cast>), …` for `rows`.
+pub(crate) fn insert_rows(table: &str, rows: usize, doc_cast: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} (id, key1, key2, doc) VALUES ");
+    for r in 0..rows {
+        let n = r * 4;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${}{doc_cast})", n + 1, n + 2, n + 3, n + 4));
+    }
+    sql
+}
+
+/// `INSERT INTO edges (kind, src, dst) VALUES …` for `rows`, existing edges kept.
+pub(crate) fn link_rows(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO edges (kind, src, dst) VALUES ");
+    for r in 0..rows {
+        let n = r * 3;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING");
+    sql
+}
+
+/// `SELECT <doc> FROM table WHERE key1 (or key2) IN ($1, …)` for `n` keys.
+pub(crate) fn by_keys(table: &str, doc: &str, key2: bool, n: usize) -> String {
+    let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("SELECT {doc} FROM {table} WHERE {} IN ({})", if key2 { "key2" } else { "key1" }, params.join(", "))
 }
 
 /// A unique key is stored lowercased, so uniqueness and lookups ignore case.
@@ -228,10 +308,16 @@ mod tests {
         let cond = "(f(suspended) Eq $1 AND (f(firstname) IN ($2, $3) OR F OR f(username) Regex $4) AND F)";
         assert_eq!(l.count, format!("SELECT count(*) FROM users WHERE {cond}"));
         assert_eq!(l.count_binds, 4);
+        // A page after the first: the window is taken in the index, then its documents read.
+        let order = "ORDER BY f(lastname) D, seq";
         assert_eq!(
             l.select,
-            format!("SELECT d FROM users WHERE {cond} ORDER BY f(lastname) D, seq LIMIT $5 OFFSET $6")
+            format!(
+                "SELECT d FROM users WHERE seq IN (SELECT seq FROM users WHERE {cond} {order} LIMIT $5 OFFSET $6) {order}"
+            )
         );
+        let first = list_sql::<T>("users", &ListQuery { skip: 0, ..q.clone() });
+        assert_eq!(first.select, format!("SELECT d FROM users WHERE {cond} {order} LIMIT $5 OFFSET $6"));
         assert_eq!(
             l.binds,
             [
@@ -243,6 +329,35 @@ mod tests {
                 Bind::Int(10)
             ]
         );
+    }
+
+    #[test]
+    fn batches_go_by_kind_in_order_and_in_chunks() {
+        use crate::{Collection, Doc, Edge, WriteOp};
+        let doc = |id: &str| Doc { id: id.into(), key1: None, key2: None, body: Value::Null };
+        let mut ops = vec![
+            WriteOp::Link(Edge::Member, "g".into(), "u1".into()),
+            WriteOp::Insert(Collection::History, doc("h1")),
+            WriteOp::Insert(Collection::Users, doc("u1")),
+            WriteOp::Unlink(Edge::Member, "g".into(), "u0".into()),
+            WriteOp::Replace(Collection::Users, doc("u9")),
+            WriteOp::Insert(Collection::History, doc("h2")),
+        ];
+        ops.extend((0..ROWS_PER_INSERT + 1).map(|i| WriteOp::Link(Edge::DomainUser, "d".into(), format!("x{i}"))));
+        let p = plan_batch(&ops);
+        let inserts: Vec<(Collection, Vec<&str>)> =
+            p.inserts.iter().map(|(c, d)| (*c, d.iter().map(|d| d.id.as_str()).collect())).collect();
+        assert_eq!(inserts, [(Collection::History, vec!["h1", "h2"]), (Collection::Users, vec!["u1"])]);
+        assert_eq!(p.replaces.len(), 1);
+        assert_eq!(p.unlinks, [(Edge::Member, "g", "u0")]);
+        assert_eq!(p.links.iter().map(Vec::len).collect::<Vec<_>>(), [ROWS_PER_INSERT, 2]);
+        assert_eq!(p.links[0][0], (Edge::Member, "g", "u1"));
+        assert_eq!(
+            insert_rows("t", 2, "::jsonb"),
+            "INSERT INTO t (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb), ($5, $6, $7, $8::jsonb)"
+        );
+        assert_eq!(link_rows(1), "INSERT INTO edges (kind, src, dst) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
+        assert_eq!(by_keys("users", "doc", true, 2), "SELECT doc FROM users WHERE key2 IN ($1, $2)");
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub fn unique(prefix: &str) -> String {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}{:x}{n}", (nanos ^ std::process::id()) & 0xfffff)
+    format!("{prefix}{:05x}{n}", (nanos ^ std::process::id()) & 0xfffff)
 }
 
 #[cfg(test)]

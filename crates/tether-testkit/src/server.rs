@@ -95,6 +95,19 @@ impl TestServer {
         TestServer { url, api_key, client: reqwest::Client::new(), dir, clock, shutdown: Some(tx) }
     }
 
+    /// A handle on a `tetherd` running elsewhere (say, in another process) at `url`:
+    /// requests only; its clock cannot be advanced and dropping the handle stops nothing.
+    pub fn attach(url: String, api_key: String) -> TestServer {
+        TestServer {
+            url,
+            api_key,
+            client: reqwest::Client::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            clock: Arc::new(Mutex::new(OffsetDateTime::now_utc())),
+            shutdown: None,
+        }
+    }
+
     /// Moves the server's clock forward.
     pub fn advance(&self, by: time::Duration) {
         *self.clock.lock().expect("clock") += by;

@@ -177,6 +177,21 @@ impl Store for PgStore {
         row.as_deref().map(parse).transpose()
     }
 
+    async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let text = sql::by_keys(c.table(), "doc::text", key2, chunk.len());
+            let mut q = sqlx::query_scalar::<_, String>(&text);
+            for k in chunk {
+                q = q.bind(k.to_lowercase());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(parse(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query(&format!("DELETE FROM {} WHERE id = $1", c.table())).bind(id).execute(&mut *tx).await?;
@@ -229,20 +244,29 @@ impl Store for PgStore {
     }
 
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
+        let plan = sql::plan_batch(ops);
         let mut tx = self.pool.begin().await?;
-        for op in ops {
-            match op {
-                WriteOp::Insert(c, doc) => insert_doc(&mut *tx, *c, doc).await?,
-                WriteOp::Replace(c, doc) => {
-                    replace_doc(&mut *tx, *c, doc).await?;
-                }
-                WriteOp::Link(e, from, to) => {
-                    link_edge(&mut *tx, *e, from, to).await?;
-                }
-                WriteOp::Unlink(e, from, to) => {
-                    unlink_edge(&mut *tx, *e, from, to).await?;
-                }
+        for (c, docs) in &plan.inserts {
+            let text = sql::insert_rows(c.table(), docs.len(), "::jsonb");
+            let mut q = sqlx::query(&text);
+            for d in docs {
+                q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
             }
+            q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
+        }
+        for (c, doc) in &plan.replaces {
+            replace_doc(&mut *tx, *c, doc).await?;
+        }
+        for edges in &plan.links {
+            let text = sql::link_rows(edges.len());
+            let mut q = sqlx::query(&text);
+            for (e, from, to) in edges {
+                q = q.bind(e.name()).bind(*from).bind(*to);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (e, from, to) in &plan.unlinks {
+            unlink_edge(&mut *tx, *e, from, to).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -21,6 +21,24 @@ use filter::Sqlite;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Unfiltered totals by table (a count over a million rows takes ~20 ms), forgotten on
+    /// every insert or delete. Only this process writes an embedded store.
+    totals: std::sync::Mutex<Totals>,
+}
+
+#[derive(Default)]
+struct Totals {
+    /// Bumped by every write that may change a total: a count read before a bump is stale.
+    generation: u64,
+    by_table: std::collections::HashMap<&'static str, i64>,
+}
+
+impl SqliteStore {
+    fn forget_totals(&self) {
+        let mut t = self.totals.lock().expect("not poisoned");
+        t.generation += 1;
+        t.by_table.clear();
+    }
 }
 
 impl SqliteStore {
@@ -39,7 +57,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore { writer, reader, totals: Default::default() })
     }
 }
 
@@ -118,7 +136,9 @@ async fn unlink_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &st
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
-        insert_doc(&self.writer, c, doc).await
+        insert_doc(&self.writer, c, doc).await?;
+        self.forget_totals();
+        Ok(())
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
@@ -138,19 +158,49 @@ impl Store for SqliteStore {
         row.as_deref().map(parse).transpose()
     }
 
+    async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let text = sql::by_keys(c.table(), "doc", key2, chunk.len());
+            let mut q = sqlx::query_scalar::<_, String>(&text);
+            for k in chunk {
+                q = q.bind(k.to_lowercase());
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                out.push(parse(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         let r = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", c.table())).bind(id).execute(&mut *tx).await?;
         sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
         sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.forget_totals();
         Ok(r.rows_affected() == 1)
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)> {
         let l = list_sql::<Sqlite>(c.table(), q);
-        let total: i64 =
-            bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.reader).await?.get(0);
+        let cached = {
+            let t = self.totals.lock().expect("not poisoned");
+            (q.filter.is_none().then(|| t.by_table.get(c.table()).copied()).flatten(), t.generation)
+        };
+        let total: i64 = match cached {
+            (Some(n), _) => n,
+            (None, generation) => {
+                let n: i64 =
+                    bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.reader).await?.get(0);
+                let mut t = self.totals.lock().expect("not poisoned");
+                if q.filter.is_none() && t.generation == generation {
+                    t.by_table.insert(c.table(), n);
+                }
+                n
+            }
+        };
         let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
         let docs = rows.iter().map(|r| parse(r.get::<&str, _>(0))).collect::<Result<_>>()?;
         Ok((total as u64, docs))
@@ -191,22 +241,34 @@ impl Store for SqliteStore {
     }
 
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
+        let plan = sql::plan_batch(ops);
         let mut tx = self.writer.begin().await?;
-        for op in ops {
-            match op {
-                WriteOp::Insert(c, doc) => insert_doc(&mut *tx, *c, doc).await?,
-                WriteOp::Replace(c, doc) => {
-                    replace_doc(&mut *tx, *c, doc).await?;
-                }
-                WriteOp::Link(e, from, to) => {
-                    link_edge(&mut *tx, *e, from, to).await?;
-                }
-                WriteOp::Unlink(e, from, to) => {
-                    unlink_edge(&mut *tx, *e, from, to).await?;
-                }
+        for (c, docs) in &plan.inserts {
+            let text = sql::insert_rows(c.table(), docs.len(), "");
+            let mut q = sqlx::query(&text);
+            for d in docs {
+                q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
             }
+            q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
+        }
+        for (c, doc) in &plan.replaces {
+            replace_doc(&mut *tx, *c, doc).await?;
+        }
+        for edges in &plan.links {
+            let text = sql::link_rows(edges.len());
+            let mut q = sqlx::query(&text);
+            for (e, from, to) in edges {
+                q = q.bind(e.name()).bind(*from).bind(*to);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for (e, from, to) in &plan.unlinks {
+            unlink_edge(&mut *tx, *e, from, to).await?;
         }
         tx.commit().await?;
+        if !plan.inserts.is_empty() {
+            self.forget_totals();
+        }
         Ok(())
     }
 
