@@ -11,7 +11,7 @@
 //! in the previous one), membership is synced as `match` and nothing is removed from the
 //! former parent, as the seeds describe.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use serde_json::Value;
@@ -171,16 +171,26 @@ pub async fn apply_group(
     if !managed.iter().any(|(g, _)| g.eq_ignore_ascii_case(&dn)) {
         tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
     }
-    // Membership.
-    let current: HashSet<String> = {
-        let e = one(ldap, &dn, Scope::Base, "(objectClass=group)").await?.expect("the group exists");
-        tether_ad::read::ranged_values(ldap, &e, "member", None).await?.iter().map(|m| m.to_lowercase()).collect()
-    };
+    // Membership. The group's direct members come with their objectGUIDs, so a member
+    // already in place costs no search (a group may hold thousands).
+    let members = tether_ad::read::members_with_guids(ldap, &dn, None).await?;
+    let current: HashSet<String> = members.iter().map(|(_, m)| m.to_lowercase()).collect();
+    let dn_of: HashMap<String, String> = members.into_iter().filter_map(|(g, m)| g.map(|g| (g, m))).collect();
     let minimal = mode(cfg, body, forced_match) == GroupMembershipSyncType::Minimal;
     let below: HashSet<String> =
         if minimal { nested_groups(ldap, &dn).await?.into_iter().map(|(_, n)| n).collect() } else { HashSet::new() };
+    // Under `minimal`, a direct membership in a managed group that contains this one is
+    // redundant: those groups and their direct members, read once.
+    let ancestors = if minimal { ancestors_of(ldap, &managed, &dn).await? } else { Vec::new() };
     for m in body["members"].as_array().cloned().unwrap_or_default() {
-        let Some(udn) = find_user(ldap, nc, &m).await? else { continue };
+        let known = m["guid"].as_str().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
+        let udn = match known {
+            Some(d) => d,
+            None => match find_user(ldap, nc, &m).await? {
+                Some(d) => d,
+                None => continue,
+            },
+        };
         let in_nested = m["groups"]
             .as_array()
             .is_some_and(|gs| gs.iter().filter_map(Value::as_str).any(|g| below.contains(&g.to_lowercase())));
@@ -193,10 +203,12 @@ pub async fn apply_group(
             if !direct {
                 tether_ad::set_member(ldap, &dn, &udn, true).await?;
             }
-            if minimal {
-                // Order-independent: a direct membership in a group that contains this one
-                // is redundant under `minimal`.
-                drop_ancestor_memberships(ldap, &managed, &dn, &udn).await?;
+            // Order-independent: a direct membership in a group that contains this one is
+            // redundant under `minimal`.
+            for (a, direct_members) in &ancestors {
+                if direct_members.contains(&udn.to_lowercase()) {
+                    tether_ad::set_member(ldap, a, &udn, false).await?;
+                }
             }
         }
     }
@@ -210,29 +222,22 @@ pub async fn apply_group(
     Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error: None })
 }
 
-/// Removes `user` from its direct groups that Tether manages and that contain `group`
-/// (nested). Groups outside the sync group's tree are AD's own: never touched.
-async fn drop_ancestor_memberships(
+/// The managed groups that contain `group` (nested, at any depth), each with its direct
+/// members (lowercased DNs). Groups outside the sync group's tree are AD's own: never
+/// touched.
+async fn ancestors_of(
     ldap: &mut Ldap,
     managed: &[(String, String)],
     group: &str,
-    user: &str,
-) -> Result<(), AdError> {
-    let (e, _) = ldap.search(user, Scope::Base, "(objectClass=*)", vec!["memberOf"]).await?.success()?;
-    let member_of = e
-        .into_iter()
-        .next()
-        .map(SearchEntry::construct)
-        .and_then(|e| e.attrs.get("memberOf").cloned())
-        .unwrap_or_default();
-    let managed: HashSet<&str> = managed.iter().map(|(d, _)| d.as_str()).collect();
-    for g in member_of.iter().filter(|g| !g.eq_ignore_ascii_case(group) && managed.contains(g.to_lowercase().as_str()))
-    {
+) -> Result<Vec<(String, HashSet<String>)>, AdError> {
+    let mut out = Vec::new();
+    for (g, _) in managed.iter().filter(|(g, _)| !g.eq_ignore_ascii_case(group)) {
         if nested_groups(ldap, g).await?.iter().any(|(d, _)| d.eq_ignore_ascii_case(group)) {
-            tether_ad::set_member(ldap, g, user, false).await?;
+            let members = tether_ad::read::members_with_guids(ldap, g, None).await?;
+            out.push((g.clone(), members.into_iter().map(|(_, m)| m.to_lowercase()).collect()));
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Applies a `group_disconnected` entry: `group_disconnection_action`, never on sync_group.

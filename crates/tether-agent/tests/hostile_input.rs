@@ -191,6 +191,23 @@ async fn large_groups_are_read_range_by_range() {
     let got = tether_ad::read::ranged_values(&mut ldap, &e, "member", Some(7)).await.unwrap();
     assert_eq!(got.len(), 50);
     assert_eq!(got.iter().map(|m| m.to_lowercase()).collect::<HashSet<_>>(), want);
+    // With their objectGUIDs (extended DNs), by ranges and whole.
+    let mut guids = HashSet::new();
+    for dn in &want {
+        let (u, _) = ldap
+            .search(dn, tether_ad::ldap3::Scope::Base, "(objectClass=user)", vec!["objectGUID"])
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let u = tether_ad::ldap3::SearchEntry::construct(u.into_iter().next().unwrap());
+        guids.insert((Some(tether_ad::read::guid_hex(&u)), dn.clone()));
+    }
+    for step in [Some(7), None] {
+        let got = tether_ad::read::members_with_guids(&mut ldap, &g, step).await.unwrap();
+        let got: HashSet<_> = got.into_iter().map(|(guid, dn)| (guid, dn.to_lowercase())).collect();
+        assert_eq!(got, guids, "step {step:?}");
+    }
 }
 
 #[tokio::test]

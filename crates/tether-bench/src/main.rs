@@ -322,6 +322,7 @@ async fn main() -> Result<()> {
             return Ok(());
         }
         Cmd::Serve => {
+            tether_server::memory::return_large_blocks_to_the_system();
             let s = TestServer::start().await;
             println!("{} {}", s.url, s.api_key);
             std::future::pending::<()>().await;
@@ -414,12 +415,20 @@ async fn main() -> Result<()> {
         "cpu_ms_per_cycle_at_most": (cpu_at_most * 1000.0 * 100.0).round() / 100.0});
     if import_only {
         results["peak_rss_mb"] = json!({"tetherd": (server.peak_rss_mb() * 10.0).round() / 10.0});
+        // A complete cycle that finds nothing changed (as every agent start and every
+        // reconcile does).
+        let t = Instant::now();
+        tether_agent::import::cycle(&icfg, &mut ldap, &session, true).await?;
+        results["unchanged_complete_cycle_s"] = json!((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+        results["peak_rss_mb"]["tetherd_after_unchanged_complete_cycle"] =
+            json!((server.peak_rss_mb() * 10.0).round() / 10.0);
         println!("{}", serde_json::to_string_pretty(&results)?);
         drop(server);
         sandbox(&["down"], &d.dir)?;
         return Ok(());
     }
 
+    eprintln!("done: initial import and idle cycles; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
     //    enables, and group membership changes, in turn.
     let importer = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
@@ -491,6 +500,7 @@ async fn main() -> Result<()> {
     results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
     drop(importer);
 
+    eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.
     let skey = s
         .call(
@@ -600,6 +610,7 @@ async fn main() -> Result<()> {
     results["tether_to_ad_latency"] = dist(lat);
     results["tether_to_ad_latency"]["by_kind"] = by_kind(&kinds);
 
+    eprintln!("done: Tether → AD latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
     let bulk = 100;
     let t = Instant::now();
@@ -661,6 +672,7 @@ async fn main() -> Result<()> {
     results["peak_rss_mb"] = json!({"sync_agent": (syncer.peak_rss_mb() * 10.0).round() / 10.0});
     drop(syncer);
 
+    eprintln!("done: bulk provisioning; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 6. Raw simple binds as the same users (16 clients, each on its own open LDAPS
     //    connection, for 10 s): the DC's own limit for delegated authentication.
     let mut raw_tasks = Vec::new();

@@ -79,11 +79,12 @@ pub struct ImportOutcome {
 fn find_existing(
     obs: &AdUserObs,
     settings: &ImportSettings,
-    linked: &HashMap<String, User>,
+    linked: &mut HashMap<String, User>,
     by_name: &HashMap<String, User>,
 ) -> Result<Option<User>, String> {
-    if let Some(u) = linked.get(&obs.guid) {
-        return Ok(Some(u.clone()));
+    // Taken out of the map: each user is held once (a complete read holds every user).
+    if let Some(u) = linked.remove(&obs.guid) {
+        return Ok(Some(u));
     }
     let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(None) };
     match by_name.get(&name.to_lowercase()) {
@@ -100,10 +101,10 @@ fn find_existing(
 async fn lookup_report_users(
     s: &AppState,
     report: &ImportReport,
-    in_scope: &[User],
+    in_scope: Vec<User>,
 ) -> Result<(HashMap<String, User>, HashMap<String, User>), ApiError> {
     let mut linked: HashMap<String, User> =
-        in_scope.iter().filter_map(|u| u.ad_guid.clone().map(|g| (g, u.clone()))).collect();
+        in_scope.into_iter().filter_map(|u| u.ad_guid.clone().map(|g| (g, u))).collect();
     let missing: Vec<&str> =
         report.users.iter().map(|o| o.guid.as_str()).filter(|g| !linked.contains_key(*g)).collect();
     linked.extend(s.repo.users_by_ad_guids(&missing).await?);
@@ -200,14 +201,14 @@ fn decided_user(d: &UserDecision) -> Option<&User> {
 }
 
 impl Planned {
-    fn new(obs: Option<&AdUserObs>, existing: Option<&User>, decision: UserDecision) -> Self {
+    fn new(obs: Option<&AdUserObs>, existing: Option<User>, decision: UserDecision) -> Self {
         let inner = decided_user(&decision);
         Planned {
             obs_guid: obs.map(|o| o.guid.clone()),
             obs_dn: obs.map(|o| o.dn.clone()),
-            existing_ad_guid: existing.and_then(|u| u.ad_guid.clone()),
-            existing_has_password: existing.is_some_and(|u| u.has_password),
-            existing: existing.cloned(),
+            existing_ad_guid: existing.as_ref().and_then(|u| u.ad_guid.clone()),
+            existing_has_password: existing.as_ref().is_some_and(|u| u.has_password),
+            existing,
             decision_ad_guid: inner.and_then(|u| u.ad_guid.clone()),
             decision_has_password: inner.is_some_and(|u| u.has_password),
             decision,
@@ -352,35 +353,6 @@ pub async fn apply(
     let in_scope = if report.complete { s.repo.users_of_domain(&domain.id).await? } else { Vec::new() };
     let scope_size =
         if report.complete { in_scope.len() as u64 } else { s.repo.count_users_of_domain(&domain.id).await? };
-    let (linked, by_name) = lookup_report_users(s, report, &in_scope).await?;
-    for obs in &report.users {
-        if !tether_core::adi::is_guid_hex(&obs.guid) {
-            out.skipped.push(skip(obs, "its objectGUID is not 32 hexadecimal digits; not imported"));
-            continue;
-        }
-        let existing = match find_existing(obs, &settings, &linked, &by_name) {
-            Ok(e) => e,
-            Err(reason) => {
-                out.skipped.push(skip(obs, &reason));
-                flag_conflict(s, obs).await?;
-                continue;
-            }
-        };
-        // A Tether change still queued for AD is not undone by importing the older AD state:
-        // the user is left alone until the sync agent has applied it.
-        if existing.as_ref().is_some_and(|u| pending.contains(&u.id)) {
-            planned.push(Planned::new(Some(obs), existing.as_ref(), UserDecision::Nothing));
-            continue;
-        }
-        let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
-        if let UserDecision::Skip(reason) = &decision {
-            out.skipped.push(skip(obs, reason));
-            let linked = existing.as_ref().filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str()));
-            planned.push(Planned::new(Some(obs), linked, UserDecision::Nothing));
-            continue;
-        }
-        planned.push(Planned::new(Some(obs), existing.as_ref(), decision));
-    }
     // Dissociations: explicit removals always; absence only on a complete read.
     let present: HashSet<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
     let mut gone: Vec<User> = Vec::new();
@@ -396,9 +368,43 @@ pub async fn apply(
             }
         }
     }
+    let (mut linked, by_name) = lookup_report_users(s, report, in_scope).await?;
+    let mut seen = HashSet::new();
+    for obs in &report.users {
+        if !tether_core::adi::is_guid_hex(&obs.guid) {
+            out.skipped.push(skip(obs, "its objectGUID is not 32 hexadecimal digits; not imported"));
+            continue;
+        }
+        if !seen.insert(obs.guid.as_str()) {
+            out.skipped.push(skip(obs, "its objectGUID is reported twice in one cycle; the first is imported"));
+            continue;
+        }
+        let existing = match find_existing(obs, &settings, &mut linked, &by_name) {
+            Ok(e) => e,
+            Err(reason) => {
+                out.skipped.push(skip(obs, &reason));
+                flag_conflict(s, obs).await?;
+                continue;
+            }
+        };
+        // A Tether change still queued for AD is not undone by importing the older AD state:
+        // the user is left alone until the sync agent has applied it.
+        if existing.as_ref().is_some_and(|u| pending.contains(&u.id)) {
+            planned.push(Planned::new(Some(obs), existing, UserDecision::Nothing));
+            continue;
+        }
+        let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
+        if let UserDecision::Skip(reason) = &decision {
+            out.skipped.push(skip(obs, reason));
+            let linked = existing.filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str()));
+            planned.push(Planned::new(Some(obs), linked, UserDecision::Nothing));
+            continue;
+        }
+        planned.push(Planned::new(Some(obs), existing, decision));
+    }
     for u in gone.into_iter().filter(|u| !pending.contains(&u.id)) {
         let d = decide_absent(&settings, &u);
-        planned.push(Planned::new(None, Some(&u), d));
+        planned.push(Planned::new(None, Some(u), d));
     }
 
     if report.dry_run {

@@ -14,6 +14,7 @@ mod history;
 mod import;
 mod import_groups;
 pub mod mail;
+pub mod memory;
 mod metrics;
 mod notify;
 mod openapi;

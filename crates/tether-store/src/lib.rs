@@ -163,7 +163,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a document with its edges and secrets; `false` if it did not exist.
     async fn delete(&self, c: Collection, id: &str) -> Result<bool>;
     /// Filters, orders and windows a collection; returns the total before windowing.
-    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)>;
+    /// The documents as their stored JSON text (decoded one at a time by the caller, so a
+    /// list of every user is never held twice as JSON trees).
+    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)>;
 
     /// Sets (or with `None` removes) the secret of `purpose` owned by `owner`.
     async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()>;

@@ -117,7 +117,7 @@ impl Repo {
 
     pub async fn list_users(&self, q: &ListQuery) -> Result<(u64, Vec<User>)> {
         let (n, docs) = self.store.list(Collection::Users, q).await?;
-        Ok((n, docs.into_iter().map(user_from).collect::<Result<_>>()?))
+        Ok((n, docs.into_iter().map(|d| crate::sql::parse(&d).and_then(user_from)).collect::<Result<_>>()?))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, c: Collection, id: &str) -> Result<Option<T>> {
@@ -126,7 +126,7 @@ impl Repo {
 
     pub async fn list<T: DeserializeOwned>(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<T>)> {
         let (n, docs) = self.store.list(c, q).await?;
-        Ok((n, docs.into_iter().map(decode).collect::<Result<_>>()?))
+        Ok((n, docs.into_iter().map(|d| crate::sql::parse(&d).and_then(decode)).collect::<Result<_>>()?))
     }
 
     pub async fn insert_group(&self, g: &Group) -> Result<()> {

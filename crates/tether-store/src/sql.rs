@@ -201,36 +201,39 @@ pub(crate) fn plan_batch(ops: &[WriteOp]) -> BatchPlan<'_> {
 }
 
 /// `INSERT INTO table (id, key1, key2, doc) VALUES ($1, $2, $3, $4<cast>), …` for `rows`.
-pub(crate) fn insert_rows(table: &str, rows: usize, doc_cast: &str) -> String {
+/// (Parameters in the dialect's spelling: SQLite's `?` are bound by position, where
+/// numbered ones are looked up by name, one scan of the statement's names per value.)
+pub(crate) fn insert_rows<D: Dialect>(table: &str, rows: usize, doc_cast: &str) -> String {
     let mut sql = format!("INSERT INTO {table} (id, key1, key2, doc) VALUES ");
     for r in 0..rows {
         let n = r * 4;
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, ${}, ${}{doc_cast})", n + 1, n + 2, n + 3, n + 4));
+        let p = |i| D::param(n + i);
+        sql.push_str(&format!("({}, {}, {}, {}{doc_cast})", p(1), p(2), p(3), p(4)));
     }
     sql
 }
 
 /// `INSERT INTO edges (kind, src, dst) VALUES …` for `rows`, existing edges kept.
-pub(crate) fn link_rows(rows: usize) -> String {
+pub(crate) fn link_rows<D: Dialect>(rows: usize) -> String {
     let mut sql = String::from("INSERT INTO edges (kind, src, dst) VALUES ");
     for r in 0..rows {
         let n = r * 3;
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+        sql.push_str(&format!("({}, {}, {})", D::param(n + 1), D::param(n + 2), D::param(n + 3)));
     }
     sql.push_str(" ON CONFLICT DO NOTHING");
     sql
 }
 
 /// `SELECT <doc> FROM table WHERE key1 (or key2) IN ($1, …)` for `n` keys.
-pub(crate) fn by_keys(table: &str, doc: &str, key2: bool, n: usize) -> String {
-    let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!("SELECT {doc} FROM {table} WHERE {} IN ({})", if key2 { "key2" } else { "key1" }, params.join(", "))
+pub(crate) fn by_keys<D: Dialect>(table: &str, key2: bool, n: usize) -> String {
+    let params: Vec<String> = (1..=n).map(D::param).collect();
+    format!("SELECT {} FROM {table} WHERE {} IN ({})", D::DOC, if key2 { "key2" } else { "key1" }, params.join(", "))
 }
 
 /// A unique key is stored lowercased, so uniqueness and lookups ignore case.
@@ -353,11 +356,11 @@ mod tests {
         assert_eq!(p.links.iter().map(Vec::len).collect::<Vec<_>>(), [ROWS_PER_INSERT, 2]);
         assert_eq!(p.links[0][0], (Edge::Member, "g", "u1"));
         assert_eq!(
-            insert_rows("t", 2, "::jsonb"),
+            insert_rows::<T>("t", 2, "::jsonb"),
             "INSERT INTO t (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb), ($5, $6, $7, $8::jsonb)"
         );
-        assert_eq!(link_rows(1), "INSERT INTO edges (kind, src, dst) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
-        assert_eq!(by_keys("users", "doc", true, 2), "SELECT doc FROM users WHERE key2 IN ($1, $2)");
+        assert_eq!(link_rows::<T>(1), "INSERT INTO edges (kind, src, dst) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
+        assert_eq!(by_keys::<T>("users", true, 2), "SELECT d FROM users WHERE key2 IN ($1, $2)");
     }
 
     #[test]

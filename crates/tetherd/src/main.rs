@@ -52,6 +52,7 @@ struct Serve {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tether_server::memory::return_large_blocks_to_the_system();
     // Logs go to stderr: human-readable, or one JSON object per line with TETHER_LOG_FORMAT=json.
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);

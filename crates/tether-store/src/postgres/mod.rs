@@ -180,7 +180,7 @@ impl Store for PgStore {
     async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(500) {
-            let text = sql::by_keys(c.table(), "doc::text", key2, chunk.len());
+            let text = sql::by_keys::<Postgres>(c.table(), key2, chunk.len());
             let mut q = sqlx::query_scalar::<_, String>(&text);
             for k in chunk {
                 q = q.bind(k.to_lowercase());
@@ -201,12 +201,11 @@ impl Store for PgStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)> {
+    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
         let l = list_sql::<Postgres>(c.table(), q);
         let total: i64 = bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.pool).await?.get(0);
         let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.pool).await?;
-        let docs = rows.iter().map(|r| parse(r.get::<&str, _>(0))).collect::<Result<_>>()?;
-        Ok((total as u64, docs))
+        Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
     async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
@@ -247,7 +246,7 @@ impl Store for PgStore {
         let plan = sql::plan_batch(ops);
         let mut tx = self.pool.begin().await?;
         for (c, docs) in &plan.inserts {
-            let text = sql::insert_rows(c.table(), docs.len(), "::jsonb");
+            let text = sql::insert_rows::<Postgres>(c.table(), docs.len(), "::jsonb");
             let mut q = sqlx::query(&text);
             for d in docs {
                 q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
@@ -258,7 +257,7 @@ impl Store for PgStore {
             replace_doc(&mut *tx, *c, doc).await?;
         }
         for edges in &plan.links {
-            let text = sql::link_rows(edges.len());
+            let text = sql::link_rows::<Postgres>(edges.len());
             let mut q = sqlx::query(&text);
             for (e, from, to) in edges {
                 q = q.bind(e.name()).bind(*from).bind(*to);

@@ -161,7 +161,7 @@ impl Store for SqliteStore {
     async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(500) {
-            let text = sql::by_keys(c.table(), "doc", key2, chunk.len());
+            let text = sql::by_keys::<Sqlite>(c.table(), key2, chunk.len());
             let mut q = sqlx::query_scalar::<_, String>(&text);
             for k in chunk {
                 q = q.bind(k.to_lowercase());
@@ -183,7 +183,7 @@ impl Store for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<Value>)> {
+    async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
         let l = list_sql::<Sqlite>(c.table(), q);
         let cached = {
             let t = self.totals.lock().expect("not poisoned");
@@ -202,8 +202,7 @@ impl Store for SqliteStore {
             }
         };
         let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
-        let docs = rows.iter().map(|r| parse(r.get::<&str, _>(0))).collect::<Result<_>>()?;
-        Ok((total as u64, docs))
+        Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
     async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
@@ -244,7 +243,7 @@ impl Store for SqliteStore {
         let plan = sql::plan_batch(ops);
         let mut tx = self.writer.begin().await?;
         for (c, docs) in &plan.inserts {
-            let text = sql::insert_rows(c.table(), docs.len(), "");
+            let text = sql::insert_rows::<Sqlite>(c.table(), docs.len(), "");
             let mut q = sqlx::query(&text);
             for d in docs {
                 q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
@@ -255,7 +254,7 @@ impl Store for SqliteStore {
             replace_doc(&mut *tx, *c, doc).await?;
         }
         for edges in &plan.links {
-            let text = sql::link_rows(edges.len());
+            let text = sql::link_rows::<Sqlite>(edges.len());
             let mut q = sqlx::query(&text);
             for (e, from, to) in edges {
                 q = q.bind(e.name()).bind(*from).bind(*to);
