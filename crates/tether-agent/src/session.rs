@@ -116,6 +116,9 @@ async fn post<B: serde::Serialize + ?Sized>(
     Err(AgentError::Server { url: url.to_string(), status, message })
 }
 
+/// Feed entries asked for per poll.
+const SYNC_BATCH: u64 = 25;
+
 impl Session {
     /// Registers (or resumes the registration kept in `state_dir`).
     pub async fn establish(
@@ -203,7 +206,9 @@ impl Session {
 
     /// Long-polls the change feed of the agent's domain.
     pub async fn sync_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
-        match self.call("/api/agent/v1/sync/poll", json!({"waitMs": wait_ms})).await? {
+        // A few entries at a time: one entry may carry a whole group's members, and each
+        // costs an LDAP write or more, so a small batch neither starves nor swells the agent.
+        match self.call("/api/agent/v1/sync/poll", json!({"waitMs": wait_ms, "limit": SYNC_BATCH})).await? {
             Value::Array(v) => Ok(v),
             _ => Ok(vec![]),
         }

@@ -111,6 +111,9 @@ impl Drop for Part {
 }
 
 const IP: &str = "127.0.0.77";
+/// Members of the Tether group whose membership changes are timed (Tether → AD).
+const GROUP_MEMBERS: usize = 500;
+
 /// Plain stored attributes only, for comparison with the import's own attribute list.
 const PLAIN_ATTRS: &[&str] =
     &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
@@ -552,7 +555,9 @@ async fn main() -> Result<()> {
         Some(json!({"guards": {"suspends": big, "passwordResets": big, "membershipRemovals": big, "unbinds": big}})),
     )
     .await;
-    // A Tether group associated with the domain, for membership changes.
+    // A Tether group associated with the domain, for membership changes: it holds
+    // `GROUP_MEMBERS` imported users already (from the end of the seed: the AD → Tether
+    // step changed the first ones), so a membership change is measured in a group of size.
     let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "benchsyncgroup"}))).await.body;
     let gid = g["id"].as_str().context("group")?.to_string();
     s.call(
@@ -561,6 +566,38 @@ async fn main() -> Result<()> {
         Some(json!({"op": "add", "type": "active_directory", "id": domain_id})),
     )
     .await;
+    let size = GROUP_MEMBERS.min(n / 2);
+    let t = Instant::now();
+    for i in 0..size {
+        let sam = format!("{}user{:04}", d.seed_prefix, n - i);
+        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body;
+        let id = u["results"][0]["id"].as_str().context("an imported user")?.to_string();
+        s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{gid}/members"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+    }
+    loop {
+        let (e, _) = admin
+            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(cn=benchsyncgroup)", vec!["member"])
+            .await?
+            .success()?;
+        let have = e
+            .into_iter()
+            .next()
+            .map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs.get("member").map_or(0, Vec::len));
+        if have.unwrap_or(0) >= size {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the group's {size} members did not reach AD");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    results["tether_to_ad_group_members"] = json!(size);
+    results["tether_to_ad_group_fill_s"] = json!((t.elapsed().as_secs_f64() * 10.0).round() / 10.0);
     let (mut lat, mut kinds) = (Vec::new(), Vec::new());
     let mut member = false;
     for i in 0..changes {

@@ -167,18 +167,18 @@ async fn group_body(
     removed: &[User],
 ) -> Result<Value, ApiError> {
     let store = s.repo.store();
-    let associated: BTreeSet<String> = store.targets(Edge::DomainGroup, domain).await?.into_iter().collect();
+    // Looked up per group of the domain and in batches of users, not per member: a group
+    // may hold thousands.
+    let mut associated: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for gid in store.targets(Edge::DomainGroup, domain).await? {
+        let Some(other) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? else { continue };
+        associated.push((other.name, store.targets(Edge::Member, &gid).await?.into_iter().collect()));
+    }
+    let ids = store.targets(Edge::Member, &g.id).await?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut members = Vec::new();
-    for uid in store.targets(Edge::Member, &g.id).await? {
-        let Some(u) = s.repo.user(&uid).await? else { continue };
-        let mut groups = Vec::new();
-        for gid in store.sources(Edge::Member, &uid).await? {
-            if associated.contains(&gid) {
-                if let Some(other) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? {
-                    groups.push(other.name);
-                }
-            }
-        }
+    for u in s.repo.users_by_ids(&ids).await? {
+        let groups: Vec<&String> = associated.iter().filter(|(_, m)| m.contains(&u.id)).map(|(name, _)| name).collect();
         members.push(json!({"userId": u.id, "username": u.username, "guid": u.ad_guid, "groups": groups}));
     }
     let removed_count = removed.len();

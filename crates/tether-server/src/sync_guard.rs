@@ -37,14 +37,18 @@ pub struct SyncPlan {
     pub changes: Vec<Value>,
 }
 
-/// Where the guard of a domain stands.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Where the guard of a domain stands. Entries are read once, when new: each evaluation
+/// reads only what was appended since the last one (a window may hold thousands of entries,
+/// some carrying a whole group), and the few that count are remembered with their counts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 struct Cursor {
     /// Entries up to here were approved (or rejected): they no longer count.
     cleared: i64,
-    /// Entries up to here were applied and fell out of the window.
-    aged: i64,
+    /// Entries up to here were read.
+    seen: i64,
+    /// The read entries that count, not yet out of the window: `(seq, created, counts)`.
+    counted: Vec<(i64, String, Counts)>,
 }
 
 fn plan_key(domain: &str) -> String {
@@ -122,25 +126,40 @@ pub async fn may_deliver(s: &AppState, domain: &AdDomain, applied: i64) -> Resul
     if held_plan(s, &domain.id).await?.is_some() {
         return Ok(false);
     }
-    let mut cur = cursor(s, &domain.id).await?;
-    let entries = s.repo.store().read_feed(&domain.id, cur.cleared.max(cur.aged), MAX_READ).await?;
-    // Applied entries that fell out of the window are never read again.
+    let before = cursor(s, &domain.id).await?;
+    let mut cur = before.clone();
+    let store = s.repo.store();
+    loop {
+        let fresh = store.read_feed(&domain.id, cur.seen.max(cur.cleared), MAX_READ).await?;
+        let Some(last) = fresh.last().map(|e| e.seq) else { break };
+        for e in &fresh {
+            let c = counts_of(e);
+            if c != Counts::default() {
+                cur.counted.push((e.seq, e.created.clone(), c));
+            }
+        }
+        cur.seen = last;
+        if fresh.len() < MAX_READ {
+            break;
+        }
+    }
+    // Applied entries that fell out of the window, and cleared ones, no longer count.
     let horizon = tether_core::timestamp(s.now() - WINDOW);
-    let aged = entries.iter().take_while(|e| e.seq <= applied && e.created < horizon).last().map(|e| e.seq);
-    if let Some(a) = aged {
-        cur.aged = a;
+    let cleared = cur.cleared;
+    cur.counted.retain(|(seq, created, _)| *seq > cleared && !(*seq <= applied && *created < horizon));
+    if cur != before {
         put_cursor(s, &domain.id, &cur).await?;
     }
     let mut counts = Counts::default();
-    for e in entries.iter().filter(|e| e.seq > cur.aged) {
-        counts += counts_of(e);
+    for (_, _, c) in &cur.counted {
+        counts += *c;
     }
     if counts == Counts::default() {
         return Ok(true);
     }
     let n = scope(s, &domain.id).await?;
     let Some(reason) = exceeded(&domain.guards, &counts, n) else { return Ok(true) };
-    let pending: Vec<&FeedEntry> = entries.iter().filter(|e| e.seq > applied).collect();
+    let pending = store.read_feed(&domain.id, applied, MAX_READ).await?;
     let Some(last) = pending.last() else { return Ok(true) };
     let reason = format!("{reason} within {} minutes", WINDOW.whole_minutes());
     tracing::warn!(domain = %domain.domain, %reason, "changes to AD held by a mass-change guard");
@@ -150,7 +169,7 @@ pub async fn may_deliver(s: &AppState, domain: &AdDomain, applied: i64) -> Resul
         created: s.now_str(),
         after: applied,
         through: last.seq,
-        changes: pending.iter().filter_map(|e| describe(e)).collect(),
+        changes: pending.iter().filter_map(describe).collect(),
     };
     s.repo.store().put_setting(&plan_key(&domain.id), &serde_json::to_value(&plan).expect("serializes")).await?;
     Ok(false)

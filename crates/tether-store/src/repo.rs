@@ -194,18 +194,27 @@ impl Repo {
 
     /// Those of the users `ids` that are linked to the AD domain `domain_id`.
     pub async fn users_of_domain_among(&self, domain_id: &str, ids: &[&str]) -> Result<Vec<User>> {
+        self.users_among(ids, Some(domain_id)).await
+    }
+
+    /// The users `ids` (those that exist), in the order they were created.
+    pub async fn users_by_ids(&self, ids: &[&str]) -> Result<Vec<User>> {
+        self.users_among(ids, None).await
+    }
+
+    async fn users_among(&self, ids: &[&str], domain_id: Option<&str>) -> Result<Vec<User>> {
         use tether_core::query::{Filter, Op, Scalar};
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
-            let q = ListQuery {
-                filter: Some(Filter::And(vec![
-                    Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() },
-                    Filter::Cmp { field: AD_DOMAIN, op: Op::Eq, value: Scalar::Text(domain_id.into()) },
-                ])),
-                sort: None,
-                limit: chunk.len(),
-                skip: 0,
+            let among = Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() };
+            let filter = match domain_id {
+                Some(d) => Filter::And(vec![
+                    among,
+                    Filter::Cmp { field: AD_DOMAIN, op: Op::Eq, value: Scalar::Text(d.into()) },
+                ]),
+                None => among,
             };
+            let q = ListQuery { filter: Some(filter), sort: None, limit: chunk.len(), skip: 0 };
             out.extend(self.list_users(&q).await?.1);
         }
         Ok(out)
