@@ -58,6 +58,9 @@ enum Cmd {
         users: usize,
         #[arg(long, default_value = "target/bench-store.json")]
         out: PathBuf,
+        /// On PostgreSQL (the test kit's private cluster) instead of the embedded store.
+        #[arg(long)]
+        postgres: bool,
     },
     /// (Internal) one complete import cycle in a process of its own; prints its peak RSS.
     ImportOnce {
@@ -317,8 +320,8 @@ async fn main() -> Result<()> {
     }
     let (n, changes, out, import_only) = match Cli::parse().cmd {
         Cmd::Adi { users, changes, out, import_only } => (users, changes, out, import_only),
-        Cmd::Store { users, out } => {
-            let r = store::run(users).await?;
+        Cmd::Store { users, out, postgres } => {
+            let r = store::run(users, postgres).await?;
             std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             eprintln!("written to {}", out.display());

@@ -20,6 +20,10 @@ use crate::sql::{Bind, Dialect};
 
 pub(crate) struct Postgres;
 
+/// The username field as [`Dialect::field`] spells it (users and groups alike: only the
+/// users table has a username).
+const USERNAME: &str = "(doc->>'username')";
+
 impl Dialect for Postgres {
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
@@ -57,6 +61,11 @@ impl Dialect for Postgres {
     }
 
     fn sort(col: &str, desc: bool) -> String {
-        format!("lower({col} COLLATE \"C\") {}", if desc { "DESC NULLS LAST" } else { "ASC NULLS FIRST" })
+        let dir = if desc { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
+        // The users' username sort key is stored (schema step 3), with the same value.
+        if col == USERNAME {
+            return format!("sort_username COLLATE \"C\" {dir}");
+        }
+        format!("lower({col} COLLATE \"C\") {dir}")
     }
 }

@@ -59,4 +59,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_by_email ON users ((doc->>'email'));
     CREATE INDEX users_sorted_by_username ON users (lower((doc->>'username') COLLATE "C") ASC NULLS FIRST, seq);
     "#,
+    // 3: the username sort key as a stored column, so a deep page (`skip`) walks an index
+    // alone: PostgreSQL never answers from an index on an expression of `doc` without
+    // reading each row (600 ms for a page past 500,000 users).
+    r#"
+    ALTER TABLE users ADD COLUMN sort_username text
+        GENERATED ALWAYS AS (lower((doc->>'username') COLLATE "C")) STORED;
+    CREATE INDEX users_by_sort_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq);
+    DROP INDEX users_sorted_by_username;
+    "#,
 ];
