@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_agent::runner::{run_import, run_sync};
 use tether_agent::AgentError;
-use tether_testkit::{dc, unique, TestServer};
+use tether_testkit::{dc, unique, with_keys, TestServer};
 
 async fn new_agent(s: &TestServer, use_case: &str, agent_type: &str) -> (String, String, String) {
     let d = s
@@ -27,13 +27,10 @@ async fn new_agent(s: &TestServer, use_case: &str, agent_type: &str) -> (String,
 
 fn import_config(s: &TestServer, key: &str, state: &Path) -> ImportConfig {
     let d = dc();
-    let v = json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
-        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
-                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
-        "InstalledOn": "member_server",
-        "MainLoop": {"PollIntervalSeconds": 0.1}
-    });
+    let v = with_keys(
+        d.import_agent_config(&s.url, key, state, &d.users_container(), &d.group_dn),
+        json!({"MainLoop": {"PollIntervalSeconds": 0.1}}),
+    );
     ImportConfig::from_str(Path::new("test.json"), &v.to_string()).unwrap()
 }
 
@@ -111,11 +108,10 @@ async fn sync_agent_registers_and_bad_ad_credentials_stop_it_with_the_reason() {
     let (domain, agent, key) = new_agent(&s, "JCASAUTHORITY", "SYNC").await;
     let d = dc();
     let state = tempfile::tempdir().unwrap();
-    let mut v = json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
-        "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
-        "user_root_dn": d.users_container(), "sync_group": d.group_dn, "poll_interval_seconds": 0.1
-    });
+    let mut v = with_keys(
+        d.sync_agent_config(&s.url, &key, state.path(), &d.users_container(), &d.group_dn),
+        json!({"poll_interval_seconds": 0.1}),
+    );
     let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
     let run = tokio::spawn(run_sync(cfg, std::future::pending()));
     wait_for(async || agent_json(&s, &domain, &agent).await["state"] == "active").await;
@@ -134,12 +130,10 @@ async fn secrets_never_reach_the_logs() {
     let state = tempfile::tempdir().unwrap();
     let d = dc();
     let path = state.path().join("importagent.config.json");
-    let v = json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
-        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
-                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
-        "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
-    });
+    let v = with_keys(
+        d.import_agent_config(&s.url, &key, state.path(), &d.users_container(), &d.group_dn),
+        json!({"MainLoop": {"PollIntervalSeconds": 0.2}}),
+    );
     std::fs::write(&path, v.to_string()).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether-agent"))

@@ -14,7 +14,7 @@ use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, N
 use tether_agent::config::ImportConfig;
 use tether_agent::import::cycle;
 use tether_agent::session::Session;
-use tether_testkit::{dc, unique, TestServer};
+use tether_testkit::{dc, unique, with_keys, TestServer};
 
 async fn config(s: &TestServer, adi: &str, state: &Path) -> ImportConfig {
     let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
@@ -22,12 +22,14 @@ async fn config(s: &TestServer, adi: &str, state: &Path) -> ImportConfig {
     let k = s
         .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
         .await;
-    ImportConfig::from_str(Path::new("i.json"), &json!({
-        "Server": {"Url": s.url, "ConnectKey": k.body["connectKey"], "StateDir": state},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": dc().users_container(), "AdiGroup": adi},
-        "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
-    }).to_string()).unwrap()
+    let key = k.body["connectKey"].as_str().unwrap();
+    ImportConfig::from_str(Path::new("i.json"), &raw_config(&s.url, key, state, adi).to_string()).unwrap()
+}
+
+/// The import agent's configuration file's content.
+fn raw_config(server: &str, key: &str, state: &Path, adi: &str) -> Value {
+    let v = dc().import_agent_config(server, key, state, &dc().users_container(), adi);
+    with_keys(v, json!({"MainLoop": {"PollIntervalSeconds": 0.2}}))
 }
 
 /// The directory as a comparable value: users by username with their fields, groups by name
@@ -134,12 +136,7 @@ async fn killed_import_agent_converges_to_the_uninterrupted_result() {
     let state = tempfile::tempdir().unwrap();
     let cfg = config(&s, &adi, state.path()).await;
     let path = state.path().join("importagent.config.json");
-    let raw = json!({
-        "Server": {"Url": s.url, "ConnectKey": cfg.server.connect_key.0, "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": dc().users_container(), "AdiGroup": adi},
-        "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
-    });
+    let raw = raw_config(&s.url, &cfg.server.connect_key.0, state.path(), &adi);
     std::fs::write(&path, raw.to_string()).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut seed = std::process::id() as u64;

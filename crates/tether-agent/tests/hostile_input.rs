@@ -20,12 +20,9 @@ async fn import_fixture(s: &TestServer, adi: &str) -> (ImportConfig, Session, te
         .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
         .await;
     let state = tempfile::tempdir().unwrap();
-    let cfg = ImportConfig::from_str(Path::new("i.json"), &json!({
-        "Server": {"Url": s.url, "ConnectKey": k.body["connectKey"], "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": dc().users_container(), "AdiGroup": adi},
-        "InstalledOn": "member_server"
-    }).to_string()).unwrap();
+    let key = k.body["connectKey"].as_str().unwrap();
+    let v = dc().import_agent_config(&s.url, key, state.path(), &dc().users_container(), adi);
+    let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
     (cfg, session, state)
 }
@@ -98,11 +95,9 @@ async fn names_with_filter_metacharacters_cannot_inject_and_are_synced() {
     ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
     let sync_group = create_group(&mut ldap, &ou, &unique("jc")).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let cfg = SyncConfig::from_str(Path::new("s.json"), &json!({
-        "Server": {"Url": s.url, "ConnectKey": k.body["connectKey"], "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
-        "user_root_dn": ou, "sync_group": sync_group
-    }).to_string()).unwrap();
+    let key = k.body["connectKey"].as_str().unwrap();
+    let v = dc().sync_agent_config(&s.url, key, state.path(), &ou, &sync_group);
+    let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
     // `)(` would widen an unescaped filter to every object; `#` and `&` need no escape.
     let name = format!("o)(cn{}", &unique("")[..6]);

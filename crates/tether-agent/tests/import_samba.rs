@@ -9,7 +9,7 @@ use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, L
 use tether_agent::config::ImportConfig;
 use tether_agent::import::cycle;
 use tether_agent::session::Session;
-use tether_testkit::{dc, unique, TestServer};
+use tether_testkit::{dc, unique, with_keys, TestServer};
 
 fn admin() -> LdapTarget {
     dc().admin_target()
@@ -51,14 +51,10 @@ async fn fixture_on(use_case: &str, main_loop: Value, installed_on: &str) -> Fx 
     let mut ldap = connect(&admin()).await.unwrap();
     let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let v = json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": dc().users_container(), "AdiGroup": adi},
-        "InstalledOn": installed_on,
-        "SambaSmbConf": dc().dir.join("etc/smb.conf"),
-        "MainLoop": main_loop,
-    });
+    let v = with_keys(
+        dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
+        json!({"InstalledOn": installed_on, "SambaSmbConf": dc().dir.join("etc/smb.conf"), "MainLoop": main_loop}),
+    );
     let cfg = ImportConfig::from_str(Path::new("t.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), installed_on).await.unwrap();
     Fx { s, ldap, cfg, session, adi, _state: state }

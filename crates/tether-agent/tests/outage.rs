@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tether_ad::{connect, replace_attrs};
 use tether_agent::config::{ImportConfig, SyncConfig};
-use tether_testkit::{private_dc, sandbox_cmd, TestServer};
+use tether_testkit::{private_dc, sandbox_cmd, with_keys, TestServer};
 
 /// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
 async fn metric(s: &TestServer, series: &str) -> Option<f64> {
@@ -45,29 +45,31 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc.base_dn, "useCase": "TWOWAYSYNC"}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
     let agents = format!("/api/v2/activedirectories/{domain}/agents");
-    let ik = s.call("POST", &agents, Some(json!({"agentType": "IMPORT"}))).await.body["connectKey"].clone();
-    let sk = s.call("POST", &agents, Some(json!({"agentType": "SYNC"}))).await.body["connectKey"].clone();
+    let ik = s.call("POST", &agents, Some(json!({"agentType": "IMPORT"}))).await.body["connectKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sk = s.call("POST", &agents, Some(json!({"agentType": "SYNC"}))).await.body["connectKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (imetrics, smetrics) = (free_addr(), free_addr());
     let icfg = ImportConfig::from_str(
         Path::new("i.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": ik, "StateDir": istate.path()},
-            "Ldap": {"Url": dc.url, "BindDn": dc.import_dn, "BindPassword": dc.import_password, "CaFile": dc.ca_file,
-                     "RootUserContainer": dc.users_container(), "AdiGroup": dc.group_dn},
-            "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}, "MetricsListen": imetrics
-        })
+        &with_keys(
+            dc.import_agent_config(&s.url, &ik, istate.path(), &dc.users_container(), &dc.group_dn),
+            json!({"MainLoop": {"PollIntervalSeconds": 0.2}, "MetricsListen": imetrics}),
+        )
         .to_string(),
     )
     .unwrap();
     let scfg = SyncConfig::from_str(
         Path::new("s.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": sk, "StateDir": sstate.path()},
-            "Ldap": {"Url": dc.url, "BindDn": dc.admin_dn, "BindPassword": dc.admin_password, "CaFile": dc.ca_file},
-            "user_root_dn": dc.users_container(), "sync_group": dc.group_dn, "poll_interval_seconds": 0.2,
-            "metrics_listen": smetrics
-        })
+        &with_keys(
+            dc.sync_agent_config(&s.url, &sk, sstate.path(), &dc.users_container(), &dc.group_dn),
+            json!({"poll_interval_seconds": 0.2, "metrics_listen": smetrics}),
+        )
         .to_string(),
     )
     .unwrap();

@@ -12,7 +12,7 @@ use tether_ad::{connect, create_group, create_user, set_member, AdError, BindFai
 use tether_agent::config::SyncConfig;
 use tether_agent::session::Session;
 use tether_agent::sync::{apply_entries, Domain};
-use tether_testkit::{dc, unique, TestServer};
+use tether_testkit::{dc, unique, with_keys, TestServer};
 
 struct Fx {
     s: TestServer,
@@ -47,14 +47,7 @@ async fn fixture(settings: Value) -> Fx {
     let managed = create_group(&mut ldap, &ou, &unique("eng")).await.unwrap();
     set_member(&mut ldap, &sync_group, &managed, true).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let mut v = json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
-        "user_root_dn": ou, "sync_group": sync_group,
-    });
-    for (k, val) in settings.as_object().unwrap() {
-        v[k] = val.clone();
-    }
+    let v = with_keys(dc().sync_agent_config(&s.url, &key, state.path(), &ou, &sync_group), settings);
     let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
     Fx {

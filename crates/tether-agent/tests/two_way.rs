@@ -33,23 +33,12 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let icfg = ImportConfig::from_str(
         Path::new("i.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": ik, "StateDir": istate.path()},
-            "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                     "RootUserContainer": ou, "AdiGroup": adi},
-            "InstalledOn": "member_server"
-        })
-        .to_string(),
+        &dc().import_agent_config(&s.url, &ik, istate.path(), &ou, &adi).to_string(),
     )
     .unwrap();
     let scfg = SyncConfig::from_str(
         Path::new("s.json"),
-        &json!({
-            "Server": {"Url": s.url, "ConnectKey": sk, "StateDir": sstate.path()},
-            "Ldap": {"Url": dc().url, "BindDn": dc().admin_dn, "BindPassword": dc().admin_password, "CaFile": dc().ca_file},
-            "user_root_dn": ou, "sync_group": adi
-        })
-        .to_string(),
+        &dc().sync_agent_config(&s.url, &sk, sstate.path(), &ou, &adi).to_string(),
     )
     .unwrap();
     let isession = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await.unwrap();

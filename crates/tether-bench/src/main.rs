@@ -247,12 +247,10 @@ async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -
 }
 
 fn import_config_json(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Value {
-    json!({
-        "Server": {"Url": s.url, "ConnectKey": key, "StateDir": state},
-        "Ldap": {"Url": d.url, "BindDn": d.import_dn, "BindPassword": d.import_password, "CaFile": d.ca_file,
-                 "RootUserContainer": d.users_container(), "AdiGroup": d.group_dn},
-        "InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}
-    })
+    tether_testkit::with_keys(
+        d.import_agent_config(&s.url, key, state, &d.users_container(), &d.group_dn),
+        json!({"InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}}),
+    )
 }
 
 fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Result<ImportConfig> {
@@ -524,11 +522,7 @@ async fn main() -> Result<()> {
         .to_string();
     let sstate = tempfile::tempdir()?;
     // The sync agent runs in a process of its own.
-    let scfg_json = json!({
-        "Server": {"Url": s.url, "ConnectKey": skey, "StateDir": sstate.path()},
-        "Ldap": {"Url": d.url, "BindDn": d.admin_dn, "BindPassword": d.admin_password, "CaFile": d.ca_file},
-        "user_root_dn": d.users_container(), "sync_group": d.group_dn
-    });
+    let scfg_json = d.sync_agent_config(&s.url, &skey, sstate.path(), &d.users_container(), &d.group_dn);
     let scfg_path = sstate.path().join("syncagent.config.json");
     std::fs::write(&scfg_path, scfg_json.to_string())?;
     std::fs::set_permissions(&scfg_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;

@@ -66,12 +66,11 @@ async fn plan_apply_interrupted_and_resumed() {
         sams.push((sam, dn));
     }
     let state = tempfile::tempdir().unwrap();
-    let cfg = ImportConfig::from_str(Path::new("i.json"), &json!({
-        "Server": {"Url": s.url, "ConnectKey": ik, "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": users_ou, "AdiGroup": adi},
-        "InstalledOn": "dc", "SambaSmbConf": dc().dir.join("etc/smb.conf")
-    }).to_string()).unwrap();
+    let v = tether_testkit::with_keys(
+        dc().import_agent_config(&s.url, &ik, state.path(), &users_ou, &adi),
+        json!({"InstalledOn": "dc", "SambaSmbConf": dc().dir.join("etc/smb.conf")}),
+    );
+    let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "dc").await.unwrap();
     let mut conn = connect(&cfg.ldap_target()).await.unwrap();
     assert_eq!(cycle(&cfg, &mut conn, &session, true).await.unwrap().outcome.unwrap()["created"], 3);

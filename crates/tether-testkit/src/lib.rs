@@ -14,6 +14,16 @@ mod server;
 pub use postgres::{postgres, postgres_db, PgDatabase};
 pub use server::TestServer;
 
+use serde_json::{json, Value};
+
+/// `base` (a JSON object) with the top-level keys of `more` added or replaced.
+pub fn with_keys(mut base: Value, more: Value) -> Value {
+    if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
+        b.extend(m);
+    }
+    base
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +48,27 @@ pub struct Dc {
 }
 
 impl Dc {
+    /// An import agent's configuration (`importagent.config.json`) against this DC, as the
+    /// import account, installed on a member server; add keys with [`with_keys`].
+    pub fn import_agent_config(&self, server: &str, key: &str, state: &Path, root: &str, adi: &str) -> Value {
+        json!({
+            "Server": {"Url": server, "ConnectKey": key, "StateDir": state},
+            "Ldap": {"Url": self.url, "BindDn": self.import_dn, "BindPassword": self.import_password,
+                     "CaFile": self.ca_file, "RootUserContainer": root, "AdiGroup": adi},
+            "InstalledOn": "member_server"
+        })
+    }
+
+    /// A sync agent's configuration (`syncagent.config.json`) against this DC, as the
+    /// domain Administrator; add keys with [`with_keys`].
+    pub fn sync_agent_config(&self, server: &str, key: &str, state: &Path, root: &str, sync_group: &str) -> Value {
+        json!({
+            "Server": {"Url": server, "ConnectKey": key, "StateDir": state},
+            "Ldap": {"Url": self.url, "BindDn": self.admin_dn, "BindPassword": self.admin_password, "CaFile": self.ca_file},
+            "user_root_dn": root, "sync_group": sync_group
+        })
+    }
+
     /// `CN=Users,<base>`.
     pub fn users_container(&self) -> String {
         format!("CN=Users,{}", self.base_dn)

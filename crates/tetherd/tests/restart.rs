@@ -77,12 +77,11 @@ async fn tetherd_killed_mid_import_loses_and_duplicates_nothing() {
     }
     let state = tempfile::tempdir().unwrap();
     let path = state.path().join("importagent.config.json");
-    std::fs::write(&path, json!({
-        "Server": {"Url": url, "ConnectKey": a["connectKey"], "StateDir": state.path()},
-        "Ldap": {"Url": dc().url, "BindDn": dc().import_dn, "BindPassword": dc().import_password, "CaFile": dc().ca_file,
-                 "RootUserContainer": users, "AdiGroup": adi},
-        "InstalledOn": "member_server", "MainLoop": {"PollIntervalSeconds": 0.2}
-    }).to_string()).unwrap();
+    let v = tether_testkit::with_keys(
+        dc().import_agent_config(&url, a["connectKey"].as_str().unwrap(), state.path(), &users, &adi),
+        json!({"MainLoop": {"PollIntervalSeconds": 0.2}}),
+    );
+    std::fs::write(&path, v.to_string()).unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let cfg = tether_agent::config::ImportConfig::load(&path).unwrap();
     let agent = tokio::spawn(tether_agent::runner::run_import(cfg, std::future::pending()));
