@@ -423,7 +423,8 @@ pub async fn apply(
             _ => {}
         }
     }
-    let removals = crate::import_groups::membership_removals(s, domain, report).await?;
+    let mut touched = crate::import_groups::Touched::of_members(s, domain, report).await?;
+    let removals = crate::import_groups::membership_removals(s, domain, report, &mut touched).await?;
     counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
     let changes: Vec<Value> = changes.into_iter().chain(removals).collect();
     if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, scope_size) {
@@ -452,16 +453,18 @@ pub async fn apply(
         "import cycle decided"
     );
     let started = std::time::Instant::now();
-    let r = execute(s, domain, report, planned, out, actor).await;
+    let r = execute(s, domain, report, Some(touched), planned, out, actor).await;
     s.metrics.import_applied(started.elapsed().as_secs_f64());
     r
 }
 
 /// Applies decided changes (a cycle within its guards, or an approved plan exactly as held).
-pub async fn execute(
+/// `touched` is the cycle's lookup of its groups' members, when the guard made one.
+pub(crate) async fn execute(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
+    touched: Option<crate::import_groups::Touched>,
     planned: Vec<Planned>,
     mut out: ImportOutcome,
     actor: &Value,
@@ -534,8 +537,7 @@ pub async fn execute(
         }
     }
     batch_ms += flush(s, &mut batch, &mut batched, &mut out, &mut linked, &mut rest).await;
-    let one_by_one = rest;
-    for p in one_by_one {
+    for p in rest {
         // Write-ahead: the history entry is stored before the change, so a crash between the
         // two can leave an entry for a change that did not happen (and is redone, with its
         // own entry, next cycle) but never a change without its entry.
@@ -576,7 +578,12 @@ pub async fn execute(
     }
 
     let groups_started = std::time::Instant::now();
-    crate::import_groups::apply_groups(s, domain, report, &linked, &names, &mut out, actor).await?;
+    let mut touched = match touched {
+        Some(t) => t,
+        None => crate::import_groups::Touched::of_members(s, domain, report).await?,
+    };
+    touched.add_cycle_users(&linked, &names);
+    crate::import_groups::apply_groups(s, domain, report, touched, &linked, &mut out, actor).await?;
     tracing::debug!(batch_ms, groups_ms = groups_started.elapsed().as_millis() as u64, "import cycle applied");
     let now = s.now();
     for (who, t) in changed_at {

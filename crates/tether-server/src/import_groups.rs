@@ -16,9 +16,10 @@ use crate::AppState;
 
 /// The domain's linked users a report's groups touch: the objectGUIDs of their members, and
 /// the Tether members that may leave them. Looked up for those users only, so an
-/// incremental cycle costs what its groups hold, not what the domain holds.
+/// incremental cycle costs what its groups hold, not what the domain holds; looked up once
+/// per cycle, for the guard and then for the writing.
 #[derive(Default)]
-struct Touched {
+pub(crate) struct Touched {
     /// objectGUID → Tether id.
     by_guid: HashMap<String, String>,
     /// Tether id → username, of users linked to the domain.
@@ -26,22 +27,17 @@ struct Touched {
 }
 
 impl Touched {
-    /// The members' objectGUIDs of every reported group, and `extra` (objectGUID → id) pairs
-    /// known already: this cycle's users, linked to the domain, with their `names`.
-    async fn of_members(
+    /// The linked users among the members (objectGUIDs) of every reported group.
+    pub(crate) async fn of_members(
         s: &AppState,
         domain: &AdDomain,
         report: &ImportReport,
-        extra: &HashMap<String, String>,
-        names: &HashMap<String, String>,
     ) -> Result<Touched, ApiError> {
         let mut t = Touched::default();
-        let guids: HashSet<&str> = report
-            .groups
-            .iter()
-            .flat_map(|g| g.members.iter().map(String::as_str))
-            .filter(|g| !extra.contains_key(*g))
-            .collect();
+        if !domain.groups_enabled || report.groups.is_empty() {
+            return Ok(t);
+        }
+        let guids: HashSet<&str> = report.groups.iter().flat_map(|g| g.members.iter().map(String::as_str)).collect();
         let guids: Vec<&str> = guids.into_iter().collect();
         for (g, u) in s.repo.users_by_ad_guids(&guids).await? {
             if u.restricted_fields.iter().any(|r| r.kind == "active_directory" && r.id == domain.id) {
@@ -49,11 +45,16 @@ impl Touched {
             }
             t.by_guid.insert(g, u.id);
         }
-        for (g, id) in extra {
-            t.by_guid.insert(g.clone(), id.clone());
-            t.in_domain.insert(id.clone(), names.get(id).cloned().unwrap_or_else(|| id.clone()));
-        }
         Ok(t)
+    }
+
+    /// This cycle's users, as written: `linked` (objectGUID → id), all linked to the domain,
+    /// with their `names`.
+    pub(crate) fn add_cycle_users(&mut self, linked: &HashMap<String, String>, names: &HashMap<String, String>) {
+        for (g, id) in linked {
+            self.by_guid.insert(g.clone(), id.clone());
+            self.in_domain.insert(id.clone(), names.get(id).cloned().unwrap_or_else(|| id.clone()));
+        }
     }
 
     /// Finds which of `ids` are linked to the domain (and their usernames).
@@ -78,11 +79,11 @@ pub(crate) async fn membership_removals(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
+    t: &mut Touched,
 ) -> Result<Vec<Value>, ApiError> {
-    if !domain.groups_enabled || report.groups.is_empty() {
+    if !domain.groups_enabled {
         return Ok(Vec::new());
     }
-    let mut t = Touched::of_members(s, domain, report, &HashMap::new(), &HashMap::new()).await?;
     let mut out = Vec::new();
     for og in &report.groups {
         let Some(group) = s.repo.group_by_ad_guid(&og.guid).await? else { continue };
@@ -99,13 +100,14 @@ pub(crate) async fn membership_removals(
     Ok(out)
 }
 
-/// Mirrors the nested groups with their flattened membership.
+/// Mirrors the nested groups with their flattened membership; `t` is the cycle's lookup of
+/// the groups' members with [`Touched::add_cycle_users`] applied.
 pub(crate) async fn apply_groups(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
+    mut t: Touched,
     linked: &HashMap<String, String>,
-    names: &HashMap<String, String>,
     out: &mut ImportOutcome,
     actor: &Value,
 ) -> Result<(), ApiError> {
@@ -114,10 +116,9 @@ pub(crate) async fn apply_groups(
     }
     let store = s.repo.store();
     let mut seen = HashSet::new();
-    // Members are objectGUIDs: this cycle's users are in `linked`, the others are looked up.
+    // Members are objectGUIDs: this cycle's users are in `linked`, the others were looked up.
     // Only users that belong to this domain are removed from mirrored groups: Tether-only
     // members an admin added stay.
-    let mut t = Touched::of_members(s, domain, report, linked, names).await?;
     for og in &report.groups {
         seen.insert(og.guid.clone());
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
@@ -199,8 +200,8 @@ pub(crate) async fn apply_groups(
             removed.push(id.clone());
         }
         if !added.is_empty() || !removed.is_empty() {
-            // One entry for the group per cycle: who joined and who left (by username; the
-            // domain's users were read after this cycle's users were written).
+            // One entry for the group per cycle: who joined and who left (by username; this
+            // cycle's users under the names it gave them).
             let names = |ids: &[String]| -> Vec<String> { ids.iter().map(|id| t.name(id)).collect() };
             let changes = json!({"members": {"added": names(&added), "removed": names(&removed)}});
             let why = Some("membership of the AD group (nested groups flattened)");
@@ -214,9 +215,8 @@ pub(crate) async fn apply_groups(
         }
     }
     if !report.complete {
-        join_unchanged_groups(s, report, linked, names, &seen, actor).await?;
-    }
-    if report.complete {
+        join_unchanged_groups(s, report, linked, &t, &seen, actor).await?;
+    } else {
         let stale: BTreeMap<String, Group> = s
             .repo
             .groups_of_domain(&domain.id)
@@ -245,7 +245,7 @@ async fn join_unchanged_groups(
     s: &AppState,
     report: &ImportReport,
     linked: &HashMap<String, String>,
-    names: &HashMap<String, String>,
+    t: &Touched,
     reported: &HashSet<String>,
     actor: &Value,
 ) -> Result<(), ApiError> {
@@ -276,7 +276,7 @@ async fn join_unchanged_groups(
                 crate::history::entry(s, uid, who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
-            let changes = json!({"members": {"added": [names.get(uid).unwrap_or(uid)], "removed": []}});
+            let changes = json!({"members": {"added": [t.name(uid)], "removed": []}});
             ops.extend(
                 crate::history::entry_of(s, "group", &group.id, who, "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),

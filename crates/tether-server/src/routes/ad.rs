@@ -411,7 +411,7 @@ pub async fn plan_approve(
     if let Some(p) = crate::import::held_plan(&s, &id).await? {
         crate::import::drop_plan(&s, &id).await?;
         let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(&key)});
-        let out = crate::import::execute(&s, &d, &p.report, p.planned, Default::default(), &actor).await?;
+        let out = crate::import::execute(&s, &d, &p.report, None, p.planned, Default::default(), &actor).await?;
         return Ok(Json(serde_json::to_value(out).expect("serializes")));
     }
     let Some(p) = crate::sync_guard::held_plan(&s, &id).await? else {
