@@ -50,14 +50,7 @@ async fn admin_console_and_user_portal_in_chromium() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let agents = format!("/api/v2/activedirectories/{domain}/agents");
-    let ik = s.call("POST", &agents, Some(json!({"agentType": "IMPORT"}))).await.body["connectKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sk = s.call("POST", &agents, Some(json!({"agentType": "SYNC"}))).await.body["connectKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (ik, sk) = (s.connect_key(&domain, "IMPORT").await, s.connect_key(&domain, "SYNC").await);
 
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
     let ou = format!("OU={},{}", unique("e2e"), dc().base_dn);

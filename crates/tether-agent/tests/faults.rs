@@ -19,11 +19,8 @@ use tether_testkit::{dc, unique, with_keys, TestServer};
 async fn config(s: &TestServer, adi: &str, state: &Path) -> ImportConfig {
     let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let k = s
-        .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
-        .await;
-    let key = k.body["connectKey"].as_str().unwrap();
-    ImportConfig::from_str(Path::new("i.json"), &raw_config(&s.url, key, state, adi).to_string()).unwrap()
+    let key = s.connect_key(&domain, "IMPORT").await;
+    ImportConfig::from_str(Path::new("i.json"), &raw_config(&s.url, &key, state, adi).to_string()).unwrap()
 }
 
 /// The import agent's configuration file's content.

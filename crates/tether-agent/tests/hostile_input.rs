@@ -16,12 +16,9 @@ use tether_testkit::{dc, unique, TestServer};
 async fn import_fixture(s: &TestServer, adi: &str) -> (ImportConfig, Session, tempfile::TempDir) {
     let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let k = s
-        .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
-        .await;
+    let key = s.connect_key(&domain, "IMPORT").await;
     let state = tempfile::tempdir().unwrap();
-    let key = k.body["connectKey"].as_str().unwrap();
-    let v = dc().import_agent_config(&s.url, key, state.path(), &dc().users_container(), adi);
+    let v = dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), adi);
     let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
     (cfg, session, state)
@@ -88,15 +85,13 @@ async fn names_with_filter_metacharacters_cannot_inject_and_are_synced() {
     let s = TestServer::start().await;
     let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let k =
-        s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "SYNC"}))).await;
+    let key = s.connect_key(&domain, "SYNC").await;
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
     let ou = format!("OU={},{}", unique("hx"), dc().base_dn);
     ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
     let sync_group = create_group(&mut ldap, &ou, &unique("jc")).await.unwrap();
     let state = tempfile::tempdir().unwrap();
-    let key = k.body["connectKey"].as_str().unwrap();
-    let v = dc().sync_agent_config(&s.url, key, state.path(), &ou, &sync_group);
+    let v = dc().sync_agent_config(&s.url, &key, state.path(), &ou, &sync_group);
     let cfg = SyncConfig::from_str(Path::new("s.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "member_server").await.unwrap();
     // `)(` would widen an unescaped filter to every object; `#` and `&` need no escape.

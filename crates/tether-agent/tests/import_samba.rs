@@ -44,10 +44,7 @@ async fn fixture_on(use_case: &str, main_loop: Value, installed_on: &str) -> Fx 
         )
         .await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let a = s
-        .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
-        .await;
-    let key = a.body["connectKey"].as_str().unwrap().to_string();
+    let key = s.connect_key(&domain, "IMPORT").await;
     let mut ldap = connect(&admin()).await.unwrap();
     let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
     let state = tempfile::tempdir().unwrap();

@@ -45,14 +45,7 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc.base_dn, "useCase": "TWOWAYSYNC"}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
     let agents = format!("/api/v2/activedirectories/{domain}/agents");
-    let ik = s.call("POST", &agents, Some(json!({"agentType": "IMPORT"}))).await.body["connectKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sk = s.call("POST", &agents, Some(json!({"agentType": "SYNC"}))).await.body["connectKey"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (ik, sk) = (s.connect_key(&domain, "IMPORT").await, s.connect_key(&domain, "SYNC").await);
     let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (imetrics, smetrics) = (free_addr(), free_addr());
     let icfg = ImportConfig::from_str(

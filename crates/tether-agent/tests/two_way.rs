@@ -14,18 +14,12 @@ use tether_agent::session::Session;
 use tether_agent::sync::apply_entries;
 use tether_testkit::{dc, unique, TestServer};
 
-async fn agent(s: &TestServer, domain: &str, kind: &str) -> String {
-    let a =
-        s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": kind}))).await;
-    a.body["connectKey"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     let s = TestServer::start().await;
     let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=corp,DC=example,DC=test"}))).await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let (ik, sk) = (agent(&s, &domain, "IMPORT").await, agent(&s, &domain, "SYNC").await);
+    let (ik, sk) = (s.connect_key(&domain, "IMPORT").await, s.connect_key(&domain, "SYNC").await);
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
     let ou = format!("OU={},{}", unique("tw"), dc().base_dn);
     ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();

@@ -113,6 +113,14 @@ impl TestServer {
         *self.clock.lock().expect("clock") += by;
     }
 
+    /// Registers an agent (`IMPORT` or `SYNC`) for the AD domain `domain` and answers its
+    /// connect key.
+    pub async fn connect_key(&self, domain: &str, kind: &str) -> String {
+        let path = format!("/api/v2/activedirectories/{domain}/agents");
+        let r = self.call("POST", &path, Some(serde_json::json!({"agentType": kind}))).await;
+        r.body["connectKey"].as_str().unwrap_or_else(|| panic!("no connect key: {:?}", r.body)).to_string()
+    }
+
     /// Sends a request with the admin key.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.call_as(Some(&self.api_key.clone()), method, path, body).await
