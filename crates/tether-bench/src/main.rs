@@ -1,14 +1,13 @@
 //! `cargo run --release -p tether-bench -- adi --users 1000`: measures Tether against a real
 //! Samba AD DC in one run — the raw read rate of AD (the physical limit), the initial import
-//! (run by the import agent in a process of its own, for its peak RSS) and its ratio to that
-//! rate, the cost of idle cycles, propagation latency both ways, the bulk provisioning rate
-//! into AD against raw adds, and delegated authentication under concurrency. Prints a table,
-//! writes JSON and draws the latency distributions (SVG). `… -- store --users 100000`
-//! measures tetherd alone at scale. Figures are recorded in docs/performance.md.
+//! and its ratio to that rate, the cost of idle cycles, propagation latency both ways, the
+//! bulk provisioning rate into AD against raw adds, raw binds and delegated authentication
+//! under concurrency, and the peak memory of tetherd and of each agent, each run in a process
+//! of its own ([`parts`]). Prints a table, writes JSON and draws the latency distributions
+//! (SVG). `… -- store --users 100000` measures tetherd alone at scale. Figures are recorded
+//! in docs/performance.md.
 //!
-//! The DC is provisioned in `target/bench-ad` on 127.0.0.77 and seeded once per size; the
-//! stopped, seeded directory is kept as `target/bench-ad-template-N` and copied for later
-//! runs (Samba creates only ~45 users/s on 2 cores).
+//! The DC ([`sandbox`]) is seeded once per size (Samba creates only ~45 users/s on 2 cores).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,14 +19,21 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
+use tether_ad::connect;
 use tether_ad::read::paged_search;
-use tether_ad::{connect, LdapTarget};
 use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_agent::session::Session;
-use tether_testkit::{workspace_root, Dc, TestServer};
+use tether_testkit::{Dc, TestServer};
 
+mod parts;
 mod picture;
+mod sandbox;
+mod stats;
 mod store;
+
+use parts::{cpu_seconds, peak_rss_mb, Part};
+use sandbox::{dc, import_target, sandbox};
+use stats::{by_kind, dist};
 
 #[derive(Parser)]
 struct Cli {
@@ -79,41 +85,6 @@ enum Cmd {
     },
 }
 
-/// A part of the system under test in a process of its own (this binary, another
-/// subcommand), so its memory is measured apart; killed when dropped.
-struct Part {
-    child: std::process::Child,
-}
-
-impl Part {
-    fn spawn(args: &[&str]) -> Result<Part> {
-        let child = Command::new(std::env::current_exe()?).args(args).stdout(std::process::Stdio::piped()).spawn()?;
-        Ok(Part { child })
-    }
-
-    /// The first line the process prints.
-    fn first_line(&mut self) -> Result<String> {
-        use std::io::BufRead;
-        let out = self.child.stdout.as_mut().context("piped stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(out).read_line(&mut line)?;
-        Ok(line.trim().to_string())
-    }
-
-    /// Peak resident memory so far (VmHWM), MB.
-    fn peak_rss_mb(&self) -> f64 {
-        rss_of(&format!("/proc/{}/status", self.child.id()))
-    }
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const IP: &str = "127.0.0.77";
 /// Members of the Tether group whose membership changes are timed (Tether → AD).
 const GROUP_MEMBERS: usize = 500;
 
@@ -122,122 +93,6 @@ const PLAIN_ATTRS: &[&str] =
     &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
 /// What the import agent reads for each user.
 const USER_ATTRS: &[&str] = tether_agent::import::USER_ATTRS;
-
-fn sandbox(args: &[&str], dir: &Path) -> Result<String> {
-    let out = Command::new("bash")
-        .arg(workspace_root().join("scripts/ad-sandbox.sh"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()?;
-    if !out.status.success() {
-        bail!("ad-sandbox.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A seeded DC of `users` users, from the template when one exists.
-fn dc(users: usize) -> Result<Dc> {
-    let target = workspace_root().join("target");
-    let dir = target.join("bench-ad");
-    let template = target.join(format!("bench-ad-template-{users}"));
-    let _ = sandbox(&["down"], &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    if template.exists() {
-        let st = Command::new("cp").arg("-a").arg(&template).arg(&dir).status()?;
-        if !st.success() {
-            bail!("cannot copy the template");
-        }
-        sandbox(&["up", "--ip", IP], &dir)?;
-    } else {
-        eprintln!("seeding {users} users (once per size; ~45 users/s)…");
-        sandbox(&["up", "--ip", IP], &dir)?;
-        sandbox(&["seed", "--users", &users.to_string()], &dir)?;
-        sandbox(&["down"], &dir)?;
-        let st = Command::new("cp").arg("-a").arg(&dir).arg(&template).status()?;
-        if !st.success() {
-            bail!("cannot save the template");
-        }
-        sandbox(&["up", "--ip", IP], &dir)?;
-    }
-    let env = sandbox(&["env"], &dir)?;
-    let get = |k: &str| -> Result<String> {
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {k}=")))
-            .map(|v| v.trim_matches('\'').to_string())
-            .with_context(|| format!("no {k}"))
-    };
-    Ok(Dc {
-        dir,
-        url: get("TETHER_AD_URL")?,
-        host: get("TETHER_AD_HOST")?,
-        realm: get("TETHER_AD_REALM")?,
-        base_dn: get("TETHER_AD_BASE_DN")?,
-        admin_dn: get("TETHER_AD_ADMIN_DN")?,
-        admin_password: get("TETHER_AD_ADMIN_PASSWORD")?,
-        ca_file: get("TETHER_AD_CA_FILE")?,
-        import_dn: get("TETHER_AD_IMPORT_DN")?,
-        import_password: get("TETHER_AD_IMPORT_PASSWORD")?,
-        group_dn: get("TETHER_AD_GROUP_DN")?,
-        seed_prefix: get("TETHER_AD_SEED_PREFIX")?,
-        seed_password: get("TETHER_AD_SEED_PASSWORD")?,
-    })
-}
-
-fn import_target(d: &Dc) -> LdapTarget {
-    LdapTarget { bind_dn: d.import_dn.clone(), bind_password: d.import_password.clone(), ..d.admin_target() }
-}
-
-/// p50, p99 and max of durations, in milliseconds.
-pub(crate) fn dist(mut v: Vec<Duration>) -> Value {
-    v.sort();
-    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-    let at = |q: f64| {
-        v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    json!({"n": v.len(), "p50_ms": ms(at(0.5)), "p99_ms": ms(at(0.99)), "max_ms": ms(v.last().copied().unwrap_or_default())})
-}
-
-/// The distribution of each kind of change (`(kind, latency)` pairs), for the breakdown.
-pub(crate) fn by_kind(v: &[(&'static str, Duration)]) -> Value {
-    let mut kinds: Vec<&str> = v.iter().map(|(k, _)| *k).collect();
-    kinds.sort();
-    kinds.dedup();
-    let m: serde_json::Map<String, Value> = kinds
-        .into_iter()
-        .map(|k| (k.to_string(), dist(v.iter().filter(|(x, _)| *x == k).map(|(_, d)| *d).collect())))
-        .collect();
-    Value::Object(m)
-}
-
-/// CPU time (user + system) this process has used, from /proc (10 ms ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command's closing parenthesis: state is the 3rd field, utime the 14th.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    // `rest` starts at the state (not a number), so utime and stime are at 10 and 11 here.
-    (f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0)) / 100.0
-}
-
-pub(crate) fn peak_rss_mb() -> f64 {
-    rss_of("/proc/self/status")
-}
-
-fn rss_of(status: &str) -> f64 {
-    std::fs::read_to_string(status)
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-            })
-        })
-        .flatten()
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -> Result<String> {
     let r = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": d.base_dn, "useCase": use_case}))).await;

@@ -10,7 +10,8 @@ use tether_core::user::User;
 use tether_store::{Collection, Store, WriteOp};
 use tether_testkit::TestServer;
 
-use crate::{dist, peak_rss_mb};
+use crate::parts::peak_rss_mb;
+use crate::stats::dist;
 
 fn user(i: usize) -> User {
     let mut u = User {
