@@ -18,6 +18,8 @@ use tether_store::{Collection, Edge, StoreError, WriteOp};
 
 use crate::auth::new_id;
 use crate::error::ApiError;
+use crate::import_plan::decided_user;
+pub use crate::import_plan::{drop_plan, held_plan, HeldPlan, Planned};
 use crate::AppState;
 
 /// A group nested in the ADI group, with the objectGUIDs of all users it contains
@@ -176,158 +178,6 @@ fn conflict_reason(obs: &AdUserObs, e: &StoreError) -> Option<String> {
     }
 }
 
-/// One decided change, as held in a plan (the user's stored-only fields kept alongside).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Planned {
-    /// objectGUID and DN of the AD user, when observed.
-    pub obs_guid: Option<String>,
-    pub obs_dn: Option<String>,
-    /// The Tether user the decision applies to, when it exists.
-    pub existing: Option<User>,
-    pub existing_ad_guid: Option<String>,
-    pub existing_has_password: bool,
-    pub decision: UserDecision,
-    pub decision_ad_guid: Option<String>,
-    pub decision_has_password: bool,
-}
-
-/// The user a decision writes (for create, update and unbind).
-fn decided_user(d: &UserDecision) -> Option<&User> {
-    match d {
-        UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) => Some(u),
-        _ => None,
-    }
-}
-
-impl Planned {
-    fn new(obs: Option<&AdUserObs>, existing: Option<User>, decision: UserDecision) -> Self {
-        let inner = decided_user(&decision);
-        Planned {
-            obs_guid: obs.map(|o| o.guid.clone()),
-            obs_dn: obs.map(|o| o.dn.clone()),
-            existing_ad_guid: existing.as_ref().and_then(|u| u.ad_guid.clone()),
-            existing_has_password: existing.as_ref().is_some_and(|u| u.has_password),
-            existing,
-            decision_ad_guid: inner.and_then(|u| u.ad_guid.clone()),
-            decision_has_password: inner.is_some_and(|u| u.has_password),
-            decision,
-        }
-    }
-
-    /// Restores the fields a plan's JSON does not carry.
-    fn restored(mut self) -> Self {
-        if let Some(u) = self.existing.as_mut() {
-            u.ad_guid = self.existing_ad_guid.clone();
-            u.has_password = self.existing_has_password;
-        }
-        if let UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) =
-            &mut self.decision
-        {
-            u.ad_guid = self.decision_ad_guid.clone();
-            u.has_password = self.decision_has_password;
-        }
-        self
-    }
-
-    /// The action name and the user's new state, for a decision that changes something.
-    fn action(&self) -> Option<(&'static str, Option<&User>)> {
-        let name = match &self.decision {
-            UserDecision::Create(_) => "create",
-            UserDecision::Update { .. } => "update",
-            UserDecision::Unbind(_) => "unbind",
-            UserDecision::Delete => "delete",
-            _ => return None,
-        };
-        Some((name, decided_user(&self.decision)))
-    }
-
-    /// The policy row behind the decision.
-    fn reason(&self) -> String {
-        self.change()
-            .and_then(|c| c["reason"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "AD state imported".into())
-    }
-
-    /// Every decision for a dry run: `{object, dn, action, reason, changes}`.
-    fn describe(&self) -> Option<Value> {
-        let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
-        let (action, after) = self.action()?;
-        Some(json!({"object": who, "dn": self.obs_dn, "action": action, "reason": self.reason(),
-                    "changes": crate::history::diff(self.existing.as_ref(), after)}))
-    }
-
-    /// The history entry of the decision (`None` for no change).
-    fn history(&self, s: &AppState, actor: &Value) -> Option<tether_store::Doc> {
-        let before = self.existing.as_ref();
-        let (action, after) = self.action()?;
-        let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
-        let mut who = actor.clone();
-        who["adGuid"] = json!(self.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())));
-        crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&self.reason()))
-    }
-
-    /// The plan line an admin reviews: `{category, object, action, reason}`.
-    fn change(&self) -> Option<Value> {
-        let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
-        let (category, action, reason) = match &self.decision {
-            UserDecision::Delete => (
-                "deletes",
-                "delete",
-                if self.obs_guid.is_some() {
-                    "disabled in AD (UserDisableAction=remove)"
-                } else {
-                    "left the scope (UserDissociationAction=remove)"
-                },
-            ),
-            UserDecision::Unbind(_) => (
-                "unbinds",
-                "unbind",
-                if self.obs_guid.is_some() {
-                    "disabled in AD (UserDisableAction=unbind)"
-                } else {
-                    "left the scope (UserDissociationAction=unbind)"
-                },
-            ),
-            UserDecision::Update { user, .. }
-                if user.suspended && !self.existing.as_ref().is_some_and(|u| u.suspended) =>
-            {
-                ("suspends", "suspend", "disabled in AD (UserDisableAction=suspend)")
-            }
-            _ => return None,
-        };
-        Some(json!({"category": category, "object": who, "action": action, "reason": reason}))
-    }
-}
-
-/// A cycle held by a mass-change guard, stored until an admin approves or rejects it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeldPlan {
-    pub status: String,
-    pub reason: String,
-    pub created: String,
-    pub changes: Vec<Value>,
-    pub planned: Vec<Planned>,
-    pub report: ImportReport,
-}
-
-fn plan_key(domain_id: &str) -> String {
-    format!("plan:{domain_id}")
-}
-
-pub async fn held_plan(s: &AppState, domain_id: &str) -> Result<Option<HeldPlan>, ApiError> {
-    match s.repo.store().setting(&plan_key(domain_id)).await? {
-        Some(v) if !v.is_null() => Ok(serde_json::from_value(v).ok()),
-        _ => Ok(None),
-    }
-}
-
-pub async fn drop_plan(s: &AppState, domain_id: &str) -> Result<(), ApiError> {
-    s.repo.store().put_setting(&plan_key(domain_id), &Value::Null).await?;
-    Ok(())
-}
-
 /// Applies `report` for `domain`: decides every change, holds the whole cycle if it exceeds
 /// a mass-change guard, applies it otherwise.
 pub async fn apply(
@@ -437,7 +287,7 @@ pub async fn apply(
             planned,
             report: report.clone(),
         };
-        s.repo.store().put_setting(&plan_key(&domain.id), &serde_json::to_value(&plan).expect("serializes")).await?;
+        crate::import_plan::hold(s, &domain.id, &plan).await?;
         return Ok(ImportOutcome {
             held: true,
             held_reason: Some(reason),

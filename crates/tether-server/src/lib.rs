@@ -13,6 +13,7 @@ mod feed;
 mod history;
 mod import;
 mod import_groups;
+mod import_plan;
 pub mod mail;
 pub mod memory;
 mod metrics;
