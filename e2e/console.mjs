@@ -6,7 +6,8 @@
 // Every step saves a screenshot under E2E_OUT. Exit code 0 means every step held.
 
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { X509Certificate, createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 const env = (k) => {
@@ -18,11 +19,16 @@ const url = env('TETHER_URL');
 const out = env('E2E_OUT');
 mkdirSync(out, { recursive: true });
 
+// tetherd serves HTTPS with a certificate of the tests' private CA: Chromium accepts exactly
+// that certificate's key (by its SPKI hash), nothing else.
+const spki = createHash('sha256')
+  .update(new X509Certificate(readFileSync(env('E2E_TLS_CERT'))).publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('base64');
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
+         '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
 });
 
 let step = 0;

@@ -42,7 +42,7 @@ PREFIX=sb
 # Fixed seed passwords: complex, and containing no token of the account or display names.
 IMPORT_PASS='Jc-Imp0rt-Tether!9'
 SEED_PASS='S33d-Tether-Pw!7'
-PACKAGES=(samba-ad-dc samba winbind ldap-utils krb5-user openssl)
+PACKAGES=(samba-ad-dc samba-ad-provision samba winbind ldap-utils krb5-user openssl)
 # Services the DC runs. Default Samba also starts smbd (s3fs), rpc, nbt, wrepl, cldap, drepl,
 # kcc, winbindd, ntp_signd, dnsupdate and dns; several of those bind shared ports (nbt binds
 # the 127.255.255.255 broadcast address, so a second DC would clash) and none is needed here.

@@ -7,14 +7,16 @@
 #   scripts/quickstart.sh status
 #
 # Everything lives in .quickstart/ (state, logs, configs); the DC listens on 127.0.0.2,
-# tetherd on $TETHER_LISTEN (default 127.0.0.1:8080).
+# tetherd on $TETHER_LISTEN (default 127.0.0.1:8080) over HTTPS with a certificate of the
+# quickstart's own CA (.quickstart/pki/ca.pem), which the agents and the CLI examples trust.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 QS=$ROOT/.quickstart
 AD_DIR=$QS/ad
 LISTEN=${TETHER_LISTEN:-127.0.0.1:8080}
-URL=http://$LISTEN
+URL=https://$LISTEN
+PKI=$QS/pki
 BIN=$ROOT/target/release
 
 log() { echo "quickstart: $*" >&2; }
@@ -43,7 +45,38 @@ status() {
 }
 
 api() { # METHOD PATH [BODY]
-  curl -sS --fail-with-body -X "$1" "$URL$2" -H "x-api-key: $API_KEY" -H 'content-type: application/json' ${3:+-d "$3"}
+  curl -sS --fail-with-body --cacert "$PKI/ca.pem" -X "$1" "$URL$2" -H "x-api-key: $API_KEY" -H 'content-type: application/json' ${3:+-d "$3"}
+}
+
+# A CA of the quickstart's own and a certificate for tetherd signed by it (SAN: the listen
+# address and localhost). Kept across runs; the keys are readable by root only.
+make_pki() {
+  [[ -f $PKI/tetherd.pem && -f $PKI/tetherd-key.pem ]] && return 0
+  local host=${LISTEN%:*} san
+  host=${host#[}; host=${host%]}
+  if [[ $host =~ ^[0-9.]+$ || $host == *:* ]]; then san="IP:$host,DNS:localhost"; else san="DNS:$host,DNS:localhost"; fi
+  mkdir -p "$PKI"; chmod 700 "$PKI"
+  (
+    set -e; cd "$PKI"; umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca-key.pem -out ca.pem -subj "/CN=Tether quickstart CA"
+    openssl req -newkey rsa:2048 -nodes -keyout tetherd-key.pem -out tetherd.csr -subj "/CN=$host"
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$san" >tetherd.ext
+    openssl x509 -req -in tetherd.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 825 -out tetherd.pem \
+      -extfile tetherd.ext
+    chmod 644 ca.pem
+  ) >/dev/null 2>&1 || die "openssl failed to make the quickstart's certificates"
+}
+
+# Points an agent config written by an earlier quickstart at the current URL and CA.
+retarget() {
+  python3 - "$1" "$URL" "$PKI/ca.pem" <<'PY'
+import json, sys
+path, url, ca = sys.argv[1:]
+c = json.load(open(path))
+if c["Server"].get("Url") != url or c["Server"].get("CaFile") != ca:
+    c["Server"]["Url"], c["Server"]["CaFile"] = url, ca
+    json.dump(c, open(path, "w"), indent=2)
+PY
 }
 
 json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
@@ -64,13 +97,15 @@ up() {
   [[ -f $QS/api-key ]] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$QS/api-key"; chmod 600 "$QS/api-key"; }
   API_KEY=$(cat "$QS/api-key")
 
+  make_pki
   if ! alive "$QS/tetherd.pid"; then
     TETHER_BOOTSTRAP_API_KEY=$API_KEY setsid "$BIN/tetherd" serve --listen "$LISTEN" --data-dir "$QS/data" \
+      --tls-cert "$PKI/tetherd.pem" --tls-key "$PKI/tetherd-key.pem" \
       </dev/null >"$QS/tetherd.out" 2>"$QS/tetherd.log" &
     echo $! >"$QS/tetherd.pid"
   fi
-  for _ in $(seq 100); do curl -sf "$URL/health" >/dev/null && break; sleep 0.1; done
-  curl -sf "$URL/health" >/dev/null || die "tetherd did not start; see $QS/tetherd.log"
+  for _ in $(seq 100); do curl -sf --cacert "$PKI/ca.pem" "$URL/health" >/dev/null && break; sleep 0.1; done
+  curl -sf --cacert "$PKI/ca.pem" "$URL/health" >/dev/null || die "tetherd did not start; see $QS/tetherd.log"
 
   # The domain of the sandbox, two-way sync, with one import and one sync agent.
   local domain_id
@@ -83,7 +118,7 @@ up() {
     key=$(api POST "/api/v2/activedirectories/$domain_id/agents" '{"agentType":"IMPORT"}' | json_field '["connectKey"]')
     cat >"$QS/importagent.config.json" <<JSON
 {
-  "Server": {"Url": "$URL", "ConnectKey": "$key", "StateDir": "$QS/import-state"},
+  "Server": {"Url": "$URL", "ConnectKey": "$key", "StateDir": "$QS/import-state", "CaFile": "$PKI/ca.pem"},
   "Ldap": {"Url": "$TETHER_AD_URL", "BindDn": "$TETHER_AD_IMPORT_DN", "BindPassword": "$TETHER_AD_IMPORT_PASSWORD",
            "CaFile": "$TETHER_AD_CA_FILE", "InsecureSkipVerify": false,
            "RootUserContainer": "CN=Users,$TETHER_AD_BASE_DN", "AdiGroup": "$TETHER_AD_GROUP_DN",
@@ -101,7 +136,7 @@ JSON
     # The sync agent writes to AD; in the sandbox it binds as the domain Administrator.
     cat >"$QS/syncagent.config.json" <<JSON
 {
-  "Server": {"Url": "$URL", "ConnectKey": "$key", "StateDir": "$QS/sync-state"},
+  "Server": {"Url": "$URL", "ConnectKey": "$key", "StateDir": "$QS/sync-state", "CaFile": "$PKI/ca.pem"},
   "Ldap": {"Url": "$TETHER_AD_URL", "BindDn": "$TETHER_AD_ADMIN_DN", "BindPassword": "$TETHER_AD_ADMIN_PASSWORD",
            "CaFile": "$TETHER_AD_CA_FILE", "InsecureSkipVerify": false},
   "user_root_dn": "CN=Users,$TETHER_AD_BASE_DN",
@@ -111,6 +146,8 @@ JSON
 JSON
     chmod 600 "$QS/syncagent.config.json"
   fi
+  retarget "$QS/importagent.config.json"
+  retarget "$QS/syncagent.config.json"
   if ! alive "$QS/import-agent.pid"; then
     setsid "$BIN/tether-agent" import --config "$QS/importagent.config.json" </dev/null >/dev/null 2>"$QS/import-agent.log" &
     echo $! >"$QS/import-agent.pid"
@@ -133,6 +170,7 @@ JSON
 
 Tether is running.
   URL:          $URL            (OpenAPI: $URL/api/openapi.json)
+  CA:           $PKI/ca.pem     (signed tetherd's certificate; trust it in your browser or curl --cacert)
   Console:      $URL/console    (log in with the API key)
   User portal:  $URL/portal     (users log in with their Tether password, or AD's when delegated)
   Metrics:      $URL/metrics
@@ -142,7 +180,7 @@ Tether is running.
   Logs:         $QS/*.log
 
 Try:
-  export TETHER_URL=$URL TETHER_API_KEY=$API_KEY
+  export TETHER_URL=$URL TETHER_CA_FILE=$PKI/ca.pem TETHER_API_KEY=$API_KEY
   $BIN/tether ad list
   $BIN/tether ad agents $domain_id
   $BIN/tether users create --username jdoe --email jdoe@example.com --firstname John --lastname Doe

@@ -37,6 +37,9 @@ pub struct ServerSection {
     pub connect_key: Secret,
     #[serde(rename = "StateDir")]
     pub state_dir: Option<PathBuf>,
+    /// PEM of a private CA that signed tetherd's certificate (trusted besides the system's roots).
+    #[serde(rename = "CaFile", default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
@@ -215,8 +218,9 @@ fn check_common(
     bind_dn: &str,
     password: &Secret,
 ) -> Result<(), ConfigError> {
-    if !(server.url.starts_with("http://") || server.url.starts_with("https://")) {
-        return Err(invalid(path, "Server.Url", "must start with http:// or https://"));
+    tether_core::transport::check_server_url(&server.url).map_err(|reason| invalid(path, "Server.Url", reason))?;
+    if let Some(ca) = &server.ca_file {
+        crate::session::server_ca(ca).map_err(|reason| invalid(path, "Server.CaFile", reason))?;
     }
     if server.connect_key.0.is_empty() {
         return Err(invalid(

@@ -106,7 +106,8 @@ async fn post<B: serde::Serialize + ?Sized>(
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.map_err(|e| AgentError::Unreachable { url: url.to_string(), reason: e.to_string() })?;
+    let resp =
+        req.send().await.map_err(|e| AgentError::Unreachable { url: url.to_string(), reason: error_chain(&e) })?;
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if status == 200 {
@@ -114,6 +115,46 @@ async fn post<B: serde::Serialize + ?Sized>(
     }
     let message = v.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
     Err(AgentError::Server { url: url.to_string(), status, message })
+}
+
+/// The certificates of a private CA file (PEM), or why they cannot be used.
+pub fn server_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in the file", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The HTTPS client of an agent: the system's roots plus `Server.CaFile`, TLS 1.2 or later.
+fn http_client(server: &ServerSection) -> Result<reqwest::Client, AgentError> {
+    let unreachable = |reason: String| AgentError::Unreachable { url: server.url.clone(), reason };
+    let mut b = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
+        .https_only(!server.url.starts_with("http://"));
+    if let Some(ca) = &server.ca_file {
+        for cert in server_ca(ca).map_err(unreachable)? {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(|e| unreachable(error_chain(&e)))
+}
+
+/// An error with its causes ("error sending request: … invalid peer certificate: UnknownIssuer"):
+/// reqwest's own message names only the URL.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Feed entries asked for per poll.
@@ -136,10 +177,7 @@ impl Session {
                 s
             }
         };
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
+        let client = http_client(server)?;
         let base = server.url.trim_end_matches('/').to_string();
         if let (Some(agent_id), Some(domain_id)) = (saved.agent_id.clone(), saved.domain_id.clone()) {
             return Ok(Session {
@@ -261,10 +299,7 @@ impl Session {
             path: path.display().to_string(),
             reason: "the agent is not registered yet: run it once without --dry-run".into(),
         })?;
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| AgentError::Unreachable { url: server.url.clone(), reason: e.to_string() })?;
+        let client = http_client(server)?;
         Ok(Session {
             client,
             url: server.url.trim_end_matches('/').to_string(),

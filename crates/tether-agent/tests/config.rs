@@ -102,6 +102,12 @@ fn malformed_configs_name_key_and_reason() {
             "missing field `AdiGroup`",
         ),
         (|v| v["Server"]["ConnectKey"] = json!(""), "Server.ConnectKey"),
+        // Plain HTTP only to a loopback host: tokens and passwords cross this link.
+        (|v| v["Server"]["Url"] = json!("http://10.0.0.5:8080"), "Server.Url"),
+        (|v| v["Server"]["Url"] = json!("http://tether.corp.example.com"), "only to a loopback host"),
+        (|v| v["Server"]["Url"] = json!("tether.corp.example.com"), "Server.Url"),
+        (|v| v["Server"]["CaFile"] = json!("/nonexistent/ca.pem"), "Server.CaFile"),
+        (|v| v["Server"]["CaFile"] = json!("/etc/hostname"), "no PEM certificate"),
         (|v| v["InstalledOn"] = json!("laptop"), "InstalledOn"),
         (|v| v["MetricsListen"] = json!("localhost"), "MetricsListen"),
         (|v| v["MetricsListen"] = json!("localhost"), "invalid socket address"),
@@ -125,6 +131,18 @@ fn malformed_configs_name_key_and_reason() {
     assert!(sync(&v).unwrap_err().contains("unknown field `RootUserContainer`"));
     let e = ImportConfig::from_str(Path::new("c.json"), "{ not json").unwrap_err().to_string();
     assert!(e.contains("c.json"), "{e}");
+}
+
+#[test]
+fn https_urls_and_a_private_ca_are_accepted() {
+    let mut v = import_min();
+    v["Server"]["Url"] = json!("https://tether.corp.example.com:8443");
+    v["Server"]["CaFile"] = json!(tether_testkit::ca_file());
+    let c = import(&v).unwrap();
+    assert_eq!(c.server.ca_file.as_deref(), Some(tether_testkit::ca_file()));
+    let mut v = sync_min();
+    v["Server"]["Url"] = json!("http://10.1.2.3");
+    assert!(sync(&v).unwrap_err().contains("Server.Url"));
 }
 
 #[test]

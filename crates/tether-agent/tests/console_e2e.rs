@@ -132,6 +132,7 @@ async fn admin_console_and_user_portal_in_chromium() {
     let out = tokio::process::Command::new("node")
         .arg(e2e.join("console.mjs"))
         .env("TETHER_URL", &s.url)
+        .env("TETHER_CA_FILE", tether_testkit::ca_file())
         .env("TETHER_API_KEY", &s.api_key)
         .env("E2E_AD_USER", &portal_user)
         .env("E2E_AD_PASSWORD", old_password)
@@ -140,6 +141,7 @@ async fn admin_console_and_user_portal_in_chromium() {
         .env("E2E_DOMAIN_DN", &domain_dn)
         .env("E2E_IMPORT_AGENT", &import_agent)
         .env("E2E_OUT", &out_dir)
+        .env("E2E_TLS_CERT", &tether_testkit::pki().cert_file)
         .output()
         .await
         .expect("node is installed");

@@ -26,7 +26,7 @@ struct Fx {
 
 /// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
 async fn metric(s: &TestServer, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap();
+    let text = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
     text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
 }
 

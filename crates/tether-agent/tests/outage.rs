@@ -17,7 +17,7 @@ async fn metric(s: &TestServer, series: &str) -> Option<f64> {
 }
 
 async fn metric_at(base: &str, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = tether_testkit::client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
 }
 

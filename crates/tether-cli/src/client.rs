@@ -1,5 +1,7 @@
 //! The REST client: authentication, error bodies turned into readable errors, paging.
 
+use std::path::Path;
+
 use anyhow::{anyhow, bail, Context, Result};
 use reqwest::Method;
 use serde_json::Value;
@@ -15,10 +17,29 @@ fn is_id(s: &str) -> bool {
 }
 
 impl Client {
-    pub fn new(url: &str, key: Option<&str>) -> Result<Self> {
+    /// A client of tetherd at `url` (https://, or http:// to a loopback host), trusting the
+    /// system's roots and `ca_file`.
+    pub fn new(url: &str, key: Option<&str>, ca_file: Option<&Path>) -> Result<Self> {
+        tether_core::transport::check_server_url(url)
+            .map_err(|reason| anyhow!("--url / TETHER_URL {url}: {reason}"))?;
         let key =
             key.filter(|k| !k.is_empty()).ok_or_else(|| anyhow!("no API key: set TETHER_API_KEY or pass --api-key"))?;
-        Ok(Client { http: reqwest::Client::new(), base: url.trim_end_matches('/').to_string(), key: key.to_string() })
+        let mut http = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .https_only(!url.starts_with("http://"));
+        if let Some(path) = ca_file {
+            let ca_err = || format!("--ca-file / TETHER_CA_FILE {}", path.display());
+            let pem = std::fs::read(path).with_context(ca_err)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(ca_err)?;
+            if certs.is_empty() {
+                bail!("{}: no PEM certificate in the file", ca_err());
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().context("HTTPS client")?;
+        Ok(Client { http, base: url.trim_end_matches('/').to_string(), key: key.to_string() })
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<(Value, Option<u64>)> {

@@ -17,6 +17,9 @@ struct Cli {
     /// Base URL of tetherd.
     #[arg(long, env = "TETHER_URL", default_value = "http://127.0.0.1:8080", global = true)]
     url: String,
+    /// PEM of a private CA that signed tetherd's certificate (trusted besides the system's roots).
+    #[arg(long, env = "TETHER_CA_FILE", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     /// Administrator API key.
     #[arg(long, env = "TETHER_API_KEY", hide_env_values = true, global = true)]
     api_key: Option<String>,
@@ -225,7 +228,7 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let c = Client::new(&cli.url, cli.api_key.as_deref())?;
+    let c = Client::new(&cli.url, cli.api_key.as_deref(), cli.ca_file.as_deref())?;
     let out = Output { json: cli.json };
     match cli.command {
         Command::Users(cmd) => users(&c, &out, cmd).await,

@@ -7,6 +7,7 @@ async fn tether(s: &TestServer, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
         .args(args)
         .env("TETHER_URL", &s.url)
+        .env("TETHER_CA_FILE", tether_testkit::ca_file())
         .env("TETHER_API_KEY", &s.api_key)
         .output()
         .await

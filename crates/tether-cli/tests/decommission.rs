@@ -15,7 +15,10 @@ use tether_testkit::{dc, unique, TestServer};
 
 fn tether(s: &TestServer, args: &[&str]) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"));
-    c.args(args).env("TETHER_URL", &s.url).env("TETHER_API_KEY", &s.api_key);
+    c.args(args)
+        .env("TETHER_URL", &s.url)
+        .env("TETHER_CA_FILE", tether_testkit::ca_file())
+        .env("TETHER_API_KEY", &s.api_key);
     c
 }
 

@@ -12,6 +12,7 @@ pub mod group;
 pub mod patch;
 pub mod policy;
 pub mod query;
+pub mod transport;
 pub mod user;
 
 pub use error::CoreError;

@@ -22,6 +22,7 @@ mod openapi;
 mod routes;
 mod sync_guard;
 mod throttle;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -137,19 +138,52 @@ fn lowercase_path(mut req: Request) -> Request {
     req
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API in plain HTTP on `listener` until `shutdown` completes (loopback, or
+/// behind a TLS-terminating proxy: `tetherd` decides which addresses may serve this).
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let delivery = state.config.smtp.clone().map(|cfg| tokio::spawn(mail::deliver(state.clone(), cfg)));
+    let _mail = MailDelivery::start(&state);
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves the API over HTTPS on `listener` with `tls` until `shutdown` completes.
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: &tls::ServerTls,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` makes the peer address available to handlers as `ConnectInfo<SocketAddr>`.
+    let listener = tls::TlsListener::new(listener, tls.config())?.tap_io(|_| {});
+    let _mail = MailDelivery::start(&state);
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+type App = tower::util::MapRequest<axum::Router, fn(Request) -> Request>;
+
+fn app(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<App, std::net::SocketAddr> {
     let router = routes::router(state);
-    let app = tower::util::MapRequestLayer::new(lowercase_path).layer(router);
-    let make = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
-    let r = axum::serve(listener, make).with_graceful_shutdown(shutdown).await;
-    if let Some(d) = delivery {
-        d.abort();
+    let app: App = tower::util::MapRequestLayer::new(lowercase_path as fn(Request) -> Request).layer(router);
+    axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
+}
+
+/// The notifications outbox's delivery while the server runs (when an SMTP relay is set).
+struct MailDelivery(Option<tokio::task::JoinHandle<()>>);
+
+impl MailDelivery {
+    fn start(state: &AppState) -> Self {
+        MailDelivery(state.config.smtp.clone().map(|cfg| tokio::spawn(mail::deliver(state.clone(), cfg))))
     }
-    r
+}
+
+impl Drop for MailDelivery {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            d.abort();
+        }
+    }
 }

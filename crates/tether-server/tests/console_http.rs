@@ -7,7 +7,7 @@ use serde_json::json;
 use tether_testkit::TestServer;
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+    tether_testkit::pki().client_builder().redirect(Policy::none()).build().unwrap()
 }
 
 /// The session cookie (`name=value`) a login answered with.

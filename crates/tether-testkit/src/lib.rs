@@ -8,9 +8,11 @@
 //! test to need it provisions and starts it under a file lock, later ones find it running.
 //! `scripts/test.sh` provisions a fresh one before the run and stops it afterwards.
 
+mod pki;
 mod postgres;
 mod server;
 
+pub use pki::{ca_file, client, pki, Pki};
 pub use postgres::{postgres, postgres_db, PgDatabase};
 pub use server::TestServer;
 
@@ -52,7 +54,7 @@ impl Dc {
     /// import account, installed on a member server; add keys with [`with_keys`].
     pub fn import_agent_config(&self, server: &str, key: &str, state: &Path, root: &str, adi: &str) -> Value {
         json!({
-            "Server": {"Url": server, "ConnectKey": key, "StateDir": state},
+            "Server": {"Url": server, "ConnectKey": key, "StateDir": state, "CaFile": pki::ca_file()},
             "Ldap": {"Url": self.url, "BindDn": self.import_dn, "BindPassword": self.import_password,
                      "CaFile": self.ca_file, "RootUserContainer": root, "AdiGroup": adi},
             "InstalledOn": "member_server"
@@ -63,7 +65,7 @@ impl Dc {
     /// domain Administrator; add keys with [`with_keys`].
     pub fn sync_agent_config(&self, server: &str, key: &str, state: &Path, root: &str, sync_group: &str) -> Value {
         json!({
-            "Server": {"Url": server, "ConnectKey": key, "StateDir": state},
+            "Server": {"Url": server, "ConnectKey": key, "StateDir": state, "CaFile": pki::ca_file()},
             "Ldap": {"Url": self.url, "BindDn": self.admin_dn, "BindPassword": self.admin_password, "CaFile": self.ca_file},
             "user_root_dn": root, "sync_group": sync_group
         })

@@ -12,7 +12,7 @@ use tether_store::{Repo, Store};
 use time::OffsetDateTime;
 
 pub struct TestServer {
-    /// `http://127.0.0.1:PORT`
+    /// `https://127.0.0.1:PORT` (a certificate of [`crate::pki`]).
     pub url: String,
     /// An administrator API key.
     pub api_key: String,
@@ -83,16 +83,18 @@ impl TestServer {
         let api_key = "test-admin-key-0123456789".to_string();
         tether_server::bootstrap_api_key(&state, &api_key).await.expect("bootstrap key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let pki = crate::pki();
+        let tls = tether_server::tls::ServerTls::load(&pki.cert_file, &pki.key_file).expect("test certificate");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            tether_server::run(listener, state, async {
+            tether_server::run_tls(listener, &tls, state, async {
                 let _ = rx.await;
             })
             .await
             .expect("server runs");
         });
-        TestServer { url, api_key, client: reqwest::Client::new(), dir, clock, shutdown: Some(tx) }
+        TestServer { url, api_key, client: pki.client(), dir, clock, shutdown: Some(tx) }
     }
 
     /// A handle on a `tetherd` running elsewhere (say, in another process) at `url`:
@@ -101,7 +103,7 @@ impl TestServer {
         TestServer {
             url,
             api_key,
-            client: reqwest::Client::new(),
+            client: crate::client(),
             dir: tempfile::tempdir().expect("temp dir"),
             clock: Arc::new(Mutex::new(OffsetDateTime::now_utc())),
             shutdown: None,

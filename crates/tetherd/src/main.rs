@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use tether_server::tls::ServerTls;
 use tether_server::{AppState, ServerConfig};
 use tether_store::postgres::PgStore;
 use tether_store::sqlite::SqliteStore;
@@ -48,6 +49,15 @@ struct Serve {
     /// Sender address of notification emails.
     #[arg(long, env = "TETHER_SMTP_FROM", default_value = "tether@localhost")]
     smtp_from: String,
+    /// Certificate chain (PEM, leaf first) to serve HTTPS with; reloaded on SIGHUP.
+    #[arg(long, env = "TETHER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--tls-cert`.
+    #[arg(long, env = "TETHER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address: only behind a TLS-terminating reverse proxy.
+    #[arg(long, env = "TETHER_PLAIN_HTTP")]
+    plain_http: bool,
 }
 
 #[tokio::main]
@@ -69,6 +79,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     // Bind first: a bad address fails before anything is written to disk.
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = transport(&args, addr)?;
     let (store, storage): (Arc<dyn Store>, String) = match args.database_url.as_deref() {
         None | Some("") => (
             Arc::new(
@@ -106,16 +118,54 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             tracing::info!("created the bootstrap administrator API key");
         }
     }
-    let addr = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "listening on {}://{addr}", if tls.is_some() { "https" } else { "http" })?;
         out.flush()?;
     }
-    tracing::info!(%addr, %storage, "tetherd serving");
-    tether_server::run(listener, state, shutdown_signal()).await?;
+    tracing::info!(%addr, %storage, tls = tls.is_some(), "tetherd serving");
+    match tls {
+        Some(tls) => {
+            let tls = Arc::new(tls);
+            tokio::spawn(reload_on_sighup(tls.clone()));
+            tether_server::run_tls(listener, &tls, state, shutdown_signal()).await?
+        }
+        None => tether_server::run(listener, state, shutdown_signal()).await?,
+    }
     tracing::info!("tetherd stopped");
     Ok(())
+}
+
+/// HTTPS with the given certificate, or plain HTTP where that is safe: on a loopback address,
+/// or behind a TLS-terminating proxy the admin vouches for with `--plain-http`.
+fn transport(args: &Serve, addr: std::net::SocketAddr) -> anyhow::Result<Option<ServerTls>> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = ServerTls::load(cert, key).context("--tls-cert/--tls-key")?;
+            Ok(Some(tls))
+        }
+        (Some(_), None) => bail!("--tls-cert needs --tls-key (the certificate's private key, PEM)"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert (the certificate chain, PEM)"),
+        (None, None) if addr.ip().is_loopback() || args.plain_http => Ok(None),
+        (None, None) => bail!(
+            "--listen {addr} is not a loopback address: plain HTTP there would carry agent tokens and \
+             passwords in clear. Give --tls-cert FILE --tls-key FILE to serve HTTPS, or --plain-http \
+             if a TLS-terminating reverse proxy stands in front"
+        ),
+    }
+}
+
+/// SIGHUP re-reads the certificate and key: new connections get the new certificate, open
+/// ones are not dropped; a bad file keeps the old certificate.
+async fn reload_on_sighup(tls: Arc<ServerTls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the previous one stays in use"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

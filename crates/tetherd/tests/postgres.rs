@@ -185,7 +185,7 @@ async fn two_servers_share_one_database_and_one_ordered_feed() {
         let (token, url) = (agent.token.clone(), a.url.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let r = reqwest::Client::new()
+            let r = tether_testkit::client()
                 .post(format!("{url}/api/agent/v1/sync/poll"))
                 .bearer_auth(token)
                 .json(&json!({"waitMs": 20_000}))
