@@ -829,3 +829,55 @@ async fn an_incomplete_read_never_removes_anyone() {
     let out = fx.session.report_import(&complete).await.unwrap();
     assert_eq!(out["deleted"], 2, "{out}");
 }
+
+#[tokio::test]
+async fn only_an_import_agent_of_the_users_domain_answers_its_verification() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let adi = fx.adi.clone();
+    let (sam, _) = fx.user("lane", Some("Lane"), &[&adi]).await;
+    assert_eq!(fx.run().await["created"], 1);
+    // An import agent of another domain, registered with a token of its own.
+    let other =
+        fx.s.call(
+            "POST",
+            "/api/v2/activedirectories",
+            Some(json!({"domain": "DC=other,DC=test", "useCase": "ADASAUTHORITY"})),
+        )
+        .await;
+    let key = fx.s.connect_key(other.body["id"].as_str().unwrap(), "IMPORT").await;
+    let token = "o".repeat(40);
+    let r =
+        fx.s.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": token}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // A wrong password waits for domain A's answer; the other domain's agent learns the
+    // request's id (say, from a leak) and vouches for it.
+    let s = fx.s.call("POST", "/api/v2/auth/verify", Some(json!({"username": sam, "password": "Wrong-Passw0rd"})));
+    let (verdict, forged) = tokio::join!(s, async {
+        let asked = loop {
+            let v = fx.session.auth_poll(2_000).await.unwrap();
+            if let Some(r) = v.into_iter().next() {
+                break r;
+            }
+        };
+        let forged =
+            fx.s.client
+                .post(format!("{}/api/agent/v1/auth/result", fx.s.url))
+                .bearer_auth(&token)
+                .json(&json!({"id": asked["id"], "ok": true}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+        // Domain A's own agent answers as AD did.
+        fx.session
+            .auth_result(asked["id"].as_str().unwrap(), Some(tether_ad::BindFailure::InvalidCredentials))
+            .await
+            .unwrap();
+        forged
+    });
+    assert_eq!(forged, 403, "another domain's agent may not answer");
+    assert_eq!(verdict.status, 401, "{:?}", verdict.body);
+    assert_eq!(verdict.body["authenticated"], false);
+}

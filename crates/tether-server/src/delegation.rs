@@ -45,7 +45,8 @@ struct Domain {
 #[derive(Default)]
 pub struct Broker {
     domains: Mutex<HashMap<String, Domain>>,
-    waiting: Mutex<HashMap<String, oneshot::Sender<AuthResult>>>,
+    /// By request id: the domain asked and the caller waiting for its answer.
+    waiting: Mutex<HashMap<String, (String, oneshot::Sender<AuthResult>)>>,
     wake: Notify,
 }
 
@@ -54,7 +55,7 @@ impl Broker {
     pub async fn verify(&self, domain: &str, req: AuthRequest, timeout: Duration) -> Option<AuthResult> {
         let (tx, rx) = oneshot::channel();
         let id = req.id.clone();
-        self.waiting.lock().expect("lock").insert(id.clone(), tx);
+        self.waiting.lock().expect("lock").insert(id.clone(), (domain.to_string(), tx));
         self.domains.lock().expect("lock").entry(domain.to_string()).or_default().queue.push_back(req);
         self.wake.notify_waiters();
         let r = tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
@@ -83,10 +84,20 @@ impl Broker {
         }
     }
 
-    /// Delivers an agent's result to the waiting caller (ignored if it gave up).
-    pub fn answer(&self, r: AuthResult) {
-        if let Some(tx) = self.waiting.lock().expect("lock").remove(&r.id) {
-            let _ = tx.send(r);
+    /// Delivers the result of an agent of `domain` to the waiting caller (ignored if it gave
+    /// up). `false` when the request belongs to another domain: an agent answers only for the
+    /// users of its own domain, so a compromised agent cannot vouch for another domain's users.
+    pub fn answer(&self, domain: &str, r: AuthResult) -> bool {
+        let mut waiting = self.waiting.lock().expect("lock");
+        match waiting.get(&r.id) {
+            Some((asked, _)) if asked != domain => false,
+            Some(_) => {
+                if let Some((_, tx)) = waiting.remove(&r.id) {
+                    let _ = tx.send(r);
+                }
+                true
+            }
+            None => true,
         }
     }
 }

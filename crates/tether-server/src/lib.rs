@@ -54,6 +54,11 @@ pub struct ServerConfig {
     pub delegation_timeout: std::time::Duration,
     /// Delivery of the notifications outbox; `None` (the default) records only.
     pub smtp: Option<mail::SmtpConfig>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer` with this token.
+    pub metrics_token: Option<String>,
+    /// Browsers reach tetherd over HTTPS (directly, or through a TLS-terminating proxy), so
+    /// session cookies carry `Secure`. [`run_tls`] sets it.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +68,8 @@ impl Default for ServerConfig {
             clock: system_clock(),
             delegation_timeout: std::time::Duration::from_secs(10),
             smtp: None,
+            metrics_token: None,
+            secure_cookies: false,
         }
     }
 }
@@ -159,6 +166,8 @@ pub async fn run_tls(
     use axum::serve::ListenerExt;
     // `tap_io` makes the peer address available to handlers as `ConnectInfo<SocketAddr>`.
     let listener = tls::TlsListener::new(listener, tls.config())?.tap_io(|_| {});
+    let mut state = state;
+    state.config.secure_cookies = true;
     let _mail = MailDelivery::start(&state);
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

@@ -21,7 +21,7 @@ use tether_core::ad::{Agent, AgentType};
 use tether_core::query::ListQuery;
 use tether_store::Collection;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::AppState;
 
 type Labels = Vec<(String, String)>;
@@ -154,7 +154,8 @@ impl Metrics {
                 self.agent_ad_reachable.get_or_create(&l).set(st.reachable as i64);
             }
             if a.agent_type == AgentType::Sync {
-                let pending = s.repo.store().read_feed(&a.domain_id, a.cursor, 100_000).await?.len();
+                // Counted by the database: a scrape never reads the entries (nor their secrets).
+                let pending = s.repo.store().count_feed(&a.domain_id, a.cursor).await?;
                 self.queue_depth.get_or_create(&l).set(pending as i64);
             }
         }
@@ -168,11 +169,26 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition (no API key: scrapers rarely carry one;
-/// it names agents and domains by id only, never users).
+/// `GET /metrics`: the Prometheus text exposition. No API key (scrapers rarely carry one; it
+/// names agents and domains by id only, never users), but with `--metrics-token` the scraper
+/// must send `Authorization: Bearer TOKEN`.
 pub async fn handler(
     axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
+    if let Some(want) = &s.config.metrics_token {
+        let got = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::auth::same_secret(got, want) {
+            return Err(ApiError::new(
+                Code::InvalidApiKey,
+                "GET /metrics needs `Authorization: Bearer` with the metrics token",
+            ));
+        }
+    }
     let body = s.metrics.render(&s).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }

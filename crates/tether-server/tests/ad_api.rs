@@ -293,3 +293,49 @@ async fn an_agent_reaches_only_its_own_domain() {
     assert_eq!(post("/api/agent/v1/auth/poll", json!({"waitMs": 10})).await, 403);
     assert_eq!(post("/api/agent/v1/passwords", json!([])).await, 403);
 }
+
+#[tokio::test]
+async fn a_sync_agent_acknowledges_only_what_it_was_delivered() {
+    let s = TestServer::start().await;
+    let d = domain(&s, json!({"domain": "DC=ack,DC=test", "useCase": "TWOWAYSYNC"})).await;
+    let id = d["id"].as_str().unwrap();
+    let key = s.connect_key(id, "SYNC").await;
+    let token = "t".repeat(40);
+    let r = s.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": token}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Three users bound to the domain: three feed entries.
+    for name in ["ack1", "ack2", "ack3"] {
+        let u =
+            s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
+        let r = s
+            .call(
+                "POST",
+                &format!("/api/v2/activedirectories/{id}/associations"),
+                Some(json!({"op": "add", "type": "user", "id": u.body["id"]})),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    let post = |path: &str, body: Value| {
+        let req = s.client.post(format!("{}{path}", s.url)).bearer_auth(&token).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Before any delivery, nothing can be acknowledged.
+    assert_eq!(post("/api/agent/v1/sync/ack", json!({"seq": 1_000_000})).await.0, 409);
+    let (status, entries) = post("/api/agent/v1/sync/poll", json!({"waitMs": 10, "limit": 1})).await;
+    assert_eq!(status, 200);
+    let first = entries[0]["seq"].as_i64().unwrap();
+    // Past the one entry delivered: refused, the cursor stays.
+    let (status, body) = post("/api/agent/v1/sync/ack", json!({"seq": first + 2})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("delivered"), "{body}");
+    assert_eq!(post("/api/agent/v1/sync/ack", json!({"seq": first})).await, (200, json!({"cursor": first})));
+    // The rest is delivered next, in order, and then acknowledged.
+    let (_, rest) = post("/api/agent/v1/sync/poll", json!({"waitMs": 10})).await;
+    let seqs: Vec<i64> = rest.as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs.len(), 2, "{rest}");
+    assert_eq!(post("/api/agent/v1/sync/ack", json!({"seq": seqs[1]})).await.0, 200);
+}

@@ -146,8 +146,18 @@ async fn portal_login_and_password_rules() {
         s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"passwordAuthority": ad}))).await.status,
         200
     );
+    // The password change ended the session it was made in (the user went on in a new one):
+    // log in again for the rest.
+    let cookie = session_cookie(&login("Next-Passw0rd1").await.unwrap());
     let html = page(&c, &cookie).await.unwrap().text().await.unwrap();
     assert!(html.contains("Active Directory manages your password"), "{html}");
+    let token = csrf_of(&html);
+    let change = |cur: &'static str, new: &'static str, again: &'static str| {
+        c.post(format!("{}/portal/password", s.url))
+            .header(COOKIE, cookie.clone())
+            .form(&[("csrf", token.as_str()), ("current", cur), ("new", new), ("again", again)])
+            .send()
+    };
     let r = change("Next-Passw0rd1", "Third-Passw0rd1", "Third-Passw0rd1").await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="));
 }

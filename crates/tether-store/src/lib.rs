@@ -197,6 +197,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64>;
     /// Entries of a domain after `after`, in order.
     async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>>;
+    /// How many entries of a domain come after `after` (counted, not read).
+    async fn count_feed(&self, domain: &str, after: i64) -> Result<u64>;
     /// Forgets the secrets of a domain's entries up to `upto` (acknowledged: applied).
     async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()>;
 

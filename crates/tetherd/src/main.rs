@@ -55,6 +55,9 @@ struct Serve {
     /// Private key (PEM) of `--tls-cert`.
     #[arg(long, env = "TETHER_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A token scrapers must send (`Authorization: Bearer …`) to read `GET /metrics`.
+    #[arg(long, env = "TETHER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Serve plain HTTP on a non-loopback address: only behind a TLS-terminating reverse proxy.
     #[arg(long, env = "TETHER_PLAIN_HTTP")]
     plain_http: bool,
@@ -104,6 +107,9 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             .smtp_relay
             .filter(|r| !r.is_empty())
             .map(|relay| tether_server::mail::SmtpConfig { relay, from: args.smtp_from.clone() }),
+        metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+        // Behind a TLS-terminating proxy the browser speaks HTTPS.
+        secure_cookies: args.plain_http,
         ..ServerConfig::default()
     };
     let state = AppState::new(Repo::new(store), config);

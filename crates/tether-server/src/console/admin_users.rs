@@ -4,7 +4,7 @@
 //! shown read-only, the Directories tab, and the history of users and groups.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{json, Value};
@@ -14,8 +14,8 @@ use tether_core::query::{Filter, ListQuery, Op, Scalar};
 use tether_core::user::{PasswordStatus, User};
 use tether_store::{Collection, Edge, Secret};
 
-use super::session::{cookie, cookie_value, ConsoleAdmin, Who, ADMIN_COOKIE};
-use super::{back, csrf, page, reason, Chrome, Fields, Flash};
+use super::session::{cookie, cookie_in, ConsoleAdmin, Who, ADMIN_COOKIE};
+use super::{back, csrf, page, reason, Chrome, Fields, Flash, LoginQuery, Notice};
 use crate::auth::{sha256_hex, Admin, ApiKey, Role};
 use crate::routes::users::apply_update;
 use crate::AppState;
@@ -66,12 +66,21 @@ struct LoginPage {
     err: Option<String>,
 }
 
-pub async fn login_page(Query(f): Query<Flash>) -> Response {
-    page(LoginPage { err: f.err })
+pub async fn login_page(Query(f): Query<LoginQuery>) -> Response {
+    page(LoginPage { err: f.err() })
 }
 
 /// Logging in takes an administrator API key (as the CLI does); read-only keys are refused.
-pub async fn login(State(s): State<AppState>, f: Fields) -> Response {
+/// Attempts are counted per source address: a key has no username to count against.
+pub async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    f: Fields,
+) -> Response {
+    let source = peer.ip().to_string();
+    if s.throttle.sources.attempt(&source, s.now()).is_err() {
+        return Notice::Throttled.refusal("/console/login");
+    }
     let key = f.get("apikey").unwrap_or_default().trim().to_string();
     let owner = match s.repo.store().secret_owner(Secret::ApiKey, &sha256_hex(&key)).await {
         Ok(o) if !key.is_empty() => o,
@@ -86,24 +95,32 @@ pub async fn login(State(s): State<AppState>, f: Fields) -> Response {
             let token = s.sessions.open(Who::Admin(k), s.now());
             let mut r = Redirect::to("/console/users").into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, cookie(ADMIN_COOKIE, &token, "/console").parse().expect("ascii"));
+                .insert(header::SET_COOKIE, cookie(&s, ADMIN_COOKIE, &token, "/console").parse().expect("ascii"));
             r
         }
-        Some(_) => {
-            back("/console/login", Err("this API key is read-only; the console needs an administrator key".into()))
+        Some(_) => Notice::ReadOnlyKey.refusal("/console/login"),
+        None => {
+            s.throttle.sources.failed(&source, s.now());
+            Notice::UnknownKey.refusal("/console/login")
         }
-        None => back("/console/login", Err("unknown API key".into())),
     }
 }
 
-pub async fn logout(State(s): State<AppState>, admin: ConsoleAdmin, req: axum::extract::Request) -> Response {
-    let (parts, _) = req.into_parts();
-    if let Some(t) = cookie_value(&parts, ADMIN_COOKIE) {
+/// A logout is a form like any other (CSRF checked): a page elsewhere cannot end the session.
+pub async fn logout(
+    State(s): State<AppState>,
+    admin: ConsoleAdmin,
+    headers: axum::http::HeaderMap,
+    f: Fields,
+) -> Response {
+    if let Some(r) = csrf(&admin.session, &f) {
+        return r;
+    }
+    if let Some(t) = cookie_in(&headers, ADMIN_COOKIE) {
         s.sessions.close(&t);
     }
-    let _ = admin;
-    let mut r = Redirect::to("/console/login").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(ADMIN_COOKIE, "", "/console").parse().expect("ascii"));
+    let mut r = Redirect::to("/console/login?msg=bye").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, ADMIN_COOKIE, "", "/console").parse().expect("ascii"));
     r
 }
 

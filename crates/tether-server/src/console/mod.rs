@@ -66,6 +66,88 @@ pub fn back(path: &str, outcome: Result<String, String>) -> Response {
     Redirect::to(&format!("{path}{sep}{q}")).into_response()
 }
 
+/// What a login page may say. The page takes a code from its query string and shows the
+/// fixed text chosen here: a link crafted by someone else cannot put words on a login page
+/// (say, "call this number"). An unknown code shows nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    WrongCredentials,
+    UnknownKey,
+    Throttled,
+    ReadOnlyKey,
+    LinkExpired,
+    Unavailable,
+    LoggedOut,
+    SessionEnded,
+}
+
+impl Notice {
+    const ALL: [Notice; 8] = [
+        Notice::WrongCredentials,
+        Notice::UnknownKey,
+        Notice::Throttled,
+        Notice::ReadOnlyKey,
+        Notice::LinkExpired,
+        Notice::Unavailable,
+        Notice::LoggedOut,
+        Notice::SessionEnded,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Notice::WrongCredentials => "denied",
+            Notice::UnknownKey => "key",
+            Notice::Throttled => "throttled",
+            Notice::ReadOnlyKey => "readonly",
+            Notice::LinkExpired => "expired",
+            Notice::Unavailable => "unavailable",
+            Notice::LoggedOut => "bye",
+            Notice::SessionEnded => "ended",
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Notice::WrongCredentials => "Wrong username or password.",
+            Notice::UnknownKey => "Unknown API key.",
+            Notice::Throttled => "Too many failed attempts. Try again in 15 minutes.",
+            Notice::ReadOnlyKey => "This API key is read-only; the console needs an administrator key.",
+            Notice::LinkExpired => {
+                "This activation link is unknown or has expired: ask your administrator for a new one."
+            }
+            Notice::Unavailable => "The directory cannot answer right now. Try again in a moment.",
+            Notice::LoggedOut => "You are logged out.",
+            Notice::SessionEnded => "Your session has ended. Log in again.",
+        }
+    }
+
+    pub fn from_code(code: Option<&str>) -> Option<Notice> {
+        Notice::ALL.into_iter().find(|n| Some(n.code()) == code)
+    }
+
+    /// Redirects to the login page `path` with this notice as an error.
+    pub fn refusal(self, path: &str) -> Response {
+        Redirect::to(&format!("{path}?err={}", self.code())).into_response()
+    }
+}
+
+/// A login page's query: codes only (see [`Notice`]).
+#[derive(serde::Deserialize, Default)]
+pub struct LoginQuery {
+    pub err: Option<String>,
+    pub msg: Option<String>,
+}
+
+impl LoginQuery {
+    pub fn err(&self) -> Option<String> {
+        Notice::from_code(self.err.as_deref()).map(|n| n.text().to_string())
+    }
+
+    pub fn msg(&self) -> Option<String> {
+        Notice::from_code(self.msg.as_deref()).map(|n| n.text().to_string())
+    }
+}
+
 /// An API error as a line an admin can read.
 pub fn reason(e: ApiError) -> String {
     e.message

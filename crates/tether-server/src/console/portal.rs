@@ -5,7 +5,7 @@
 //! AD is the user's password authority the change is refused with the reason.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
@@ -13,8 +13,8 @@ use tether_core::group::Group;
 use tether_store::{Collection, Edge};
 
 use super::admin_users::password_status;
-use super::session::{cookie, cookie_value, PortalUser, Who, USER_COOKIE};
-use super::{back, csrf, page, reason, Fields, Flash};
+use super::session::{cookie, cookie_in, PortalUser, USER_COOKIE};
+use super::{back, csrf, page, reason, Fields, Flash, LoginQuery, Notice};
 use crate::auth::{random_hex, sha256_hex};
 use crate::error::ApiError;
 use crate::routes::misc::{authenticate, AuthOutcome};
@@ -61,13 +61,8 @@ fn policy_text(p: &tether_core::policy::PasswordPolicy) -> String {
 
 /// The activation page: the new user chooses a password.
 pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>, Query(f): Query<Flash>) -> Response {
-    let Some(id) = activation_owner(&s, &token).await else {
-        return back(
-            "/portal/login",
-            Err("this activation link is unknown or has expired: ask your administrator for a new one".into()),
-        );
-    };
-    let Ok(Some(u)) = s.repo.user(&id).await else { return back("/portal/login", Err("unknown user".into())) };
+    let Some(id) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
     let policy = s.repo.settings().await.map(|o| o.password_policy).unwrap_or_default();
     page(ActivatePage { token, username: u.username, policy: policy_text(&policy), err: f.err })
 }
@@ -76,13 +71,8 @@ pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>,
 /// link, and logs the user in.
 pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: Fields) -> Response {
     let here = format!("/portal/activate/{token}");
-    let Some(id) = activation_owner(&s, &token).await else {
-        return back(
-            "/portal/login",
-            Err("this activation link is unknown or has expired: ask your administrator for a new one".into()),
-        );
-    };
-    let Ok(Some(u)) = s.repo.user(&id).await else { return back("/portal/login", Err("unknown user".into())) };
+    let Some(id) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
     let (new, again) = (f.get("new").unwrap_or_default(), f.get("again").unwrap_or_default());
     if new != again {
         return back(&here, Err("the two passwords differ".into()));
@@ -100,9 +90,11 @@ pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: F
         return back(&here, Err(reason(e)));
     }
     let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
-    let session = s.sessions.open(Who::User(id), s.now());
+    // The session is stamped with the password just set (read back as stored).
+    let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let session = s.sessions.open_user(&u, s.now());
     let mut r = back("/portal/profile", Ok("Welcome: your account is active.".into()));
-    r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, &session, "/portal").parse().expect("ascii"));
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &session, "/portal").parse().expect("ascii"));
     r
 }
 
@@ -113,41 +105,54 @@ struct LoginPage {
     msg: Option<String>,
 }
 
-pub async fn login_page(Query(f): Query<Flash>) -> Response {
-    page(LoginPage { err: f.err, msg: f.msg })
+pub async fn login_page(Query(f): Query<LoginQuery>) -> Response {
+    page(LoginPage { err: f.err(), msg: f.msg() })
 }
 
-pub async fn login(State(s): State<AppState>, f: Fields) -> Response {
+/// Every refusal reads the same ("wrong username or password"), whatever the cause: unknown
+/// user, wrong password, suspended, AD's reason, delegation pending.
+pub async fn login(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    f: Fields,
+) -> Response {
     let username = f.get("username").unwrap_or_default().trim().to_string();
     let password = f.get("password").unwrap_or_default().to_string();
-    let outcome = match authenticate(&s, &username, password).await {
+    let outcome = match authenticate(&s, &username, password, Some(peer.ip())).await {
         Ok(o) => o,
-        Err(e) => return back("/portal/login", Err(reason(e))),
+        Err(_) => return Notice::Unavailable.refusal("/portal/login"),
     };
     match outcome {
         AuthOutcome::Accepted(_) => {
             let Ok(Some(u)) = s.repo.user_by_username(&username).await else {
-                return back("/portal/login", Err("wrong username or password".into()));
+                return Notice::WrongCredentials.refusal("/portal/login");
             };
-            let token = s.sessions.open(Who::User(u.id), s.now());
+            let token = s.sessions.open_user(&u, s.now());
             let mut r = Redirect::to("/portal/profile").into_response();
-            r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, &token, "/portal").parse().expect("ascii"));
+            r.headers_mut()
+                .insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &token, "/portal").parse().expect("ascii"));
             r
         }
-        AuthOutcome::Denied(Some(why)) => back("/portal/login", Err(format!("login refused: {why}"))),
-        AuthOutcome::Denied(None) => back("/portal/login", Err("wrong username or password".into())),
-        AuthOutcome::Throttled(why) => back("/portal/login", Err(why)),
+        AuthOutcome::Denied(_) => Notice::WrongCredentials.refusal("/portal/login"),
+        AuthOutcome::Throttled(_) => Notice::Throttled.refusal("/portal/login"),
     }
 }
 
-pub async fn logout(State(s): State<AppState>, user: PortalUser, req: axum::extract::Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let _ = user;
-    if let Some(t) = cookie_value(&parts, USER_COOKIE) {
+/// A logout is a form like any other (CSRF checked): a page elsewhere cannot end the session.
+pub async fn logout(
+    State(s): State<AppState>,
+    user: PortalUser,
+    headers: axum::http::HeaderMap,
+    f: Fields,
+) -> Response {
+    if let Some(r) = csrf(&user.session, &f) {
+        return r;
+    }
+    if let Some(t) = cookie_in(&headers, USER_COOKIE) {
         s.sessions.close(&t);
     }
-    let mut r = Redirect::to("/portal/login").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(USER_COOKIE, "", "/portal").parse().expect("ascii"));
+    let mut r = Redirect::to("/portal/login?msg=bye").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, "", "/portal").parse().expect("ascii"));
     r
 }
 
@@ -202,7 +207,12 @@ pub async fn profile(user: PortalUser, State(s): State<AppState>, Query(flash): 
 }
 
 /// Changes the user's own password after checking the current one.
-pub async fn change_password(user: PortalUser, State(s): State<AppState>, f: Fields) -> Response {
+pub async fn change_password(
+    user: PortalUser,
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    f: Fields,
+) -> Response {
     if let Some(r) = csrf(&user.session, &f) {
         return r;
     }
@@ -213,7 +223,7 @@ pub async fn change_password(user: PortalUser, State(s): State<AppState>, f: Fie
     if new != again {
         return back(here, Err("the two new passwords differ".into()));
     }
-    match authenticate(&s, &u.username, current.to_string()).await {
+    match authenticate(&s, &u.username, current.to_string(), None).await {
         Ok(AuthOutcome::Accepted(_)) => {}
         Ok(_) => return back(here, Err("the current password is wrong".into())),
         Err(e) => return back(here, Err(reason(e))),
@@ -232,7 +242,17 @@ pub async fn change_password(user: PortalUser, State(s): State<AppState>, f: Fie
             let to_ad = !crate::feed::bound_domains(&s, &u.id).await.unwrap_or_default().is_empty();
             let msg =
                 if to_ad { "Password changed. It is on its way to Active Directory too." } else { "Password changed." };
-            back(here, Ok(msg.into()))
+            let mut r = back(here, Ok(msg.into()));
+            // Another password ends every session of the user: this one goes on in a new one.
+            if let Some(t) = cookie_in(&headers, USER_COOKIE) {
+                s.sessions.close(&t);
+            }
+            if let Ok(Some(changed)) = s.repo.user(&u.id).await {
+                let token = s.sessions.open_user(&changed, s.now());
+                r.headers_mut()
+                    .insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &token, "/portal").parse().expect("ascii"));
+            }
+            r
         }
         Err(e) => back(here, Err(reason(e))),
     }

@@ -5,6 +5,12 @@
 //! (a restart logs everyone out, which is the safe failure). Every form that changes
 //! something carries the session's CSRF token (htmx sends it as `x-csrf-token`), checked in
 //! constant time, on top of `SameSite=Strict`.
+//!
+//! A session lasts no longer than its principal's right to it: every request re-reads the
+//! principal, so a console session ends when its API key is deleted or is no longer an
+//! administrator's, and a portal session ends when the user is suspended, locked, deleted
+//! or gets another password (by anyone: the portal re-opens the session of a user who
+//! changed it there).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,7 +20,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use time::{Duration, OffsetDateTime};
 
-use crate::auth::{random_hex, sha256_hex, ApiKey};
+use crate::auth::{random_hex, sha256_hex, ApiKey, Role};
 use crate::AppState;
 
 /// How long a session lasts, from login.
@@ -36,6 +42,8 @@ pub struct Session {
     pub who: Who,
     pub csrf: String,
     expires: OffsetDateTime,
+    /// A portal user's `passwordDate` at login: another password ends the session.
+    password_stamp: Option<String>,
 }
 
 #[derive(Default)]
@@ -46,8 +54,17 @@ pub struct Sessions {
 impl Sessions {
     /// Opens a session; returns the token for the cookie.
     pub fn open(&self, who: Who, now: OffsetDateTime) -> String {
+        self.open_stamped(who, None, now)
+    }
+
+    /// Opens a portal session for `user`, ended by a change of its password.
+    pub fn open_user(&self, user: &tether_core::user::User, now: OffsetDateTime) -> String {
+        self.open_stamped(Who::User(user.id.clone()), user.password_date.clone(), now)
+    }
+
+    fn open_stamped(&self, who: Who, password_stamp: Option<String>, now: OffsetDateTime) -> String {
         let token = random_hex(32);
-        let s = Session { who, csrf: random_hex(16), expires: now + LIFETIME };
+        let s = Session { who, csrf: random_hex(16), expires: now + LIFETIME, password_stamp };
         let mut m = self.by_hash.lock().expect("lock");
         m.retain(|_, v| v.expires > now);
         m.insert(sha256_hex(&token), s);
@@ -64,15 +81,20 @@ impl Sessions {
     }
 }
 
-/// The `Set-Cookie` value that opens (or, with an empty token, clears) a session cookie.
-pub fn cookie(name: &str, token: &str, path: &str) -> String {
+/// The `Set-Cookie` value that opens (or, with an empty token, clears) a session cookie;
+/// `Secure` when the browser reaches tetherd over HTTPS.
+pub fn cookie(state: &AppState, name: &str, token: &str, path: &str) -> String {
     let age = if token.is_empty() { 0 } else { LIFETIME.whole_seconds() };
-    format!("{name}={token}; Path={path}; Max-Age={age}; HttpOnly; SameSite=Strict")
+    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    format!("{name}={token}; Path={path}; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 pub fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+pub fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -99,13 +121,19 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let session = cookie_value(parts, ADMIN_COOKIE).and_then(|t| state.sessions.get(&t, state.now()));
-        match session {
-            Some(session @ Session { who: Who::Admin(_), .. }) => {
-                let Who::Admin(key) = session.who.clone() else { unreachable!("matched above") };
-                Ok(ConsoleAdmin { key, session })
+        let token = cookie_value(parts, ADMIN_COOKIE).unwrap_or_default();
+        let session = state.sessions.get(&token, state.now());
+        let refused = || Redirect::to("/console/login").into_response();
+        let Some(session @ Session { who: Who::Admin(_), .. }) = session else { return Err(refused()) };
+        let Who::Admin(key) = session.who.clone() else { unreachable!("matched above") };
+        // The key as it is now: deleted, or no longer an administrator's, ends the session.
+        match state.repo.get::<ApiKey>(tether_store::Collection::ApiKeys, &key.id).await {
+            Ok(Some(now)) if now.role == Role::Admin => Ok(ConsoleAdmin { key: now, session }),
+            Ok(_) => {
+                state.sessions.close(&token);
+                Err(refused())
             }
-            _ => Err(Redirect::to("/console/login").into_response()),
+            Err(_) => Err((axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()),
         }
     }
 }
@@ -120,13 +148,25 @@ impl FromRequestParts<AppState> for PortalUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let session = cookie_value(parts, USER_COOKIE).and_then(|t| state.sessions.get(&t, state.now()));
-        match session {
-            Some(session @ Session { who: Who::User(_), .. }) => {
-                let Who::User(user_id) = session.who.clone() else { unreachable!("matched above") };
+        let token = cookie_value(parts, USER_COOKIE).unwrap_or_default();
+        let session = state.sessions.get(&token, state.now());
+        let refused = || Redirect::to("/portal/login").into_response();
+        let Some(session @ Session { who: Who::User(_), .. }) = session else { return Err(refused()) };
+        let Who::User(user_id) = session.who.clone() else { unreachable!("matched above") };
+        match state.repo.user(&user_id).await {
+            Ok(Some(u))
+                if !u.suspended
+                    && !u.account_locked
+                    && u.can_authenticate()
+                    && u.password_date == session.password_stamp =>
+            {
                 Ok(PortalUser { user_id, session })
             }
-            _ => Err(Redirect::to("/portal/login").into_response()),
+            Ok(_) => {
+                state.sessions.close(&token);
+                Err(refused())
+            }
+            Err(_) => Err((axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()),
         }
     }
 }
@@ -150,7 +190,12 @@ mod tests {
 
     #[test]
     fn csrf_must_match_exactly() {
-        let s = Session { who: Who::User("u".into()), csrf: "abcd".into(), expires: OffsetDateTime::UNIX_EPOCH };
+        let s = Session {
+            who: Who::User("u".into()),
+            csrf: "abcd".into(),
+            expires: OffsetDateTime::UNIX_EPOCH,
+            password_stamp: None,
+        };
         assert!(csrf_ok(&s, Some("abcd")));
         for bad in [None, Some(""), Some("abc"), Some("abce"), Some("abcde")] {
             assert!(!csrf_ok(&s, bad), "{bad:?}");

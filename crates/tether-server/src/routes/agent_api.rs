@@ -176,7 +176,7 @@ pub async fn passwords(
     let Value::Array(items) = body else {
         return Err(ApiError::new(Code::InvalidField, "expected an array of {guid, hash}"));
     };
-    let mut stored = 0;
+    let (mut stored, mut refused) = (0, Vec::new());
     for item in items {
         let (Some(guid), Some(hash)) =
             (item.get("guid").and_then(Value::as_str), item.get("hash").and_then(Value::as_str))
@@ -185,6 +185,12 @@ pub async fn passwords(
         };
         let hash = hash.strip_prefix("{CRYPT}").unwrap_or(hash);
         if !hash.starts_with("$6$") {
+            continue;
+        }
+        if let Err(why) = crate::auth::acceptable_crypt_hash(hash) {
+            // Every later login would run this hash: refused here, once.
+            tracing::warn!(guid, reason = %why, "captured password hash refused");
+            refused.push(json!({"guid": guid, "reason": why}));
             continue;
         }
         let Some(mut user) = s.repo.user_by_ad_guid(guid).await? else { continue };
@@ -198,7 +204,7 @@ pub async fn passwords(
         s.repo.save_user(&user, Some(hash)).await?;
         stored += 1;
     }
-    Ok(Json(json!({"stored": stored})))
+    Ok(Json(json!({"stored": stored, "refused": refused})))
 }
 
 /// `POST /api/agent/v1/auth/result {id, ok, reason}`.
@@ -207,10 +213,13 @@ pub async fn auth_result(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    import_agent(&s, &headers).await?;
+    let agent = import_agent(&s, &headers).await?;
     let r: crate::delegation::AuthResult =
         serde_json::from_value(body).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid result: {e}")))?;
-    s.delegation.answer(r);
+    if !s.delegation.answer(&agent.domain_id, r) {
+        tracing::warn!(agent = %agent.id, "an import agent answered a verification of another domain's user");
+        return Err(ApiError::new(Code::Forbidden, "this verification belongs to another domain's agents"));
+    }
     Ok(Json(json!({})))
 }
 
@@ -243,6 +252,10 @@ pub async fn sync_poll(
             let entries = s.repo.store().read_feed(&agent.domain_id, agent.cursor, limit).await?;
             let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
             if !entries.is_empty() && crate::sync_guard::may_deliver(&s, &domain, agent.cursor).await? {
+                let last = entries.last().map_or(agent.cursor, |e| e.seq);
+                if last > delivered_upto(&s, &agent.id).await? {
+                    s.repo.store().put_setting(&delivered_key(&agent.id), &json!(last)).await?;
+                }
                 let out: Vec<Value> = entries
                     .into_iter()
                     .map(|e| json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": e.secret}))
@@ -259,6 +272,16 @@ pub async fn sync_poll(
     }
 }
 
+/// Where the highest feed entry delivered to a sync agent is kept (in the store, so an agent
+/// may poll one tetherd and acknowledge on another).
+fn delivered_key(agent_id: &str) -> String {
+    format!("feed.delivered.{agent_id}")
+}
+
+async fn delivered_upto(s: &AppState, agent_id: &str) -> ApiResult<i64> {
+    Ok(s.repo.store().setting(&delivered_key(agent_id)).await?.and_then(|v| v.as_i64()).unwrap_or(0))
+}
+
 /// `POST /api/agent/v1/sync/ack {seq}`: everything up to `seq` is applied in AD.
 pub async fn sync_ack(
     State(s): State<AppState>,
@@ -270,6 +293,15 @@ pub async fn sync_ack(
         .get("seq")
         .and_then(Value::as_i64)
         .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
+    let delivered = delivered_upto(&s, &agent.id).await?;
+    if seq > delivered.max(agent.cursor) {
+        // An agent acknowledges what it applied, so never more than it was given: otherwise an
+        // ack could skip entries held back by a mass-change guard, or never delivered at all.
+        return Err(ApiError::new(
+            Code::Conflict,
+            format!("cannot acknowledge entry {seq}: entries up to {delivered} were delivered to this agent"),
+        ));
+    }
     if seq > agent.cursor {
         // Tether → AD latency: from each entry's creation to its acknowledgement.
         let applied = s.repo.store().read_feed(&agent.domain_id, agent.cursor, (seq - agent.cursor) as usize).await?;

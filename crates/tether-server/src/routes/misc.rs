@@ -119,7 +119,7 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
             .ok_or_else(|| ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: is required")))
     };
     let (username, password) = (field("username")?, field("password")?);
-    Ok(match authenticate(&s, &username, password).await? {
+    Ok(match authenticate(&s, &username, password, None).await? {
         AuthOutcome::Accepted(method) => Json(json!({"authenticated": true, "method": method})).into_response(),
         AuthOutcome::Denied(None) => (StatusCode::UNAUTHORIZED, Json(json!({"authenticated": false}))).into_response(),
         AuthOutcome::Denied(Some(reason)) => {
@@ -141,17 +141,37 @@ pub(crate) enum AuthOutcome {
     Throttled(String),
 }
 
-/// Verifies a user's password (locally or through AD), with the failure lockout.
-pub(crate) async fn authenticate(s: &AppState, username: &str, password: String) -> ApiResult<AuthOutcome> {
-    if let Some(until) = s.throttle.locked(username, s.now()) {
-        let reason = format!("too many failed attempts; try again after {}", tether_core::timestamp(until));
-        return Ok(AuthOutcome::Throttled(reason));
+/// Verifies a user's password (locally or through AD), with the failure lockouts: per
+/// username, and per `source` address when the person logging in is that source (the portal,
+/// the console; `None` for an integration calling the API on behalf of many users). The
+/// attempt is counted before the password is checked.
+pub(crate) async fn authenticate(
+    s: &AppState,
+    username: &str,
+    password: String,
+    source: Option<std::net::IpAddr>,
+) -> ApiResult<AuthOutcome> {
+    let now = s.now();
+    let throttled = |until| {
+        AuthOutcome::Throttled(format!("too many failed attempts; try again after {}", tether_core::timestamp(until)))
+    };
+    let source = source.map(|ip| ip.to_string());
+    if let Some(ip) = &source {
+        if let Err(until) = s.throttle.sources.attempt(ip, now) {
+            return Ok(throttled(until));
+        }
+    }
+    if let Err(until) = s.throttle.users.attempt(username, now) {
+        return Ok(throttled(until));
     }
     let r = verify_user(s, username, password).await?;
     if matches!(r, AuthOutcome::Accepted(_)) {
-        s.throttle.succeeded(username);
+        s.throttle.users.succeeded(username);
     } else {
-        s.throttle.failed(username, s.now());
+        s.throttle.users.failed(username, s.now());
+        if let Some(ip) = &source {
+            s.throttle.sources.failed(ip, s.now());
+        }
     }
     Ok(r)
 }
@@ -163,12 +183,11 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
     if password.is_empty() {
         return Ok(denied());
     }
-    let Some(user) = s.repo.user_by_username(username).await? else {
+    // Whatever makes the user unable to log in, the answer costs one hash and reads the same.
+    let Some(user) = s.repo.user_by_username(username).await?.filter(|u| u.can_authenticate()) else {
+        crate::auth::check_no_password(password).await;
         return Ok(denied());
     };
-    if !user.can_authenticate() {
-        return Ok(denied());
-    }
     if let Some(auth) = &user.delegated_authority {
         match delegated(&s, &user, &auth.id, &password).await? {
             Delegated::Answered(true) => return Ok(AuthOutcome::Accepted("delegated")),
@@ -181,6 +200,7 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
         }
     }
     let Some(hash) = s.repo.password_hash(&user.id).await? else {
+        crate::auth::check_no_password(password).await;
         return Ok(denied());
     };
     let Some(rehash) = check_password(password.clone(), hash).await else {
@@ -217,11 +237,9 @@ async fn delegated(
     };
     match domain.delegation_state {
         DelegationState::Disabled => return Ok(Delegated::Refused),
-        DelegationState::Pending => {
-            return Ok(Delegated::Reason(
-                "delegated authentication is pending: no import agent has connected yet".into(),
-            ))
-        }
+        // Reads like any other failure: a distinct answer would tell who exists (and in which
+        // domain). Admins see the state on the domain.
+        DelegationState::Pending => return Ok(Delegated::Answered(false)),
         DelegationState::Enabled => {}
     }
     let Some(dn) = user.external_dn.clone() else { return Ok(Delegated::Refused) };

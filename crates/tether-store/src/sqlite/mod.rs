@@ -317,6 +317,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn count_feed(&self, domain: &str, after: i64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM feed WHERE domain_id = ? AND seq > ?")
+            .bind(domain)
+            .bind(after)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()> {
         sqlx::query(stmt::CLEAR_FEED_SECRETS).bind(domain).bind(upto).execute(&self.writer).await?;
         Ok(())

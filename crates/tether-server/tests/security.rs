@@ -1,0 +1,284 @@
+//! The hardening of issue #13, one test per point: sessions follow their principal (5), the
+//! cost of a login is bounded and its answer tells nothing (6), agents stay in their lane
+//! (7, in ad_api.rs and import_samba.rs), `/metrics` is cheap and may need a token (9).
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::{json, Value};
+use tether_testkit::TestServer;
+
+fn browser() -> reqwest::Client {
+    tether_testkit::pki().client_builder().redirect(Policy::none()).build().unwrap()
+}
+
+fn cookie_of(r: &reqwest::Response) -> (String, String) {
+    let raw = r.headers().get(SET_COOKIE).expect("a session cookie").to_str().unwrap().to_string();
+    (raw.split(';').next().unwrap().to_string(), raw)
+}
+
+async fn user(s: &TestServer, name: &str, password: &str) -> String {
+    let r = s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": name, "email": format!("{name}@x.io"), "password": password})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+async fn portal_login(s: &TestServer, c: &reqwest::Client, name: &str, password: &str) -> reqwest::Response {
+    c.post(format!("{}/portal/login", s.url)).form(&[("username", name), ("password", password)]).send().await.unwrap()
+}
+
+/// Whether the session cookie still opens the portal.
+async fn portal_open(s: &TestServer, c: &reqwest::Client, cookie: &str) -> bool {
+    let r = c.get(format!("{}/portal/profile", s.url)).header(COOKIE, cookie).send().await.unwrap();
+    r.status() == 200
+}
+
+#[tokio::test]
+async fn a_console_session_ends_with_its_api_key() {
+    let s = TestServer::start().await;
+    let c = browser();
+    let k = s.call("POST", "/api/v2/apikeys", Some(json!({"name": "temp admin", "role": "admin"}))).await.body;
+    let r = c
+        .post(format!("{}/console/login", s.url))
+        .form(&[("apikey", k["key"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let (cookie, raw) = cookie_of(&r);
+    assert!(raw.contains("; Secure"), "served over HTTPS, the cookie is Secure: {raw}");
+    let users = |cookie: String| {
+        let req = c.get(format!("{}/console/users", s.url)).header(COOKIE, cookie);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(users(cookie.clone()).await, 200);
+    let r = s.call("DELETE", &format!("/api/v2/apikeys/{}", k["id"].as_str().unwrap()), None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(users(cookie).await, 303, "the deleted key's session is over");
+}
+
+#[tokio::test]
+async fn a_portal_session_ends_when_the_user_loses_the_right_to_it() {
+    let s = TestServer::start().await;
+    let c = browser();
+    // (what happens to the user, the admin's request)
+    // (A lockout comes from AD through the import; the same check ends those sessions.)
+    let changes: [(&str, &str, Option<Value>); 3] = [
+        ("suspended", "PUT", Some(json!({"suspended": true}))),
+        ("password changed", "PUT", Some(json!({"password": "Other-Passw0rd-2"}))),
+        ("deleted", "DELETE", None),
+    ];
+    for (i, (what, method, body)) in changes.into_iter().enumerate() {
+        let name = format!("sess{i}");
+        let id = user(&s, &name, "Portal-Passw0rd-1").await;
+        let r = portal_login(&s, &c, &name, "Portal-Passw0rd-1").await;
+        let (cookie, raw) = cookie_of(&r);
+        assert!(raw.contains("; Secure"), "{raw}");
+        assert!(portal_open(&s, &c, &cookie).await, "{what}: logged in");
+        let r = s.call(method, &format!("/api/systemusers/{id}"), body).await;
+        assert!(r.status.is_success(), "{what}: {:?}", r.body);
+        assert!(!portal_open(&s, &c, &cookie).await, "{what}: the session is over");
+    }
+
+    // The user's own change in the portal keeps them logged in (in a new session).
+    let id = user(&s, "selfchange", "Portal-Passw0rd-1").await;
+    let r = portal_login(&s, &c, "selfchange", "Portal-Passw0rd-1").await;
+    let (cookie, _) = cookie_of(&r);
+    let html =
+        c.get(format!("{}/portal/profile", s.url)).header(COOKIE, &cookie).send().await.unwrap().text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = c
+        .post(format!("{}/portal/password", s.url))
+        .header(COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("current", "Portal-Passw0rd-1"),
+            ("new", "Self-Passw0rd-22"),
+            ("again", "Self-Passw0rd-22"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("msg="), "{:?}", r.headers());
+    let (renewed, _) = cookie_of(&r);
+    assert!(!portal_open(&s, &c, &cookie).await, "the old session ended with the old password");
+    assert!(portal_open(&s, &c, &renewed).await, "the user goes on in the new session");
+    let _ = id;
+}
+
+#[tokio::test]
+async fn logout_needs_the_forms_csrf_token() {
+    let s = TestServer::start().await;
+    let c = browser();
+    user(&s, "leaver", "Portal-Passw0rd-1").await;
+    let (cookie, _) = cookie_of(&portal_login(&s, &c, "leaver", "Portal-Passw0rd-1").await);
+    // A page elsewhere posting to the logout URL (no token) ends nothing.
+    let r =
+        c.post(format!("{}/portal/logout", s.url)).header(COOKIE, &cookie).form(&[("x", "y")]).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(portal_open(&s, &c, &cookie).await);
+
+    let r = c.post(format!("{}/console/login", s.url)).form(&[("apikey", s.api_key.as_str())]).send().await.unwrap();
+    let (admin, _) = cookie_of(&r);
+    let r = c
+        .post(format!("{}/console/logout", s.url))
+        .header(COOKIE, &admin)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c.get(format!("{}/console/users", s.url)).header(COOKIE, &admin).send().await.unwrap();
+    assert_eq!(r.status(), 200, "still logged in");
+}
+
+#[tokio::test]
+async fn login_pages_show_only_their_own_fixed_messages() {
+    let s = TestServer::start().await;
+    let c = browser();
+    for page in ["/portal/login", "/console/login"] {
+        let planted = "Your+account+is+blocked.+Call+0800+123+456";
+        let html =
+            c.get(format!("{}{page}?err={planted}&msg={planted}", s.url)).send().await.unwrap().text().await.unwrap();
+        assert!(!html.contains("0800") && !html.contains("blocked"), "{page} shows text from its link");
+        let html = c.get(format!("{}{page}?err=throttled", s.url)).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("Too many failed attempts"), "{page}: the code's own text");
+    }
+    // A refused login links to a code, not to words.
+    let r = portal_login(&s, &c, "nobody", "Wrong-Passw0rd-9").await;
+    assert_eq!(r.headers()[LOCATION], "/portal/login?err=denied");
+}
+
+#[tokio::test]
+async fn parallel_guesses_count_before_their_passwords_are_checked() {
+    let s = TestServer::start().await;
+    user(&s, "target", "Right-Passw0rd-1").await;
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let req = s
+                .client
+                .post(format!("{}/api/v2/auth/verify", s.url))
+                .header("x-api-key", &s.api_key)
+                .json(&json!({"username": "target", "password": format!("Guess-{i}-Pw!")}));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let checked = answers.iter().filter(|st| **st == 401).count();
+    let throttled = answers.iter().filter(|st| **st == 429).count();
+    assert_eq!(checked + throttled, 30, "{answers:?}");
+    assert!(checked <= 10, "{checked} of 30 parallel guesses had their password checked (limit 10)");
+    // Now locked: even the right password is not checked.
+    let r = s
+        .call("POST", "/api/v2/auth/verify", Some(json!({"username": "target", "password": "Right-Passw0rd-1"})))
+        .await;
+    assert_eq!(r.status, 429);
+}
+
+#[tokio::test]
+async fn every_failed_verification_reads_the_same() {
+    let s = TestServer::start().await;
+    user(&s, "known", "Right-Passw0rd-1").await;
+    // A user delegated to a domain whose import agent has not connected yet ("pending").
+    let d = s
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=p,DC=test", "useCase": "TWOWAYSYNC"})))
+        .await;
+    let pend = user(&s, "pending", "Right-Passw0rd-1").await;
+    let r = s
+        .call(
+            "PUT",
+            &format!("/api/systemusers/{pend}"),
+            Some(json!({"delegatedAuthority": {"id": d.body["id"], "name": "ActiveDirectory"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut answers = Vec::new();
+    for (name, pw) in
+        [("known", "Wrong-Passw0rd-1"), ("nobody-here", "Wrong-Passw0rd-1"), ("pending", "Wrong-Passw0rd-1")]
+    {
+        let r = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": name, "password": pw}))).await;
+        answers.push((r.status.as_u16(), r.body));
+    }
+    assert!(answers.iter().all(|a| *a == (401, json!({"authenticated": false}))), "{answers:?}");
+}
+
+#[tokio::test]
+async fn captured_hashes_with_absurd_rounds_are_refused_at_import() {
+    let s = TestServer::start().await;
+    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=h,DC=test"}))).await;
+    let key = s.connect_key(d.body["id"].as_str().unwrap(), "IMPORT").await;
+    let token = "h".repeat(40);
+    let r = s
+        .call_as(
+            None,
+            "POST",
+            "/api/agent/v1/register",
+            Some(json!({"connectKey": key, "token": token, "installedOn": "dc"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let guid = "ab".repeat(16);
+    let hash = "{CRYPT}$6$rounds=999999999$saltsalt$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let r = s
+        .client
+        .post(format!("{}/api/agent/v1/passwords", s.url))
+        .bearer_auth(&token)
+        .json(&json!([{"guid": guid, "hash": hash}]))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stored"], 0);
+    assert_eq!(body["refused"][0]["guid"], guid.as_str(), "{body}");
+    assert!(body["refused"][0]["reason"].as_str().unwrap().contains("rounds"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set_and_count_the_queue() {
+    let s = TestServer::start_with(|c| c.metrics_token = Some("scrape-token-0123456789".into())).await;
+    let get = |auth: Option<&str>| {
+        let mut req = s.client.get(format!("{}/metrics", s.url));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get(None).await.0, 401);
+    assert_eq!(get(Some("Bearer wrong-token")).await.0, 401);
+    // Queue depth: three users bound to a domain with a sync agent, nothing delivered yet.
+    let d = s
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=m,DC=test", "useCase": "TWOWAYSYNC"})))
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let key = s.connect_key(&domain, "SYNC").await;
+    let r = s
+        .call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": "m".repeat(40)})))
+        .await;
+    let agent = r.body["agentId"].as_str().or(r.body["id"].as_str()).unwrap_or_default().to_string();
+    for i in 0..3 {
+        let id = user(&s, &format!("queued{i}"), "Queue-Passw0rd-1").await;
+        s.call(
+            "POST",
+            &format!("/api/v2/activedirectories/{domain}/associations"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+    }
+    let (status, text) = get(Some("Bearer scrape-token-0123456789")).await;
+    assert_eq!(status, 200);
+    let depth = text
+        .lines()
+        .find(|l| l.starts_with("tether_sync_queue_depth{") && l.contains(&domain))
+        .unwrap_or_else(|| panic!("no queue depth for {agent} in\n{text}"));
+    assert!(depth.ends_with(" 3"), "{depth}");
+}
