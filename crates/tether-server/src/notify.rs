@@ -1,6 +1,9 @@
 //! The notifications outbox: the emails the seeds mention are recorded with their template
-//! and recipient, so admins (and tests) see what would be sent. Delivery is off by default;
-//! an SMTP relay reading the outbox is future work (docs/decisions.md).
+//! and recipient, so admins see what is sent; `--smtp-relay` delivers them (mail.rs).
+//!
+//! An activation email's link is a credential (it sets a password), so the outbox keeps only
+//! a reference to the user (`activationFor`) and a placeholder in the body: the link is made
+//! when the email is handed to the relay and exists nowhere else.
 
 use serde_json::json;
 use tether_core::ad::{AdDomain, AgentType};
@@ -11,11 +14,19 @@ use crate::auth::new_id;
 use crate::error::ApiError;
 use crate::AppState;
 
+/// Where an activation email's link goes when it is sent.
+pub const LINK_PLACEHOLDER: &str = "[activation link]";
+
 /// Queues one notification.
 pub async fn queue(s: &AppState, template: &str, recipient: &str, subject: &str, body: &str) -> Result<(), ApiError> {
+    queue_doc(s, json!({"template": template, "recipient": recipient, "subject": subject, "body": body})).await
+}
+
+async fn queue_doc(s: &AppState, mut doc: serde_json::Value) -> Result<(), ApiError> {
     let id = new_id();
-    let doc = json!({"id": id, "template": template, "recipient": recipient, "subject": subject, "body": body,
-                     "status": "queued", "created": s.now_str()});
+    doc["id"] = json!(id);
+    doc["status"] = json!("queued");
+    doc["created"] = json!(s.now_str());
     s.repo.store().insert(Collection::Notifications, &Doc { id, key1: None, key2: None, body: doc }).await?;
     Ok(())
 }
@@ -30,13 +41,17 @@ pub async fn user_bound(s: &AppState, u: &User, domain: &AdDomain) -> Result<(),
         );
         queue(s, "directory_bound", &u.email, "You have been added to a directory", &body).await
     } else {
-        let link = crate::console::activation_link(s, &u.id).await?;
         let body = format!(
-            "Welcome to Tether. Open {link} on your Tether server within {} hours to set your password and \
-             activate your account.",
+            "Welcome to Tether. Open {LINK_PLACEHOLDER} on your Tether server within {} hours to set your \
+             password and activate your account.",
             crate::console::ACTIVATION_LIFETIME.whole_hours()
         );
-        queue(s, "activation", &u.email, "Activate your account", &body).await
+        queue_doc(
+            s,
+            json!({"template": "activation", "recipient": u.email, "subject": "Activate your account",
+                   "body": body, "activationFor": u.id}),
+        )
+        .await
     }
 }
 

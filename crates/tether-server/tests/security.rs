@@ -282,3 +282,74 @@ async fn metrics_need_the_token_when_one_is_set_and_count_the_queue() {
         .unwrap_or_else(|| panic!("no queue depth for {agent} in\n{text}"));
     assert!(depth.ends_with(" 3"), "{depth}");
 }
+
+#[tokio::test]
+async fn activation_links_live_only_in_the_email_and_die_with_the_need_for_them() {
+    let (relay, mails) = tether_testkit::smtp_relay().await;
+    let s = TestServer::start_with(|c| {
+        c.smtp = Some(tether_server::mail::SmtpConfig { relay, from: "tether@example.com".into() })
+    })
+    .await;
+    let c = browser();
+    let d = s
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=al,DC=test", "useCase": "TWOWAYSYNC"})))
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    // (what happens after the email was sent, the admin's request)
+    let rows: [(&str, &str, Option<Value>); 3] = [
+        ("password set by an admin", "PUT", Some(json!({"password": "Admin-Set-Passw0rd"}))),
+        ("suspended", "PUT", Some(json!({"suspended": true}))),
+        ("deleted", "DELETE", None),
+    ];
+    for (i, (what, method, body)) in rows.into_iter().enumerate() {
+        let name = format!("act{i}");
+        let r =
+            s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
+        let id = r.body["id"].as_str().unwrap().to_string();
+        s.call(
+            "POST",
+            &format!("/api/v2/activedirectories/{domain}/associations"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+        let mut link = None;
+        for _ in 0..100 {
+            link =
+                mails.lock().unwrap().iter().find(|m| m.contains(&format!("To: {name}@x.io"))).and_then(|m| {
+                    m.split_whitespace().find(|w| w.starts_with("/portal/activate/")).map(str::to_string)
+                });
+            if link.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let link = link.unwrap_or_else(|| panic!("{what}: no email"));
+        let token = link.trim_start_matches("/portal/activate/");
+        // Neither the outbox nor any other document holds the token.
+        let outbox = s.call("GET", "/api/v2/notifications?limit=100", None).await.body.to_string();
+        assert!(!outbox.contains(token), "{what}: the token is in the outbox");
+        let user = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body.to_string();
+        assert!(!user.contains(token));
+        // The link works now...
+        let r = c.get(format!("{}{link}", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{what}: the fresh link opens");
+        // ...and not after the user no longer needs it.
+        let r = s.call(method, &format!("/api/systemusers/{id}"), body).await;
+        assert!(r.status.is_success(), "{what}: {:?}", r.body);
+        let r = c.get(format!("{}{link}", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{what}: the link is dead");
+        assert!(r.headers()[LOCATION].to_str().unwrap().contains("err=expired"), "{what}");
+        if what == "suspended" {
+            // Reactivated, the old link stays dead.
+            s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"suspended": false}))).await;
+            let r = c.get(format!("{}{link}", s.url)).send().await.unwrap();
+            assert_eq!(r.status(), 303, "the link died with the suspension");
+        }
+    }
+    // Read-only keys do not read the outbox (addresses, and what was sent to whom).
+    let ro = s.call("POST", "/api/v2/apikeys", Some(json!({"name": "ro", "role": "read_only"}))).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(s.call_as(Some(&ro), "GET", "/api/v2/notifications", None).await.status, 403);
+}

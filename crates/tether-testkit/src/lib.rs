@@ -11,10 +11,12 @@
 mod pki;
 mod postgres;
 mod server;
+mod smtp;
 
 pub use pki::{ca_file, client, pki, Pki};
 pub use postgres::{postgres, postgres_db, PgDatabase};
 pub use server::TestServer;
+pub use smtp::smtp_relay;
 
 use serde_json::{json, Value};
 

@@ -21,7 +21,7 @@ use axum::Router;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub use portal::{activation_link, ACTIVATION_LIFETIME};
+pub use portal::{activation_link_for_email, ACTIVATION_LIFETIME};
 pub use session::Sessions;
 
 /// The frame every console page shares.

@@ -27,20 +27,42 @@ pub const ACTIVATION_LIFETIME: time::Duration = time::Duration::hours(72);
 /// A new single-use activation link for a user without a password (replacing any earlier
 /// one). The token carries its expiry in the clear; only its SHA-256 is stored, so the expiry
 /// cannot be changed without invalidating it.
-pub async fn activation_link(s: &AppState, user_id: &str) -> Result<String, ApiError> {
+async fn activation_link(s: &AppState, user_id: &str) -> Result<String, ApiError> {
     let expires = (s.now() + ACTIVATION_LIFETIME).unix_timestamp();
     let token = format!("{}{expires:x}", random_hex(24));
     s.repo.store().put_secret(user_id, Secret::Activation, Some(&sha256_hex(&token))).await?;
     Ok(format!("/portal/activate/{token}"))
 }
 
-/// The user an activation token belongs to, if it is known and not expired.
+/// A link for an activation email about to be sent, or `None` when the user no longer needs
+/// one (has a password, is suspended, or is gone).
+pub async fn activation_link_for_email(s: &AppState, user_id: &str) -> Result<Option<String>, ApiError> {
+    match s.repo.user(user_id).await? {
+        Some(u) if may_activate(&u) => activation_link(s, user_id).await.map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Only a user without a password, not suspended, may still be activated by a link.
+fn may_activate(u: &tether_core::user::User) -> bool {
+    !u.has_password && !u.suspended
+}
+
+/// The user an activation token belongs to, if it is known, not expired, and the user may
+/// still be activated. A link found dead is forgotten, so it stays dead.
 async fn activation_owner(s: &AppState, token: &str) -> Option<String> {
     let expires = token.get(48..).and_then(|h| i64::from_str_radix(h, 16).ok())?;
     if s.now().unix_timestamp() >= expires {
         return None;
     }
-    s.repo.store().secret_owner(Secret::Activation, &sha256_hex(token)).await.ok().flatten()
+    let id = s.repo.store().secret_owner(Secret::Activation, &sha256_hex(token)).await.ok().flatten()?;
+    match s.repo.user(&id).await.ok().flatten() {
+        Some(u) if may_activate(&u) => Some(id),
+        _ => {
+            let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
+            None
+        }
+    }
 }
 
 #[derive(Template)]

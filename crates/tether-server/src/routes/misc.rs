@@ -62,10 +62,14 @@ fn merge(into: &mut Value, from: Value) {
 #[utoipa::path(get, path = "/api/v2/notifications", tag = "server",
     responses((status = 200, description = "the outbox: [{id, template, recipient, subject, body, status, created}]")))]
 pub async fn notifications(
-    _: Admin,
+    Admin(me): Admin,
     State(s): State<AppState>,
     q: crate::body::QueryPairs,
 ) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
+    // Addresses and what was said to whom: for administrators, not read-only integrations.
+    if me.role != Role::Admin {
+        return Err(ApiError::new(Code::Forbidden, "reading the notifications outbox needs an admin key"));
+    }
     let query = q.list_query(tether_core::query::NOTIFICATION_FIELDS, 100)?;
     let (total, items): (u64, Vec<Value>) = s.repo.list(Collection::Notifications, &query).await?;
     Ok(crate::routes::groups::v2_list(total, items))
