@@ -91,8 +91,10 @@ pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Fla
         body(u, &change_of(u, f)),
         &[("passwordResets", password.is_some() as usize), ("suspends", f.suspending as usize)],
     );
+    // Sealed under tetherd's key: the database never holds the password in clear.
+    let sealed = password.map(|p| s.config.secret_key.seal(p, &u.id));
     for d in &domains {
-        s.repo.store().append_feed(d, "user", &u.id, &b, password, &s.now_str()).await?;
+        s.repo.store().append_feed(d, "user", &u.id, &b, sealed.as_deref(), &s.now_str()).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -219,4 +221,57 @@ pub async fn group_disconnected(
         notify(s).await;
     }
     Ok(())
+}
+
+/// The password of a feed entry as its sync agent receives it: opened with tetherd's key, if
+/// it is younger than the bound (`None` otherwise; the user then says AD did not get it).
+pub async fn deliverable_password(s: &AppState, e: &tether_store::FeedEntry) -> Result<Option<String>, ApiError> {
+    let Some(sealed) = e.secret.as_deref() else { return Ok(None) };
+    let created = time::OffsetDateTime::parse(&e.created, &time::format_description::well_known::Rfc3339).ok();
+    if created.is_none_or(|c| s.now() - c > s.config.feed_password_ttl) {
+        password_not_delivered(s, &e.object_id, &e.created).await?;
+        return Ok(None);
+    }
+    match s.config.secret_key.open(sealed, &e.object_id) {
+        Some(p) => Ok(Some(p)),
+        None => {
+            tracing::error!(user = %e.object_id, "a feed password does not open with this tetherd's secret key");
+            password_not_delivered(s, &e.object_id, &e.created).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Records on the user that a password set in Tether did not reach AD.
+async fn password_not_delivered(s: &AppState, user_id: &str, set_at: &str) -> Result<(), ApiError> {
+    let Some(mut u) = s.repo.user(user_id).await? else { return Ok(()) };
+    let why = format!(
+        "the password set at {set_at} was not delivered to Active Directory within {} days \
+         (or could not be opened with this server's secret key): set it again",
+        s.config.feed_password_ttl.whole_days()
+    );
+    if u.ad_sync_error.as_deref() != Some(why.as_str()) {
+        u.ad_sync_error = Some(why);
+        s.repo.save_user(&u, None).await?;
+    }
+    Ok(())
+}
+
+/// Forgets the feed passwords older than the bound, now and every ten minutes, recording on
+/// each user that AD did not get the password (entries waiting for a paused or absent agent).
+pub async fn expire_passwords(s: AppState) {
+    loop {
+        let cutoff = tether_core::timestamp(s.now() - s.config.feed_password_ttl);
+        match s.repo.store().expire_feed_secrets(&cutoff).await {
+            Ok(expired) => {
+                for (user, created) in expired {
+                    if let Err(e) = password_not_delivered(&s, &user, &created).await {
+                        tracing::warn!(error = %e.message, "recording an expired feed password");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring feed passwords"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod notify;
 mod openapi;
 mod routes;
+pub mod secrets;
 mod sync_guard;
 mod throttle;
 pub mod tls;
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     pub smtp: Option<mail::SmtpConfig>,
     /// When set, `GET /metrics` needs `Authorization: Bearer` with this token.
     pub metrics_token: Option<String>,
+    /// Seals the passwords waiting in the change feed (see [`secrets`]).
+    pub secret_key: Arc<secrets::SecretKey>,
+    /// How long a password waits in the feed for its sync agent before it is forgotten.
+    pub feed_password_ttl: time::Duration,
     /// Browsers reach tetherd over HTTPS (directly, or through a TLS-terminating proxy), so
     /// session cookies carry `Secure`. [`run_tls`] sets it.
     pub secure_cookies: bool,
@@ -70,6 +75,8 @@ impl Default for ServerConfig {
             smtp: None,
             metrics_token: None,
             secure_cookies: false,
+            secret_key: Arc::new(secrets::SecretKey::ephemeral()),
+            feed_password_ttl: time::Duration::days(7),
         }
     }
 }
@@ -180,19 +187,24 @@ fn app(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConne
     axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
 }
 
-/// The notifications outbox's delivery while the server runs (when an SMTP relay is set).
-struct MailDelivery(Option<tokio::task::JoinHandle<()>>);
+/// The server's background work while it runs: the notifications outbox's delivery (when an
+/// SMTP relay is set) and the expiry of feed passwords.
+struct MailDelivery(Vec<tokio::task::JoinHandle<()>>);
 
 impl MailDelivery {
     fn start(state: &AppState) -> Self {
-        MailDelivery(state.config.smtp.clone().map(|cfg| tokio::spawn(mail::deliver(state.clone(), cfg))))
+        let mut tasks = vec![tokio::spawn(feed::expire_passwords(state.clone()))];
+        if let Some(cfg) = state.config.smtp.clone() {
+            tasks.push(tokio::spawn(mail::deliver(state.clone(), cfg)));
+        }
+        MailDelivery(tasks)
     }
 }
 
 impl Drop for MailDelivery {
     fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            d.abort();
+        for t in &self.0 {
+            t.abort();
         }
     }
 }

@@ -353,3 +353,69 @@ async fn activation_links_live_only_in_the_email_and_die_with_the_need_for_them(
         .to_string();
     assert_eq!(s.call_as(Some(&ro), "GET", "/api/v2/notifications", None).await.status, 403);
 }
+
+/// A sync agent of a new two-way domain (registered by hand) and a user bound to it.
+async fn bound_user_with_sync_agent(s: &TestServer, name: &str) -> (String, String) {
+    let d = s
+        .call(
+            "POST",
+            "/api/v2/activedirectories",
+            Some(json!({"domain": format!("DC={name},DC=test"), "useCase": "TWOWAYSYNC"})),
+        )
+        .await;
+    let domain = d.body["id"].as_str().unwrap().to_string();
+    let key = s.connect_key(&domain, "SYNC").await;
+    let token = format!("{name:x<40}");
+    let r = s.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": token}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain}/associations"),
+        Some(json!({"op": "add", "type": "user", "id": id})),
+    )
+    .await;
+    (id, token)
+}
+
+async fn poll(s: &TestServer, token: &str) -> Vec<Value> {
+    let r = s
+        .client
+        .post(format!("{}/api/agent/v1/sync/poll", s.url))
+        .bearer_auth(token)
+        .json(&json!({"waitMs": 10, "limit": 100}))
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap().as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn feed_passwords_are_sealed_at_rest_and_expire() {
+    let s = TestServer::start().await;
+    let (id, token) = bound_user_with_sync_agent(&s, "sealed").await;
+    let password = "Sealed-At-Rest-Pw-4242";
+    let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"password": password}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The database files (and SQLite's journal) never hold it in clear...
+    let mut bytes = Vec::new();
+    for f in ["tether.db", "tether.db-wal"] {
+        bytes.extend(std::fs::read(s.dir.path().join(f)).unwrap_or_default());
+    }
+    assert!(bytes.len() > 10_000, "the database was read ({} bytes)", bytes.len());
+    assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "the password is in the database");
+    // ...yet the sync agent receives it.
+    let entries = poll(&s, &token).await;
+    assert!(entries.iter().any(|e| e["objectId"] == id.as_str() && e["password"] == password), "{entries:?}");
+
+    // A password that waited past the bound (7 days) is not delivered, and the user says so.
+    let (late, token2) = bound_user_with_sync_agent(&s, "expired").await;
+    s.call("PUT", &format!("/api/systemusers/{late}"), Some(json!({"password": "Waited-Too-Long-Pw-1"}))).await;
+    s.advance(time::Duration::days(8));
+    let entries = poll(&s, &token2).await;
+    let mine: Vec<&Value> = entries.iter().filter(|e| e["objectId"] == late.as_str()).collect();
+    assert!(!mine.is_empty() && mine.iter().all(|e| e["password"].is_null()), "{mine:?}");
+    let u = s.call("GET", &format!("/api/systemusers/{late}"), None).await.body;
+    assert!(u["adSyncError"].as_str().unwrap_or_default().contains("not delivered"), "{u}");
+}

@@ -197,6 +197,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64>;
     /// Entries of a domain after `after`, in order.
     async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>>;
+    /// Forgets the secrets of every entry created before `before` (RFC 3339); answers the
+    /// object id and creation time of each entry whose secret it forgot.
+    async fn expire_feed_secrets(&self, before: &str) -> Result<Vec<(String, String)>>;
     /// How many entries of a domain come after `after` (counted, not read).
     async fn count_feed(&self, domain: &str, after: i64) -> Result<u64>;
     /// Forgets the secrets of a domain's entries up to `upto` (acknowledged: applied).
@@ -204,4 +207,58 @@ pub trait Store: Send + Sync + 'static {
 
     async fn setting(&self, key: &str) -> Result<Option<Value>>;
     async fn put_setting(&self, key: &str, value: &Value) -> Result<()>;
+}
+
+/// Makes sure `dir` exists and only its owner may enter it: created 0700, an empty one made
+/// 0700; one with content that every user of the machine may read is refused (it holds the
+/// database and the server's secret key). Answers why not, with the fix.
+pub fn private_dir(dir: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        // A new, empty directory (made by `mkdir` with the usual umask): nothing has been
+        // readable yet, so it is simply made private.
+        Ok(meta)
+            if meta.permissions().mode() & 0o077 != 0
+                && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) =>
+        {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        }
+        Ok(meta) if meta.permissions().mode() & 0o007 != 0 => Err(format!(
+            "{} can be read by every user of this machine and holds the directory's data; run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(_) => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("{}: {e}", dir.display())),
+    }
+}
+
+/// Creates the database file 0600 before SQLite does (its journal files take the same mode),
+/// and takes away what other users may do with existing ones.
+fn private_file(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&p) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use tether_server::secrets::SecretKey;
 use tether_server::tls::ServerTls;
 use tether_server::{AppState, ServerConfig};
 use tether_store::postgres::PgStore;
@@ -55,6 +56,14 @@ struct Serve {
     /// Private key (PEM) of `--tls-cert`.
     #[arg(long, env = "TETHER_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// The key (64 hex digits, mode 0600) that seals passwords waiting for a sync agent;
+    /// default `secret.key` in `--data-dir`, made on first start. Several tetherd on one
+    /// PostgreSQL database must share one.
+    #[arg(long, env = "TETHER_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// Days a password waits in the change feed for its sync agent before it is forgotten.
+    #[arg(long, env = "TETHER_FEED_PASSWORD_DAYS", default_value_t = 7)]
+    feed_password_days: u32,
     /// A token scrapers must send (`Authorization: Bearer …`) to read `GET /metrics`.
     #[arg(long, env = "TETHER_METRICS_TOKEN", hide_env_values = true)]
     metrics_token: Option<String>,
@@ -84,6 +93,19 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let addr = listener.local_addr()?;
     let tls = transport(&args, addr)?;
+    // Everything tetherd writes is for its own user only.
+    unsafe { libc::umask(0o077) };
+    let secret_key = match &args.secret_key_file {
+        Some(path) => SecretKey::load_or_create(path, true).map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))?,
+        None => {
+            tether_store::private_dir(&args.data_dir).map_err(|e| anyhow::anyhow!("--data-dir: {e}"))?;
+            SecretKey::load_or_create(&args.data_dir.join("secret.key"), true)
+                .map_err(|e| anyhow::anyhow!("--data-dir: {e}"))?
+        }
+    };
+    if args.feed_password_days == 0 {
+        bail!("--feed-password-days: at least 1");
+    }
     let (store, storage): (Arc<dyn Store>, String) = match args.database_url.as_deref() {
         None | Some("") => (
             Arc::new(
@@ -110,6 +132,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         // Behind a TLS-terminating proxy the browser speaks HTTPS.
         secure_cookies: args.plain_http,
+        secret_key: Arc::new(secret_key),
+        feed_password_ttl: time::Duration::days(i64::from(args.feed_password_days)),
         ..ServerConfig::default()
     };
     let state = AppState::new(Repo::new(store), config);

@@ -256,10 +256,11 @@ pub async fn sync_poll(
                 if last > delivered_upto(&s, &agent.id).await? {
                     s.repo.store().put_setting(&delivered_key(&agent.id), &json!(last)).await?;
                 }
-                let out: Vec<Value> = entries
-                    .into_iter()
-                    .map(|e| json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": e.secret}))
-                    .collect();
+                let mut out = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let password = crate::feed::deliverable_password(&s, &e).await?;
+                    out.push(json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": password}));
+                }
                 return Ok(Json(Value::Array(out)));
             }
         }

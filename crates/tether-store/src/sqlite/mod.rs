@@ -44,8 +44,9 @@ impl SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/tether.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+        crate::private_dir(dir).map_err(StoreError::Open)?;
         let path = dir.join("tether.db");
+        crate::private_file(&path).map_err(StoreError::Open)?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| StoreError::Open(e.to_string()))?
             .create_if_missing(true)
@@ -315,6 +316,16 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn expire_feed_secrets(&self, before: &str) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE feed SET secret = NULL WHERE secret IS NOT NULL AND created < ? RETURNING object_id, created",
+        )
+        .bind(before)
+        .fetch_all(&self.writer)
+        .await?;
+        Ok(rows)
     }
 
     async fn count_feed(&self, domain: &str, after: i64) -> Result<u64> {
