@@ -130,10 +130,12 @@ pub fn server_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
 /// The HTTPS client of an agent: the system's roots plus `Server.CaFile`, TLS 1.2 or later.
 fn http_client(server: &ServerSection) -> Result<reqwest::Client, AgentError> {
     let unreachable = |reason: String| AgentError::Unreachable { url: server.url.clone(), reason };
+    // Checked when the config was loaded; checked again here, for what it says about TLS.
+    let tls = tether_core::transport::check_server_url(&server.url).map_err(unreachable)?;
     let mut b = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
-        .https_only(!server.url.starts_with("http://"));
+        .https_only(tls);
     if let Some(ca) = &server.ca_file {
         for cert in server_ca(ca).map_err(unreachable)? {
             b = b.add_root_certificate(cert);

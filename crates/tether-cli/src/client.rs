@@ -20,13 +20,11 @@ impl Client {
     /// A client of tetherd at `url` (https://, or http:// to a loopback host), trusting the
     /// system's roots and `ca_file`.
     pub fn new(url: &str, key: Option<&str>, ca_file: Option<&Path>) -> Result<Self> {
-        tether_core::transport::check_server_url(url)
+        let tls = tether_core::transport::check_server_url(url)
             .map_err(|reason| anyhow!("--url / TETHER_URL {url}: {reason}"))?;
         let key =
             key.filter(|k| !k.is_empty()).ok_or_else(|| anyhow!("no API key: set TETHER_API_KEY or pass --api-key"))?;
-        let mut http = reqwest::Client::builder()
-            .min_tls_version(reqwest::tls::Version::TLS_1_2)
-            .https_only(!url.starts_with("http://"));
+        let mut http = reqwest::Client::builder().min_tls_version(reqwest::tls::Version::TLS_1_2).https_only(tls);
         if let Some(path) = ca_file {
             let ca_err = || format!("--ca-file / TETHER_CA_FILE {}", path.display());
             let pem = std::fs::read(path).with_context(ca_err)?;

@@ -5,13 +5,15 @@
 //! loopback host (`127.0.0.0/8`, `::1`, `localhost`), as in a single-machine install or a
 //! test. The rule lives here so the agents and the CLI refuse the same URLs.
 
-/// Checks a tetherd URL: `https://` anywhere, `http://` only to a loopback host.
-pub fn check_server_url(url: &str) -> Result<(), String> {
-    let (scheme, rest) = url.split_once("://").ok_or("must start with https:// (or http:// to a loopback host)")?;
-    let host = host_of(rest).ok_or("names no host")?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(()),
-        "http" if is_loopback(host) => Ok(()),
+/// Checks a tetherd URL: `https://` anywhere, `http://` only to a loopback host. Answers
+/// whether the URL uses TLS. The URL is parsed as the HTTP client will parse it (WHATWG), so
+/// what is checked is where the client connects (`http://evil\@127.0.0.1` is `evil`).
+pub fn check_server_url(url: &str) -> Result<bool, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e}): https://HOST[:PORT]"))?;
+    let host = parsed.host().ok_or("names no host")?;
+    match parsed.scheme() {
+        "https" => Ok(true),
+        "http" if is_loopback(&host) => Ok(false),
         "http" => Err(format!(
             "http:// is allowed only to a loopback host (127.0.0.0/8, ::1, localhost), not to `{host}`: \
              use https:// (and CaFile for a private CA)"
@@ -20,25 +22,12 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The host of `authority[/path…]`, without user info, port or IPv6 brackets.
-fn host_of(rest: &str) -> Option<&str> {
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split_once(']')?.0
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => v4.is_loopback(),
-            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        })
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(v4) => v4.is_loopback(),
+        url::Host::Ipv6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +55,10 @@ mod tests {
         ("ftp://127.0.0.1",                       false),
         ("127.0.0.1:8080",                        false),
         ("https://",                              false),
+        ("http://evil.example\\@127.0.0.1:8080",   false),
+        ("http://127.0.0.1.evil.example",         false),
+        ("HTTP://127.0.0.1:8080",                 true),
+        ("http://0x7f000001:8080",                true),
     ];
 
     #[test]
@@ -73,5 +66,7 @@ mod tests {
         for (url, allowed) in CASES {
             assert_eq!(check_server_url(url).is_ok(), *allowed, "{url}: {:?}", check_server_url(url));
         }
+        assert_eq!(check_server_url("HTTPS://tether"), Ok(true));
+        assert_eq!(check_server_url("HTTP://localhost:1"), Ok(false));
     }
 }

@@ -232,6 +232,11 @@ pub async fn deliverable_password(s: &AppState, e: &tether_store::FeedEntry) -> 
         password_not_delivered(s, &e.object_id, &e.created).await?;
         return Ok(None);
     }
+    if !crate::secrets::is_sealed(sealed) {
+        // Written before passwords were sealed (an upgrade): delivered as it is, then erased
+        // with the acknowledgement like any other.
+        return Ok(Some(sealed.to_string()));
+    }
     match s.config.secret_key.open(sealed, &e.object_id) {
         Some(p) => Ok(Some(p)),
         None => {

@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// Browsers reach tetherd over HTTPS (directly, or through a TLS-terminating proxy), so
     /// session cookies carry `Secure`. [`run_tls`] sets it.
     pub secure_cookies: bool,
+    /// A reverse proxy stands in front (`--plain-http`): every peer address is the proxy's, so
+    /// logins are not limited per address.
+    pub behind_proxy: bool,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             smtp: None,
             metrics_token: None,
             secure_cookies: false,
+            behind_proxy: false,
             secret_key: Arc::new(secrets::SecretKey::ephemeral()),
             feed_password_ttl: time::Duration::days(7),
         }

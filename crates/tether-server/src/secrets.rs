@@ -24,6 +24,11 @@ const V1: &str = "v1:";
 
 pub struct SecretKey(LessSafeKey);
 
+/// Whether a stored value was sealed (else it predates sealing).
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(V1)
+}
+
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretKey(<redacted>)")

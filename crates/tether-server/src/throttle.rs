@@ -7,7 +7,8 @@
 //! An attempt is counted *before* its password is checked, so N guesses sent in parallel are
 //! N attempts, not one each racing the same count. Memory is bounded: entries are kept in the
 //! order they were made and the stale ones at the front are dropped as new ones arrive
-//! (amortised O(1)); when full of fresh entries, the oldest goes. Uses the server's clock.
+//! (amortised O(1)); when full of fresh entries, the oldest goes. Locked keys are kept apart,
+//! so a flood of fresh keys cannot unlock them. Uses the server's clock.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -29,15 +30,19 @@ struct Entry {
     /// Attempts counted in the window (in flight included), less the successes.
     attempts: u32,
     since: OffsetDateTime,
-    locked_until: Option<OffsetDateTime>,
     /// Which slot of `order` is this entry's own (older slots of the same key are stale).
     slot: u64,
 }
 
+/// Keys still counting, and keys locked, each in the order they were made. A locked key is
+/// kept apart so that a flood of fresh keys cannot push it out and unlock it: the locked
+/// ones leave in the order they expire (a lockout always lasts [`LOCKOUT`]).
 struct Inner {
-    map: HashMap<String, Entry>,
+    counting: HashMap<String, Entry>,
     order: VecDeque<(String, u64)>,
     next_slot: u64,
+    locked: HashMap<String, OffsetDateTime>,
+    locked_order: VecDeque<(String, OffsetDateTime)>,
 }
 
 /// One limit over one kind of key.
@@ -52,94 +57,146 @@ impl Limiter {
         Limiter {
             max,
             capacity,
-            inner: Mutex::new(Inner { map: HashMap::new(), order: VecDeque::new(), next_slot: 0 }),
+            inner: Mutex::new(Inner {
+                counting: HashMap::new(),
+                order: VecDeque::new(),
+                next_slot: 0,
+                locked: HashMap::new(),
+                locked_order: VecDeque::new(),
+            }),
         }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Counts an attempt for `key`; `Err(until)` when the key is locked (nothing counted).
     pub fn attempt(&self, key: &str, now: OffsetDateTime) -> Result<(), OffsetDateTime> {
         let key = key.to_lowercase();
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.inner();
         g.evict(now, self.capacity);
-        let inner = &mut *g;
-        let fresh = |slot| Entry { attempts: 0, since: now, locked_until: None, slot };
-        let e = match inner.map.get_mut(&key) {
-            Some(e) if e.locked_until.is_some_and(|t| t > now) => return Err(e.locked_until.unwrap_or(now)),
-            Some(e) if now - e.since > WINDOW || e.locked_until.is_some() => {
-                // The window (or the lockout) is over: start again, in a new slot at the back.
-                let slot = inner.next_slot;
-                inner.next_slot += 1;
-                *e = fresh(slot);
-                inner.order.push_back((key.clone(), slot));
-                e
+        if let Some(until) = g.locked.get(&key).copied() {
+            if until > now {
+                return Err(until);
             }
-            Some(e) => e,
-            None => {
-                let slot = inner.next_slot;
-                inner.next_slot += 1;
-                inner.order.push_back((key.clone(), slot));
-                inner.map.entry(key).or_insert(fresh(slot))
-            }
-        };
-        if e.attempts >= self.max {
-            // Every attempt allowed in this window is taken (some may still be in flight).
-            let until = now + LOCKOUT;
-            e.locked_until = Some(until);
-            return Err(until);
+            g.locked.remove(&key);
         }
-        e.attempts += 1;
+        let inner = &mut *g;
+        let stale = inner.counting.get(&key).is_some_and(|e| now - e.since > WINDOW);
+        if stale || !inner.counting.contains_key(&key) {
+            // New, or its window is over: start again, in a new slot at the back.
+            let slot = inner.next_slot;
+            inner.next_slot += 1;
+            inner.order.push_back((key.clone(), slot));
+            inner.counting.insert(key.clone(), Entry { attempts: 0, since: now, slot });
+        }
+        let attempts = inner.counting.get(&key).map_or(0, |e| e.attempts);
+        if attempts >= self.max {
+            // Every attempt allowed in this window is taken (some may still be in flight).
+            return Err(inner.lock(&key, now, self.capacity));
+        }
+        if let Some(e) = inner.counting.get_mut(&key) {
+            e.attempts += 1;
+        }
         Ok(())
     }
 
     /// The attempt counted for `key` failed: at the limit, the key is locked.
     pub fn failed(&self, key: &str, now: OffsetDateTime) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = g.map.get_mut(&key.to_lowercase()) {
-            if e.attempts >= self.max && e.locked_until.is_none() {
-                e.locked_until = Some(now + LOCKOUT);
-            }
+        let key = key.to_lowercase();
+        let mut g = self.inner();
+        if g.counting.get(&key).is_some_and(|e| e.attempts >= self.max) {
+            g.lock(&key, now, self.capacity);
         }
     }
 
-    /// The attempt counted for `key` succeeded: its count starts again.
+    /// The attempt counted for `key` succeeded: its count starts again (and a lockout that
+    /// began while it was in flight ends: the password was right).
     pub fn succeeded(&self, key: &str) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.map.remove(&key.to_lowercase());
+        let key = key.to_lowercase();
+        let mut g = self.inner();
+        g.counting.remove(&key);
+        g.locked.remove(&key);
     }
 
-    /// Keys remembered now.
+    /// The attempt counted for `key` succeeded, but `key` is shared by many (a source
+    /// address): only that attempt is taken back.
+    pub fn release(&self, key: &str) {
+        let mut g = self.inner();
+        if let Some(e) = g.counting.get_mut(&key.to_lowercase()) {
+            e.attempts = e.attempts.saturating_sub(1);
+        }
+    }
+
+    /// Keys remembered now (counting, locked).
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+    fn len(&self) -> (usize, usize) {
+        let g = self.inner();
+        (g.counting.len(), g.locked.len())
     }
 }
 
 impl Inner {
-    /// Drops the stale entries at the front of the order, and the oldest one when full.
+    fn lock(&mut self, key: &str, now: OffsetDateTime, capacity: usize) -> OffsetDateTime {
+        self.counting.remove(key);
+        let until = now + LOCKOUT;
+        if self.locked.len() >= capacity {
+            // Only reachable after `capacity` lockouts within one LOCKOUT: the oldest goes.
+            if let Some((k, _)) = self.locked_order.pop_front() {
+                self.locked.remove(&k);
+            }
+        }
+        self.locked.insert(key.to_string(), until);
+        self.locked_order.push_back((key.to_string(), until));
+        until
+    }
+
+    /// Drops the stale entries at the front of each order, and the oldest counting one when
+    /// full. Each entry is pushed and popped once per slot: amortised O(1).
     fn evict(&mut self, now: OffsetDateTime, capacity: usize) {
         while let Some((key, slot)) = self.order.front() {
-            let stale = match self.map.get(key) {
-                // Succeeded (removed) or restarted in a newer slot: the slot is free.
+            let drop = match self.counting.get(key) {
                 None => true,
                 Some(e) if e.slot != *slot => true,
                 Some(e) => {
-                    let expired = match e.locked_until {
-                        Some(t) => t <= now,
-                        None => now - e.since > WINDOW,
-                    };
-                    if expired || self.map.len() >= capacity {
-                        self.map.remove(key);
-                        true
-                    } else {
-                        false
+                    let gone = now - e.since > WINDOW || self.counting.len() >= capacity;
+                    if gone {
+                        self.counting.remove(key);
                     }
+                    gone
                 }
             };
-            if !stale {
+            if !drop {
                 break;
             }
             self.order.pop_front();
         }
+        while let Some((key, until)) = self.locked_order.front() {
+            let current = self.locked.get(key);
+            if current == Some(until) && *until > now {
+                break;
+            }
+            if current == Some(until) {
+                self.locked.remove(key);
+            }
+            self.locked_order.pop_front();
+        }
+    }
+}
+
+/// The key a source address is counted under: an IPv4 address, or an IPv6 /64 (one
+/// subscriber is commonly given a whole /64).
+pub fn source_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -201,19 +258,52 @@ mod tests {
         for i in 0..10_000 {
             let _ = l.attempt(&format!("user{i}"), now);
         }
-        assert!(l.len() <= 1_000, "{} entries", l.len());
+        assert!(l.len().0 <= 1_000, "{:?} entries", l.len());
         // Later, the stale ones make room without any scan of the whole map.
         let later = now + WINDOW + Duration::seconds(1);
         l.attempt("fresh", later).unwrap();
-        assert_eq!(l.len(), 1);
-        // A locked key is kept while fresh keys arrive (it is not stale).
+        assert_eq!(l.len(), (1, 0));
+    }
+
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_unlock_a_locked_one() {
+        let l = Limiter::new(5, 1_000);
+        let now = t0();
         for _ in 0..5 {
-            l.attempt("victim", later).unwrap();
-            l.failed("victim", later);
+            l.attempt("victim", now).unwrap();
+            l.failed("victim", now);
         }
-        for i in 0..500 {
-            let _ = l.attempt(&format!("spray{i}"), later);
+        // Ten times the capacity of junk keys, each with one failure.
+        for i in 0..10_000 {
+            let _ = l.attempt(&format!("spray{i}"), now);
+            l.failed(&format!("spray{i}"), now);
         }
-        assert!(l.attempt("victim", later).is_err());
+        assert!(l.len().0 <= 1_000);
+        assert_eq!(l.attempt("victim", now + Duration::minutes(1)), Err(now + LOCKOUT));
+        // The lockout ends on time, and its entry leaves.
+        l.attempt("victim", now + LOCKOUT + Duration::seconds(1)).unwrap();
+        assert_eq!(l.len().1, 0);
+    }
+
+    #[test]
+    fn a_shared_key_gives_back_the_attempts_that_succeeded() {
+        let l = Limiter::new(3, 100);
+        let now = t0();
+        for _ in 0..10 {
+            l.attempt("10.0.0.1", now).unwrap();
+            l.release("10.0.0.1");
+        }
+        l.attempt("10.0.0.1", now).unwrap();
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_ne!(source_key(a), source_key(c));
+        assert_eq!(source_key("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(source_key("10.1.2.3".parse().unwrap()), "10.1.2.3");
     }
 }

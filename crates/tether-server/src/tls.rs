@@ -9,11 +9,13 @@
 //! does not match) keeps the old certificate and says why.
 //!
 //! Handshakes run in tasks of their own with a deadline: a client that opens a connection
-//! and sends nothing cannot hold up the others, and a bounded number may be in progress.
+//! and sends nothing cannot hold up the others; a bounded number may be in progress, and a
+//! bounded number from any one address.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -101,7 +103,10 @@ impl ServerTls {
 /// How long a client may take to complete its handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; further connections wait in the kernel's backlog.
-const HANDSHAKES_AT_ONCE: usize = 256;
+const HANDSHAKES_AT_ONCE: usize = 1024;
+/// Handshakes in progress at once from one address (loopback excepted: local processes):
+/// a few addresses that open connections and say nothing cannot take every slot.
+const HANDSHAKES_PER_ADDRESS: usize = 16;
 
 /// A listener whose connections have completed a TLS handshake (for `axum::serve`).
 pub struct TlsListener {
@@ -131,6 +136,7 @@ async fn accept_loop(
     tx: tokio::sync::mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Default::default();
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
         let (tcp, peer) = tokio::select! {
@@ -145,9 +151,14 @@ async fn accept_loop(
             },
             _ = tx.closed() => return,
         };
+        let Some(slot) = AddressSlot::take(&per_address, peer.ip()) else {
+            tracing::debug!(%peer, "too many handshakes in progress from this address; connection dropped");
+            continue;
+        };
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             let _ = tcp.set_nodelay(true);
             match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => {
@@ -157,6 +168,37 @@ async fn accept_loop(
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// One handshake in progress from an address, given back when dropped.
+struct AddressSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl AddressSlot {
+    /// `None` when the address has [`HANDSHAKES_PER_ADDRESS`] in progress already.
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut m = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= HANDSHAKES_PER_ADDRESS && !ip.is_loopback() {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { ip, counts: counts.clone() })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 

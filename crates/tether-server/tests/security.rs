@@ -419,3 +419,28 @@ async fn feed_passwords_are_sealed_at_rest_and_expire() {
     let u = s.call("GET", &format!("/api/systemusers/{late}"), None).await.body;
     assert!(u["adSyncError"].as_str().unwrap_or_default().contains("not delivered"), "{u}");
 }
+
+#[tokio::test]
+async fn one_address_guessing_many_usernames_is_stopped() {
+    let s = TestServer::start().await;
+    let c = browser();
+    user(&s, "office", "Office-Passw0rd-1").await;
+    // Colleagues behind one address log in all day: successes give their attempt back.
+    for _ in 0..60 {
+        let r = portal_login(&s, &c, "office", "Office-Passw0rd-1").await;
+        assert_eq!(r.headers()[LOCATION], "/portal/profile");
+    }
+    // One guess at each of 50 usernames from the same address (no username reaches its own limit)...
+    for i in 0..50 {
+        let r = portal_login(&s, &c, &format!("guess{i}"), "Wrong-Passw0rd-9").await;
+        assert_eq!(r.headers()[LOCATION], "/portal/login?err=denied", "guess {i}");
+    }
+    // ...and the address is locked: even a right password from it is not checked now.
+    let r = portal_login(&s, &c, "office", "Office-Passw0rd-1").await;
+    assert_eq!(r.headers()[LOCATION], "/portal/login?err=throttled");
+    // The API's callers (integrations with an admin key) are limited per user only.
+    let v = s
+        .call("POST", "/api/v2/auth/verify", Some(json!({"username": "office", "password": "Office-Passw0rd-1"})))
+        .await;
+    assert_eq!(v.status, 200);
+}

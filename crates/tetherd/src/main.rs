@@ -57,8 +57,8 @@ struct Serve {
     #[arg(long, env = "TETHER_TLS_KEY")]
     tls_key: Option<PathBuf>,
     /// The key (64 hex digits, mode 0600) that seals passwords waiting for a sync agent;
-    /// default `secret.key` in `--data-dir`, made on first start. Several tetherd on one
-    /// PostgreSQL database must share one.
+    /// default `secret.key` in `--data-dir`, made on first start (a file given here must
+    /// exist). Several tetherd on one PostgreSQL database must share one.
     #[arg(long, env = "TETHER_SECRET_KEY_FILE")]
     secret_key_file: Option<PathBuf>,
     /// Days a password waits in the change feed for its sync agent before it is forgotten.
@@ -96,7 +96,9 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     // Everything tetherd writes is for its own user only.
     unsafe { libc::umask(0o077) };
     let secret_key = match &args.secret_key_file {
-        Some(path) => SecretKey::load_or_create(path, true).map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))?,
+        // Given explicitly, the file must exist: a typo or an unmounted volume must not make a
+        // new key that the other tetherd of the database do not have.
+        Some(path) => SecretKey::load_or_create(path, false).map_err(|e| anyhow::anyhow!("--secret-key-file: {e}"))?,
         None => {
             tether_store::private_dir(&args.data_dir).map_err(|e| anyhow::anyhow!("--data-dir: {e}"))?;
             SecretKey::load_or_create(&args.data_dir.join("secret.key"), true)
@@ -132,6 +134,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         // Behind a TLS-terminating proxy the browser speaks HTTPS.
         secure_cookies: args.plain_http,
+        behind_proxy: args.plain_http,
         secret_key: Arc::new(secret_key),
         feed_password_ttl: time::Duration::days(i64::from(args.feed_password_days)),
         ..ServerConfig::default()

@@ -77,9 +77,12 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     f: Fields,
 ) -> Response {
-    let source = peer.ip().to_string();
-    if s.throttle.sources.attempt(&source, s.now()).is_err() {
-        return Notice::Throttled.refusal("/console/login");
+    // Behind a proxy every request comes from the proxy's address: no per-address limit then.
+    let source = (!s.config.behind_proxy).then(|| crate::throttle::source_key(peer.ip()));
+    if let Some(src) = &source {
+        if s.throttle.sources.attempt(src, s.now()).is_err() {
+            return Notice::Throttled.refusal("/console/login");
+        }
     }
     let key = f.get("apikey").unwrap_or_default().trim().to_string();
     let owner = match s.repo.store().secret_owner(Secret::ApiKey, &sha256_hex(&key)).await {
@@ -92,6 +95,9 @@ pub async fn login(
     };
     match rec {
         Some(k) if k.role == Role::Admin => {
+            if let Some(src) = &source {
+                s.throttle.sources.release(src);
+            }
             let token = s.sessions.open(Who::Admin(k), s.now());
             let mut r = Redirect::to("/console/users").into_response();
             r.headers_mut()
@@ -100,7 +106,9 @@ pub async fn login(
         }
         Some(_) => Notice::ReadOnlyKey.refusal("/console/login"),
         None => {
-            s.throttle.sources.failed(&source, s.now());
+            if let Some(src) = &source {
+                s.throttle.sources.failed(src, s.now());
+            }
             Notice::UnknownKey.refusal("/console/login")
         }
     }

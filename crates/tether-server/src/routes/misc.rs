@@ -159,7 +159,8 @@ pub(crate) async fn authenticate(
     let throttled = |until| {
         AuthOutcome::Throttled(format!("too many failed attempts; try again after {}", tether_core::timestamp(until)))
     };
-    let source = source.map(|ip| ip.to_string());
+    // Behind a proxy every request comes from the proxy's address: no per-address limit then.
+    let source = source.filter(|_| !s.config.behind_proxy).map(crate::throttle::source_key);
     if let Some(ip) = &source {
         if let Err(until) = s.throttle.sources.attempt(ip, now) {
             return Ok(throttled(until));
@@ -171,6 +172,9 @@ pub(crate) async fn authenticate(
     let r = verify_user(s, username, password).await?;
     if matches!(r, AuthOutcome::Accepted(_)) {
         s.throttle.users.succeeded(username);
+        if let Some(ip) = &source {
+            s.throttle.sources.release(ip);
+        }
     } else {
         s.throttle.users.failed(username, s.now());
         if let Some(ip) = &source {
@@ -243,7 +247,10 @@ async fn delegated(
         DelegationState::Disabled => return Ok(Delegated::Refused),
         // Reads like any other failure: a distinct answer would tell who exists (and in which
         // domain). Admins see the state on the domain.
-        DelegationState::Pending => return Ok(Delegated::Answered(false)),
+        DelegationState::Pending => {
+            crate::auth::check_no_password(password.to_string()).await;
+            return Ok(Delegated::Answered(false));
+        }
         DelegationState::Enabled => {}
     }
     let Some(dn) = user.external_dn.clone() else { return Ok(Delegated::Refused) };
