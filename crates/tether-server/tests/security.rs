@@ -188,7 +188,7 @@ async fn every_failed_verification_reads_the_same() {
     user(&s, "known", "Right-Passw0rd-1").await;
     // A user delegated to a domain whose import agent has not connected yet ("pending").
     let d = s
-        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=p,DC=test", "useCase": "TWOWAYSYNC"})))
+        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=p,DC=test", "useCase": "ADASAUTHORITY"})))
         .await;
     let pend = user(&s, "pending", "Right-Passw0rd-1").await;
     let r = s
@@ -199,6 +199,8 @@ async fn every_failed_verification_reads_the_same() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    let domain = s.call("GET", &format!("/api/v2/activedirectories/{}", d.body["id"].as_str().unwrap()), None).await;
+    assert_eq!(domain.body["delegationState"], "PENDING", "{:?}", domain.body);
     let mut answers = Vec::new();
     for (name, pw) in
         [("known", "Wrong-Passw0rd-1"), ("nobody-here", "Wrong-Passw0rd-1"), ("pending", "Wrong-Passw0rd-1")]
