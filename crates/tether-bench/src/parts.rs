@@ -13,7 +13,12 @@ pub(crate) struct Part {
 
 impl Part {
     pub(crate) fn spawn(args: &[&str]) -> Result<Part> {
-        let child = Command::new(std::env::current_exe()?).args(args).stdout(std::process::Stdio::piped()).spawn()?;
+        // tetherd in the part serves HTTPS with the run's test CA, which this process trusts.
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .env(tether_testkit::PKI_DIR_VAR, &tether_testkit::pki().dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
         Ok(Part { child })
     }
 

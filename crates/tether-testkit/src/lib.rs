@@ -8,12 +8,14 @@
 //! test to need it provisions and starts it under a file lock, later ones find it running.
 //! `scripts/test.sh` provisions a fresh one before the run and stops it afterwards.
 
+mod daemon;
 mod pki;
 mod postgres;
 mod server;
 mod smtp;
 
-pub use pki::{ca_file, client, pki, Pki};
+pub use daemon::{daemon, Daemon};
+pub use pki::{ca_file, client, pki, Pki, PKI_DIR_VAR};
 pub use postgres::{postgres, postgres_db, PgDatabase};
 pub use server::TestServer;
 pub use smtp::smtp_relay;

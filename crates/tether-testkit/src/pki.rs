@@ -14,8 +14,14 @@ pub struct Pki {
     /// The server's certificate chain and key (for `--tls-cert`, `--tls-key`).
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Where the files are (see [`PKI_DIR_VAR`]).
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
 }
+
+/// Names the directory of a [`Pki`] made by another process of the same run (the benchmark
+/// runs tetherd and the agents in processes of their own): [`pki`] then uses its files.
+pub const PKI_DIR_VAR: &str = "TETHER_TEST_PKI_DIR";
 
 impl Pki {
     /// A new CA named `name` and a server certificate it signs, in a temporary directory.
@@ -41,7 +47,21 @@ impl Pki {
             ca_file: write("ca.pem", &ca.pem()),
             cert_file: write("tetherd.pem", &cert.pem()),
             key_file: write("tetherd.key", &key.serialize_pem()),
-            _dir: dir,
+            dir: dir.path().to_path_buf(),
+            _temp: Some(dir),
+        }
+    }
+
+    /// The files [`Pki::generate`] wrote in `dir` (by another process).
+    pub fn load(dir: &Path) -> Pki {
+        let ca_file = dir.join("ca.pem");
+        Pki {
+            ca_pem: std::fs::read_to_string(&ca_file).expect("the shared test CA"),
+            ca_file,
+            cert_file: dir.join("tetherd.pem"),
+            key_file: dir.join("tetherd.key"),
+            dir: dir.to_path_buf(),
+            _temp: None,
         }
     }
 
@@ -56,10 +76,13 @@ impl Pki {
     }
 }
 
-/// The CA of this test process, made on first use.
+/// The CA of this test process, made on first use (or the one named by [`PKI_DIR_VAR`]).
 pub fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| Pki::generate("Tether test CA"))
+    PKI.get_or_init(|| match std::env::var_os(PKI_DIR_VAR) {
+        Some(dir) => Pki::load(Path::new(&dir)),
+        None => Pki::generate("Tether test CA"),
+    })
 }
 
 /// The CA file of [`pki`] (what the test kit's agent configurations put in `Server.CaFile`).

@@ -1,9 +1,10 @@
 //! What `tetherd serve` leaves on disk: a data directory only its user may enter, database
 //! and key files only its user may read, and a refusal to use a directory everyone can read.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use tether_testkit::daemon;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -16,18 +17,10 @@ fn the_data_directory_is_private_and_a_readable_one_is_refused() {
     // Made by hand with the usual umask, still empty: tetherd makes it private.
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on"), "{line}");
-    let _ = child.kill();
-    let _ = child.wait();
+    let (d, _) = daemon(
+        Command::new(env!("CARGO_BIN_EXE_tetherd")).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir),
+    );
+    drop(d);
     assert_eq!(mode(&dir), 0o700, "data directory");
     for f in ["tether.db", "secret.key"] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");

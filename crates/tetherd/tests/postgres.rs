@@ -3,36 +3,27 @@
 //! appended through both reaches a sync agent polling either, in order and promptly. The
 //! database is a fresh one on the test run's PostgreSQL (`tether_testkit::postgres`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tether_testkit::{postgres_db, TestServer};
+use tether_testkit::{daemon, postgres_db, Daemon, TestServer};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The data directory of the tests' tetherd processes: on PostgreSQL it holds only the
+/// secret key, which every tetherd of one database shares.
+fn data_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
 }
 
 fn tetherd(database_url: &str, key: &str) -> (Daemon, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
-        .env("TETHER_BOOTSTRAP_API_KEY", key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url =
-        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first stdout line: {line:?}")).to_string();
-    (Daemon(child), url)
+    daemon(
+        Command::new(env!("CARGO_BIN_EXE_tetherd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url, "--data-dir"])
+            .arg(data_dir())
+            .env("TETHER_BOOTSTRAP_API_KEY", key),
+    )
 }
 
 #[tokio::test]
@@ -61,7 +52,8 @@ fn bad_database_urls_name_the_flag() {
     let run = |url: &str| {
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_tetherd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url, "--data-dir"])
+            .arg(data_dir())
             .output()
             .unwrap();
         assert!(!out.status.success(), "{url}");

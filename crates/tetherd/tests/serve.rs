@@ -2,32 +2,19 @@
 //! (created once, stored hashed), and configuration errors that name the flag.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tether_testkit::{daemon, Daemon};
 
 fn start(dir: &std::path::Path, key: &str) -> (Daemon, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tetherd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("TETHER_BOOTSTRAP_API_KEY", key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url =
-        line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first stdout line: {line:?}")).to_string();
+    let (d, url) = daemon(
+        Command::new(env!("CARGO_BIN_EXE_tetherd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("TETHER_BOOTSTRAP_API_KEY", key),
+    );
     assert!(url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"), "{url}");
-    (Daemon(child), url)
+    (d, url)
 }
 
 #[tokio::test]

@@ -2,20 +2,10 @@
 //! verify, the refusal to serve plain HTTP beyond loopback, and a certificate replaced on
 //! SIGHUP without dropping open connections.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use tether_testkit::Pki;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tether_testkit::{daemon, Daemon, Pki};
 
 fn tetherd(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tetherd"));
@@ -24,19 +14,9 @@ fn tetherd(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn start_tls(dir: &Path, cert: &Path, key: &Path) -> (Daemon, String) {
-    let mut child = tetherd(dir, &["--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(cert)
-        .arg("--tls-key")
-        .arg(key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("stdout: {line:?}")).to_string();
+    let (d, url) = daemon(tetherd(dir, &["--listen", "127.0.0.1:0", "--tls-cert"]).arg(cert).arg("--tls-key").arg(key));
     assert!(url.starts_with("https://127.0.0.1:") && !url.ends_with(":0"), "{url}");
-    (Daemon(child), url)
+    (d, url)
 }
 
 fn refusal(dir: &Path, args: &[&str]) -> String {
@@ -98,15 +78,8 @@ fn plain_http_beyond_loopback_is_refused_naming_the_flags() {
     assert!(err.contains("does not match"), "{err}");
 
     // Behind a TLS-terminating proxy the admin says so, and tetherd serves plain HTTP.
-    let mut child = tetherd(dir.path(), &["--listen", "0.0.0.0:0", "--plain-http"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _d = Daemon(child);
-    assert!(line.starts_with("listening on http://0.0.0.0:"), "{line}");
+    let (_d, url) = daemon(&mut tetherd(dir.path(), &["--listen", "0.0.0.0:0", "--plain-http"]));
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
 }
 
 #[tokio::test]
