@@ -205,6 +205,21 @@ async fn nested_groups_attributes_skips_and_privileged_accounts() {
     assert_eq!(fx.group_members(&g1n).await, sorted(vec![u1.clone(), u2.clone(), u3.clone(), u8.clone()]));
 }
 
+/// Whether a cycle reads nothing once AD is quiet. Other tests write to the shared DC (the
+/// 2,000-user fault run in CI does for over three minutes), so this waits for a quiet moment,
+/// up to five minutes; a broken USN gate never reads zero however quiet AD is.
+async fn idle_cycle(cfg: &ImportConfig, conn: &mut tether_ad::Ldap, session: &Session) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while std::time::Instant::now() < deadline {
+        let st = cycle(cfg, conn, session, false).await.unwrap();
+        if st.entries_read == 0 && st.outcome.is_none() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn disable_dissociation_idle_cycles_and_restart() {
     let mut fx =
@@ -218,19 +233,9 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     assert_eq!(ann["passwordStatus"], "delegated", "AD is the password authority");
     assert_eq!(ann["passwordAuthority"]["name"], "ActiveDirectory");
 
-    // Idle: when nothing changed in AD, a cycle reads no entries. (Other tests write to the
-    // shared DC, so wait for a quiet moment; a broken USN gate never reads zero.)
+    // Idle: when nothing changed in AD, a cycle reads no entries.
     let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
-    let mut idle = false;
-    for _ in 0..300 {
-        let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
-        if st.entries_read == 0 && st.outcome.is_none() {
-            idle = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(idle, "an idle cycle must read nothing");
+    assert!(idle_cycle(&fx.cfg, &mut conn, &fx.session).await, "an idle cycle must read nothing");
 
     // Disabled in AD → suspended; removed from the ADI group → deleted; moved out of the
     // root user container → deleted.
@@ -273,16 +278,10 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     let again = Session::establish(&fx.cfg.server, &fx.cfg.state_dir(), "member_server").await.unwrap();
     assert_eq!(again.agent_id, fx.session.agent_id);
     let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
-    let mut resumed_idle = false;
-    for _ in 0..300 {
-        let st = cycle(&fx.cfg, &mut conn, &again, false).await.unwrap();
-        if st.entries_read == 0 && st.outcome.is_none() {
-            resumed_idle = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(resumed_idle, "the restarted agent resumes from its watermark instead of re-reading everything");
+    assert!(
+        idle_cycle(&fx.cfg, &mut conn, &again).await,
+        "the restarted agent resumes from its watermark instead of re-reading everything"
+    );
     let out = cycle(&fx.cfg, &mut conn, &again, true).await.unwrap().outcome.unwrap();
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
     let all = fx.s.call("GET", "/api/systemusers", None).await;
