@@ -96,41 +96,45 @@ pub async fn deliver_once(s: &AppState, cfg: &SmtpConfig) -> Result<(), crate::e
     };
     let (_, queued): (u64, Vec<Value>) = s.repo.list(Collection::Notifications, &q).await?;
     for mut n in queued {
-        let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
-        let mut body = text(&n, "body");
-        if let Some(user_id) = n["activationFor"].as_str() {
-            // The link is made now, for this email only (the outbox keeps the placeholder).
-            match crate::console::activation_link_for_email(s, user_id).await? {
-                Some(link) => body = body.replace(crate::notify::LINK_PLACEHOLDER, &link),
-                None => {
-                    n["status"] = "cancelled".into();
-                    n["error"] = "the user has a password now, is suspended or was deleted".into();
-                    let id = text(&n, "id");
-                    s.repo
-                        .store()
-                        .replace(Collection::Notifications, &Doc { id, key1: None, key2: None, body: n })
-                        .await?;
-                    continue;
-                }
-            }
-        }
-        let r = send(cfg, &text(&n, "recipient"), &text(&n, "subject"), &body).await;
-        let attempts = n["attempts"].as_u64().unwrap_or(0) + 1;
-        n["attempts"] = attempts.into();
-        match r {
-            Ok(()) => {
-                n["status"] = "sent".into();
-                n["sentAt"] = s.now_str().into();
-            }
-            Err(e) => {
-                n["error"] = e.clone().into();
-                if attempts >= MAX_ATTEMPTS || e.contains("not an email address") {
-                    n["status"] = "failed".into();
-                }
-            }
-        }
+        deliver_one(s, cfg, &mut n).await?;
         let id = text(&n, "id");
         s.repo.store().replace(Collection::Notifications, &Doc { id, key1: None, key2: None, body: n }).await?;
+    }
+    Ok(())
+}
+
+fn text(n: &Value, k: &str) -> String {
+    n[k].as_str().unwrap_or_default().to_string()
+}
+
+/// Hands one queued notification to the relay and records the outcome in it.
+async fn deliver_one(s: &AppState, cfg: &SmtpConfig, n: &mut Value) -> Result<(), crate::error::ApiError> {
+    let mut body = text(n, "body");
+    if let Some(user_id) = n["activationFor"].as_str() {
+        // The link is made now, for this email only (the outbox keeps the placeholder).
+        match crate::console::activation_link_for_email(s, user_id).await? {
+            Some(link) => body = body.replace(crate::notify::LINK_PLACEHOLDER, &link),
+            None => {
+                n["status"] = "cancelled".into();
+                n["error"] = "the user has a password now, is suspended or was deleted".into();
+                return Ok(());
+            }
+        }
+    }
+    let r = send(cfg, &text(n, "recipient"), &text(n, "subject"), &body).await;
+    let attempts = n["attempts"].as_u64().unwrap_or(0) + 1;
+    n["attempts"] = attempts.into();
+    match r {
+        Ok(()) => {
+            n["status"] = "sent".into();
+            n["sentAt"] = s.now_str().into();
+        }
+        Err(e) => {
+            n["error"] = e.clone().into();
+            if attempts >= MAX_ATTEMPTS || e.contains("not an email address") {
+                n["status"] = "failed".into();
+            }
+        }
     }
     Ok(())
 }

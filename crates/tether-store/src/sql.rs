@@ -161,6 +161,9 @@ pub(crate) mod stmt {
     pub const SOURCES: &str = "SELECT src FROM edges WHERE kind = $1 AND dst = $2 ORDER BY seq";
     pub const CLEAR_FEED_SECRETS: &str =
         "UPDATE feed SET secret = NULL WHERE domain_id = $1 AND seq <= $2 AND secret IS NOT NULL";
+    pub const EXPIRE_FEED_SECRETS: &str =
+        "UPDATE feed SET secret = NULL WHERE secret IS NOT NULL AND created < $1 RETURNING object_id, created";
+    pub const COUNT_FEED: &str = "SELECT count(*) FROM feed WHERE domain_id = $1 AND seq > $2";
 }
 
 /// How a batch is sent: its inserts grouped by collection into multi-row statements, then

@@ -411,9 +411,19 @@ async fn feed_is_per_domain_ordered_and_forgets_secrets(b: Backend) {
     assert_eq!(d1[1].created, "2025-01-03T00:00:00Z");
     assert_eq!(s.read_feed("d1", seqs[0], 1).await.unwrap()[0].seq, seqs[2], "after and limit");
     assert_eq!(s.read_feed("d2", 0, 10).await.unwrap().len(), 2);
+    // Counted without being read.
+    assert_eq!(s.count_feed("d1", 0).await.unwrap(), 3);
+    assert_eq!(s.count_feed("d1", seqs[0]).await.unwrap(), 2);
+    assert_eq!(s.count_feed("d3", 0).await.unwrap(), 0);
     s.clear_feed_secrets("d1", seqs[2]).await.unwrap();
     let d1 = s.read_feed("d1", 0, 10).await.unwrap();
     assert_eq!(d1.iter().map(|e| e.secret.as_deref()).collect::<Vec<_>>(), [None, None, Some("pw")]);
+    // Secrets older than a bound are forgotten, each reported once with its object.
+    s.append_feed("d2", "user", "u9", &json!({}), Some("pw"), "2025-02-01T00:00:00Z").await.unwrap();
+    let expired = s.expire_feed_secrets("2025-01-10T00:00:00Z").await.unwrap();
+    assert_eq!(expired, [("u4".to_string(), "2025-01-05T00:00:00Z".to_string())]);
+    assert!(s.expire_feed_secrets("2025-01-10T00:00:00Z").await.unwrap().is_empty());
+    assert_eq!(s.read_feed("d2", 0, 10).await.unwrap().last().unwrap().secret.as_deref(), Some("pw"));
 }
 
 async fn reopen_keeps_data_and_settings(b: Backend) {

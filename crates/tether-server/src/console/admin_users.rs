@@ -14,7 +14,7 @@ use tether_core::query::{Filter, ListQuery, Op, Scalar};
 use tether_core::user::{PasswordStatus, User};
 use tether_store::{Collection, Edge, Secret};
 
-use super::session::{cookie, cookie_in, ConsoleAdmin, Who, ADMIN_COOKIE};
+use super::session::{cookie, ConsoleAdmin, Who, ADMIN_COOKIE};
 use super::{back, csrf, page, reason, Chrome, Fields, Flash, LoginQuery, Notice};
 use crate::auth::{sha256_hex, Admin, ApiKey, Role};
 use crate::routes::users::apply_update;
@@ -77,8 +77,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     f: Fields,
 ) -> Response {
-    // Behind a proxy every request comes from the proxy's address: no per-address limit then.
-    let source = (!s.config.behind_proxy).then(|| crate::throttle::source_key(peer.ip()));
+    let source = crate::throttle::source_of(&s, Some(peer.ip()));
     if let Some(src) = &source {
         if s.throttle.sources.attempt(src, s.now()).is_err() {
             return Notice::Throttled.refusal("/console/login");
@@ -121,15 +120,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     f: Fields,
 ) -> Response {
-    if let Some(r) = csrf(&admin.session, &f) {
-        return r;
-    }
-    if let Some(t) = cookie_in(&headers, ADMIN_COOKIE) {
-        s.sessions.close(&t);
-    }
-    let mut r = Redirect::to("/console/login?msg=bye").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, ADMIN_COOKIE, "", "/console").parse().expect("ascii"));
-    r
+    super::session::logout(&s, &admin.session, &headers, &f, ADMIN_COOKIE, "/console")
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -78,11 +78,10 @@ pub enum Notice {
     LinkExpired,
     Unavailable,
     LoggedOut,
-    SessionEnded,
 }
 
 impl Notice {
-    const ALL: [Notice; 8] = [
+    const ALL: [Notice; 7] = [
         Notice::WrongCredentials,
         Notice::UnknownKey,
         Notice::Throttled,
@@ -90,7 +89,6 @@ impl Notice {
         Notice::LinkExpired,
         Notice::Unavailable,
         Notice::LoggedOut,
-        Notice::SessionEnded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -102,7 +100,6 @@ impl Notice {
             Notice::LinkExpired => "expired",
             Notice::Unavailable => "unavailable",
             Notice::LoggedOut => "bye",
-            Notice::SessionEnded => "ended",
         }
     }
 
@@ -117,7 +114,6 @@ impl Notice {
             }
             Notice::Unavailable => "The directory cannot answer right now. Try again in a moment.",
             Notice::LoggedOut => "You are logged out.",
-            Notice::SessionEnded => "Your session has ended. Log in again.",
         }
     }
 
@@ -128,6 +124,11 @@ impl Notice {
     /// Redirects to the login page `path` with this notice as an error.
     pub fn refusal(self, path: &str) -> Response {
         Redirect::to(&format!("{path}?err={}", self.code())).into_response()
+    }
+
+    /// Redirects to the login page `path` with this notice as a message.
+    pub fn message(self, path: &str) -> Response {
+        Redirect::to(&format!("{path}?msg={}", self.code())).into_response()
     }
 }
 

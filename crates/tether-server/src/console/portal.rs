@@ -50,14 +50,14 @@ fn may_activate(u: &tether_core::user::User) -> bool {
 
 /// The user an activation token belongs to, if it is known, not expired, and the user may
 /// still be activated. A link found dead is forgotten, so it stays dead.
-async fn activation_owner(s: &AppState, token: &str) -> Option<String> {
+async fn activation_owner(s: &AppState, token: &str) -> Option<tether_core::user::User> {
     let expires = token.get(48..).and_then(|h| i64::from_str_radix(h, 16).ok())?;
     if s.now().unix_timestamp() >= expires {
         return None;
     }
     let id = s.repo.store().secret_owner(Secret::Activation, &sha256_hex(token)).await.ok().flatten()?;
     match s.repo.user(&id).await.ok().flatten() {
-        Some(u) if may_activate(&u) => Some(id),
+        Some(u) if may_activate(&u) => Some(u),
         _ => {
             let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
             None
@@ -83,8 +83,7 @@ fn policy_text(p: &tether_core::policy::PasswordPolicy) -> String {
 
 /// The activation page: the new user chooses a password.
 pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>, Query(f): Query<Flash>) -> Response {
-    let Some(id) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
-    let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Some(u) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
     let policy = s.repo.settings().await.map(|o| o.password_policy).unwrap_or_default();
     page(ActivatePage { token, username: u.username, policy: policy_text(&policy), err: f.err })
 }
@@ -93,8 +92,8 @@ pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>,
 /// link, and logs the user in.
 pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: Fields) -> Response {
     let here = format!("/portal/activate/{token}");
-    let Some(id) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
-    let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Some(u) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let id = u.id.clone();
     let (new, again) = (f.get("new").unwrap_or_default(), f.get("again").unwrap_or_default());
     if new != again {
         return back(&here, Err("the two passwords differ".into()));
@@ -167,15 +166,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     f: Fields,
 ) -> Response {
-    if let Some(r) = csrf(&user.session, &f) {
-        return r;
-    }
-    if let Some(t) = cookie_in(&headers, USER_COOKIE) {
-        s.sessions.close(&t);
-    }
-    let mut r = Redirect::to("/portal/login?msg=bye").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, "", "/portal").parse().expect("ascii"));
-    r
+    super::session::logout(&s, &user.session, &headers, &f, USER_COOKIE, "/portal")
 }
 
 #[derive(Template)]

@@ -89,6 +89,27 @@ pub fn cookie(state: &AppState, name: &str, token: &str, path: &str) -> String {
     format!("{name}={token}; Path={path}; Max-Age={age}; HttpOnly; SameSite=Strict{secure}")
 }
 
+/// A logout form (`name`'s cookie, under `path`): with the session's CSRF token it ends the
+/// session and clears the cookie, then goes to `path`'s login page; without, nothing ends.
+pub fn logout(
+    state: &AppState,
+    session: &Session,
+    headers: &axum::http::HeaderMap,
+    f: &super::Fields,
+    name: &str,
+    path: &str,
+) -> Response {
+    if let Some(r) = super::csrf(session, f) {
+        return r;
+    }
+    if let Some(t) = cookie_in(headers, name) {
+        state.sessions.close(&t);
+    }
+    let mut r = super::Notice::LoggedOut.message(&format!("{path}/login"));
+    r.headers_mut().insert(axum::http::header::SET_COOKIE, cookie(state, name, "", path).parse().expect("ascii"));
+    r
+}
+
 pub fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
     cookie_in(&parts.headers, name)
 }
@@ -154,12 +175,8 @@ impl FromRequestParts<AppState> for PortalUser {
         let Some(session @ Session { who: Who::User(_), .. }) = session else { return Err(refused()) };
         let Who::User(user_id) = session.who.clone() else { unreachable!("matched above") };
         match state.repo.user(&user_id).await {
-            Ok(Some(u))
-                if !u.suspended
-                    && !u.account_locked
-                    && u.can_authenticate()
-                    && u.password_date == session.password_stamp =>
-            {
+            // Activated (not suspended) and not locked, with the password of the login.
+            Ok(Some(u)) if u.can_authenticate() && u.password_date == session.password_stamp => {
                 Ok(PortalUser { user_id, session })
             }
             Ok(_) => {

@@ -159,8 +159,7 @@ pub(crate) async fn authenticate(
     let throttled = |until| {
         AuthOutcome::Throttled(format!("too many failed attempts; try again after {}", tether_core::timestamp(until)))
     };
-    // Behind a proxy every request comes from the proxy's address: no per-address limit then.
-    let source = source.filter(|_| !s.config.behind_proxy).map(crate::throttle::source_key);
+    let source = crate::throttle::source_of(s, source);
     if let Some(ip) = &source {
         if let Err(until) = s.throttle.sources.attempt(ip, now) {
             return Ok(throttled(until));

@@ -328,21 +328,13 @@ impl Store for PgStore {
     }
 
     async fn expire_feed_secrets(&self, before: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "UPDATE feed SET secret = NULL WHERE secret IS NOT NULL AND created < $1 RETURNING object_id, created",
-        )
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(stmt::EXPIRE_FEED_SECRETS).bind(before).fetch_all(&self.pool).await?;
         Ok(rows)
     }
 
     async fn count_feed(&self, domain: &str, after: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM feed WHERE domain_id = $1 AND seq > $2")
-            .bind(domain)
-            .bind(after)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar(stmt::COUNT_FEED).bind(domain).bind(after).fetch_one(&self.pool).await?;
         Ok(n as u64)
     }
 
