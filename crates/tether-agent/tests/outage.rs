@@ -92,12 +92,7 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         )
         .await;
     let id = r.body["id"].as_str().unwrap().to_string();
-    s.call(
-        "POST",
-        &format!("/api/v2/activedirectories/{domain}/associations"),
-        Some(json!({"op": "add", "type": "user", "id": id})),
-    )
-    .await;
+    s.bind_user(&domain, &id).await;
     s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"password": "Aft3r-Outage-Pw"}))).await;
     let ad_status = |kind: &'static str| {
         let (s, agents) = (&s, agents.clone());

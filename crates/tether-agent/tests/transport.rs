@@ -88,14 +88,7 @@ async fn a_password_on_its_way_to_the_sync_agent_is_not_readable_on_the_wire() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap();
-    let r = s
-        .call(
-            "POST",
-            &format!("/api/v2/activedirectories/{domain}/associations?targets=user"),
-            Some(json!({"op": "add", "type": "user", "id": id})),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{:?}", r.body);
+    s.bind_user(&domain, id).await;
     let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"password": password}))).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 

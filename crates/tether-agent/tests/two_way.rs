@@ -52,12 +52,7 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
         )
         .await;
     let id = r.body["id"].as_str().unwrap().to_string();
-    s.call(
-        "POST",
-        &format!("/api/v2/activedirectories/{domain}/associations"),
-        Some(json!({"op": "add", "type": "user", "id": id})),
-    )
-    .await;
+    s.bind_user(&domain, &id).await;
     let entries = ssession.sync_poll(100).await.unwrap();
     apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
     let (found, _) = ldap

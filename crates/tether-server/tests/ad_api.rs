@@ -307,14 +307,7 @@ async fn a_sync_agent_acknowledges_only_what_it_was_delivered() {
     for name in ["ack1", "ack2", "ack3"] {
         let u =
             s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
-        let r = s
-            .call(
-                "POST",
-                &format!("/api/v2/activedirectories/{id}/associations"),
-                Some(json!({"op": "add", "type": "user", "id": u.body["id"]})),
-            )
-            .await;
-        assert_eq!(r.status, 204, "{:?}", r.body);
+        s.bind_user(id, u.body["id"].as_str().unwrap()).await;
     }
     let post = |path: &str, body: Value| {
         let req = s.client.post(format!("{}{path}", s.url)).bearer_auth(&token).json(&body);

@@ -201,14 +201,7 @@ async fn activation_link_sets_the_first_password_once() {
         .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=act,DC=test", "useCase": "TWOWAYSYNC"})))
         .await;
     let domain = d.body["id"].as_str().unwrap().to_string();
-    let r = s
-        .call(
-            "POST",
-            &format!("/api/v2/activedirectories/{domain}/associations"),
-            Some(json!({"op": "add", "type": "user", "id": id})),
-        )
-        .await;
-    assert_eq!(r.status, 204);
+    s.bind_user(&domain, &id).await;
     let n = s.call("GET", "/api/v2/notifications", None).await.body;
     let mail =
         n.as_array().unwrap().iter().find(|m| m["template"] == "activation").expect("an activation email").clone();
@@ -239,12 +232,7 @@ async fn activation_link_sets_the_first_password_once() {
     // A link past its lifetime is refused.
     let link2 = s.call("POST", "/api/systemusers", Some(json!({"username": "late", "email": "late@x.io"}))).await;
     let id2 = link2.body["id"].as_str().unwrap().to_string();
-    s.call(
-        "POST",
-        &format!("/api/v2/activedirectories/{domain}/associations"),
-        Some(json!({"op": "add", "type": "user", "id": id2})),
-    )
-    .await;
+    s.bind_user(&domain, &id2).await;
     let path2 = link_to("late@x.io").await;
     s.advance(time::Duration::hours(73));
     let r = c.get(format!("{}{path2}", s.url)).send().await.unwrap();

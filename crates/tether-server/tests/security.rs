@@ -269,12 +269,7 @@ async fn metrics_need_the_token_when_one_is_set_and_count_the_queue() {
     let agent = r.body["agentId"].as_str().or(r.body["id"].as_str()).unwrap_or_default().to_string();
     for i in 0..3 {
         let id = user(&s, &format!("queued{i}"), "Queue-Passw0rd-1").await;
-        s.call(
-            "POST",
-            &format!("/api/v2/activedirectories/{domain}/associations"),
-            Some(json!({"op": "add", "type": "user", "id": id})),
-        )
-        .await;
+        s.bind_user(&domain, &id).await;
     }
     let (status, text) = get(Some("Bearer scrape-token-0123456789")).await;
     assert_eq!(status, 200);
@@ -308,12 +303,7 @@ async fn activation_links_live_only_in_the_email_and_die_with_the_need_for_them(
         let r =
             s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
         let id = r.body["id"].as_str().unwrap().to_string();
-        s.call(
-            "POST",
-            &format!("/api/v2/activedirectories/{domain}/associations"),
-            Some(json!({"op": "add", "type": "user", "id": id})),
-        )
-        .await;
+        s.bind_user(&domain, &id).await;
         let mut link = None;
         for _ in 0..100 {
             link =
@@ -372,12 +362,7 @@ async fn bound_user_with_sync_agent(s: &TestServer, name: &str) -> (String, Stri
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
     let id = r.body["id"].as_str().unwrap().to_string();
-    s.call(
-        "POST",
-        &format!("/api/v2/activedirectories/{domain}/associations"),
-        Some(json!({"op": "add", "type": "user", "id": id})),
-    )
-    .await;
+    s.bind_user(&domain, &id).await;
     (id, token)
 }
 

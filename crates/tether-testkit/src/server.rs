@@ -123,6 +123,13 @@ impl TestServer {
         r.body["connectKey"].as_str().unwrap_or_else(|| panic!("no connect key: {:?}", r.body)).to_string()
     }
 
+    /// Binds the user `user_id` to the AD domain `domain` (the admin's association).
+    pub async fn bind_user(&self, domain: &str, user_id: &str) {
+        let path = format!("/api/v2/activedirectories/{domain}/associations");
+        let r = self.call("POST", &path, Some(serde_json::json!({"op": "add", "type": "user", "id": user_id}))).await;
+        assert_eq!(r.status, 204, "binding user {user_id} to {domain}: {:?}", r.body);
+    }
+
     /// Sends a request with the admin key.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.call_as(Some(&self.api_key.clone()), method, path, body).await
