@@ -1,5 +1,5 @@
 //! The agent protocol's messages, on both sides:
-//! - the server's JSON body reader (`tether_server::body::JsonBody`, every agent endpoint's
+//! - the server's JSON body reader (`tether_server::extract::JsonBody`, every agent endpoint's
 //!   extractor), fed the input as a request body; its size bound is checked once;
 //! - what the server reads from agents' bodies: the import report (`ImportReport` with its
 //!   `AdUserObs` and settings, then the import decisions of `tether_core::adi::import` on
@@ -31,9 +31,9 @@ use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, S
 use tether_core::adi::{GroupMembershipSyncType, MembershipDisconnection, UserDisconnectionAction};
 use tether_core::user::{User, UserState};
 use tether_fuzz::{block_on, edit, Vocabulary};
-use tether_server::body::JsonBody;
+use tether_server::extract::JsonBody;
 use tether_server::error::Code;
-use tether_server::ImportReport;
+use tether_core::wire::{self, ImportReport};
 
 fn read_body(bytes: Vec<u8>) -> std::result::Result<Value, tether_server::error::ApiError> {
     let req = axum::http::Request::builder()
@@ -139,6 +139,30 @@ fn to_server(body: &Value) {
     if let Some(v) = body.get("installedOn") {
         let _ = serde_json::from_value::<InstalledOn>(v.clone());
     }
+}
+
+/// Every other message of the agent protocol (`tether_core::wire`), both ways: what parses
+/// serializes, and its own output parses to the same value.
+fn wire_messages(body: &Value) {
+    macro_rules! round {
+        ($t:ty) => {
+            if let Ok(m) = serde_json::from_value::<$t>(body.clone()) {
+                let out = serde_json::to_value(&m).expect("serializes");
+                let again: $t = serde_json::from_value(out.clone()).expect("its own output parses");
+                assert_eq!(serde_json::to_value(&again).expect("serializes"), out);
+            }
+        };
+    }
+    round!(wire::Register);
+    round!(wire::Heartbeat);
+    round!(wire::Poll);
+    round!(wire::Ack);
+    round!(wire::SyncStatus);
+    round!(wire::AuthResult);
+    round!(wire::CapturedPassword);
+    round!(wire::ImportOutcome);
+    round!(wire::FeedEntry);
+    round!(Vec<wire::FeedEntry>);
 }
 
 fn check_actions(c: &UserChange, ad: Option<&AdSide>, actions: &[AdAction]) {
@@ -346,6 +370,7 @@ fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     if let Ok(v) = serde_json::from_slice::<Value>(data) {
         to_server(&v);
+        wire_messages(&v);
         let _ = to_sync_agent(&mut u, &v);
     }
     let voc = Vocabulary { keys: KEYS, strings: STRINGS };
@@ -356,6 +381,7 @@ fuzz_target!(|data: &[u8]| {
     let mut e = entry();
     if edit(&mut u, &mut e, ENTRY_SECTIONS, &voc, 4).is_ok() {
         to_server(&e);
+        wire_messages(&e);
         let _ = to_sync_agent(&mut u, &e);
     }
 });

@@ -23,7 +23,7 @@ use tether_core::query::{
     Scalar, DOMAIN_FIELDS, GROUP_FIELDS, HISTORY_FIELDS, NOTIFICATION_FIELDS, USER_FIELDS,
 };
 use tether_fuzz::{block_on, fields_of, json, render_param, render_search, string, Vocabulary};
-use tether_server::body::{parse_window, QueryPairs};
+use tether_server::extract::{parse_window, QueryPairs};
 
 const CATALOGUES: [&[Field]; 5] = [USER_FIELDS, GROUP_FIELDS, NOTIFICATION_FIELDS, HISTORY_FIELDS, DOMAIN_FIELDS];
 

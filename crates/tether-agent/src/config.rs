@@ -220,7 +220,7 @@ fn check_common(
 ) -> Result<(), ConfigError> {
     tether_core::transport::check_server_url(&server.url).map_err(|reason| invalid(path, "Server.Url", reason))?;
     if let Some(ca) = &server.ca_file {
-        crate::session::server_ca(ca).map_err(|reason| invalid(path, "Server.CaFile", reason))?;
+        server_ca(ca).map_err(|reason| invalid(path, "Server.CaFile", reason))?;
     }
     if server.connect_key.0.is_empty() {
         return Err(invalid(
@@ -331,4 +331,14 @@ impl SyncConfig {
         let l = &self.ldap;
         target(&l.url, &l.bind_dn, &l.bind_password, &l.ca_file, l.insecure_skip_verify)
     }
+}
+
+/// The certificates of a private CA file (PEM), or why they cannot be used.
+pub fn server_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no PEM certificate in the file", path.display()));
+    }
+    Ok(certs)
 }

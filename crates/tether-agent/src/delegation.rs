@@ -81,7 +81,7 @@ pub async fn serve(session: Session, target: LdapTarget) -> Result<(), AgentErro
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "delegated authentication: poll failed");
-                tokio::time::sleep(crate::runner::backoff(failures)).await;
+                tokio::time::sleep(crate::retry::backoff(failures)).await;
                 continue;
             }
         };

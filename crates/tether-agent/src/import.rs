@@ -2,11 +2,14 @@
 //!
 //! A cycle first reads rootDSE `highestCommittedUSN` (cheap, moves on every write but not on
 //! binds): when it has not moved since the last applied cycle, nothing is read at all.
-//! Otherwise the scope is read completely — every group (for the nested-group closure and
-//! the privileged groups) and the users under the root user container — and sent as a
-//! complete report. A read that fails part-way sends nothing, so a partial read can never
-//! look like users leaving the scope. Time-based states (a password expiring, a lockout
-//! ending) move no USN, so a complete read also runs every `RECONCILE_EVERY`.
+//! Otherwise only what changed is read: groups and users whose `uSNChanged` passed the
+//! watermark (the agent keeps every group in `StateDir`, so the nested-group closure and the
+//! privileged groups are computed locally), users that entered the scope by DN, and those that
+//! left it reported as `gone`, in an incremental report. A complete read of the scope (every
+//! group and every user under the root user container) runs on first start and every
+//! `RECONCILE_EVERY`, for deletions and time-based states (a password expiring, a lockout
+//! ending), which move no USN. A read that fails part-way sends nothing, so a partial read
+//! can never look like users leaving the scope.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;

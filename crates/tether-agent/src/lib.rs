@@ -2,11 +2,13 @@
 //! TLS and to `tetherd` over HTTP), and keep their identity and progress in `StateDir`, so
 //! an agent killed at any moment resumes where it was with the same config.
 
+pub mod ad_users;
 pub mod config;
 pub mod delegation;
 pub mod import;
 pub mod metrics;
 pub mod passwords;
+pub mod retry;
 pub mod runner;
 pub mod session;
 pub mod sync;

@@ -1,5 +1,6 @@
-//! The agents' main loops. So far they connect to AD, register, heartbeat and honour
-//! pause; the import and sync cycles plug in here.
+//! The agents' main loops: connect to AD, register, heartbeat (which tells a paused agent to
+//! wait and an import agent whether it is primary), and run the import cycles, the delegated
+//! logins and the sync feed, reconnecting with backoff after a failure.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,17 +10,6 @@ use tether_ad::LdapTarget;
 use crate::config::{ImportConfig, InstalledOn, SyncConfig};
 use crate::session::Session;
 use crate::AgentError;
-
-/// Capped exponential backoff with jitter for reconnecting to AD or the server: the cap
-/// doubles from 1 s to 30 s and the wait is drawn between half the cap and the cap, so
-/// agents that lost AD together do not all come back in the same instant.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let cap = (500u64 << attempt.clamp(1, 6)).min(30_000);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    Duration::from_millis(cap / 2 + h.finish() % (cap / 2 + 1))
-}
 
 async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> {
     if target.insecure_skip_verify {
@@ -37,7 +27,7 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
                 return Err(e.into())
             }
             Err(e) => {
-                let wait = backoff(attempt);
+                let wait = crate::retry::backoff(attempt);
                 tracing::warn!(error = %e, retry_in = ?wait, "cannot reach AD");
                 tokio::time::sleep(wait).await;
                 attempt += 1;
@@ -104,7 +94,7 @@ async fn main_loop(
                 }
                 Err(e @ AgentError::Ad(_)) => {
                     ad_failures += 1;
-                    let wait = backoff(ad_failures);
+                    let wait = crate::retry::backoff(ad_failures);
                     next_work = tokio::time::Instant::now() + wait;
                     session.ad_unreachable(&e);
                     tracing::warn!(error = %e, retry_in = ?wait, "cannot reach AD; nothing was applied from this cycle");
@@ -119,7 +109,7 @@ async fn main_loop(
                 }
             }
         }
-        let wait = if server_failures > 0 { backoff(server_failures).max(tick) } else { tick };
+        let wait = if server_failures > 0 { crate::retry::backoff(server_failures).max(tick) } else { tick };
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}

@@ -117,16 +117,6 @@ async fn post<B: serde::Serialize + ?Sized>(
     Err(AgentError::Server { url: url.to_string(), status, message })
 }
 
-/// The certificates of a private CA file (PEM), or why they cannot be used.
-pub fn server_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in the file", path.display()));
-    }
-    Ok(certs)
-}
-
 /// The HTTPS client of an agent: the system's roots plus `Server.CaFile`, TLS 1.2 or later.
 fn http_client(server: &ServerSection) -> Result<reqwest::Client, AgentError> {
     let unreachable = |reason: String| AgentError::Unreachable { url: server.url.clone(), reason };
@@ -137,7 +127,7 @@ fn http_client(server: &ServerSection) -> Result<reqwest::Client, AgentError> {
         .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .https_only(tls);
     if let Some(ca) = &server.ca_file {
-        for cert in server_ca(ca).map_err(unreachable)? {
+        for cert in crate::config::server_ca(ca).map_err(unreachable)? {
             b = b.add_root_certificate(cert);
         }
     }

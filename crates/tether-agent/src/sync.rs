@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 use tether_ad::ldap3::{Scope, SearchEntry};
-use tether_ad::read::{guid_filter_value, guid_hex, root_dse, text};
+use tether_ad::read::{guid_hex, root_dse, text};
 use tether_ad::{AdError, Ldap, NewUser};
 use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, SyncSettings, UserChange};
 
@@ -17,17 +17,6 @@ use crate::session::Session;
 use crate::AgentError;
 
 const POLL_WAIT_MS: u64 = 20_000;
-const ATTRS: [&str; 9] = [
-    "objectGUID",
-    "sAMAccountName",
-    "givenName",
-    "sn",
-    "mail",
-    "userAccountControl",
-    "adminCount",
-    "memberOf",
-    "msDS-User-Account-Control-Computed",
-];
 
 fn settings(cfg: &SyncConfig) -> SyncSettings {
     SyncSettings {
@@ -51,30 +40,6 @@ pub async fn domain(ldap: &mut Ldap, cfg: &SyncConfig) -> Result<Domain, AgentEr
         nc.split(',').filter_map(|p| p.split_once('=').map(|(_, v)| v.to_lowercase())).collect::<Vec<_>>().join(".");
     let forced_match = crate::sync_groups::moved_under_former_child(ldap, cfg, &cfg.state_dir()).await?;
     Ok(Domain { nc, dns_name, forced_match })
-}
-
-async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<SearchEntry>, AdError> {
-    let (entries, _) = ldap.search(base, Scope::Subtree, filter, ATTRS.to_vec()).await?.success()?;
-    Ok(entries.into_iter().next().map(SearchEntry::construct))
-}
-
-/// The AD user of a Tether user: by objectGUID when linked, else by sAMAccountName.
-pub(crate) async fn find_user(
-    ldap: &mut Ldap,
-    nc: &str,
-    guid: Option<&str>,
-    username: &str,
-) -> Result<Option<SearchEntry>, AdError> {
-    if let Some(g) = guid.filter(|g| tether_core::adi::is_guid_hex(g)) {
-        if let Some(e) = search_one(ldap, nc, &format!("(objectGUID={})", guid_filter_value(g))).await? {
-            return Ok(Some(e));
-        }
-    }
-    let f = format!(
-        "(&(objectCategory=person)(objectClass=user)(sAMAccountName={}))",
-        tether_ad::ldap3::ldap_escape(username)
-    );
-    search_one(ldap, nc, &f).await
 }
 
 /// adminCount=1, krbtgt, the bind account, or a (nested) member of Domain Admins, Enterprise
@@ -166,7 +131,7 @@ async fn apply(
     let mut change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
     change.password = entry["password"].as_str().map(str::to_string);
     let s = settings(cfg);
-    let found = find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
+    let found = crate::ad_users::find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
     let ad = match &found {
         Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
         None => None,
@@ -215,7 +180,7 @@ async fn apply(
                 }
                 match r {
                     Ok(_) => {
-                        current = find_user(ldap, &d.nc, None, &change.username).await?;
+                        current = crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?;
                         out.guid = current.as_ref().map(guid_hex);
                         out.dn = current.as_ref().map(|e| e.dn.clone());
                         Ok(())
@@ -268,7 +233,7 @@ async fn apply(
         }
         if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
             // Re-read so later steps in the same entry see the new flags.
-            current = find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?;
+            current = crate::ad_users::find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?;
         }
     }
     Ok((kind == "user").then_some((user_id, out)))
@@ -305,7 +270,7 @@ pub async fn preview(
         let mut change = change;
         change.password = entry["password"].as_str().map(|_| "(set)".to_string());
         let s = settings(cfg);
-        let found = find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
+        let found = crate::ad_users::find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
         let ad = match &found {
             Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
             None => None,
@@ -339,7 +304,7 @@ pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> 
             Err(e) => {
                 server_failures += 1;
                 tracing::warn!(error = %e, "change feed: poll failed");
-                tokio::time::sleep(crate::runner::backoff(server_failures)).await;
+                tokio::time::sleep(crate::retry::backoff(server_failures)).await;
                 continue;
             }
         };
@@ -359,10 +324,10 @@ pub async fn serve(cfg: SyncConfig, session: Session) -> Result<(), AgentError> 
                 let wait = if let AgentError::Ad(_) = e {
                     ad_failures += 1;
                     session.ad_unreachable(&e);
-                    crate::runner::backoff(ad_failures)
+                    crate::retry::backoff(ad_failures)
                 } else {
                     server_failures += 1;
-                    crate::runner::backoff(server_failures)
+                    crate::retry::backoff(server_failures)
                 };
                 tracing::warn!(error = %e, retry_in = ?wait, "change feed: not applied; the entries will be applied again");
                 tokio::time::sleep(wait).await;

@@ -86,7 +86,7 @@ async fn member_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AdError
 /// The AD user of a group member entry (`{guid, username}`), as its DN.
 async fn find_user(ldap: &mut Ldap, nc: &str, m: &Value) -> Result<Option<String>, AdError> {
     let name = m["username"].as_str().unwrap_or_default();
-    Ok(crate::sync::find_user(ldap, nc, m["guid"].as_str(), name).await?.map(|e| e.dn))
+    Ok(crate::ad_users::find_user(ldap, nc, m["guid"].as_str(), name).await?.map(|e| e.dn))
 }
 
 /// Whether `sync_group` was moved under one of its former children: remembered in

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod query;
 pub mod transport;
 pub mod user;
+pub mod wire;
 
 pub use error::CoreError;
 

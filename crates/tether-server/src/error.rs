@@ -1,10 +1,8 @@
-//! The one table of public error codes: each maps to an HTTP status and a stable
-//! machine-readable `status` string. Every error the API returns goes through here, as
-//! `{"code": <http status>, "message": "...", "status": "<REASON>"}`.
+//! The one table of public error codes, and the error every operation returns. It knows no
+//! transport: each code carries its HTTP status and a stable machine-readable reason, and
+//! each front end maps an error to its own answer in one place (HTTP: `routes::respond`, as
+//! `{"code": <http status>, "message": "...", "status": "<REASON>"}`).
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tether_core::CoreError;
 use tether_store::StoreError;
 
@@ -30,25 +28,25 @@ pub enum Code {
 
 impl Code {
     /// HTTP status and public reason of each code.
-    pub fn info(self) -> (StatusCode, &'static str) {
+    pub fn info(self) -> (u16, &'static str) {
         use Code::*;
         match self {
-            InvalidJson => (StatusCode::BAD_REQUEST, "INVALID_JSON"),
-            InvalidField => (StatusCode::BAD_REQUEST, "INVALID_FIELD"),
-            InvalidFilter => (StatusCode::BAD_REQUEST, "INVALID_FILTER"),
-            UnknownField => (StatusCode::BAD_REQUEST, "UNKNOWN_FIELD"),
-            InvalidState => (StatusCode::BAD_REQUEST, "INVALID_STATE"),
-            MissingApiKey => (StatusCode::UNAUTHORIZED, "MISSING_API_KEY"),
-            InvalidApiKey => (StatusCode::UNAUTHORIZED, "INVALID_API_KEY"),
-            Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            Duplicate => (StatusCode::CONFLICT, "DUPLICATE"),
-            Conflict => (StatusCode::CONFLICT, "CONFLICT"),
-            RestrictedField => (StatusCode::UNPROCESSABLE_ENTITY, "RESTRICTED_FIELD"),
-            PasswordPolicy => (StatusCode::UNPROCESSABLE_ENTITY, "PASSWORD_POLICY"),
-            PasswordAuthority => (StatusCode::UNPROCESSABLE_ENTITY, "PASSWORD_AUTHORITY"),
-            NotAllowed => (StatusCode::UNPROCESSABLE_ENTITY, "NOT_ALLOWED"),
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+            InvalidJson => (400, "INVALID_JSON"),
+            InvalidField => (400, "INVALID_FIELD"),
+            InvalidFilter => (400, "INVALID_FILTER"),
+            UnknownField => (400, "UNKNOWN_FIELD"),
+            InvalidState => (400, "INVALID_STATE"),
+            MissingApiKey => (401, "MISSING_API_KEY"),
+            InvalidApiKey => (401, "INVALID_API_KEY"),
+            Forbidden => (403, "FORBIDDEN"),
+            NotFound => (404, "NOT_FOUND"),
+            Duplicate => (409, "DUPLICATE"),
+            Conflict => (409, "CONFLICT"),
+            RestrictedField => (422, "RESTRICTED_FIELD"),
+            PasswordPolicy => (422, "PASSWORD_POLICY"),
+            PasswordAuthority => (422, "PASSWORD_AUTHORITY"),
+            NotAllowed => (422, "NOT_ALLOWED"),
+            Internal => (500, "INTERNAL"),
         }
     }
 }
@@ -59,15 +57,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The HTTP status.
-    pub code: u16,
-    pub message: String,
-    /// Machine-readable reason, e.g. `RESTRICTED_FIELD`.
-    pub status: &'static str,
-}
-
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError { code, message: message.into() }
@@ -75,17 +64,6 @@ impl ApiError {
 
     pub fn not_found(what: &str, id: &str) -> Self {
         Self::new(Code::NotFound, format!("{what} `{id}` not found"))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, reason) = self.code.info();
-        if status.is_server_error() {
-            tracing::error!(message = %self.message, "internal error");
-        }
-        let body = ErrorBody { code: status.as_u16(), message: self.message, status: reason };
-        (status, axum::Json(body)).into_response()
     }
 }
 

@@ -8,9 +8,9 @@ use serde_json::{json, Map, Value};
 use tether_core::user::User;
 use tether_store::{Collection, Doc};
 
-use crate::auth::new_id;
+use crate::crypto::new_id;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The fields that differ between two states of a document: `{field: [before, after]}`.
 pub fn diff_of<T: serde::Serialize>(before: Option<&T>, after: Option<&T>) -> Value {
@@ -104,6 +104,6 @@ pub async fn record(
 }
 
 /// The actor of an admin request.
-pub fn admin(key: &crate::auth::ApiKey) -> Value {
+pub fn admin(key: &crate::keys::ApiKey) -> Value {
     json!({"type": "api_key", "id": key.id, "name": key.name})
 }

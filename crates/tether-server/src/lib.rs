@@ -1,139 +1,45 @@
-//! The directory server's transports: the JumpCloud-shaped REST API and the agent API.
+//! The directory server: the operations every front end calls (`ops`), the ADI engine
+//! (`adi`), and the transports on top: the JumpCloud-shaped REST API and the agent API
+//! (`routes`), the console and the portal (`console`).
 //!
 //! A server is `run(listener, state, shutdown)`, so tests start it in-process on port 0
-//! and binaries stay thin. Handlers only translate HTTP to the domain rules of
-//! `tether-core` and the storage of `tether-store`.
+//! and binaries stay thin. Transports translate their protocol to operations; operations
+//! apply the domain rules of `tether-core` to the storage of `tether-store`.
 
-pub mod auth;
-pub mod body;
+// The layers, lowest first; a module uses only those above it in this list (checked by
+// tests/layers.rs). See ARCHITECTURE.md's code map.
+mod activation;
+mod adi;
 mod console;
-mod delegation;
+pub mod crypto;
 pub mod error;
-mod feed;
 mod history;
-mod import;
-mod import_groups;
-mod import_plan;
+mod keys;
 pub mod mail;
 pub mod memory;
 mod metrics;
 mod notify;
-mod openapi;
+mod ops;
 mod routes;
 pub mod secrets;
-mod sync_guard;
+mod sessions;
+mod state;
 mod throttle;
 pub mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::Uri;
-use tether_store::Repo;
-use time::OffsetDateTime;
 use tower::Layer;
 
 /// The import agent's report, as `POST /api/agent/v1/import` reads it (public for the fuzz targets).
-pub use import::{ImportReport, ObservedGroup};
-pub use openapi::openapi_json;
-
-/// A source of the current time, injectable so that grace periods are testable fast.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(OffsetDateTime::now_utc)
-}
-
-/// Server settings that are not stored in the database.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// How long a paused agent waits before it may be deleted.
-    pub agent_delete_grace: time::Duration,
-    pub clock: Clock,
-    /// How long a delegated verification waits for an import agent's answer.
-    pub delegation_timeout: std::time::Duration,
-    /// Delivery of the notifications outbox; `None` (the default) records only.
-    pub smtp: Option<mail::SmtpConfig>,
-    /// When set, `GET /metrics` needs `Authorization: Bearer` with this token.
-    pub metrics_token: Option<String>,
-    /// Seals the passwords waiting in the change feed (see [`secrets`]).
-    pub secret_key: Arc<secrets::SecretKey>,
-    /// How long a password waits in the feed for its sync agent before it is forgotten.
-    pub feed_password_ttl: time::Duration,
-    /// Browsers reach tetherd over HTTPS (directly, or through a TLS-terminating proxy), so
-    /// session cookies carry `Secure`. [`run_tls`] sets it.
-    pub secure_cookies: bool,
-    /// A reverse proxy stands in front (`--plain-http`): every peer address is the proxy's, so
-    /// logins are not limited per address.
-    pub behind_proxy: bool,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            agent_delete_grace: time::Duration::seconds(900),
-            clock: system_clock(),
-            delegation_timeout: std::time::Duration::from_secs(10),
-            smtp: None,
-            metrics_token: None,
-            secure_cookies: false,
-            behind_proxy: false,
-            secret_key: Arc::new(secrets::SecretKey::ephemeral()),
-            feed_password_ttl: time::Duration::days(7),
-        }
-    }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub repo: Repo,
-    pub config: ServerConfig,
-    pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
-    pub(crate) delegation: Arc<delegation::Broker>,
-    /// Wakes sync agents long-polling the change feed.
-    pub(crate) feed_wake: Arc<tokio::sync::Notify>,
-    pub(crate) throttle: Arc<throttle::Throttle>,
-    pub(crate) metrics: Arc<metrics::Metrics>,
-    /// Browser sessions of the console and the portal.
-    pub(crate) sessions: Arc<console::Sessions>,
-}
-
-impl AppState {
-    pub fn new(repo: Repo, config: ServerConfig) -> Self {
-        AppState {
-            repo,
-            config,
-            jobs: Default::default(),
-            delegation: Default::default(),
-            feed_wake: Default::default(),
-            throttle: Default::default(),
-            metrics: Default::default(),
-            sessions: Default::default(),
-        }
-    }
-
-    pub fn now(&self) -> OffsetDateTime {
-        (self.config.clock)()
-    }
-
-    pub fn now_str(&self) -> String {
-        tether_core::timestamp(self.now())
-    }
-}
-
-/// Creates, once, an administrator key with the given value if no administrator key exists
-/// yet. Returns whether it created one.
-pub async fn bootstrap_api_key(state: &AppState, key: &str) -> Result<bool, error::ApiError> {
-    let q = tether_core::query::ListQuery { limit: usize::MAX >> 1, ..Default::default() };
-    let (_, keys): (u64, Vec<auth::ApiKey>) = state.repo.list(tether_store::Collection::ApiKeys, &q).await?;
-    if keys.iter().any(|k| k.role == auth::Role::Admin) {
-        return Ok(false);
-    }
-    auth::create_api_key(state, "bootstrap", auth::Role::Admin, Some(key)).await?;
-    Ok(true)
-}
+pub use adi::import::{ImportReport, ObservedGroup};
+pub use keys::bootstrap_api_key;
+/// Request extractors (public for the fuzz targets).
+pub use routes::extract;
+pub use routes::openapi::openapi_json;
+pub use state::{system_clock, AppState, Clock, ServerConfig};
 
 /// Paths are matched case-insensitively (as JumpCloud does): the path is lowercased
 /// before routing. Ids are lowercase hex, so no parameter loses information.
@@ -186,7 +92,7 @@ pub async fn run_tls(
 type App = tower::util::MapRequest<axum::Router, fn(Request) -> Request>;
 
 fn app(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<App, std::net::SocketAddr> {
-    let router = routes::router(state);
+    let router = routes::router().merge(console::router()).fallback(routes::not_found).with_state(state);
     let app: App = tower::util::MapRequestLayer::new(lowercase_path as fn(Request) -> Request).layer(router);
     axum::ServiceExt::<Request>::into_make_service_with_connect_info::<std::net::SocketAddr>(app)
 }
@@ -197,9 +103,9 @@ struct MailDelivery(Vec<tokio::task::JoinHandle<()>>);
 
 impl MailDelivery {
     fn start(state: &AppState) -> Self {
-        let mut tasks = vec![tokio::spawn(feed::expire_passwords(state.clone()))];
+        let mut tasks = vec![tokio::spawn(adi::feed::expire_passwords(state.clone()))];
         if let Some(cfg) = state.config.smtp.clone() {
-            tasks.push(tokio::spawn(mail::deliver(state.clone(), cfg)));
+            tasks.push(tokio::spawn(notify::deliver(state.clone(), cfg)));
         }
         MailDelivery(tasks)
     }

@@ -21,8 +21,7 @@ use tether_core::ad::{Agent, AgentType};
 use tether_core::query::ListQuery;
 use tether_store::Collection;
 
-use crate::error::{ApiError, Code};
-use crate::AppState;
+use crate::error::ApiError;
 
 type Labels = Vec<(String, String)>;
 
@@ -135,13 +134,12 @@ impl Metrics {
     }
 
     /// Reads the per-agent gauges from the store and renders everything.
-    pub async fn render(&self, s: &AppState) -> Result<String, ApiError> {
+    pub async fn render(&self, repo: &tether_store::Repo, now: time::OffsetDateTime) -> Result<String, ApiError> {
         let q = ListQuery { limit: usize::MAX >> 1, ..Default::default() };
-        let (_, agents): (u64, Vec<Agent>) = s.repo.list(Collection::Agents, &q).await?;
+        let (_, agents): (u64, Vec<Agent>) = repo.list(Collection::Agents, &q).await?;
         self.queue_depth.clear();
         self.agent_ad_reachable.clear();
         self.agent_up.clear();
-        let now = s.now();
         for a in &agents {
             let kind = match a.agent_type {
                 AgentType::Import => "import",
@@ -155,7 +153,7 @@ impl Metrics {
             }
             if a.agent_type == AgentType::Sync {
                 // Counted by the database: a scrape never reads the entries (nor their secrets).
-                let pending = s.repo.store().count_feed(&a.domain_id, a.cursor).await?;
+                let pending = repo.store().count_feed(&a.domain_id, a.cursor).await?;
                 self.queue_depth.get_or_create(&l).set(pending as i64);
             }
         }
@@ -167,30 +165,6 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String");
         out
     }
-}
-
-/// `GET /metrics`: the Prometheus text exposition. No API key (scrapers rarely carry one; it
-/// names agents and domains by id only, never users), but with `--metrics-token` the scraper
-/// must send `Authorization: Bearer TOKEN`.
-pub async fn handler(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
-    if let Some(want) = &s.config.metrics_token {
-        let got = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !crate::auth::same_secret(got, want) {
-            return Err(ApiError::new(
-                Code::InvalidApiKey,
-                "GET /metrics needs `Authorization: Bearer` with the metrics token",
-            ));
-        }
-    }
-    let body = s.metrics.render(&s).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }
 
 #[cfg(test)]

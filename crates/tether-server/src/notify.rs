@@ -1,18 +1,21 @@
 //! The notifications outbox: the emails the seeds mention are recorded with their template
-//! and recipient, so admins see what is sent; `--smtp-relay` delivers them (mail.rs).
+//! and recipient, so admins see what is sent; with `--smtp-relay` they are delivered (each
+//! sent once; failures retried a few times, then marked `failed` with the relay's answer).
 //!
 //! An activation email's link is a credential (it sets a password), so the outbox keeps only
 //! a reference to the user (`activationFor`) and a placeholder in the body: the link is made
 //! when the email is handed to the relay and exists nowhere else.
 
-use serde_json::json;
+use crate::mail::SmtpConfig;
+use serde_json::{json, Value};
 use tether_core::ad::{AdDomain, AgentType};
+use tether_core::query::{Filter, ListQuery, Op, Scalar};
 use tether_core::user::User;
 use tether_store::{Collection, Doc};
 
-use crate::auth::new_id;
+use crate::crypto::new_id;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Where an activation email's link goes when it is sent.
 pub const LINK_PLACEHOLDER: &str = "[activation link]";
@@ -44,7 +47,7 @@ pub async fn user_bound(s: &AppState, u: &User, domain: &AdDomain) -> Result<(),
         let body = format!(
             "Welcome to Tether. Open {LINK_PLACEHOLDER} on your Tether server within {} hours to set your \
              password and activate your account.",
-            crate::console::ACTIVATION_LIFETIME.whole_hours()
+            crate::activation::LIFETIME.whole_hours()
         );
         queue_doc(
             s,
@@ -90,4 +93,68 @@ pub async fn password_expired(s: &AppState, u: &User) -> Result<(), ApiError> {
         "Your password has expired: set a new one in the user portal.",
     )
     .await
+}
+
+/// Attempts to hand one notification to the relay before it is marked `failed`.
+const MAX_ATTEMPTS: u64 = 5;
+
+/// Sends queued notifications until the server stops.
+pub async fn deliver(s: AppState, cfg: SmtpConfig) {
+    loop {
+        if let Err(e) = deliver_once(&s, &cfg).await {
+            tracing::warn!(error = %e.message, "notification delivery");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+pub async fn deliver_once(s: &AppState, cfg: &SmtpConfig) -> Result<(), crate::error::ApiError> {
+    let q = ListQuery {
+        filter: Some(Filter::Cmp { field: "status", op: Op::Eq, value: Scalar::Text("queued".into()) }),
+        limit: 50,
+        ..Default::default()
+    };
+    let (_, queued): (u64, Vec<Value>) = s.repo.list(Collection::Notifications, &q).await?;
+    for mut n in queued {
+        deliver_one(s, cfg, &mut n).await?;
+        let id = text(&n, "id");
+        s.repo.store().replace(Collection::Notifications, &Doc { id, key1: None, key2: None, body: n }).await?;
+    }
+    Ok(())
+}
+
+fn text(n: &Value, k: &str) -> String {
+    n[k].as_str().unwrap_or_default().to_string()
+}
+
+/// Hands one queued notification to the relay and records the outcome in it.
+async fn deliver_one(s: &AppState, cfg: &SmtpConfig, n: &mut Value) -> Result<(), crate::error::ApiError> {
+    let mut body = text(n, "body");
+    if let Some(user_id) = n["activationFor"].as_str() {
+        // The link is made now, for this email only (the outbox keeps the placeholder).
+        match crate::activation::link_for_email(s, user_id).await? {
+            Some(link) => body = body.replace(LINK_PLACEHOLDER, &link),
+            None => {
+                n["status"] = "cancelled".into();
+                n["error"] = "the user has a password now, is suspended or was deleted".into();
+                return Ok(());
+            }
+        }
+    }
+    let r = crate::mail::send(cfg, &text(n, "recipient"), &text(n, "subject"), &body).await;
+    let attempts = n["attempts"].as_u64().unwrap_or(0) + 1;
+    n["attempts"] = attempts.into();
+    match r {
+        Ok(()) => {
+            n["status"] = "sent".into();
+            n["sentAt"] = s.now_str().into();
+        }
+        Err(e) => {
+            n["error"] = e.clone().into();
+            if attempts >= MAX_ATTEMPTS || e.contains("not an email address") {
+                n["status"] = "failed".into();
+            }
+        }
+    }
+    Ok(())
 }

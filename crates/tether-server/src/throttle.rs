@@ -188,8 +188,8 @@ impl Inner {
 /// The key a login from `ip` is counted under per address, or `None` when it is not: behind a
 /// proxy (`--plain-http`) every request comes from the proxy's address, and an integration
 /// calling the API for many users passes no address.
-pub fn source_of(s: &crate::AppState, ip: Option<std::net::IpAddr>) -> Option<String> {
-    ip.filter(|_| !s.config.behind_proxy).map(source_key)
+pub fn source_of(behind_proxy: bool, ip: Option<std::net::IpAddr>) -> Option<String> {
+    ip.filter(|_| !behind_proxy).map(source_key)
 }
 
 /// The key a source address is counted under: an IPv4 address, or an IPv6 /64 (one

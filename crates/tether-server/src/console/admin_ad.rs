@@ -6,18 +6,16 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use tether_core::ad::{AdDomain, Agent, AgentType, UseCase};
 use tether_core::group::Group;
 use tether_core::query::ListQuery;
 use tether_store::{Collection, Edge};
 
 use super::admin_users::Row;
+use super::page::{back, csrf, page, reason, Chrome, Fields, Flash};
 use super::session::ConsoleAdmin;
-use super::{back, csrf, page, reason, Chrome, Fields, Flash};
-use crate::auth::Admin;
-use crate::body::JsonBody;
-use crate::AppState;
+use crate::state::AppState;
 
 pub struct DomainRow {
     pub id: String,
@@ -27,8 +25,9 @@ pub struct DomainRow {
     pub agents: usize,
 }
 
-fn use_case_name(u: UseCase) -> String {
-    serde_json::to_value(u).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+/// The wire name of an enum value (e.g. `TWOWAYSYNC`, `IMPORT`).
+fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -47,7 +46,7 @@ pub async fn list(admin: ConsoleAdmin, State(s): State<AppState>, Query(flash): 
         rows.push(DomainRow {
             id: d.id,
             domain: d.domain,
-            use_case: use_case_name(d.use_case),
+            use_case: wire_name(&d.use_case),
             delegation: format!("{:?}", d.delegation_state).to_uppercase(),
             agents,
         });
@@ -76,7 +75,7 @@ async fn agent_rows(s: &AppState, d: &AdDomain) -> Vec<AgentRow> {
 }
 
 fn agent_row(s: &AppState, d: &AdDomain, a: &Agent) -> AgentRow {
-    let v = crate::routes::ad::agent_json(s, a);
+    let v = serde_json::to_value(crate::ops::domains::agent_view(s, a)).expect("serializes");
     let (ad, ad_error) = match &a.ad_status {
         Some(st) if st.reachable => ("reachable", String::new()),
         Some(st) => ("unreachable", st.error.clone().unwrap_or_default()),
@@ -109,7 +108,7 @@ struct AgentsFragment {
 
 /// The Domain Agents table body alone: htmx refreshes it every two seconds.
 pub async fn agents_fragment(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(d) = crate::routes::ad::load(&s, &id).await else {
+    let Ok(d) = crate::ops::domains::load(&s, &id).await else {
         return (axum::http::StatusCode::NOT_FOUND, "no such domain").into_response();
     };
     page(AgentsFragment { domain_id: id, csrf: admin.session.csrf.clone(), agents: agent_rows(&s, &d).await })
@@ -154,29 +153,27 @@ pub async fn domain(
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let Ok(d) = crate::routes::ad::load(&s, &id).await else {
+    let Ok(d) = crate::ops::domains::load(&s, &id).await else {
         return back("/console/ad", Err(format!("no domain `{id}`")));
     };
-    let key = || Admin(admin.key.clone());
-    let plan =
-        crate::routes::ad::plan(key(), State(s.clone()), Path(id.clone())).await.map(|j| j.0).unwrap_or_default();
-    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
-    let lines = plan["changes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
+    let plan = crate::ops::plans::plan(&s, &id).await.ok();
+    let lines = plan
+        .as_ref()
+        .map(|p| {
+            p.changes
+                .iter()
                 .map(|c| PlanLine {
-                    category: text(c, "category"),
-                    object: text(c, "object"),
-                    action: text(c, "action"),
-                    reason: text(c, "reason"),
+                    category: c.category.clone().unwrap_or_default(),
+                    object: c.object.clone().unwrap_or_default(),
+                    action: c.action.clone().unwrap_or_default(),
+                    reason: c.reason.clone().unwrap_or_default(),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let store = s.repo.store();
     let mut users = Vec::new();
-    for u in crate::routes::decommission::domain_users(&s, &id).await.unwrap_or_default().values() {
+    for u in crate::ops::domains::domain_users(&s, &id).await.unwrap_or_default().values() {
         users.push(Row::of(u));
     }
     users.sort_by(|a, b| a.username.cmp(&b.username));
@@ -187,43 +184,42 @@ pub async fn domain(
         }
     }
     groups.sort_by(|a, b| a.1.cmp(&b.1));
-    let decom = crate::routes::decommission::plan(key(), State(s.clone()), Path(id.clone()))
-        .await
-        .map(|j| j.0)
+    let decom = crate::ops::decommission::plan(&s, &id).await.ok();
+    let at_risk = decom
+        .as_ref()
+        .map(|p| p.users_at_risk.iter().map(|u| (u.username.clone(), u.reason.to_string())).collect())
         .unwrap_or_default();
-    let at_risk = decom["usersAtRisk"]
-        .as_array()
-        .map(|a| a.iter().map(|u| (text(u, "username"), text(u, "reason"))).collect())
-        .unwrap_or_default();
-    let steps = decom["steps"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+    let steps = decom.as_ref().map(|p| p.steps.clone());
+    let agents_paused =
+        |paused: bool| decom.as_ref().map_or(0, |p| p.agents.iter().filter(|a| a.paused == paused).count());
     let use_cases = [
         (UseCase::AdAsAuthority, "AD is the authority: import only"),
         (UseCase::TwoWaySync, "Manage in either: import and sync"),
         (UseCase::JcAsAuthority, "Tether is the authority: sync only"),
     ]
     .into_iter()
-    .map(|(u, label)| (use_case_name(u), label))
+    .map(|(u, label)| (wire_name(&u), label))
     .collect();
     page(DomainPage {
         chrome: Chrome::new(d.domain.clone(), &admin.session.csrf, "ad", &flash),
         id: id.clone(),
-        use_case: use_case_name(d.use_case),
+        use_case: wire_name(&d.use_case),
         delegation: format!("{:?}", d.delegation_state).to_uppercase(),
         use_cases,
         domain_id: id.clone(),
         csrf: admin.session.csrf.clone(),
         agents: agent_rows(&s, &d).await,
-        plan_status: text(&plan, "status"),
-        plan_direction: text(&plan, "direction"),
-        plan_reason: text(&plan, "reason"),
+        plan_status: plan.as_ref().map(|p| p.status.to_string()).unwrap_or_default(),
+        plan_direction: plan.as_ref().and_then(|p| p.direction).map(|d| wire_name(&d)).unwrap_or_default(),
+        plan_reason: plan.as_ref().and_then(|p| p.reason.clone()).unwrap_or_default(),
         plan: lines,
         users,
         groups,
         at_risk,
         steps: steps.unwrap_or_default(),
-        running: decom["agents"].as_array().map_or(0, |a| a.iter().filter(|x| x["paused"] == false).count()),
-        paused: decom["agents"].as_array().map_or(0, |a| a.iter().filter(|x| x["paused"] == true).count()),
-        restricted: decom["restrictedUsers"].as_u64().unwrap_or(0),
+        running: agents_paused(false),
+        paused: agents_paused(true),
+        restricted: decom.as_ref().map_or(0, |p| p.restricted_users as u64),
     })
 }
 
@@ -235,18 +231,16 @@ pub async fn configure(admin: ConsoleAdmin, State(s): State<AppState>, Path(id):
     }
     let here = format!("/console/ad/{id}");
     let body = json!({"useCase": f.get("useCase").unwrap_or_default()});
-    match crate::routes::ad::patch(Admin(admin.key.clone()), State(s.clone()), Path(id.clone()), JsonBody(body)).await {
-        Ok(v) => {
-            let steps = &v.0["steps"];
-            let list = |k: &str| {
-                steps[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
-            };
-            let mut msg = format!("use case is now {}", v.0["useCase"].as_str().unwrap_or_default());
-            if let Some(r) = list("agentsToRemove").filter(|r| !r.is_empty()) {
-                msg.push_str(&format!("; pause and delete these agents: {r}"));
+    match crate::ops::domains::configure(&s, &id, &body).await {
+        Ok((d, steps)) => {
+            let mut msg = format!("use case is now {}", wire_name(&d.use_case));
+            let remove = steps.agents_to_remove.join(", ");
+            if !remove.is_empty() {
+                msg.push_str(&format!("; pause and delete these agents: {remove}"));
             }
-            if let Some(i) = list("agentTypesToInstall").filter(|i| !i.is_empty()) {
-                msg.push_str(&format!("; install: {i}"));
+            let install = steps.agent_types_to_install.iter().map(wire_name).collect::<Vec<_>>().join(", ");
+            if !install.is_empty() {
+                msg.push_str(&format!("; install: {install}"));
             }
             back(&here, Ok(msg))
         }
@@ -265,11 +259,11 @@ pub async fn agent_action(
         return r;
     }
     let here = format!("/console/ad/{id}");
-    let (key, st, p) = (Admin(admin.key.clone()), State(s.clone()), Path((id.clone(), agent.clone())));
+    use crate::ops::domains;
     let r = match verb.as_str() {
-        "pause" => crate::routes::ad::pause_agent(key, st, p).await.map(|_| "paused"),
-        "resume" => crate::routes::ad::resume_agent(key, st, p).await.map(|_| "resumed"),
-        "delete" => crate::routes::ad::delete_agent(key, st, p).await.map(|_| "deleted"),
+        "pause" => domains::set_paused(&s, &id, &agent, true).await.map(|_| "paused"),
+        "resume" => domains::set_paused(&s, &id, &agent, false).await.map(|_| "resumed"),
+        "delete" => domains::delete_agent(&s, &id, &agent).await.map(|_| "deleted"),
         other => return back(&here, Err(format!("unknown action `{other}`"))),
     };
     match r {
@@ -289,10 +283,9 @@ pub async fn plan_action(
         return r;
     }
     let here = format!("/console/ad/{id}");
-    let (key, st, p) = (Admin(admin.key.clone()), State(s.clone()), Path(id.clone()));
     let r = match verb.as_str() {
-        "approve" => crate::routes::ad::plan_approve(key, st, p).await.map(|_| "the plan was applied"),
-        "reject" => crate::routes::ad::plan_reject(key, st, p).await.map(|_| "the plan was discarded"),
+        "approve" => crate::ops::plans::approve(&s, &id, &admin.key).await.map(|_| "the plan was applied"),
+        "reject" => crate::ops::plans::reject(&s, &id, &admin.key).await.map(|_| "the plan was discarded"),
         other => return back(&here, Err(format!("unknown action `{other}`"))),
     };
     match r {

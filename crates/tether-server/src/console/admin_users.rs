@@ -14,11 +14,12 @@ use tether_core::query::{Filter, ListQuery, Op, Scalar};
 use tether_core::user::{PasswordStatus, User};
 use tether_store::{Collection, Edge, Secret};
 
+use super::page::{back, csrf, page, reason, Chrome, Fields, Flash, LoginQuery, Notice};
 use super::session::{cookie, ConsoleAdmin, Who, ADMIN_COOKIE};
-use super::{back, csrf, page, reason, Chrome, Fields, Flash, LoginQuery, Notice};
-use crate::auth::{sha256_hex, Admin, ApiKey, Role};
-use crate::routes::users::apply_update;
-use crate::AppState;
+use crate::crypto::sha256_hex;
+use crate::keys::{ApiKey, Role};
+use crate::ops::users::apply_update;
+use crate::state::AppState;
 
 /// One user as the lists show it.
 pub struct Row {
@@ -77,7 +78,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     f: Fields,
 ) -> Response {
-    let source = crate::throttle::source_of(&s, Some(peer.ip()));
+    let source = crate::throttle::source_of(s.config.behind_proxy, Some(peer.ip()));
     if let Some(src) = &source {
         if s.throttle.sources.attempt(src, s.now()).is_err() {
             return Notice::Throttled.refusal("/console/login");
@@ -97,7 +98,7 @@ pub async fn login(
             if let Some(src) = &source {
                 s.throttle.sources.release(src);
             }
-            let token = s.sessions.open(Who::Admin(k), s.now());
+            let token = s.sessions.open(Who::Admin(k.id), s.now());
             let mut r = Redirect::to("/console/users").into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, cookie(&s, ADMIN_COOKIE, &token, "/console").parse().expect("ascii"));
@@ -345,7 +346,7 @@ pub async fn detail(
         .collect();
     let store = s.repo.store();
     let direct: Vec<String> = store.sources(Edge::DomainUser, &id).await.unwrap_or_default();
-    let via = crate::feed::bound_domains(&s, &id).await.unwrap_or_default();
+    let via = crate::adi::feed::bound_domains(&s, &id).await.unwrap_or_default();
     let directories = domains(&s)
         .await
         .into_iter()
@@ -405,7 +406,7 @@ pub async fn action(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Pa
     let here = format!("/console/users/{id}");
     let verb = f.get("verb").unwrap_or_default();
     let r = if verb == "unlock" {
-        crate::routes::users::unlock(Admin(admin.key.clone()), State(s.clone()), Path(id.clone())).await.map(|_| ())
+        crate::ops::users::unlock(&s, &id, crate::history::admin(&admin.key)).await.map(|_| ())
     } else {
         let body = match bulk_body(verb, f.get("domain")) {
             Ok(b) => b,
@@ -433,7 +434,7 @@ pub async fn directories(
     let (Some(domain), Some(op)) = (f.get("domain"), f.get("op")) else {
         return back(&here, Err("choose a domain".into()));
     };
-    match crate::routes::ad::set_association(&s, domain, "user", &id, op == "add").await {
+    match crate::ops::domains::set_association(&s, domain, crate::ops::domains::Target::User, &id, op == "add").await {
         Ok(()) => back(&here, Ok(if op == "add" { "bound to the domain" } else { "unbound from the domain" }.into())),
         Err(e) => back(&here, Err(reason(e))),
     }

@@ -13,57 +13,11 @@ use tether_core::group::Group;
 use tether_store::{Collection, Edge};
 
 use super::admin_users::password_status;
+use super::page::{back, csrf, page, reason, Fields, Flash, LoginQuery, Notice};
 use super::session::{cookie, cookie_in, PortalUser, USER_COOKIE};
-use super::{back, csrf, page, reason, Fields, Flash, LoginQuery, Notice};
-use crate::auth::{random_hex, sha256_hex};
-use crate::error::ApiError;
-use crate::routes::misc::{authenticate, AuthOutcome};
-use crate::AppState;
+use crate::ops::auth::{authenticate, AuthOutcome};
+use crate::state::AppState;
 use tether_store::Secret;
-
-/// How long an activation link works.
-pub const ACTIVATION_LIFETIME: time::Duration = time::Duration::hours(72);
-
-/// A new single-use activation link for a user without a password (replacing any earlier
-/// one). The token carries its expiry in the clear; only its SHA-256 is stored, so the expiry
-/// cannot be changed without invalidating it.
-async fn activation_link(s: &AppState, user_id: &str) -> Result<String, ApiError> {
-    let expires = (s.now() + ACTIVATION_LIFETIME).unix_timestamp();
-    let token = format!("{}{expires:x}", random_hex(24));
-    s.repo.store().put_secret(user_id, Secret::Activation, Some(&sha256_hex(&token))).await?;
-    Ok(format!("/portal/activate/{token}"))
-}
-
-/// A link for an activation email about to be sent, or `None` when the user no longer needs
-/// one (has a password, is suspended, or is gone).
-pub async fn activation_link_for_email(s: &AppState, user_id: &str) -> Result<Option<String>, ApiError> {
-    match s.repo.user(user_id).await? {
-        Some(u) if may_activate(&u) => activation_link(s, user_id).await.map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// Only a user without a password, not suspended, may still be activated by a link.
-fn may_activate(u: &tether_core::user::User) -> bool {
-    !u.has_password && !u.suspended
-}
-
-/// The user an activation token belongs to, if it is known, not expired, and the user may
-/// still be activated. A link found dead is forgotten, so it stays dead.
-async fn activation_owner(s: &AppState, token: &str) -> Option<tether_core::user::User> {
-    let expires = token.get(48..).and_then(|h| i64::from_str_radix(h, 16).ok())?;
-    if s.now().unix_timestamp() >= expires {
-        return None;
-    }
-    let id = s.repo.store().secret_owner(Secret::Activation, &sha256_hex(token)).await.ok().flatten()?;
-    match s.repo.user(&id).await.ok().flatten() {
-        Some(u) if may_activate(&u) => Some(u),
-        _ => {
-            let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
-            None
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "portal_activate.html")]
@@ -83,7 +37,9 @@ fn policy_text(p: &tether_core::policy::PasswordPolicy) -> String {
 
 /// The activation page: the new user chooses a password.
 pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>, Query(f): Query<Flash>) -> Response {
-    let Some(u) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Some(u) = crate::activation::owner(&s, &token).await else {
+        return Notice::LinkExpired.refusal("/portal/login");
+    };
     let policy = s.repo.settings().await.map(|o| o.password_policy).unwrap_or_default();
     page(ActivatePage { token, username: u.username, policy: policy_text(&policy), err: f.err })
 }
@@ -92,7 +48,9 @@ pub async fn activate_page(State(s): State<AppState>, Path(token): Path<String>,
 /// link, and logs the user in.
 pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: Fields) -> Response {
     let here = format!("/portal/activate/{token}");
-    let Some(u) = activation_owner(&s, &token).await else { return Notice::LinkExpired.refusal("/portal/login") };
+    let Some(u) = crate::activation::owner(&s, &token).await else {
+        return Notice::LinkExpired.refusal("/portal/login");
+    };
     let id = u.id.clone();
     let (new, again) = (f.get("new").unwrap_or_default(), f.get("again").unwrap_or_default());
     if new != again {
@@ -107,7 +65,7 @@ pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: F
         Err(e) => return back(&here, Err(e.to_string())),
     };
     let actor = json!({"type": "user", "id": u.id, "name": u.username, "via": "activation link"});
-    if let Err(e) = crate::routes::users::save_update(&s, &u, write, &actor).await {
+    if let Err(e) = crate::ops::users::save_update(&s, &u, write, &actor).await {
         return back(&here, Err(reason(e)));
     }
     let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
@@ -250,9 +208,9 @@ pub async fn change_password(
         Ok(w) => w,
         Err(e) => return back(here, Err(e.to_string())),
     };
-    match crate::routes::users::save_update(&s, &u, write, &actor).await {
+    match crate::ops::users::save_update(&s, &u, write, &actor).await {
         Ok(_) => {
-            let to_ad = !crate::feed::bound_domains(&s, &u.id).await.unwrap_or_default().is_empty();
+            let to_ad = !crate::adi::feed::bound_domains(&s, &u.id).await.unwrap_or_default().is_empty();
             let msg =
                 if to_ad { "Password changed. It is on its way to Active Directory too." } else { "Password changed." };
             let mut r = back(here, Ok(msg.into()));

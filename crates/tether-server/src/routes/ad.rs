@@ -5,47 +5,19 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use tether_core::ad::{new_domain, patch_domain, AdDomain, Agent, AgentType};
+use tether_core::ad::{AdDomain, AgentType};
 use tether_core::query::DOMAIN_FIELDS;
-use tether_store::{Collection, Edge, Secret};
+use tether_store::{Collection, Edge};
 
-use crate::auth::{new_id, random_hex, sha256_hex, Admin};
-use crate::body::{JsonBody, QueryPairs};
+use super::extract::{Admin, JsonBody, QueryPairs};
+use super::shapes::{connection, graph_op, v2_list, window, with_paths};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::routes::groups::{connection, graph_op, v2_list, window, with_paths};
-use crate::AppState;
+use crate::ops::domains::{self, agent_view, Target};
+use crate::ops::plans::{self, Plan};
+use crate::state::AppState;
 
-/// The wire name of an enum value (e.g. `TWOWAYSYNC`).
-fn name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-pub async fn load(s: &AppState, id: &str) -> ApiResult<AdDomain> {
-    s.repo.get(Collection::Domains, id).await?.ok_or_else(|| ApiError::not_found("active directory", id))
-}
-
-async fn load_agent(s: &AppState, domain: &str, id: &str) -> ApiResult<Agent> {
-    match s.repo.get::<Agent>(Collection::Agents, id).await? {
-        Some(a) if a.domain_id == domain => Ok(a),
-        _ => Err(ApiError::not_found("agent", id)),
-    }
-}
-
-/// The API form of an agent, with its derived liveness and deletion time.
-pub fn agent_json(s: &AppState, a: &Agent) -> Value {
-    json!({
-        "id": a.id,
-        "agentType": a.agent_type,
-        "hostname": a.hostname,
-        "source_ip": a.source_ip,
-        "state": a.state(s.now()),
-        "version": a.version,
-        "contactAt": a.contact_at,
-        "paused": a.paused,
-        "installedOn": a.installed_on,
-        "deletableAt": a.deletable_at(s.config.agent_delete_grace).map(tether_core::timestamp),
-        "adStatus": a.ad_status,
-    })
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("serializes")
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories", tag = "activedirectories",
@@ -64,14 +36,12 @@ pub async fn create(
     State(s): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<AdDomain>)> {
-    let d = new_domain(&new_id(), &body, &s.now_str())?;
-    s.repo.insert_domain(&d).await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    Ok((StatusCode::CREATED, Json(domains::create(&s, &body).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}", tag = "activedirectories", responses((status = 200, body = AdDomain)))]
 pub async fn get(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AdDomain>> {
-    Ok(Json(load(&s, &id).await?))
+    Ok(Json(domains::load(&s, &id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v2/activedirectories/{id}", tag = "activedirectories",
@@ -83,10 +53,7 @@ pub async fn patch(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let cur = load(&s, &id).await?;
-    let agents = s.repo.agents_of(&id).await?;
-    let (d, steps) = patch_domain(&cur, &body, &agents, &s.now_str())?;
-    s.repo.save_domain(&d).await?;
+    let (d, steps) = domains::configure(&s, &id, &body).await?;
     let mut v = serde_json::to_value(&d).expect("serializes");
     v["steps"] = serde_json::to_value(&steps).expect("serializes");
     Ok(Json(v))
@@ -95,30 +62,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v2/activedirectories/{id}", tag = "activedirectories",
     responses((status = 204), (status = 409, description = "the domain still has agents")))]
 pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    load(&s, &id).await?;
-    let agents = s.repo.agents_of(&id).await?;
-    if !agents.is_empty() {
-        return Err(ApiError::new(
-            Code::Conflict,
-            format!(
-                "the domain still has {} agent(s): pause, wait for the grace period and delete them first",
-                agents.len()
-            ),
-        ));
-    }
-    // Authorities pointing at a domain that no longer exists mean nothing: users keep their
-    // Tether password (if any) and become manageable; their restrictions are lifted by the
-    // decommission's conversion step (externally_managed=false), one user first.
-    for mut u in crate::routes::decommission::domain_users(&s, &id).await?.into_values() {
-        let is = |a: &Option<tether_core::user::Authority>| a.as_ref().is_some_and(|a| a.id == id);
-        if is(&u.password_authority) || is(&u.delegated_authority) {
-            u.password_authority = u.password_authority.filter(|a| a.id != id);
-            u.delegated_authority = u.delegated_authority.filter(|a| a.id != id);
-            u.refresh_derived();
-            s.repo.save_user(&u, None).await?;
-        }
-    }
-    s.repo.store().delete(Collection::Domains, &id).await?;
+    domains::delete(&s, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -130,9 +74,9 @@ pub async fn list_agents(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    domains::load(&s, &id).await?;
     let agents = s.repo.agents_of(&id).await?;
-    window(&q, agents.iter().map(|a| agent_json(&s, a)).collect())
+    window(&q, agents.iter().map(|a| to_json(&agent_view(&s, a))).collect())
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/agents", tag = "activedirectories",
@@ -145,23 +89,14 @@ pub async fn create_agent(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let d = load(&s, &id).await?;
+    domains::load(&s, &id).await?;
     let agent_type: AgentType = match body.get("agentType") {
         None | Some(Value::Null) => AgentType::default(),
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|_| ApiError::new(Code::InvalidField, "invalid value for `agentType`: must be IMPORT or SYNC"))?,
     };
-    if !d.use_case.allowed_agents().contains(&agent_type) {
-        return Err(ApiError::new(
-            Code::NotAllowed,
-            format!("a {} domain does not take {} agents", name(&d.use_case), name(&agent_type)),
-        ));
-    }
-    let agent = Agent::new(&new_id(), &id, agent_type, &s.now_str());
-    let key = format!("ck_{}", random_hex(32));
-    s.repo.store().put_secret(&agent.id, Secret::ConnectKey, Some(&sha256_hex(&key))).await?;
-    s.repo.insert_agent(&agent).await?;
-    let mut v = agent_json(&s, &agent);
+    let (agent, key) = domains::create_agent(&s, &id, agent_type).await?;
+    let mut v = to_json(&agent);
     v["connectKey"] = Value::String(key);
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -172,7 +107,7 @@ pub async fn get_agent(
     State(s): State<AppState>,
     Path((id, agent)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(agent_json(&s, &load_agent(&s, &id, &agent).await?)))
+    Ok(Json(to_json(&agent_view(&s, &domains::load_agent(&s, &id, &agent).await?))))
 }
 
 #[utoipa::path(delete, path = "/api/v2/activedirectories/{id}/agents/{agent}", tag = "activedirectories",
@@ -182,28 +117,8 @@ pub async fn delete_agent(
     State(s): State<AppState>,
     Path((id, agent)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let a = load_agent(&s, &id, &agent).await?;
-    a.check_deletable(s.now(), s.config.agent_delete_grace)
-        .map_err(|e| ApiError::new(Code::Conflict, e.to_string()))?;
-    // Deleting the document also deletes its token: the running agent is refused from now on.
-    s.repo.store().delete(Collection::Agents, &agent).await?;
-    release_primary(&s, &a).await?;
-    crate::notify::agent_deactivated(&s, &a.domain_id).await?;
+    domains::delete_agent(&s, &id, &agent).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> ApiResult<Json<Value>> {
-    let mut a = load_agent(s, id, agent).await?;
-    if a.paused != paused {
-        a.paused = paused;
-        a.paused_at = paused.then(|| s.now_str());
-        s.repo.save_agent(&a).await?;
-        if paused {
-            release_primary(s, &a).await?;
-            crate::notify::agent_deactivated(s, &a.domain_id).await?;
-        }
-    }
-    Ok(Json(agent_json(s, &a)))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/agents/{agent}/pause", tag = "activedirectories", responses((status = 200)))]
@@ -212,7 +127,7 @@ pub async fn pause_agent(
     State(s): State<AppState>,
     Path((id, agent)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    set_paused(&s, &id, &agent, true).await
+    Ok(Json(to_json(&domains::set_paused(&s, &id, &agent, true).await?)))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/agents/{agent}/resume", tag = "activedirectories", responses((status = 200)))]
@@ -221,71 +136,7 @@ pub async fn resume_agent(
     State(s): State<AppState>,
     Path((id, agent)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    set_paused(&s, &id, &agent, false).await
-}
-
-/// A paused or deleted import agent stops being primary: another takes over at its next
-/// heartbeat.
-async fn release_primary(s: &AppState, a: &Agent) -> ApiResult<()> {
-    let mut d = load(s, &a.domain_id).await?;
-    if d.release_primary(&a.id) {
-        d.updated_at = s.now_str();
-        s.repo.save_domain(&d).await?;
-    }
-    Ok(())
-}
-
-/// Binds (`add`) or unbinds a user or user group to a domain.
-pub async fn set_association(s: &AppState, domain: &str, kind: &str, target: &str, add: bool) -> ApiResult<()> {
-    load(s, domain).await?;
-    let edge = match kind {
-        "user" => {
-            crate::routes::users::load(&s.repo, target).await?;
-            Edge::DomainUser
-        }
-        "user_group" => {
-            crate::routes::groups::load(s, target).await?;
-            Edge::DomainGroup
-        }
-        other => {
-            return Err(ApiError::new(
-                Code::InvalidField,
-                format!("invalid value for `type`: `{other}` (user or user_group)"),
-            ))
-        }
-    };
-    let users = match edge {
-        Edge::DomainGroup => s.repo.store().targets(Edge::Member, target).await?,
-        _ => vec![target.to_string()],
-    };
-    let before = crate::feed::snapshot(s, &users).await?;
-    let group_before = match edge {
-        Edge::DomainGroup => crate::feed::domains_of_group(s, target).await?,
-        _ => Default::default(),
-    };
-    if add {
-        s.repo.store().link(edge, domain, target).await?;
-    } else if !s.repo.store().unlink(edge, domain, target).await? {
-        return Err(ApiError::new(Code::NotFound, format!("{kind} `{target}` is not associated with this domain")));
-    }
-    if edge == Edge::DomainGroup {
-        let g = crate::routes::groups::load(s, target).await?;
-        if add {
-            // The group first: it must exist in AD before its members' entries are applied.
-            crate::feed::group_changed(s, &g, &[]).await?;
-        } else {
-            let lost: std::collections::BTreeSet<String> =
-                group_before.difference(&crate::feed::domains_of_group(s, target).await?).cloned().collect();
-            crate::feed::group_disconnected(s, &g, &lost).await?;
-        }
-    }
-    crate::feed::rebind(s, before).await?;
-    if add && edge == Edge::DomainGroup {
-        // Again, now that its members' own entries are queued before it: membership last.
-        let g = crate::routes::groups::load(s, target).await?;
-        crate::feed::group_changed(s, &g, &[]).await?;
-    }
-    Ok(())
+    Ok(Json(to_json(&domains::set_paused(&s, &id, &agent, false).await?)))
 }
 
 fn targets(q: &QueryPairs, required: bool) -> ApiResult<Option<&str>> {
@@ -308,7 +159,7 @@ pub async fn associations(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    domains::load(&s, &id).await?;
     let (edge, kind) = match targets(&q, true)? {
         Some("user") => (Edge::DomainUser, "user"),
         _ => (Edge::DomainGroup, "user_group"),
@@ -334,7 +185,7 @@ pub async fn change_associations(
         }
         (_, k) => k.to_string(),
     };
-    set_association(&s, &id, &kind, &op.id, op.add).await?;
+    domains::set_association(&s, &id, Target::parse(&kind)?, &op.id, op.add).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -346,7 +197,7 @@ pub async fn users(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    domains::load(&s, &id).await?;
     let store = s.repo.store();
     let mut out: Vec<Value> = Vec::new();
     let mut seen = std::collections::HashMap::<String, usize>::new();
@@ -377,26 +228,15 @@ pub async fn usergroups(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    domains::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::DomainGroup, &id).await?;
     window(&q, ids.iter().map(|g| with_paths(g, "user_group", &[(g, "user_group")])).collect())
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/plan", tag = "activedirectories",
     responses((status = 200, description = "{status: held|none, direction: import|sync, reason, created, changes: [{category, object, action, reason}]}: the held import cycle first, else the held sync plan")))]
-pub async fn plan(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    load(&s, &id).await?;
-    if let Some(p) = crate::import::held_plan(&s, &id).await? {
-        return Ok(Json(
-            json!({"status": "held", "direction": "import", "reason": p.reason, "created": p.created, "changes": p.changes}),
-        ));
-    }
-    Ok(Json(match crate::sync_guard::held_plan(&s, &id).await? {
-        Some(p) => {
-            json!({"status": "held", "direction": "sync", "reason": p.reason, "created": p.created, "changes": p.changes})
-        }
-        None => json!({"status": "none", "changes": []}),
-    }))
+pub async fn plan(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Plan>> {
+    Ok(Json(plans::plan(&s, &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/approve", tag = "activedirectories",
@@ -407,18 +247,7 @@ pub async fn plan_approve(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let d = load(&s, &id).await?;
-    if let Some(p) = crate::import::held_plan(&s, &id).await? {
-        crate::import::drop_plan(&s, &id).await?;
-        let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(&key)});
-        let out = crate::import::execute(&s, &d, &p.report, None, p.planned, Default::default(), &actor).await?;
-        return Ok(Json(serde_json::to_value(out).expect("serializes")));
-    }
-    let Some(p) = crate::sync_guard::held_plan(&s, &id).await? else {
-        return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
-    };
-    crate::sync_guard::approve(&s, &id, &p).await?;
-    Ok(Json(json!({"status": "approved", "direction": "sync", "released": p.changes.len()})))
+    Ok(Json(plans::approve(&s, &id, &key).await?))
 }
 
 #[utoipa::path(post, path = "/api/v2/activedirectories/{id}/plan/reject", tag = "activedirectories",
@@ -429,14 +258,6 @@ pub async fn plan_reject(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    load(&s, &id).await?;
-    if crate::import::held_plan(&s, &id).await?.is_some() {
-        crate::import::drop_plan(&s, &id).await?;
-    } else if let Some(p) = crate::sync_guard::held_plan(&s, &id).await? {
-        let actor = json!({"type": "plan_rejection", "apiKey": crate::history::admin(&key)});
-        crate::sync_guard::reject(&s, &id, &p, &actor).await?;
-    } else {
-        return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));
-    }
+    plans::reject(&s, &id, &key).await?;
     Ok(Json(json!({"status": "none", "changes": []})))
 }

@@ -11,25 +11,36 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
+use tether_core::wire::{
+    Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedEntry, Heartbeat, HeartbeatReply, ImportOutcome,
+    ImportReport, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
+};
 use tether_store::{Collection, Secret};
 
-use crate::auth::sha256_hex;
-use crate::body::JsonBody;
+use crate::crypto::sha256_hex;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::AppState;
+use crate::routes::extract::JsonBody;
+use crate::state::AppState;
 
-fn text(body: &Value, k: &str) -> Option<String> {
-    body.get(k).and_then(Value::as_str).map(|s| s.chars().take(256).collect())
+/// A message of the agent protocol (`tether_core::wire`), or a clear 400.
+fn message<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
+    serde_json::from_value(body).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid message: {e}")))
+}
+
+/// At most 256 characters of an agent-supplied label.
+fn label(s: Option<String>) -> Option<String> {
+    s.map(|s| s.chars().take(256).collect())
 }
 
 pub async fn register(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
-    let key = text(&body, "connectKey")
+) -> ApiResult<Json<Registered>> {
+    let body: Register = message(body)?;
+    let key = label(body.connect_key.map(|k| k.0))
         .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `connectKey`: is required"))?;
-    let token = text(&body, "token")
+    let token = label(body.token.map(|t| t.0))
         .filter(|t| t.len() >= 32)
         .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `token`: at least 32 random characters"))?;
     let store = s.repo.store();
@@ -48,20 +59,20 @@ pub async fn register(
     let mut agent: Agent =
         s.repo.get(Collection::Agents, &agent_id).await?.ok_or_else(|| ApiError::not_found("agent", &agent_id))?;
     store.put_secret(&agent_id, Secret::AgentToken, Some(&token_hash)).await?;
-    agent.hostname = text(&body, "hostname");
-    agent.version = text(&body, "version");
-    agent.installed_on = body.get("installedOn").and_then(|v| serde_json::from_value::<InstalledOn>(v.clone()).ok());
+    agent.hostname = label(body.hostname);
+    agent.version = label(body.version);
+    agent.installed_on = body.installed_on;
     agent.source_ip = Some(peer.ip().to_string());
     agent.contact_at = Some(s.now_str());
     s.repo.save_agent(&agent).await?;
-    let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
-    Ok(Json(json!({
-        "agentId": agent.id,
-        "agentType": agent.agent_type,
-        "domainId": domain.id,
-        "domain": domain.domain,
-        "useCase": domain.use_case,
-    })))
+    let domain = crate::ops::domains::load(&s, &agent.domain_id).await?;
+    Ok(Json(Registered {
+        agent_id: agent.id,
+        agent_type: agent.agent_type,
+        domain_id: domain.id,
+        domain: domain.domain,
+        use_case: domain.use_case,
+    }))
 }
 
 /// Resolves the agent of an `Authorization: Bearer <token>` header.
@@ -99,13 +110,13 @@ pub async fn import(
     State(s): State<AppState>,
     AuthedAgent(agent): AuthedAgent,
     body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ImportOutcome>> {
     if agent.agent_type != AgentType::Import {
         return Err(ApiError::new(Code::Forbidden, "only import agents report imports"));
     }
     // Decoded straight into the report (no intermediate JSON tree: a complete report of
     // 10,000 users is ~10 MB of text).
-    let report: crate::import::ImportReport = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    let report: ImportReport = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::new(Code::InvalidField, format!("invalid import report: {e}")),
         _ => ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")),
     })?;
@@ -113,7 +124,7 @@ pub async fn import(
     if agent.paused {
         return Err(ApiError::new(Code::Conflict, "the agent is paused: nothing is applied"));
     }
-    let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
+    let domain = crate::ops::domains::load(&s, &agent.domain_id).await?;
     if !domain.use_case.allowed_agents().contains(&AgentType::Import) {
         return Err(ApiError::new(Code::NotAllowed, "the domain's use case no longer takes an import agent"));
     }
@@ -126,8 +137,7 @@ pub async fn import(
         return Err(ApiError::new(Code::Conflict, "this agent is not the primary import agent of the domain"));
     }
     let actor = json!({"type": "import_agent", "id": agent.id});
-    let out = crate::import::apply(&s, &domain, &report, &actor).await?;
-    Ok(Json(serde_json::to_value(out).expect("serializes")))
+    Ok(Json(crate::adi::import::apply(&s, &domain, &report, &actor).await?))
 }
 
 async fn import_agent(s: &AppState, headers: &HeaderMap) -> ApiResult<Agent> {
@@ -144,15 +154,15 @@ pub async fn auth_poll(
     State(s): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<AuthRequest>>> {
     let agent = import_agent(&s, &headers).await?;
-    let wait = body.get("waitMs").and_then(Value::as_u64).unwrap_or(20_000).min(30_000);
+    let poll: Poll = message(body)?;
+    let wait = poll.wait_ms.unwrap_or(20_000).min(30_000);
     if agent.paused {
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-        return Ok(Json(json!([])));
+        return Ok(Json(vec![]));
     }
-    let reqs = s.delegation.take(&agent.domain_id, std::time::Duration::from_millis(wait)).await;
-    Ok(Json(serde_json::to_value(reqs).expect("serializes")))
+    Ok(Json(s.delegation.take(&agent.domain_id, std::time::Duration::from_millis(wait)).await))
 }
 
 /// `POST /api/agent/v1/passwords [{guid, hash}]`: password hashes captured on a domain
@@ -162,7 +172,7 @@ pub async fn passwords(
     State(s): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PasswordsStored>> {
     let agent = import_agent(&s, &headers).await?;
     if agent.installed_on != Some(InstalledOn::Dc) {
         return Err(ApiError::new(
@@ -178,19 +188,17 @@ pub async fn passwords(
     };
     let (mut stored, mut refused) = (0, Vec::new());
     for item in items {
-        let (Some(guid), Some(hash)) =
-            (item.get("guid").and_then(Value::as_str), item.get("hash").and_then(Value::as_str))
-        else {
-            continue;
-        };
+        // One malformed item is passed over, not the whole batch.
+        let Ok(CapturedPassword { guid, hash }) = serde_json::from_value::<CapturedPassword>(item) else { continue };
+        let (guid, hash) = (guid.as_str(), hash.0.as_str());
         let hash = hash.strip_prefix("{CRYPT}").unwrap_or(hash);
         if !hash.starts_with("$6$") {
             continue;
         }
-        if let Err(why) = crate::auth::acceptable_crypt_hash(hash) {
+        if let Err(why) = crate::crypto::acceptable_crypt_hash(hash) {
             // Every later login would run this hash: refused here, once.
             tracing::warn!(guid, reason = %why, "captured password hash refused");
-            refused.push(json!({"guid": guid, "reason": why}));
+            refused.push(Refused { guid: guid.to_string(), reason: why });
             continue;
         }
         let Some(mut user) = s.repo.user_by_ad_guid(guid).await? else { continue };
@@ -204,7 +212,7 @@ pub async fn passwords(
         s.repo.save_user(&user, Some(hash)).await?;
         stored += 1;
     }
-    Ok(Json(json!({"stored": stored, "refused": refused})))
+    Ok(Json(PasswordsStored { stored, refused }))
 }
 
 /// `POST /api/agent/v1/auth/result {id, ok, reason}`.
@@ -214,7 +222,7 @@ pub async fn auth_result(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let agent = import_agent(&s, &headers).await?;
-    let r: crate::delegation::AuthResult =
+    let r: AuthResult =
         serde_json::from_value(body).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid result: {e}")))?;
     if !s.delegation.answer(&agent.domain_id, r) {
         tracing::warn!(agent = %agent.id, "an import agent answered a verification of another domain's user");
@@ -238,11 +246,11 @@ pub async fn sync_poll(
     State(s): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<FeedEntry>>> {
     let agent = sync_agent(&s, &headers).await?;
-    let wait =
-        std::time::Duration::from_millis(body.get("waitMs").and_then(Value::as_u64).unwrap_or(20_000).min(30_000));
-    let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(100).clamp(1, 1000) as usize;
+    let poll: Poll = message(body)?;
+    let wait = std::time::Duration::from_millis(poll.wait_ms.unwrap_or(20_000).min(30_000));
+    let limit = poll.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let notified = s.feed_wake.notified();
@@ -250,25 +258,32 @@ pub async fn sync_poll(
             s.repo.get(Collection::Agents, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent", &agent.id))?;
         if !agent.paused {
             let entries = s.repo.store().read_feed(&agent.domain_id, agent.cursor, limit).await?;
-            let domain = crate::routes::ad::load(&s, &agent.domain_id).await?;
-            if !entries.is_empty() && crate::sync_guard::may_deliver(&s, &domain, agent.cursor).await? {
+            let domain = crate::ops::domains::load(&s, &agent.domain_id).await?;
+            if !entries.is_empty() && crate::adi::sync_guard::may_deliver(&s, &domain, agent.cursor).await? {
                 let last = entries.last().map_or(agent.cursor, |e| e.seq);
                 if last > delivered_upto(&s, &agent.id).await? {
                     s.repo.store().put_setting(&delivered_key(&agent.id), &json!(last)).await?;
                 }
                 let mut out = Vec::with_capacity(entries.len());
                 for e in entries {
-                    let password = crate::feed::deliverable_password(&s, &e).await?;
-                    out.push(json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": password}));
+                    let password = crate::adi::feed::deliverable_password(&s, &e).await?;
+                    // A malformed entry (never written by this version) is passed over, not
+                    // allowed to stall the queue: the next acknowledgement moves past it.
+                    match crate::adi::feed::wire_entry(e, password) {
+                        Ok(w) => out.push(w),
+                        Err(err) => tracing::error!(error = %err.message, "change feed: entry not delivered"),
+                    }
                 }
-                return Ok(Json(Value::Array(out)));
+                if !out.is_empty() {
+                    return Ok(Json(out));
+                }
             }
         }
         // The notification covers appends made by this process only; another tetherd on the
         // same (PostgreSQL) database appends unseen, so the store is also re-read every 200 ms.
         let recheck = deadline.min(tokio::time::Instant::now() + std::time::Duration::from_millis(200));
         if tokio::time::timeout_at(recheck, notified).await.is_err() && recheck == deadline {
-            return Ok(Json(json!([])));
+            return Ok(Json(vec![]));
         }
     }
 }
@@ -288,12 +303,10 @@ pub async fn sync_ack(
     State(s): State<AppState>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Acked>> {
     let mut agent = sync_agent(&s, &headers).await?;
-    let seq = body
-        .get("seq")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
+    let ack: Ack = message(body).map_err(|_| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
+    let seq = ack.seq.ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `seq`"))?;
     let delivered = delivered_upto(&s, &agent.id).await?;
     if seq > delivered.max(agent.cursor) {
         // An agent acknowledges what it applied, so never more than it was given: otherwise an
@@ -317,7 +330,7 @@ pub async fn sync_ack(
         s.repo.save_agent(&agent).await?;
         s.repo.store().clear_feed_secrets(&agent.domain_id, seq).await?;
     }
-    Ok(Json(json!({"cursor": agent.cursor})))
+    Ok(Json(Acked { cursor: agent.cursor }))
 }
 
 /// `POST /api/agent/v1/sync/status {userId, guid, dn, error}`: the outcome of writing a user
@@ -330,21 +343,21 @@ pub async fn sync_status(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let agent = sync_agent(&s, &headers).await?;
-    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let status: SyncStatus = message(body)?;
     // An objectGUID goes into the agents' LDAP filters later: only 32 hex digits are kept.
-    if text("guid").is_some_and(|g| !tether_core::adi::is_guid_hex(&g)) {
+    if status.guid.clone().is_some_and(|g| !tether_core::adi::is_guid_hex(&g)) {
         return Err(ApiError::new(Code::InvalidField, "invalid value for `guid`: expected 32 hexadecimal digits"));
     }
-    if let Some(gid) = text("groupId") {
+    if let Some(gid) = status.group_id.clone() {
         // A group created or found in AD: linked by objectGUID (without a domain, so the
         // import never takes it for one of its mirrored groups to clean up).
-        if !crate::feed::domains_of_group(&s, &gid).await?.contains(&agent.domain_id) {
+        if !crate::adi::feed::domains_of_group(&s, &gid).await?.contains(&agent.domain_id) {
             return Err(ApiError::new(Code::Forbidden, "this group is not associated with the agent's domain"));
         }
         let Some(mut g) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? else {
             return Ok(Json(json!({})));
         };
-        if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
+        if let (Some(guid), Some(dn)) = (status.guid.clone(), status.dn.clone()) {
             if g.attributes["activeDirectory"]["id"].as_str() != Some(guid.as_str()) {
                 let before = g.clone();
                 g.attributes["activeDirectory"] = json!({"id": guid, "dn": dn});
@@ -356,24 +369,24 @@ pub async fn sync_status(
         }
         return Ok(Json(json!({})));
     }
-    let id = text("userId").ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `userId`"))?;
+    let id = status.user_id.clone().ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `userId`"))?;
     let Some(mut user) = s.repo.user(&id).await? else { return Ok(Json(json!({}))) };
-    if !crate::feed::bound_domains(&s, &id).await?.contains(&agent.domain_id) {
+    if !crate::adi::feed::bound_domains(&s, &id).await?.contains(&agent.domain_id) {
         return Err(ApiError::new(Code::Forbidden, "this user is not bound to the agent's domain"));
     }
     let before = user.clone();
-    user.ad_sync_error = text("error");
+    user.ad_sync_error = status.error.clone();
     if user.ad_sync_error.is_some() {
-        s.metrics.ad_error("sync", text("code").as_deref().unwrap_or("other"));
+        s.metrics.ad_error("sync", status.code.clone().as_deref().unwrap_or("other"));
     }
-    if let (Some(guid), Some(dn)) = (text("guid"), text("dn")) {
+    if let (Some(guid), Some(dn)) = (status.guid.clone(), status.dn.clone()) {
         if user.ad_guid.as_deref() != Some(guid.as_str()) {
             user.ad_guid = Some(guid);
             user.external_dn = Some(dn);
             user.external_source_type = Some("active_directory".into());
         }
     }
-    if user.ad_sync_error != before.ad_sync_error || text("guid").is_some() && user.ad_guid != before.ad_guid {
+    if user.ad_sync_error != before.ad_sync_error || status.guid.clone().is_some() && user.ad_guid != before.ad_guid {
         let actor = json!({"type": "sync_agent", "id": agent.id, "adGuid": user.ad_guid});
         let what = match &user.ad_sync_error {
             Some(e) => format!("written to AD with an error: {e}"),
@@ -402,13 +415,13 @@ pub async fn heartbeat(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HeartbeatReply>> {
     let mut agent = agent_from(&s, &headers).await?;
     agent.contact_at = Some(s.now_str());
     agent.source_ip = Some(peer.ip().to_string());
-    if let Some(ad) = body.get("ad") {
-        let status: tether_core::ad::AdStatus = serde_json::from_value(ad.clone())
-            .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid value for `ad`: {e}")))?;
+    let beat: Heartbeat = message(body)
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid value for `ad`: {}", e.message)))?;
+    if let Some(status) = beat.ad {
         if !status.reachable && agent.ad_status.as_ref().is_none_or(|a| a.reachable) {
             tracing::warn!(agent = %agent.id, error = ?status.error, "agent cannot reach AD");
             s.metrics.ad_error("agent", status.code.as_deref().unwrap_or("other"));
@@ -418,7 +431,7 @@ pub async fn heartbeat(
     s.repo.save_agent(&agent).await?;
     let (mut primary, mut fencing) = (false, 0);
     if agent.agent_type == AgentType::Import && !agent.paused {
-        let mut d = crate::routes::ad::load(&s, &agent.domain_id).await?;
+        let mut d = crate::ops::domains::load(&s, &agent.domain_id).await?;
         let (is_primary, changed) = d.claim_primary(&agent.id, s.now());
         // Delegated password validation waits for a capable (import) agent to connect.
         let enable = d.delegation_state == DelegationState::Pending;
@@ -431,5 +444,5 @@ pub async fn heartbeat(
         }
         (primary, fencing) = (is_primary, d.primary_fencing_token);
     }
-    Ok(Json(json!({"paused": agent.paused, "primary": primary, "fencing": fencing})))
+    Ok(Json(HeartbeatReply { paused: agent.paused, primary, fencing }))
 }

@@ -3,50 +3,19 @@
 //! memberships).
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Value};
-use tether_core::group::{write_group, Group};
+use serde_json::Value;
+use tether_core::group::Group;
 use tether_core::query::GROUP_FIELDS;
 use tether_store::{Collection, Edge};
 
-use crate::auth::{new_id, Admin};
-use crate::body::{JsonBody, QueryPairs};
+use super::extract::{Admin, JsonBody, QueryPairs};
+use super::shapes::{connection, graph_op, history_of, v2_list, window, with_paths};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::feed;
 use crate::history;
-use crate::AppState;
-
-/// A v2 list: the array, with the total in `x-total-count`.
-pub fn v2_list(total: u64, items: Vec<Value>) -> (HeaderMap, Json<Value>) {
-    let mut h = HeaderMap::new();
-    h.insert("x-total-count", HeaderValue::from(total));
-    (h, Json(Value::Array(items)))
-}
-
-/// Windows an in-memory list by `limit`/`skip` (for graph listings).
-pub fn window(q: &QueryPairs, items: Vec<Value>) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let limit = crate::body::parse_window("limit", q.get("limit"), 10)?;
-    if limit > 100 {
-        return Err(ApiError::new(Code::InvalidField, "limit must be at most 100"));
-    }
-    let skip = crate::body::parse_window("skip", q.get("skip"), 0)?;
-    let total = items.len() as u64;
-    Ok(v2_list(total, items.into_iter().skip(skip).take(limit).collect()))
-}
-
-pub fn connection(id: &str, kind: &str) -> Value {
-    json!({"to": {"id": id, "type": kind}, "attributes": null})
-}
-
-pub fn with_paths(id: &str, kind: &str, via: &[(&str, &str)]) -> Value {
-    let path: Vec<Value> = via.iter().map(|(i, k)| connection(i, k)).collect();
-    json!({"id": id, "type": kind, "paths": [path]})
-}
-
-pub async fn load(s: &AppState, id: &str) -> ApiResult<Group> {
-    s.repo.get(Collection::Groups, id).await?.ok_or_else(|| ApiError::not_found("user group", id))
-}
+use crate::ops::groups;
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v2/usergroups", tag = "groups",
     responses((status = 200, body = Vec<Group>, headers(("x-total-count" = u64)))))]
@@ -62,16 +31,12 @@ pub async fn create(
     State(s): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<(StatusCode, Json<Group>)> {
-    let g = write_group(None, &new_id(), &body)?;
-    s.repo.insert_group(&g).await?;
-    let changes = history::diff_of(None, Some(&g));
-    history::record_group(&s, &g.id, history::admin(&key), "create", changes, None).await?;
-    Ok((StatusCode::CREATED, Json(g)))
+    Ok((StatusCode::CREATED, Json(groups::create(&s, &body, history::admin(&key)).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}", tag = "groups", responses((status = 200, body = Group)))]
 pub async fn get(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Group>> {
-    Ok(Json(load(&s, &id).await?))
+    Ok(Json(groups::load(&s, &id).await?))
 }
 
 #[utoipa::path(put, path = "/api/v2/usergroups/{id}", tag = "groups", request_body = Group, responses((status = 200, body = Group)))]
@@ -81,53 +46,13 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Group>> {
-    let cur = load(&s, &id).await?;
-    let g = write_group(Some(&cur), &id, &body)?;
-    s.repo.save_group(&g).await?;
-    let changes = history::diff_of(Some(&cur), Some(&g));
-    history::record_group(&s, &id, history::admin(&key), "update", changes, None).await?;
-    if g.name != cur.name {
-        feed::group_changed(&s, &g, &[]).await?;
-    }
-    Ok(Json(g))
+    Ok(Json(groups::update(&s, &id, &body, history::admin(&key)).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v2/usergroups/{id}", tag = "groups", responses((status = 204)))]
 pub async fn delete(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let group = load(&s, &id).await?;
-    let members = s.repo.store().targets(Edge::Member, &id).await?;
-    let before = feed::snapshot(&s, &members).await?;
-    let domains = feed::domains_of_group(&s, &id).await?;
-    if !s.repo.store().delete(Collection::Groups, &id).await? {
-        return Err(ApiError::not_found("user group", &id));
-    }
-    let changes = history::diff_of(Some(&group), None);
-    history::record_group(&s, &id, history::admin(&key), "delete", changes, None).await?;
-    feed::group_disconnected(&s, &group, &domains).await?;
-    feed::rebind(&s, before).await?;
+    groups::delete(&s, &id, history::admin(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The `{op, type, id}` body of graph edits.
-pub struct GraphOp {
-    pub add: bool,
-    pub kind: String,
-    pub id: String,
-}
-
-pub fn graph_op(body: &Value) -> ApiResult<GraphOp> {
-    let add = match body.get("op").and_then(Value::as_str) {
-        Some("add") => true,
-        Some("remove") => false,
-        _ => return Err(ApiError::new(Code::InvalidField, "invalid value for `op`: must be add or remove")),
-    };
-    let kind = body.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `id`: is required"))?
-        .to_string();
-    Ok(GraphOp { add, kind, id })
 }
 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}/members", tag = "groups",
@@ -138,7 +63,7 @@ pub async fn members(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    groups::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|u| connection(u, "user")).collect())
 }
@@ -151,37 +76,12 @@ pub async fn change_members(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    load(&s, &id).await?;
+    groups::load(&s, &id).await?;
     let op = graph_op(&body)?;
     if op.kind != "user" {
         return Err(ApiError::new(Code::InvalidField, "invalid value for `type`: members of a user group are users"));
     }
-    let group = load(&s, &id).await?;
-    let before = feed::snapshot(&s, std::slice::from_ref(&op.id)).await?;
-    let user = crate::routes::users::load(&s.repo, &op.id).await;
-    let who = history::admin(&key);
-    if op.add {
-        let u = user?;
-        if s.repo.store().link(Edge::Member, &id, &op.id).await? {
-            let changes = json!({"memberOf": [null, group.name]});
-            history::record(&s, &op.id, who.clone(), "membership", changes, None).await?;
-            let changes = json!({"members": [null, u.username]});
-            history::record_group(&s, &id, who, "membership", changes, None).await?;
-        }
-        feed::rebind(&s, before).await?;
-        feed::group_changed(&s, &group, &[]).await?;
-    } else {
-        if !s.repo.store().unlink(Edge::Member, &id, &op.id).await? {
-            return Err(ApiError::new(Code::NotFound, format!("user `{}` is not a member", op.id)));
-        }
-        let changes = json!({"memberOf": [group.name, null]});
-        history::record(&s, &op.id, who.clone(), "membership", changes, None).await?;
-        let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_else(|_| op.id.clone());
-        history::record_group(&s, &id, who, "membership", json!({"members": [name, null]}), None).await?;
-        // The group's AD membership first, then the user's possible disconnection.
-        feed::group_changed(&s, &group, user.ok().as_slice()).await?;
-        feed::rebind(&s, before).await?;
-    }
+    groups::change_member(&s, &id, &op.id, op.add, history::admin(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -193,7 +93,7 @@ pub async fn membership(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    groups::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|u| with_paths(u, "user", &[(u, "user")])).collect())
 }
@@ -206,7 +106,7 @@ pub async fn member_of(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    crate::routes::users::load(&s.repo, &id).await?;
+    crate::ops::users::load(&s.repo, &id).await?;
     let ids = s.repo.store().sources(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|g| with_paths(g, "user_group", &[(g, "user_group")])).collect())
 }
@@ -231,7 +131,7 @@ pub async fn associations(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    load(&s, &id).await?;
+    groups::load(&s, &id).await?;
     targets_param(&q, &["active_directory"])?;
     let ids = s.repo.store().sources(Edge::DomainGroup, &id).await?;
     window(&q, ids.iter().map(|d| connection(d, "active_directory")).collect())
@@ -246,16 +146,13 @@ pub async fn change_associations(
     q: QueryPairs,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    load(&s, &id).await?;
+    groups::load(&s, &id).await?;
     targets_param(&q, &["active_directory"])?;
     let op = graph_op(&body)?;
     if op.kind != "active_directory" {
         return Err(ApiError::new(Code::InvalidField, "invalid value for `type`: must be active_directory"));
     }
-    crate::routes::ad::set_association(&s, &op.id, "user_group", &id, op.add).await?;
-    let changes =
-        if op.add { json!({"activeDirectory": [null, op.id]}) } else { json!({"activeDirectory": [op.id, null]}) };
-    history::record_group(&s, &id, history::admin(&key), "association", changes, None).await?;
+    crate::ops::domains::associate_group(&s, &id, &op.id, op.add, history::admin(&key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,5 +164,5 @@ pub async fn history(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
-    crate::routes::users::history_of(&s, &id, &q).await
+    history_of(&s, &id, &q).await
 }

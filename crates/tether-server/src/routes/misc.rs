@@ -9,18 +9,15 @@ use tether_core::policy::OrgSettings;
 use tether_core::query::ListQuery;
 use tether_store::Collection;
 
-use crate::auth::{check_password, create_api_key as make_key, Admin, ApiKey, Role};
-use crate::body::JsonBody;
+use super::extract::{Admin, JsonBody};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::AppState;
+use crate::keys::{create_api_key as make_key, ApiKey, Role};
+use crate::ops::auth::{authenticate, AuthOutcome};
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, description = "{status: ok}")))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
-}
-
-pub async fn openapi() -> Response {
-    ([("content-type", "application/json")], crate::openapi_json()).into_response()
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
@@ -64,7 +61,7 @@ fn merge(into: &mut Value, from: Value) {
 pub async fn notifications(
     Admin(me): Admin,
     State(s): State<AppState>,
-    q: crate::body::QueryPairs,
+    q: crate::routes::extract::QueryPairs,
 ) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
     // Addresses and what was said to whom: for administrators, not read-only integrations.
     if me.role != Role::Admin {
@@ -72,7 +69,7 @@ pub async fn notifications(
     }
     let query = q.list_query(tether_core::query::NOTIFICATION_FIELDS, 100)?;
     let (total, items): (u64, Vec<Value>) = s.repo.list(Collection::Notifications, &query).await?;
-    Ok(crate::routes::groups::v2_list(total, items))
+    Ok(super::shapes::v2_list(total, items))
 }
 
 #[utoipa::path(get, path = "/api/v2/apikeys", tag = "server", responses((status = 200, body = Vec<ApiKey>)))]
@@ -135,159 +132,26 @@ pub async fn verify(_: Admin, State(s): State<AppState>, JsonBody(body): JsonBod
     })
 }
 
-/// The answer to "is this the user's password?" (for the API and the user portal).
-pub(crate) enum AuthOutcome {
-    /// Right; by `local` or `delegated` (AD) verification.
-    Accepted(&'static str),
-    /// Wrong, with AD's reason when it gave one.
-    Denied(Option<String>),
-    /// Too many recent failures for this username.
-    Throttled(String),
-}
-
-/// Verifies a user's password (locally or through AD), with the failure lockouts: per
-/// username, and per `source` address when the person logging in is that source (the portal,
-/// the console; `None` for an integration calling the API on behalf of many users). The
-/// attempt is counted before the password is checked.
-pub(crate) async fn authenticate(
-    s: &AppState,
-    username: &str,
-    password: String,
-    source: Option<std::net::IpAddr>,
-) -> ApiResult<AuthOutcome> {
-    let now = s.now();
-    let throttled = |until| {
-        AuthOutcome::Throttled(format!("too many failed attempts; try again after {}", tether_core::timestamp(until)))
-    };
-    let source = crate::throttle::source_of(s, source);
-    if let Some(ip) = &source {
-        if let Err(until) = s.throttle.sources.attempt(ip, now) {
-            return Ok(throttled(until));
+/// `GET /metrics`: the Prometheus text exposition. No API key (scrapers rarely carry one; it
+/// names agents and domains by id only, never users), but with `--metrics-token` the scraper
+/// must send `Authorization: Bearer TOKEN`.
+pub async fn metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<([(axum::http::header::HeaderName, &'static str); 1], String), ApiError> {
+    if let Some(want) = &s.config.metrics_token {
+        let got = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::crypto::same_secret(got, want) {
+            return Err(ApiError::new(
+                Code::InvalidApiKey,
+                "GET /metrics needs `Authorization: Bearer` with the metrics token",
+            ));
         }
     }
-    if let Err(until) = s.throttle.users.attempt(username, now) {
-        return Ok(throttled(until));
-    }
-    let r = verify_user(s, username, password).await?;
-    if matches!(r, AuthOutcome::Accepted(_)) {
-        s.throttle.users.succeeded(username);
-        if let Some(ip) = &source {
-            s.throttle.sources.release(ip);
-        }
-    } else {
-        s.throttle.users.failed(username, s.now());
-        if let Some(ip) = &source {
-            s.throttle.sources.failed(ip, s.now());
-        }
-    }
-    Ok(r)
-}
-
-async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResult<AuthOutcome> {
-    let s = s.clone();
-    let denied = || AuthOutcome::Denied(None);
-    // Empty passwords never authenticate (some directories treat them as anonymous binds).
-    if password.is_empty() {
-        return Ok(denied());
-    }
-    // Whatever makes the user unable to log in, the answer costs one hash and reads the same.
-    let Some(user) = s.repo.user_by_username(username).await?.filter(|u| u.can_authenticate()) else {
-        crate::auth::check_no_password(password).await;
-        return Ok(denied());
-    };
-    if let Some(auth) = &user.delegated_authority {
-        match delegated(&s, &user, &auth.id, &password).await? {
-            Delegated::Answered(true) => return Ok(AuthOutcome::Accepted("delegated")),
-            // AD said no: never fall back to a (possibly older) password stored here.
-            Delegated::Answered(false) => return Ok(denied()),
-            Delegated::Refused => {}
-            Delegated::Reason(reason) => return Ok(AuthOutcome::Denied(Some(reason))),
-            // No agent answered: a password stored in Tether (captured on a DC) still works.
-            Delegated::Unavailable => {}
-        }
-    }
-    let Some(hash) = s.repo.password_hash(&user.id).await? else {
-        crate::auth::check_no_password(password).await;
-        return Ok(denied());
-    };
-    let Some(rehash) = check_password(password.clone(), hash).await else {
-        return Ok(denied());
-    };
-    if user.password_expired {
-        return Ok(denied());
-    }
-    if rehash {
-        // A hash captured from AD: replace it with Tether's own now that the password is known.
-        let h = crate::auth::hash_password(password).await?;
-        s.repo.save_user(&user, Some(&h)).await?;
-    }
-    Ok(AuthOutcome::Accepted("local"))
-}
-
-enum Delegated {
-    Answered(bool),
-    Reason(String),
-    Refused,
-    Unavailable,
-}
-
-/// Asks AD (through an import agent of the domain) to validate the password.
-async fn delegated(
-    s: &AppState,
-    user: &tether_core::user::User,
-    domain_id: &str,
-    password: &str,
-) -> ApiResult<Delegated> {
-    use tether_core::ad::{AdDomain, DelegationState};
-    let Some(domain) = s.repo.get::<AdDomain>(Collection::Domains, domain_id).await? else {
-        return Ok(Delegated::Unavailable);
-    };
-    match domain.delegation_state {
-        DelegationState::Disabled => return Ok(Delegated::Refused),
-        // Reads like any other failure: a distinct answer would tell who exists (and in which
-        // domain). Admins see the state on the domain.
-        DelegationState::Pending => {
-            crate::auth::check_no_password(password.to_string()).await;
-            return Ok(Delegated::Answered(false));
-        }
-        DelegationState::Enabled => {}
-    }
-    let Some(dn) = user.external_dn.clone() else { return Ok(Delegated::Refused) };
-    let req = crate::delegation::AuthRequest { id: crate::auth::new_id(), dn, password: password.to_string() };
-    let started = std::time::Instant::now();
-    let answer = s.delegation.verify(domain_id, req, s.config.delegation_timeout).await;
-    let outcome = match &answer {
-        Some(r) if r.ok => "accepted",
-        Some(r) => {
-            s.metrics.ad_error("delegated_auth", r.code.as_deref().unwrap_or("other"));
-            "refused"
-        }
-        None => "unanswered",
-    };
-    s.metrics.delegated_auth(outcome, started.elapsed().as_secs_f64());
-    match answer {
-        Some(r) if r.ok => {
-            // On a DC install the password is kept in step with AD from the first login.
-            if store_delegated_password(s, domain_id).await? {
-                let hash = crate::auth::hash_password(password.to_string()).await?;
-                let mut u = user.clone();
-                u.has_password = true;
-                u.refresh_derived();
-                s.repo.save_user(&u, Some(&hash)).await?;
-            }
-            Ok(Delegated::Answered(true))
-        }
-        Some(r) => Ok(r.reason.map(Delegated::Reason).unwrap_or(Delegated::Answered(false))),
-        None => Ok(Delegated::Unavailable),
-    }
-}
-
-/// Whether the domain has an import agent installed on a domain controller.
-async fn store_delegated_password(s: &AppState, domain_id: &str) -> ApiResult<bool> {
-    use tether_core::ad::{AgentType, InstalledOn};
-    Ok(s.repo
-        .agents_of(domain_id)
-        .await?
-        .iter()
-        .any(|a| a.agent_type == AgentType::Import && a.installed_on == Some(InstalledOn::Dc)))
+    let body = s.metrics.render(&s.repo, s.now()).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
 }

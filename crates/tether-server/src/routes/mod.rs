@@ -1,22 +1,28 @@
-//! The route table. Handlers live in one module per resource.
+//! The HTTP transport of the API: the route table; handlers live in one module per resource
+//! and translate requests to operations (`crate::ops`) or the ADI engine (`crate::adi`).
 
 pub(crate) mod ad;
 pub(crate) mod agent_api;
 pub(crate) mod decommission;
+pub mod extract;
 pub(crate) mod groups;
 pub(crate) mod misc;
+pub(crate) mod openapi;
+pub(crate) mod respond;
+pub(crate) mod shapes;
 pub(crate) mod users;
 
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::AppState;
+use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes; `not_found` answers the rest.
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(misc::health))
-        .route("/metrics", get(crate::metrics::handler))
-        .route("/api/openapi.json", get(misc::openapi))
+        .route("/metrics", get(misc::metrics))
+        .route("/api/openapi.json", get(openapi::handler))
         .route("/api/settings", get(misc::get_settings).put(misc::put_settings))
         .route("/api/v2/apikeys", get(misc::list_api_keys).post(misc::create_api_key))
         .route("/api/v2/notifications", get(misc::notifications))
@@ -70,7 +76,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/v1/sync/ack", post(agent_api::sync_ack))
         .route("/api/agent/v1/sync/status", post(agent_api::sync_status))
         .route("/api/agent/v1/auth/result", post(agent_api::auth_result))
-        .merge(crate::console::router())
-        .fallback(misc::not_found)
-        .with_state(state)
 }
+
+pub use misc::not_found;

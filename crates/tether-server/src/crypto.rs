@@ -1,16 +1,11 @@
-//! Who is calling: administrators by `x-api-key`, agents by bearer token. Keys and tokens
-//! are random 256-bit values; only their SHA-256 is stored (they carry full entropy, so a
-//! slow hash adds nothing and would cost every request). User passwords are argon2id.
+//! Secrets and their hashes: random ids and tokens, constant-time comparison, and the user
+//! password hashes. Keys and tokens are random 256-bit values; only their SHA-256 is stored
+//! (they carry full entropy, so a slow hash adds nothing and would cost every request).
+//! User passwords are argon2id, computed off the async threads and at most one per core.
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::Method;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tether_store::{Collection, Secret};
 
 use crate::error::{ApiError, Code};
-use crate::AppState;
 
 /// Random hex of `bytes` bytes from the OS.
 pub fn random_hex(bytes: usize) -> String {
@@ -33,71 +28,6 @@ pub fn sha256_hex(s: &str) -> String {
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
-}
-
-/// Roles of API keys.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// GET only.
-    ReadOnly,
-}
-
-/// A stored API key (the key itself is only ever shown at creation).
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ApiKey {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub created: String,
-}
-
-/// An authenticated administrator request. Read-only keys pass only for GET/HEAD.
-pub struct Admin(pub ApiKey);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ApiError::new(Code::MissingApiKey, "missing x-api-key header"))?;
-        let owner = state.repo.store().secret_owner(Secret::ApiKey, &sha256_hex(key)).await?;
-        let Some(owner) = owner else {
-            return Err(ApiError::new(Code::InvalidApiKey, "invalid API key"));
-        };
-        let key: ApiKey = state
-            .repo
-            .get(Collection::ApiKeys, &owner)
-            .await?
-            .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "invalid API key"))?;
-        let reading = parts.method == Method::GET || parts.method == Method::HEAD;
-        if key.role == Role::ReadOnly && !reading {
-            return Err(ApiError::new(Code::Forbidden, "this API key is read-only"));
-        }
-        Ok(Admin(key))
-    }
-}
-
-/// Creates an API key; returns the stored record and the key (shown once).
-pub async fn create_api_key(
-    state: &AppState,
-    name: &str,
-    role: Role,
-    key: Option<&str>,
-) -> Result<(ApiKey, String), ApiError> {
-    let key = key.map(str::to_string).unwrap_or_else(|| format!("tk_{}", random_hex(32)));
-    let rec = ApiKey { id: new_id(), name: name.to_string(), role, created: state.now_str() };
-    let store = state.repo.store();
-    store.put_secret(&rec.id, Secret::ApiKey, Some(&sha256_hex(&key))).await?;
-    let body = serde_json::to_value(&rec).expect("serializes");
-    store.insert(Collection::ApiKeys, &tether_store::Doc { id: rec.id.clone(), key1: None, key2: None, body }).await?;
-    Ok((rec, key))
 }
 
 /// Hashes a user password with argon2id (off the async threads: it is slow on purpose).

@@ -8,8 +8,8 @@ use tether_core::adi::import::{AdUserObs, UserDecision};
 use tether_core::user::User;
 
 use crate::error::ApiError;
-use crate::import::ImportReport;
-use crate::AppState;
+use crate::state::AppState;
+use tether_core::wire::ImportReport;
 
 /// One decided change, as held in a plan (the user's stored-only fields kept alongside).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -7,8 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tether_core::ad::AdDomain;
 use tether_core::adi::import::{
     decide_absent, decide_present, username_of, AdUserObs, ImportContext, ImportSettings, UserDecision,
@@ -16,64 +15,13 @@ use tether_core::adi::import::{
 use tether_core::user::User;
 use tether_store::{Collection, Edge, StoreError, WriteOp};
 
-use crate::auth::new_id;
+use crate::adi::import_plan::decided_user;
+pub use crate::adi::import_plan::{drop_plan, held_plan, HeldPlan, Planned};
+use crate::crypto::new_id;
 use crate::error::ApiError;
-use crate::import_plan::decided_user;
-pub use crate::import_plan::{drop_plan, held_plan, HeldPlan, Planned};
-use crate::AppState;
-
-/// A group nested in the ADI group, with the objectGUIDs of all users it contains
-/// (flattened through its own nested groups).
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ObservedGroup {
-    pub guid: String,
-    pub dn: String,
-    pub name: String,
-    pub members: Vec<String>,
-}
-
-/// One cycle's report.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ImportReport {
-    pub settings: ImportSettings,
-    /// `users` and `groups` are the whole scope: what is linked and missing has left it.
-    pub complete: bool,
-    pub users: Vec<AdUserObs>,
-    /// objectGUIDs known to have left the scope (for incremental reports).
-    pub gone: Vec<String>,
-    pub groups: Vec<ObservedGroup>,
-    /// For incremental reports, which carry only the groups that changed: the mirrored
-    /// groups (objectGUIDs) each reported user is in, by the user's objectGUID.
-    pub user_groups: std::collections::BTreeMap<String, Vec<String>>,
-    /// The agent's fencing token (checked by the route).
-    pub fencing: Option<u64>,
-    /// Decide only: nothing is applied, the decisions are answered.
-    pub dry_run: bool,
-}
-
-/// What a cycle did.
-#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportOutcome {
-    pub created: usize,
-    pub updated: usize,
-    pub deleted: usize,
-    pub unbound: usize,
-    pub unchanged: usize,
-    /// `{dn, reason}` of every AD user not imported.
-    pub skipped: Vec<Value>,
-    pub groups_created: usize,
-    pub groups_updated: usize,
-    pub groups_deleted: usize,
-    /// The cycle exceeded a mass-change guard: nothing was applied; see the domain's plan.
-    pub held: bool,
-    pub held_reason: Option<String>,
-    /// For a dry run: every decision, none applied.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dry_run: Vec<Value>,
-}
+use crate::state::AppState;
+use tether_core::wire::Skipped;
+pub use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
 /// The Tether user an AD user is (linked by objectGUID, from `linked`), or would take over
 /// by username (from `by_name`, lowercased); `Err` when the username is linked to another AD
@@ -165,8 +113,8 @@ async fn flag_conflict(s: &AppState, obs: &AdUserObs) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn skip(obs: &AdUserObs, reason: &str) -> Value {
-    json!({"dn": obs.dn, "sAMAccountName": obs.sam_account_name, "reason": reason})
+fn skip(obs: &AdUserObs, reason: &str) -> Skipped {
+    Skipped { dn: obs.dn.clone(), sam_account_name: Some(obs.sam_account_name.clone()), reason: reason.to_string() }
 }
 
 fn conflict_reason(obs: &AdUserObs, e: &StoreError) -> Option<String> {
@@ -273,8 +221,8 @@ pub async fn apply(
             _ => {}
         }
     }
-    let mut touched = crate::import_groups::Touched::of_members(s, domain, report).await?;
-    let removals = crate::import_groups::membership_removals(s, domain, report, &mut touched).await?;
+    let mut touched = crate::adi::import_groups::Touched::of_members(s, domain, report).await?;
+    let removals = crate::adi::import_groups::membership_removals(s, domain, report, &mut touched).await?;
     counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
     let changes: Vec<Value> = changes.into_iter().chain(removals).collect();
     if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, scope_size) {
@@ -287,7 +235,7 @@ pub async fn apply(
             planned,
             report: report.clone(),
         };
-        crate::import_plan::hold(s, &domain.id, &plan).await?;
+        crate::adi::import_plan::hold(s, &domain.id, &plan).await?;
         return Ok(ImportOutcome {
             held: true,
             held_reason: Some(reason),
@@ -314,7 +262,7 @@ pub(crate) async fn execute(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
-    touched: Option<crate::import_groups::Touched>,
+    touched: Option<crate::adi::import_groups::Touched>,
     planned: Vec<Planned>,
     mut out: ImportOutcome,
     actor: &Value,
@@ -430,10 +378,10 @@ pub(crate) async fn execute(
     let groups_started = std::time::Instant::now();
     let mut touched = match touched {
         Some(t) => t,
-        None => crate::import_groups::Touched::of_members(s, domain, report).await?,
+        None => crate::adi::import_groups::Touched::of_members(s, domain, report).await?,
     };
     touched.add_cycle_users(&linked, &names);
-    crate::import_groups::apply_groups(s, domain, report, touched, &linked, &mut out, actor).await?;
+    crate::adi::import_groups::apply_groups(s, domain, report, touched, &linked, &mut out, actor).await?;
     tracing::debug!(batch_ms, groups_ms = groups_started.elapsed().as_millis() as u64, "import cycle applied");
     let now = s.now();
     for (who, t) in changed_at {

@@ -9,10 +9,10 @@ use tether_core::ad::AdDomain;
 use tether_core::group::Group;
 use tether_store::{Collection, Edge, StoreError, WriteOp};
 
-use crate::auth::new_id;
+use crate::crypto::new_id;
 use crate::error::ApiError;
-use crate::import::{ImportOutcome, ImportReport};
-use crate::AppState;
+use crate::state::AppState;
+use tether_core::wire::{ImportOutcome, ImportReport, Skipped};
 
 /// The domain's linked users a report's groups touch: the objectGUIDs of their members, and
 /// the Tether members that may leave them. Looked up for those users only, so an
@@ -161,7 +161,11 @@ pub(crate) async fn apply_groups(
                         crate::history::record_group(s, &g.id, who.clone(), "create", changes, why).await?;
                     }
                     Err(StoreError::Conflict { .. }) => {
-                        out.skipped.push(json!({"dn": og.dn, "reason": format!("a Tether group named `{}` already exists; not mirrored", og.name)}));
+                        out.skipped.push(Skipped {
+                            dn: og.dn.clone(),
+                            sam_account_name: None,
+                            reason: format!("a Tether group named `{}` already exists; not mirrored", og.name),
+                        });
                         continue;
                     }
                     Err(e) => return Err(e.into()),

@@ -17,7 +17,7 @@ use tether_core::adi::guard::{exceeded, Counts};
 use tether_store::{Edge, FeedEntry};
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// How far back delivered changes still count against a domain's bounds.
 pub const WINDOW: time::Duration = time::Duration::minutes(10);

@@ -4,10 +4,16 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Method;
 use serde_json::Value;
 use tether_core::query::{parse_filter_params, parse_sort, Field, ListQuery};
 
+use tether_store::{Collection, Secret};
+
+use crate::crypto::sha256_hex;
 use crate::error::{ApiError, Code};
+use crate::keys::{ApiKey, Role};
+use crate::state::AppState;
 
 /// A JSON body, any content type; malformed JSON is a 400 that says where and why.
 pub struct JsonBody(pub Value);
@@ -86,4 +92,34 @@ pub fn project(mut v: Value, fields: &Option<Vec<String>>) -> Value {
         map.retain(|k, _| k == "id" || k == "_id" || fields.iter().any(|f| f == k));
     }
     v
+}
+
+/// An authenticated administrator request. Read-only keys pass only for GET/HEAD.
+pub struct Admin(pub ApiKey);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::new(Code::MissingApiKey, "missing x-api-key header"))?;
+        let owner = state.repo.store().secret_owner(Secret::ApiKey, &sha256_hex(key)).await?;
+        let Some(owner) = owner else {
+            return Err(ApiError::new(Code::InvalidApiKey, "invalid API key"));
+        };
+        let key: ApiKey = state
+            .repo
+            .get(Collection::ApiKeys, &owner)
+            .await?
+            .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "invalid API key"))?;
+        let reading = parts.method == Method::GET || parts.method == Method::HEAD;
+        if key.role == Role::ReadOnly && !reading {
+            return Err(ApiError::new(Code::Forbidden, "this API key is read-only"));
+        }
+        Ok(Admin(key))
+    }
 }

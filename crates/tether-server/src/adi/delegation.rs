@@ -9,32 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, Notify};
 
-/// A verification an agent should perform.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthRequest {
-    pub id: String,
-    /// The DN to bind as.
-    pub dn: String,
-    pub password: String,
-}
-
-/// An agent's answer.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthResult {
-    pub id: String,
-    pub ok: bool,
-    /// Why AD refused (from its bind sub-code), when it did.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// AD's bind sub-code (`52e`, `775`, …), when it refused.
-    #[serde(default)]
-    pub code: Option<String>,
-}
+pub use tether_core::wire::{AuthRequest, AuthResult};
 
 #[derive(Default)]
 struct Domain {

@@ -16,7 +16,7 @@ use tether_core::user::User;
 use tether_store::{Collection, Edge};
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// What else an admin did besides changing fields.
 #[derive(Clone, Copy, Debug, Default)]
@@ -279,4 +279,15 @@ pub async fn expire_passwords(s: AppState) {
         }
         tokio::time::sleep(std::time::Duration::from_secs(600)).await;
     }
+}
+
+/// A stored entry as its sync agent receives it (`tether_core::wire::FeedEntry`).
+pub fn wire_entry(
+    e: tether_store::FeedEntry,
+    password: Option<String>,
+) -> Result<tether_core::wire::FeedEntry, ApiError> {
+    let v = json!({"seq": e.seq, "kind": e.kind, "objectId": e.object_id, "body": e.body, "password": password});
+    serde_json::from_value(v).map_err(|err| {
+        crate::error::ApiError::new(crate::error::Code::Internal, format!("feed entry {} is malformed: {err}", e.seq))
+    })
 }

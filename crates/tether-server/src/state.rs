@@ -1,0 +1,93 @@
+//! What every request shares: the repository, the server's settings and the in-memory
+//! services (delegation broker, login limits, metrics, browser sessions). Everything held
+//! here sits below this module, so no holder depends back on the state.
+
+use std::sync::Arc;
+
+use tether_store::Repo;
+use time::OffsetDateTime;
+
+/// A source of the current time, injectable so that grace periods are testable fast.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// Server settings that are not stored in the database.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// How long a paused agent waits before it may be deleted.
+    pub agent_delete_grace: time::Duration,
+    pub clock: Clock,
+    /// How long a delegated verification waits for an import agent's answer.
+    pub delegation_timeout: std::time::Duration,
+    /// Delivery of the notifications outbox; `None` (the default) records only.
+    pub smtp: Option<crate::mail::SmtpConfig>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer` with this token.
+    pub metrics_token: Option<String>,
+    /// Seals the passwords waiting in the change feed (see [`crate::secrets`]).
+    pub secret_key: Arc<crate::secrets::SecretKey>,
+    /// How long a password waits in the feed for its sync agent before it is forgotten.
+    pub feed_password_ttl: time::Duration,
+    /// Browsers reach tetherd over HTTPS (directly, or through a TLS-terminating proxy), so
+    /// session cookies carry `Secure`. `run_tls` sets it.
+    pub secure_cookies: bool,
+    /// A reverse proxy stands in front (`--plain-http`): every peer address is the proxy's, so
+    /// logins are not limited per address.
+    pub behind_proxy: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            agent_delete_grace: time::Duration::seconds(900),
+            clock: system_clock(),
+            delegation_timeout: std::time::Duration::from_secs(10),
+            smtp: None,
+            metrics_token: None,
+            secure_cookies: false,
+            behind_proxy: false,
+            secret_key: Arc::new(crate::secrets::SecretKey::ephemeral()),
+            feed_password_ttl: time::Duration::days(7),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: Repo,
+    pub config: ServerConfig,
+    pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
+    pub(crate) delegation: Arc<crate::adi::delegation::Broker>,
+    /// Wakes sync agents long-polling the change feed.
+    pub(crate) feed_wake: Arc<tokio::sync::Notify>,
+    pub(crate) throttle: Arc<crate::throttle::Throttle>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Browser sessions of the console and the portal.
+    pub(crate) sessions: Arc<crate::sessions::Sessions>,
+}
+
+impl AppState {
+    pub fn new(repo: Repo, config: ServerConfig) -> Self {
+        AppState {
+            repo,
+            config,
+            jobs: Default::default(),
+            delegation: Default::default(),
+            feed_wake: Default::default(),
+            throttle: Default::default(),
+            metrics: Default::default(),
+            sessions: Default::default(),
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        (self.config.clock)()
+    }
+
+    pub fn now_str(&self) -> String {
+        tether_core::timestamp(self.now())
+    }
+}
