@@ -34,7 +34,9 @@ fn check_error(path: &str, e: &ConfigError) {
 }
 
 fn check_common(server: &ServerSection, url: &str, bind_dn: &str, pw: &Secret) {
-    assert!(server.url.starts_with("http://") || server.url.starts_with("https://"), "{}", server.url);
+    // The scheme as written, `//` included (case-insensitive, as HTTP clients read it).
+    let written = server.url.trim_start().to_ascii_lowercase();
+    assert!(written.starts_with("http://") || written.starts_with("https://"), "{}", server.url);
     assert!(!server.connect_key.0.is_empty());
     assert!(url.starts_with("ldaps://") || url.starts_with("ldap://"), "{url}");
     assert!(!bind_dn.trim().is_empty());

@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use tether_ad::{AdError, BindFailure, Ldap, LdapTarget};
+use tether_core::wire::AuthRequest;
 
 use crate::session::Session;
 use crate::AgentError;
@@ -88,8 +88,8 @@ pub async fn serve(session: Session, target: LdapTarget) -> Result<(), AgentErro
         for r in reqs {
             let (pool, session) = (pool.clone(), session.clone());
             tokio::spawn(async move {
-                let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                let (id, dn, password) = (text("id"), text("dn"), text("password"));
+                let AuthRequest { id, dn, password } = r;
+                let password = password.0;
                 let started = std::time::Instant::now();
                 let checked = pool.check(&dn, &password).await;
                 let outcome = match &checked {

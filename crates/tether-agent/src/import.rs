@@ -16,12 +16,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tether_ad::read::{filetime_to_unix, guid_hex, paged_search, read_groups, root_dse, text, GroupEntry};
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
 use tether_core::user::{Address, PhoneNumber};
+use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
 use crate::config::{ImportConfig, InstalledOn};
 use crate::session::Session;
@@ -76,7 +76,7 @@ pub struct CycleStats {
     /// User and group entries read from AD (0 on an idle cycle).
     pub entries_read: usize,
     /// The server's answer, when a report was sent.
-    pub outcome: Option<Value>,
+    pub outcome: Option<ImportOutcome>,
 }
 
 fn now_secs() -> u64 {
@@ -195,36 +195,9 @@ struct Cache {
     scope: BTreeMap<String, String>,
 }
 
-/// One cycle's report, serialized as it is sent (`ImportReport` on the server's side): built
-/// once and written straight to the request body, never copied into a JSON tree.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    settings: ImportSettings,
-    complete: bool,
-    users: Vec<AdUserObs>,
-    gone: Vec<String>,
-    groups: Vec<ReportGroup>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    user_groups: BTreeMap<String, Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fencing: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    dry_run: bool,
-}
-
-/// A mirrored group: its members as objectGUIDs (flattened).
-#[derive(Serialize)]
-struct ReportGroup {
-    guid: String,
-    dn: String,
-    name: String,
-    members: BTreeSet<String>,
-}
-
 /// The users to report from one read, and their pwdLastSet (for password capture).
 struct Observed {
-    report: Report,
+    report: ImportReport,
     entries_read: usize,
     passwords: Vec<(String, String, i64)>,
 }
@@ -305,7 +278,7 @@ fn assemble(
     scope_guids: &BTreeMap<String, String>,
     which: GroupsToReport,
     gone: Vec<String>,
-) -> (Report, Vec<(String, String, i64)>) {
+) -> (ImportReport, Vec<(String, String, i64)>) {
     let complete = matches!(which, GroupsToReport::All);
     let bind = bind_identity(&cfg.ldap.bind_dn);
     let observed: Vec<AdUserObs> = entries.iter().map(|e| observe(e, &f.privileged, &f.admins, &bind)).collect();
@@ -323,7 +296,7 @@ fn assemble(
     let guid_of: HashMap<String, String> =
         scope_guids.iter().filter(|(g, _)| !skip.contains(*g)).map(|(g, dn)| (dn.to_lowercase(), g.clone())).collect();
     let by_dn: HashMap<String, &GroupEntry> = groups.values().map(|g| (g.dn.to_lowercase(), g)).collect();
-    let mirrored: Vec<ReportGroup> = f
+    let mirrored: Vec<ObservedGroup> = f
         .mirrored
         .iter()
         .filter(|(dn, _)| match &which {
@@ -332,8 +305,14 @@ fn assemble(
         })
         .filter_map(|(dn, members)| {
             let g = by_dn.get(dn)?;
-            let members = members.iter().filter_map(|m| guid_of.get(m).cloned()).collect();
-            Some(ReportGroup { guid: g.guid.clone(), dn: g.dn.clone(), name: g.name.clone(), members })
+            // Sorted and each once, whatever the order of the DNs.
+            let members: BTreeSet<String> = members.iter().filter_map(|m| guid_of.get(m).cloned()).collect();
+            Some(ObservedGroup {
+                guid: g.guid.clone(),
+                dn: g.dn.clone(),
+                name: g.name.clone(),
+                members: members.into_iter().collect(),
+            })
         })
         .collect();
     // objectGUID → the mirrored groups (objectGUIDs) of each reported user.
@@ -356,7 +335,7 @@ fn assemble(
             })
             .collect()
     };
-    let report = Report {
+    let report = ImportReport {
         settings: settings_of(cfg),
         complete,
         users: observed,
@@ -491,7 +470,7 @@ fn save_cache(path: &Path, c: &Cache) -> Result<(), AgentError> {
 
 /// `--dry-run`: a complete read, decided by tetherd but applied nowhere; the watermark and
 /// cache are left as they were.
-pub async fn dry_run(cfg: &ImportConfig, ldap: &mut Ldap, session: &Session) -> Result<Value, AgentError> {
+pub async fn dry_run(cfg: &ImportConfig, ldap: &mut Ldap, session: &Session) -> Result<ImportOutcome, AgentError> {
     let dse = root_dse(ldap).await?;
     let mut scratch = Cache::default();
     let read = full_read(cfg, ldap, &dse.default_naming_context, &mut scratch).await?;
@@ -539,10 +518,10 @@ pub async fn cycle(
         report_ms = started.elapsed().as_millis() as u64 - read_ms,
         "import cycle reported"
     );
-    if outcome["held"] == true {
+    if outcome.held {
         // Held by a mass-change guard: nothing was applied. The watermark stays, so the
         // same changes are reported again until an admin approves or rejects the plan.
-        tracing::warn!(reason = %outcome["heldReason"], "import cycle held by a mass-change guard: see the domain's plan");
+        tracing::warn!(reason = ?outcome.held_reason, "import cycle held by a mass-change guard: see the domain's plan");
         return Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {

@@ -65,13 +65,13 @@ async fn dry_import(cfg: ImportConfig) -> Result<(), tether_agent::AgentError> {
     let session = tether_agent::session::Session::resume(&cfg.server, &cfg.state_dir())?;
     let mut ldap = tether_ad::connect(&cfg.ldap_target()).await?;
     let out = tether_agent::import::dry_run(&cfg, &mut ldap, &session).await?;
-    for d in out["dryRun"].as_array().cloned().unwrap_or_default() {
+    for d in &out.dry_run {
         println!("{d}");
     }
     eprintln!(
         "dry run: {} change(s) decided, nothing applied; skipped: {}",
-        out["dryRun"].as_array().map_or(0, Vec::len),
-        out["skipped"]
+        out.dry_run.len(),
+        serde_json::to_string(&out.skipped).unwrap_or_default()
     );
     Ok(())
 }

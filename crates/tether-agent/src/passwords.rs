@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use tether_core::wire::{CapturedPassword, Secret};
 
 use crate::AgentError;
 
@@ -67,7 +67,7 @@ pub async fn capture(
     state_dir: &Path,
     smb_conf: &Path,
     users: &[(String, String, i64)],
-) -> Result<Vec<Value>, AgentError> {
+) -> Result<Vec<CapturedPassword>, AgentError> {
     let path = state_dir.join("passwords.json");
     let first_run = !path.exists();
     let mut seen: BTreeMap<String, i64> =
@@ -81,7 +81,7 @@ pub async fn capture(
         }
         match read_hash(smb_conf, sam).await {
             Ok(Some(hash)) => {
-                out.push(json!({"guid": guid, "hash": hash}));
+                out.push(CapturedPassword { guid: guid.clone(), hash: Secret(hash) });
                 seen.insert(guid.clone(), *pwd_last_set);
             }
             Ok(None) => {

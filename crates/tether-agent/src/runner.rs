@@ -143,7 +143,7 @@ impl ImportWork {
                 self.reconciled |= stats.outcome.is_some();
                 session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64);
                 if let Some(o) = stats.outcome {
-                    tracing::info!(entries_read = stats.entries_read, outcome = %o, "import cycle applied");
+                    tracing::info!(entries_read = stats.entries_read, outcome = %serde_json::to_string(&o).unwrap_or_default(), "import cycle applied");
                 }
                 Ok(())
             }

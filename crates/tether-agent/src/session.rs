@@ -7,8 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use tether_core::ad::AdStatus;
+use tether_core::wire::{
+    Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedItem, Heartbeat, HeartbeatReply, ImportOutcome,
+    ImportReport, PasswordsStored, Poll, Register, Registered, Secret, SyncStatus,
+};
 
 use crate::config::ServerSection;
 use crate::AgentError;
@@ -28,19 +34,12 @@ pub struct Session {
     pub agent_id: String,
     pub domain_id: String,
     /// The agent's AD connection as of its last attempt, sent with every heartbeat.
-    ad: std::sync::Arc<std::sync::Mutex<Value>>,
+    ad: std::sync::Arc<std::sync::Mutex<Option<AdStatus>>>,
     pub metrics: std::sync::Arc<crate::metrics::AgentMetrics>,
 }
 
-/// What a heartbeat tells the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Beat {
-    pub paused: bool,
-    /// This import agent is the domain's primary (the one that applies cycles).
-    pub primary: bool,
-    /// The primary's fencing token, sent with every report.
-    pub fencing: u64,
-}
+/// What a heartbeat tells the agent: paused, primary, and the primary's fencing token.
+pub type Beat = HeartbeatReply;
 
 /// The short code of an error for status and metrics (`connect`, `52e`, `rc53`, …).
 fn code_of(e: &AgentError) -> String {
@@ -81,7 +80,7 @@ pub(crate) fn write_state(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
 }
 
 fn save(path: &Path, s: &Saved) -> Result<(), AgentError> {
-    write_state(path, serde_json::to_string_pretty(&json!(s)).expect("serializes").as_bytes())
+    write_state(path, serde_json::to_string_pretty(&serde_json::json!(s)).expect("serializes").as_bytes())
 }
 
 fn new_token() -> String {
@@ -96,12 +95,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-async fn post<B: serde::Serialize + ?Sized>(
+/// Posts one message of the agent protocol and reads the typed answer.
+async fn post<B: serde::Serialize + ?Sized, R: DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
     body: &B,
-) -> Result<Value, AgentError> {
+) -> Result<R, AgentError> {
     let mut req = client.post(url).json(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -109,11 +109,23 @@ async fn post<B: serde::Serialize + ?Sized>(
     let resp =
         req.send().await.map_err(|e| AgentError::Unreachable { url: url.to_string(), reason: error_chain(&e) })?;
     let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let bytes = resp.bytes().await.unwrap_or_default();
     if status == 200 {
-        return Ok(v);
+        return serde_json::from_slice(&bytes).map_err(|e| AgentError::Server {
+            url: url.to_string(),
+            status,
+            message: format!("unexpected answer: {e}"),
+        });
     }
-    let message = v.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+    // An error's `message` (the public error body), read from whatever came back.
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<String>,
+    }
+    let message = serde_json::from_slice::<ErrorBody>(&bytes)
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| "no message".to_string());
     Err(AgentError::Server { url: url.to_string(), status, message })
 }
 
@@ -183,14 +195,14 @@ impl Session {
             });
         }
         let url = format!("{base}/api/agent/v1/register");
-        let body = json!({
-            "connectKey": server.connect_key.0,
-            "token": saved.token,
-            "hostname": hostname(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "installedOn": installed_on,
-        });
-        let reply = match post(&client, &url, None, &body).await {
+        let body = Register {
+            connect_key: Some(Secret(server.connect_key.0.clone())),
+            token: Some(Secret(saved.token.clone())),
+            hostname: Some(hostname()),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            installed_on: serde_json::from_value(Value::String(installed_on.to_string())).ok(),
+        };
+        let reply: Registered = match post(&client, &url, None, &body).await {
             Err(AgentError::Server { status: 401, message, .. }) => {
                 return Err(AgentError::Server {
                     url,
@@ -200,11 +212,10 @@ impl Session {
             }
             other => other?,
         };
-        let field = |k: &str| reply.get(k).and_then(Value::as_str).map(str::to_string);
-        saved.agent_id = field("agentId");
-        saved.domain_id = field("domainId");
+        saved.agent_id = Some(reply.agent_id);
+        saved.domain_id = Some(reply.domain_id);
         save(&path, &saved)?;
-        tracing::info!(agent = ?saved.agent_id, domain = ?field("domain"), "registered with tetherd");
+        tracing::info!(agent = ?saved.agent_id, domain = %reply.domain, "registered with tetherd");
         Ok(Session {
             client,
             url: base,
@@ -217,7 +228,7 @@ impl Session {
     }
 
     /// Sends one import cycle's report; answers what the server applied.
-    pub async fn report_import<R: serde::Serialize + ?Sized>(&self, report: &R) -> Result<Value, AgentError> {
+    pub async fn report_import(&self, report: &ImportReport) -> Result<ImportOutcome, AgentError> {
         let url = format!("{}/api/agent/v1/import", self.url);
         match post(&self.client, &url, Some(&self.token), report).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
@@ -225,8 +236,8 @@ impl Session {
         }
     }
 
-    /// Sends captured password hashes (`[{guid, hash}]`).
-    pub async fn send_passwords(&self, hashes: &[Value]) -> Result<Value, AgentError> {
+    /// Sends captured password hashes.
+    pub async fn send_passwords(&self, hashes: &[CapturedPassword]) -> Result<PasswordsStored, AgentError> {
         let url = format!("{}/api/agent/v1/passwords", self.url);
         match post(&self.client, &url, Some(&self.token), hashes).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
@@ -235,52 +246,46 @@ impl Session {
     }
 
     /// Long-polls the change feed of the agent's domain.
-    pub async fn sync_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
+    pub async fn sync_poll(&self, wait_ms: u64) -> Result<Vec<FeedItem>, AgentError> {
         // A few entries at a time: one entry may carry a whole group's members, and each
         // costs an LDAP write or more, so a small batch neither starves nor swells the agent.
-        match self.call("/api/agent/v1/sync/poll", json!({"waitMs": wait_ms, "limit": SYNC_BATCH})).await? {
-            Value::Array(v) => Ok(v),
-            _ => Ok(vec![]),
-        }
+        self.call("/api/agent/v1/sync/poll", &Poll { wait_ms: Some(wait_ms), limit: Some(SYNC_BATCH) }).await
     }
 
     /// Acknowledges the feed up to `seq` (applied in AD).
     pub async fn sync_ack(&self, seq: i64) -> Result<(), AgentError> {
-        self.call("/api/agent/v1/sync/ack", json!({"seq": seq})).await.map(|_| ())
+        self.call::<_, Acked>("/api/agent/v1/sync/ack", &Ack { seq: Some(seq) }).await.map(|_| ())
     }
 
     /// Reports the outcome of writing a user to AD.
-    pub async fn sync_status(&self, body: &Value) -> Result<(), AgentError> {
-        self.call("/api/agent/v1/sync/status", body.clone()).await.map(|_| ())
+    pub async fn sync_status(&self, status: &SyncStatus) -> Result<(), AgentError> {
+        self.call::<_, serde::de::IgnoredAny>("/api/agent/v1/sync/status", status).await.map(|_| ())
     }
 
     /// An authenticated call; a revoked token is [`AgentError::Revoked`].
-    async fn call(&self, path: &str, body: Value) -> Result<Value, AgentError> {
+    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, AgentError> {
         let url = format!("{}{path}", self.url);
-        match post(&self.client, &url, Some(&self.token), &body).await {
+        match post(&self.client, &url, Some(&self.token), body).await {
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
             other => other,
         }
     }
 
     /// Long-polls for delegated password checks.
-    pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<Value>, AgentError> {
-        let url = format!("{}/api/agent/v1/auth/poll", self.url);
-        match post(&self.client, &url, Some(&self.token), &json!({"waitMs": wait_ms})).await {
-            Ok(Value::Array(v)) => Ok(v),
-            Ok(_) => Ok(vec![]),
-            Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
-            Err(e) => Err(e),
-        }
+    pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<AuthRequest>, AgentError> {
+        self.call("/api/agent/v1/auth/poll", &Poll { wait_ms: Some(wait_ms), limit: None }).await
     }
 
-    /// Answers a delegated password check.
     /// Answers a delegated verification: accepted (`None`) or refused, with AD's reason.
     pub async fn auth_result(&self, id: &str, refused: Option<tether_ad::BindFailure>) -> Result<(), AgentError> {
         let url = format!("{}/api/agent/v1/auth/result", self.url);
-        let body = json!({"id": id, "ok": refused.is_none(), "reason": refused.map(|f| f.reason()),
-                          "code": refused.map(|f| f.code())});
-        post(&self.client, &url, Some(&self.token), &body).await.map(|_| ())
+        let body = AuthResult {
+            id: id.to_string(),
+            ok: refused.is_none(),
+            reason: refused.map(|f| f.reason().to_string()),
+            code: refused.map(|f| f.code().to_string()),
+        };
+        post::<_, serde::de::IgnoredAny>(&self.client, &url, Some(&self.token), &body).await.map(|_| ())
     }
 
     /// The registration kept in `state_dir`, without contacting the server (for dry runs,
@@ -306,41 +311,41 @@ impl Session {
     /// Records that AD answered (ends an outage).
     pub fn ad_reachable(&self) {
         let mut ad = self.ad.lock().expect("not poisoned");
-        if ad["reachable"] == false {
+        if ad.as_ref().is_some_and(|a| !a.reachable) {
             tracing::info!("AD is reachable again");
         }
         self.metrics.ad_reachable(true);
-        *ad = json!({"reachable": true});
+        *ad = Some(AdStatus { reachable: true, ..AdStatus::default() });
     }
 
     /// Records that AD could not be reached (starts or continues an outage).
     pub fn ad_unreachable(&self, error: &AgentError) {
         let mut ad = self.ad.lock().expect("not poisoned");
-        if ad["reachable"] != false {
+        let outage = ad.as_ref().filter(|a| !a.reachable);
+        if outage.is_none() {
             self.metrics.ad_error(&code_of(error));
         }
         self.metrics.ad_reachable(false);
-        let since = match ad.get("since") {
-            Some(s) if ad["reachable"] == false => s.clone(),
-            _ => json!(tether_core::timestamp(time::OffsetDateTime::now_utc())),
+        let since = match outage.and_then(|a| a.since.clone()) {
+            Some(s) => s,
+            None => tether_core::timestamp(time::OffsetDateTime::now_utc()),
         };
-        *ad = json!({"reachable": false, "since": since, "error": error.to_string(), "code": code_of(error)});
+        *ad = Some(AdStatus {
+            reachable: false,
+            since: Some(since),
+            error: Some(error.to_string()),
+            code: Some(code_of(error)),
+        });
     }
 
     /// Tells the server the agent is alive (and how its AD connection is); learns whether it
     /// is paused.
     pub async fn heartbeat(&self) -> Result<Beat, AgentError> {
         let url = format!("{}/api/agent/v1/heartbeat", self.url);
-        let ad = self.ad.lock().expect("not poisoned").clone();
-        let body = if ad.is_null() { json!({}) } else { json!({ "ad": ad }) };
+        let body = Heartbeat { ad: self.ad.lock().expect("not poisoned").clone() };
         match post(&self.client, &url, Some(&self.token), &body).await {
-            Ok(v) => Ok(Beat {
-                paused: v.get("paused").and_then(Value::as_bool).unwrap_or(false),
-                primary: v.get("primary").and_then(Value::as_bool).unwrap_or(false),
-                fencing: v.get("fencing").and_then(Value::as_u64).unwrap_or(0),
-            }),
             Err(AgentError::Server { status: 401, .. }) => Err(AgentError::Revoked),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 }

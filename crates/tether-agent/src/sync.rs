@@ -11,6 +11,7 @@ use tether_ad::ldap3::{Scope, SearchEntry};
 use tether_ad::read::{guid_hex, root_dse, text};
 use tether_ad::{AdError, Ldap, NewUser};
 use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, SyncSettings, UserChange};
+use tether_core::wire::{FeedEntry, FeedItem, SyncStatus};
 
 use crate::config::SyncConfig;
 use crate::session::Session;
@@ -111,39 +112,38 @@ async fn apply(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     d: &Domain,
-    entry: &Value,
+    entry: &FeedItem,
 ) -> Result<Option<(String, Outcome)>, AgentError> {
-    let kind = entry["kind"].as_str().unwrap_or_default();
-    let body = &entry["body"];
-    match kind {
-        "group" => {
-            let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
-            let id = body["groupId"].as_str().unwrap_or_default().to_string();
-            return Ok(Some((id, Outcome { guid: o.guid, dn: o.dn, error: o.error, code: None, group: true })));
+    let entry = match entry {
+        FeedItem::Known(e) => e.as_ref(),
+        FeedItem::Unknown { kind, .. } => {
+            tracing::warn!(kind = ?kind, "unknown feed entry; skipped");
+            return Ok(None);
         }
-        "group_disconnected" => {
+    };
+    let (body, password, connected) = match entry {
+        FeedEntry::Group { body, .. } => {
+            let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
+            let outcome = Outcome { guid: o.guid, dn: o.dn, error: o.error, code: None, group: true };
+            return Ok(Some((body.group_id.clone(), outcome)));
+        }
+        FeedEntry::GroupDisconnected { body, .. } => {
             crate::sync_groups::apply_group_disconnected(cfg, ldap, &d.nc, body).await?;
             return Ok(None);
         }
-        _ => {}
-    }
-    let user_id = body["userId"].as_str().unwrap_or_default().to_string();
-    let mut change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
-    change.password = entry["password"].as_str().map(str::to_string);
+        FeedEntry::User { body, password, .. } => (body, password.as_ref().map(|p| p.0.clone()), true),
+        FeedEntry::UserDisconnected { body, .. } => (body, None, false),
+    };
+    let user_id = body.user_id.clone();
+    let mut change: UserChange = body.change.clone();
+    change.password = password;
     let s = settings(cfg);
-    let found = crate::ad_users::find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
+    let found = crate::ad_users::find_user(ldap, &d.nc, body.guid.as_deref(), &change.username).await?;
     let ad = match &found {
         Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
         None => None,
     };
-    let actions = match kind {
-        "user" => decide_user(&s, &change, ad.as_ref()),
-        "user_disconnected" => decide_disconnect(&s, ad.as_ref()),
-        other => {
-            tracing::warn!(kind = other, "unknown feed entry; skipped");
-            return Ok(None);
-        }
-    };
+    let actions = if connected { decide_user(&s, &change, ad.as_ref()) } else { decide_disconnect(&s, ad.as_ref()) };
     let mut out = Outcome {
         guid: found.as_ref().map(guid_hex),
         dn: found.as_ref().map(|e| e.dn.clone()),
@@ -236,7 +236,7 @@ async fn apply(
             current = crate::ad_users::find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?;
         }
     }
-    Ok((kind == "user").then_some((user_id, out)))
+    Ok(connected.then_some((user_id, out)))
 }
 
 async fn remove_memberships(ldap: &mut Ldap, sync_group: &str, e: &SearchEntry) -> Result<(), AdError> {
@@ -256,21 +256,31 @@ pub async fn preview(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     d: &Domain,
-    entries: &[Value],
+    entries: &[FeedItem],
 ) -> Result<Vec<Value>, AgentError> {
     let mut out = Vec::new();
-    for entry in entries {
-        let kind = entry["kind"].as_str().unwrap_or_default();
-        let body = &entry["body"];
-        if kind.starts_with("group") {
-            out.push(serde_json::json!({"seq": entry["seq"], "kind": kind, "object": body["name"], "actions": [kind]}));
-            continue;
-        }
-        let change: UserChange = serde_json::from_value(body["change"].clone()).unwrap_or_default();
-        let mut change = change;
-        change.password = entry["password"].as_str().map(|_| "(set)".to_string());
+    for item in entries {
+        let seq = item.seq();
+        let entry = match item {
+            FeedItem::Known(e) => e.as_ref(),
+            FeedItem::Unknown { kind, .. } => {
+                out.push(json!({"seq": seq, "kind": kind, "actions": ["skip (unknown kind)"]}));
+                continue;
+            }
+        };
+        let kind = entry.kind();
+        let (body, password) = match entry {
+            FeedEntry::Group { body, .. } | FeedEntry::GroupDisconnected { body, .. } => {
+                out.push(json!({"seq": seq, "kind": kind, "object": body.name, "actions": [kind]}));
+                continue;
+            }
+            FeedEntry::User { body, password, .. } => (body, password.is_some()),
+            FeedEntry::UserDisconnected { body, .. } => (body, false),
+        };
+        let mut change = body.change.clone();
+        change.password = password.then(|| "(set)".to_string());
         let s = settings(cfg);
-        let found = crate::ad_users::find_user(ldap, &d.nc, body["guid"].as_str(), &change.username).await?;
+        let found = crate::ad_users::find_user(ldap, &d.nc, body.guid.as_deref(), &change.username).await?;
         let ad = match &found {
             Some(e) => Some(side(ldap, d, e, &cfg.ldap.bind_dn).await?),
             None => None,
@@ -282,8 +292,8 @@ pub async fn preview(
             s.user_disconnection_action, s.membership_disconnection, s.sync_account_locked_out_status
         )
         .to_lowercase();
-        out.push(serde_json::json!({
-            "seq": entry["seq"], "kind": kind, "object": change.username,
+        out.push(json!({
+            "seq": seq, "kind": kind, "object": change.username,
             "adDn": found.as_ref().map(|e| e.dn.clone()),
             "actions": actions.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
             "policy": policy,
@@ -342,7 +352,7 @@ pub async fn apply_batch(
     target: &tether_ad::LdapTarget,
     conn: &mut Option<(Ldap, Domain)>,
     session: &Session,
-    entries: &[Value],
+    entries: &[FeedItem],
 ) -> Result<(), AgentError> {
     apply_entries(cfg, target, conn, session, entries, true).await
 }
@@ -354,7 +364,7 @@ pub async fn apply_entries(
     target: &tether_ad::LdapTarget,
     conn: &mut Option<(Ldap, Domain)>,
     session: &Session,
-    entries: &[Value],
+    entries: &[FeedItem],
     ack: bool,
 ) -> Result<(), AgentError> {
     for entry in entries {
@@ -367,13 +377,13 @@ pub async fn apply_entries(
             }
         };
         if let Some((id, o)) = apply(cfg, ldap, d, entry).await? {
-            let key = if o.group { "groupId" } else { "userId" };
+            let (user_id, group_id) = if o.group { (None, Some(id)) } else { (Some(id), None) };
             session
-                .sync_status(&json!({key: id, "guid": o.guid, "dn": o.dn, "error": o.error, "code": o.code}))
+                .sync_status(&SyncStatus { user_id, group_id, guid: o.guid, dn: o.dn, error: o.error, code: o.code })
                 .await?;
         }
-        if let (true, Some(seq)) = (ack, entry["seq"].as_i64()) {
-            session.sync_ack(seq).await?;
+        if ack {
+            session.sync_ack(entry.seq()).await?;
         }
     }
     Ok(())

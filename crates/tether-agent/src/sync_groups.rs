@@ -20,6 +20,7 @@ use tether_ad::read::{guid_hex, text};
 use tether_ad::{AdError, Ldap};
 use tether_core::ad::UseCase;
 use tether_core::adi::{GroupDisconnectionAction, GroupMembershipSyncType};
+use tether_core::wire::{GroupBody, GroupMember};
 
 use crate::config::SyncConfig;
 use crate::AgentError;
@@ -83,10 +84,9 @@ async fn member_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AdError
     Ok(entries.into_iter().map(|e| SearchEntry::construct(e).dn).collect())
 }
 
-/// The AD user of a group member entry (`{guid, username}`), as its DN.
-async fn find_user(ldap: &mut Ldap, nc: &str, m: &Value) -> Result<Option<String>, AdError> {
-    let name = m["username"].as_str().unwrap_or_default();
-    Ok(crate::ad_users::find_user(ldap, nc, m["guid"].as_str(), name).await?.map(|e| e.dn))
+/// The AD user of a group member, as its DN.
+async fn find_user(ldap: &mut Ldap, nc: &str, m: &GroupMember) -> Result<Option<String>, AdError> {
+    Ok(crate::ad_users::find_user(ldap, nc, m.guid.as_deref(), &m.username).await?.map(|e| e.dn))
 }
 
 /// Whether `sync_group` was moved under one of its former children: remembered in
@@ -112,11 +112,11 @@ pub async fn moved_under_former_child(ldap: &mut Ldap, cfg: &SyncConfig, state_d
     Ok(moved)
 }
 
-fn mode(cfg: &SyncConfig, body: &Value, forced_match: bool) -> GroupMembershipSyncType {
+fn mode(cfg: &SyncConfig, body: &GroupBody, forced_match: bool) -> GroupMembershipSyncType {
     if forced_match {
         return GroupMembershipSyncType::Match;
     }
-    let use_case: UseCase = serde_json::from_value(body["useCase"].clone()).unwrap_or_default();
+    let use_case: UseCase = body.use_case.unwrap_or_default();
     cfg.group_membership_sync_type.unwrap_or(GroupMembershipSyncType::default_for(use_case))
 }
 
@@ -129,12 +129,12 @@ pub async fn apply_group(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     nc: &str,
-    body: &Value,
+    body: &GroupBody,
     forced_match: bool,
 ) -> Result<GroupOutcome, AgentError> {
-    let name = body["name"].as_str().unwrap_or_default();
+    let name = body.name.as_str();
     let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
-    let group = match find_group(ldap, nc, body["guid"].as_str(), name).await? {
+    let group = match find_group(ldap, nc, body.guid.as_deref(), name).await? {
         Some(g) if is_sync_group(cfg, &g.dn) => {
             tracing::error!(group = %g.dn, "a Tether group maps to the sync_group, which is never modified");
             return Ok(refuse(Some(g.dn), "this group is the sync_group in AD: the sync agent never modifies it"));
@@ -182,18 +182,16 @@ pub async fn apply_group(
     // Under `minimal`, a direct membership in a managed group that contains this one is
     // redundant: those groups and their direct members, read once.
     let ancestors = if minimal { ancestors_of(ldap, &managed, &dn).await? } else { Vec::new() };
-    for m in body["members"].as_array().cloned().unwrap_or_default() {
-        let known = m["guid"].as_str().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
+    for m in body.members.iter().flatten() {
+        let known = m.guid.as_deref().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
         let udn = match known {
             Some(d) => d,
-            None => match find_user(ldap, nc, &m).await? {
+            None => match find_user(ldap, nc, m).await? {
                 Some(d) => d,
                 None => continue,
             },
         };
-        let in_nested = m["groups"]
-            .as_array()
-            .is_some_and(|gs| gs.iter().filter_map(Value::as_str).any(|g| below.contains(&g.to_lowercase())));
+        let in_nested = m.groups.iter().flatten().any(|g| below.contains(&g.to_lowercase()));
         let direct = current.contains(&udn.to_lowercase());
         if minimal && in_nested {
             if direct {
@@ -212,8 +210,8 @@ pub async fn apply_group(
             }
         }
     }
-    for m in body["removed"].as_array().cloned().unwrap_or_default() {
-        if let Some(udn) = find_user(ldap, nc, &m).await? {
+    for m in body.removed.iter().flatten() {
+        if let Some(udn) = find_user(ldap, nc, m).await? {
             if current.contains(&udn.to_lowercase()) {
                 tether_ad::set_member(ldap, &dn, &udn, false).await?;
             }
@@ -245,10 +243,9 @@ pub async fn apply_group_disconnected(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     nc: &str,
-    body: &Value,
+    body: &GroupBody,
 ) -> Result<(), AgentError> {
-    let name = body["name"].as_str().unwrap_or_default();
-    let Some(g) = find_group(ldap, nc, body["guid"].as_str(), name).await? else { return Ok(()) };
+    let Some(g) = find_group(ldap, nc, body.guid.as_deref(), &body.name).await? else { return Ok(()) };
     if is_sync_group(cfg, &g.dn) {
         tracing::error!(group = %g.dn, "refusing to delete the sync_group (deletion guard)");
         return Ok(());

@@ -348,6 +348,8 @@ async fn crash_between_apply_and_ack_and_pause_resume() {
     assert!(fx.session.sync_poll(100).await.unwrap().is_empty(), "a paused agent receives nothing");
     fx.s.call("POST", &format!("{agent}/resume"), None).await;
     let entries = fx.session.sync_poll(100).await.unwrap();
+    let entries = serde_json::to_value(&entries).unwrap();
+    let entries = entries.as_array().unwrap();
     let names: Vec<&str> = entries.iter().map(|e| e["body"]["change"]["lastname"].as_str().unwrap()).collect();
     assert_eq!(names, ["Second", "Third"]);
     fx.drain().await;

@@ -93,7 +93,8 @@ async fn a_password_on_its_way_to_the_sync_agent_is_not_readable_on_the_wire() {
     assert_eq!(r.status, 200, "{:?}", r.body);
 
     // The entry the agent received through the proxy does carry the password...
-    let entries = session.sync_poll(5_000).await.unwrap();
+    let entries = serde_json::to_value(session.sync_poll(5_000).await.unwrap()).unwrap();
+    let entries = entries.as_array().unwrap();
     assert!(
         entries.iter().any(|e| e["objectId"] == id && e["password"] == password.as_str()),
         "the password travels in the user's feed entry: {entries:?}"

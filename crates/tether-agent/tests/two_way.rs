@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tether_ad::ldap3::Scope;
 use tether_ad::{connect, create_group, set_member};
 use tether_agent::config::{ImportConfig, SyncConfig};
@@ -65,7 +65,12 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
 
     // The AD admin puts it in the ADI group: the import finds the same user, no duplicate.
     set_member(&mut ldap, &adi, &dn, true).await.unwrap();
-    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true)
+        .await
+        .unwrap()
+        .outcome
+        .map(|o| serde_json::to_value(o).unwrap())
+        .unwrap();
     assert_eq!((out["created"].as_u64(), out["updated"].as_u64()), (Some(0), Some(1)), "{out}");
     let all = s.call("GET", "/api/systemusers", None).await;
     assert_eq!(all.body["totalCount"], 1);
@@ -80,9 +85,14 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED");
     // The sync agent disables the AD account; the import then sees it disabled and, with
     // UserDisableAction=suspend, keeps the user suspended: the documented consequence.
-    let entries: Vec<Value> = ssession.sync_poll(100).await.unwrap();
+    let entries = ssession.sync_poll(100).await.unwrap();
     apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
-    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true)
+        .await
+        .unwrap()
+        .outcome
+        .map(|o| serde_json::to_value(o).unwrap())
+        .unwrap();
     assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED", "{out}");
     // Nothing was fed back by the import's own writes.
     assert!(ssession.sync_poll(100).await.unwrap().is_empty(), "no ping-pong");

@@ -76,7 +76,15 @@ async fn plan_apply_interrupted_and_resumed() {
     let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "dc").await.unwrap();
     let mut conn = connect(&cfg.ldap_target()).await.unwrap();
-    assert_eq!(cycle(&cfg, &mut conn, &session, true).await.unwrap().outcome.unwrap()["created"], 3);
+    assert_eq!(
+        cycle(&cfg, &mut conn, &session, true)
+            .await
+            .unwrap()
+            .outcome
+            .map(|o| serde_json::to_value(o).unwrap())
+            .unwrap()["created"],
+        3
+    );
     // The first user changes the AD password: captured, so it has a Tether password.
     set_password(&mut ldap, &sams[0].1, "Decom-New-Pw1!").await.unwrap();
     cycle(&cfg, &mut conn, &session, true).await.unwrap();

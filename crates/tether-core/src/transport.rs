@@ -9,6 +9,12 @@
 /// whether the URL uses TLS. The URL is parsed as the HTTP client will parse it (WHATWG), so
 /// what is checked is where the client connects (`http://evil\@127.0.0.1` is `evil`).
 pub fn check_server_url(url: &str) -> Result<bool, String> {
+    // WHATWG reads `https:host` or `https:/host` as `https://host`: refused, so the URL an
+    // admin wrote is the one that is checked and shown.
+    let lower = url.trim_start().to_ascii_lowercase();
+    if !lower.starts_with("https://") && !lower.starts_with("http://") && lower.starts_with("http") {
+        return Err("write the URL as https://HOST[:PORT] (with `//`)".into());
+    }
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL ({e}): https://HOST[:PORT]"))?;
     let host = parsed.host().ok_or("names no host")?;
     match parsed.scheme() {
@@ -59,6 +65,9 @@ mod tests {
         ("http://127.0.0.1.evil.example",         false),
         ("HTTP://127.0.0.1:8080",                 true),
         ("http://0x7f000001:8080",                true),
+        ("https:t//ether.example.com",            false),
+        ("https:/tether.example.com",             false),
+        ("http:127.0.0.1:8080",                   false),
     ];
 
     #[test]

@@ -11,7 +11,7 @@
 //! | `passwords`              | [`CapturedPassword`]s | [`PasswordsStored`] |
 //! | `auth/poll`              | [`Poll`]           | [`AuthRequest`]s     |
 //! | `auth/result`            | [`AuthResult`]     | `{}`                 |
-//! | `sync/poll`              | [`Poll`]           | [`FeedEntry`]s       |
+//! | `sync/poll`              | [`Poll`]           | [`FeedEntry`]s (read as [`FeedItem`]s) |
 //! | `sync/ack`               | [`Ack`]            | [`Acked`]            |
 //! | `sync/status`            | [`SyncStatus`]     | `{}`                 |
 
@@ -99,10 +99,13 @@ pub struct ImportReport {
     pub groups: Vec<ObservedGroup>,
     /// For incremental reports, which carry only the groups that changed: the mirrored
     /// groups (objectGUIDs) each reported user is in, by the user's objectGUID.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub user_groups: BTreeMap<String, Vec<String>>,
     /// The agent's fencing token (checked by the route).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fencing: Option<u64>,
     /// Decide only: nothing is applied, the decisions are answered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
 }
 
@@ -286,6 +289,25 @@ impl FeedEntry {
     }
 }
 
+/// A feed entry as a sync agent reads it: one it knows, or one of a kind a newer tetherd
+/// added, which it skips (and acknowledges: skipping is that entry's outcome), so an
+/// unknown entry never stalls the queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FeedItem {
+    Known(Box<FeedEntry>),
+    Unknown { seq: i64, kind: Option<String> },
+}
+
+impl FeedItem {
+    pub fn seq(&self) -> i64 {
+        match self {
+            FeedItem::Known(e) => e.seq(),
+            FeedItem::Unknown { seq, .. } => *seq,
+        }
+    }
+}
+
 /// Everything up to `seq` is applied in AD.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -330,6 +352,9 @@ mod tests {
         assert_eq!((back["kind"].as_str(), back["objectId"].as_str()), (Some("user_disconnected"), Some("u1")));
         assert_eq!(back["body"]["guard"]["unbinds"], 1);
         assert!(serde_json::from_value::<FeedEntry>(serde_json::json!({"seq": 1, "kind": "other"})).is_err());
+        let item: FeedItem = serde_json::from_value(serde_json::json!({"seq": 1, "kind": "other"})).unwrap();
+        assert_eq!(item, FeedItem::Unknown { seq: 1, kind: Some("other".into()) });
+        assert!(matches!(serde_json::from_value(back).unwrap(), FeedItem::Known(_)));
     }
 
     #[test]

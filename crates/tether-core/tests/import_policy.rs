@@ -1,6 +1,7 @@
-//! The import policies, row by row from the seeds' tables
-//! (`002_…`: UserDisableAction for existing and new users, UserDissociationAction,
-//! UserTakeoverAction, UserExpireAction, SyncAccountLockedOutStatus).
+//! The import policies, row by row from the tables of the seeds' *Advanced Configurations for
+//! Active Directory Integration (ADI)*: "UserDisableAction" (existing and new users),
+//! "UserDissociationAction", "UserTakeoverAction", "UserExpireAction" and
+//! "SyncAccountLockedOutStatus".
 
 use tether_core::ad::UseCase;
 use tether_core::adi::import::*;
@@ -63,6 +64,13 @@ enum Outcome {
     Nothing,
 }
 
+/// Whether the AD account is disabled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InAd {
+    Disabled,
+    Enabled,
+}
+
 fn outcome(d: &UserDecision) -> Outcome {
     match d {
         UserDecision::Create(u) => Outcome::Created(u.state),
@@ -76,18 +84,21 @@ fn outcome(d: &UserDecision) -> Outcome {
 
 #[test]
 fn user_disable_action_existing_users_table() {
+    use InAd::*;
     use Outcome::*;
     use UserDisableAction as A;
-    // Seeds: "UserDisableAction Setting | Action in AD | Action in JumpCloud" (existing users).
+    #[rustfmt::skip]
     let rows = [
-        (A::Suspend, true, Updated(UserState::Suspended)), // suspend | Disabled | Suspend
-        (A::Suspend, false, Nothing),                      // suspend | Enabled | Not suspended / active
-        (A::Remove, true, Deleted),                        // remove | Disabled | Deleted from JumpCloud
-        (A::Remove, false, Nothing),                       // remove | Enabled | N/A
-        (A::Unbind, true, Unbound),                        // unbind | Disabled | fields cleared, removed from groups
-        (A::Unbind, false, Nothing),                       // unbind | Enabled | N/A
+        // UserDisableAction | in AD    | the existing Tether user       // the seeds' "Action in JumpCloud"
+        (A::Suspend,           Disabled,  Updated(UserState::Suspended)), // Suspend
+        (A::Suspend,           Enabled,   Nothing),                       // Not suspended / active
+        (A::Remove,            Disabled,  Deleted),                       // Deleted from JumpCloud
+        (A::Remove,            Enabled,   Nothing),                       // N/A
+        (A::Unbind,            Disabled,  Unbound),                       // fields cleared, removed from groups
+        (A::Unbind,            Enabled,   Nothing),                       // N/A
     ];
-    for (action, disabled, want) in rows {
+    for (action, in_ad, want) in rows {
+        let disabled = in_ad == Disabled;
         let s = ImportSettings { user_disable_action: action, ..settings() };
         let d = decide_present(&s, &ctx(UseCase::TwoWaySync), &obs(disabled), Some(&owned()));
         assert_eq!(outcome(&d), want, "{action:?} disabled={disabled}");
@@ -108,18 +119,21 @@ fn user_disable_action_existing_users_table() {
 
 #[test]
 fn user_disable_action_new_users_table() {
+    use InAd::*;
     use Outcome::*;
     use UserDisableAction as A;
-    // Seeds: the same table for users that do not exist in JumpCloud yet.
+    #[rustfmt::skip]
     let rows = [
-        (A::Suspend, true, Created(UserState::Suspended)), // suspend | Disabled | Suspended
-        (A::Suspend, false, Created(UserState::Activated)), // suspend | Enabled | Not suspended / active
-        (A::Remove, true, Nothing),                        // remove | Disabled | N/A
-        (A::Remove, false, Created(UserState::Activated)), // remove | Enabled | User is created
-        (A::Unbind, true, Nothing),                        // unbind | Disabled | N/A
-        (A::Unbind, false, Created(UserState::Activated)), // unbind | Enabled | User is created
+        // UserDisableAction | in AD    | a user new to Tether           // the seeds' "Action in JumpCloud"
+        (A::Suspend,           Disabled,  Created(UserState::Suspended)), // Suspended
+        (A::Suspend,           Enabled,   Created(UserState::Activated)), // Not suspended / active
+        (A::Remove,            Disabled,  Nothing),                       // N/A
+        (A::Remove,            Enabled,   Created(UserState::Activated)), // User is created
+        (A::Unbind,            Disabled,  Nothing),                       // N/A
+        (A::Unbind,            Enabled,   Created(UserState::Activated)), // User is created
     ];
-    for (action, disabled, want) in rows {
+    for (action, in_ad, want) in rows {
+        let disabled = in_ad == Disabled;
         let s = ImportSettings { user_disable_action: action, ..settings() };
         let d = decide_present(&s, &ctx(UseCase::TwoWaySync), &obs(disabled), None);
         assert_eq!(outcome(&d), want, "{action:?} disabled={disabled}");
@@ -134,8 +148,12 @@ fn user_disable_action_new_users_table() {
 
 #[test]
 fn user_dissociation_action_table() {
-    // remove: the Tether user is deleted; unbind: it stays, disconnected from the domain.
-    let rows = [(UserDissociationAction::Remove, Outcome::Deleted), (UserDissociationAction::Unbind, Outcome::Unbound)];
+    #[rustfmt::skip]
+    let rows = [
+        // UserDissociationAction        | the Tether user
+        (UserDissociationAction::Remove,   Outcome::Deleted), // deleted
+        (UserDissociationAction::Unbind,   Outcome::Unbound), // stays, disconnected from the domain
+    ];
     for (action, want) in rows {
         let s = ImportSettings { user_dissociation_action: action, ..settings() };
         assert_eq!(outcome(&decide_absent(&s, &owned())), want, "{action:?}");
@@ -144,10 +162,11 @@ fn user_dissociation_action_table() {
 
 #[test]
 fn user_takeover_action_table() {
-    // deactivate: password status becomes pending; retain: unchanged.
+    #[rustfmt::skip]
     let rows = [
-        (UserTakeoverAction::Deactivate, true, PasswordStatus::Pending),
-        (UserTakeoverAction::Retain, false, PasswordStatus::Active),
+        // UserTakeoverAction            | password cleared | password status
+        (UserTakeoverAction::Deactivate,   true,              PasswordStatus::Pending),
+        (UserTakeoverAction::Retain,       false,             PasswordStatus::Active),
     ];
     for (action, cleared, status) in rows {
         let s = ImportSettings { user_takeover_action: action, ..settings() };
@@ -172,14 +191,23 @@ fn user_expire_action_table() {
     let mut expired = obs(false);
     expired.password_expired = true;
     expired.password_expires_at = Some("2026-01-01T00:00:00Z".into());
-    // (action, existing?, password_expired, external_password_expiration_date)
+    /// The Tether side of the AD user whose password expired.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Tether {
+        Existing,
+        New,
+    }
+    use Tether::*;
+    #[rustfmt::skip]
     let rows = [
-        (UserExpireAction::Expire, true, true, Some("2026-01-01T00:00:00Z")),
-        (UserExpireAction::Expire, false, true, Some("2026-01-01T00:00:00Z")), // created, then expires
-        (UserExpireAction::Maintain, true, false, None),
-        (UserExpireAction::Maintain, false, false, None),
+        // UserExpireAction          | Tether user | password expired | external_password_expiration_date
+        (UserExpireAction::Expire,     Existing,     true,              Some("2026-01-01T00:00:00Z")),
+        (UserExpireAction::Expire,     New,          true,              Some("2026-01-01T00:00:00Z")), // created, then expires
+        (UserExpireAction::Maintain,   Existing,     false,             None),
+        (UserExpireAction::Maintain,   New,          false,             None),
     ];
-    for (action, exists, want_expired, want_date) in rows {
+    for (action, tether, want_expired, want_date) in rows {
+        let exists = tether == Existing;
         let s = ImportSettings { user_expire_action: action, ..settings() };
         let cur = owned();
         let d = decide_present(&s, &ctx(UseCase::TwoWaySync), &expired, exists.then_some(&cur));
@@ -201,14 +229,23 @@ fn sync_account_locked_out_status_table() {
     let mut locked = obs(false);
     locked.locked = true;
     locked.locked_at = Some("2026-02-02T00:00:00Z".into());
-    // (setting, AD locked, Tether locked before, Tether locked after)
+    /// An account's lock state.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Lock {
+        Locked,
+        Unlocked,
+    }
+    use Lock::*;
+    #[rustfmt::skip]
     let rows = [
-        (true, true, false, true),
-        (true, false, true, false),
-        (false, true, false, false),
-        (false, false, true, true),
+        // SyncAccountLockedOutStatus | AD account | Tether user before | Tether user after
+        (true,                          Locked,      Unlocked,            Locked),
+        (true,                          Unlocked,    Locked,              Unlocked),
+        (false,                         Locked,      Unlocked,            Unlocked),
+        (false,                         Unlocked,    Locked,              Locked),
     ];
-    for (sync, ad_locked, before, after) in rows {
+    for (sync, ad, before, after) in rows {
+        let (ad_locked, before, after) = (ad == Locked, before == Locked, after == Locked);
         let s = ImportSettings { sync_account_locked_out_status: sync, ..settings() };
         let mut cur = owned();
         cur.account_locked = before;

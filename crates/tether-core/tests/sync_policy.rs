@@ -1,4 +1,6 @@
-//! The sync policies, row by row from the seeds' tables (`002_…`, Sync Agent Configuration).
+//! The sync policies, row by row from the tables of the seeds' *Advanced Configurations for
+//! Active Directory Integration (ADI)*: "User End States in AD Based on Disconnection
+//! Settings", "Sync Unlock Status" and "Suspend Actions on the Sync Agent".
 
 use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdAction::*, AdSide, SyncSettings, UserChange};
 use tether_core::adi::{MembershipDisconnection as M, UserDisconnectionAction as U};
@@ -24,14 +26,15 @@ fn ad() -> AdSide {
 
 #[test]
 fn disconnection_table() {
-    // Seeds: user_disconnection_action | membership_disconnection | AD account | memberships.
+    #[rustfmt::skip]
     let rows: [(U, M, Vec<AdAction>); 6] = [
-        (U::Remove, M::Remove, vec![Delete]), // deleted; removal secondary
-        (U::Remove, M::Retain, vec![Delete]), // deleted; memberships cease
-        (U::Disable, M::Remove, vec![Disable, RemoveMemberships]), // disabled; removed from groups
-        (U::Disable, M::Retain, vec![Disable]), // disabled; memberships kept
-        (U::Retain, M::Remove, vec![RemoveMemberships]), // active; removed from groups
-        (U::Retain, M::Retain, vec![]),       // active; memberships kept
+        // user_disconnection_action | membership_disconnection | AD operations   // the AD account; its memberships
+        (U::Remove,                    M::Remove,                 vec![Delete]),                     // deleted; removal secondary
+        (U::Remove,                    M::Retain,                 vec![Delete]),                     // deleted; memberships cease
+        (U::Disable,                   M::Remove,                 vec![Disable, RemoveMemberships]), // disabled; removed from groups
+        (U::Disable,                   M::Retain,                 vec![Disable]),                    // disabled; memberships kept
+        (U::Retain,                    M::Remove,                 vec![RemoveMemberships]),          // active; removed from groups
+        (U::Retain,                    M::Retain,                 vec![]),                           // active; memberships kept
     ];
     for (u, m, want) in rows {
         let s = SyncSettings { user_disconnection_action: u, membership_disconnection: m, ..SyncSettings::default() };
@@ -45,18 +48,34 @@ fn disconnection_table() {
 
 #[test]
 fn lock_table() {
-    // Seeds: SyncAccountLockedOutStatus | action in Tether | resulting AD lock status.
+    /// What is synced from Tether to the locked AD account.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Synced {
+        ExplicitUnlock,
+        ProfileUpdate,
+    }
+    /// The AD account afterwards.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum AdAccount {
+        Unlocked,
+        RemainsLocked,
+    }
+    use AdAccount::*;
+    use Synced::*;
     let locked = AdSide { locked: true, ..ad() };
+    #[rustfmt::skip]
     let rows = [
-        (true, true, true),   // true  | explicit unlock   | unlocked
-        (true, false, false), // true  | general update    | remains locked
-        (false, true, true),  // false | explicit unlock   | unlocked
-        (false, false, true), // false | general update    | unlocked
+        // SyncAccountLockedOutStatus | synced from Tether | the locked AD account
+        (true,                          ExplicitUnlock,      Unlocked),
+        (true,                          ProfileUpdate,       RemainsLocked),
+        (false,                         ExplicitUnlock,      Unlocked),
+        (false,                         ProfileUpdate,       Unlocked),
     ];
-    for (setting, explicit, unlocks) in rows {
+    for (setting, synced, want) in rows {
         let s = SyncSettings { sync_account_locked_out_status: setting, ..SyncSettings::default() };
-        let c = UserChange { explicit_unlock: explicit, firstname: "Janet".into(), ..change() };
-        assert_eq!(decide_user(&s, &c, Some(&locked)).contains(&Unlock), unlocks, "{setting} {explicit}");
+        let c = UserChange { explicit_unlock: synced == ExplicitUnlock, firstname: "Janet".into(), ..change() };
+        let unlocks = decide_user(&s, &c, Some(&locked)).contains(&Unlock);
+        assert_eq!(unlocks, want == Unlocked, "{setting} {synced:?}");
     }
 }
 

@@ -1,8 +1,10 @@
 //! The import agent's decisions: from the settings, one AD user as observed (or its absence
 //! from the scope) and the matching Tether user, what happens to the Tether user.
 //!
-//! Each branch is a row of the seeds' tables (UserDisableAction for existing and new users,
-//! UserDissociationAction, UserTakeoverAction, UserExpireAction, SyncAccountLockedOutStatus);
+//! Each branch is a row of the tables of the seeds' *Advanced Configurations for Active
+//! Directory Integration (ADI)*, sections "UserDisableAction" (existing and new users),
+//! "UserDissociationAction", "UserTakeoverAction", "UserExpireAction" and
+//! "SyncAccountLockedOutStatus"; each decision function carries its table, and
 //! `tests/import_policy.rs` copies those tables row by row.
 
 use serde::{Deserialize, Serialize};
@@ -117,6 +119,20 @@ fn ad_authority(domain_id: &str) -> Authority {
 
 /// Writes what AD owns into `u`: core fields, additional attributes, the link, the
 /// restrictions, expiry and (if synced) lock state. Does not touch the lifecycle state.
+///
+/// "UserExpireAction":
+///
+/// | UserExpireAction | AD password expired             | `external_password_expiration_date` |
+/// |------------------|---------------------------------|-------------------------------------|
+/// | expire           | the Tether password expires     | AD's value                          |
+/// | maintain         | the Tether password stays active| cleared                             |
+///
+/// "SyncAccountLockedOutStatus" (AD-initiated changes):
+///
+/// | SyncAccountLockedOutStatus | AD account locks / is unlocked       |
+/// |----------------------------|--------------------------------------|
+/// | true                       | the Tether user locks / is unlocked  |
+/// | false (default)            | the Tether user's lock is unchanged  |
 fn apply_ad(u: &mut User, obs: &AdUserObs, username: &str, s: &ImportSettings, ctx: &ImportContext) {
     u.username = username.to_string();
     u.firstname = obs.given_name.clone().unwrap_or_default();
@@ -145,12 +161,15 @@ fn apply_ad(u: &mut User, obs: &AdUserObs, username: &str, s: &ImportSettings, c
         u.restrict(&ctx.domain_id, &AD_ADDITIONAL_FIELDS);
     }
     match s.user_expire_action {
+        // Row "expire".
         UserExpireAction::Expire => {
             u.password_expired = obs.password_expired;
             u.external_password_expiration_date = obs.password_expires_at.clone();
         }
+        // Row "maintain".
         UserExpireAction::Maintain => u.external_password_expiration_date = None,
     }
+    // Row "true"; with "false" the Tether lock is left as it is.
     if s.sync_account_locked_out_status {
         u.account_locked = obs.locked;
         u.account_locked_date = if obs.locked { obs.locked_at.clone() } else { None };
@@ -188,7 +207,25 @@ pub fn unbind(u: &User) -> User {
 }
 
 /// Decides for one AD user in scope. `existing` is the Tether user linked to it by
-/// objectGUID, or else the one whose username matches.
+/// objectGUID (owned by this domain), or else the one whose username matches.
+///
+/// "UserDisableAction" (a disabled AD user; it takes precedence over UserDissociationAction):
+///
+/// | UserDisableAction | in AD    | existing user, owned                  | new (or not owned) user |
+/// |-------------------|----------|---------------------------------------|-------------------------|
+/// | suspend           | disabled | suspended                             | created suspended       |
+/// | suspend           | enabled  | not suspended / active                | created                 |
+/// | remove            | disabled | deleted                               | not created             |
+/// | remove            | enabled  | updated                               | created                 |
+/// | unbind            | disabled | externally managed fields cleared     | not created             |
+/// | unbind            | enabled  | updated                               | created                 |
+///
+/// "UserTakeoverAction" (an existing Tether user, not yet owned, matched by username):
+///
+/// | UserTakeoverAction   | the Tether user's password                     |
+/// |----------------------|------------------------------------------------|
+/// | deactivate (default) | removed: "Password Pending" until set in AD    |
+/// | retain               | unchanged                                      |
 pub fn decide_present(
     s: &ImportSettings,
     ctx: &ImportContext,
@@ -205,9 +242,13 @@ pub fn decide_present(
     // A disabled AD user follows UserDisableAction (it takes precedence over dissociation).
     if obs.disabled {
         match (s.user_disable_action, existing) {
+            // Row "remove / disabled / existing, owned".
             (UserDisableAction::Remove, Some(_)) if owned => return UserDecision::Delete,
+            // Row "unbind / disabled / existing, owned".
             (UserDisableAction::Unbind, Some(u)) if owned => return UserDecision::Unbind(unbind(u)),
+            // Rows "remove | unbind / disabled / new (or not owned)".
             (UserDisableAction::Remove | UserDisableAction::Unbind, _) => return UserDecision::Nothing,
+            // Rows "suspend / disabled": below, with the state.
             (UserDisableAction::Suspend, _) => {}
         }
     }
@@ -222,6 +263,7 @@ pub fn decide_present(
             let mut u = User::default();
             apply_ad(&mut u, obs, &username, s, ctx);
             apply_authority(&mut u, ctx);
+            // Rows "suspend / disabled / new" and "* / enabled / new".
             set_state(&mut u, if obs.disabled { UserState::Suspended } else { ctx.new_user_state });
             u.refresh_derived();
             UserDecision::Create(u)
@@ -233,14 +275,17 @@ pub fn decide_present(
             if !owned {
                 // Takeover of an existing Tether user.
                 apply_authority(&mut u, ctx);
+                // UserTakeoverAction row "deactivate" (row "retain": the password stays).
                 if s.user_takeover_action == UserTakeoverAction::Deactivate {
                     clear_password = true;
                     u.has_password = false;
                 }
             }
             if obs.disabled {
+                // Row "suspend / disabled / existing".
                 set_state(&mut u, UserState::Suspended);
             } else if u.state == UserState::Suspended {
+                // Row "suspend / enabled / existing": not suspended.
                 set_state(&mut u, UserState::Activated);
             }
             u.refresh_derived();
@@ -256,6 +301,13 @@ pub fn decide_present(
 /// Decides for a Tether user linked to AD whose AD user left the scope (deleted in AD,
 /// removed from the ADI group, moved out of the root user container). Only called on a
 /// complete read or an explicit removal: never on a partial or failed read.
+///
+/// "UserDissociationAction":
+///
+/// | UserDissociationAction | the Tether user                                        |
+/// |------------------------|--------------------------------------------------------|
+/// | remove (default)       | deleted                                                |
+/// | unbind                 | kept, disconnected from the domain (managed in Tether) |
 pub fn decide_absent(s: &ImportSettings, existing: &User) -> UserDecision {
     match s.user_dissociation_action {
         UserDissociationAction::Remove => UserDecision::Delete,

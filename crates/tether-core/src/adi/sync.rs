@@ -1,7 +1,9 @@
 //! The sync agent's decisions: from the settings, a change in Tether and what the agent found
-//! in AD, the LDAP operations to perform. Each branch is a row of the seeds' tables
-//! (disconnection: user_disconnection_action × membership_disconnection; lock status with
-//! SyncAccountLockedOutStatus; suspend actions); `tests/sync_policy.rs` copies them.
+//! in AD, the LDAP operations to perform. Each branch is a row of the tables of the seeds'
+//! *Advanced Configurations for Active Directory Integration (ADI)*: "Sync Unlock Status",
+//! "User End States in AD Based on Disconnection Settings", and "UserDisableAction" (its
+//! "Suspend Actions on the Sync Agent"); each decision function carries its table, and
+//! `tests/sync_policy.rs` copies them.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,12 +89,30 @@ fn refuse_reason(c: &UserChange) -> Option<String> {
 }
 
 /// A user bound to the domain changed in Tether (or was just bound).
+///
+/// "Suspend Actions on the Sync Agent":
+///
+/// | Tether user          | AD user  | in AD                      |
+/// |----------------------|----------|----------------------------|
+/// | suspended            | exists   | disabled                   |
+/// | suspended            | none     | created, then disabled     |
+/// | active (reactivated) | disabled | enabled                    |
+///
+/// "Sync Unlock Status" (the AD account is locked):
+///
+/// | SyncAccountLockedOutStatus | synced from Tether     | the AD account  |
+/// |----------------------------|------------------------|-----------------|
+/// | true                       | explicit unlock        | unlocked        |
+/// | true                       | general profile update | remains locked  |
+/// | false (default)            | explicit unlock        | unlocked        |
+/// | false (default)            | general profile update | unlocked        |
 pub fn decide_user(s: &SyncSettings, c: &UserChange, ad: Option<&AdSide>) -> Vec<AdAction> {
     use AdAction::*;
     if let Some(reason) = refuse_reason(c) {
         return vec![Refuse(reason)];
     }
     let Some(ad) = ad else {
+        // Row "suspended / none" (created disabled), or a plain creation.
         let mut out = vec![Create { disabled: c.suspended, random_password: c.password.is_none() }];
         if c.password.is_none() && c.has_password {
             out.push(Warn(
@@ -118,12 +138,14 @@ pub fn decide_user(s: &SyncSettings, c: &UserChange, ad: Option<&AdSide>) -> Vec
         out.push(SetPassword);
     }
     match (c.suspended, ad.disabled) {
+        // Row "suspended / exists".
         (true, false) => out.push(Disable),
+        // Row "active (reactivated) / disabled".
         (false, true) => out.push(Enable),
         _ => {}
     }
-    // Lock: with SyncAccountLockedOutStatus only an explicit unlock unlocks; without it,
-    // any synced update may.
+    // "Sync Unlock Status": rows "* / explicit unlock" and "false / general profile update"
+    // unlock; row "true / general profile update" leaves the lock.
     if ad.locked && (c.explicit_unlock || !s.sync_account_locked_out_status) {
         out.push(Unlock);
     }
@@ -135,6 +157,17 @@ pub fn decide_user(s: &SyncSettings, c: &UserChange, ad: Option<&AdSide>) -> Vec
 
 /// A user lost its last connection to the domain (deleted in Tether, unbound, or its only
 /// group disconnected).
+///
+/// "User End States in AD Based on Disconnection Settings":
+///
+/// | user_disconnection_action | membership_disconnection | the AD account   | its memberships in managed groups |
+/// |---------------------------|--------------------------|------------------|-----------------------------------|
+/// | remove                    | remove (default)         | deleted          | end with the account              |
+/// | remove                    | retain                   | deleted          | end with the account              |
+/// | disable (default)         | remove (default)         | disabled         | removed                           |
+/// | disable (default)         | retain                   | disabled         | kept                              |
+/// | retain                    | remove (default)         | unchanged        | removed                           |
+/// | retain                    | retain                   | unchanged        | kept                              |
 pub fn decide_disconnect(s: &SyncSettings, ad: Option<&AdSide>) -> Vec<AdAction> {
     use AdAction::*;
     let Some(ad) = ad else { return vec![] };
@@ -143,8 +176,9 @@ pub fn decide_disconnect(s: &SyncSettings, ad: Option<&AdSide>) -> Vec<AdAction>
     }
     let memberships = s.membership_disconnection == MembershipDisconnection::Remove;
     match s.user_disconnection_action {
-        // Deleting the account ends its memberships too.
+        // Rows "remove / *": deleting the account ends its memberships too.
         UserDisconnectionAction::Remove => vec![Delete],
+        // Rows "disable / remove" and "disable / retain".
         UserDisconnectionAction::Disable => {
             let mut v = if ad.disabled { vec![] } else { vec![Disable] };
             if memberships {
@@ -152,6 +186,7 @@ pub fn decide_disconnect(s: &SyncSettings, ad: Option<&AdSide>) -> Vec<AdAction>
             }
             v
         }
+        // Rows "retain / remove" and "retain / retain".
         UserDisconnectionAction::Retain => {
             if memberships {
                 vec![RemoveMemberships]
