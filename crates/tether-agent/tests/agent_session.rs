@@ -11,14 +11,12 @@ use tether_agent::AgentError;
 use tether_testkit::{dc, unique, with_keys, TestServer};
 
 async fn new_agent(s: &TestServer, use_case: &str, agent_type: &str) -> (String, String, String) {
-    let d = s
-        .call(
-            "POST",
+    let domain = s
+        .create(
             "/api/v2/activedirectories",
-            Some(json!({"domain": format!("DC={},DC=test", unique("d")), "useCase": use_case})),
+            json!({"domain": format!("DC={},DC=test", unique("d")), "useCase": use_case}),
         )
         .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
     let a = s
         .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": agent_type})))
         .await;

@@ -17,8 +17,7 @@ use tether_agent::session::Session;
 use tether_testkit::{dc, unique, with_keys, TestServer};
 
 async fn config(s: &TestServer, adi: &str, state: &Path) -> ImportConfig {
-    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": dc().base_dn})).await;
     let key = s.connect_key(&domain, "IMPORT").await;
     ImportConfig::from_str(Path::new("i.json"), &raw_config(&s.url, &key, state, adi).to_string()).unwrap()
 }

@@ -14,8 +14,7 @@ use tether_agent::sync::apply_entries;
 use tether_testkit::{dc, unique, TestServer};
 
 async fn import_fixture(s: &TestServer, adi: &str) -> (ImportConfig, Session, tempfile::TempDir) {
-    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": dc().base_dn})).await;
     let key = s.connect_key(&domain, "IMPORT").await;
     let state = tempfile::tempdir().unwrap();
     let v = dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), adi);
@@ -62,12 +61,7 @@ async fn non_ascii_long_values_and_special_characters_are_imported_intact() {
 
     let (cfg, session, _state) = import_fixture(&s, &adi).await;
     let mut conn = connect(&cfg.ldap_target()).await.unwrap();
-    let out = cycle(&cfg, &mut conn, &session, true)
-        .await
-        .unwrap()
-        .outcome
-        .map(|o| serde_json::to_value(o).unwrap())
-        .unwrap();
+    let out = cycle(&cfg, &mut conn, &session, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!((out["created"].as_u64(), out["groupsCreated"].as_u64()), (Some(1), Some(1)), "{out}");
     let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await;
     let u = &r.body["results"][0];
@@ -88,8 +82,7 @@ async fn non_ascii_long_values_and_special_characters_are_imported_intact() {
 #[tokio::test]
 async fn names_with_filter_metacharacters_cannot_inject_and_are_synced() {
     let s = TestServer::start().await;
-    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn}))).await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": dc().base_dn})).await;
     let key = s.connect_key(&domain, "SYNC").await;
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
     let ou = format!("OU={},{}", unique("hx"), dc().base_dn);

@@ -90,12 +90,7 @@ impl Fx {
 
     async fn run(&mut self) -> Value {
         let mut conn = connect(&self.cfg.ldap_target()).await.unwrap();
-        cycle(&self.cfg, &mut conn, &self.session, true)
-            .await
-            .unwrap()
-            .outcome
-            .map(|o| serde_json::to_value(o).unwrap())
-            .unwrap()
+        cycle(&self.cfg, &mut conn, &self.session, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap()
     }
 
     async fn tether_user(&self, sam: &str) -> Option<Value> {
@@ -193,7 +188,7 @@ async fn nested_groups_attributes_skips_and_privileged_accounts() {
     assert!(fx.tether_user(&u8).await.is_none(), "skipped without a givenName");
     replace_attrs(&mut fx.ldap, &u8dn, &[("givenName", "Eight")]).await.unwrap();
     let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
-    assert_eq!(st.outcome.map(|o| serde_json::to_value(o).unwrap()).unwrap()["created"], 1);
+    assert_eq!(st.outcome.map(tether_testkit::json_of).unwrap()["created"], 1);
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
@@ -256,7 +251,7 @@ async fn disable_dissociation_idle_cycles_and_restart() {
     let cn = cdn.split(',').next().unwrap().to_string();
     fx.ldap.modifydn(&cdn, &cn, true, Some(&ou)).await.unwrap().success().unwrap();
     let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
-    let out = st.outcome.clone().map(|o| serde_json::to_value(o).unwrap()).expect("the USN moved: a read happened");
+    let out = st.outcome.clone().map(tether_testkit::json_of).expect("the USN moved: a read happened");
     assert_eq!((out["updated"].as_u64(), out["deleted"].as_u64()), (Some(1), Some(2)), "{out}");
     assert_eq!(fx.tether_user(&a).await.unwrap()["state"], "SUSPENDED");
     assert!(fx.tether_user(&b).await.is_none() && fx.tether_user(&c).await.is_none());
@@ -287,12 +282,7 @@ async fn disable_dissociation_idle_cycles_and_restart() {
         idle_cycle(&fx.cfg, &mut conn, &again).await,
         "the restarted agent resumes from its watermark instead of re-reading everything"
     );
-    let out = cycle(&fx.cfg, &mut conn, &again, true)
-        .await
-        .unwrap()
-        .outcome
-        .map(|o| serde_json::to_value(o).unwrap())
-        .unwrap();
+    let out = cycle(&fx.cfg, &mut conn, &again, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
     let all = fx.s.call("GET", "/api/systemusers", None).await;
     assert_eq!(all.body["totalCount"], 1);
@@ -595,12 +585,7 @@ async fn one_primary_import_agent_applies_cycles() {
         .unwrap()
         .outcome
         .is_none());
-    let out = cycle(&cfg2, &mut conn2, &second, true)
-        .await
-        .unwrap()
-        .outcome
-        .map(|o| serde_json::to_value(o).unwrap())
-        .unwrap();
+    let out = cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
     assert!(fx.tether_user(&a).await.is_some());
     let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;

@@ -49,14 +49,12 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 async fn sync_domain(s: &TestServer) -> (String, String) {
-    let d = s
-        .call(
-            "POST",
+    let domain = s
+        .create(
             "/api/v2/activedirectories",
-            Some(json!({"domain": format!("DC={},DC=example,DC=test", unique("tls")), "useCase": "TWOWAYSYNC"})),
+            json!({"domain": format!("DC={},DC=example,DC=test", unique("tls")), "useCase": "TWOWAYSYNC"}),
         )
         .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
     let key = s.connect_key(&domain, "SYNC").await;
     (domain, key)
 }

@@ -17,8 +17,7 @@ use tether_testkit::{dc, unique, TestServer};
 #[tokio::test]
 async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     let s = TestServer::start().await;
-    let d = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=corp,DC=example,DC=test"}))).await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": "DC=corp,DC=example,DC=test"})).await;
     let (ik, sk) = (s.connect_key(&domain, "IMPORT").await, s.connect_key(&domain, "SYNC").await);
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
     let ou = format!("OU={},{}", unique("tw"), dc().base_dn);
@@ -43,15 +42,7 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
 
     // A Tether user bound to the domain is created in AD by the sync agent.
     let sam = unique("w");
-    let r = s
-        .call(
-            "POST",
-            "/api/systemusers",
-            Some(json!({"username": sam, "email": format!("{sam}@corp.example.test"),
-        "firstname": "Two", "lastname": "Way", "password": "Tw0-Way-Passw0rd"})),
-        )
-        .await;
-    let id = r.body["id"].as_str().unwrap().to_string();
+    let id = s.user(json!({"username": sam, "email": format!("{sam}@corp.example.test"), "firstname": "Two", "lastname": "Way", "password": "Tw0-Way-Passw0rd"})).await;
     s.bind_user(&domain, &id).await;
     let entries = ssession.sync_poll(100).await.unwrap();
     apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
@@ -65,12 +56,7 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
 
     // The AD admin puts it in the ADI group: the import finds the same user, no duplicate.
     set_member(&mut ldap, &adi, &dn, true).await.unwrap();
-    let out = cycle(&icfg, &mut iconn, &isession, true)
-        .await
-        .unwrap()
-        .outcome
-        .map(|o| serde_json::to_value(o).unwrap())
-        .unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!((out["created"].as_u64(), out["updated"].as_u64()), (Some(0), Some(1)), "{out}");
     let all = s.call("GET", "/api/systemusers", None).await;
     assert_eq!(all.body["totalCount"], 1);
@@ -87,12 +73,7 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     // UserDisableAction=suspend, keeps the user suspended: the documented consequence.
     let entries = ssession.sync_poll(100).await.unwrap();
     apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
-    let out = cycle(&icfg, &mut iconn, &isession, true)
-        .await
-        .unwrap()
-        .outcome
-        .map(|o| serde_json::to_value(o).unwrap())
-        .unwrap();
+    let out = cycle(&icfg, &mut iconn, &isession, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!(s.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED", "{out}");
     // Nothing was fed back by the import's own writes.
     assert!(ssession.sync_poll(100).await.unwrap().is_empty(), "no ping-pong");

@@ -380,12 +380,8 @@ async fn groups(c: &Client, out: &Output, cmd: GroupsCmd) -> Result<()> {
 async fn history(c: &Client, out: &Output, path: &str) -> Result<()> {
     let mut entries = c.all_v2(path).await?;
     for e in entries.iter_mut() {
-        let who = &e["actor"];
-        e["by"] = json!(format!(
-            "{} {}",
-            who["type"].as_str().unwrap_or(""),
-            who["name"].as_str().or(who["id"].as_str()).or(who["adGroup"].as_str()).unwrap_or("")
-        ));
+        let by = serde_json::from_value::<tether_core::actor::Actor>(e["actor"].clone()).map(|a| a.to_string());
+        e["by"] = json!(by.unwrap_or_default());
         let fields: Vec<String> = e["changes"]
             .as_object()
             .map(|m| {

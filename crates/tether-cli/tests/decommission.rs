@@ -25,10 +25,7 @@ fn tether(s: &TestServer, args: &[&str]) -> tokio::process::Command {
 #[tokio::test]
 async fn plan_apply_interrupted_and_resumed() {
     let s = TestServer::start_with_grace(time::Duration::seconds(2)).await;
-    let d = s
-        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": dc().base_dn, "useCase": "TWOWAYSYNC"})))
-        .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": dc().base_dn, "useCase": "TWOWAYSYNC"})).await;
     let key = |t: &str| {
         let s = &s;
         let domain = domain.clone();
@@ -77,12 +74,7 @@ async fn plan_apply_interrupted_and_resumed() {
     let session = Session::establish(&cfg.server, &cfg.state_dir(), "dc").await.unwrap();
     let mut conn = connect(&cfg.ldap_target()).await.unwrap();
     assert_eq!(
-        cycle(&cfg, &mut conn, &session, true)
-            .await
-            .unwrap()
-            .outcome
-            .map(|o| serde_json::to_value(o).unwrap())
-            .unwrap()["created"],
+        cycle(&cfg, &mut conn, &session, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap()["created"],
         3
     );
     // The first user changes the AD password: captured, so it has a Tether password.

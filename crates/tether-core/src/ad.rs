@@ -71,12 +71,53 @@ pub struct Guard {
     pub percent: Option<f64>,
 }
 
-/// Categories a guard can bound.
-pub const GUARD_CATEGORIES: [&str; 5] = ["deletes", "suspends", "unbinds", "membershipRemovals", "passwordResets"];
+/// A category of change a mass-change guard bounds, named in the API as `deletes`,
+/// `membershipRemovals`, `passwordResets`, `suspends`, `unbinds`. Declared in that order,
+/// which is the order bounds are checked in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Category {
+    Deletes,
+    MembershipRemovals,
+    PasswordResets,
+    Suspends,
+    Unbinds,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::Deletes,
+        Category::MembershipRemovals,
+        Category::PasswordResets,
+        Category::Suspends,
+        Category::Unbinds,
+    ];
+
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Deletes => "deletes",
+            Category::MembershipRemovals => "membershipRemovals",
+            Category::PasswordResets => "passwordResets",
+            Category::Suspends => "suspends",
+            Category::Unbinds => "unbinds",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The guards of a fresh domain: 100 of each category per cycle.
-pub fn default_guards() -> BTreeMap<String, Guard> {
-    GUARD_CATEGORIES.into_iter().map(|c| (c.to_string(), Guard { count: Some(100), percent: None })).collect()
+pub fn default_guards() -> BTreeMap<Category, Guard> {
+    Category::ALL.into_iter().map(|c| (c, Guard { count: Some(100), percent: None })).collect()
 }
 
 /// An Active Directory domain connected to Tether.
@@ -97,7 +138,7 @@ pub struct AdDomain {
     pub primary_import_agent: Option<String>,
     #[serde(rename = "updatedAt")]
     pub updated_at: String,
-    pub guards: BTreeMap<String, Guard>,
+    pub guards: BTreeMap<Category, Guard>,
     /// Until when the primary import agent holds its lease.
     #[serde(rename = "primaryLeaseExpiresAt", default)]
     pub primary_lease_expires_at: Option<String>,
@@ -251,15 +292,15 @@ pub fn patch_domain(
     if let Some(v) = obj.get("guards") {
         let g: BTreeMap<String, Guard> =
             serde_json::from_value(v.clone()).map_err(|e| CoreError::invalid("guards", e.to_string()))?;
-        for (cat, guard) in &g {
-            if !GUARD_CATEGORIES.contains(&cat.as_str()) {
+        for (cat, guard) in g {
+            let Some(category) = Category::parse(&cat) else {
                 return Err(CoreError::invalid("guards", format!("unknown category `{cat}`")));
-            }
+            };
             if guard.percent.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
                 return Err(CoreError::invalid("guards", format!("`{cat}.percent` must be between 0 and 100")));
             }
+            d.guards.insert(category, guard);
         }
-        d.guards.extend(g);
     }
     if let Some(v) = obj.get("domain") {
         if v.as_str().map(normalize_domain_dn).transpose()?.as_deref() != Some(current.domain.as_str()) {
@@ -426,7 +467,7 @@ mod tests {
         assert_eq!(d.domain, "DC=corp,DC=example,DC=com");
         assert_eq!(d.use_case, UseCase::TwoWaySync);
         assert_eq!(d.delegation_state, DelegationState::Disabled);
-        assert_eq!(d.guards["deletes"].count, Some(100));
+        assert_eq!(d.guards[&Category::Deletes].count, Some(100));
         let d = new_domain("x", &json!({"domain": "DC=a", "useCase": "ADASAUTHORITY"}), "now").unwrap();
         assert_eq!(d.delegation_state, DelegationState::Pending);
         for bad in ["", "corp.example.com", "OU=x,DC=a", "DC=", "DC=a b"] {

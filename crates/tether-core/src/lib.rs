@@ -5,6 +5,7 @@
 //! group or domain is, and the tests can exercise the rules row by row without a server.
 //! Time enters as a parameter (`now`) wherever a rule needs it.
 
+pub mod actor;
 pub mod ad;
 pub mod adi;
 pub mod error;

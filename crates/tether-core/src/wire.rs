@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ad::{AdStatus, AgentType, InstalledOn, UseCase};
+use crate::ad::{AdStatus, AgentType, Category, InstalledOn, UseCase};
 use crate::adi::import::{AdUserObs, ImportSettings};
 use crate::adi::sync::UserChange;
 
@@ -203,7 +203,7 @@ pub struct UserBody {
     pub change: UserChange,
     /// The mass-change guard categories the entry counts in.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub guard: BTreeMap<String, u64>,
+    pub guard: BTreeMap<Category, u64>,
 }
 
 /// A member of a group entry.
@@ -234,7 +234,7 @@ pub struct GroupBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_case: Option<UseCase>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub guard: BTreeMap<String, u64>,
+    pub guard: BTreeMap<Category, u64>,
 }
 
 /// One entry of a domain's change feed, in order (`seq`).

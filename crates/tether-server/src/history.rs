@@ -5,6 +5,7 @@
 //! the user (`memberOf`) and the group (`members`).
 
 use serde_json::{json, Map, Value};
+use tether_core::actor::Actor;
 use tether_core::user::User;
 use tether_store::{Collection, Doc};
 
@@ -46,7 +47,7 @@ pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
 pub fn entry(
     s: &AppState,
     user_id: &str,
-    actor: Value,
+    actor: Actor,
     action: &str,
     changes: Value,
     reason: Option<&str>,
@@ -59,7 +60,7 @@ pub fn entry_of(
     s: &AppState,
     object_type: &str,
     object_id: &str,
-    actor: Value,
+    actor: Actor,
     action: &str,
     changes: Value,
     reason: Option<&str>,
@@ -77,7 +78,7 @@ pub fn entry_of(
 pub async fn record_group(
     s: &AppState,
     group_id: &str,
-    actor: Value,
+    actor: Actor,
     action: &str,
     changes: Value,
     reason: Option<&str>,
@@ -92,7 +93,7 @@ pub async fn record_group(
 pub async fn record(
     s: &AppState,
     user_id: &str,
-    actor: Value,
+    actor: Actor,
     action: &str,
     changes: Value,
     reason: Option<&str>,
@@ -104,6 +105,6 @@ pub async fn record(
 }
 
 /// The actor of an admin request.
-pub fn admin(key: &crate::keys::ApiKey) -> Value {
-    json!({"type": "api_key", "id": key.id, "name": key.name})
+pub fn admin(key: &crate::keys::ApiKey) -> Actor {
+    Actor::api_key(&key.id, &key.name)
 }

@@ -44,14 +44,7 @@ async fn console_sessions_csrf_headers_and_escaping() {
     let cookie = session_cookie(&r);
 
     // A user whose name would be markup is shown as text.
-    let u = s
-        .call(
-            "POST",
-            "/api/systemusers",
-            Some(json!({"username": "evil", "email": "evil@x.io", "firstname": "<script>x</script>"})),
-        )
-        .await;
-    let id = u.body["id"].as_str().unwrap().to_string();
+    let id = s.user(json!({"username": "evil", "email": "evil@x.io", "firstname": "<script>x</script>"})).await;
     let r = c.get(format!("{}/console/users", s.url)).header(COOKIE, &cookie).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-frame-options"], "DENY");
@@ -98,14 +91,8 @@ async fn console_sessions_csrf_headers_and_escaping() {
 async fn portal_login_and_password_rules() {
     let s = TestServer::start().await;
     let c = client();
-    let u = s
-        .call(
-            "POST",
-            "/api/systemusers",
-            Some(json!({"username": "pat", "email": "pat@x.io", "firstname": "Pat", "password": "Start-Passw0rd"})),
-        )
-        .await;
-    let id = u.body["id"].as_str().unwrap().to_string();
+    let id =
+        s.user(json!({"username": "pat", "email": "pat@x.io", "firstname": "Pat", "password": "Start-Passw0rd"})).await;
     let login = |pw: &'static str| {
         c.post(format!("{}/portal/login", s.url)).form(&[("username", "pat"), ("password", pw)]).send()
     };
@@ -188,19 +175,10 @@ async fn activation_link_sets_the_first_password_once() {
         }
     };
     let c = client();
-    let u = s
-        .call(
-            "POST",
-            "/api/systemusers",
-            Some(json!({"username": "newbie", "email": "newbie@x.io", "firstname": "New"})),
-        )
-        .await;
-    let id = u.body["id"].as_str().unwrap().to_string();
+    let id = s.user(json!({"username": "newbie", "email": "newbie@x.io", "firstname": "New"})).await;
     // Binding a user without a password to a syncing domain sends the activation email.
-    let d = s
-        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=act,DC=test", "useCase": "TWOWAYSYNC"})))
-        .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain =
+        s.create("/api/v2/activedirectories", json!({"domain": "DC=act,DC=test", "useCase": "TWOWAYSYNC"})).await;
     s.bind_user(&domain, &id).await;
     let n = s.call("GET", "/api/v2/notifications", None).await.body;
     let mail =
@@ -230,8 +208,7 @@ async fn activation_link_sets_the_first_password_once() {
     let r = post("Other-Passw0rd1", "Other-Passw0rd1").await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().starts_with("/portal/login?err="));
     // A link past its lifetime is refused.
-    let link2 = s.call("POST", "/api/systemusers", Some(json!({"username": "late", "email": "late@x.io"}))).await;
-    let id2 = link2.body["id"].as_str().unwrap().to_string();
+    let id2 = s.user(json!({"username": "late", "email": "late@x.io"})).await;
     s.bind_user(&domain, &id2).await;
     let path2 = link_to("late@x.io").await;
     s.advance(time::Duration::hours(73));

@@ -258,10 +258,8 @@ async fn metrics_need_the_token_when_one_is_set_and_count_the_queue() {
     assert_eq!(get(None).await.0, 401);
     assert_eq!(get(Some("Bearer wrong-token")).await.0, 401);
     // Queue depth: three users bound to a domain with a sync agent, nothing delivered yet.
-    let d = s
-        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=m,DC=test", "useCase": "TWOWAYSYNC"})))
-        .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain =
+        s.create("/api/v2/activedirectories", json!({"domain": "DC=m,DC=test", "useCase": "TWOWAYSYNC"})).await;
     let key = s.connect_key(&domain, "SYNC").await;
     let r = s
         .call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": "m".repeat(40)})))
@@ -288,10 +286,8 @@ async fn activation_links_live_only_in_the_email_and_die_with_the_need_for_them(
     })
     .await;
     let c = browser();
-    let d = s
-        .call("POST", "/api/v2/activedirectories", Some(json!({"domain": "DC=al,DC=test", "useCase": "TWOWAYSYNC"})))
-        .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
+    let domain =
+        s.create("/api/v2/activedirectories", json!({"domain": "DC=al,DC=test", "useCase": "TWOWAYSYNC"})).await;
     // (what happens after the email was sent, the admin's request)
     let rows: [(&str, &str, Option<Value>); 3] = [
         ("password set by an admin", "PUT", Some(json!({"password": "Admin-Set-Passw0rd"}))),
@@ -348,20 +344,14 @@ async fn activation_links_live_only_in_the_email_and_die_with_the_need_for_them(
 
 /// A sync agent of a new two-way domain (registered by hand) and a user bound to it.
 async fn bound_user_with_sync_agent(s: &TestServer, name: &str) -> (String, String) {
-    let d = s
-        .call(
-            "POST",
-            "/api/v2/activedirectories",
-            Some(json!({"domain": format!("DC={name},DC=test"), "useCase": "TWOWAYSYNC"})),
-        )
+    let domain = s
+        .create("/api/v2/activedirectories", json!({"domain": format!("DC={name},DC=test"), "useCase": "TWOWAYSYNC"}))
         .await;
-    let domain = d.body["id"].as_str().unwrap().to_string();
     let key = s.connect_key(&domain, "SYNC").await;
     let token = format!("{name:x<40}");
     let r = s.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": token}))).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@x.io")}))).await;
-    let id = r.body["id"].as_str().unwrap().to_string();
+    let id = s.user(json!({"username": name, "email": format!("{name}@x.io")})).await;
     s.bind_user(&domain, &id).await;
     (id, token)
 }

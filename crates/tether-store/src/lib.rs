@@ -8,6 +8,8 @@
 //! and the filter translation, never domain logic. What the two SQL backends have in common
 //! lives in one private module (`sql`). [`Repo`] adds the typed layer the server uses.
 
+#[macro_use]
+mod shared;
 pub mod postgres;
 mod repo;
 mod sql;
@@ -149,6 +151,18 @@ pub enum WriteOp {
 }
 
 /// The storage operations. Implementations must be safe to share between tasks.
+/// A change-feed entry to append: `kind` of change to `object`, its `body`, and a sealed
+/// `secret` (a password) that is erased once acknowledged.
+#[derive(Clone, Copy, Debug)]
+pub struct NewFeedEntry<'a> {
+    pub domain: &'a str,
+    pub kind: &'a str,
+    pub object: &'a str,
+    pub body: &'a Value,
+    pub secret: Option<&'a str>,
+    pub created: &'a str,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()>;
@@ -186,15 +200,7 @@ pub trait Store: Send + Sync + 'static {
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()>;
 
     /// Appends to a domain's change feed; returns the entry's sequence number.
-    async fn append_feed(
-        &self,
-        domain: &str,
-        kind: &str,
-        object: &str,
-        body: &Value,
-        secret: Option<&str>,
-        created: &str,
-    ) -> Result<i64>;
+    async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64>;
     /// Entries of a domain after `after`, in order.
     async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>>;
     /// Forgets the secrets of every entry created before `before` (RFC 3339); answers the

@@ -396,7 +396,7 @@ async fn feed_is_per_domain_ordered_and_forgets_secrets(b: Backend) {
         let (d, secret) = if i % 2 == 0 { ("d1", Some("pw")) } else { ("d2", None) };
         let body = json!({"n": i, "nested": {"list": [1, "two", null], "t": true}});
         seqs.push(
-            s.append_feed(d, "user", &format!("u{i}"), &body, secret, &format!("2025-01-0{}T00:00:00Z", i + 1))
+            s.append_feed(feed_entry(d, &format!("u{i}"), &body, secret, &format!("2025-01-0{}T00:00:00Z", i + 1)))
                 .await
                 .unwrap(),
         );
@@ -419,7 +419,7 @@ async fn feed_is_per_domain_ordered_and_forgets_secrets(b: Backend) {
     let d1 = s.read_feed("d1", 0, 10).await.unwrap();
     assert_eq!(d1.iter().map(|e| e.secret.as_deref()).collect::<Vec<_>>(), [None, None, Some("pw")]);
     // Secrets older than a bound are forgotten, each reported once with its object.
-    s.append_feed("d2", "user", "u9", &json!({}), Some("pw"), "2025-02-01T00:00:00Z").await.unwrap();
+    s.append_feed(feed_entry("d2", "u9", &json!({}), Some("pw"), "2025-02-01T00:00:00Z")).await.unwrap();
     let expired = s.expire_feed_secrets("2025-01-10T00:00:00Z").await.unwrap();
     assert_eq!(expired, [("u4".to_string(), "2025-01-05T00:00:00Z".to_string())]);
     assert!(s.expire_feed_secrets("2025-01-10T00:00:00Z").await.unwrap().is_empty());
@@ -488,7 +488,7 @@ async fn feed_stays_ordered_with_concurrent_appenders_on_two_stores(b: Backend) 
                 for i in 0..APPENDS_PER_TASK {
                     let d = ["dom-a", "dom-b"][(i + t) % 2];
                     let object = format!("s{si}t{t}i{i}");
-                    let seq = s.append_feed(d, "user", &object, &json!({"i": i}), None, "now").await.unwrap();
+                    let seq = s.append_feed(feed_entry(d, &object, &json!({"i": i}), None, "now")).await.unwrap();
                     mine.push((d, seq, object));
                 }
                 mine
@@ -537,4 +537,15 @@ async fn postgres_concurrent_starts_migrate_once() {
     }
     stores[0].put_setting("k", &json!(1)).await.unwrap();
     assert_eq!(stores[3].setting("k").await.unwrap(), Some(json!(1)));
+}
+
+/// A `user` entry for `object` in `domain`'s feed.
+fn feed_entry<'a>(
+    domain: &'a str,
+    object: &'a str,
+    body: &'a serde_json::Value,
+    secret: Option<&'a str>,
+    created: &'a str,
+) -> tether_store::NewFeedEntry<'a> {
+    tether_store::NewFeedEntry { domain, kind: "user", object, body, secret, created }
 }

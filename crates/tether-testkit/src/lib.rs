@@ -23,6 +23,11 @@ pub use smtp::smtp_relay;
 use serde_json::{json, Value};
 
 /// `base` (a JSON object) with the top-level keys of `more` added or replaced.
+/// A typed answer as JSON, for tests that read it by key.
+pub fn json_of<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("serializes")
+}
+
 pub fn with_keys(mut base: Value, more: Value) -> Value {
     if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
         b.extend(m);

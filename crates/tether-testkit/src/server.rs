@@ -130,6 +130,31 @@ impl TestServer {
         assert_eq!(r.status, 204, "binding user {user_id} to {domain}: {:?}", r.body);
     }
 
+    /// Creates an object with `POST path` (a user, a group, a domain) and answers its id;
+    /// a refusal fails the test with the server's answer.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let r = self.call("POST", path, Some(body)).await;
+        assert!(r.status.is_success(), "POST {path}: {} {:?}", r.status, r.body);
+        r.body["id"].as_str().unwrap_or_else(|| panic!("POST {path} answered no id: {:?}", r.body)).to_string()
+    }
+
+    /// Creates a user (`/api/systemusers`); answers its id.
+    pub async fn user(&self, body: Value) -> String {
+        self.create("/api/systemusers", body).await
+    }
+
+    /// Creates an AD domain with `use_case` (`TWOWAYSYNC`, …); answers its id.
+    pub async fn domain(&self, dn: &str, use_case: &str) -> String {
+        self.create("/api/v2/activedirectories", serde_json::json!({"domain": dn, "useCase": use_case})).await
+    }
+
+    /// Adds the user `user` to the group `group`.
+    pub async fn add_member(&self, group: &str, user: &str) {
+        let path = format!("/api/v2/usergroups/{group}/members");
+        let r = self.call("POST", &path, Some(serde_json::json!({"op": "add", "type": "user", "id": user}))).await;
+        assert_eq!(r.status, 204, "adding {user} to {group}: {:?}", r.body);
+    }
+
     /// Sends a request with the admin key.
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.call_as(Some(&self.api_key.clone()), method, path, body).await

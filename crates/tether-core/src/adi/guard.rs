@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ad::Category;
 use crate::ad::Guard;
 
 /// How many changes of each category a cycle would make.
@@ -32,26 +33,24 @@ impl std::ops::AddAssign for Counts {
 }
 
 impl Counts {
-    fn get(&self, category: &str) -> u64 {
+    fn get(&self, category: Category) -> u64 {
         match category {
-            "deletes" => self.deletes,
-            "suspends" => self.suspends,
-            "unbinds" => self.unbinds,
-            "membershipRemovals" => self.membership_removals,
-            "passwordResets" => self.password_resets,
-            _ => 0,
+            Category::Deletes => self.deletes,
+            Category::Suspends => self.suspends,
+            Category::Unbinds => self.unbinds,
+            Category::MembershipRemovals => self.membership_removals,
+            Category::PasswordResets => self.password_resets,
         }
     }
 
-    /// Counts `n` more changes of `category` (unknown categories are ignored).
-    pub fn add(&mut self, category: &str, n: u64) {
+    /// Counts `n` more changes of `category`.
+    pub fn add(&mut self, category: Category, n: u64) {
         let slot = match category {
-            "deletes" => &mut self.deletes,
-            "suspends" => &mut self.suspends,
-            "unbinds" => &mut self.unbinds,
-            "membershipRemovals" => &mut self.membership_removals,
-            "passwordResets" => &mut self.password_resets,
-            _ => return,
+            Category::Deletes => &mut self.deletes,
+            Category::Suspends => &mut self.suspends,
+            Category::Unbinds => &mut self.unbinds,
+            Category::MembershipRemovals => &mut self.membership_removals,
+            Category::PasswordResets => &mut self.password_resets,
         };
         *slot += n;
     }
@@ -59,9 +58,9 @@ impl Counts {
 
 /// The first bound the cycle exceeds, as a reason, or `None` when it may be applied.
 /// `scope` is the number of users the domain manages (for percentage bounds).
-pub fn exceeded(guards: &BTreeMap<String, Guard>, counts: &Counts, scope: u64) -> Option<String> {
+pub fn exceeded(guards: &BTreeMap<Category, Guard>, counts: &Counts, scope: u64) -> Option<String> {
     for (category, g) in guards {
-        let n = counts.get(category);
+        let n = counts.get(*category);
         if n == 0 {
             continue;
         }
@@ -86,9 +85,8 @@ mod tests {
 
     #[test]
     fn bounds_table() {
-        let g = |count: Option<u64>, percent: Option<f64>| {
-            BTreeMap::from([("deletes".to_string(), Guard { count, percent })])
-        };
+        let g =
+            |count: Option<u64>, percent: Option<f64>| BTreeMap::from([(Category::Deletes, Guard { count, percent })]);
         let c = |deletes| Counts { deletes, ..Counts::default() };
         // (guards, deletes, scope, held?)
         let rows = [
@@ -105,7 +103,7 @@ mod tests {
         for (guards, n, scope, held) in rows {
             assert_eq!(exceeded(&guards, &c(n), scope).is_some(), held, "{guards:?} {n}/{scope}");
         }
-        let suspends_only = BTreeMap::from([("suspends".to_string(), Guard { count: Some(1), percent: None })]);
+        let suspends_only = BTreeMap::from([(Category::Suspends, Guard { count: Some(1), percent: None })]);
         assert!(exceeded(&suspends_only, &c(500), 1000).is_none(), "other categories are not bounded by it");
     }
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use tether_core::ad::{AdDomain, AgentType};
+use tether_core::adi::guard::Category;
 use tether_core::adi::sync::UserChange;
 use tether_core::user::User;
 use tether_store::{Collection, Edge};
@@ -71,13 +72,27 @@ fn body(u: &User, change: &UserChange) -> Value {
 
 /// Marks an entry body with the mass-change guard categories it counts in
 /// (see `sync_guard`): `{"suspends": 1}` and the like.
-fn with_guard(mut b: Value, counts: &[(&str, usize)]) -> Value {
+fn with_guard(mut b: Value, counts: &[(Category, usize)]) -> Value {
     let g: serde_json::Map<String, Value> =
         counts.iter().filter(|(_, n)| *n > 0).map(|(c, n)| (c.to_string(), json!(n))).collect();
     if !g.is_empty() {
         b["guard"] = Value::Object(g);
     }
     b
+}
+
+/// Appends one entry to `domain`'s feed, made now.
+async fn append(
+    s: &AppState,
+    domain: &str,
+    kind: &str,
+    object: &str,
+    body: &Value,
+    secret: Option<&str>,
+) -> Result<i64, ApiError> {
+    let created = s.now_str();
+    let e = tether_store::NewFeedEntry { domain, kind, object, body, secret, created: &created };
+    Ok(s.repo.store().append_feed(e).await?)
 }
 
 async fn notify(s: &AppState) {
@@ -89,12 +104,12 @@ pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Fla
     let domains = bound_domains(s, &u.id).await?;
     let b = with_guard(
         body(u, &change_of(u, f)),
-        &[("passwordResets", password.is_some() as usize), ("suspends", f.suspending as usize)],
+        &[(Category::PasswordResets, password.is_some() as usize), (Category::Suspends, f.suspending as usize)],
     );
     // Sealed under tetherd's key: the database never holds the password in clear.
     let sealed = password.map(|p| s.config.secret_key.seal(p, &u.id));
     for d in &domains {
-        s.repo.store().append_feed(d, "user", &u.id, &b, sealed.as_deref(), &s.now_str()).await?;
+        append(s, d, "user", &u.id, &b, sealed.as_deref()).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -105,8 +120,8 @@ pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Fla
 /// Feeds the disconnection of `u` from `domains`.
 pub async fn user_disconnected(s: &AppState, u: &User, domains: &BTreeSet<String>) -> Result<(), ApiError> {
     for d in domains {
-        let b = with_guard(body(u, &change_of(u, Flags::default())), &[("unbinds", 1)]);
-        s.repo.store().append_feed(d, "user_disconnected", &u.id, &b, None, &s.now_str()).await?;
+        let b = with_guard(body(u, &change_of(u, Flags::default())), &[(Category::Unbinds, 1)]);
+        append(s, d, "user_disconnected", &u.id, &b, None).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -132,10 +147,7 @@ pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) ->
         let lost: BTreeSet<String> = old.difference(&new).cloned().collect();
         user_disconnected(s, &u, &lost).await?;
         for d in new.difference(&old) {
-            s.repo
-                .store()
-                .append_feed(d, "user", &u.id, &body(&u, &change_of(&u, Flags::default())), None, &s.now_str())
-                .await?;
+            append(s, d, "user", &u.id, &body(&u, &change_of(&u, Flags::default())), None).await?;
             notify(s).await;
             if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, d).await? {
                 crate::notify::user_bound(s, &u, &dom).await?;
@@ -190,7 +202,7 @@ async fn group_body(
     let use_case = s.repo.get::<AdDomain>(Collection::Domains, domain).await?.map(|d| d.use_case).unwrap_or_default();
     let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members,
                    "removed": removed, "useCase": use_case});
-    Ok(with_guard(b, &[("membershipRemovals", removed_count)]))
+    Ok(with_guard(b, &[(Category::MembershipRemovals, removed_count)]))
 }
 
 /// Feeds the state of a group to every syncing domain it is associated with.
@@ -198,7 +210,7 @@ pub async fn group_changed(s: &AppState, g: &tether_core::group::Group, removed:
     let domains = domains_of_group(s, &g.id).await?;
     for d in &domains {
         let b = group_body(s, g, d, removed).await?;
-        s.repo.store().append_feed(d, "group", &g.id, &b, None, &s.now_str()).await?;
+        append(s, d, "group", &g.id, &b, None).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -215,7 +227,7 @@ pub async fn group_disconnected(
     for d in domains {
         let ad = &g.attributes["activeDirectory"];
         let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"]});
-        s.repo.store().append_feed(d, "group_disconnected", &g.id, &b, None, &s.now_str()).await?;
+        append(s, d, "group_disconnected", &g.id, &b, None).await?;
     }
     if !domains.is_empty() {
         notify(s).await;

@@ -6,6 +6,7 @@
 //! a dissociation only when the agent says its read was complete.
 
 use std::collections::{HashMap, HashSet};
+use tether_core::actor::Actor;
 
 use serde_json::Value;
 use tether_core::ad::AdDomain;
@@ -20,6 +21,7 @@ pub use crate::adi::import_plan::{drop_plan, held_plan, HeldPlan, Planned};
 use crate::crypto::new_id;
 use crate::error::ApiError;
 use crate::state::AppState;
+use tether_core::adi::guard::Category;
 use tether_core::wire::Skipped;
 pub use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
@@ -132,7 +134,7 @@ pub async fn apply(
     s: &AppState,
     domain: &AdDomain,
     report: &ImportReport,
-    actor: &Value,
+    actor: &Actor,
 ) -> Result<ImportOutcome, ApiError> {
     if let Some(p) = held_plan(s, &domain.id).await?.filter(|_| !report.dry_run) {
         // Nothing is applied while a plan waits for the admin.
@@ -214,11 +216,8 @@ pub async fn apply(
     let changes: Vec<Value> = planned.iter().filter_map(Planned::change).collect();
     let mut counts = tether_core::adi::guard::Counts::default();
     for c in &changes {
-        match c["category"].as_str() {
-            Some("deletes") => counts.deletes += 1,
-            Some("unbinds") => counts.unbinds += 1,
-            Some("suspends") => counts.suspends += 1,
-            _ => {}
+        if let Some(category) = c["category"].as_str().and_then(Category::parse) {
+            counts.add(category, 1);
         }
     }
     let mut touched = crate::adi::import_groups::Touched::of_members(s, domain, report).await?;
@@ -265,7 +264,7 @@ pub(crate) async fn execute(
     touched: Option<crate::adi::import_groups::Touched>,
     planned: Vec<Planned>,
     mut out: ImportOutcome,
-    actor: &Value,
+    actor: &Actor,
 ) -> Result<ImportOutcome, ApiError> {
     let settings = report.settings;
     // objectGUID → Tether id of every user in scope after this cycle.

@@ -3,6 +3,7 @@
 //! would remove before anything is applied.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use tether_core::actor::Actor;
 
 use serde_json::{json, Value};
 use tether_core::ad::AdDomain;
@@ -93,7 +94,7 @@ pub(crate) async fn membership_removals(
         t.learn(s, domain, &leaving).await?;
         let n = leaving.iter().filter(|id| t.in_domain.contains_key(**id)).count();
         if n > 0 {
-            out.push(json!({"category": "membershipRemovals", "object": group.name, "count": n,
+            out.push(json!({"category": tether_core::adi::guard::Category::MembershipRemovals, "object": group.name, "count": n,
                             "action": format!("remove {n} member(s)"), "reason": "no longer members of the AD group"}));
         }
     }
@@ -109,7 +110,7 @@ pub(crate) async fn apply_groups(
     mut t: Touched,
     linked: &HashMap<String, String>,
     out: &mut ImportOutcome,
-    actor: &Value,
+    actor: &Actor,
 ) -> Result<(), ApiError> {
     if !domain.groups_enabled {
         return Ok(());
@@ -122,9 +123,7 @@ pub(crate) async fn apply_groups(
     for og in &report.groups {
         seen.insert(og.guid.clone());
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
-        let mut who = actor.clone();
-        who["adGuid"] = json!(og.guid);
-        who["adGroup"] = json!(og.dn);
+        let who = actor.on_ad(Some(og.guid.clone()), Some(og.dn.clone()));
         let group = match s.repo.group_by_ad_guid(&og.guid).await? {
             Some(mut g) => {
                 if g.name != og.name || g.attributes.get("activeDirectory") != Some(&ad) {
@@ -231,8 +230,7 @@ pub(crate) async fn apply_groups(
             .collect();
         for (id, g) in &stale {
             store.delete(Collection::Groups, id).await?;
-            let mut who = actor.clone();
-            who["adGuid"] = g.attributes["activeDirectory"]["id"].clone();
+            let who = actor.on_ad(g.attributes["activeDirectory"]["id"].as_str().map(str::to_string), None);
             let why = Some("no longer in the ADI scope (complete read)");
             crate::history::record_group(s, id, who, "delete", crate::history::diff_of(Some(g), None), why).await?;
             out.groups_deleted += 1;
@@ -251,7 +249,7 @@ async fn join_unchanged_groups(
     linked: &HashMap<String, String>,
     t: &Touched,
     reported: &HashSet<String>,
-    actor: &Value,
+    actor: &Actor,
 ) -> Result<(), ApiError> {
     let store = s.repo.store();
     let mut groups: HashMap<&str, Option<Group>> = HashMap::new();
@@ -270,9 +268,8 @@ async fn join_unchanged_groups(
             if current.contains(&group.id) {
                 continue;
             }
-            let mut who = actor.clone();
-            who["adGuid"] = json!(g);
-            who["adGroup"] = group.attributes["activeDirectory"]["dn"].clone();
+            let who = actor
+                .on_ad(Some(g.to_string()), group.attributes["activeDirectory"]["dn"].as_str().map(str::to_string));
             let mut ops = vec![WriteOp::Link(Edge::Member, group.id.clone(), uid.clone())];
             let why = Some("member of the AD group (nested groups flattened)");
             let changes = json!({"memberOf": [null, group.name]});

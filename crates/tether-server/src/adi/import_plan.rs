@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
+use tether_core::adi::guard::Category;
 use tether_core::adi::import::{AdUserObs, UserDecision};
 use tether_core::user::User;
 
@@ -93,12 +95,11 @@ impl Planned {
     }
 
     /// The history entry of the decision (`None` for no change).
-    pub(crate) fn history(&self, s: &AppState, actor: &Value) -> Option<tether_store::Doc> {
+    pub(crate) fn history(&self, s: &AppState, actor: &Actor) -> Option<tether_store::Doc> {
         let before = self.existing.as_ref();
         let (action, after) = self.action()?;
         let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
-        let mut who = actor.clone();
-        who["adGuid"] = json!(self.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())));
+        let who = actor.on_ad(self.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())), None);
         crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&self.reason()))
     }
 
@@ -107,7 +108,7 @@ impl Planned {
         let who = self.existing.as_ref().map(|u| u.username.clone()).or(self.obs_dn.clone()).unwrap_or_default();
         let (category, action, reason) = match &self.decision {
             UserDecision::Delete => (
-                "deletes",
+                Category::Deletes,
                 "delete",
                 if self.obs_guid.is_some() {
                     "disabled in AD (UserDisableAction=remove)"
@@ -116,7 +117,7 @@ impl Planned {
                 },
             ),
             UserDecision::Unbind(_) => (
-                "unbinds",
+                Category::Unbinds,
                 "unbind",
                 if self.obs_guid.is_some() {
                     "disabled in AD (UserDisableAction=unbind)"
@@ -127,7 +128,7 @@ impl Planned {
             UserDecision::Update { user, .. }
                 if user.suspended && !self.existing.as_ref().is_some_and(|u| u.suspended) =>
             {
-                ("suspends", "suspend", "disabled in AD (UserDisableAction=suspend)")
+                (Category::Suspends, "suspend", "disabled in AD (UserDisableAction=suspend)")
             }
             _ => return None,
         };

@@ -12,8 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
 use tether_core::ad::{AdDomain, AgentType};
-use tether_core::adi::guard::{exceeded, Counts};
+use tether_core::adi::guard::{exceeded, Category, Counts};
 use tether_store::{Edge, FeedEntry};
 
 use crate::error::ApiError;
@@ -83,8 +84,10 @@ async fn put_cursor(s: &AppState, domain: &str, c: &Cursor) -> Result<(), ApiErr
 fn counts_of(e: &FeedEntry) -> Counts {
     let mut c = Counts::default();
     if let Some(g) = e.body.get("guard").and_then(Value::as_object) {
-        for (category, n) in g {
-            c.add(category, n.as_u64().unwrap_or(0));
+        for (name, n) in g {
+            if let Some(category) = Category::parse(name) {
+                c.add(category, n.as_u64().unwrap_or(0));
+            }
         }
     }
     c
@@ -106,13 +109,13 @@ fn describe(e: &FeedEntry) -> Option<Value> {
     let c = counts_of(e);
     let name = e.body["change"]["username"].as_str().or(e.body["name"].as_str()).unwrap_or(&e.object_id);
     let (category, action) = if c.suspends > 0 {
-        ("suspends", "suspend in AD".to_string())
+        (Category::Suspends, "suspend in AD".to_string())
     } else if c.password_resets > 0 {
-        ("passwordResets", "write a new password to AD".to_string())
+        (Category::PasswordResets, "write a new password to AD".to_string())
     } else if c.unbinds > 0 {
-        ("unbinds", "disconnect from AD (the domain's disconnection policy)".to_string())
+        (Category::Unbinds, "disconnect from AD (the domain's disconnection policy)".to_string())
     } else if c.membership_removals > 0 {
-        ("membershipRemovals", format!("remove {} member(s) from the AD group", c.membership_removals))
+        (Category::MembershipRemovals, format!("remove {} member(s) from the AD group", c.membership_removals))
     } else {
         return None;
     };
@@ -186,7 +189,7 @@ pub async fn approve(s: &AppState, domain: &str, plan: &SyncPlan) -> Result<(), 
 }
 
 /// Rejecting discards the held entries: every sync agent of the domain moves past them.
-pub async fn reject(s: &AppState, domain: &str, plan: &SyncPlan, actor: &Value) -> Result<(), ApiError> {
+pub async fn reject(s: &AppState, domain: &str, plan: &SyncPlan, actor: &Actor) -> Result<(), ApiError> {
     for mut a in s.repo.agents_of(domain).await?.into_iter().filter(|a| a.agent_type == AgentType::Sync) {
         if a.cursor < plan.through {
             a.cursor = plan.through;

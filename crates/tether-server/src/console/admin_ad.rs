@@ -114,13 +114,6 @@ pub async fn agents_fragment(admin: ConsoleAdmin, State(s): State<AppState>, Pat
     page(AgentsFragment { domain_id: id, csrf: admin.session.csrf.clone(), agents: agent_rows(&s, &d).await })
 }
 
-pub struct PlanLine {
-    pub category: String,
-    pub object: String,
-    pub action: String,
-    pub reason: String,
-}
-
 #[derive(Template)]
 #[template(path = "ad_domain.html")]
 struct DomainPage {
@@ -136,7 +129,7 @@ struct DomainPage {
     plan_status: String,
     plan_direction: String,
     plan_reason: String,
-    plan: Vec<PlanLine>,
+    plan: Vec<crate::ops::plans::PlanChange>,
     users: Vec<Row>,
     groups: Vec<(String, String)>,
     at_risk: Vec<(String, String)>,
@@ -157,20 +150,7 @@ pub async fn domain(
         return back("/console/ad", Err(format!("no domain `{id}`")));
     };
     let plan = crate::ops::plans::plan(&s, &id).await.ok();
-    let lines = plan
-        .as_ref()
-        .map(|p| {
-            p.changes
-                .iter()
-                .map(|c| PlanLine {
-                    category: c.category.clone().unwrap_or_default(),
-                    object: c.object.clone().unwrap_or_default(),
-                    action: c.action.clone().unwrap_or_default(),
-                    reason: c.reason.clone().unwrap_or_default(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let held = plan.as_ref().and_then(|p| p.held.as_ref());
     let store = s.repo.store();
     let mut users = Vec::new();
     for u in crate::ops::domains::domain_users(&s, &id).await.unwrap_or_default().values() {
@@ -210,9 +190,9 @@ pub async fn domain(
         csrf: admin.session.csrf.clone(),
         agents: agent_rows(&s, &d).await,
         plan_status: plan.as_ref().map(|p| p.status.to_string()).unwrap_or_default(),
-        plan_direction: plan.as_ref().and_then(|p| p.direction).map(|d| wire_name(&d)).unwrap_or_default(),
-        plan_reason: plan.as_ref().and_then(|p| p.reason.clone()).unwrap_or_default(),
-        plan: lines,
+        plan_direction: held.map(|h| wire_name(&h.direction)).unwrap_or_default(),
+        plan_reason: held.map(|h| h.reason.clone()).unwrap_or_default(),
+        plan: plan.as_ref().map(|p| p.changes.clone()).unwrap_or_default(),
         users,
         groups,
         at_risk,
@@ -266,10 +246,7 @@ pub async fn agent_action(
         "delete" => domains::delete_agent(&s, &id, &agent).await.map(|_| "deleted"),
         other => return back(&here, Err(format!("unknown action `{other}`"))),
     };
-    match r {
-        Ok(done) => back(&here, Ok(format!("agent {agent} {done}"))),
-        Err(e) => back(&here, Err(reason(e))),
-    }
+    back(&here, r.map(|done| format!("agent {agent} {done}")).map_err(reason))
 }
 
 /// Approve or reject the held plan exactly as shown.
@@ -288,10 +265,7 @@ pub async fn plan_action(
         "reject" => crate::ops::plans::reject(&s, &id, &admin.key).await.map(|_| "the plan was discarded"),
         other => return back(&here, Err(format!("unknown action `{other}`"))),
     };
-    match r {
-        Ok(m) => back(&here, Ok(m.into())),
-        Err(e) => back(&here, Err(reason(e))),
-    }
+    back(&here, r.map(|m| m.into()).map_err(reason))
 }
 
 /// One bar of the latency chart.

@@ -256,12 +256,9 @@ pub fn entries(items: Vec<Value>) -> Vec<Entry> {
     items
         .into_iter()
         .map(|e| {
-            let who = &e["actor"];
-            let by = format!(
-                "{} {}",
-                who["type"].as_str().unwrap_or(""),
-                who["name"].as_str().or(who["adGroup"].as_str()).or(who["id"].as_str()).unwrap_or("")
-            );
+            let by = serde_json::from_value::<tether_core::actor::Actor>(e["actor"].clone())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let what = e["changes"]
                 .as_object()
                 .map(|m| {
@@ -392,10 +389,13 @@ pub async fn edit(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Path
     if body.is_empty() {
         return back(&here, Ok("nothing changed".into()));
     }
-    match apply_update(&s, &id, &Value::Object(body), &crate::history::admin(&admin.key)).await {
-        Ok(_) => back(&here, Ok("saved".into())),
-        Err(e) => back(&here, Err(reason(e))),
-    }
+    back(
+        &here,
+        apply_update(&s, &id, &Value::Object(body), &crate::history::admin(&admin.key))
+            .await
+            .map(|_| "saved".into())
+            .map_err(reason),
+    )
 }
 
 /// The buttons of a user's page: unlock, suspend, activate, convert, password authority.
@@ -414,10 +414,7 @@ pub async fn action(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Pa
         };
         apply_update(&s, &id, &body, &crate::history::admin(&admin.key)).await.map(|_| ())
     };
-    match r {
-        Ok(()) => back(&here, Ok("done".into())),
-        Err(e) => back(&here, Err(reason(e))),
-    }
+    back(&here, r.map(|_| "done".into()).map_err(reason))
 }
 
 /// The Directories tab: binds the user to (or unbinds it from) AD domains.
@@ -434,10 +431,13 @@ pub async fn directories(
     let (Some(domain), Some(op)) = (f.get("domain"), f.get("op")) else {
         return back(&here, Err("choose a domain".into()));
     };
-    match crate::ops::domains::set_association(&s, domain, crate::ops::domains::Target::User, &id, op == "add").await {
-        Ok(()) => back(&here, Ok(if op == "add" { "bound to the domain" } else { "unbound from the domain" }.into())),
-        Err(e) => back(&here, Err(reason(e))),
-    }
+    back(
+        &here,
+        crate::ops::domains::set_association(&s, domain, crate::ops::domains::Target::User, &id, op == "add")
+            .await
+            .map(|_| if op == "add" { "bound to the domain" } else { "unbound from the domain" }.into())
+            .map_err(reason),
+    )
 }
 
 pub struct GroupRow {

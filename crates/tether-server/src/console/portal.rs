@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::json;
+use tether_core::actor::Actor;
 use tether_core::group::Group;
 use tether_store::{Collection, Edge};
 
@@ -64,7 +64,7 @@ pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: F
         Ok(w) => w,
         Err(e) => return back(&here, Err(e.to_string())),
     };
-    let actor = json!({"type": "user", "id": u.id, "name": u.username, "via": "activation link"});
+    let actor = Actor::user(&u.id, &u.username, Some("activation link"));
     if let Err(e) = crate::ops::users::save_update(&s, &u, write, &actor).await {
         return back(&here, Err(reason(e)));
     }
@@ -199,7 +199,7 @@ pub async fn change_password(
         Ok(_) => return back(here, Err("the current password is wrong".into())),
         Err(e) => return back(here, Err(reason(e))),
     }
-    let actor = json!({"type": "user", "id": u.id, "name": u.username});
+    let actor = Actor::user(&u.id, &u.username, None);
     let settings = match s.repo.settings().await {
         Ok(o) => o,
         Err(e) => return back(here, Err(e.to_string())),

@@ -3,6 +3,7 @@
 //! domain, which feeds the domain's sync agents.
 
 use std::collections::{BTreeMap, BTreeSet};
+use tether_core::actor::Actor;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -36,22 +37,20 @@ pub async fn load_agent(s: &AppState, domain: &str, id: &str) -> ApiResult<Agent
 
 /// An agent as admins see it: with its derived liveness and deletion time.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub id: String,
-    #[serde(rename = "agentType")]
     pub agent_type: AgentType,
     pub hostname: Option<String>,
+    /// Spelled as JumpCloud's API does.
+    #[serde(rename = "source_ip")]
     pub source_ip: Option<String>,
     pub state: AgentState,
     pub version: Option<String>,
-    #[serde(rename = "contactAt")]
     pub contact_at: Option<String>,
     pub paused: bool,
-    #[serde(rename = "installedOn")]
     pub installed_on: Option<InstalledOn>,
-    #[serde(rename = "deletableAt")]
     pub deletable_at: Option<String>,
-    #[serde(rename = "adStatus")]
     pub ad_status: Option<AdStatus>,
 }
 
@@ -246,7 +245,7 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
 }
 
 /// Binds (`add`) or unbinds a group to an AD domain, recorded in the group's history.
-pub async fn associate_group(s: &AppState, id: &str, domain: &str, add: bool, actor: Value) -> ApiResult<()> {
+pub async fn associate_group(s: &AppState, id: &str, domain: &str, add: bool, actor: Actor) -> ApiResult<()> {
     crate::ops::groups::load(s, id).await?;
     set_association(s, domain, Target::UserGroup, id, add).await?;
     let changes = if add {

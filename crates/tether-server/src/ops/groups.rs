@@ -3,6 +3,7 @@
 //! group is bound to (the group's own entry, then its members' connections).
 
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
 use tether_core::group::{write_group, Group};
 use tether_store::{Collection, Edge};
 
@@ -16,7 +17,7 @@ pub async fn load(s: &AppState, id: &str) -> ApiResult<Group> {
     s.repo.get(Collection::Groups, id).await?.ok_or_else(|| ApiError::not_found("user group", id))
 }
 
-pub async fn create(s: &AppState, body: &Value, actor: Value) -> ApiResult<Group> {
+pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<Group> {
     let g = write_group(None, &new_id(), body)?;
     s.repo.insert_group(&g).await?;
     let changes = history::diff_of(None, Some(&g));
@@ -25,7 +26,7 @@ pub async fn create(s: &AppState, body: &Value, actor: Value) -> ApiResult<Group
 }
 
 /// Writes a group; a new name reaches the bound domains.
-pub async fn update(s: &AppState, id: &str, body: &Value, actor: Value) -> ApiResult<Group> {
+pub async fn update(s: &AppState, id: &str, body: &Value, actor: Actor) -> ApiResult<Group> {
     let cur = load(s, id).await?;
     let g = write_group(Some(&cur), id, body)?;
     s.repo.save_group(&g).await?;
@@ -38,7 +39,7 @@ pub async fn update(s: &AppState, id: &str, body: &Value, actor: Value) -> ApiRe
 }
 
 /// Deletes a group: its domains lose it, and members bound only through it lose the domain.
-pub async fn delete(s: &AppState, id: &str, actor: Value) -> ApiResult<()> {
+pub async fn delete(s: &AppState, id: &str, actor: Actor) -> ApiResult<()> {
     let group = load(s, id).await?;
     let members = s.repo.store().targets(Edge::Member, id).await?;
     let before = feed::snapshot(s, &members).await?;
@@ -54,7 +55,7 @@ pub async fn delete(s: &AppState, id: &str, actor: Value) -> ApiResult<()> {
 }
 
 /// Adds (`add`) or removes a user from a group.
-pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who: Value) -> ApiResult<()> {
+pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who: Actor) -> ApiResult<()> {
     let group = load(s, id).await?;
     let before = feed::snapshot(s, &[user_id.to_string()]).await?;
     let user = crate::ops::users::load(&s.repo, user_id).await;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
 
 use crate::adi::{import, sync_guard};
 use crate::error::{ApiError, ApiResult, Code};
@@ -23,14 +24,10 @@ pub enum Direction {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlanChange {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub category: String,
+    pub object: String,
+    pub action: String,
+    pub reason: String,
     /// What a category adds (a count, a feed position, the object's id).
     #[serde(flatten)]
     pub more: serde_json::Map<String, Value>,
@@ -41,18 +38,23 @@ pub struct PlanChange {
 pub struct Plan {
     /// `held` or `none`.
     pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub direction: Option<Direction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
+    /// What stopped the cycle (absent when nothing is held).
+    #[serde(flatten)]
+    pub held: Option<Held>,
     pub changes: Vec<PlanChange>,
+}
+
+/// Why and since when a plan is held.
+#[derive(Clone, Debug, Serialize)]
+pub struct Held {
+    pub direction: Direction,
+    pub reason: String,
+    pub created: String,
 }
 
 fn held(direction: Direction, reason: String, created: String, changes: Vec<Value>) -> Plan {
     let changes = changes.into_iter().map(|c| serde_json::from_value(c).unwrap_or_default()).collect();
-    Plan { status: "held", direction: Some(direction), reason: Some(reason), created: Some(created), changes }
+    Plan { status: "held", held: Some(Held { direction, reason, created }), changes }
 }
 
 pub async fn plan(s: &AppState, id: &str) -> ApiResult<Plan> {
@@ -62,7 +64,7 @@ pub async fn plan(s: &AppState, id: &str) -> ApiResult<Plan> {
     }
     Ok(match sync_guard::held_plan(s, id).await? {
         Some(p) => held(Direction::Sync, p.reason, p.created, p.changes),
-        None => Plan { status: "none", direction: None, reason: None, created: None, changes: vec![] },
+        None => Plan { status: "none", held: None, changes: vec![] },
     })
 }
 
@@ -71,7 +73,7 @@ pub async fn approve(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiRe
     let d = crate::ops::domains::load(s, id).await?;
     if let Some(p) = import::held_plan(s, id).await? {
         import::drop_plan(s, id).await?;
-        let actor = json!({"type": "plan_approval", "apiKey": crate::history::admin(key)});
+        let actor = Actor::plan(true, crate::history::admin(key));
         let out = import::execute(s, &d, &p.report, None, p.planned, Default::default(), &actor).await?;
         return Ok(serde_json::to_value(out).expect("serializes"));
     }
@@ -88,7 +90,7 @@ pub async fn reject(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiRes
     if import::held_plan(s, id).await?.is_some() {
         import::drop_plan(s, id).await?;
     } else if let Some(p) = sync_guard::held_plan(s, id).await? {
-        let actor = json!({"type": "plan_rejection", "apiKey": crate::history::admin(key)});
+        let actor = Actor::plan(false, crate::history::admin(key));
         sync_guard::reject(s, id, &p, &actor).await?;
     } else {
         return Err(ApiError::new(Code::Conflict, "no cycle is held for this domain"));

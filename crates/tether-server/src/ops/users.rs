@@ -4,6 +4,7 @@
 //! asked.
 
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
 use tether_core::patch::{create_user, update_user, UserWrite};
 use tether_core::user::User;
 use tether_store::{Collection, Repo};
@@ -37,7 +38,7 @@ async fn check_references(repo: &Repo, u: &User) -> ApiResult<()> {
 }
 
 /// Creates a user from a create body (the restricted fields and the password policy apply).
-pub async fn create(s: &AppState, body: &Value, actor: Value) -> ApiResult<User> {
+pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<User> {
     let settings = s.repo.settings().await?;
     let UserWrite { user, password } = create_user(body, &settings, &new_id(), &s.now_str())?;
     check_references(&s.repo, &user).await?;
@@ -55,7 +56,7 @@ pub async fn create(s: &AppState, body: &Value, actor: Value) -> ApiResult<User>
 }
 
 /// Applies an update body to a stored user and saves it.
-pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -> ApiResult<User> {
+pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Actor) -> ApiResult<User> {
     let current = load(&s.repo, id).await?;
     let settings = s.repo.settings().await?;
     // The restricted-field rule lets an unchanged password through; that needs a
@@ -70,7 +71,7 @@ pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Value) -
 
 /// Stores a decided update: the user, its new password's hash, the feed entry for its AD
 /// domains and the history entry.
-pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: &Value) -> ApiResult<User> {
+pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: &Actor) -> ApiResult<User> {
     let id = current.id.as_str();
     let UserWrite { mut user, password } = write;
     check_references(&s.repo, &user).await?;
@@ -97,7 +98,7 @@ pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: 
 }
 
 /// Deletes a user; its AD domains are told it lost its connection.
-pub async fn delete(s: &AppState, id: &str, actor: Value) -> ApiResult<User> {
+pub async fn delete(s: &AppState, id: &str, actor: Actor) -> ApiResult<User> {
     let user = load(&s.repo, id).await?;
     let domains = feed::bound_domains(s, id).await?;
     s.repo.store().delete(Collection::Users, id).await?;
@@ -110,7 +111,7 @@ async fn modify(
     s: &AppState,
     id: &str,
     flags: Flags,
-    actor: Value,
+    actor: Actor,
     f: impl FnOnce(&mut User) -> ApiResult<()>,
 ) -> ApiResult<User> {
     let mut user = load(&s.repo, id).await?;
@@ -134,12 +135,12 @@ async fn modify(
 }
 
 /// Activates a user (as `state: ACTIVATED` would).
-pub async fn activate(s: &AppState, id: &str, actor: &Value) -> ApiResult<User> {
+pub async fn activate(s: &AppState, id: &str, actor: &Actor) -> ApiResult<User> {
     apply_update(s, id, &json!({"state": "ACTIVATED"}), actor).await
 }
 
 /// Clears a lockout (reaches AD as an explicit unlock).
-pub async fn unlock(s: &AppState, id: &str, actor: Value) -> ApiResult<User> {
+pub async fn unlock(s: &AppState, id: &str, actor: Actor) -> ApiResult<User> {
     modify(s, id, Flags { explicit_unlock: true, ..Flags::default() }, actor, |u| {
         u.account_locked = false;
         u.account_locked_date = None;
@@ -149,7 +150,7 @@ pub async fn unlock(s: &AppState, id: &str, actor: Value) -> ApiResult<User> {
 }
 
 /// Expires a user's password now (refused when AD is the password authority).
-pub async fn expire(s: &AppState, id: &str, actor: Value) -> ApiResult<User> {
+pub async fn expire(s: &AppState, id: &str, actor: Actor) -> ApiResult<User> {
     let now = s.now_str();
     modify(s, id, Flags { expire: true, ..Flags::default() }, actor, move |u| {
         if u.password_authority.is_some() {
@@ -177,7 +178,7 @@ pub struct BulkResult {
 
 /// Applies each `{id, ...fields}` (or `{id, attributes: {...}}`) item on its own: one bad item
 /// fails alone.
-pub async fn bulk_update(s: &AppState, items: &[Value], actor: &Value) -> Vec<BulkResult> {
+pub async fn bulk_update(s: &AppState, items: &[Value], actor: &Actor) -> Vec<BulkResult> {
     let mut results = Vec::with_capacity(items.len());
     for item in items {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_string();

@@ -9,8 +9,8 @@ use tether_core::ad::{AdDomain, AgentType};
 use tether_core::query::DOMAIN_FIELDS;
 use tether_store::{Collection, Edge};
 
-use super::extract::{Admin, JsonBody, QueryPairs};
-use super::shapes::{connection, graph_op, v2_list, window, with_paths};
+use super::extract::{Admin, JsonBody, Listing, QueryPairs};
+use super::shapes::{connection, graph_op, v2_list, window, with_paths, V2List};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::ops::domains::{self, agent_view, Target};
 use crate::ops::plans::{self, Plan};
@@ -68,12 +68,7 @@ pub async fn delete(_: Admin, State(s): State<AppState>, Path(id): Path<String>)
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/agents", tag = "activedirectories",
     responses((status = 200, description = "agents", headers(("x-total-count" = u64)))))]
-pub async fn list_agents(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn list_agents(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
     let agents = s.repo.agents_of(&id).await?;
     window(&q, agents.iter().map(|a| to_json(&agent_view(&s, a))).collect())
@@ -153,12 +148,7 @@ fn targets(q: &QueryPairs, required: bool) -> ApiResult<Option<&str>> {
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/associations", tag = "activedirectories",
     params(("targets" = String, Query, description = "user or user_group")),
     responses((status = 200, description = "GraphConnection[]")))]
-pub async fn associations(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn associations(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
     let (edge, kind) = match targets(&q, true)? {
         Some("user") => (Edge::DomainUser, "user"),
@@ -191,12 +181,7 @@ pub async fn change_associations(
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/users", tag = "activedirectories",
     responses((status = 200, description = "GraphObjectWithPaths[]: users bound directly or through a group")))]
-pub async fn users(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn users(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
     let store = s.repo.store();
     let mut out: Vec<Value> = Vec::new();
@@ -222,12 +207,7 @@ pub async fn users(
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/usergroups", tag = "activedirectories",
     responses((status = 200, description = "GraphObjectWithPaths[]")))]
-pub async fn usergroups(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn usergroups(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::DomainGroup, &id).await?;
     window(&q, ids.iter().map(|g| with_paths(g, "user_group", &[(g, "user_group")])).collect())

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
+use tether_core::actor::Actor;
 use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
 use tether_core::wire::{
     Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedEntry, Heartbeat, HeartbeatReply, ImportOutcome,
@@ -136,7 +137,7 @@ pub async fn import(
     {
         return Err(ApiError::new(Code::Conflict, "this agent is not the primary import agent of the domain"));
     }
-    let actor = json!({"type": "import_agent", "id": agent.id});
+    let actor = Actor::import_agent(&agent.id);
     Ok(Json(crate::adi::import::apply(&s, &domain, &report, &actor).await?))
 }
 
@@ -362,7 +363,7 @@ pub async fn sync_status(
                 let before = g.clone();
                 g.attributes["activeDirectory"] = json!({"id": guid, "dn": dn});
                 s.repo.save_group(&g).await?;
-                let actor = json!({"type": "sync_agent", "id": agent.id, "adGuid": guid});
+                let actor = Actor::sync_agent(&agent.id, Some(guid.clone()));
                 let changes = crate::history::diff_of(Some(&before), Some(&g));
                 crate::history::record_group(&s, &gid, actor, "ad_sync", changes, Some("written to AD")).await?;
             }
@@ -387,7 +388,7 @@ pub async fn sync_status(
         }
     }
     if user.ad_sync_error != before.ad_sync_error || status.guid.clone().is_some() && user.ad_guid != before.ad_guid {
-        let actor = json!({"type": "sync_agent", "id": agent.id, "adGuid": user.ad_guid});
+        let actor = Actor::sync_agent(&agent.id, user.ad_guid.clone());
         let what = match &user.ad_sync_error {
             Some(e) => format!("written to AD with an error: {e}"),
             None => "written to AD".to_string(),

@@ -123,3 +123,24 @@ impl FromRequestParts<AppState> for Admin {
         Ok(Admin(key))
     }
 }
+
+/// An administrator's read of one object's listing (members, associations, history): the
+/// object's id from the path and the list parameters, checked in that order.
+pub struct Listing {
+    pub s: AppState,
+    pub id: String,
+    pub q: QueryPairs,
+}
+
+impl FromRequestParts<AppState> for Listing {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Admin::from_request_parts(parts, state).await?;
+        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(Code::InvalidField, e.body_text()))?;
+        let q = QueryPairs::from_request_parts(parts, state).await?;
+        Ok(Listing { s: state.clone(), id, q })
+    }
+}

@@ -10,8 +10,8 @@ use tether_core::group::Group;
 use tether_core::query::GROUP_FIELDS;
 use tether_store::{Collection, Edge};
 
-use super::extract::{Admin, JsonBody, QueryPairs};
-use super::shapes::{connection, graph_op, history_of, v2_list, window, with_paths};
+use super::extract::{Admin, JsonBody, Listing, QueryPairs};
+use super::shapes::{connection, graph_op, history_of, v2_list, window, with_paths, V2List};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::history;
 use crate::ops::groups;
@@ -57,12 +57,7 @@ pub async fn delete(Admin(key): Admin, State(s): State<AppState>, Path(id): Path
 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}/members", tag = "groups",
     responses((status = 200, description = "GraphConnection[]")))]
-pub async fn members(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn members(Listing { s, id, q }: Listing) -> V2List {
     groups::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|u| connection(u, "user")).collect())
@@ -87,12 +82,7 @@ pub async fn change_members(
 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}/membership", tag = "groups",
     responses((status = 200, description = "GraphObjectWithPaths[]")))]
-pub async fn membership(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn membership(Listing { s, id, q }: Listing) -> V2List {
     groups::load(&s, &id).await?;
     let ids = s.repo.store().targets(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|u| with_paths(u, "user", &[(u, "user")])).collect())
@@ -100,12 +90,7 @@ pub async fn membership(
 
 #[utoipa::path(get, path = "/api/v2/users/{id}/memberof", tag = "groups",
     responses((status = 200, description = "GraphObjectWithPaths[]")))]
-pub async fn member_of(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn member_of(Listing { s, id, q }: Listing) -> V2List {
     crate::ops::users::load(&s.repo, &id).await?;
     let ids = s.repo.store().sources(Edge::Member, &id).await?;
     window(&q, ids.iter().map(|g| with_paths(g, "user_group", &[(g, "user_group")])).collect())
@@ -125,12 +110,7 @@ fn targets_param(q: &QueryPairs, allowed: &[&str]) -> ApiResult<Option<String>> 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}/associations", tag = "groups",
     params(("targets" = String, Query, description = "active_directory")),
     responses((status = 200, description = "GraphConnection[]")))]
-pub async fn associations(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn associations(Listing { s, id, q }: Listing) -> V2List {
     groups::load(&s, &id).await?;
     targets_param(&q, &["active_directory"])?;
     let ids = s.repo.store().sources(Edge::DomainGroup, &id).await?;
@@ -158,11 +138,6 @@ pub async fn change_associations(
 
 #[utoipa::path(get, path = "/api/v2/usergroups/{id}/history", tag = "groups",
     responses((status = 200, description = "[{at, actor, action, changes: {field: [before, after]}, reason}], oldest first")))]
-pub async fn history(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+pub async fn history(Listing { s, id, q }: Listing) -> V2List {
     history_of(&s, &id, &q).await
 }

@@ -11,6 +11,9 @@ use super::extract::QueryPairs;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 
+/// The answer of a v2 listing.
+pub type V2List = ApiResult<(HeaderMap, Json<Value>)>;
+
 /// A v2 list: the array, with the total in `x-total-count`.
 pub fn v2_list(total: u64, items: Vec<Value>) -> (HeaderMap, Json<Value>) {
     let mut h = HeaderMap::new();

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use tether_core::query::{parse_search_filter, parse_search_term, Filter, ListQuery, USER_FIELDS};
 use tether_core::user::User;
 
-use super::extract::{parse_window, project, Admin, JsonBody, QueryPairs};
+use super::extract::{parse_window, project, Admin, JsonBody, Listing, QueryPairs};
+use super::shapes::V2List;
 use crate::crypto::new_id;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::history;
@@ -150,11 +151,6 @@ pub async fn bulk_results(_: Admin, State(s): State<AppState>, Path(job): Path<S
 
 #[utoipa::path(get, path = "/api/v2/users/{id}/history", tag = "users",
     responses((status = 200, description = "[{at, actor, action, changes: {field: [before, after]}, reason}], oldest first")))]
-pub async fn history(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    q: QueryPairs,
-) -> ApiResult<(axum::http::HeaderMap, Json<Value>)> {
+pub async fn history(Listing { s, id, q }: Listing) -> V2List {
     super::shapes::history_of(&s, &id, &q).await
 }

@@ -37,14 +37,12 @@ mod schema;
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Executor, PgExecutor, Row};
 use tether_core::query::ListQuery;
 
-use crate::sql::{self, list_sql, lower, parse, stmt, Bind};
-use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError, WriteOp};
+use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
 
 /// The advisory lock class (first key) of feed appends; the second key is the domain's hash.
@@ -105,100 +103,25 @@ fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::Int(i) => q.bind(*i),
-        };
-    }
-    q
+store_statements!(
+    PgExecutor,
+    insert = "INSERT INTO {} (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb)",
+    update = "UPDATE {} SET key1 = $1, key2 = $2, doc = $3::jsonb WHERE id = $4",
+    feed = "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING seq"
+);
+
+impl PgStore {
+    /// After rows were inserted or deleted (nothing is cached here).
+    fn counts_changed(&self) {}
 }
 
-/// The statements shared by single writes and batches, on any executor (pool or transaction).
-async fn insert_doc<'e>(e: impl sqlx::PgExecutor<'e>, c: Collection, doc: &Doc) -> Result<()> {
-    let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb)", c.table());
-    sqlx::query(&sql)
-        .bind(&doc.id)
-        .bind(lower(&doc.key1))
-        .bind(lower(&doc.key2))
-        .bind(doc.body.to_string())
-        .execute(e)
-        .await
-        .map_err(|err| conflict(c, err))?;
-    Ok(())
-}
-
-async fn replace_doc<'e>(e: impl sqlx::PgExecutor<'e>, c: Collection, doc: &Doc) -> Result<bool> {
-    let sql = format!("UPDATE {} SET key1 = $1, key2 = $2, doc = $3::jsonb WHERE id = $4", c.table());
-    let r = sqlx::query(&sql)
-        .bind(lower(&doc.key1))
-        .bind(lower(&doc.key2))
-        .bind(doc.body.to_string())
-        .bind(&doc.id)
-        .execute(e)
-        .await
-        .map_err(|err| conflict(c, err))?;
-    Ok(r.rows_affected() == 1)
-}
-
-async fn link_edge<'e>(e: impl sqlx::PgExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query(stmt::LINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
-    Ok(r.rows_affected() == 1)
-}
-
-async fn unlink_edge<'e>(e: impl sqlx::PgExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query(stmt::UNLINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
-    Ok(r.rows_affected() == 1)
-}
-
-#[async_trait]
-impl Store for PgStore {
+store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text", read = pool, write = pool, {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
         insert_doc(&self.pool, c, doc).await
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
         replace_doc(&self.pool, c, doc).await
-    }
-
-    async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>> {
-        let sql = format!("SELECT doc::text FROM {} WHERE id = $1", c.table());
-        let row: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.pool).await?;
-        row.as_deref().map(parse).transpose()
-    }
-
-    async fn get_by_key(&self, c: Collection, key1: &str) -> Result<Option<Value>> {
-        let sql = format!("SELECT doc::text FROM {} WHERE key1 = $1", c.table());
-        let row: Option<String> = sqlx::query_scalar(&sql).bind(key1.to_lowercase()).fetch_optional(&self.pool).await?;
-        row.as_deref().map(parse).transpose()
-    }
-
-    async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(500) {
-            let text = sql::by_keys::<Postgres>(c.table(), key2, chunk.len());
-            let mut q = sqlx::query_scalar::<_, String>(&text);
-            for k in chunk {
-                q = q.bind(k.to_lowercase());
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                out.push(parse(&row)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(&format!("DELETE FROM {} WHERE id = $1", c.table())).bind(id).execute(&mut *tx).await?;
-        sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
-        sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
@@ -208,158 +131,16 @@ impl Store for PgStore {
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
-    async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
-        match hash {
-            Some(h) => {
-                sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.pool).await?
-            }
-            None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.pool).await?,
-        };
-        Ok(())
-    }
-
-    async fn secret(&self, owner: &str, purpose: Secret) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(stmt::SECRET).bind(owner).bind(purpose.name()).fetch_optional(&self.pool).await?)
-    }
-
-    async fn secret_owner(&self, purpose: Secret, hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(stmt::SECRET_OWNER).bind(purpose.name()).bind(hash).fetch_optional(&self.pool).await?)
-    }
-
-    async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        link_edge(&self.pool, e, from, to).await
-    }
-
-    async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        unlink_edge(&self.pool, e, from, to).await
-    }
-
-    async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(stmt::TARGETS).bind(e.name()).bind(from).fetch_all(&self.pool).await?)
-    }
-
-    async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.pool).await?)
-    }
-
-    async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
-        let plan = sql::plan_batch(ops);
-        let mut tx = self.pool.begin().await?;
-        for (c, docs) in &plan.inserts {
-            let text = sql::insert_rows::<Postgres>(c.table(), docs.len(), "::jsonb");
-            let mut q = sqlx::query(&text);
-            for d in docs {
-                q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
-            }
-            q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
-        }
-        for (c, doc) in &plan.replaces {
-            replace_doc(&mut *tx, *c, doc).await?;
-        }
-        for edges in &plan.links {
-            let text = sql::link_rows::<Postgres>(edges.len());
-            let mut q = sqlx::query(&text);
-            for (e, from, to) in edges {
-                q = q.bind(e.name()).bind(*from).bind(*to);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (e, from, to) in &plan.unlinks {
-            unlink_edge(&mut *tx, *e, from, to).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn append_feed(
-        &self,
-        domain: &str,
-        kind: &str,
-        object: &str,
-        body: &Value,
-        secret: Option<&str>,
-        created: &str,
-    ) -> Result<i64> {
+    async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64> {
         // The lock orders this domain's appends by seq, draw to commit (see the module doc).
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
             .bind(FEED_LOCK)
-            .bind(domain)
+            .bind(e.domain)
             .execute(&mut *tx)
             .await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING seq",
-        )
-        .bind(domain)
-        .bind(kind)
-        .bind(object)
-        .bind(body.to_string())
-        .bind(secret)
-        .bind(created)
-        .fetch_one(&mut *tx)
-        .await?;
+        let seq = insert_feed(&mut *tx, e).await?;
         tx.commit().await?;
         Ok(seq)
     }
-
-    async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, object_id, body::text, secret, created FROM feed \
-             WHERE domain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(domain)
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FeedEntry {
-                    seq: r.get(0),
-                    kind: r.get(1),
-                    object_id: r.get(2),
-                    body: parse(r.get::<&str, _>(3))?,
-                    secret: r.get(4),
-                    created: r.get(5),
-                })
-            })
-            .collect()
-    }
-
-    async fn expire_feed_secrets(&self, before: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as(stmt::EXPIRE_FEED_SECRETS).bind(before).fetch_all(&self.pool).await?;
-        Ok(rows)
-    }
-
-    async fn count_feed(&self, domain: &str, after: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(stmt::COUNT_FEED).bind(domain).bind(after).fetch_one(&self.pool).await?;
-        Ok(n as u64)
-    }
-
-    async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()> {
-        sqlx::query(stmt::CLEAR_FEED_SECRETS).bind(domain).bind(upto).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn setting(&self, key: &str) -> Result<Option<Value>> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value::text FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        v.as_deref().map(parse).transpose()
-    }
-
-    async fn put_setting(&self, key: &str, value: &Value) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2::jsonb) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-}
+});

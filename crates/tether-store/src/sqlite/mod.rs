@@ -8,14 +8,12 @@ mod schema;
 use std::path::Path;
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, Row};
+use sqlx::{Executor, Row, SqliteExecutor};
 use tether_core::query::ListQuery;
 
-use crate::sql::{self, list_sql, lower, parse, stmt, Bind};
-use crate::{Collection, Doc, Edge, FeedEntry, Result, Secret, Store, StoreError, WriteOp};
+use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
 
 pub struct SqliteStore {
@@ -34,6 +32,11 @@ struct Totals {
 }
 
 impl SqliteStore {
+    /// After rows were inserted or deleted: the cached totals are stale.
+    fn counts_changed(&self) {
+        self.forget_totals();
+    }
+
     fn forget_totals(&self) {
         let mut t = self.totals.lock().expect("not poisoned");
         t.generation += 1;
@@ -84,58 +87,15 @@ fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
     StoreError::Db(e)
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::Int(i) => q.bind(*i),
-        };
-    }
-    q
-}
+store_statements!(
+    SqliteExecutor,
+    insert = "INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)",
+    update = "UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?",
+    feed =
+        "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"
+);
 
-/// The statements shared by single writes and batches, on any executor (pool or transaction).
-async fn insert_doc<'e>(e: impl sqlx::SqliteExecutor<'e>, c: Collection, doc: &Doc) -> Result<()> {
-    let sql = format!("INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)", c.table());
-    sqlx::query(&sql)
-        .bind(&doc.id)
-        .bind(lower(&doc.key1))
-        .bind(lower(&doc.key2))
-        .bind(doc.body.to_string())
-        .execute(e)
-        .await
-        .map_err(|err| conflict(c, err))?;
-    Ok(())
-}
-
-async fn replace_doc<'e>(e: impl sqlx::SqliteExecutor<'e>, c: Collection, doc: &Doc) -> Result<bool> {
-    let sql = format!("UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?", c.table());
-    let r = sqlx::query(&sql)
-        .bind(lower(&doc.key1))
-        .bind(lower(&doc.key2))
-        .bind(doc.body.to_string())
-        .bind(&doc.id)
-        .execute(e)
-        .await
-        .map_err(|err| conflict(c, err))?;
-    Ok(r.rows_affected() == 1)
-}
-
-async fn link_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query(stmt::LINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
-    Ok(r.rows_affected() == 1)
-}
-
-async fn unlink_edge<'e>(e: impl sqlx::SqliteExecutor<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
-    let r = sqlx::query(stmt::UNLINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
-    Ok(r.rows_affected() == 1)
-}
-
-#[async_trait]
-impl Store for SqliteStore {
+store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = reader, write = writer, {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
         insert_doc(&self.writer, c, doc).await?;
         self.forget_totals();
@@ -144,44 +104,6 @@ impl Store for SqliteStore {
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
         replace_doc(&self.writer, c, doc).await
-    }
-
-    async fn get(&self, c: Collection, id: &str) -> Result<Option<Value>> {
-        let sql = format!("SELECT doc FROM {} WHERE id = ?", c.table());
-        let row: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.reader).await?;
-        row.as_deref().map(parse).transpose()
-    }
-
-    async fn get_by_key(&self, c: Collection, key1: &str) -> Result<Option<Value>> {
-        let sql = format!("SELECT doc FROM {} WHERE key1 = ?", c.table());
-        let row: Option<String> =
-            sqlx::query_scalar(&sql).bind(key1.to_lowercase()).fetch_optional(&self.reader).await?;
-        row.as_deref().map(parse).transpose()
-    }
-
-    async fn get_by_keys(&self, c: Collection, key2: bool, keys: &[&str]) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(500) {
-            let text = sql::by_keys::<Sqlite>(c.table(), key2, chunk.len());
-            let mut q = sqlx::query_scalar::<_, String>(&text);
-            for k in chunk {
-                q = q.bind(k.to_lowercase());
-            }
-            for row in q.fetch_all(&self.reader).await? {
-                out.push(parse(&row)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn delete(&self, c: Collection, id: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let r = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", c.table())).bind(id).execute(&mut *tx).await?;
-        sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
-        sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        self.forget_totals();
-        Ok(r.rows_affected() == 1)
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
@@ -206,150 +128,7 @@ impl Store for SqliteStore {
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
-    async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()> {
-        match hash {
-            Some(h) => {
-                sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.writer).await?
-            }
-            None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.writer).await?,
-        };
-        Ok(())
+    async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64> {
+        insert_feed(&self.writer, e).await
     }
-
-    async fn secret(&self, owner: &str, purpose: Secret) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(stmt::SECRET).bind(owner).bind(purpose.name()).fetch_optional(&self.reader).await?)
-    }
-
-    async fn secret_owner(&self, purpose: Secret, hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(stmt::SECRET_OWNER).bind(purpose.name()).bind(hash).fetch_optional(&self.reader).await?)
-    }
-
-    async fn link(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        link_edge(&self.writer, e, from, to).await
-    }
-
-    async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool> {
-        unlink_edge(&self.writer, e, from, to).await
-    }
-
-    async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(stmt::TARGETS).bind(e.name()).bind(from).fetch_all(&self.reader).await?)
-    }
-
-    async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.reader).await?)
-    }
-
-    async fn write_batch(&self, ops: &[WriteOp]) -> Result<()> {
-        let plan = sql::plan_batch(ops);
-        let mut tx = self.writer.begin().await?;
-        for (c, docs) in &plan.inserts {
-            let text = sql::insert_rows::<Sqlite>(c.table(), docs.len(), "");
-            let mut q = sqlx::query(&text);
-            for d in docs {
-                q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
-            }
-            q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
-        }
-        for (c, doc) in &plan.replaces {
-            replace_doc(&mut *tx, *c, doc).await?;
-        }
-        for edges in &plan.links {
-            let text = sql::link_rows::<Sqlite>(edges.len());
-            let mut q = sqlx::query(&text);
-            for (e, from, to) in edges {
-                q = q.bind(e.name()).bind(*from).bind(*to);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for (e, from, to) in &plan.unlinks {
-            unlink_edge(&mut *tx, *e, from, to).await?;
-        }
-        tx.commit().await?;
-        if !plan.inserts.is_empty() {
-            self.forget_totals();
-        }
-        Ok(())
-    }
-
-    async fn append_feed(
-        &self,
-        domain: &str,
-        kind: &str,
-        object: &str,
-        body: &Value,
-        secret: Option<&str>,
-        created: &str,
-    ) -> Result<i64> {
-        let r = sqlx::query(
-            "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(domain)
-        .bind(kind)
-        .bind(object)
-        .bind(body.to_string())
-        .bind(secret)
-        .bind(created)
-        .execute(&self.writer)
-        .await?;
-        Ok(r.last_insert_rowid())
-    }
-
-    async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> Result<Vec<FeedEntry>> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, object_id, body, secret, created FROM feed WHERE domain_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(domain)
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FeedEntry {
-                    seq: r.get(0),
-                    kind: r.get(1),
-                    object_id: r.get(2),
-                    body: parse(r.get::<&str, _>(3))?,
-                    secret: r.get(4),
-                    created: r.get(5),
-                })
-            })
-            .collect()
-    }
-
-    async fn expire_feed_secrets(&self, before: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as(stmt::EXPIRE_FEED_SECRETS).bind(before).fetch_all(&self.writer).await?;
-        Ok(rows)
-    }
-
-    async fn count_feed(&self, domain: &str, after: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(stmt::COUNT_FEED).bind(domain).bind(after).fetch_one(&self.reader).await?;
-        Ok(n as u64)
-    }
-
-    async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> Result<()> {
-        sqlx::query(stmt::CLEAR_FEED_SECRETS).bind(domain).bind(upto).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn setting(&self, key: &str) -> Result<Option<Value>> {
-        let v: Option<String> = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?;
-        v.as_deref().map(parse).transpose()
-    }
-
-    async fn put_setting(&self, key: &str, value: &Value) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value.to_string())
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-}
+});

@@ -1,0 +1,267 @@
+//! The `Store` methods whose SQL and binds are the same on both backends, written once.
+//!
+//! `store_impl!` writes the whole `impl Store` (the `async_trait` attribute must see every
+//! method expanded): the shared methods, then the backend's own. Helper functions named in
+//! the shared bodies (`link_edge`, `unlink_edge`, `replace_doc`, `conflict`) are each
+//! backend's, resolved where the macro is invoked; `$read` and `$write` name the pools reads
+//! and writes go to (SQLite keeps one writer connection and a pool of readers).
+
+/// The statements shared by single writes and batches, on any executor (pool or
+/// transaction) of a backend: `$exec` is its executor trait, `$insert` and `$update` its SQL
+/// (placeholders and JSON casts differ; `{}` stands for the table) and `$feed` its feed append.
+macro_rules! store_statements {
+    ($exec:ident, insert = $insert:literal, update = $update:literal, feed = $feed:literal) => {
+        /// Appends one feed entry; answers its `seq`.
+        async fn insert_feed<'e>(e: impl $exec<'e>, entry: NewFeedEntry<'_>) -> Result<i64> {
+            let NewFeedEntry { domain, kind, object, body, secret, created } = entry;
+            Ok(sqlx::query_scalar($feed)
+                .bind(domain)
+                .bind(kind)
+                .bind(object)
+                .bind(body.to_string())
+                .bind(secret)
+                .bind(created)
+                .fetch_one(e)
+                .await?)
+        }
+
+        async fn insert_doc<'e>(e: impl $exec<'e>, c: Collection, doc: &Doc) -> Result<()> {
+            sqlx::query(&format!($insert, c.table()))
+                .bind(&doc.id)
+                .bind(lower(&doc.key1))
+                .bind(lower(&doc.key2))
+                .bind(doc.body.to_string())
+                .execute(e)
+                .await
+                .map_err(|err| conflict(c, err))?;
+            Ok(())
+        }
+
+        async fn replace_doc<'e>(e: impl $exec<'e>, c: Collection, doc: &Doc) -> Result<bool> {
+            let r = sqlx::query(&format!($update, c.table()))
+                .bind(lower(&doc.key1))
+                .bind(lower(&doc.key2))
+                .bind(doc.body.to_string())
+                .bind(&doc.id)
+                .execute(e)
+                .await
+                .map_err(|err| conflict(c, err))?;
+            Ok(r.rows_affected() == 1)
+        }
+
+        async fn link_edge<'e>(e: impl $exec<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
+            let r = sqlx::query(stmt::LINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
+            Ok(r.rows_affected() == 1)
+        }
+
+        async fn unlink_edge<'e>(e: impl $exec<'e>, kind: Edge, from: &str, to: &str) -> Result<bool> {
+            let r = sqlx::query(stmt::UNLINK).bind(kind.name()).bind(from).bind(to).execute(e).await?;
+            Ok(r.rows_affected() == 1)
+        }
+    };
+}
+
+macro_rules! store_impl {
+    (
+        $ty:ty,
+        db = $db:ty,
+        json_cast = $cast:literal,
+        text_cast = $text:literal,
+        read = $read:ident,
+        write = $write:ident,
+        { $($own:tt)* }
+    ) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $ty {
+            async fn put_secret(&self, owner: &str, purpose: $crate::Secret, hash: Option<&str>) -> $crate::Result<()> {
+                use $crate::sql::stmt;
+                match hash {
+                    Some(h) => {
+                        sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.$write).await?
+                    }
+                    None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.$write).await?,
+                };
+                Ok(())
+            }
+
+            async fn secret(&self, owner: &str, purpose: $crate::Secret) -> $crate::Result<Option<String>> {
+                Ok(sqlx::query_scalar($crate::sql::stmt::SECRET)
+                    .bind(owner)
+                    .bind(purpose.name())
+                    .fetch_optional(&self.$read)
+                    .await?)
+            }
+
+            async fn secret_owner(&self, purpose: $crate::Secret, hash: &str) -> $crate::Result<Option<String>> {
+                Ok(sqlx::query_scalar($crate::sql::stmt::SECRET_OWNER)
+                    .bind(purpose.name())
+                    .bind(hash)
+                    .fetch_optional(&self.$read)
+                    .await?)
+            }
+
+            async fn link(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
+                link_edge(&self.$write, e, from, to).await
+            }
+
+            async fn unlink(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
+                unlink_edge(&self.$write, e, from, to).await
+            }
+
+            async fn targets(&self, e: $crate::Edge, from: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::sql::stmt::TARGETS).bind(e.name()).bind(from).fetch_all(&self.$read).await?)
+            }
+
+            async fn sources(&self, e: $crate::Edge, to: &str) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::sql::stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.$read).await?)
+            }
+
+            async fn write_batch(&self, ops: &[$crate::WriteOp]) -> $crate::Result<()> {
+                use $crate::sql::{self, lower};
+                let plan = sql::plan_batch(ops);
+                let mut tx = self.$write.begin().await?;
+                for (c, docs) in &plan.inserts {
+                    let text = sql::insert_rows::<$db>(c.table(), docs.len(), $cast);
+                    let mut q = sqlx::query(&text);
+                    for d in docs {
+                        q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
+                    }
+                    q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
+                }
+                for (c, doc) in &plan.replaces {
+                    replace_doc(&mut *tx, *c, doc).await?;
+                }
+                for edges in &plan.links {
+                    let text = sql::link_rows::<$db>(edges.len());
+                    let mut q = sqlx::query(&text);
+                    for (e, from, to) in edges {
+                        q = q.bind(e.name()).bind(*from).bind(*to);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                for (e, from, to) in &plan.unlinks {
+                    unlink_edge(&mut *tx, *e, from, to).await?;
+                }
+                tx.commit().await?;
+                if !plan.inserts.is_empty() {
+                    self.counts_changed();
+                }
+                Ok(())
+            }
+
+            async fn get(&self, c: $crate::Collection, id: &str) -> $crate::Result<Option<serde_json::Value>> {
+                let sql = format!(concat!("SELECT doc", $text, " FROM {} WHERE id = $1"), c.table());
+                let row: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.$read).await?;
+                row.as_deref().map($crate::sql::parse).transpose()
+            }
+
+            async fn get_by_key(&self, c: $crate::Collection, key1: &str) -> $crate::Result<Option<serde_json::Value>> {
+                let sql = format!(concat!("SELECT doc", $text, " FROM {} WHERE key1 = $1"), c.table());
+                let row: Option<String> =
+                    sqlx::query_scalar(&sql).bind(key1.to_lowercase()).fetch_optional(&self.$read).await?;
+                row.as_deref().map($crate::sql::parse).transpose()
+            }
+
+            async fn get_by_keys(
+                &self,
+                c: $crate::Collection,
+                key2: bool,
+                keys: &[&str],
+            ) -> $crate::Result<Vec<serde_json::Value>> {
+                let mut out = Vec::new();
+                for chunk in keys.chunks(500) {
+                    let text = $crate::sql::by_keys::<$db>(c.table(), key2, chunk.len());
+                    let mut q = sqlx::query_scalar::<_, String>(&text);
+                    for k in chunk {
+                        q = q.bind(k.to_lowercase());
+                    }
+                    for row in q.fetch_all(&self.$read).await? {
+                        out.push($crate::sql::parse(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn delete(&self, c: $crate::Collection, id: &str) -> $crate::Result<bool> {
+                use $crate::sql::stmt;
+                let mut tx = self.$write.begin().await?;
+                let r =
+                    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", c.table())).bind(id).execute(&mut *tx).await?;
+                sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
+                sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.counts_changed();
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> $crate::Result<Vec<$crate::FeedEntry>> {
+                use sqlx::Row;
+                let rows = sqlx::query(concat!(
+                    "SELECT seq, kind, object_id, body",
+                    $text,
+                    ", secret, created FROM feed WHERE domain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ))
+                .bind(domain)
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.$read)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::FeedEntry {
+                            seq: r.get(0),
+                            kind: r.get(1),
+                            object_id: r.get(2),
+                            body: $crate::sql::parse(r.get::<&str, _>(3))?,
+                            secret: r.get(4),
+                            created: r.get(5),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn expire_feed_secrets(&self, before: &str) -> $crate::Result<Vec<(String, String)>> {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as($crate::sql::stmt::EXPIRE_FEED_SECRETS).bind(before).fetch_all(&self.$write).await?;
+                Ok(rows)
+            }
+
+            async fn count_feed(&self, domain: &str, after: i64) -> $crate::Result<u64> {
+                let n: i64 = sqlx::query_scalar($crate::sql::stmt::COUNT_FEED)
+                    .bind(domain)
+                    .bind(after)
+                    .fetch_one(&self.$read)
+                    .await?;
+                Ok(n as u64)
+            }
+
+            async fn clear_feed_secrets(&self, domain: &str, upto: i64) -> $crate::Result<()> {
+                sqlx::query($crate::sql::stmt::CLEAR_FEED_SECRETS).bind(domain).bind(upto).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn setting(&self, key: &str) -> $crate::Result<Option<serde_json::Value>> {
+                let v: Option<String> = sqlx::query_scalar(concat!("SELECT value", $text, " FROM settings WHERE key = $1"))
+                    .bind(key)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                v.as_deref().map($crate::sql::parse).transpose()
+            }
+
+            async fn put_setting(&self, key: &str, value: &serde_json::Value) -> $crate::Result<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2",
+                    $cast,
+                    ") ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                ))
+                .bind(key)
+                .bind(value.to_string())
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            $($own)*
+        }
+    };
+}
