@@ -105,12 +105,8 @@ async fn names_with_filter_metacharacters_cannot_inject_and_are_synced() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let uid = r.body["id"].as_str().unwrap().to_string();
     let gname = format!("R&D (Paris) #{}", &unique("")[..5]);
-    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": gname}))).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    s.call("POST", &format!("/api/v2/usergroups/{g}/members"), Some(json!({"op": "add", "type": "user", "id": uid})))
-        .await;
+    let g = s.create("/api/v2/usergroups", json!({"name": gname})).await;
+    s.add_member(&g, &uid).await;
     s.call(
         "POST",
         &format!("/api/v2/activedirectories/{domain}/associations"),

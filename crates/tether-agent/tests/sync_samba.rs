@@ -250,16 +250,8 @@ async fn disconnection_rows_for_each_trigger() {
             let sam = unique("x");
             let id = fx.tether_user(&sam, json!({})).await;
             let group = if trigger == "group" {
-                let g = fx.s.call("POST", "/api/v2/usergroups", Some(json!({"name": unique("g")}))).await.body["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                fx.s.call(
-                    "POST",
-                    &format!("/api/v2/usergroups/{g}/members"),
-                    Some(json!({"op": "add", "type": "user", "id": id})),
-                )
-                .await;
+                let g = fx.s.create("/api/v2/usergroups", json!({"name": unique("g")})).await;
+                fx.s.add_member(&g, &id).await;
                 fx.s.call(
                     "POST",
                     &format!("/api/v2/activedirectories/{}/associations?targets=user_group", fx.domain),
@@ -397,17 +389,9 @@ async fn lock_table_against_samba() {
 }
 
 async fn tether_group(fx: &Fx, name: &str, members: &[&str]) -> String {
-    let g = fx.s.call("POST", "/api/v2/usergroups", Some(json!({"name": name}))).await.body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let g = fx.s.create("/api/v2/usergroups", json!({"name": name})).await;
     for m in members {
-        fx.s.call(
-            "POST",
-            &format!("/api/v2/usergroups/{g}/members"),
-            Some(json!({"op": "add", "type": "user", "id": m})),
-        )
-        .await;
+        fx.s.add_member(&g, m).await;
     }
     let r =
         fx.s.call(
@@ -453,12 +437,7 @@ async fn groups_minimal_and_match_on_three_levels() {
                 .as_str()
                 .unwrap()
                 .to_string();
-            fx.s.call(
-                "POST",
-                &format!("/api/v2/usergroups/{g}/members"),
-                Some(json!({"op": "add", "type": "user", "id": u})),
-            )
-            .await;
+            fx.s.add_member(&g, &u).await;
         }
         fx.drain().await;
         let udn = fx.ad_user(&sam).await.unwrap().dn.to_lowercase();

@@ -43,66 +43,37 @@ pub fn diff(before: Option<&User>, after: Option<&User>) -> Value {
     Value::Object(out)
 }
 
-/// The stored entry of one change of a user (for batch writes), or `None` when nothing changed.
-pub fn entry(
-    s: &AppState,
-    user_id: &str,
-    actor: Actor,
-    action: &str,
-    changes: Value,
-    reason: Option<&str>,
-) -> Option<Doc> {
-    entry_of(s, "user", user_id, actor, action, changes, reason)
+/// What a history entry is about.
+#[derive(Clone, Copy, Debug)]
+pub enum Of<'a> {
+    User(&'a str),
+    Group(&'a str),
 }
 
-/// The stored entry of one change of an object of `object_type` (`user` or `group`).
-pub fn entry_of(
-    s: &AppState,
-    object_type: &str,
-    object_id: &str,
-    actor: Actor,
-    action: &str,
-    changes: Value,
-    reason: Option<&str>,
-) -> Option<Doc> {
+/// The stored entry of one change (for batch writes), or `None` when nothing changed.
+pub fn entry(s: &AppState, of: Of<'_>, actor: Actor, action: &str, changes: Value, why: Option<&str>) -> Option<Doc> {
     if changes.as_object().is_some_and(Map::is_empty) && action == "update" {
         return None;
     }
+    let (object_type, object_id) = match of {
+        Of::User(id) => ("user", id),
+        Of::Group(id) => ("group", id),
+    };
     let id = new_id();
     let doc = json!({"id": id, "objectId": object_id, "objectType": object_type, "at": s.now_str(), "actor": actor,
-                     "action": action, "changes": changes, "reason": reason});
+                     "action": action, "changes": changes, "reason": why});
     Some(Doc { id, key1: None, key2: None, body: doc })
 }
 
-/// Records one change of a group.
-pub async fn record_group(
-    s: &AppState,
-    group_id: &str,
-    actor: Actor,
-    action: &str,
-    changes: Value,
-    reason: Option<&str>,
-) -> Result<(), ApiError> {
-    if let Some(doc) = entry_of(s, "group", group_id, actor, action, changes, reason) {
+/// Records one change of a user or a group.
+pub async fn record(s: &AppState, of: Of<'_>, actor: Actor, action: &str, changes: Value, why: Option<&str>) -> Res {
+    if let Some(doc) = entry(s, of, actor, action, changes, why) {
         s.repo.store().insert(Collection::History, &doc).await?;
     }
     Ok(())
 }
 
-/// Records one change of a user.
-pub async fn record(
-    s: &AppState,
-    user_id: &str,
-    actor: Actor,
-    action: &str,
-    changes: Value,
-    reason: Option<&str>,
-) -> Result<(), ApiError> {
-    if let Some(doc) = entry(s, user_id, actor, action, changes, reason) {
-        s.repo.store().insert(Collection::History, &doc).await?;
-    }
-    Ok(())
-}
+type Res = Result<(), ApiError>;
 
 /// The actor of an admin request.
 pub fn admin(key: &crate::keys::ApiKey) -> Actor {

@@ -138,10 +138,8 @@ async fn associations_bind_users_and_groups() {
     };
     let u1 = mk("direct").await.body["id"].as_str().unwrap().to_string();
     let u2 = mk("viagroup").await.body["id"].as_str().unwrap().to_string();
-    let g =
-        s.call("POST", "/api/v2/usergroups", Some(json!({"name": "G"}))).await.body["id"].as_str().unwrap().to_string();
-    s.call("POST", &format!("/api/v2/usergroups/{g}/members"), Some(json!({"op": "add", "type": "user", "id": u2})))
-        .await;
+    let g = s.create("/api/v2/usergroups", json!({"name": "G"})).await;
+    s.add_member(&g, &u2).await;
 
     let r = s
         .call(

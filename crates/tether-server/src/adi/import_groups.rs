@@ -132,9 +132,9 @@ pub(crate) async fn apply_groups(
                     g.attributes["activeDirectory"] = ad;
                     s.repo.save_group(&g).await?;
                     let changes = crate::history::diff_of(Some(&before), Some(&g));
-                    crate::history::record_group(
+                    crate::history::record(
                         s,
-                        &g.id,
+                        crate::history::Of::Group(&g.id),
                         who.clone(),
                         "update",
                         changes,
@@ -157,7 +157,15 @@ pub(crate) async fn apply_groups(
                         out.groups_created += 1;
                         let changes = crate::history::diff_of(None, Some(&g));
                         let why = Some("mirrored from AD (a group in the ADI scope)");
-                        crate::history::record_group(s, &g.id, who.clone(), "create", changes, why).await?;
+                        crate::history::record(
+                            s,
+                            crate::history::Of::Group(&g.id),
+                            who.clone(),
+                            "create",
+                            changes,
+                            why,
+                        )
+                        .await?;
                     }
                     Err(StoreError::Conflict { .. }) => {
                         out.skipped.push(Skipped {
@@ -186,7 +194,7 @@ pub(crate) async fn apply_groups(
             let changes = json!({"memberOf": [null, group.name]});
             let why = Some("member of the AD group (nested groups flattened)");
             ops.extend(
-                crate::history::entry(s, id, who.clone(), "membership", changes, why)
+                crate::history::entry(s, crate::history::Of::User(id), who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             ops.push(WriteOp::Link(Edge::Member, group.id.clone(), id.clone()));
@@ -196,7 +204,7 @@ pub(crate) async fn apply_groups(
             let changes = json!({"memberOf": [group.name, null]});
             let why = Some("no longer a member of the AD group");
             ops.extend(
-                crate::history::entry(s, id, who.clone(), "membership", changes, why)
+                crate::history::entry(s, crate::history::Of::User(id), who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             ops.push(WriteOp::Unlink(Edge::Member, group.id.clone(), id.clone()));
@@ -209,7 +217,7 @@ pub(crate) async fn apply_groups(
             let changes = json!({"members": {"added": names(&added), "removed": names(&removed)}});
             let why = Some("membership of the AD group (nested groups flattened)");
             ops.extend(
-                crate::history::entry_of(s, "group", &group.id, who.clone(), "membership", changes, why)
+                crate::history::entry(s, crate::history::Of::Group(&group.id), who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
         }
@@ -232,7 +240,15 @@ pub(crate) async fn apply_groups(
             store.delete(Collection::Groups, id).await?;
             let who = actor.on_ad(g.attributes["activeDirectory"]["id"].as_str().map(str::to_string), None);
             let why = Some("no longer in the ADI scope (complete read)");
-            crate::history::record_group(s, id, who, "delete", crate::history::diff_of(Some(g), None), why).await?;
+            crate::history::record(
+                s,
+                crate::history::Of::Group(id),
+                who,
+                "delete",
+                crate::history::diff_of(Some(g), None),
+                why,
+            )
+            .await?;
             out.groups_deleted += 1;
         }
     }
@@ -274,12 +290,12 @@ async fn join_unchanged_groups(
             let why = Some("member of the AD group (nested groups flattened)");
             let changes = json!({"memberOf": [null, group.name]});
             ops.extend(
-                crate::history::entry(s, uid, who.clone(), "membership", changes, why)
+                crate::history::entry(s, crate::history::Of::User(uid), who.clone(), "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             let changes = json!({"members": {"added": [t.name(uid)], "removed": []}});
             ops.extend(
-                crate::history::entry_of(s, "group", &group.id, who, "membership", changes, why)
+                crate::history::entry(s, crate::history::Of::Group(&group.id), who, "membership", changes, why)
                     .map(|h| WriteOp::Insert(Collection::History, h)),
             );
             store.write_batch(&ops).await?;

@@ -100,7 +100,14 @@ impl Planned {
         let (action, after) = self.action()?;
         let uid = after.or(before).map(|u| u.id.clone()).unwrap_or_default();
         let who = actor.on_ad(self.obs_guid.clone().or(before.and_then(|u| u.ad_guid.clone())), None);
-        crate::history::entry(s, &uid, who, action, crate::history::diff(before, after), Some(&self.reason()))
+        crate::history::entry(
+            s,
+            crate::history::Of::User(&uid),
+            who,
+            action,
+            crate::history::diff(before, after),
+            Some(&self.reason()),
+        )
     }
 
     /// The plan line an admin reviews: `{category, object, action, reason}`.

@@ -201,7 +201,15 @@ pub async fn reject(s: &AppState, domain: &str, plan: &SyncPlan, actor: &Actor) 
         if let Some(id) = c["objectId"].as_str() {
             let why =
                 format!("not written to AD: the held sync plan was rejected ({})", c["action"].as_str().unwrap_or(""));
-            crate::history::record(s, id, actor.clone(), "sync_rejected", json!({}), Some(&why)).await?;
+            crate::history::record(
+                s,
+                crate::history::Of::User(id),
+                actor.clone(),
+                "sync_rejected",
+                json!({}),
+                Some(&why),
+            )
+            .await?;
         }
     }
     let mut cur = cursor(s, domain).await?;

@@ -253,7 +253,7 @@ pub async fn associate_group(s: &AppState, id: &str, domain: &str, add: bool, ac
     } else {
         serde_json::json!({"activeDirectory": [domain, null]})
     };
-    crate::history::record_group(s, id, actor, "association", changes, None).await?;
+    crate::history::record(s, crate::history::Of::Group(id), actor, "association", changes, None).await?;
     Ok(())
 }
 

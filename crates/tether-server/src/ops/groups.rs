@@ -21,7 +21,7 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<Group
     let g = write_group(None, &new_id(), body)?;
     s.repo.insert_group(&g).await?;
     let changes = history::diff_of(None, Some(&g));
-    history::record_group(s, &g.id, actor, "create", changes, None).await?;
+    history::record(s, history::Of::Group(&g.id), actor, "create", changes, None).await?;
     Ok(g)
 }
 
@@ -31,7 +31,7 @@ pub async fn update(s: &AppState, id: &str, body: &Value, actor: Actor) -> ApiRe
     let g = write_group(Some(&cur), id, body)?;
     s.repo.save_group(&g).await?;
     let changes = history::diff_of(Some(&cur), Some(&g));
-    history::record_group(s, id, actor, "update", changes, None).await?;
+    history::record(s, history::Of::Group(id), actor, "update", changes, None).await?;
     if g.name != cur.name {
         feed::group_changed(s, &g, &[]).await?;
     }
@@ -48,7 +48,7 @@ pub async fn delete(s: &AppState, id: &str, actor: Actor) -> ApiResult<()> {
         return Err(ApiError::not_found("user group", id));
     }
     let changes = history::diff_of(Some(&group), None);
-    history::record_group(s, id, actor, "delete", changes, None).await?;
+    history::record(s, history::Of::Group(id), actor, "delete", changes, None).await?;
     feed::group_disconnected(s, &group, &domains).await?;
     feed::rebind(s, before).await?;
     Ok(())
@@ -63,9 +63,9 @@ pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who
         let u = user?;
         if s.repo.store().link(Edge::Member, id, user_id).await? {
             let changes = json!({"memberOf": [null, group.name]});
-            history::record(s, user_id, who.clone(), "membership", changes, None).await?;
+            history::record(s, history::Of::User(user_id), who.clone(), "membership", changes, None).await?;
             let changes = json!({"members": [null, u.username]});
-            history::record_group(s, id, who, "membership", changes, None).await?;
+            history::record(s, history::Of::Group(id), who, "membership", changes, None).await?;
         }
         feed::rebind(s, before).await?;
         feed::group_changed(s, &group, &[]).await?;
@@ -74,9 +74,9 @@ pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who
             return Err(ApiError::new(Code::NotFound, format!("user `{user_id}` is not a member")));
         }
         let changes = json!({"memberOf": [group.name, null]});
-        history::record(s, user_id, who.clone(), "membership", changes, None).await?;
+        history::record(s, history::Of::User(user_id), who.clone(), "membership", changes, None).await?;
         let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_else(|_| user_id.to_string());
-        history::record_group(s, id, who, "membership", json!({"members": [name, null]}), None).await?;
+        history::record(s, history::Of::Group(id), who, "membership", json!({"members": [name, null]}), None).await?;
         // The group's AD membership first, then the user's possible disconnection.
         feed::group_changed(s, &group, user.ok().as_slice()).await?;
         feed::rebind(s, before).await?;

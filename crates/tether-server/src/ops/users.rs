@@ -51,7 +51,7 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<User>
         None => None,
     };
     s.repo.insert_user(&user, hash.as_deref()).await?;
-    history::record(s, &user.id, actor, "create", history::diff(None, Some(&user)), None).await?;
+    history::record(s, history::Of::User(&user.id), actor, "create", history::diff(None, Some(&user)), None).await?;
     Ok(user)
 }
 
@@ -92,7 +92,7 @@ pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: 
         if password.is_some() {
             changes["password"] = json!(["…", "changed"]);
         }
-        history::record(s, id, actor.clone(), "update", changes, None).await?;
+        history::record(s, history::Of::User(id), actor.clone(), "update", changes, None).await?;
     }
     Ok(user)
 }
@@ -103,7 +103,7 @@ pub async fn delete(s: &AppState, id: &str, actor: Actor) -> ApiResult<User> {
     let domains = feed::bound_domains(s, id).await?;
     s.repo.store().delete(Collection::Users, id).await?;
     feed::user_disconnected(s, &user, &domains).await?;
-    history::record(s, id, actor, "delete", history::diff(Some(&user), None), None).await?;
+    history::record(s, history::Of::User(id), actor, "delete", history::diff(Some(&user), None), None).await?;
     Ok(user)
 }
 
@@ -126,7 +126,7 @@ async fn modify(
     } else {
         "update"
     };
-    history::record(s, id, actor, action, history::diff(Some(&before), Some(&user)), None).await?;
+    history::record(s, history::Of::User(id), actor, action, history::diff(Some(&before), Some(&user)), None).await?;
     feed::user_changed(s, &user, None, flags).await?;
     if flags.expire {
         crate::notify::password_expired(s, &user).await?;

@@ -365,7 +365,15 @@ pub async fn sync_status(
                 s.repo.save_group(&g).await?;
                 let actor = Actor::sync_agent(&agent.id, Some(guid.clone()));
                 let changes = crate::history::diff_of(Some(&before), Some(&g));
-                crate::history::record_group(&s, &gid, actor, "ad_sync", changes, Some("written to AD")).await?;
+                crate::history::record(
+                    &s,
+                    crate::history::Of::Group(&gid),
+                    actor,
+                    "ad_sync",
+                    changes,
+                    Some("written to AD"),
+                )
+                .await?;
             }
         }
         return Ok(Json(json!({})));
@@ -395,7 +403,7 @@ pub async fn sync_status(
         };
         crate::history::record(
             &s,
-            &id,
+            crate::history::Of::User(&id),
             actor,
             "ad_sync",
             crate::history::diff(Some(&before), Some(&user)),
