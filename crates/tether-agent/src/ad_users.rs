@@ -1,5 +1,6 @@
 //! Finding the AD user of a Tether user: by objectGUID when linked, else by sAMAccountName,
-//! with the attributes the sync decisions read.
+//! with the attributes the sync decisions read; and the domain's privileged groups, whose
+//! members the sync agent never writes.
 
 use tether_ad::ldap3::{Scope, SearchEntry};
 use tether_ad::read::guid_filter_value;
@@ -40,4 +41,56 @@ pub async fn find_user(
         tether_ad::ldap3::ldap_escape(username)
     );
     search_one(ldap, nc, &f).await
+}
+
+/// The well-known relative ids of the domain's privileged groups: Domain Admins and
+/// Enterprise Admins.
+const PRIVILEGED_RIDS: [u32; 2] = [512, 519];
+
+/// The builtin Administrators group, S-1-5-32-544, as stored (revision 1, two sub-authorities,
+/// authority 5, then 32 and 544 little-endian).
+const BUILTIN_ADMINISTRATORS: [u8; 16] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 32, 2, 0, 0];
+
+/// A SID with one more sub-authority, `rid` (a group's SID from its domain's SID).
+fn with_rid(domain_sid: &[u8], rid: u32) -> Option<Vec<u8>> {
+    let count = *domain_sid.get(1)?;
+    let mut sid = domain_sid.to_vec();
+    sid[1] = count.checked_add(1)?;
+    sid.extend_from_slice(&rid.to_le_bytes());
+    Some(sid)
+}
+
+fn sid_filter_value(sid: &[u8]) -> String {
+    sid.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// The DNs of the privileged groups (Domain Admins, Enterprise Admins, Administrators), found
+/// by SID: renamed or localised groups are found all the same. Empty when the account may not
+/// read them.
+pub async fn privileged_groups(ldap: &mut Ldap, nc: &str) -> Result<Vec<String>, AdError> {
+    let (head, _) = ldap.search(nc, Scope::Base, "(objectClass=*)", vec!["objectSid"]).await?.success()?;
+    let domain_sid = head
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct)
+        .and_then(|e| e.bin_attrs.get("objectSid").and_then(|v| v.first().cloned()));
+    let mut sids: Vec<Vec<u8>> = vec![BUILTIN_ADMINISTRATORS.to_vec()];
+    if let Some(d) = domain_sid {
+        sids.extend(PRIVILEGED_RIDS.iter().filter_map(|rid| with_rid(&d, *rid)));
+    }
+    let f = format!("(|{})", sids.iter().map(|s| format!("(objectSid={})", sid_filter_value(s))).collect::<String>());
+    let (entries, _) = ldap.search(nc, Scope::Subtree, &f, vec!["1.1"]).await?.success()?;
+    Ok(entries.into_iter().map(|e| SearchEntry::construct(e).dn).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn group_sids_from_the_domain_sid() {
+        // S-1-5-21-1-2-3 → S-1-5-21-1-2-3-512
+        let domain = [1, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0];
+        let group = super::with_rid(&domain, 512).unwrap();
+        assert_eq!((group[1], &group[24..]), (5, &[0u8, 2, 0, 0][..]));
+        assert_eq!(super::sid_filter_value(&[1, 0xab]), "\\01\\ab");
+    }
 }

@@ -33,6 +33,8 @@ pub struct Domain {
     pub dns_name: String,
     /// The sync group was moved under a former child: membership syncs as `match`.
     pub forced_match: bool,
+    /// The privileged groups' DNs (found by SID): their members, nested too, are never written.
+    pub privileged_groups: Vec<String>,
 }
 
 pub async fn domain(ldap: &mut Ldap, cfg: &SyncConfig) -> Result<Domain, AgentError> {
@@ -40,7 +42,17 @@ pub async fn domain(ldap: &mut Ldap, cfg: &SyncConfig) -> Result<Domain, AgentEr
     let dns_name =
         nc.split(',').filter_map(|p| p.split_once('=').map(|(_, v)| v.to_lowercase())).collect::<Vec<_>>().join(".");
     let forced_match = crate::sync_groups::moved_under_former_child(ldap, cfg, &cfg.state_dir()).await?;
-    Ok(Domain { nc, dns_name, forced_match })
+    let mut privileged_groups = crate::ad_users::privileged_groups(ldap, &nc).await?;
+    if privileged_groups.is_empty() {
+        // Not readable by this account: the default names are the best left.
+        tracing::warn!("the privileged groups cannot be found by SID; checking membership by their default names");
+        privileged_groups =
+            ["CN=Domain Admins,CN=Users", "CN=Enterprise Admins,CN=Users", "CN=Administrators,CN=Builtin"]
+                .iter()
+                .map(|g| format!("{g},{nc}"))
+                .collect();
+    }
+    Ok(Domain { nc, dns_name, forced_match, privileged_groups })
 }
 
 /// adminCount=1, krbtgt, the bind account, or a (nested) member of Domain Admins, Enterprise
@@ -55,10 +67,14 @@ async fn privileged(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str)
     {
         return Ok(true);
     }
+    // A member of a privileged group at any depth (LDAP_MATCHING_RULE_IN_CHAIN).
     let chain = "1.2.840.113556.1.4.1941";
     let f = format!(
-        "(|(memberOf:{chain}:=CN=Domain Admins,CN=Users,{nc})(memberOf:{chain}:=CN=Enterprise Admins,CN=Users,{nc})(memberOf:{chain}:=CN=Administrators,CN=Builtin,{nc}))",
-        nc = d.nc
+        "(|{})",
+        d.privileged_groups
+            .iter()
+            .map(|g| format!("(memberOf:{chain}:={})", tether_ad::ldap3::ldap_escape(g)))
+            .collect::<String>()
     );
     let (entries, _) = ldap.search(&e.dn, Scope::Base, &f, vec!["1.1"]).await?.success()?;
     Ok(!entries.is_empty())

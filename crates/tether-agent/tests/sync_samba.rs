@@ -637,3 +637,44 @@ async fn mass_change_guard_holds_changes_to_ad_until_approved_or_rejected() {
     assert!(plan["reason"].as_str().unwrap().contains("4 passwordResets are 66.7% of 6 users"), "{plan}");
     assert!(plan["changes"].as_array().unwrap().iter().all(|c| c["category"] == "passwordResets"));
 }
+
+/// The privileged groups are found by SID, not by name (a renamed or localised Domain Admins
+/// is found all the same), and a member of one, nested through a group of its own, is never
+/// written: the change is refused on the Tether user with the reason.
+#[tokio::test]
+async fn members_of_privileged_groups_found_by_sid_are_never_written() {
+    let mut fx = fixture(json!({})).await;
+    let base = &dc().base_dn;
+    let groups: Vec<String> = tether_agent::ad_users::privileged_groups(&mut fx.ldap, base)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.to_lowercase())
+        .collect();
+    for want in [format!("CN=Domain Admins,CN=Users,{base}"), format!("CN=Administrators,CN=Builtin,{base}")] {
+        assert!(groups.contains(&want.to_lowercase()), "{want} in {groups:?}");
+    }
+    // An AD user in a group nested in Domain Admins.
+    let sam = unique("pa");
+    let nu = NewUser {
+        container: &fx.ou,
+        sam_account_name: &sam,
+        given_name: "Priv",
+        sn: "Admin",
+        mail: "priv@corp.example.test",
+        password: Some("Adm1n-Passw0rd!"),
+    };
+    let udn = create_user(&mut fx.ldap, &nu).await.unwrap();
+    let nested = create_group(&mut fx.ldap, &fx.ou, &unique("ops")).await.unwrap();
+    set_member(&mut fx.ldap, &nested, &udn, true).await.unwrap();
+    let admins = format!("CN=Domain Admins,CN=Users,{base}");
+    set_member(&mut fx.ldap, &admins, &nested, true).await.unwrap();
+    // A Tether user of that name, bound to the domain, with another last name.
+    let id = fx.tether_user(&sam, json!({"lastname": "Changed"})).await;
+    fx.bind_user(&id, true).await;
+    fx.drain().await;
+    set_member(&mut fx.ldap, &admins, &nested, false).await.unwrap();
+    let u = fx.s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert!(u["adSyncError"].as_str().is_some_and(|e| e.contains("privileged")), "{u}");
+    assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"], ["Admin"], "the AD account is untouched");
+}

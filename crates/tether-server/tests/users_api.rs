@@ -338,3 +338,25 @@ async fn verify_locks_a_username_out_after_repeated_failures() {
     s.advance(time::Duration::minutes(16));
     assert_eq!(verify("Passw0rd!").await.status, 200, "the lockout ends");
 }
+
+/// A user's document and its password are written together: an update refused as a
+/// duplicate (409) leaves the old password working and the new one refused, and records
+/// nothing (issue "No lost writes": the hash used to be written before the refusal).
+#[tokio::test]
+async fn a_refused_update_does_not_change_the_password() {
+    let s = TestServer::start().await;
+    let a = create(&s, "atom", json!({"password": "Old-Passw0rd"})).await;
+    create(&s, "btom", json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let body = json!({"email": "btom@example.com", "password": "New-Passw0rd"});
+    let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(body)).await;
+    assert_eq!((r.status.as_u16(), r.body["status"].as_str()), (409, Some("DUPLICATE")), "{:?}", r.body);
+    let verify =
+        |pw: &'static str| s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "atom", "password": pw})));
+    assert_eq!(verify("Old-Passw0rd").await.status, 200, "the old password still works");
+    assert_eq!(verify("New-Passw0rd").await.status, 401, "the refused one never took effect");
+    let after = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert_eq!((after["email"].as_str(), &after["password_date"]), (Some("atom@example.com"), &a["password_date"]));
+    let h = s.call("GET", &format!("/api/v2/users/{id}/history"), None).await.body;
+    assert_eq!(h.as_array().map(Vec::len), Some(1), "only the creation: {h}");
+}

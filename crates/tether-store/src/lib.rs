@@ -199,6 +199,11 @@ pub trait Store: Send + Sync + 'static {
     /// unlinks (so a batch must not unlink an edge and then link it again).
     async fn write_batch(&self, ops: &[WriteOp]) -> Result<()>;
 
+    /// Replaces a document and sets its owner's secret of `purpose` in one transaction:
+    /// both, or neither (a unique-key conflict leaves the old secret). Answers whether the
+    /// document existed (if not, nothing is written).
+    async fn replace_with_secret(&self, c: Collection, doc: &Doc, purpose: Secret, hash: &str) -> Result<bool>;
+
     /// Appends to a domain's change feed; returns the entry's sequence number.
     async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64>;
     /// Entries of a domain after `after`, in order.

@@ -104,11 +104,12 @@ impl Repo {
     }
 
     /// Saves a changed user; with `password_hash` its password is replaced.
+    /// Saves a user, and with `password_hash` its new password in the same transaction.
     pub async fn save_user(&self, u: &User, password_hash: Option<&str>) -> Result<bool> {
-        if let Some(h) = password_hash {
-            self.store.put_secret(&u.id, Secret::Password, Some(h)).await?;
+        match password_hash {
+            Some(h) => self.store.replace_with_secret(Collection::Users, &user_doc(u), Secret::Password, h).await,
+            None => self.store.replace(Collection::Users, &user_doc(u)).await,
         }
-        self.store.replace(Collection::Users, &user_doc(u)).await
     }
 
     pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {

@@ -116,6 +116,27 @@ macro_rules! store_impl {
                 Ok(sqlx::query_scalar($crate::sql::stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.$read).await?)
             }
 
+            async fn replace_with_secret(
+                &self,
+                c: $crate::Collection,
+                doc: &$crate::Doc,
+                purpose: $crate::Secret,
+                hash: &str,
+            ) -> $crate::Result<bool> {
+                let mut tx = self.$write.begin().await?;
+                let found = replace_doc(&mut *tx, c, doc).await?;
+                if found {
+                    sqlx::query($crate::sql::stmt::PUT_SECRET)
+                        .bind(&doc.id)
+                        .bind(purpose.name())
+                        .bind(hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(found)
+            }
+
             async fn write_batch(&self, ops: &[$crate::WriteOp]) -> $crate::Result<()> {
                 use $crate::sql::{self, lower};
                 let plan = sql::plan_batch(ops);

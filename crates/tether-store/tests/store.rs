@@ -84,6 +84,7 @@ on_both_backends!(
     secrets_are_set_replaced_and_found_by_hash,
     edges_keep_insertion_order,
     write_batch_is_all_or_nothing,
+    a_user_and_its_password_are_saved_together,
     large_batches_span_several_statements,
     feed_is_per_domain_ordered_and_forgets_secrets,
     reopen_keeps_data_and_settings,
@@ -306,6 +307,23 @@ async fn edges_keep_insertion_order(b: Backend) {
     assert!(!s.unlink(Edge::Member, "g", "u1").await.unwrap());
     s.link(Edge::Member, "g", "u1").await.unwrap();
     assert_eq!(s.targets(Edge::Member, "g").await.unwrap(), ["u3", "u2", "u1"]);
+}
+
+async fn a_user_and_its_password_are_saved_together(b: Backend) {
+    let (_d, r) = repo(b).await;
+    r.insert_user(&user(1, "Ann", false), Some("hash1")).await.unwrap();
+    r.insert_user(&user(2, "Bob", false), None).await.unwrap();
+    let id = user(1, "", false).id;
+    // Taking Bob's email conflicts: neither the document nor the password changes.
+    let taken = User { email: "user2@example.com".into(), ..user(1, "Ann", false) };
+    assert_eq!(conflict_field(r.save_user(&taken, Some("hash2")).await), "email");
+    assert_eq!(r.password_hash(&id).await.unwrap().as_deref(), Some("hash1"));
+    assert_eq!(r.user(&id).await.unwrap().unwrap().email, "user1@example.com");
+    // Without the conflict both change; a missing user gets no password.
+    assert!(r.save_user(&user(1, "Anne", false), Some("hash2")).await.unwrap());
+    assert_eq!(r.password_hash(&id).await.unwrap().as_deref(), Some("hash2"));
+    assert!(!r.save_user(&user(7, "Ghost", false), Some("hash3")).await.unwrap());
+    assert_eq!(r.password_hash(&user(7, "", false).id).await.unwrap(), None);
 }
 
 async fn write_batch_is_all_or_nothing(b: Backend) {
