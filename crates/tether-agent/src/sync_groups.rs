@@ -32,27 +32,69 @@ pub struct GroupOutcome {
     pub error: Option<String>,
 }
 
-const GROUP_ATTRS: [&str; 4] = ["objectGUID", "sAMAccountName", "cn", "member"];
+const GROUP_ATTRS: [&str; 5] = ["objectGUID", "objectSid", "sAMAccountName", "cn", "member"];
+
+/// Whether a group is one the sync agent never writes, by its SID: Domain Admins (RID 512),
+/// Schema Admins (518), Enterprise Admins (519), or the builtin Administrators
+/// (S-1-5-32-544). Renamed or localised, they are found all the same.
+fn is_privileged(e: &SearchEntry) -> bool {
+    let Some(sid) = e.bin_attrs.get("objectSid").and_then(|v| v.first()) else { return false };
+    let Some(rid) = sid.len().checked_sub(4).and_then(|i| sid.get(i..)).and_then(|t| t.try_into().ok()) else {
+        return false;
+    };
+    let rid = u32::from_le_bytes(rid);
+    let builtin = sid.get(..12) == Some(&[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0][..]);
+    if builtin {
+        rid == 544
+    } else {
+        matches!(rid, 512 | 518 | 519)
+    }
+}
+
+/// An AD group of a Tether group, and whether it was found by its link (objectGUID) rather
+/// than by name.
+struct Found {
+    entry: SearchEntry,
+    linked: bool,
+}
 
 async fn one(ldap: &mut Ldap, base: &str, scope: Scope, filter: &str) -> Result<Option<SearchEntry>, AdError> {
     let (e, _) = ldap.search(base, scope, filter, GROUP_ATTRS.to_vec()).await?.success()?;
     Ok(e.into_iter().next().map(SearchEntry::construct))
 }
 
-async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<SearchEntry>, AdError> {
+async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<Found>, AdError> {
     if let Some(g) = guid.filter(|g| tether_core::adi::is_guid_hex(g)) {
-        if let Some(e) = one(
-            ldap,
-            nc,
-            Scope::Subtree,
-            &format!("(&(objectClass=group)(objectGUID={}))", tether_ad::read::guid_filter_value(g)),
-        )
-        .await?
-        {
-            return Ok(Some(e));
+        let f = format!("(&(objectClass=group)(objectGUID={}))", tether_ad::read::guid_filter_value(g));
+        if let Some(entry) = one(ldap, nc, Scope::Subtree, &f).await? {
+            return Ok(Some(Found { entry, linked: true }));
         }
     }
-    one(ldap, nc, Scope::Subtree, &format!("(&(objectClass=group)(sAMAccountName={}))", ldap_escape(name))).await
+    let f = format!("(&(objectClass=group)(sAMAccountName={}))", ldap_escape(name));
+    Ok(one(ldap, nc, Scope::Subtree, &f).await?.map(|entry| Found { entry, linked: false }))
+}
+
+/// Why the sync agent may not write the AD group it found for a Tether group, if it may not:
+/// the sync_group itself, a privileged group, or a group found only by name outside the
+/// sync_group's tree (an AD group the agent neither created nor was linked to).
+async fn off_limits(cfg: &SyncConfig, ldap: &mut Ldap, found: &Found) -> Result<Option<&'static str>, AdError> {
+    let g = &found.entry;
+    if is_sync_group(cfg, &g.dn) {
+        return Ok(Some("this group is the sync_group in AD: the sync agent never modifies it"));
+    }
+    if is_privileged(g) {
+        return Ok(Some(
+            "the AD group of this name is privileged (Domain Admins, Schema Admins, Enterprise Admins or \
+             Administrators): the sync agent never modifies it",
+        ));
+    }
+    if !found.linked && !nested_groups(ldap, &cfg.sync_group).await?.iter().any(|(d, _)| d.eq_ignore_ascii_case(&g.dn))
+    {
+        return Ok(Some(
+            "an AD group of this name exists outside sync_group and is not linked to this group: not taken over",
+        ));
+    }
+    Ok(None)
 }
 
 /// Groups nested (any depth) in `dn`, as (DN lowercased, sAMAccountName lowercased).
@@ -135,11 +177,13 @@ pub async fn apply_group(
     let name = body.name.as_str();
     let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
     let group = match find_group(ldap, nc, body.guid.as_deref(), name).await? {
-        Some(g) if is_sync_group(cfg, &g.dn) => {
-            tracing::error!(group = %g.dn, "a Tether group maps to the sync_group, which is never modified");
-            return Ok(refuse(Some(g.dn), "this group is the sync_group in AD: the sync agent never modifies it"));
+        Some(found) => {
+            if let Some(why) = off_limits(cfg, ldap, &found).await? {
+                tracing::error!(group = %found.entry.dn, reason = why, "a Tether group maps to an AD group the agent may not modify");
+                return Ok(refuse(Some(found.entry.dn), why));
+            }
+            found.entry
         }
-        Some(g) => g,
         None => {
             let dn = match tether_ad::create_group(ldap, &cfg.user_root_dn, name).await {
                 Ok(dn) => dn,
@@ -245,11 +289,12 @@ pub async fn apply_group_disconnected(
     nc: &str,
     body: &GroupBody,
 ) -> Result<(), AgentError> {
-    let Some(g) = find_group(ldap, nc, body.guid.as_deref(), &body.name).await? else { return Ok(()) };
-    if is_sync_group(cfg, &g.dn) {
-        tracing::error!(group = %g.dn, "refusing to delete the sync_group (deletion guard)");
+    let Some(found) = find_group(ldap, nc, body.guid.as_deref(), &body.name).await? else { return Ok(()) };
+    if let Some(why) = off_limits(cfg, ldap, &found).await? {
+        tracing::error!(group = %found.entry.dn, reason = why, "refusing to delete an AD group (deletion guard)");
         return Ok(());
     }
+    let g = found.entry;
     if cfg.group_disconnection_action == GroupDisconnectionAction::Remove {
         let r = ldap.delete(&g.dn).await.map_err(AdError::from)?;
         if r.rc != 0 && r.rc != 32 {

@@ -678,3 +678,33 @@ async fn members_of_privileged_groups_found_by_sid_are_never_written() {
     assert!(u["adSyncError"].as_str().is_some_and(|e| e.contains("privileged")), "{u}");
     assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"], ["Admin"], "the AD account is untouched");
 }
+
+/// The AD groups the sync agent may write are the ones it created (under sync_group) and the
+/// ones linked to the Tether group: a Tether group named like a privileged AD group (found by
+/// SID) or like an unrelated AD group outside sync_group is not written; the refusal shows on
+/// the Tether group, and the queue goes on.
+#[tokio::test]
+async fn a_tether_group_named_like_a_privileged_or_unrelated_ad_group_never_writes_it() {
+    let mut fx = fixture(json!({})).await;
+    let sam = unique("gs");
+    let u = fx.tether_user(&sam, json!({})).await;
+    let unrelated = unique("fin");
+    let unrelated_dn = create_group(&mut fx.ldap, &fx.ou, &unrelated).await.unwrap();
+    let admins = format!("CN=Domain Admins,CN=Users,{}", dc().base_dn);
+    let before = direct_members(&mut fx, "Domain Admins").await;
+    let privileged = tether_group(&fx, "Domain Admins", &[&u]).await;
+    let other = tether_group(&fx, &unrelated, &[&u]).await;
+    fx.drain().await;
+    let udn = fx.ad_user(&sam).await.expect("the user itself is created").dn.to_lowercase();
+    assert_eq!(direct_members(&mut fx, "Domain Admins").await, before, "{admins} untouched");
+    assert!(!direct_members(&mut fx, &unrelated).await.contains(&udn), "{unrelated_dn} untouched");
+    for (g, why) in [(&privileged, "privileged"), (&other, "outside sync_group")] {
+        let body = fx.s.call("GET", &format!("/api/v2/usergroups/{g}"), None).await.body;
+        assert!(body["adSyncError"].as_str().is_some_and(|e| e.contains(why)), "{body}");
+        assert!(body["attributes"]["activeDirectory"].is_null(), "not linked: {body}");
+    }
+    // The next change of the user still reaches AD.
+    fx.put(&u, json!({"lastname": "Later"})).await;
+    fx.drain().await;
+    assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"], ["Later"]);
+}

@@ -24,6 +24,9 @@ pub struct Group {
     /// Free-form attributes; groups mirrored from AD carry `activeDirectory {id, dn}`.
     #[schema(value_type = Object)]
     pub attributes: Value,
+    /// Why the sync agent did not write the group to AD (absent once a write succeeds).
+    #[serde(rename = "adSyncError", skip_serializing_if = "Option::is_none")]
+    pub ad_sync_error: Option<String>,
 }
 
 impl Default for Group {
@@ -36,11 +39,12 @@ impl Default for Group {
             membership_method: "STATIC".into(),
             member_query: None,
             attributes: Value::Object(Map::new()),
+            ad_sync_error: None,
         }
     }
 }
 
-const GROUP_READ_ONLY: [&str; 3] = ["id", "_id", "type"];
+const GROUP_READ_ONLY: [&str; 4] = ["id", "_id", "type", "adSyncError"];
 
 /// Creates (`current = None`) or updates a group from a request body.
 pub fn write_group(current: Option<&Group>, id: &str, body: &Value) -> Result<Group, CoreError> {

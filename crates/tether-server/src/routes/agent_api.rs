@@ -376,6 +376,19 @@ pub async fn sync_status(
                 .await?;
             }
         }
+        // A refused write shows on the group (and goes away once a write succeeds).
+        if g.ad_sync_error != status.error {
+            let before = g.clone();
+            g.ad_sync_error = status.error.clone();
+            s.repo.save_group(&g).await?;
+            let what = match &g.ad_sync_error {
+                Some(e) => format!("not written to AD: {e}"),
+                None => "written to AD".to_string(),
+            };
+            let actor = Actor::sync_agent(&agent.id, status.guid.clone());
+            let changes = crate::history::diff_of(Some(&before), Some(&g));
+            crate::history::record(&s, crate::history::Of::Group(&gid), actor, "ad_sync", changes, Some(&what)).await?;
+        }
         return Ok(Json(json!({})));
     }
     let id = status.user_id.clone().ok_or_else(|| ApiError::new(Code::InvalidField, "invalid value for `userId`"))?;
