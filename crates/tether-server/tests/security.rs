@@ -421,3 +421,57 @@ async fn one_address_guessing_many_usernames_is_stopped() {
         .await;
     assert_eq!(v.status, 200);
 }
+
+/// A delegated login that AD answers while an administrator suspends the user: the
+/// suspension stands (the login used to save the copy of the user it loaded before asking AD,
+/// undoing the suspension), and the login is refused.
+#[tokio::test]
+async fn a_suspension_made_while_ad_answers_a_delegated_login_stands() {
+    let s = TestServer::start().await;
+    let domain = s.domain("DC=race,DC=test", "TWOWAYSYNC").await;
+    let r = s
+        .call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(json!({"delegationState": "ENABLED"})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // An import agent on a DC (it answers delegated checks) and a sync agent (it links the user).
+    let (import_token, sync_token) = ("i".repeat(40), "y".repeat(40));
+    for (kind, token) in [("IMPORT", &import_token), ("SYNC", &sync_token)] {
+        let key = s.connect_key(&domain, kind).await;
+        let body = json!({"connectKey": key, "token": token, "installedOn": "dc"});
+        assert_eq!(s.call_as(None, "POST", "/api/agent/v1/register", Some(body)).await.status, 200);
+    }
+    let post = |token: &str, path: &str, body: Value| {
+        s.client.post(format!("{}{path}", s.url)).bearer_auth(token).json(&body).send()
+    };
+    assert_eq!(post(&import_token, "/api/agent/v1/heartbeat", json!({})).await.unwrap().status(), 200);
+    let id = user(&s, "racer", "Tether-Passw0rd-1").await;
+    s.bind_user(&domain, &id).await;
+    let link = json!({"userId": id, "guid": "cd".repeat(16), "dn": "CN=racer,DC=race,DC=test"});
+    assert_eq!(post(&sync_token, "/api/agent/v1/sync/status", link).await.unwrap().status(), 200);
+    let authority = json!({"delegatedAuthority": {"id": domain, "name": "ActiveDirectory"}});
+    assert_eq!(s.call("PUT", &format!("/api/systemusers/{id}"), Some(authority)).await.status, 200);
+
+    let login = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "racer", "password": "AD-Passw0rd-1"})));
+    let agent_side = async {
+        let asked: Value = loop {
+            let v: Value = post(&import_token, "/api/agent/v1/auth/poll", json!({"waitMs": 2000}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(r) = v.as_array().and_then(|a| a.first()) {
+                break r.clone();
+            }
+        };
+        // While AD is being asked, the administrator suspends the user.
+        let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"suspended": true}))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let answer = json!({"id": asked["id"], "ok": true});
+        assert_eq!(post(&import_token, "/api/agent/v1/auth/result", answer).await.unwrap().status(), 200);
+    };
+    let (verdict, ()) = tokio::join!(login, agent_side);
+    assert_eq!(verdict.status, 401, "a suspended user is refused: {:?}", verdict.body);
+    let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+    assert_eq!((u["state"].as_str(), u["suspended"].as_bool()), (Some("SUSPENDED"), Some(true)), "{u}");
+}

@@ -91,9 +91,12 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
         return Ok(denied());
     }
     if rehash {
-        // A hash captured from AD: replace it with Tether's own now that the password is known.
+        // A hash captured from AD: replace it with Tether's own now that the password is known
+        // (on the user as it is now: a change made during the hashing stands).
         let h = hash_password(password).await?;
-        s.repo.save_user(&user, Some(&h)).await?;
+        if let Some(current) = s.repo.user(&user.id).await? {
+            s.repo.save_user(&current, Some(&h)).await?;
+        }
     }
     Ok(AuthOutcome::Accepted("local"))
 }
@@ -145,13 +148,17 @@ async fn delegated(
     s.metrics.delegated_auth(outcome, started.elapsed().as_secs_f64());
     match answer {
         Some(r) if r.ok => {
+            // The user as it is now, not as it was before AD was asked (up to the delegation
+            // timeout ago): a suspension or lock made meanwhile stands, and refuses the login.
+            let Some(mut current) = s.repo.user(&user.id).await?.filter(|u| u.can_authenticate()) else {
+                return Ok(Delegated::Answered(false));
+            };
             // On a DC install the password is kept in step with AD from the first login.
             if store_delegated_password(s, domain_id).await? {
                 let hash = hash_password(password.to_string()).await?;
-                let mut u = user.clone();
-                u.has_password = true;
-                u.refresh_derived();
-                s.repo.save_user(&u, Some(&hash)).await?;
+                current.has_password = true;
+                current.refresh_derived();
+                s.repo.save_user(&current, Some(&hash)).await?;
             }
             Ok(Delegated::Answered(true))
         }
