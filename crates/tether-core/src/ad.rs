@@ -72,22 +72,25 @@ pub struct Guard {
 }
 
 /// A category of change a mass-change guard bounds, named in the API as `deletes`,
-/// `membershipRemovals`, `passwordResets`, `suspends`, `unbinds`. Declared in that order,
-/// which is the order bounds are checked in.
+/// `membershipRemovals`, `passwordClears` (takeovers that leave the password pending),
+/// `passwordResets`, `suspends`, `unbinds`. Declared in that order, which is the order bounds
+/// are checked in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Category {
     Deletes,
     MembershipRemovals,
+    PasswordClears,
     PasswordResets,
     Suspends,
     Unbinds,
 }
 
 impl Category {
-    pub const ALL: [Category; 5] = [
+    pub const ALL: [Category; 6] = [
         Category::Deletes,
         Category::MembershipRemovals,
+        Category::PasswordClears,
         Category::PasswordResets,
         Category::Suspends,
         Category::Unbinds,
@@ -98,6 +101,7 @@ impl Category {
         match self {
             Category::Deletes => "deletes",
             Category::MembershipRemovals => "membershipRemovals",
+            Category::PasswordClears => "passwordClears",
             Category::PasswordResets => "passwordResets",
             Category::Suspends => "suspends",
             Category::Unbinds => "unbinds",

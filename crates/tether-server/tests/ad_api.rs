@@ -330,3 +330,53 @@ async fn a_sync_agent_acknowledges_only_what_it_was_delivered() {
     assert_eq!(seqs.len(), 2, "{rest}");
     assert_eq!(post("/api/agent/v1/sync/ack", json!({"seq": seqs[1]})).await.0, 200);
 }
+
+/// Takeovers that leave the password pending (UserTakeoverAction=deactivate) count against the
+/// domain's `passwordClears` bound: past it, the cycle is held and nobody's password is
+/// removed until an administrator approves.
+#[tokio::test]
+async fn password_clearing_takeovers_are_guarded() {
+    let s = TestServer::start().await;
+    let domain = s.domain("DC=tk,DC=test", "TWOWAYSYNC").await;
+    let r = s
+        .call(
+            "PATCH",
+            &format!("/api/v2/activedirectories/{domain}"),
+            Some(json!({"guards": {"passwordClears": {"count": 1}}})),
+        )
+        .await;
+    assert_eq!(r.body["guards"]["passwordClears"], json!({"count": 1}), "{:?}", r.body);
+    let key = s.connect_key(&domain, "IMPORT").await;
+    let token = "t".repeat(40);
+    let body = json!({"connectKey": key, "token": token, "installedOn": "member_server"});
+    assert_eq!(s.call_as(None, "POST", "/api/agent/v1/register", Some(body)).await.status, 200);
+    let post =
+        |path: &str, body: Value| s.client.post(format!("{}{path}", s.url)).bearer_auth(&token).json(&body).send();
+    let beat: Value = post("/api/agent/v1/heartbeat", json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(beat["primary"], true, "{beat}");
+    // Two Tether users with passwords, and their namesakes in AD.
+    let mut users = Vec::new();
+    for (i, name) in ["tka", "tkb"].into_iter().enumerate() {
+        s.user(json!({"username": name, "email": format!("{name}@tk.test"), "password": "Own-Passw0rd-1"})).await;
+        users.push(
+            json!({"guid": format!("{i:032x}"), "dn": format!("CN={name},DC=tk,DC=test"), "samAccountName": name,
+                          "givenName": "Tak", "sn": "Over", "mail": format!("{name}@tk.test")}),
+        );
+    }
+    let report = json!({"settings": {}, "complete": false, "users": users, "fencing": beat["fencing"]});
+    let out: Value = post("/api/agent/v1/import", report).await.unwrap().json().await.unwrap();
+    assert_eq!(out["held"], true, "{out}");
+    assert!(out["heldReason"].as_str().unwrap().contains("2 passwordClears exceed the bound of 1"), "{out}");
+    let verify = |name: &'static str| {
+        s.call("POST", "/api/v2/auth/verify", Some(json!({"username": name, "password": "Own-Passw0rd-1"})))
+    };
+    assert_eq!(
+        (verify("tka").await.status.as_u16(), verify("tkb").await.status.as_u16()),
+        (200, 200),
+        "nothing applied"
+    );
+    let plan = s.call("GET", &format!("/api/v2/activedirectories/{domain}/plan"), None).await.body;
+    let lines = plan["changes"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{plan}");
+    assert!(lines.iter().all(|l| l["category"] == "passwordClears"), "{plan}");
+}

@@ -19,6 +19,9 @@ pub struct Counts {
     pub suspends: u64,
     pub unbinds: u64,
     pub membership_removals: u64,
+    /// Takeovers that leave the user's password pending (UserTakeoverAction=deactivate).
+    #[serde(default)]
+    pub password_clears: u64,
     pub password_resets: u64,
 }
 
@@ -28,6 +31,7 @@ impl std::ops::AddAssign for Counts {
         self.suspends += o.suspends;
         self.unbinds += o.unbinds;
         self.membership_removals += o.membership_removals;
+        self.password_clears += o.password_clears;
         self.password_resets += o.password_resets;
     }
 }
@@ -39,6 +43,7 @@ impl Counts {
             Category::Suspends => self.suspends,
             Category::Unbinds => self.unbinds,
             Category::MembershipRemovals => self.membership_removals,
+            Category::PasswordClears => self.password_clears,
             Category::PasswordResets => self.password_resets,
         }
     }
@@ -50,6 +55,7 @@ impl Counts {
             Category::Suspends => &mut self.suspends,
             Category::Unbinds => &mut self.unbinds,
             Category::MembershipRemovals => &mut self.membership_removals,
+            Category::PasswordClears => &mut self.password_clears,
             Category::PasswordResets => &mut self.password_resets,
         };
         *slot += n;

@@ -137,6 +137,11 @@ impl Planned {
             {
                 (Category::Suspends, "suspend", "disabled in AD (UserDisableAction=suspend)")
             }
+            UserDecision::Update { clear_password: true, .. } => (
+                Category::PasswordClears,
+                "take over, password pending",
+                "found in AD (UserTakeoverAction=deactivate): the Tether password is removed",
+            ),
             _ => return None,
         };
         Some(json!({"category": category, "object": who, "action": action, "reason": reason}))
