@@ -63,6 +63,9 @@ pub struct AppState {
     pub(crate) delegation: Arc<crate::adi::delegation::Broker>,
     /// Wakes sync agents long-polling the change feed.
     pub(crate) feed_wake: Arc<tokio::sync::Notify>,
+    /// Serialises the read-change-write of agent documents in this process (see
+    /// [`AppState::update_agent`]).
+    pub(crate) agent_writes: Arc<tokio::sync::Mutex<()>>,
     pub(crate) throttle: Arc<crate::throttle::Throttle>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Browser sessions of the console and the portal.
@@ -77,6 +80,7 @@ impl AppState {
             jobs: Default::default(),
             delegation: Default::default(),
             feed_wake: Default::default(),
+            agent_writes: Default::default(),
             throttle: Default::default(),
             metrics: Default::default(),
             sessions: Default::default(),
@@ -85,6 +89,24 @@ impl AppState {
 
     pub fn now(&self) -> OffsetDateTime {
         (self.config.clock)()
+    }
+
+    /// Changes an agent's document as it is now, under this process's lock on agent writes:
+    /// an agent's heartbeat, its acknowledgements and an administrator's pause each change
+    /// their own fields and never undo one another. `None` when the agent is gone.
+    pub async fn update_agent(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut tether_core::ad::Agent),
+    ) -> Result<Option<tether_core::ad::Agent>, tether_store::StoreError> {
+        let _one_at_a_time = self.agent_writes.lock().await;
+        let Some(mut agent) = self.repo.get::<tether_core::ad::Agent>(tether_store::Collection::Agents, id).await?
+        else {
+            return Ok(None);
+        };
+        change(&mut agent);
+        self.repo.save_agent(&agent).await?;
+        Ok(Some(agent))
     }
 
     pub fn now_str(&self) -> String {

@@ -190,10 +190,9 @@ pub async fn approve(s: &AppState, domain: &str, plan: &SyncPlan) -> Result<(), 
 
 /// Rejecting discards the held entries: every sync agent of the domain moves past them.
 pub async fn reject(s: &AppState, domain: &str, plan: &SyncPlan, actor: &Actor) -> Result<(), ApiError> {
-    for mut a in s.repo.agents_of(domain).await?.into_iter().filter(|a| a.agent_type == AgentType::Sync) {
+    for a in s.repo.agents_of(domain).await?.into_iter().filter(|a| a.agent_type == AgentType::Sync) {
         if a.cursor < plan.through {
-            a.cursor = plan.through;
-            s.repo.save_agent(&a).await?;
+            s.update_agent(&a.id, |a| a.cursor = a.cursor.max(plan.through)).await?;
         }
     }
     s.repo.store().clear_feed_secrets(domain, plan.through).await?;

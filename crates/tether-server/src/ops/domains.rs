@@ -146,9 +146,14 @@ pub async fn delete_agent(s: &AppState, id: &str, agent: &str) -> ApiResult<()> 
 pub async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> ApiResult<AgentView> {
     let mut a = load_agent(s, id, agent).await?;
     if a.paused != paused {
-        a.paused = paused;
-        a.paused_at = paused.then(|| s.now_str());
-        s.repo.save_agent(&a).await?;
+        let at = paused.then(|| s.now_str());
+        a = s
+            .update_agent(agent, |a| {
+                a.paused = paused;
+                a.paused_at = at;
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("agent", agent))?;
         if paused {
             release_primary(s, &a).await?;
             crate::notify::agent_deactivated(s, &a.domain_id).await?;

@@ -327,8 +327,10 @@ pub async fn sync_ack(
                 s.metrics.change_visible("tether_to_ad", object, (now - at).as_seconds_f64(), s.now_str());
             }
         }
-        agent.cursor = seq;
-        s.repo.save_agent(&agent).await?;
+        agent = s
+            .update_agent(&agent.id, |a| a.cursor = a.cursor.max(seq))
+            .await?
+            .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))?;
         s.repo.store().clear_feed_secrets(&agent.domain_id, seq).await?;
     }
     Ok(Json(Acked { cursor: agent.cursor }))
@@ -438,19 +440,27 @@ pub async fn heartbeat(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<HeartbeatReply>> {
-    let mut agent = agent_from(&s, &headers).await?;
-    agent.contact_at = Some(s.now_str());
-    agent.source_ip = Some(peer.ip().to_string());
+    let agent = agent_from(&s, &headers).await?;
     let beat: Heartbeat = message(body)
         .map_err(|e| ApiError::new(Code::InvalidField, format!("invalid value for `ad`: {}", e.message)))?;
-    if let Some(status) = beat.ad {
+    if let Some(status) = &beat.ad {
         if !status.reachable && agent.ad_status.as_ref().is_none_or(|a| a.reachable) {
             tracing::warn!(agent = %agent.id, error = ?status.error, "agent cannot reach AD");
             s.metrics.ad_error("agent", status.code.as_deref().unwrap_or("other"));
         }
-        agent.ad_status = Some(status);
     }
-    s.repo.save_agent(&agent).await?;
+    // Only the agent's own fields: a pause made since the token was checked stands.
+    let (contact, ip) = (s.now_str(), peer.ip().to_string());
+    let agent = s
+        .update_agent(&agent.id, |a| {
+            a.contact_at = Some(contact);
+            a.source_ip = Some(ip);
+            if let Some(status) = beat.ad {
+                a.ad_status = Some(status);
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))?;
     let (mut primary, mut fencing) = (false, 0);
     if agent.agent_type == AgentType::Import && !agent.paused {
         let mut d = crate::ops::domains::load(&s, &agent.domain_id).await?;
