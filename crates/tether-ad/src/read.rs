@@ -56,10 +56,18 @@ pub fn guid_filter_value(hex: &str) -> String {
 
 /// The relative id (last sub-authority) of `objectSid`.
 pub fn sid_rid(e: &Entry) -> Option<u32> {
-    let sid = e.bin_attrs.get("objectSid")?.first()?;
+    rid_of(e.bin_attrs.get("objectSid")?.first()?)
+}
+
+/// The relative id (last sub-authority) of a binary SID.
+pub fn rid_of(sid: &[u8]) -> Option<u32> {
     let tail: [u8; 4] = sid.get(sid.len().checked_sub(4)?..)?.try_into().ok()?;
     Some(u32::from_le_bytes(tail))
 }
+
+/// The builtin Administrators group, S-1-5-32-544, as stored (revision 1, two sub-authorities,
+/// authority 5, then 32 and 544 little-endian).
+pub const BUILTIN_ADMINISTRATORS: [u8; 16] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 32, 2, 0, 0];
 
 /// Parses the range of an attribute name such as `member;range=0-1499` (end `None` for `*`).
 fn range_of(name: &str) -> Option<(u64, Option<u64>)> {

@@ -3,7 +3,7 @@
 //! members the sync agent never writes.
 
 use tether_ad::ldap3::{Scope, SearchEntry};
-use tether_ad::read::guid_filter_value;
+use tether_ad::read::{guid_filter_value, BUILTIN_ADMINISTRATORS};
 use tether_ad::{AdError, Ldap};
 
 /// The attributes read for each AD user the sync agent looks at.
@@ -46,10 +46,6 @@ pub async fn find_user(
 /// The well-known relative ids of the domain's privileged groups: Domain Admins and
 /// Enterprise Admins.
 const PRIVILEGED_RIDS: [u32; 2] = [512, 519];
-
-/// The builtin Administrators group, S-1-5-32-544, as stored (revision 1, two sub-authorities,
-/// authority 5, then 32 and 544 little-endian).
-const BUILTIN_ADMINISTRATORS: [u8; 16] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 32, 2, 0, 0];
 
 /// A SID with one more sub-authority, `rid` (a group's SID from its domain's SID).
 fn with_rid(domain_sid: &[u8], rid: u32) -> Option<Vec<u8>> {

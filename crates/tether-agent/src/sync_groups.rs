@@ -34,21 +34,16 @@ pub struct GroupOutcome {
 
 const GROUP_ATTRS: [&str; 5] = ["objectGUID", "objectSid", "sAMAccountName", "cn", "member"];
 
+/// The first 12 bytes of every builtin SID (S-1-5-32-…): their RIDs are not the domain's.
+const BUILTIN_PREFIX: [u8; 12] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0];
+
 /// Whether a group is one the sync agent never writes, by its SID: Domain Admins (RID 512),
 /// Schema Admins (518), Enterprise Admins (519), or the builtin Administrators
 /// (S-1-5-32-544). Renamed or localised, they are found all the same.
 fn is_privileged(e: &SearchEntry) -> bool {
     let Some(sid) = e.bin_attrs.get("objectSid").and_then(|v| v.first()) else { return false };
-    let Some(rid) = sid.len().checked_sub(4).and_then(|i| sid.get(i..)).and_then(|t| t.try_into().ok()) else {
-        return false;
-    };
-    let rid = u32::from_le_bytes(rid);
-    let builtin = sid.get(..12) == Some(&[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0][..]);
-    if builtin {
-        rid == 544
-    } else {
-        matches!(rid, 512 | 518 | 519)
-    }
+    sid[..] == tether_ad::read::BUILTIN_ADMINISTRATORS[..]
+        || matches!(tether_ad::read::rid_of(sid), Some(512 | 518 | 519)) && !sid.starts_with(&BUILTIN_PREFIX)
 }
 
 /// An AD group of a Tether group, and whether it was found by its link (objectGUID) rather

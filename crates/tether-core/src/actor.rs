@@ -82,12 +82,11 @@ impl Actor {
 /// api_key ops`.
 impl std::fmt::Display for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = serde_json::to_value(self.kind).ok();
-        let kind = kind.as_ref().and_then(|v| v.as_str()).unwrap_or("");
+        let kind = crate::wire_name(&self.kind);
         match (&self.api_key, self.name.as_ref().or(self.ad_group.as_ref()).or(self.id.as_ref())) {
             (Some(key), _) => write!(f, "{kind} by {key}"),
             (None, Some(label)) => write!(f, "{kind} {label}"),
-            (None, None) => f.write_str(kind),
+            (None, None) => f.write_str(&kind),
         }
     }
 }

@@ -24,6 +24,11 @@ pub fn timestamp(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// The wire name of an enum value (e.g. `TWOWAYSYNC`, `import_agent`), as the API spells it.
+pub fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// Object ids are 24 lowercase hex digits, the shape JumpCloud clients expect.
 pub fn is_object_id(s: &str) -> bool {
     s.len() == 24 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

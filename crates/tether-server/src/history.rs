@@ -10,7 +10,7 @@ use tether_core::user::User;
 use tether_store::{Collection, Doc};
 
 use crate::crypto::new_id;
-use crate::error::ApiError;
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// The fields that differ between two states of a document: `{field: [before, after]}`.
@@ -66,14 +66,19 @@ pub fn entry(s: &AppState, of: Of<'_>, actor: Actor, action: &str, changes: Valu
 }
 
 /// Records one change of a user or a group.
-pub async fn record(s: &AppState, of: Of<'_>, actor: Actor, action: &str, changes: Value, why: Option<&str>) -> Res {
+pub async fn record(
+    s: &AppState,
+    of: Of<'_>,
+    actor: Actor,
+    action: &str,
+    changes: Value,
+    why: Option<&str>,
+) -> ApiResult<()> {
     if let Some(doc) = entry(s, of, actor, action, changes, why) {
         s.repo.store().insert(Collection::History, &doc).await?;
     }
     Ok(())
 }
-
-type Res = Result<(), ApiError>;
 
 /// The actor of an admin request.
 pub fn admin(key: &crate::keys::ApiKey) -> Actor {

@@ -10,6 +10,7 @@ use serde_json::json;
 use tether_core::ad::{AdDomain, Agent, AgentType, UseCase};
 use tether_core::group::Group;
 use tether_core::query::ListQuery;
+use tether_core::wire_name;
 use tether_store::{Collection, Edge};
 
 use super::admin_users::Row;
@@ -23,11 +24,6 @@ pub struct DomainRow {
     pub use_case: String,
     pub delegation: String,
     pub agents: usize,
-}
-
-/// The wire name of an enum value (e.g. `TWOWAYSYNC`, `IMPORT`).
-fn wire_name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 #[derive(Template)]

@@ -18,11 +18,6 @@ use crate::crypto::{new_id, random_hex, sha256_hex};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 
-/// The wire name of an enum value (e.g. `TWOWAYSYNC`).
-fn name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 pub async fn load(s: &AppState, id: &str) -> ApiResult<AdDomain> {
     s.repo.get(Collection::Domains, id).await?.ok_or_else(|| ApiError::not_found("active directory", id))
 }
@@ -120,7 +115,11 @@ pub async fn create_agent(s: &AppState, id: &str, agent_type: AgentType) -> ApiR
     if !d.use_case.allowed_agents().contains(&agent_type) {
         return Err(ApiError::new(
             Code::NotAllowed,
-            format!("a {} domain does not take {} agents", name(&d.use_case), name(&agent_type)),
+            format!(
+                "a {} domain does not take {} agents",
+                tether_core::wire_name(&d.use_case),
+                tether_core::wire_name(&agent_type)
+            ),
         ));
     }
     let agent = Agent::new(&new_id(), id, agent_type, &s.now_str());
