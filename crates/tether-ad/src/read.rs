@@ -197,6 +197,9 @@ pub struct GroupEntry {
     pub guid: String,
     pub rid: Option<u32>,
     pub members: Vec<String>,
+    /// `uSNChanged` when read (0 in caches written before it was kept).
+    #[serde(default)]
+    pub usn: u64,
 }
 
 /// Every group below `base`, with complete (ranged) member lists.
@@ -206,7 +209,7 @@ pub async fn read_groups(ldap: &mut Ldap, base: &str) -> Result<Vec<GroupEntry>,
 
 /// The groups below `base` matching `filter`, with complete (ranged) member lists.
 pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Vec<GroupEntry>, AdError> {
-    let entries = paged_search(ldap, base, filter, &["cn", "objectGUID", "objectSid", "member"]).await?;
+    let entries = paged_search(ldap, base, filter, &["cn", "objectGUID", "objectSid", "member", "uSNChanged"]).await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
         out.push(GroupEntry {
@@ -215,9 +218,15 @@ pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Res
             guid: guid_hex(e),
             rid: sid_rid(e),
             members: ranged_values(ldap, e, "member", None).await?,
+            usn: usn_changed(e),
         });
     }
     Ok(out)
+}
+
+/// An entry's `uSNChanged` (0 when it was not read).
+pub fn usn_changed(e: &Entry) -> u64 {
+    text(e, "uSNChanged").and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// Converts an AD FILETIME (100 ns since 1601) to Unix seconds; `None` for 0 and "never".

@@ -7,7 +7,7 @@ use tether_ad::read::{guid_filter_value, BUILTIN_ADMINISTRATORS};
 use tether_ad::{AdError, Ldap};
 
 /// The attributes read for each AD user the sync agent looks at.
-pub const ATTRS: [&str; 9] = [
+pub const ATTRS: [&str; 10] = [
     "objectGUID",
     "sAMAccountName",
     "givenName",
@@ -17,6 +17,7 @@ pub const ATTRS: [&str; 9] = [
     "adminCount",
     "memberOf",
     "msDS-User-Account-Control-Computed",
+    "pwdLastSet",
 ];
 
 async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<SearchEntry>, AdError> {

@@ -5,18 +5,28 @@
 //! Otherwise only what changed is read: groups and users whose `uSNChanged` passed the
 //! watermark (the agent keeps every group in `StateDir`, so the nested-group closure and the
 //! privileged groups are computed locally), users that entered the scope by DN, and those that
-//! left it reported as `gone`, in an incremental report. A complete read of the scope (every
-//! group and every user under the root user container) runs on first start and every
-//! `RECONCILE_EVERY`, for deletions and time-based states (a password expiring, a lockout
-//! ending), which move no USN. A read that fails part-way sends nothing, so a partial read
-//! can never look like users leaving the scope.
+//! left it reported as `gone`, in an incremental report.
+//!
+//! Deleting an object in AD removes it from its groups' `member` without moving the groups'
+//! `uSNChanged`, and its tombstone is invisible to a least-privileged account (AD-FACTS), so
+//! no `uSNChanged` read can see a deletion. But each write takes the next USN, and every
+//! object the agent may read and that moved shows its latest one: when some USN between the
+//! watermark and `highestCommittedUSN` belongs to no object the cycle read (a deletion, an
+//! object written twice, or one outside the scope's filters), the agent re-reads every
+//! group's membership (the membership check: one search, much cheaper than a complete read)
+//! and whoever left the scope is reported gone, within one poll interval.
+//!
+//! A complete read of the scope (every group and every user under the root user container)
+//! runs on first start and every `RECONCILE_EVERY`, for time-based states (a password
+//! expiring, a lockout ending), which move no USN. A read that fails part-way sends nothing,
+//! so a partial read can never look like users leaving the scope.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tether_ad::read::{filetime_to_unix, guid_hex, paged_search, read_groups, root_dse, text, GroupEntry};
+use tether_ad::read::{filetime_to_unix, guid_hex, paged_search, read_groups, root_dse, text, usn_changed, GroupEntry};
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
@@ -68,6 +78,7 @@ pub const USER_ATTRS: &[&str] = &[
     "msDS-User-Account-Control-Computed",
     "msDS-UserPasswordExpiryTimeComputed",
     "pwdLastSet",
+    "uSNChanged",
 ];
 
 /// What a cycle did, for logs and tests.
@@ -269,6 +280,14 @@ enum GroupsToReport {
     Changed(BTreeSet<String>),
 }
 
+/// What an incremental read found gone from the scope (objectGUIDs).
+#[derive(Default)]
+struct Gone {
+    users: Vec<String>,
+    /// Mirrored groups deleted in AD or no longer nested in the ADI group.
+    groups: Vec<String>,
+}
+
 /// Builds the report for `entries` (the users to report) given the closure facts.
 fn assemble(
     cfg: &ImportConfig,
@@ -277,7 +296,7 @@ fn assemble(
     entries: &[tether_ad::read::Entry],
     scope_guids: &BTreeMap<String, String>,
     which: GroupsToReport,
-    gone: Vec<String>,
+    gone: Gone,
 ) -> (ImportReport, Vec<(String, String, i64)>) {
     let complete = matches!(which, GroupsToReport::All);
     let bind = bind_identity(&cfg.ldap.bind_dn);
@@ -339,7 +358,8 @@ fn assemble(
         settings: settings_of(cfg),
         complete,
         users: observed,
-        gone,
+        gone: gone.users,
+        gone_groups: gone.groups,
         groups: mirrored,
         user_groups,
         fencing: None,
@@ -365,7 +385,8 @@ async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Ca
     let entries: Vec<_> = users.into_iter().filter(|e| f.scope.contains(&e.dn.to_lowercase())).collect();
     cache.scope = entries.iter().map(|e| (guid_hex(e), e.dn.clone())).collect();
     let t2 = std::time::Instant::now();
-    let (report, passwords) = assemble(cfg, &cache.groups, &f, &entries, &cache.scope, GroupsToReport::All, vec![]);
+    let (report, passwords) =
+        assemble(cfg, &cache.groups, &f, &entries, &cache.scope, GroupsToReport::All, Gone::default());
     tracing::debug!(groups_ms, users_ms, assemble_ms = t2.elapsed().as_millis() as u64, "complete read");
     Ok(Observed { report, entries_read: read + group_count, passwords })
 }
@@ -382,16 +403,35 @@ fn rename_member(groups: &mut BTreeMap<String, GroupEntry>, old: &str, new: &str
     }
 }
 
+/// The objectGUIDs of the mirrored groups.
+fn mirrored_guids(groups: &BTreeMap<String, GroupEntry>, f: &Facts) -> BTreeSet<String> {
+    groups.values().filter(|g| f.mirrored.contains_key(&g.dn.to_lowercase())).map(|g| g.guid.clone()).collect()
+}
+
+/// Whether every USN from `since` to `highest` is the `uSNChanged` of an object read: if
+/// one is not, something the agent could not see was written (a deletion among others).
+fn explained(since: u64, highest: u64, read: impl IntoIterator<Item = u64>) -> bool {
+    if highest < since {
+        return true;
+    }
+    let seen: BTreeSet<u64> = read.into_iter().filter(|u| (since..=highest).contains(u)).collect();
+    seen.len() as u64 == highest - since + 1
+}
+
 /// Reads only what changed since the cached USN (objects whose `uSNChanged` moved), plus
 /// users who entered the scope through a group change, and reports them incrementally.
+/// When the objects read do not account for every USN up to `highest`, every group's
+/// membership is read again (the membership check), which reveals deletions.
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
     nc: &str,
     cache: &mut Cache,
+    highest: u64,
 ) -> Result<Observed, AgentError> {
     let since = cache.usn.unwrap_or(0) + 1;
     let before = facts(cfg, &cache.groups)?;
+    let mirrored_before = mirrored_guids(&cache.groups, &before);
     let changed_groups =
         read_groups_filtered(ldap, nc, &format!("(&(objectClass=group)(uSNChanged>={since}))")).await?;
     for g in &changed_groups {
@@ -408,6 +448,21 @@ async fn incremental_read(
             rename_member(&mut cache.groups, &old, &e.dn);
             cache.scope.insert(guid, e.dn.clone());
         }
+    }
+    // Groups renamed or moved (lowercased DNs): their entries are reported again.
+    let mut moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
+    let usns = changed_groups.iter().map(|g| g.usn).chain(changed_users.iter().map(usn_changed));
+    let mut checked = 0;
+    if !explained(since, highest, usns) {
+        let fresh = read_groups(ldap, nc).await?;
+        checked = fresh.len();
+        for g in &fresh {
+            if cache.groups.get(&g.guid).is_none_or(|o| o.dn != g.dn || o.name != g.name) {
+                moved.insert(g.dn.to_lowercase());
+            }
+        }
+        cache.groups = fresh.into_iter().map(|g| (g.guid.clone(), g)).collect();
+        tracing::debug!(since, highest, groups = checked, "USNs unexplained by the read: membership checked");
     }
     let after = facts(cfg, &cache.groups)?;
     let old_scope: BTreeSet<String> = cache.scope.values().map(|d| d.to_lowercase()).collect();
@@ -434,25 +489,38 @@ async fn incremental_read(
     }
     // Mirrored groups whose flattened membership changed (users joining, leaving, renamed),
     // that are new, or whose own entry moved (a rename).
-    let moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
     let changed: BTreeSet<String> = after
         .mirrored
         .iter()
         .filter(|(dn, members)| moved.contains(*dn) || before.mirrored.get(*dn) != Some(*members))
         .map(|(dn, _)| dn.clone())
         .collect();
-    let (report, passwords) =
-        assemble(cfg, &cache.groups, &after, &entries, &cache.scope, GroupsToReport::Changed(changed), gone);
-    Ok(Observed { report, entries_read: changed_groups.len() + changed_users.len() + to_read.len(), passwords })
+    let groups = mirrored_before.difference(&mirrored_guids(&cache.groups, &after)).cloned().collect();
+    let (report, passwords) = assemble(
+        cfg,
+        &cache.groups,
+        &after,
+        &entries,
+        &cache.scope,
+        GroupsToReport::Changed(changed),
+        Gone { users: gone, groups },
+    );
+    let entries_read = changed_groups.len() + changed_users.len() + to_read.len() + checked;
+    Ok(Observed { report, entries_read, passwords })
 }
 
+/// One user by DN; `None` when it is not there (any more): a cached member list may still
+/// name a user deleted since.
 async fn read_entry(ldap: &mut Ldap, dn: &str) -> Result<Option<tether_ad::read::Entry>, AgentError> {
-    let (entries, _) = ldap
+    const NO_SUCH_OBJECT: u32 = 32;
+    let res = ldap
         .search(dn, tether_ad::ldap3::Scope::Base, "(objectClass=user)", USER_ATTRS.to_vec())
         .await
-        .map_err(tether_ad::AdError::from)?
-        .success()
         .map_err(tether_ad::AdError::from)?;
+    if res.1.rc == NO_SUCH_OBJECT {
+        return Ok(None);
+    }
+    let (entries, _) = res.success().map_err(tether_ad::AdError::from)?;
     Ok(entries.into_iter().next().map(tether_ad::ldap3::SearchEntry::construct))
 }
 
@@ -504,7 +572,7 @@ pub async fn cycle(
     let read = if complete {
         full_read(cfg, ldap, &nc, &mut cache).await?
     } else {
-        incremental_read(cfg, ldap, &nc, &mut cache).await?
+        incremental_read(cfg, ldap, &nc, &mut cache, dse.highest_committed_usn).await?
     };
     let read_ms = started.elapsed().as_millis() as u64;
     let mut report = read.report;
@@ -542,6 +610,24 @@ pub async fn cycle(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn usns_explained_by_the_objects_read() {
+        #[rustfmt::skip]
+        let rows: [(u64, u64, &[u64], bool); 7] = [
+            // since, highest, uSNChanged of the objects read, explained
+            (10, 9,  &[],           true),  // nothing moved
+            (10, 10, &[10],         true),  // one edit, read
+            (10, 12, &[10, 11, 12], true),  // three objects, each read
+            (10, 12, &[12, 11, 10, 13], true), // and one written during the read
+            (10, 10, &[],           false), // a deletion: the tombstone is not readable
+            (10, 12, &[10, 12],     false), // a deletion among edits
+            (10, 11, &[11, 11],     false), // one object written twice shows its last USN only
+        ];
+        for (since, highest, read, want) in rows {
+            assert_eq!(super::explained(since, highest, read.iter().copied()), want, "{since}..={highest} {read:?}");
+        }
+    }
+
     #[test]
     fn generalized_time() {
         let rows = [

@@ -81,7 +81,11 @@ pub async fn capture(
         }
         match read_hash(smb_conf, sam).await {
             Ok(Some(hash)) => {
-                out.push(CapturedPassword { guid: guid.clone(), hash: Secret(hash) });
+                out.push(CapturedPassword {
+                    guid: guid.clone(),
+                    hash: Secret(hash),
+                    pwd_last_set: Some(*pwd_last_set),
+                });
                 seen.insert(guid.clone(), *pwd_last_set);
             }
             Ok(None) => {

@@ -113,6 +113,8 @@ struct Outcome {
     /// AD's code for `error` (`rc19`, …), for the server's metrics.
     code: Option<String>,
     group: bool,
+    /// `pwdLastSet` of a system-generated password the agent set.
+    generated_password_set: Option<i64>,
 }
 
 fn ad_reason(e: &AdError) -> String {
@@ -140,7 +142,14 @@ async fn apply(
     let (body, password, connected) = match entry {
         FeedEntry::Group { body, .. } => {
             let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
-            let outcome = Outcome { guid: o.guid, dn: o.dn, error: o.error, code: None, group: true };
+            let outcome = Outcome {
+                guid: o.guid,
+                dn: o.dn,
+                error: o.error,
+                code: None,
+                group: true,
+                generated_password_set: None,
+            };
             return Ok(Some((body.group_id.clone(), outcome)));
         }
         FeedEntry::GroupDisconnected { body, .. } => {
@@ -166,6 +175,7 @@ async fn apply(
         error: None,
         code: None,
         group: false,
+        generated_password_set: None,
     };
     let mut current = found;
     for a in actions {
@@ -197,6 +207,12 @@ async fn apply(
                 match r {
                     Ok(_) => {
                         current = crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?;
+                        if *random_password {
+                            out.generated_password_set = current
+                                .as_ref()
+                                .and_then(|e| tether_ad::read::text(e, "pwdLastSet"))
+                                .and_then(|v| v.parse().ok());
+                        }
                         out.guid = current.as_ref().map(guid_hex);
                         out.dn = current.as_ref().map(|e| e.dn.clone());
                         Ok(())
@@ -395,7 +411,15 @@ pub async fn apply_entries(
         if let Some((id, o)) = apply(cfg, ldap, d, entry).await? {
             let (user_id, group_id) = if o.group { (None, Some(id)) } else { (Some(id), None) };
             session
-                .sync_status(&SyncStatus { user_id, group_id, guid: o.guid, dn: o.dn, error: o.error, code: o.code })
+                .sync_status(&SyncStatus {
+                    user_id,
+                    group_id,
+                    guid: o.guid,
+                    dn: o.dn,
+                    error: o.error,
+                    code: o.code,
+                    generated_password_set: o.generated_password_set,
+                })
                 .await?;
         }
         if ack {

@@ -887,3 +887,115 @@ async fn only_an_import_agent_of_the_users_domain_answers_its_verification() {
     assert_eq!(verdict.status, 401, "{:?}", verdict.body);
     assert_eq!(verdict.body["authenticated"], false);
 }
+
+/// AD deletions reach Tether at the next incremental cycle, not at the periodic complete
+/// read, although the import account (a plain domain user) cannot read AD's tombstones and a
+/// deletion moves no group's `uSNChanged`: a deleted user and the members of a deleted
+/// nested group leave per UserDissociationAction, and the mirrored group goes.
+#[tokio::test]
+async fn deletions_in_ad_reach_tether_at_the_next_cycle() {
+    for (action, outcome_key) in [("remove", "deleted"), ("unbind", "unbound")] {
+        let mut fx = fixture("ADASAUTHORITY", json!({"UserDissociationAction": action})).await;
+        let adi = fx.adi.clone();
+        let nested_name = unique("nest");
+        let nested = create_group(&mut fx.ldap, &dc().users_container(), &nested_name).await.unwrap();
+        set_member(&mut fx.ldap, &adi, &nested, true).await.unwrap();
+        let (a, adn) = fx.user("del", Some("Ann"), &[&adi]).await;
+        let (b, _) = fx.user("del", Some("Bob"), &[&adi]).await;
+        let (c, _) = fx.user("del", Some("Cid"), &[&nested]).await;
+        assert_eq!(fx.run().await["created"], 3);
+        assert_eq!(fx.group_members(&nested_name).await, vec![c.clone()]);
+
+        fx.ldap.delete(&adn).await.unwrap().success().unwrap();
+        fx.ldap.delete(&nested).await.unwrap().success().unwrap();
+        // The premise: the import account sees no tombstone, even with the Show Deleted control.
+        let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+        let show_deleted =
+            tether_ad::ldap3::controls::RawControl { ctype: "1.2.840.113556.1.4.417".into(), crit: true, val: None };
+        let (seen, _) = conn
+            .with_controls(show_deleted)
+            .search(
+                &dc().base_dn,
+                tether_ad::ldap3::Scope::Subtree,
+                &format!("(sAMAccountName={a})"),
+                vec!["isDeleted"],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        assert!(seen.is_empty(), "the import account must not read tombstones for this test to mean anything");
+
+        let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+        let out = st.outcome.map(tether_testkit::json_of).expect("the USN moved: a read happened");
+        assert_eq!((out[outcome_key].as_u64(), out["groupsDeleted"].as_u64()), (Some(2), Some(1)), "{action}: {out}");
+        let mirrored = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{nested_name}"), None).await;
+        assert_eq!(mirrored.body.as_array().map(Vec::len), Some(0), "the mirrored group is gone");
+        assert!(fx.tether_user(&b).await.is_some(), "the others stay");
+        for who in [&a, &c] {
+            let u = fx.tether_user(who).await;
+            match action {
+                "remove" => assert!(u.is_none(), "{who} deleted"),
+                _ => {
+                    let u = u.expect("unbound users stay");
+                    assert_eq!((u["externally_managed"].as_bool(), u["external_dn"].is_null()), (Some(false), true));
+                }
+            }
+        }
+    }
+}
+
+/// Removing mirrored groups is a guarded category of its own (`groupDeletes`): past its
+/// bound the cycle is held, with a plan line per group, and an approval applies it.
+#[tokio::test]
+async fn mirrored_group_deletions_are_guarded() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let domain = fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let r =
+        fx.s.call(
+            "PATCH",
+            &format!("/api/v2/activedirectories/{domain}"),
+            Some(json!({"guards": {"groupDeletes": {"count": 1}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let adi = fx.adi.clone();
+    let mut names = Vec::new();
+    let mut dns = Vec::new();
+    for _ in 0..2 {
+        let name = unique("gd");
+        let dn = create_group(&mut fx.ldap, &dc().users_container(), &name).await.unwrap();
+        set_member(&mut fx.ldap, &adi, &dn, true).await.unwrap();
+        // Members of the ADI group directly too: they stay in scope.
+        fx.user("gd", Some("Gus"), &[&adi, &dn]).await;
+        names.push(name);
+        dns.push(dn);
+    }
+    assert_eq!(fx.run().await["groupsCreated"], 2);
+    for dn in &dns {
+        set_member(&mut fx.ldap, &adi, dn, false).await.unwrap();
+    }
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let out =
+        cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
+    assert_eq!((out["held"].as_bool(), out["groupsDeleted"].as_u64()), (Some(true), Some(0)), "{out}");
+    assert!(out["heldReason"].as_str().unwrap().contains("2 groupDeletes exceed the bound of 1"), "{out}");
+    let plan = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/plan"), None).await.body;
+    let mut lines: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["category"].as_str().unwrap().to_string(), c["object"].as_str().unwrap().to_string()))
+        .collect();
+    lines.sort();
+    let mut want: Vec<(String, String)> = names.iter().map(|n| ("groupDeletes".to_string(), n.clone())).collect();
+    want.sort();
+    assert_eq!(lines, want, "{plan}");
+    let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/approve"), None).await;
+    assert_eq!((r.status.as_u16(), r.body["groupsDeleted"].as_u64()), (200, Some(2)), "{:?}", r.body);
+    for n in &names {
+        let g = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{n}"), None).await;
+        assert_eq!(g.body.as_array().map(Vec::len), Some(0), "{n} removed");
+    }
+    assert_eq!(fx.s.call("GET", "/api/systemusers", None).await.body["totalCount"], 2, "the users stay");
+}

@@ -656,12 +656,13 @@ async fn members_of_privileged_groups_found_by_sid_are_never_written() {
     }
     // An AD user in a group nested in Domain Admins.
     let sam = unique("pa");
+    let mail = format!("{sam}@corp.example.test");
     let nu = NewUser {
         container: &fx.ou,
         sam_account_name: &sam,
         given_name: "Priv",
         sn: "Admin",
-        mail: "priv@corp.example.test",
+        mail: &mail,
         password: Some("Adm1n-Passw0rd!"),
     };
     let udn = create_user(&mut fx.ldap, &nu).await.unwrap();

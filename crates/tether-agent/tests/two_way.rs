@@ -78,3 +78,73 @@ async fn sync_created_users_are_not_duplicated_and_queued_changes_win() {
     // Nothing was fed back by the import's own writes.
     assert!(ssession.sync_poll(100).await.unwrap().is_empty(), "no ping-pong");
 }
+
+/// Binding an existing Tether user with a password to a two-way domain: the sync agent
+/// creates the AD account with a system-generated password, which the import agent on the
+/// DC captures like any new password. It must not replace the password the user knows: the
+/// capture is recognised and ignored, and the user's next login carries their password to AD.
+#[tokio::test]
+async fn binding_an_existing_user_keeps_their_password() {
+    let s = TestServer::start().await;
+    let domain = s.create("/api/v2/activedirectories", json!({"domain": "DC=corp,DC=example,DC=test"})).await;
+    let (ik, sk) = (s.connect_key(&domain, "IMPORT").await, s.connect_key(&domain, "SYNC").await);
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let ou = format!("OU={},{}", unique("kp"), dc().base_dn);
+    ldap.add(&ou, vec![("objectClass", HashSet::from(["organizationalUnit"]))]).await.unwrap().success().unwrap();
+    let adi = create_group(&mut ldap, &ou, &unique("adi")).await.unwrap();
+    let (istate, sstate) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_dc = json!({"InstalledOn": "dc", "SambaSmbConf": dc().dir.join("etc/smb.conf")});
+    let icfg = ImportConfig::from_str(
+        Path::new("i.json"),
+        &tether_testkit::with_keys(dc().import_agent_config(&s.url, &ik, istate.path(), &ou, &adi), on_dc).to_string(),
+    )
+    .unwrap();
+    let scfg = SyncConfig::from_str(
+        Path::new("s.json"),
+        &dc().sync_agent_config(&s.url, &sk, sstate.path(), &ou, &adi).to_string(),
+    )
+    .unwrap();
+    let isession = Session::establish(&icfg.server, &icfg.state_dir(), "dc").await.unwrap();
+    let ssession = Session::establish(&scfg.server, &scfg.state_dir(), "member_server").await.unwrap();
+    let mut iconn = connect(&icfg.ldap_target()).await.unwrap();
+    let (mut sconn, target) = (None, scfg.ldap_target());
+    // The import agent's first cycle records the passwords it starts from.
+    cycle(&icfg, &mut iconn, &isession, true).await.unwrap();
+
+    let sam = unique("kp");
+    let password = "Kept-Passw0rd-9";
+    let id = s.user(json!({"username": sam, "email": format!("{sam}@corp.example.test"), "firstname": "Kept", "lastname": "Pw", "password": password})).await;
+    s.bind_user(&domain, &id).await;
+    let entries = ssession.sync_poll(100).await.unwrap();
+    apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
+    let as_user = |p: &str| tether_ad::LdapTarget {
+        bind_dn: format!("{sam}@{}", dc().realm),
+        bind_password: p.into(),
+        ..dc().admin_target()
+    };
+    assert!(connect(&as_user(password)).await.is_err(), "AD got a generated password, not the user's");
+    let (found, _) = ldap
+        .search(&ou, Scope::Subtree, &format!("(sAMAccountName={sam})"), vec!["1.1"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let dn = tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().unwrap()).dn;
+    let _ = set_member(&mut ldap, &adi, &dn, true).await; // (already a member when the agent put it there)
+
+    // The import captures the generated password's hash: ignored, the user's password works.
+    cycle(&icfg, &mut iconn, &isession, true).await.unwrap();
+    let verify = || s.call("POST", "/api/v2/auth/verify", Some(json!({"username": sam, "password": password})));
+    let r = verify().await;
+    assert_eq!((r.status.as_u16(), r.body["method"].as_str()), (200, Some("local")), "{:?}", r.body);
+
+    // That login sent the password to AD.
+    let entries = ssession.sync_poll(100).await.unwrap();
+    assert!(!entries.is_empty(), "the login fed the password to the domain");
+    apply_entries(&scfg, &target, &mut sconn, &ssession, &entries, true).await.unwrap();
+    connect(&as_user(password)).await.expect("AD now has the user's own password");
+    // Its capture (another pwdLastSet) is a real password: stored; the password still works.
+    cycle(&icfg, &mut iconn, &isession, true).await.unwrap();
+    assert_eq!(verify().await.status.as_u16(), 200);
+    assert!(ssession.sync_poll(100).await.unwrap().is_empty(), "carried once");
+}

@@ -288,8 +288,17 @@ async fn main() -> Result<()> {
     }
 
     eprintln!("done: initial import and idle cycles; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    // The membership check an incremental cycle makes when a deletion (or any write it cannot
+    // see) moved AD's USN: every group's members, read once.
+    let t = Instant::now();
+    let groups = tether_ad::read::read_groups(&mut ldap, &d.base_dn).await?;
+    let check_s = t.elapsed().as_secs_f64();
+    results["membership_check"] = json!({"groups": groups.len(), "member_values": groups.iter().map(|g| g.members.len()).sum::<usize>(),
+        "ms": (check_s * 1000.0).round(), "ratio_to_initial_import": (check_s / import_s * 1000.0).round() / 1000.0});
+    drop(groups);
+
     // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
-    //    enables, and group membership changes, in turn.
+    //    enables, group membership changes and deletions, in turn.
     let importer = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
     let mut admin = connect(&d.admin_target()).await?;
     let team = tether_ad::create_group(&mut admin, &d.users_container(), "benchteam").await?;
@@ -311,7 +320,7 @@ async fn main() -> Result<()> {
             u["id"].as_str().unwrap_or_default().to_string(),
         );
         let t = Instant::now();
-        let arrived: Arrived = match i % 3 {
+        let arrived: Arrived = match i % 4 {
             0 => {
                 let value = format!("title-{i}");
                 tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
@@ -327,6 +336,11 @@ async fn main() -> Result<()> {
                 .await?;
                 Box::new(move |u, _| u["suspended"] == disable)
             }
+            3 => {
+                // A deletion moves no group's USN: the import agent's membership check sees it.
+                admin.delete(&dn).await?.success()?;
+                Box::new(|u, _| u.get("id").is_none())
+            }
             _ => {
                 let member_of = s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body;
                 let add = !member_of.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str()));
@@ -337,7 +351,7 @@ async fn main() -> Result<()> {
         };
         loop {
             let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
-            let m = if i % 3 == 2 {
+            let m = if i % 4 == 2 {
                 s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body
             } else {
                 Value::Null
@@ -346,14 +360,15 @@ async fn main() -> Result<()> {
                 break;
             }
             if t.elapsed() > Duration::from_secs(30) {
-                bail!("an AD change (kind {}) did not arrive within 30 s", i % 3);
+                bail!("an AD change (kind {}) did not arrive within 30 s", i % 4);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         lat.push(t.elapsed());
-        kinds.push((["attribute", "disable/enable", "membership"][i % 3], t.elapsed()));
+        kinds.push((["attribute", "disable/enable", "membership", "deletion"][i % 4], t.elapsed()));
     }
-    let mut series: Vec<(&str, Vec<Duration>)> = vec![("AD → Tether (edit, disable/enable, membership)", lat.clone())];
+    let mut series: Vec<(&str, Vec<Duration>)> =
+        vec![("AD → Tether (edit, disable/enable, membership, deletion)", lat.clone())];
     results["ad_to_tether_latency"] = dist(lat);
     results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
     results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);

@@ -72,13 +72,14 @@ pub struct Guard {
 }
 
 /// A category of change a mass-change guard bounds, named in the API as `deletes`,
-/// `membershipRemovals`, `passwordClears` (takeovers that leave the password pending),
+/// `groupDeletes` (mirrored groups removed by an import), `membershipRemovals`, `passwordClears` (takeovers that leave the password pending),
 /// `passwordResets`, `suspends`, `unbinds`. Declared in that order, which is the order bounds
 /// are checked in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Category {
     Deletes,
+    GroupDeletes,
     MembershipRemovals,
     PasswordClears,
     PasswordResets,
@@ -87,8 +88,9 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Deletes,
+        Category::GroupDeletes,
         Category::MembershipRemovals,
         Category::PasswordClears,
         Category::PasswordResets,
@@ -100,6 +102,7 @@ impl Category {
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Deletes => "deletes",
+            Category::GroupDeletes => "groupDeletes",
             Category::MembershipRemovals => "membershipRemovals",
             Category::PasswordClears => "passwordClears",
             Category::PasswordResets => "passwordResets",

@@ -96,6 +96,10 @@ pub struct ImportReport {
     pub users: Vec<AdUserObs>,
     /// objectGUIDs known to have left the scope (for incremental reports).
     pub gone: Vec<String>,
+    /// Mirrored groups (objectGUIDs) known to be deleted in AD or out of the scope (for
+    /// incremental reports; a complete report's `groups` are all there are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone_groups: Vec<String>,
     pub groups: Vec<ObservedGroup>,
     /// For incremental reports, which carry only the groups that changed: the mirrored
     /// groups (objectGUIDs) each reported user is in, by the user's objectGUID.
@@ -146,12 +150,18 @@ pub struct ImportOutcome {
 pub struct CapturedPassword {
     pub guid: String,
     pub hash: Secret,
+    /// The account's `pwdLastSet` when the hash was read (tells a sync agent's own
+    /// system-generated password apart).
+    #[serde(rename = "pwdLastSet", skip_serializing_if = "Option::is_none")]
+    pub pwd_last_set: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PasswordsStored {
     pub stored: usize,
+    /// Hashes of passwords a sync agent generated itself, not stored.
+    pub ignored: usize,
     /// Hashes refused (too many rounds, malformed): `{guid, reason}`.
     pub refused: Vec<Refused>,
 }
@@ -334,6 +344,9 @@ pub struct SyncStatus {
     pub error: Option<String>,
     /// AD's result code of a refusal, for metrics.
     pub code: Option<String>,
+    /// The account was created with a system-generated password, set at this `pwdLastSet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_password_set: Option<i64>,
 }
 
 #[cfg(test)]

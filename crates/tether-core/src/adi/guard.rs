@@ -1,5 +1,5 @@
-//! Mass-change guards: a cycle whose deletes, suspends, unbinds, membership removals or
-//! password resets exceed a domain's bound (a count, or a percentage of the users in scope)
+//! Mass-change guards: a cycle whose deletes, group deletes, suspends, unbinds, membership
+//! removals, password clears or password resets exceed a domain's bound (a count, or a percentage of the users in scope)
 //! is held for an admin instead of applied. Scope mistakes in AD (an emptied group, a moved
 //! OU) otherwise delete thousands of users; a runaway script against the API would otherwise
 //! disable them in AD.
@@ -16,6 +16,9 @@ use crate::ad::Guard;
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub deletes: u64,
+    /// Mirrored groups an import removes (deleted in AD or out of the ADI scope).
+    #[serde(default)]
+    pub group_deletes: u64,
     pub suspends: u64,
     pub unbinds: u64,
     pub membership_removals: u64,
@@ -28,6 +31,7 @@ pub struct Counts {
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Counts) {
         self.deletes += o.deletes;
+        self.group_deletes += o.group_deletes;
         self.suspends += o.suspends;
         self.unbinds += o.unbinds;
         self.membership_removals += o.membership_removals;
@@ -40,6 +44,7 @@ impl Counts {
     fn get(&self, category: Category) -> u64 {
         match category {
             Category::Deletes => self.deletes,
+            Category::GroupDeletes => self.group_deletes,
             Category::Suspends => self.suspends,
             Category::Unbinds => self.unbinds,
             Category::MembershipRemovals => self.membership_removals,
@@ -52,6 +57,7 @@ impl Counts {
     pub fn add(&mut self, category: Category, n: u64) {
         let slot = match category {
             Category::Deletes => &mut self.deletes,
+            Category::GroupDeletes => &mut self.group_deletes,
             Category::Suspends => &mut self.suspends,
             Category::Unbinds => &mut self.unbinds,
             Category::MembershipRemovals => &mut self.membership_removals,

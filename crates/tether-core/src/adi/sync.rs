@@ -116,8 +116,8 @@ pub fn decide_user(s: &SyncSettings, c: &UserChange, ad: Option<&AdSide>) -> Vec
         let mut out = vec![Create { disabled: c.suspended, random_password: c.password.is_none() }];
         if c.password.is_none() && c.has_password {
             out.push(Warn(
-                "created in AD with a system-generated password: in a two-way domain it replaces the Tether password \
-                 on the way back; the user must set a new password"
+                "created in AD with a system-generated password: the user's next login to Tether (or password \
+                 change) sets their password in AD"
                     .into(),
             ));
         }

@@ -223,7 +223,13 @@ pub async fn apply(
     let mut touched = crate::adi::import_groups::Touched::of_members(s, domain, report).await?;
     let removals = crate::adi::import_groups::membership_removals(s, domain, report, &mut touched).await?;
     counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
-    let changes: Vec<Value> = changes.into_iter().chain(removals).collect();
+    let stale = crate::adi::import_groups::stale_groups(s, domain, report).await?;
+    counts.add(Category::GroupDeletes, stale.len() as u64);
+    let group_deletes = stale.iter().map(|g| {
+        serde_json::json!({"category": Category::GroupDeletes, "object": g.name, "action": "delete",
+               "reason": crate::adi::import_groups::stale_reason(report)})
+    });
+    let changes: Vec<Value> = changes.into_iter().chain(removals).chain(group_deletes).collect();
     if let Some(reason) = tether_core::adi::guard::exceeded(&domain.guards, &counts, scope_size) {
         tracing::warn!(domain = %domain.domain, %reason, "import cycle held by a mass-change guard");
         let plan = HeldPlan {

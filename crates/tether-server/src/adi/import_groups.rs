@@ -2,7 +2,7 @@
 //! the flattened membership of its nested groups; the guard counts the memberships a report
 //! would remove before anything is applied.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use tether_core::actor::Actor;
 
 use serde_json::{json, Value};
@@ -99,6 +99,36 @@ pub(crate) async fn membership_removals(
         }
     }
     Ok(out)
+}
+
+/// The domain's mirrored groups a report removes: on a complete read every one it does not
+/// carry; on an incremental one those it names gone (deleted in AD, or out of the scope).
+pub(crate) async fn stale_groups(
+    s: &AppState,
+    domain: &AdDomain,
+    report: &ImportReport,
+) -> Result<Vec<Group>, ApiError> {
+    if !domain.groups_enabled || (!report.complete && report.gone_groups.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let reported: HashSet<&str> = report.groups.iter().map(|g| g.guid.as_str()).collect();
+    let gone: HashSet<&str> = report.gone_groups.iter().map(String::as_str).collect();
+    let removed = |id: &str| !reported.contains(id) && (report.complete || gone.contains(id));
+    Ok(s.repo
+        .groups_of_domain(&domain.id)
+        .await?
+        .into_iter()
+        .filter(|g| g.attributes["activeDirectory"]["id"].as_str().is_some_and(removed))
+        .collect())
+}
+
+/// The reason a mirrored group is removed, for plans and history.
+pub(crate) fn stale_reason(report: &ImportReport) -> &'static str {
+    if report.complete {
+        "no longer in the ADI scope (complete read)"
+    } else {
+        "deleted in AD or no longer in the ADI scope"
+    }
 }
 
 /// Mirrors the nested groups with their flattened membership; `t` is the cycle's lookup of
@@ -227,30 +257,21 @@ pub(crate) async fn apply_groups(
     }
     if !report.complete {
         join_unchanged_groups(s, report, linked, &t, &seen, actor).await?;
-    } else {
-        let stale: BTreeMap<String, Group> = s
-            .repo
-            .groups_of_domain(&domain.id)
-            .await?
-            .into_iter()
-            .filter(|g| g.attributes["activeDirectory"]["id"].as_str().is_some_and(|id| !seen.contains(id)))
-            .map(|g| (g.id.clone(), g))
-            .collect();
-        for (id, g) in &stale {
-            store.delete(Collection::Groups, id).await?;
-            let who = actor.on_ad(g.attributes["activeDirectory"]["id"].as_str().map(str::to_string), None);
-            let why = Some("no longer in the ADI scope (complete read)");
-            crate::history::record(
-                s,
-                crate::history::Of::Group(id),
-                who,
-                "delete",
-                crate::history::diff_of(Some(g), None),
-                why,
-            )
-            .await?;
-            out.groups_deleted += 1;
-        }
+    }
+    for g in stale_groups(s, domain, report).await? {
+        store.delete(Collection::Groups, &g.id).await?;
+        let who = actor.on_ad(g.attributes["activeDirectory"]["id"].as_str().map(str::to_string), None);
+        let why = Some(stale_reason(report));
+        crate::history::record(
+            s,
+            crate::history::Of::Group(&g.id),
+            who,
+            "delete",
+            crate::history::diff_of(Some(&g), None),
+            why,
+        )
+        .await?;
+        out.groups_deleted += 1;
     }
     Ok(())
 }

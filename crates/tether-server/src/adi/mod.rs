@@ -6,6 +6,7 @@
 
 pub mod delegation;
 pub mod feed;
+pub mod generated;
 pub mod import;
 pub mod import_groups;
 pub mod import_plan;

@@ -90,6 +90,8 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
     if user.password_expired {
         return Ok(denied());
     }
+    // An AD account created with a system-generated password gets the real one now.
+    crate::adi::generated::carry_to_ad(&s, &user, &password).await?;
     if rehash {
         // A hash captured from AD: replace it with Tether's own now that the password is known
         // (on the user as it is now: a change made during the hashing stands).

@@ -187,10 +187,12 @@ pub async fn passwords(
     let Value::Array(items) = body else {
         return Err(ApiError::new(Code::InvalidField, "expected an array of {guid, hash}"));
     };
-    let (mut stored, mut refused) = (0, Vec::new());
+    let (mut stored, mut ignored, mut refused) = (0, 0, Vec::new());
     for item in items {
         // One malformed item is passed over, not the whole batch.
-        let Ok(CapturedPassword { guid, hash }) = serde_json::from_value::<CapturedPassword>(item) else { continue };
+        let Ok(CapturedPassword { guid, hash, pwd_last_set }) = serde_json::from_value::<CapturedPassword>(item) else {
+            continue;
+        };
         let (guid, hash) = (guid.as_str(), hash.0.as_str());
         let hash = hash.strip_prefix("{CRYPT}").unwrap_or(hash);
         if !hash.starts_with("$6$") {
@@ -206,6 +208,11 @@ pub async fn passwords(
         if user.restricted_fields.first().map(|r| r.id.as_str()) != Some(agent.domain_id.as_str()) {
             continue; // another domain's user
         }
+        if crate::adi::generated::is_generated(&s, &user.id, &agent.domain_id, pwd_last_set).await? {
+            // The sync agent's own random password: the user's Tether password stays.
+            ignored += 1;
+            continue;
+        }
         user.has_password = true;
         user.password_expired = false;
         user.password_date = Some(s.now_str());
@@ -213,7 +220,7 @@ pub async fn passwords(
         s.repo.save_user(&user, Some(hash)).await?;
         stored += 1;
     }
-    Ok(Json(PasswordsStored { stored, refused }))
+    Ok(Json(PasswordsStored { stored, ignored, refused }))
 }
 
 /// `POST /api/agent/v1/auth/result {id, ok, reason}`.
@@ -397,6 +404,9 @@ pub async fn sync_status(
     let Some(mut user) = s.repo.user(&id).await? else { return Ok(Json(json!({}))) };
     if !crate::adi::feed::bound_domains(&s, &id).await?.contains(&agent.domain_id) {
         return Err(ApiError::new(Code::Forbidden, "this user is not bound to the agent's domain"));
+    }
+    if let Some(set) = status.generated_password_set {
+        crate::adi::generated::remember(&s, &id, &agent.domain_id, set).await?;
     }
     let before = user.clone();
     user.ad_sync_error = status.error.clone();
