@@ -161,7 +161,9 @@ fn is_sync_group(cfg: &SyncConfig, dn: &str) -> bool {
     dn.eq_ignore_ascii_case(&cfg.sync_group)
 }
 
-/// Applies a `group` entry.
+/// Applies a `group` entry. AD refusing a write (rights, a constraint) is an outcome shown on
+/// the group, and the entry is acknowledged: retrying it would refuse again and hold up
+/// every later change of the domain. Only a lost connection is an error (retried).
 pub async fn apply_group(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
@@ -169,6 +171,43 @@ pub async fn apply_group(
     body: &GroupBody,
     forced_match: bool,
 ) -> Result<GroupOutcome, AgentError> {
+    match write_group(cfg, ldap, nc, body, forced_match).await {
+        Ok(o) => Ok(o),
+        Err(e @ AdError::Refused { .. }) => {
+            tracing::warn!(group = %body.name, error = %e, "AD refused a group write");
+            Ok(GroupOutcome { guid: None, dn: None, error: Some(format!("AD refused: {e}")) })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One membership write; AD's refusal of it is noted in `refused` and the other members
+/// are still written.
+async fn set_member_noting(
+    ldap: &mut Ldap,
+    group: &str,
+    member: &str,
+    add: bool,
+    refused: &mut Vec<String>,
+) -> Result<(), AdError> {
+    match tether_ad::set_member(ldap, group, member, add).await {
+        Err(AdError::Refused { message, .. }) => {
+            let verb = if add { "adding" } else { "removing" };
+            tracing::warn!(%group, %member, reason = %message, "AD refused a membership change");
+            refused.push(format!("{verb} {member}: {message}"));
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+async fn write_group(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    nc: &str,
+    body: &GroupBody,
+    forced_match: bool,
+) -> Result<GroupOutcome, AdError> {
     let name = body.name.as_str();
     let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
     let group = match find_group(ldap, nc, body.guid.as_deref(), name).await? {
@@ -183,7 +222,7 @@ pub async fn apply_group(
             let dn = match tether_ad::create_group(ldap, &cfg.user_root_dn, name).await {
                 Ok(dn) => dn,
                 Err(e @ AdError::Refused { .. }) => return Ok(refuse(None, &format!("AD refused: {e}"))),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
             one(ldap, &dn, Scope::Base, "(objectClass=group)").await?.ok_or_else(|| AdError::Refused {
@@ -221,6 +260,7 @@ pub async fn apply_group(
     // Under `minimal`, a direct membership in a managed group that contains this one is
     // redundant: those groups and their direct members, read once.
     let ancestors = if minimal { ancestors_of(ldap, &managed, &dn).await? } else { Vec::new() };
+    let mut refused = Vec::new();
     for m in body.members.iter().flatten() {
         let known = m.guid.as_deref().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
         let udn = match known {
@@ -234,17 +274,17 @@ pub async fn apply_group(
         let direct = current.contains(&udn.to_lowercase());
         if minimal && in_nested {
             if direct {
-                tether_ad::set_member(ldap, &dn, &udn, false).await?;
+                set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
             }
         } else {
             if !direct {
-                tether_ad::set_member(ldap, &dn, &udn, true).await?;
+                set_member_noting(ldap, &dn, &udn, true, &mut refused).await?;
             }
             // Order-independent: a direct membership in a group that contains this one is
             // redundant under `minimal`.
             for (a, direct_members) in &ancestors {
                 if direct_members.contains(&udn.to_lowercase()) {
-                    tether_ad::set_member(ldap, a, &udn, false).await?;
+                    set_member_noting(ldap, a, &udn, false, &mut refused).await?;
                 }
             }
         }
@@ -252,11 +292,14 @@ pub async fn apply_group(
     for m in body.removed.iter().flatten() {
         if let Some(udn) = find_user(ldap, nc, m).await? {
             if current.contains(&udn.to_lowercase()) {
-                tether_ad::set_member(ldap, &dn, &udn, false).await?;
+                set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
             }
         }
     }
-    Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error: None })
+    let error = refused.first().map(|first| {
+        format!("AD refused {} membership change(s), the others were made; the first: {first}", refused.len())
+    });
+    Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error })
 }
 
 /// The managed groups that contain `group` (nested, at any depth), each with its direct

@@ -709,3 +709,39 @@ async fn a_tether_group_named_like_a_privileged_or_unrelated_ad_group_never_writ
     fx.drain().await;
     assert_eq!(fx.ad_user(&sam).await.unwrap().attrs["sn"], ["Later"]);
 }
+
+/// AD refusing one membership write of a group (here the AD account's primary group is that
+/// group, so AD answers "already set via primaryGroupID") shows on the Tether group; the
+/// other members are written, the entry is acknowledged, and the next change reaches AD.
+#[tokio::test]
+async fn a_refused_membership_write_shows_on_the_group_and_the_queue_goes_on() {
+    let mut fx = fixture(json!({})).await;
+    let (s1, s2) = (unique("rm"), unique("rm"));
+    let u1 = fx.tether_user(&s1, json!({})).await;
+    let u2 = fx.tether_user(&s2, json!({})).await;
+    let name = unique("rg");
+    let g = tether_group(&fx, &name, &[&u1]).await;
+    fx.drain().await;
+    let d1 = fx.ad_user(&s1).await.expect("created with its group").dn;
+    assert!(direct_members(&mut fx, &name).await.contains(&d1.to_lowercase()));
+    // An AD admin makes that group the account's primary group: `member` no longer lists it.
+    let f = format!("(&(objectClass=group)(sAMAccountName={name}))");
+    let (e, _) = fx.ldap.search(&dc().base_dn, Scope::Subtree, &f, vec!["objectSid"]).await.unwrap().success().unwrap();
+    let rid = tether_ad::read::sid_rid(&SearchEntry::construct(e.into_iter().next().unwrap())).unwrap();
+    tether_ad::replace_attrs(&mut fx.ldap, &d1, &[("primaryGroupID", &rid.to_string())]).await.unwrap();
+    assert!(!direct_members(&mut fx, &name).await.contains(&d1.to_lowercase()));
+
+    // Another member joins in Tether: the agent adds both, AD refuses the first.
+    fx.s.add_member(&g, &u2).await;
+    fx.drain().await;
+    let d2 = fx.ad_user(&s2).await.expect("created").dn;
+    assert!(direct_members(&mut fx, &name).await.contains(&d2.to_lowercase()), "the other member is written");
+    let body = fx.s.call("GET", &format!("/api/v2/usergroups/{g}"), None).await.body;
+    let err = body["adSyncError"].as_str().unwrap_or_default();
+    assert!(err.contains("refused 1 membership change") && err.contains("primaryGroupID"), "{body}");
+    // Acknowledged, not retried: the queue goes on.
+    fx.put(&u2, json!({"lastname": "Next"})).await;
+    assert!(fx.drain().await >= 1);
+    assert_eq!(fx.ad_user(&s2).await.unwrap().attrs["sn"], ["Next"]);
+    assert_eq!(fx.drain().await, 0, "nothing left in the queue");
+}
