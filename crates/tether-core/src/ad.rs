@@ -153,6 +153,10 @@ pub struct AdDomain {
     /// older token are refused, so two agents never both apply a cycle.
     #[serde(rename = "primaryFencingToken", default)]
     pub primary_fencing_token: u64,
+    /// The stored revision (optimistic concurrency; never serialized).
+    #[serde(rename = "_v", default, skip_serializing)]
+    #[schema(ignore)]
+    pub revision: crate::revision::Revision,
 }
 
 /// How long a primary import agent's lease lasts without a heartbeat.
@@ -223,6 +227,7 @@ pub fn new_domain(id: &str, body: &Value, now: &str) -> Result<AdDomain, CoreErr
             .map_err(|_| CoreError::invalid("useCase", "must be ADASAUTHORITY, TWOWAYSYNC or JCASAUTHORITY"))?,
     };
     Ok(AdDomain {
+        revision: Default::default(),
         id: id.to_string(),
         domain: normalize_domain_dn(domain)?,
         use_case,
@@ -361,6 +366,10 @@ pub struct Agent {
     /// Whether the agent reached AD at its last attempt, as its heartbeat reports.
     #[serde(rename = "adStatus", default, skip_serializing_if = "Option::is_none")]
     pub ad_status: Option<AdStatus>,
+    /// The stored revision (optimistic concurrency; never serialized).
+    #[serde(rename = "_v", default, skip_serializing)]
+    #[schema(ignore)]
+    pub revision: crate::revision::Revision,
 }
 
 /// An agent's view of its AD connection: an outage shows here (and in the metrics) while
@@ -399,6 +408,7 @@ impl Agent {
     /// A new agent of a domain: unsealed until its first contact.
     pub fn new(id: &str, domain_id: &str, agent_type: AgentType, created: &str) -> Self {
         Agent {
+            revision: Default::default(),
             id: id.to_string(),
             domain_id: domain_id.to_string(),
             agent_type,

@@ -27,11 +27,16 @@ pub struct Group {
     /// Why the sync agent did not write the group to AD (absent once a write succeeds).
     #[serde(rename = "adSyncError", skip_serializing_if = "Option::is_none")]
     pub ad_sync_error: Option<String>,
+    /// The stored revision (optimistic concurrency; never serialized).
+    #[serde(rename = "_v", default, skip_serializing)]
+    #[schema(ignore)]
+    pub revision: crate::revision::Revision,
 }
 
 impl Default for Group {
     fn default() -> Self {
         Group {
+            revision: Default::default(),
             id: String::new(),
             name: String::new(),
             description: String::new(),
@@ -62,6 +67,7 @@ pub fn write_group(current: Option<&Group>, id: &str, body: &Value) -> Result<Gr
         obj.insert(k.clone(), v.clone());
     }
     let mut g: Group = serde_json::from_value(doc).map_err(|e| CoreError::invalid("body", e.to_string()))?;
+    g.revision = base.revision.clone();
     if g.attributes.is_null() {
         g.attributes = Value::Object(Map::new());
     }

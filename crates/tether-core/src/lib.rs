@@ -13,6 +13,7 @@ pub mod group;
 pub mod patch;
 pub mod policy;
 pub mod query;
+pub mod revision;
 pub mod transport;
 pub mod user;
 pub mod wire;

@@ -98,7 +98,10 @@ fn merge(user: &User, body: &Map<String, Value>) -> Result<User, CoreError> {
         obj.insert(k.clone(), v);
     }
     let mut out: User = serde_json::from_value(doc).map_err(|e| CoreError::invalid("body", e.to_string()))?;
+    // What the API does not carry: the stored-only fields, and the revision read.
     out.has_password = user.has_password;
+    out.ad_guid = user.ad_guid.clone();
+    out.revision = user.revision.clone();
     Ok(out)
 }
 

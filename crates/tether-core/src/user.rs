@@ -151,6 +151,10 @@ pub struct User {
     /// renames and moves in AD on the same Tether user (stored, not part of the API).
     #[serde(skip)]
     pub ad_guid: Option<String>,
+    /// The stored revision (optimistic concurrency; never serialized).
+    #[serde(rename = "_v", default, skip_serializing)]
+    #[schema(ignore)]
+    pub revision: crate::revision::Revision,
 }
 
 /// The fields Active Directory owns once a user is externally managed (without the

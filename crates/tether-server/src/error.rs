@@ -19,6 +19,8 @@ pub enum Code {
     NotFound,
     Duplicate,
     Conflict,
+    /// The object changed since it was read; reading it again and retrying is safe.
+    Stale,
     RestrictedField,
     PasswordPolicy,
     PasswordAuthority,
@@ -42,6 +44,7 @@ impl Code {
             NotFound => (404, "NOT_FOUND"),
             Duplicate => (409, "DUPLICATE"),
             Conflict => (409, "CONFLICT"),
+            Stale => (409, "STALE"),
             RestrictedField => (422, "RESTRICTED_FIELD"),
             PasswordPolicy => (422, "PASSWORD_POLICY"),
             PasswordAuthority => (422, "PASSWORD_AUTHORITY"),
@@ -87,6 +90,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { .. } => ApiError::new(Code::Duplicate, e.to_string()),
+            StoreError::Stale { .. } => ApiError::new(Code::Stale, e.to_string()),
             other => ApiError::new(Code::Internal, other.to_string()),
         }
     }

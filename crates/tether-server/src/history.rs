@@ -62,7 +62,7 @@ pub fn entry(s: &AppState, of: Of<'_>, actor: Actor, action: &str, changes: Valu
     let id = new_id();
     let doc = json!({"id": id, "objectId": object_id, "objectType": object_type, "at": s.now_str(), "actor": actor,
                      "action": action, "changes": changes, "reason": why});
-    Some(Doc { id, key1: None, key2: None, body: doc })
+    Some(Doc { version: None, id, key1: None, key2: None, body: doc })
 }
 
 /// Records one change of a user or a group.

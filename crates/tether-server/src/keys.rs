@@ -39,7 +39,12 @@ pub async fn create_api_key(
     let store = state.repo.store();
     store.put_secret(&rec.id, Secret::ApiKey, Some(&sha256_hex(&key))).await?;
     let body = serde_json::to_value(&rec).expect("serializes");
-    store.insert(Collection::ApiKeys, &tether_store::Doc { id: rec.id.clone(), key1: None, key2: None, body }).await?;
+    store
+        .insert(
+            Collection::ApiKeys,
+            &tether_store::Doc { version: None, id: rec.id.clone(), key1: None, key2: None, body },
+        )
+        .await?;
     Ok((rec, key))
 }
 

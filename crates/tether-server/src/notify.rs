@@ -30,7 +30,10 @@ async fn queue_doc(s: &AppState, mut doc: serde_json::Value) -> Result<(), ApiEr
     doc["id"] = json!(id);
     doc["status"] = json!("queued");
     doc["created"] = json!(s.now_str());
-    s.repo.store().insert(Collection::Notifications, &Doc { id, key1: None, key2: None, body: doc }).await?;
+    s.repo
+        .store()
+        .insert(Collection::Notifications, &Doc { version: None, id, key1: None, key2: None, body: doc })
+        .await?;
     Ok(())
 }
 
@@ -118,7 +121,10 @@ pub async fn deliver_once(s: &AppState, cfg: &SmtpConfig) -> Result<(), crate::e
     for mut n in queued {
         deliver_one(s, cfg, &mut n).await?;
         let id = text(&n, "id");
-        s.repo.store().replace(Collection::Notifications, &Doc { id, key1: None, key2: None, body: n }).await?;
+        s.repo
+            .store()
+            .replace(Collection::Notifications, &Doc { version: None, id, key1: None, key2: None, body: n })
+            .await?;
     }
     Ok(())
 }

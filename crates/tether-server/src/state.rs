@@ -91,22 +91,29 @@ impl AppState {
         (self.config.clock)()
     }
 
-    /// Changes an agent's document as it is now, under this process's lock on agent writes:
-    /// an agent's heartbeat, its acknowledgements and an administrator's pause each change
-    /// their own fields and never undo one another. `None` when the agent is gone.
+    /// Changes an agent's document as it is now, under this process's lock on agent writes
+    /// and, across tetherd processes, the document's revision (read again when another wrote
+    /// it meanwhile): an agent's heartbeat, its acknowledgements and an administrator's pause
+    /// each change their own fields and never undo one another. `None` when the agent is gone.
     pub async fn update_agent(
         &self,
         id: &str,
-        change: impl FnOnce(&mut tether_core::ad::Agent),
+        change: impl Fn(&mut tether_core::ad::Agent),
     ) -> Result<Option<tether_core::ad::Agent>, tether_store::StoreError> {
         let _one_at_a_time = self.agent_writes.lock().await;
-        let Some(mut agent) = self.repo.get::<tether_core::ad::Agent>(tether_store::Collection::Agents, id).await?
-        else {
-            return Ok(None);
-        };
-        change(&mut agent);
-        self.repo.save_agent(&agent).await?;
-        Ok(Some(agent))
+        let mut attempts = 0;
+        loop {
+            let Some(mut agent) = self.repo.get::<tether_core::ad::Agent>(tether_store::Collection::Agents, id).await?
+            else {
+                return Ok(None);
+            };
+            change(&mut agent);
+            match self.repo.save_agent(&agent).await {
+                Err(tether_store::StoreError::Stale { .. }) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+                Ok(_) => return Ok(Some(agent)),
+            }
+        }
     }
 
     pub fn now_str(&self) -> String {

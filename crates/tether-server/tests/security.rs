@@ -475,3 +475,40 @@ async fn a_suspension_made_while_ad_answers_a_delegated_login_stands() {
     let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
     assert_eq!((u["state"].as_str(), u["suspended"].as_bool()), (Some("SUSPENDED"), Some(true)), "{u}");
 }
+
+/// The primary import agent's heartbeat writes the domain (its lease) every few seconds; an
+/// administrator's change made while a heartbeat is being applied must stand (the heartbeat
+/// reads the domain again when it changed meanwhile, instead of writing back its old copy).
+#[tokio::test]
+async fn an_admin_change_made_while_heartbeats_are_applied_stands() {
+    let s = TestServer::start().await;
+    let domain = s.domain("DC=lease,DC=test", "TWOWAYSYNC").await;
+    let token = "h".repeat(40);
+    let key = s.connect_key(&domain, "IMPORT").await;
+    let body = json!({"connectKey": key, "token": token, "installedOn": "member_server"});
+    assert_eq!(s.call_as(None, "POST", "/api/agent/v1/register", Some(body)).await.status, 200);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let beats = {
+        let (client, url, token, stop) = (s.client.clone(), s.url.clone(), token.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r =
+                    client.post(format!("{url}/api/agent/v1/heartbeat")).bearer_auth(&token).json(&json!({})).send();
+                assert_eq!(r.await.unwrap().status(), 200);
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 1..=60u64 {
+        let guards = json!({"guards": {"deletes": {"count": i}}});
+        let r = s.call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(guards)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        let d = s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
+        assert_eq!(d["guards"]["deletes"]["count"], i, "change {i} was undone by a heartbeat");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(beats.await.unwrap() > 60, "heartbeats ran throughout");
+}

@@ -64,6 +64,10 @@ pub struct Doc {
     pub key1: Option<String>,
     pub key2: Option<String>,
     pub body: Value,
+    /// The stored version this document was read at (users, groups, domains, agents): a
+    /// replace succeeds only while it is still the stored one, else `StoreError::Stale`.
+    /// `None` writes unconditionally.
+    pub version: Option<i64>,
 }
 
 /// Kinds of hashed secrets, each owned by one document.
@@ -119,6 +123,9 @@ pub enum StoreError {
     /// A unique key is taken; `field` is its client-facing name.
     #[error("a {collection} with this {field} already exists")]
     Conflict { collection: &'static str, field: &'static str },
+    /// The document changed since it was read (optimistic concurrency): read it again.
+    #[error("this {collection} was changed by someone else meanwhile; try again")]
+    Stale { collection: &'static str },
     #[error("stored document is corrupt: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

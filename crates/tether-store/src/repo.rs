@@ -53,7 +53,13 @@ pub fn user_doc(u: &User) -> Doc {
         let domain = u.restricted_fields.iter().find(|r| r.kind == "active_directory").map(|r| r.id.clone());
         body[AD_DOMAIN] = domain.map(Value::String).unwrap_or(Value::Null);
     }
-    Doc { id: u.id.clone(), key1: Some(u.username.clone()), key2: Some(u.email.clone()), body }
+    Doc {
+        id: u.id.clone(),
+        key1: Some(u.username.clone()),
+        key2: Some(u.email.clone()),
+        body,
+        version: u.revision.get(),
+    }
 }
 
 impl Repo {
@@ -100,16 +106,21 @@ impl Repo {
         if r.is_err() && password_hash.is_some() {
             self.store.put_secret(&u.id, Secret::Password, None).await?;
         }
+        if r.is_ok() {
+            u.revision.set(0);
+        }
         r
     }
 
-    /// Saves a changed user; with `password_hash` its password is replaced.
     /// Saves a user, and with `password_hash` its new password in the same transaction.
+    /// `StoreError::Stale` when the user changed since `u` was read.
     pub async fn save_user(&self, u: &User, password_hash: Option<&str>) -> Result<bool> {
-        match password_hash {
-            Some(h) => self.store.replace_with_secret(Collection::Users, &user_doc(u), Secret::Password, h).await,
-            None => self.store.replace(Collection::Users, &user_doc(u)).await,
-        }
+        let found = match password_hash {
+            Some(h) => self.store.replace_with_secret(Collection::Users, &user_doc(u), Secret::Password, h).await?,
+            None => self.store.replace(Collection::Users, &user_doc(u)).await?,
+        };
+        u.revision.advance();
+        Ok(found)
     }
 
     pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
@@ -131,27 +142,42 @@ impl Repo {
     }
 
     pub async fn insert_group(&self, g: &Group) -> Result<()> {
-        self.store.insert(Collection::Groups, &group_doc(g)).await
+        self.store.insert(Collection::Groups, &group_doc(g)).await?;
+        g.revision.set(0);
+        Ok(())
     }
 
+    /// Saves a group (`StoreError::Stale` when it changed since `g` was read).
     pub async fn save_group(&self, g: &Group) -> Result<bool> {
-        self.store.replace(Collection::Groups, &group_doc(g)).await
+        let found = self.store.replace(Collection::Groups, &group_doc(g)).await?;
+        g.revision.advance();
+        Ok(found)
     }
 
     pub async fn insert_domain(&self, d: &AdDomain) -> Result<()> {
-        self.store.insert(Collection::Domains, &domain_doc(d)).await
+        self.store.insert(Collection::Domains, &domain_doc(d)).await?;
+        d.revision.set(0);
+        Ok(())
     }
 
+    /// Saves a domain (`StoreError::Stale` when it changed since `d` was read).
     pub async fn save_domain(&self, d: &AdDomain) -> Result<bool> {
-        self.store.replace(Collection::Domains, &domain_doc(d)).await
+        let found = self.store.replace(Collection::Domains, &domain_doc(d)).await?;
+        d.revision.advance();
+        Ok(found)
     }
 
     pub async fn insert_agent(&self, a: &Agent) -> Result<()> {
-        self.store.insert(Collection::Agents, &Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a) }).await
+        self.store.insert(Collection::Agents, &agent_doc(a)).await?;
+        a.revision.set(0);
+        Ok(())
     }
 
+    /// Saves an agent (`StoreError::Stale` when it changed since `a` was read).
     pub async fn save_agent(&self, a: &Agent) -> Result<bool> {
-        self.store.replace(Collection::Agents, &Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a) }).await
+        let found = self.store.replace(Collection::Agents, &agent_doc(a)).await?;
+        a.revision.advance();
+        Ok(found)
     }
 
     /// The user linked to an AD objectGUID.
@@ -250,7 +276,7 @@ pub fn group_doc(g: &Group) -> Doc {
         body[AD_GUID] = ad.get("id").cloned().unwrap_or(Value::Null);
         body[AD_DOMAIN] = ad.get("domain").cloned().unwrap_or(Value::Null);
     }
-    Doc { id: g.id.clone(), key1: Some(g.name.clone()), key2: None, body }
+    Doc { id: g.id.clone(), key1: Some(g.name.clone()), key2: None, body, version: g.revision.get() }
 }
 
 /// An equality filter on an internal (non-catalogue) document field.
@@ -265,5 +291,9 @@ fn eq(field: &'static str, value: &str, limit: usize) -> ListQuery {
 }
 
 fn domain_doc(d: &AdDomain) -> Doc {
-    Doc { id: d.id.clone(), key1: Some(d.domain.clone()), key2: None, body: encode(d) }
+    Doc { id: d.id.clone(), key1: Some(d.domain.clone()), key2: None, body: encode(d), version: d.revision.get() }
+}
+
+fn agent_doc(a: &Agent) -> Doc {
+    Doc { id: a.id.clone(), key1: None, key2: None, body: encode(a), version: a.revision.get() }
 }

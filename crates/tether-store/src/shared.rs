@@ -8,9 +8,11 @@
 
 /// The statements shared by single writes and batches, on any executor (pool or
 /// transaction) of a backend: `$exec` is its executor trait, `$insert` and `$update` its SQL
-/// (placeholders and JSON casts differ; `{}` stands for the table) and `$feed` its feed append.
+/// (placeholders and JSON casts differ; `{}` stands for the table, then in `$update` for the
+/// version's increment and its condition, `$version` being the condition's placeholder) and
+/// `$feed` its feed append.
 macro_rules! store_statements {
-    ($exec:ident, insert = $insert:literal, update = $update:literal, feed = $feed:literal) => {
+    ($exec:ident, insert = $insert:literal, update = $update:literal, version = $version:literal, feed = $feed:literal) => {
         /// Appends one feed entry; answers its `seq`.
         async fn insert_feed<'e>(e: impl $exec<'e>, entry: NewFeedEntry<'_>) -> Result<i64> {
             let NewFeedEntry { domain, kind, object, body, secret, created } = entry;
@@ -30,22 +32,36 @@ macro_rules! store_statements {
                 .bind(&doc.id)
                 .bind(lower(&doc.key1))
                 .bind(lower(&doc.key2))
-                .bind(doc.body.to_string())
+                .bind($crate::sql::body_text(&doc.body))
                 .execute(e)
                 .await
                 .map_err(|err| conflict(c, err))?;
             Ok(())
         }
 
+        /// Replaces a document; on a versioned table the version moves on, and with
+        /// `doc.version` only if it is still the stored one (else `Stale`: changed or deleted
+        /// since it was read).
         async fn replace_doc<'e>(e: impl $exec<'e>, c: Collection, doc: &Doc) -> Result<bool> {
-            let r = sqlx::query(&format!($update, c.table()))
+            let versioned = $crate::sql::VERSIONED.contains(&c.table());
+            let (bump, cond) = match (versioned, doc.version) {
+                (false, _) => ("", String::new()),
+                (true, None) => (", version = version + 1", String::new()),
+                (true, Some(_)) => (", version = version + 1", format!(" AND version = {}", $version)),
+            };
+            let text = format!($update, c.table(), bump, cond);
+            let mut q = sqlx::query(&text)
                 .bind(lower(&doc.key1))
                 .bind(lower(&doc.key2))
-                .bind(doc.body.to_string())
-                .bind(&doc.id)
-                .execute(e)
-                .await
-                .map_err(|err| conflict(c, err))?;
+                .bind($crate::sql::body_text(&doc.body))
+                .bind(&doc.id);
+            if let (true, Some(v)) = (versioned, doc.version) {
+                q = q.bind(v);
+            }
+            let r = q.execute(e).await.map_err(|err| conflict(c, err))?;
+            if r.rows_affected() == 0 && versioned && doc.version.is_some() {
+                return Err(StoreError::Stale { collection: $crate::sql::singular(c) });
+            }
             Ok(r.rows_affected() == 1)
         }
 
@@ -145,7 +161,7 @@ macro_rules! store_impl {
                     let text = sql::insert_rows::<$db>(c.table(), docs.len(), $cast);
                     let mut q = sqlx::query(&text);
                     for d in docs {
-                        q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(d.body.to_string());
+                        q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(sql::body_text(&d.body));
                     }
                     q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
                 }
@@ -171,13 +187,15 @@ macro_rules! store_impl {
             }
 
             async fn get(&self, c: $crate::Collection, id: &str) -> $crate::Result<Option<serde_json::Value>> {
-                let sql = format!(concat!("SELECT doc", $text, " FROM {} WHERE id = $1"), c.table());
+                let doc = $crate::sql::doc_select::<$db>(c.table());
+                let sql = format!("SELECT {doc} FROM {} WHERE id = $1", c.table());
                 let row: Option<String> = sqlx::query_scalar(&sql).bind(id).fetch_optional(&self.$read).await?;
                 row.as_deref().map($crate::sql::parse).transpose()
             }
 
             async fn get_by_key(&self, c: $crate::Collection, key1: &str) -> $crate::Result<Option<serde_json::Value>> {
-                let sql = format!(concat!("SELECT doc", $text, " FROM {} WHERE key1 = $1"), c.table());
+                let doc = $crate::sql::doc_select::<$db>(c.table());
+                let sql = format!("SELECT {doc} FROM {} WHERE key1 = $1", c.table());
                 let row: Option<String> =
                     sqlx::query_scalar(&sql).bind(key1.to_lowercase()).fetch_optional(&self.$read).await?;
                 row.as_deref().map($crate::sql::parse).transpose()

@@ -19,6 +19,30 @@ pub(crate) enum Bind {
     Int(i64),
 }
 
+/// The tables whose rows carry a `version` (documents two writers may change at once).
+pub(crate) const VERSIONED: [&str; 4] = ["users", "groups", "domains", "agents"];
+
+/// A document's stored text: without `_v`, which is the row's `version` column.
+pub(crate) fn body_text(v: &Value) -> String {
+    match v {
+        Value::Object(m) if m.contains_key("_v") => {
+            let mut m = m.clone();
+            m.remove("_v");
+            Value::Object(m).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The select expression of a table's documents: with `_v` where the table is versioned.
+pub(crate) fn doc_select<D: Dialect>(table: &str) -> &'static str {
+    if VERSIONED.contains(&table) {
+        D::VERSIONED_DOC
+    } else {
+        D::DOC
+    }
+}
+
 /// The SQL that differs between the backends' filter translations.
 pub(crate) trait Dialect {
     /// The literals of true and false (for empty `IN` lists and empty `AND`/`OR`).
@@ -26,6 +50,8 @@ pub(crate) trait Dialect {
     const FALSE: &'static str;
     /// The select expression of the `doc` column as JSON text.
     const DOC: &'static str;
+    /// The same, with the row's `version` column as the document's `_v` field.
+    const VERSIONED_DOC: &'static str;
     /// The `n`th (1-based) parameter.
     fn param(n: usize) -> String;
     /// The expression reading the document field `name` (any name but `id`).
@@ -132,14 +158,14 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     binds.push(Bind::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
     let (limit, offset) = (D::param(binds.len() - 1), D::param(binds.len()));
     let select = if q.skip == 0 {
-        format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", D::DOC)
+        format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", doc_select::<D>(table))
     } else {
         // A deep page: the skipped rows are walked in the index alone (it holds `seq`), and
         // only the page's documents are read.
         format!(
             "SELECT {} FROM {table} WHERE seq IN (SELECT seq FROM {table}{cond} ORDER BY {order} \
              LIMIT {limit} OFFSET {offset}) ORDER BY {order}",
-            D::DOC
+            doc_select::<D>(table)
         )
     };
     ListSql { count, count_binds, select, binds }
@@ -236,7 +262,8 @@ pub(crate) fn link_rows<D: Dialect>(rows: usize) -> String {
 /// `SELECT <doc> FROM table WHERE key1 (or key2) IN ($1, …)` for `n` keys.
 pub(crate) fn by_keys<D: Dialect>(table: &str, key2: bool, n: usize) -> String {
     let params: Vec<String> = (1..=n).map(D::param).collect();
-    format!("SELECT {} FROM {table} WHERE {} IN ({})", D::DOC, if key2 { "key2" } else { "key1" }, params.join(", "))
+    let doc = doc_select::<D>(table);
+    format!("SELECT {doc} FROM {table} WHERE {} IN ({})", if key2 { "key2" } else { "key1" }, params.join(", "))
 }
 
 /// A unique key is stored lowercased, so uniqueness and lookups ignore case.
@@ -250,7 +277,7 @@ pub(crate) fn conflict(c: Collection, key2: bool) -> StoreError {
     StoreError::Conflict { collection: singular(c), field: if key2 { k2 } else { k1 } }
 }
 
-fn singular(c: Collection) -> &'static str {
+pub(crate) fn singular(c: Collection) -> &'static str {
     match c {
         Collection::Users => "user",
         Collection::Groups => "group",
@@ -296,6 +323,7 @@ mod tests {
         const TRUE: &'static str = "T";
         const FALSE: &'static str = "F";
         const DOC: &'static str = "d";
+        const VERSIONED_DOC: &'static str = "d";
         fn param(n: usize) -> String {
             format!("${n}")
         }
@@ -358,7 +386,7 @@ mod tests {
     #[test]
     fn batches_go_by_kind_in_order_and_in_chunks() {
         use crate::{Collection, Doc, Edge, WriteOp};
-        let doc = |id: &str| Doc { id: id.into(), key1: None, key2: None, body: Value::Null };
+        let doc = |id: &str| Doc { id: id.into(), key1: None, key2: None, body: Value::Null, version: None };
         let mut ops = vec![
             WriteOp::Link(Edge::Member, "g".into(), "u1".into()),
             WriteOp::Insert(Collection::History, doc("h1")),

@@ -89,6 +89,7 @@ on_both_backends!(
     feed_is_per_domain_ordered_and_forgets_secrets,
     reopen_keeps_data_and_settings,
     feed_stays_ordered_with_concurrent_appenders_on_two_stores,
+    a_copy_read_before_another_write_is_refused_as_stale,
 );
 
 fn user(i: usize, first: &str, suspended: bool) -> User {
@@ -103,7 +104,7 @@ fn user(i: usize, first: &str, suspended: bool) -> User {
 }
 
 fn doc(id: &str, key1: Option<&str>, body: Value) -> Doc {
-    Doc { id: id.into(), key1: key1.map(str::to_string), key2: None, body }
+    Doc { id: id.into(), key1: key1.map(str::to_string), key2: None, body, version: None }
 }
 
 fn conflict_field<T: std::fmt::Debug>(r: Result<T, StoreError>) -> &'static str {
@@ -139,7 +140,8 @@ async fn users_unique_keys_are_case_insensitive(b: Backend) {
     let s = r.store();
     s.insert(Collection::Groups, &doc("g1", Some("Admins"), json!({"name": "Admins"}))).await.unwrap();
     assert_eq!(conflict_field(s.insert(Collection::Groups, &doc("g2", Some("ADMINS"), json!({}))).await), "name");
-    assert_eq!(s.get_by_key(Collection::Groups, "admins").await.unwrap(), Some(json!({"name": "Admins"})));
+    // (Documents of the versioned collections come back with their stored revision, `_v`.)
+    assert_eq!(s.get_by_key(Collection::Groups, "admins").await.unwrap(), Some(json!({"name": "Admins", "_v": 0})));
 }
 
 async fn list_filters_sorts_and_windows(b: Backend) {
@@ -566,4 +568,40 @@ fn feed_entry<'a>(
     created: &'a str,
 ) -> tether_store::NewFeedEntry<'a> {
     tether_store::NewFeedEntry { domain, kind: "user", object, body, secret, created }
+}
+
+/// Optimistic concurrency: a document written back from a copy read before someone else's
+/// write is refused (`Stale`), with and without a password; the same copy may be saved
+/// twice in a row; a copy that was never read from the store writes unconditionally.
+async fn a_copy_read_before_another_write_is_refused_as_stale(b: Backend) {
+    let (_d, r) = repo(b).await;
+    r.insert_user(&user(1, "Ann", false), Some("hash1")).await.unwrap();
+    let id = user(1, "", false).id;
+    let first = r.user(&id).await.unwrap().unwrap();
+    let second = r.user(&id).await.unwrap().unwrap();
+    let mut changed = first.clone();
+    changed.firstname = "Anna".into();
+    assert!(r.save_user(&changed, None).await.unwrap());
+    changed.lastname = "Again".into();
+    assert!(r.save_user(&changed, None).await.unwrap(), "a saved copy moves on with the stored revision");
+    let mut late = second.clone();
+    late.suspended = true;
+    for hash in [None, Some("hash2")] {
+        match r.save_user(&late, hash).await {
+            Err(StoreError::Stale { collection }) => assert_eq!(collection, "user"),
+            other => panic!("expected stale, got {other:?}"),
+        }
+    }
+    let now = r.user(&id).await.unwrap().unwrap();
+    assert_eq!((now.firstname.as_str(), now.lastname.as_str(), now.suspended), ("Anna", "Again", false));
+    assert_eq!(r.password_hash(&id).await.unwrap().as_deref(), Some("hash1"), "nothing of the stale write");
+    // In a batch too: the whole batch is refused.
+    let batch = [WriteOp::Replace(Collection::Users, tether_store::user_doc(&late))];
+    assert!(matches!(r.store().write_batch(&batch).await, Err(StoreError::Stale { .. })));
+    // Not read from the store: unconditional (as before revisions existed).
+    let blind = User { firstname: "Blind".into(), ..user(1, "", false) };
+    assert!(r.save_user(&blind, None).await.unwrap());
+    assert_eq!(r.user(&id).await.unwrap().unwrap().firstname, "Blind");
+    // Revisions never reach the API object.
+    assert!(serde_json::to_value(&now).unwrap().get("_v").is_none());
 }

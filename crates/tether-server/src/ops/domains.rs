@@ -72,12 +72,17 @@ pub async fn create(s: &AppState, body: &Value) -> ApiResult<AdDomain> {
 }
 
 /// Applies a configuration change; answers the domain and the steps a use-case change needs.
+/// The change is made on the domain as it is when it is written (a heartbeat moving the
+/// primary agent's lease meanwhile makes it read the domain again, never undo the other).
 pub async fn configure(s: &AppState, id: &str, body: &Value) -> ApiResult<(AdDomain, UseCaseChange)> {
-    let cur = load(s, id).await?;
-    let agents = s.repo.agents_of(id).await?;
-    let (d, steps) = patch_domain(&cur, body, &agents, &s.now_str())?;
-    s.repo.save_domain(&d).await?;
-    Ok((d, steps))
+    super::retrying(|| async {
+        let cur = load(s, id).await?;
+        let agents = s.repo.agents_of(id).await?;
+        let (d, steps) = patch_domain(&cur, body, &agents, &s.now_str())?;
+        s.repo.save_domain(&d).await?;
+        Ok((d, steps))
+    })
+    .await
 }
 
 /// Deletes a domain that has no agents left.
@@ -149,7 +154,7 @@ pub async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> Ap
         a = s
             .update_agent(agent, |a| {
                 a.paused = paused;
-                a.paused_at = at;
+                a.paused_at = at.clone();
             })
             .await?
             .ok_or_else(|| ApiError::not_found("agent", agent))?;
@@ -164,12 +169,15 @@ pub async fn set_paused(s: &AppState, id: &str, agent: &str, paused: bool) -> Ap
 /// A paused or deleted import agent stops being primary: another takes over at its next
 /// heartbeat.
 async fn release_primary(s: &AppState, a: &Agent) -> ApiResult<()> {
-    let mut d = load(s, &a.domain_id).await?;
-    if d.release_primary(&a.id) {
-        d.updated_at = s.now_str();
-        s.repo.save_domain(&d).await?;
-    }
-    Ok(())
+    super::retrying(|| async {
+        let mut d = load(s, &a.domain_id).await?;
+        if d.release_primary(&a.id) {
+            d.updated_at = s.now_str();
+            s.repo.save_domain(&d).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// What can be bound to a domain.

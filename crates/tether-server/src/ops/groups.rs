@@ -27,9 +27,13 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<Group
 
 /// Writes a group; a new name reaches the bound domains.
 pub async fn update(s: &AppState, id: &str, body: &Value, actor: Actor) -> ApiResult<Group> {
-    let cur = load(s, id).await?;
-    let g = write_group(Some(&cur), id, body)?;
-    s.repo.save_group(&g).await?;
+    let (cur, g) = super::retrying(|| async {
+        let cur = load(s, id).await?;
+        let g = write_group(Some(&cur), id, body)?;
+        s.repo.save_group(&g).await?;
+        Ok((cur, g))
+    })
+    .await?;
     let changes = history::diff_of(Some(&cur), Some(&g));
     history::record(s, history::Of::Group(id), actor, "update", changes, None).await?;
     if g.name != cur.name {

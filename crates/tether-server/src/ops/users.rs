@@ -55,8 +55,13 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<User>
     Ok(user)
 }
 
-/// Applies an update body to a stored user and saves it.
+/// Applies an update body to a stored user and saves it (on the user as it is then: read
+/// again when it changed meanwhile).
 pub async fn apply_update(s: &AppState, id: &str, body: &Value, actor: &Actor) -> ApiResult<User> {
+    super::retrying(|| apply_update_once(s, id, body, actor)).await
+}
+
+async fn apply_update_once(s: &AppState, id: &str, body: &Value, actor: &Actor) -> ApiResult<User> {
     let current = load(&s.repo, id).await?;
     let settings = s.repo.settings().await?;
     // The restricted-field rule lets an unchanged password through; that needs a
@@ -112,13 +117,17 @@ async fn modify(
     id: &str,
     flags: Flags,
     actor: Actor,
-    f: impl FnOnce(&mut User) -> ApiResult<()>,
+    f: impl Fn(&mut User) -> ApiResult<()>,
 ) -> ApiResult<User> {
-    let mut user = load(&s.repo, id).await?;
-    let before = user.clone();
-    f(&mut user)?;
-    user.refresh_derived();
-    s.repo.save_user(&user, None).await?;
+    let (before, user) = super::retrying(|| async {
+        let mut user = load(&s.repo, id).await?;
+        let before = user.clone();
+        f(&mut user)?;
+        user.refresh_derived();
+        s.repo.save_user(&user, None).await?;
+        Ok((before, user))
+    })
+    .await?;
     let action = if flags.expire {
         "expire"
     } else if flags.explicit_unlock {
@@ -157,7 +166,7 @@ pub async fn expire(s: &AppState, id: &str, actor: Actor) -> ApiResult<User> {
             return Err(tether_core::CoreError::PasswordAuthority.into());
         }
         u.password_expired = true;
-        u.password_expiration_date = Some(now);
+        u.password_expiration_date = Some(now.clone());
         Ok(())
     })
     .await

@@ -463,9 +463,9 @@ pub async fn heartbeat(
     let (contact, ip) = (s.now_str(), peer.ip().to_string());
     let agent = s
         .update_agent(&agent.id, |a| {
-            a.contact_at = Some(contact);
-            a.source_ip = Some(ip);
-            if let Some(status) = beat.ad {
+            a.contact_at = Some(contact.clone());
+            a.source_ip = Some(ip.clone());
+            if let Some(status) = beat.ad.clone() {
                 a.ad_status = Some(status);
             }
         })
@@ -473,18 +473,23 @@ pub async fn heartbeat(
         .ok_or_else(|| ApiError::new(Code::InvalidApiKey, "agent deleted"))?;
     let (mut primary, mut fencing) = (false, 0);
     if agent.agent_type == AgentType::Import && !agent.paused {
-        let mut d = crate::ops::domains::load(&s, &agent.domain_id).await?;
-        let (is_primary, changed) = d.claim_primary(&agent.id, s.now());
-        // Delegated password validation waits for a capable (import) agent to connect.
-        let enable = d.delegation_state == DelegationState::Pending;
-        if enable {
-            d.delegation_state = DelegationState::Enabled;
-        }
-        if changed || enable {
-            d.updated_at = s.now_str();
-            s.repo.save_domain(&d).await?;
-        }
-        (primary, fencing) = (is_primary, d.primary_fencing_token);
+        // On the domain as it is when written: an administrator's change made meanwhile
+        // (guards, delegation, use case) makes the claim read the domain again.
+        (primary, fencing) = crate::ops::retrying(|| async {
+            let mut d = crate::ops::domains::load(&s, &agent.domain_id).await?;
+            let (is_primary, changed) = d.claim_primary(&agent.id, s.now());
+            // Delegated password validation waits for a capable (import) agent to connect.
+            let enable = d.delegation_state == DelegationState::Pending;
+            if enable {
+                d.delegation_state = DelegationState::Enabled;
+            }
+            if changed || enable {
+                d.updated_at = s.now_str();
+                s.repo.save_domain(&d).await?;
+            }
+            Ok((is_primary, d.primary_fencing_token))
+        })
+        .await?;
     }
     Ok(Json(HeartbeatReply { paused: agent.paused, primary, fencing }))
 }

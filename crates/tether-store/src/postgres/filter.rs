@@ -28,6 +28,7 @@ impl Dialect for Postgres {
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
     const DOC: &'static str = "doc::text";
+    const VERSIONED_DOC: &'static str = "(doc || jsonb_build_object('_v', version))::text";
 
     fn param(n: usize) -> String {
         format!("${n}")

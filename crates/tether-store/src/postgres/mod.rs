@@ -106,7 +106,8 @@ fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
 store_statements!(
     PgExecutor,
     insert = "INSERT INTO {} (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb)",
-    update = "UPDATE {} SET key1 = $1, key2 = $2, doc = $3::jsonb WHERE id = $4",
+    update = "UPDATE {} SET key1 = $1, key2 = $2, doc = $3::jsonb{} WHERE id = $4{}",
+    version = "$5",
     feed = "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING seq"
 );
 

@@ -68,4 +68,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_by_sort_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq);
     DROP INDEX users_sorted_by_username;
     "#,
+    // 4: a version per document two writers may change at once (optimistic concurrency).
+    r#"
+    ALTER TABLE users ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE groups ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE domains ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE agents ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    "#,
 ];

@@ -13,6 +13,7 @@ impl Dialect for Sqlite {
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
     const DOC: &'static str = "doc";
+    const VERSIONED_DOC: &'static str = "json_set(doc, '$._v', version)";
 
     fn param(_: usize) -> String {
         "?".to_string()

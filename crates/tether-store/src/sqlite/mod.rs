@@ -90,7 +90,8 @@ fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
 store_statements!(
     SqliteExecutor,
     insert = "INSERT INTO {} (id, key1, key2, doc) VALUES (?, ?, ?, ?)",
-    update = "UPDATE {} SET key1 = ?, key2 = ?, doc = ? WHERE id = ?",
+    update = "UPDATE {} SET key1 = ?, key2 = ?, doc = ?{} WHERE id = ?{}",
+    version = "?",
     feed =
         "INSERT INTO feed (domain_id, kind, object_id, body, secret, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"
 );

@@ -54,4 +54,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_by_email ON users (json_extract(doc, '$.email'));
     CREATE INDEX users_sorted_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE, seq);
     "#,
+    // 7: a version per document two writers may change at once (optimistic concurrency).
+    r#"
+    ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE groups ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE domains ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agents ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
