@@ -1,5 +1,5 @@
-//! What every request shares: the repository, the server's settings and the in-memory
-//! services (delegation broker, login limits, metrics, browser sessions). Everything held
+//! What every request shares: the repository, the server's settings and the services
+//! (delegation broker and login limits in memory; browser sessions in the store, metrics). Everything held
 //! here sits below this module, so no holder depends back on the state.
 
 use std::sync::Arc;
@@ -59,7 +59,6 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub repo: Repo,
     pub config: ServerConfig,
-    pub(crate) jobs: Arc<tokio::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>,
     pub(crate) delegation: Arc<crate::adi::delegation::Broker>,
     /// Wakes sync agents long-polling the change feed.
     pub(crate) feed_wake: Arc<tokio::sync::Notify>,
@@ -74,16 +73,16 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(repo: Repo, config: ServerConfig) -> Self {
+        let sessions = Arc::new(crate::sessions::Sessions::new(repo.clone()));
         AppState {
             repo,
             config,
-            jobs: Default::default(),
             delegation: Default::default(),
             feed_wake: Default::default(),
             agent_writes: Default::default(),
             throttle: Default::default(),
             metrics: Default::default(),
-            sessions: Default::default(),
+            sessions,
         }
     }
 

@@ -225,6 +225,14 @@ pub trait Store: Send + Sync + 'static {
 
     async fn setting(&self, key: &str) -> Result<Option<Value>>;
     async fn put_setting(&self, key: &str, value: &Value) -> Result<()>;
+    /// Short-lived state every tetherd on this database shares (console sessions, bulk job
+    /// results): one value per key until `expires` (Unix seconds).
+    async fn put_shared(&self, key: &str, value: &Value, expires: i64) -> Result<()>;
+    /// The value of `key`, unless it expired by `now` (Unix seconds).
+    async fn shared(&self, key: &str, now: i64) -> Result<Option<Value>>;
+    async fn delete_shared(&self, key: &str) -> Result<()>;
+    /// Forgets every value expired by `now`.
+    async fn expire_shared(&self, now: i64) -> Result<()>;
 }
 
 /// Makes sure `dir` exists and only its owner may enter it: created 0700, an empty one made

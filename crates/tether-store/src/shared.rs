@@ -287,6 +287,38 @@ macro_rules! store_impl {
                 v.as_deref().map($crate::sql::parse).transpose()
             }
 
+            async fn put_shared(&self, key: &str, value: &serde_json::Value, expires: i64) -> $crate::Result<()> {
+                sqlx::query(
+                    "INSERT INTO shared (key, value, expires) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                )
+                .bind(key)
+                .bind(value.to_string())
+                .bind(expires)
+                .execute(&self.$write)
+                .await?;
+                Ok(())
+            }
+
+            async fn shared(&self, key: &str, now: i64) -> $crate::Result<Option<serde_json::Value>> {
+                let v: Option<String> = sqlx::query_scalar("SELECT value FROM shared WHERE key = $1 AND expires > $2")
+                    .bind(key)
+                    .bind(now)
+                    .fetch_optional(&self.$read)
+                    .await?;
+                v.as_deref().map($crate::sql::parse).transpose()
+            }
+
+            async fn delete_shared(&self, key: &str) -> $crate::Result<()> {
+                sqlx::query("DELETE FROM shared WHERE key = $1").bind(key).execute(&self.$write).await?;
+                Ok(())
+            }
+
+            async fn expire_shared(&self, now: i64) -> $crate::Result<()> {
+                sqlx::query("DELETE FROM shared WHERE expires <= $1").bind(now).execute(&self.$write).await?;
+                Ok(())
+            }
+
             async fn put_setting(&self, key: &str, value: &serde_json::Value) -> $crate::Result<()> {
                 sqlx::query(concat!(
                     "INSERT INTO settings (key, value) VALUES ($1, $2",

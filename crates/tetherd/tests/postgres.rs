@@ -197,3 +197,51 @@ async fn two_servers_share_one_database_and_one_ordered_feed() {
     assert!(waited >= Duration::from_millis(400), "the poll waited for the entry ({waited:?})");
     assert!(delivered < Duration::from_secs(3), "delivered {delivered:?} after the append");
 }
+
+/// What a browser or a script does across two tetherd behind one load balancer, requests
+/// alternating between them: a console login on one and the console's actions and logout on
+/// the other; a bulk job started on one and its results read on the other.
+#[tokio::test]
+async fn console_sessions_and_bulk_jobs_are_shared_between_servers() {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    let db = postgres_db().await;
+    let (a, b) = (TestServer::start_on(&db.url).await, TestServer::start_on(&db.url).await);
+    let c = tether_testkit::pki().client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let id = a.user(json!({"username": "lb", "email": "lb@x.io"})).await;
+
+    // Console: logged in through A, used and logged out through B.
+    let r = c.post(format!("{}/console/login", a.url)).form(&[("apikey", a.api_key.as_str())]).send().await.unwrap();
+    let cookie = r.headers()[SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = c.get(format!("{}/console/users", b.url)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the session opened on A is known to B");
+    let html = page.text().await.unwrap();
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    let csrf = html[at..].split('"').next().unwrap().to_string();
+    let form = [("ids", id.as_str()), ("action", "suspend"), ("csrf", csrf.as_str())];
+    let r = c.post(format!("{}/console/users/bulk", a.url)).header(COOKIE, &cookie).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(b.call("GET", &format!("/api/systemusers/{id}"), None).await.body["state"], "SUSPENDED");
+    let r = c
+        .post(format!("{}/console/logout", b.url))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = c.get(format!("{}/console/users", a.url)).header(COOKIE, &cookie).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()[LOCATION].to_str().unwrap()),
+        (303, "/console/login"),
+        "logged out on both"
+    );
+
+    // A bulk job through A; its results through B.
+    let job = a.call("PATCH", "/api/v2/bulk/users", Some(json!([{"id": id, "jobTitle": "Balanced"}]))).await;
+    assert_eq!(job.status, 200, "{}", job.body);
+    let results =
+        b.call("GET", &format!("/api/v2/bulk/users/{}/results", job.body["jobId"].as_str().unwrap()), None).await;
+    assert_eq!(results.status, 200, "{}", results.body);
+    assert_eq!(results.body[0]["id"], id.as_str(), "{}", results.body);
+    assert_eq!(a.call("GET", &format!("/api/systemusers/{id}"), None).await.body["jobTitle"], "Balanced");
+}

@@ -98,7 +98,9 @@ pub async fn login(
             if let Some(src) = &source {
                 s.throttle.sources.release(src);
             }
-            let token = s.sessions.open(Who::Admin(k.id), s.now());
+            let Ok(token) = s.sessions.open(Who::Admin(k.id), s.now()).await else {
+                return Notice::Unavailable.refusal("/console/login");
+            };
             let mut r = Redirect::to("/console/users").into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, cookie(&s, ADMIN_COOKIE, &token, "/console").parse().expect("ascii"));
@@ -121,7 +123,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     f: Fields,
 ) -> Response {
-    super::session::logout(&s, &admin.session, &headers, &f, ADMIN_COOKIE, "/console")
+    super::session::logout(&s, &admin.session, &headers, &f, ADMIN_COOKIE, "/console").await
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -71,7 +71,9 @@ pub async fn activate(State(s): State<AppState>, Path(token): Path<String>, f: F
     let _ = s.repo.store().put_secret(&id, Secret::Activation, None).await;
     // The session is stamped with the password just set (read back as stored).
     let Ok(Some(u)) = s.repo.user(&id).await else { return Notice::LinkExpired.refusal("/portal/login") };
-    let session = s.sessions.open_user(&u, s.now());
+    let Ok(session) = s.sessions.open_user(&u, s.now()).await else {
+        return Notice::Unavailable.refusal("/portal/login");
+    };
     let mut r = back("/portal/profile", Ok("Welcome: your account is active.".into()));
     r.headers_mut().insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &session, "/portal").parse().expect("ascii"));
     r
@@ -106,7 +108,9 @@ pub async fn login(
             let Ok(Some(u)) = s.repo.user_by_username(&username).await else {
                 return Notice::WrongCredentials.refusal("/portal/login");
             };
-            let token = s.sessions.open_user(&u, s.now());
+            let Ok(token) = s.sessions.open_user(&u, s.now()).await else {
+                return Notice::Unavailable.refusal("/portal/login");
+            };
             let mut r = Redirect::to("/portal/profile").into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &token, "/portal").parse().expect("ascii"));
@@ -124,7 +128,7 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     f: Fields,
 ) -> Response {
-    super::session::logout(&s, &user.session, &headers, &f, USER_COOKIE, "/portal")
+    super::session::logout(&s, &user.session, &headers, &f, USER_COOKIE, "/portal").await
 }
 
 #[derive(Template)]
@@ -216,12 +220,13 @@ pub async fn change_password(
             let mut r = back(here, Ok(msg.into()));
             // Another password ends every session of the user: this one goes on in a new one.
             if let Some(t) = cookie_in(&headers, USER_COOKIE) {
-                s.sessions.close(&t);
+                let _ = s.sessions.close(&t).await;
             }
             if let Ok(Some(changed)) = s.repo.user(&u.id).await {
-                let token = s.sessions.open_user(&changed, s.now());
-                r.headers_mut()
-                    .insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &token, "/portal").parse().expect("ascii"));
+                if let Ok(token) = s.sessions.open_user(&changed, s.now()).await {
+                    r.headers_mut()
+                        .insert(header::SET_COOKIE, cookie(&s, USER_COOKIE, &token, "/portal").parse().expect("ascii"));
+                }
             }
             r
         }

@@ -22,7 +22,7 @@ pub fn cookie(state: &AppState, name: &str, token: &str, path: &str) -> String {
 
 /// A logout form (`name`'s cookie, under `path`): with the session's CSRF token it ends the
 /// session and clears the cookie, then goes to `path`'s login page; without, nothing ends.
-pub fn logout(
+pub async fn logout(
     state: &AppState,
     session: &Session,
     headers: &axum::http::HeaderMap,
@@ -34,7 +34,9 @@ pub fn logout(
         return r;
     }
     if let Some(t) = cookie_in(headers, name) {
-        state.sessions.close(&t);
+        if state.sessions.close(&t).await.is_err() {
+            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
+        }
     }
     let mut r = super::page::Notice::LoggedOut.message(&format!("{path}/login"));
     r.headers_mut().insert(axum::http::header::SET_COOKIE, cookie(state, name, "", path).parse().expect("ascii"));
@@ -67,7 +69,8 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookie_value(parts, ADMIN_COOKIE).unwrap_or_default();
-        let session = state.sessions.get(&token, state.now());
+        let unavailable = || (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
+        let session = state.sessions.get(&token, state.now()).await.map_err(|_| unavailable())?;
         let refused = || Redirect::to("/console/login").into_response();
         let Some(session @ Session { who: Who::Admin(_), .. }) = session else { return Err(refused()) };
         let Who::Admin(key_id) = session.who.clone() else { unreachable!("matched above") };
@@ -75,10 +78,10 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
         match state.repo.get::<ApiKey>(tether_store::Collection::ApiKeys, &key_id).await {
             Ok(Some(now)) if now.role == Role::Admin => Ok(ConsoleAdmin { key: now, session }),
             Ok(_) => {
-                state.sessions.close(&token);
+                state.sessions.close(&token).await.map_err(|_| unavailable())?;
                 Err(refused())
             }
-            Err(_) => Err((axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()),
+            Err(_) => Err(unavailable()),
         }
     }
 }
@@ -94,7 +97,8 @@ impl FromRequestParts<AppState> for PortalUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookie_value(parts, USER_COOKIE).unwrap_or_default();
-        let session = state.sessions.get(&token, state.now());
+        let unavailable = || (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
+        let session = state.sessions.get(&token, state.now()).await.map_err(|_| unavailable())?;
         let refused = || Redirect::to("/portal/login").into_response();
         let Some(session @ Session { who: Who::User(_), .. }) = session else { return Err(refused()) };
         let Who::User(user_id) = session.who.clone() else { unreachable!("matched above") };
@@ -104,10 +108,10 @@ impl FromRequestParts<AppState> for PortalUser {
                 Ok(PortalUser { user_id, session })
             }
             Ok(_) => {
-                state.sessions.close(&token);
+                state.sessions.close(&token).await.map_err(|_| unavailable())?;
                 Err(refused())
             }
-            Err(_) => Err((axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()),
+            Err(_) => Err(unavailable()),
         }
     }
 }

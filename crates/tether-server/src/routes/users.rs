@@ -139,14 +139,17 @@ pub async fn bulk(Admin(key): Admin, State(s): State<AppState>, JsonBody(body): 
     };
     let results = serde_json::to_value(users::bulk_update(&s, &items, &actor).await).expect("serializes");
     let job = new_id();
-    s.jobs.lock().await.insert(job.clone(), results);
+    // In the store's shared state, so any tetherd answers for the results (for a day).
+    let expires = (s.now() + time::Duration::days(1)).unix_timestamp();
+    s.repo.store().put_shared(&format!("bulkJob:{job}"), &results, expires).await?;
     Ok(Json(json!({ "jobId": job })))
 }
 
 #[utoipa::path(get, path = "/api/v2/bulk/users/{job}/results", tag = "users",
     responses((status = 200, description = "[{id, status, error?}]")))]
 pub async fn bulk_results(_: Admin, State(s): State<AppState>, Path(job): Path<String>) -> ApiResult<Json<Value>> {
-    s.jobs.lock().await.get(&job).cloned().map(Json).ok_or_else(|| ApiError::not_found("job", &job))
+    let results = s.repo.store().shared(&format!("bulkJob:{job}"), s.now().unix_timestamp()).await?;
+    results.map(Json).ok_or_else(|| ApiError::not_found("job", &job))
 }
 
 #[utoipa::path(get, path = "/api/v2/users/{id}/history", tag = "users",

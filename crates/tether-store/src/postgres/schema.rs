@@ -75,4 +75,9 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE domains ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE agents ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
     "#,
+    // 5: short-lived state every tetherd shares (console sessions, bulk job results).
+    r#"
+    CREATE TABLE shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires BIGINT NOT NULL);
+    CREATE INDEX shared_by_expiry ON shared (expires);
+    "#,
 ];

@@ -61,4 +61,9 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE domains ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE agents ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: short-lived state every tetherd shares (console sessions, bulk job results).
+    r#"
+    CREATE TABLE shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires INTEGER NOT NULL);
+    CREATE INDEX shared_by_expiry ON shared (expires);
+    "#,
 ];
