@@ -1,5 +1,5 @@
 //! What every request shares: the repository, the server's settings and the services
-//! (delegation broker and login limits in memory; browser sessions in the store, metrics). Everything held
+//! (the delegation broker in memory; login limits and browser sessions in the store, metrics). Everything held
 //! here sits below this module, so no holder depends back on the state.
 
 use std::sync::Arc;
@@ -74,13 +74,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(repo: Repo, config: ServerConfig) -> Self {
         let sessions = Arc::new(crate::sessions::Sessions::new(repo.clone()));
+        let throttle = Arc::new(crate::throttle::Throttle::new(repo.clone()));
         AppState {
             repo,
             config,
             delegation: Default::default(),
             feed_wake: Default::default(),
             agent_writes: Default::default(),
-            throttle: Default::default(),
+            throttle,
             metrics: Default::default(),
             sessions,
         }

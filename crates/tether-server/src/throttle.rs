@@ -5,14 +5,13 @@
 //! attacker's behalf). A success resets the username's count.
 //!
 //! An attempt is counted *before* its password is checked, so N guesses sent in parallel are
-//! N attempts, not one each racing the same count. Memory is bounded: entries are kept in the
-//! order they were made and the stale ones at the front are dropped as new ones arrive
-//! (amortised O(1)); when full of fresh entries, the oldest goes. Locked keys are kept apart,
-//! so a flood of fresh keys cannot unlock them. Uses the server's clock.
+//! N attempts, not one each racing the same count. The counts live in the store (one atomic
+//! statement per attempt), so several tetherd behind one load balancer count together: an
+//! attacker gets no more guesses from spreading them. Keys that are neither locked nor
+//! counting are forgotten as failures come in, and a flood of fresh keys cannot unlock a
+//! locked one. Uses the server's clock.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
+use tether_store::{Attempt, Repo, StoreError};
 use time::{Duration, OffsetDateTime};
 
 /// Failures per username within [`WINDOW`] before it is locked.
@@ -22,166 +21,53 @@ pub const MAX_FAILURES: u32 = 10;
 pub const MAX_SOURCE_FAILURES: u32 = 50;
 pub const WINDOW: Duration = Duration::minutes(5);
 pub const LOCKOUT: Duration = Duration::minutes(15);
-/// Keys remembered at most (per limiter).
-pub const CAPACITY: usize = 100_000;
 
-#[derive(Clone, Copy)]
-struct Entry {
-    /// Attempts counted in the window (in flight included), less the successes.
-    attempts: u32,
-    since: OffsetDateTime,
-    /// Which slot of `order` is this entry's own (older slots of the same key are stale).
-    slot: u64,
-}
-
-/// Keys still counting, and keys locked, each in the order they were made. A locked key is
-/// kept apart so that a flood of fresh keys cannot push it out and unlock it: the locked
-/// ones leave in the order they expire (a lockout always lasts [`LOCKOUT`]).
-struct Inner {
-    counting: HashMap<String, Entry>,
-    order: VecDeque<(String, u64)>,
-    next_slot: u64,
-    locked: HashMap<String, OffsetDateTime>,
-    locked_order: VecDeque<(String, OffsetDateTime)>,
-}
-
-/// One limit over one kind of key.
+/// One limit over one kind of key (`kind` keeps usernames and addresses apart in the store).
 pub struct Limiter {
+    repo: Repo,
+    kind: &'static str,
     max: u32,
-    capacity: usize,
-    inner: Mutex<Inner>,
+    /// Many people behind one key (an address): a success gives back its own attempt only.
+    shared_key: bool,
 }
 
 impl Limiter {
-    pub fn new(max: u32, capacity: usize) -> Self {
-        Limiter {
-            max,
-            capacity,
-            inner: Mutex::new(Inner {
-                counting: HashMap::new(),
-                order: VecDeque::new(),
-                next_slot: 0,
-                locked: HashMap::new(),
-                locked_order: VecDeque::new(),
-            }),
-        }
+    pub fn new(repo: Repo, kind: &'static str, max: u32, shared_key: bool) -> Self {
+        Limiter { repo, kind, max, shared_key }
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn key(&self, key: &str) -> String {
+        format!("{}:{}", self.kind, key.to_lowercase())
+    }
+
+    fn limits(&self, now: OffsetDateTime) -> Attempt {
+        Attempt {
+            now: now.unix_timestamp(),
+            window_start: (now - WINDOW).unix_timestamp(),
+            max: i64::from(self.max),
+            lock_until: (now + LOCKOUT).unix_timestamp(),
+        }
     }
 
     /// Counts an attempt for `key`; `Err(until)` when the key is locked (nothing counted).
-    pub fn attempt(&self, key: &str, now: OffsetDateTime) -> Result<(), OffsetDateTime> {
-        let key = key.to_lowercase();
-        let mut g = self.inner();
-        g.evict(now, self.capacity);
-        if let Some(until) = g.locked.get(&key).copied() {
-            if until > now {
-                return Err(until);
-            }
-            g.locked.remove(&key);
-        }
-        let inner = &mut *g;
-        let stale = inner.counting.get(&key).is_some_and(|e| now - e.since > WINDOW);
-        if stale || !inner.counting.contains_key(&key) {
-            // New, or its window is over: start again, in a new slot at the back.
-            let slot = inner.next_slot;
-            inner.next_slot += 1;
-            inner.order.push_back((key.clone(), slot));
-            inner.counting.insert(key.clone(), Entry { attempts: 0, since: now, slot });
-        }
-        let attempts = inner.counting.get(&key).map_or(0, |e| e.attempts);
-        if attempts >= self.max {
-            // Every attempt allowed in this window is taken (some may still be in flight).
-            return Err(inner.lock(&key, now, self.capacity));
-        }
-        if let Some(e) = inner.counting.get_mut(&key) {
-            e.attempts += 1;
-        }
-        Ok(())
+    pub async fn attempt(&self, key: &str, now: OffsetDateTime) -> Result<Result<(), OffsetDateTime>, StoreError> {
+        let locked = self.repo.store().count_attempt(&self.key(key), self.limits(now)).await?;
+        Ok(match locked.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()) {
+            Some(until) => Err(until),
+            None => Ok(()),
+        })
     }
 
     /// The attempt counted for `key` failed: at the limit, the key is locked.
-    pub fn failed(&self, key: &str, now: OffsetDateTime) {
-        let key = key.to_lowercase();
-        let mut g = self.inner();
-        if g.counting.get(&key).is_some_and(|e| e.attempts >= self.max) {
-            g.lock(&key, now, self.capacity);
-        }
+    pub async fn failed(&self, key: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.repo.store().attempt_failed(&self.key(key), self.limits(now)).await
     }
 
     /// The attempt counted for `key` succeeded: its count starts again (and a lockout that
-    /// began while it was in flight ends: the password was right).
-    pub fn succeeded(&self, key: &str) {
-        let key = key.to_lowercase();
-        let mut g = self.inner();
-        g.counting.remove(&key);
-        g.locked.remove(&key);
-    }
-
-    /// The attempt counted for `key` succeeded, but `key` is shared by many (a source
-    /// address): only that attempt is taken back.
-    pub fn release(&self, key: &str) {
-        let mut g = self.inner();
-        if let Some(e) = g.counting.get_mut(&key.to_lowercase()) {
-            e.attempts = e.attempts.saturating_sub(1);
-        }
-    }
-
-    /// Keys remembered now (counting, locked).
-    #[cfg(test)]
-    fn len(&self) -> (usize, usize) {
-        let g = self.inner();
-        (g.counting.len(), g.locked.len())
-    }
-}
-
-impl Inner {
-    fn lock(&mut self, key: &str, now: OffsetDateTime, capacity: usize) -> OffsetDateTime {
-        self.counting.remove(key);
-        let until = now + LOCKOUT;
-        if self.locked.len() >= capacity {
-            // Only reachable after `capacity` lockouts within one LOCKOUT: the oldest goes.
-            if let Some((k, _)) = self.locked_order.pop_front() {
-                self.locked.remove(&k);
-            }
-        }
-        self.locked.insert(key.to_string(), until);
-        self.locked_order.push_back((key.to_string(), until));
-        until
-    }
-
-    /// Drops the stale entries at the front of each order, and the oldest counting one when
-    /// full. Each entry is pushed and popped once per slot: amortised O(1).
-    fn evict(&mut self, now: OffsetDateTime, capacity: usize) {
-        while let Some((key, slot)) = self.order.front() {
-            let drop = match self.counting.get(key) {
-                None => true,
-                Some(e) if e.slot != *slot => true,
-                Some(e) => {
-                    let gone = now - e.since > WINDOW || self.counting.len() >= capacity;
-                    if gone {
-                        self.counting.remove(key);
-                    }
-                    gone
-                }
-            };
-            if !drop {
-                break;
-            }
-            self.order.pop_front();
-        }
-        while let Some((key, until)) = self.locked_order.front() {
-            let current = self.locked.get(key);
-            if current == Some(until) && *until > now {
-                break;
-            }
-            if current == Some(until) {
-                self.locked.remove(key);
-            }
-            self.locked_order.pop_front();
-        }
+    /// began while it was in flight ends: the password was right); for a key shared by many
+    /// (a source address), only that attempt is taken back.
+    pub async fn succeeded(&self, key: &str) -> Result<(), StoreError> {
+        self.repo.store().attempt_succeeded(&self.key(key), self.shared_key).await
     }
 }
 
@@ -213,9 +99,12 @@ pub struct Throttle {
     pub sources: Limiter,
 }
 
-impl Default for Throttle {
-    fn default() -> Self {
-        Throttle { users: Limiter::new(MAX_FAILURES, CAPACITY), sources: Limiter::new(MAX_SOURCE_FAILURES, CAPACITY) }
+impl Throttle {
+    pub fn new(repo: Repo) -> Self {
+        Throttle {
+            users: Limiter::new(repo.clone(), "user", MAX_FAILURES, false),
+            sources: Limiter::new(repo, "source", MAX_SOURCE_FAILURES, true),
+        }
     }
 }
 
@@ -227,80 +116,85 @@ mod tests {
         OffsetDateTime::UNIX_EPOCH + Duration::days(20_000)
     }
 
-    #[test]
-    fn attempts_count_before_the_check_and_lock_at_the_limit() {
-        let l = Limiter::new(3, 100);
+    async fn repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tether_store::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+        (dir, Repo::new(std::sync::Arc::new(store)))
+    }
+
+    #[tokio::test]
+    async fn attempts_count_before_the_check_and_lock_at_the_limit() {
+        let (_d, r) = repo().await;
+        let l = Limiter::new(r, "user", 3, false);
         let now = t0();
         // Three attempts in flight at once: the fourth is refused before any answer.
         for _ in 0..3 {
-            l.attempt("Ann", now).unwrap();
+            l.attempt("Ann", now).await.unwrap().unwrap();
         }
-        assert!(l.attempt("ann", now).is_err(), "case-insensitive, counted before the check");
+        assert!(l.attempt("ann", now).await.unwrap().is_err(), "case-insensitive, counted before the check");
         for _ in 0..3 {
-            l.failed("ann", now);
+            l.failed("ann", now).await.unwrap();
         }
-        let until = l.attempt("ann", now + Duration::minutes(1)).unwrap_err();
+        let until = l.attempt("ann", now + Duration::minutes(1)).await.unwrap().unwrap_err();
         assert_eq!(until, now + LOCKOUT);
         // After the lockout the count starts again.
-        l.attempt("ann", now + LOCKOUT + Duration::seconds(1)).unwrap();
+        l.attempt("ann", now + LOCKOUT + Duration::seconds(1)).await.unwrap().unwrap();
     }
 
-    #[test]
-    fn a_success_resets_the_count() {
-        let l = Limiter::new(2, 100);
+    #[tokio::test]
+    async fn a_success_resets_the_count() {
+        let (_d, r) = repo().await;
+        let l = Limiter::new(r, "user", 2, false);
         let now = t0();
-        l.attempt("bo", now).unwrap();
-        l.failed("bo", now);
-        l.attempt("bo", now).unwrap();
-        l.succeeded("bo");
-        l.attempt("bo", now).unwrap();
-        l.attempt("bo", now).unwrap();
-        assert!(l.attempt("bo", now).is_err());
+        l.attempt("bo", now).await.unwrap().unwrap();
+        l.failed("bo", now).await.unwrap();
+        l.attempt("bo", now).await.unwrap().unwrap();
+        l.succeeded("bo").await.unwrap();
+        l.attempt("bo", now).await.unwrap().unwrap();
+        l.attempt("bo", now).await.unwrap().unwrap();
+        assert!(l.attempt("bo", now).await.unwrap().is_err());
     }
 
-    #[test]
-    fn memory_is_bounded_and_stale_entries_leave_first() {
-        let l = Limiter::new(5, 1_000);
-        let now = t0();
-        for i in 0..10_000 {
-            let _ = l.attempt(&format!("user{i}"), now);
-        }
-        assert!(l.len().0 <= 1_000, "{:?} entries", l.len());
-        // Later, the stale ones make room without any scan of the whole map.
-        let later = now + WINDOW + Duration::seconds(1);
-        l.attempt("fresh", later).unwrap();
-        assert_eq!(l.len(), (1, 0));
-    }
-
-    #[test]
-    fn a_flood_of_fresh_keys_does_not_unlock_a_locked_one() {
-        let l = Limiter::new(5, 1_000);
+    #[tokio::test]
+    async fn a_flood_of_fresh_keys_does_not_unlock_a_locked_one() {
+        let (_d, r) = repo().await;
+        let l = Limiter::new(r, "user", 5, false);
         let now = t0();
         for _ in 0..5 {
-            l.attempt("victim", now).unwrap();
-            l.failed("victim", now);
+            l.attempt("victim", now).await.unwrap().unwrap();
+            l.failed("victim", now).await.unwrap();
         }
-        // Ten times the capacity of junk keys, each with one failure.
-        for i in 0..10_000 {
-            let _ = l.attempt(&format!("spray{i}"), now);
-            l.failed(&format!("spray{i}"), now);
+        // Junk keys, each with one failure, then stale ones forgotten later.
+        for i in 0..2_000 {
+            let _ = l.attempt(&format!("spray{i}"), now).await.unwrap();
+            l.failed(&format!("spray{i}"), now).await.unwrap();
         }
-        assert!(l.len().0 <= 1_000);
-        assert_eq!(l.attempt("victim", now + Duration::minutes(1)), Err(now + LOCKOUT));
-        // The lockout ends on time, and its entry leaves.
-        l.attempt("victim", now + LOCKOUT + Duration::seconds(1)).unwrap();
-        assert_eq!(l.len().1, 0);
+        let later = now + WINDOW + Duration::seconds(1);
+        l.failed("fresh", later).await.unwrap();
+        assert_eq!(l.attempt("victim", now + Duration::minutes(10)).await.unwrap(), Err(now + LOCKOUT));
+        // The lockout ends on time.
+        l.attempt("victim", now + LOCKOUT + Duration::seconds(1)).await.unwrap().unwrap();
     }
 
-    #[test]
-    fn a_shared_key_gives_back_the_attempts_that_succeeded() {
-        let l = Limiter::new(3, 100);
+    #[tokio::test]
+    async fn a_shared_key_gives_back_the_attempts_that_succeeded() {
+        let (_d, r) = repo().await;
+        let l = Limiter::new(r, "source", 3, true);
         let now = t0();
         for _ in 0..10 {
-            l.attempt("10.0.0.1", now).unwrap();
-            l.release("10.0.0.1");
+            l.attempt("10.0.0.1", now).await.unwrap().unwrap();
+            l.succeeded("10.0.0.1").await.unwrap();
         }
-        l.attempt("10.0.0.1", now).unwrap();
+        l.attempt("10.0.0.1", now).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn usernames_and_addresses_count_apart() {
+        let (_d, r) = repo().await;
+        let (users, sources) = (Limiter::new(r.clone(), "user", 1, false), Limiter::new(r, "source", 1, true));
+        let now = t0();
+        users.attempt("10.0.0.1", now).await.unwrap().unwrap();
+        sources.attempt("10.0.0.1", now).await.unwrap().unwrap();
     }
 
     #[test]

@@ -148,6 +148,16 @@ pub struct FeedEntry {
     pub created: String,
 }
 
+/// The limits of one login attempt (Unix seconds): attempts since `window_start` count, at
+/// most `max`, and a key that reaches the limit is locked until `lock_until`.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    pub now: i64,
+    pub window_start: i64,
+    pub max: i64,
+    pub lock_until: i64,
+}
+
 /// One write of a batch.
 #[derive(Clone, Debug)]
 pub enum WriteOp {
@@ -233,6 +243,15 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_shared(&self, key: &str) -> Result<()>;
     /// Forgets every value expired by `now`.
     async fn expire_shared(&self, now: i64) -> Result<()>;
+    /// Counts a login attempt for `key` before its password is checked (every tetherd counts
+    /// in the same place): `Some(until)` when the key is locked, and nothing was counted.
+    async fn count_attempt(&self, key: &str, a: Attempt) -> Result<Option<i64>>;
+    /// The attempt counted for `key` failed: at the limit, the key is locked until
+    /// `a.lock_until`.
+    async fn attempt_failed(&self, key: &str, a: Attempt) -> Result<()>;
+    /// The attempt counted for `key` succeeded: its count starts again and a lock ends; for a
+    /// key shared by many (`shared_key`, a source address) only that attempt is given back.
+    async fn attempt_succeeded(&self, key: &str, shared_key: bool) -> Result<()>;
 }
 
 /// Makes sure `dir` exists and only its owner may enter it: created 0700, an empty one made

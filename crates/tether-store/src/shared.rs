@@ -319,6 +319,45 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn count_attempt(&self, key: &str, a: $crate::Attempt) -> $crate::Result<Option<i64>> {
+                let until: i64 = sqlx::query_scalar($crate::sql::stmt::COUNT_ATTEMPT)
+                    .bind(key)
+                    .bind(a.now)
+                    .bind(a.window_start)
+                    .bind(a.max)
+                    .bind(a.lock_until)
+                    .fetch_one(&self.$write)
+                    .await?;
+                Ok((until > a.now).then_some(until))
+            }
+
+            async fn attempt_failed(&self, key: &str, a: $crate::Attempt) -> $crate::Result<()> {
+                sqlx::query($crate::sql::stmt::ATTEMPT_FAILED)
+                    .bind(key)
+                    .bind(a.now)
+                    .bind(a.max)
+                    .bind(a.lock_until)
+                    .execute(&self.$write)
+                    .await?;
+                // Keys neither locked nor counting in the current window are forgotten.
+                sqlx::query("DELETE FROM login_attempts WHERE since < $1 AND locked_until <= $2")
+                    .bind(a.window_start)
+                    .bind(a.now)
+                    .execute(&self.$write)
+                    .await?;
+                Ok(())
+            }
+
+            async fn attempt_succeeded(&self, key: &str, shared_key: bool) -> $crate::Result<()> {
+                let sql = if shared_key {
+                    "UPDATE login_attempts SET n = CASE WHEN n > 0 THEN n - 1 ELSE 0 END WHERE key = $1"
+                } else {
+                    "DELETE FROM login_attempts WHERE key = $1"
+                };
+                sqlx::query(sql).bind(key).execute(&self.$write).await?;
+                Ok(())
+            }
+
             async fn put_setting(&self, key: &str, value: &serde_json::Value) -> $crate::Result<()> {
                 sqlx::query(concat!(
                     "INSERT INTO settings (key, value) VALUES ($1, $2",

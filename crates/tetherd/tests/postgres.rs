@@ -245,3 +245,23 @@ async fn console_sessions_and_bulk_jobs_are_shared_between_servers() {
     assert_eq!(results.body[0]["id"], id.as_str(), "{}", results.body);
     assert_eq!(a.call("GET", &format!("/api/systemusers/{id}"), None).await.body["jobTitle"], "Balanced");
 }
+
+/// The login throttle counts in the store: wrong passwords spread over two servers lock the
+/// username on both at the same limit as on one.
+#[tokio::test]
+async fn the_login_throttle_counts_across_servers() {
+    let db = postgres_db().await;
+    let (a, b) = (TestServer::start_on(&db.url).await, TestServer::start_on(&db.url).await);
+    a.user(json!({"username": "guessme", "email": "g@x.io", "password": "Right-Passw0rd-1"})).await;
+    async fn verify(s: &TestServer, p: &str) -> u16 {
+        s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "guessme", "password": p}))).await.status.as_u16()
+    }
+    assert_eq!(verify(&b, "Right-Passw0rd-1").await, 200);
+    for i in 0..10 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(verify(s, "wrong").await, 401, "attempt {i}");
+    }
+    for s in [&a, &b] {
+        assert_eq!(verify(s, "Right-Passw0rd-1").await, 429, "locked on both servers after 10 failures in all");
+    }
+}

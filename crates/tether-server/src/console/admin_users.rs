@@ -80,8 +80,10 @@ pub async fn login(
 ) -> Response {
     let source = crate::throttle::source_of(s.config.behind_proxy, Some(peer.ip()));
     if let Some(src) = &source {
-        if s.throttle.sources.attempt(src, s.now()).is_err() {
-            return Notice::Throttled.refusal("/console/login");
+        match s.throttle.sources.attempt(src, s.now()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Notice::Throttled.refusal("/console/login"),
+            Err(_) => return Notice::Unavailable.refusal("/console/login"),
         }
     }
     let key = f.get("apikey").unwrap_or_default().trim().to_string();
@@ -96,7 +98,9 @@ pub async fn login(
     match rec {
         Some(k) if k.role == Role::Admin => {
             if let Some(src) = &source {
-                s.throttle.sources.release(src);
+                if s.throttle.sources.succeeded(src).await.is_err() {
+                    return Notice::Unavailable.refusal("/console/login");
+                }
             }
             let Ok(token) = s.sessions.open(Who::Admin(k.id), s.now()).await else {
                 return Notice::Unavailable.refusal("/console/login");
@@ -109,7 +113,9 @@ pub async fn login(
         Some(_) => Notice::ReadOnlyKey.refusal("/console/login"),
         None => {
             if let Some(src) = &source {
-                s.throttle.sources.failed(src, s.now());
+                if s.throttle.sources.failed(src, s.now()).await.is_err() {
+                    return Notice::Unavailable.refusal("/console/login");
+                }
             }
             Notice::UnknownKey.refusal("/console/login")
         }

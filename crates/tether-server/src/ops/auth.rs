@@ -35,23 +35,23 @@ pub async fn authenticate(
     };
     let source = crate::throttle::source_of(s.config.behind_proxy, source);
     if let Some(ip) = &source {
-        if let Err(until) = s.throttle.sources.attempt(ip, now) {
+        if let Err(until) = s.throttle.sources.attempt(ip, now).await? {
             return Ok(throttled(until));
         }
     }
-    if let Err(until) = s.throttle.users.attempt(username, now) {
+    if let Err(until) = s.throttle.users.attempt(username, now).await? {
         return Ok(throttled(until));
     }
     let r = verify_user(s, username, password).await?;
     if matches!(r, AuthOutcome::Accepted(_)) {
-        s.throttle.users.succeeded(username);
+        s.throttle.users.succeeded(username).await?;
         if let Some(ip) = &source {
-            s.throttle.sources.release(ip);
+            s.throttle.sources.succeeded(ip).await?;
         }
     } else {
-        s.throttle.users.failed(username, s.now());
+        s.throttle.users.failed(username, s.now()).await?;
         if let Some(ip) = &source {
-            s.throttle.sources.failed(ip, s.now());
+            s.throttle.sources.failed(ip, s.now()).await?;
         }
     }
     Ok(r)

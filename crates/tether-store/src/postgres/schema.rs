@@ -80,4 +80,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires BIGINT NOT NULL);
     CREATE INDEX shared_by_expiry ON shared (expires);
     "#,
+    // 6: login attempts, counted where every tetherd counts them.
+    r#"
+    CREATE TABLE login_attempts (key TEXT PRIMARY KEY, n BIGINT NOT NULL, since BIGINT NOT NULL,
+                                 locked_until BIGINT NOT NULL);
+    CREATE INDEX login_attempts_by_since ON login_attempts (since);
+    "#,
 ];

@@ -66,4 +66,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires INTEGER NOT NULL);
     CREATE INDEX shared_by_expiry ON shared (expires);
     "#,
+    // 9: login attempts, counted where every tetherd counts them.
+    r#"
+    CREATE TABLE login_attempts (key TEXT PRIMARY KEY, n INTEGER NOT NULL, since INTEGER NOT NULL,
+                                 locked_until INTEGER NOT NULL);
+    CREATE INDEX login_attempts_by_since ON login_attempts (since);
+    "#,
 ];
