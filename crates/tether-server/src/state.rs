@@ -1,5 +1,6 @@
 //! What every request shares: the repository, the server's settings and the services
-//! (the delegation broker in memory; login limits and browser sessions in the store, metrics). Everything held
+//! (the delegation queue, login limits and browser sessions in the store, so that several
+//! tetherd share them; metrics). Everything held
 //! here sits below this module, so no holder depends back on the state.
 
 use std::sync::Arc;
@@ -75,10 +76,15 @@ impl AppState {
     pub fn new(repo: Repo, config: ServerConfig) -> Self {
         let sessions = Arc::new(crate::sessions::Sessions::new(repo.clone()));
         let throttle = Arc::new(crate::throttle::Throttle::new(repo.clone()));
+        let delegation = Arc::new(crate::adi::delegation::Broker::new(
+            repo.clone(),
+            config.secret_key.clone(),
+            config.clock.clone(),
+        ));
         AppState {
             repo,
             config,
-            delegation: Default::default(),
+            delegation,
             feed_wake: Default::default(),
             agent_writes: Default::default(),
             throttle,

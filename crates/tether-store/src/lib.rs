@@ -241,6 +241,9 @@ pub trait Store: Send + Sync + 'static {
     /// The value of `key`, unless it expired by `now` (Unix seconds).
     async fn shared(&self, key: &str, now: i64) -> Result<Option<Value>>;
     async fn delete_shared(&self, key: &str) -> Result<()>;
+    /// Removes and answers every unexpired value whose key starts with `prefix` (letters,
+    /// digits, `:` and `-`), each to exactly one caller however many tetherd ask at once.
+    async fn take_shared(&self, prefix: &str, now: i64) -> Result<Vec<(String, Value)>>;
     /// Forgets every value expired by `now`.
     async fn expire_shared(&self, now: i64) -> Result<()>;
     /// Counts a login attempt for `key` before its password is checked (every tetherd counts

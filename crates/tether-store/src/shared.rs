@@ -309,6 +309,16 @@ macro_rules! store_impl {
                 v.as_deref().map($crate::sql::parse).transpose()
             }
 
+            async fn take_shared(&self, prefix: &str, now: i64) -> $crate::Result<Vec<(String, serde_json::Value)>> {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as("DELETE FROM shared WHERE key LIKE $1 AND expires > $2 RETURNING key, value")
+                        .bind(format!("{prefix}%"))
+                        .bind(now)
+                        .fetch_all(&self.$write)
+                        .await?;
+                rows.into_iter().map(|(k, v)| Ok((k, $crate::sql::parse(&v)?))).collect()
+            }
+
             async fn delete_shared(&self, key: &str) -> $crate::Result<()> {
                 sqlx::query("DELETE FROM shared WHERE key = $1").bind(key).execute(&self.$write).await?;
                 Ok(())

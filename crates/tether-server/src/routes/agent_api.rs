@@ -163,7 +163,7 @@ pub async fn auth_poll(
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         return Ok(Json(vec![]));
     }
-    Ok(Json(s.delegation.take(&agent.domain_id, std::time::Duration::from_millis(wait)).await))
+    Ok(Json(s.delegation.take(&agent.domain_id, std::time::Duration::from_millis(wait)).await?))
 }
 
 /// `POST /api/agent/v1/passwords [{guid, hash}]`: password hashes captured on a domain
@@ -232,7 +232,7 @@ pub async fn auth_result(
     let agent = import_agent(&s, &headers).await?;
     let r: AuthResult =
         serde_json::from_value(body).map_err(|e| ApiError::new(Code::InvalidField, format!("invalid result: {e}")))?;
-    if !s.delegation.answer(&agent.domain_id, r) {
+    if !s.delegation.answer(&agent.domain_id, r).await? {
         tracing::warn!(agent = %agent.id, "an import agent answered a verification of another domain's user");
         return Err(ApiError::new(Code::Forbidden, "this verification belongs to another domain's agents"));
     }
