@@ -453,17 +453,7 @@ async fn a_suspension_made_while_ad_answers_a_delegated_login_stands() {
 
     let login = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "racer", "password": "AD-Passw0rd-1"})));
     let agent_side = async {
-        let asked: Value = loop {
-            let v: Value = post(&import_token, "/api/agent/v1/auth/poll", json!({"waitMs": 2000}))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(r) = v.as_array().and_then(|a| a.first()) {
-                break r.clone();
-            }
-        };
+        let asked = s.next_auth_check(&import_token).await;
         // While AD is being asked, the administrator suspends the user.
         let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"suspended": true}))).await;
         assert_eq!(r.status, 200, "{:?}", r.body);

@@ -174,6 +174,31 @@ impl TestServer {
         Self::read(resp).await
     }
 
+    /// POSTs `body` to the agent API at `path` as the agent whose token is `token`.
+    pub async fn agent_post(&self, token: &str, path: &str, body: Value) -> Reply {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        Self::read(resp).await
+    }
+
+    /// As the import agent whose token is `token`: long-polls until a delegated check arrives,
+    /// and answers it (`{id, dn, password}`).
+    pub async fn next_auth_check(&self, token: &str) -> Value {
+        loop {
+            let r = self.agent_post(token, "/api/agent/v1/auth/poll", serde_json::json!({"waitMs": 1000})).await;
+            assert!(r.status.is_success(), "auth poll: {} {}", r.status, r.body);
+            if let Some(check) = r.body.as_array().and_then(|a| a.first()) {
+                return check.clone();
+            }
+        }
+    }
+
     /// Sends a raw body (for malformed-JSON tests).
     pub async fn call_raw(&self, method: &str, path: &str, body: &str) -> Reply {
         let m = Method::from_bytes(method.as_bytes()).expect("method");

@@ -287,8 +287,7 @@ async fn a_delegated_check_is_answered_through_the_other_server() {
     let ck = a.connect_key(&domain, "IMPORT").await;
     let r = b.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": ck, "token": token}))).await;
     assert!(r.status.is_success(), "{}", r.body);
-    let beat = b.client.post(format!("{}/api/agent/v1/heartbeat", b.url)).bearer_auth(&token).json(&json!({}));
-    assert_eq!(beat.send().await.unwrap().status(), 200);
+    assert_eq!(b.agent_post(&token, "/api/agent/v1/heartbeat", json!({})).await.status, 200);
     let id = a.user(json!({"username": "far", "email": "far@x.io"})).await;
     a.bind_user(&domain, &id).await;
     // Linked to its AD account by the domain's sync agent (played here), as AD's authority.
@@ -296,38 +295,20 @@ async fn a_delegated_check_is_answered_through_the_other_server() {
     let r = a.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": sk, "token": st}))).await;
     assert!(r.status.is_success(), "{}", r.body);
     let link = json!({"userId": id, "guid": "ab".repeat(16), "dn": "CN=far,DC=lb,DC=test"});
-    let r =
-        a.client.post(format!("{}/api/agent/v1/sync/status", a.url)).bearer_auth(&st).json(&link).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(a.agent_post(&st, "/api/agent/v1/sync/status", link).await.status, 200);
     let authority = json!({"delegatedAuthority": {"id": domain, "name": "ActiveDirectory"}});
     assert_eq!(a.call("PUT", &format!("/api/systemusers/{id}"), Some(authority)).await.status, 200);
 
     // The login through A; the agent polls B, binds (played here) and answers through B.
     let login = a.call("POST", "/api/v2/auth/verify", Some(json!({"username": "far", "password": "AD-Passw0rd-9"})));
     let agent = async {
-        let asked: Value = loop {
-            let v: Value = b
-                .client
-                .post(format!("{}/api/agent/v1/auth/poll", b.url))
-                .bearer_auth(&token)
-                .json(&json!({"waitMs": 1000}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(r) = v.as_array().and_then(|a| a.first()) {
-                break r.clone();
-            }
-        };
+        let asked = b.next_auth_check(&token).await;
         assert_eq!(
             (asked["dn"].as_str(), asked["password"].as_str()),
             (Some("CN=far,DC=lb,DC=test"), Some("AD-Passw0rd-9"))
         );
         let answer = json!({"id": asked["id"], "ok": true});
-        let r = b.client.post(format!("{}/api/agent/v1/auth/result", b.url)).bearer_auth(&token).json(&answer).send();
-        assert_eq!(r.await.unwrap().status(), 200);
+        assert_eq!(b.agent_post(&token, "/api/agent/v1/auth/result", answer).await.status, 200);
     };
     let (r, ()) = tokio::join!(login, agent);
     assert_eq!((r.status.as_u16(), r.body["method"].as_str()), (200, Some("delegated")), "{}", r.body);
