@@ -17,7 +17,7 @@ mod smtp;
 pub use daemon::{daemon, Daemon};
 pub use pki::{ca_file, client, pki, Pki, PKI_DIR_VAR};
 pub use postgres::{postgres, postgres_db, PgDatabase};
-pub use server::TestServer;
+pub use server::{Reply, TestServer};
 pub use smtp::smtp_relay;
 
 use serde_json::{json, Value};
