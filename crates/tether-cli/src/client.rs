@@ -122,6 +122,18 @@ impl Client {
         page["results"][0]["id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no user `{user}`"))
     }
 
+    /// A domain id from an id or its DN (`DC=corp,DC=example,DC=com`, any case).
+    pub async fn domain_id(&self, domain: &str) -> Result<String> {
+        if is_id(domain) {
+            return Ok(domain.to_string());
+        }
+        let all = self.all_v2("/api/v2/activedirectories").await?;
+        all.iter()
+            .find(|d| d["domain"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(domain.trim())))
+            .and_then(|d| d["id"].as_str().map(str::to_string))
+            .ok_or_else(|| anyhow!("no AD domain `{domain}`"))
+    }
+
     /// A group id from an id or a name.
     pub async fn group_id(&self, group: &str) -> Result<String> {
         if is_id(group) {

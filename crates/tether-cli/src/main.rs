@@ -85,6 +85,12 @@ enum UsersCmd {
     },
     /// Delete a user.
     Delete { user: String },
+    /// Bind a user to an AD domain (id or DN, `DC=corp,DC=example,DC=com`): its sync agent
+    /// creates or takes over the account there.
+    Bind { user: String, domain: String },
+    /// Unbind a user from an AD domain: the domain's `user_disconnection_action` applies in
+    /// that AD only.
+    Unbind { user: String, domain: String },
     /// What changed on a user, when, by whom and why (oldest first).
     History { user: String },
 }
@@ -342,7 +348,16 @@ async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
             let id = c.user_id(&user).await?;
             out.one(&c.delete(&format!("/api/systemusers/{id}")).await?, USER_COLUMNS)
         }
+        UsersCmd::Bind { user, domain } => bind(c, &user, &domain, "add").await,
+        UsersCmd::Unbind { user, domain } => bind(c, &user, &domain, "remove").await,
     }
+}
+
+/// Binds (`add`) a user to a domain or unbinds it (`remove`).
+async fn bind(c: &Client, user: &str, domain: &str, op: &str) -> Result<()> {
+    let (id, domain) = (c.user_id(user).await?, c.domain_id(domain).await?);
+    let path = format!("/api/v2/activedirectories/{domain}/associations");
+    c.post(&path, json!({"op": op, "type": "user", "id": id})).await.map(|_| ())
 }
 
 async fn groups(c: &Client, out: &Output, cmd: GroupsCmd) -> Result<()> {

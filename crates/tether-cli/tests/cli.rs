@@ -121,3 +121,24 @@ async fn groups_history_shows_renames_and_members() {
     assert!(lines[2].contains("membership") && lines[2].contains(r#"members: null → "gh1""#), "{out}");
     assert!(lines[3].contains("membership") && lines[3].contains(r#"members: "gh1" → null"#), "{out}");
 }
+
+/// `tether users bind USER DOMAIN` and `unbind`, with the domain named by its DN (any case)
+/// or its id; an unknown domain is a clear error.
+#[tokio::test]
+async fn users_bind_and_unbind_a_domain() {
+    let s = TestServer::start().await;
+    let domain = s.domain("DC=bind,DC=test", "TWOWAYSYNC").await;
+    let id = s.user(json!({"username": "binder", "email": "binder@x.io"})).await;
+    let bound = || async {
+        let r = s.call("GET", &format!("/api/v2/activedirectories/{domain}/associations?targets=user"), None).await;
+        r.body.as_array().unwrap().iter().any(|a| a["to"]["id"] == id.as_str())
+    };
+    let (ok, _, err) = tether(&s, &["users", "bind", "binder", "dc=BIND,dc=test"]).await;
+    assert!(ok, "{err}");
+    assert!(bound().await, "bound by the domain's DN");
+    let (ok, _, err) = tether(&s, &["users", "unbind", &id, &domain]).await;
+    assert!(ok, "{err}");
+    assert!(!bound().await, "unbound by ids");
+    let (ok, _, err) = tether(&s, &["users", "bind", "binder", "DC=nowhere,DC=test"]).await;
+    assert!(!ok && err.contains("no AD domain `DC=nowhere,DC=test`"), "{err}");
+}
