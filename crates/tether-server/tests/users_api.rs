@@ -318,6 +318,12 @@ async fn openapi_document_lists_the_routes() {
         assert!(r.body["paths"].get(p).is_some(), "missing {p}");
     }
     assert!(r.body["components"]["schemas"].get("User").is_some());
+    // A stored document's revision is internal: in no schema.
+    let schemas = r.body["components"]["schemas"].as_object().unwrap();
+    assert!(schemas["User"]["properties"].get("username").is_some());
+    for (name, schema) in schemas {
+        assert!(schema["properties"].get("_v").is_none(), "{name} shows `_v`");
+    }
 }
 
 #[tokio::test]
