@@ -39,6 +39,11 @@ pub fn text(e: &Entry, k: &str) -> Option<String> {
     e.attrs.get(k).and_then(|v| v.first()).cloned()
 }
 
+/// The first value of `k` as a number (`None` when absent or not one).
+pub fn number<T: std::str::FromStr>(e: &Entry, k: &str) -> Option<T> {
+    e.attrs.get(k).and_then(|v| v.first()).and_then(|v| v.parse().ok())
+}
+
 /// objectGUID as lowercase hex of its 16 bytes.
 pub fn guid_hex(e: &Entry) -> String {
     e.bin_attrs
@@ -226,7 +231,7 @@ pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Res
 
 /// An entry's `uSNChanged` (0 when it was not read).
 pub fn usn_changed(e: &Entry) -> u64 {
-    text(e, "uSNChanged").and_then(|v| v.parse().ok()).unwrap_or(0)
+    number(e, "uSNChanged").unwrap_or(0)
 }
 
 /// Converts an AD FILETIME (100 ns since 1601) to Unix seconds; `None` for 0 and "never".

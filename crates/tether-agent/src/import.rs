@@ -26,7 +26,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tether_ad::read::{filetime_to_unix, guid_hex, paged_search, read_groups, root_dse, text, usn_changed, GroupEntry};
+use tether_ad::read::{
+    filetime_to_unix, guid_hex, number, paged_search, read_groups, root_dse, text, usn_changed, GroupEntry,
+};
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
@@ -126,7 +128,7 @@ fn observe(
     bind: &(Option<String>, Option<String>),
 ) -> AdUserObs {
     let t = |k: &str| text(e, k).filter(|v| !v.is_empty());
-    let num = |k: &str| t(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let num = |k: &str| number::<i64>(e, k).unwrap_or(0);
     let uac = num("userAccountControl");
     let computed = num("msDS-User-Account-Control-Computed");
     let sam = t("sAMAccountName").unwrap_or_default();
@@ -306,7 +308,7 @@ fn assemble(
         .zip(&observed)
         .filter(|(_, o)| !o.privileged)
         .map(|(e, o)| {
-            let pls = text(e, "pwdLastSet").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let pls = number(e, "pwdLastSet").unwrap_or(0);
             (o.guid.clone(), o.sam_account_name.clone(), pls)
         })
         .collect();

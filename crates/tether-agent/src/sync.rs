@@ -81,7 +81,7 @@ async fn privileged(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str)
 }
 
 async fn side(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str) -> Result<AdSide, AdError> {
-    let num = |k: &str| text(e, k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let num = |k: &str| tether_ad::read::number::<i64>(e, k).unwrap_or(0);
     Ok(AdSide {
         privileged: privileged(ldap, d, e, bind_dn).await?,
         disabled: num("userAccountControl") & 2 != 0,
@@ -208,10 +208,8 @@ async fn apply(
                     Ok(_) => {
                         current = crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?;
                         if *random_password {
-                            out.generated_password_set = current
-                                .as_ref()
-                                .and_then(|e| tether_ad::read::text(e, "pwdLastSet"))
-                                .and_then(|v| v.parse().ok());
+                            out.generated_password_set =
+                                current.as_ref().and_then(|e| tether_ad::read::number(e, "pwdLastSet"));
                         }
                         out.guid = current.as_ref().map(guid_hex);
                         out.dn = current.as_ref().map(|e| e.dn.clone());
