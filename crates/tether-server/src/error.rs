@@ -97,3 +97,26 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How many times an operation runs when the documents it read keep changing before it writes.
+const ATTEMPTS: usize = 5;
+
+/// Runs `attempt` (read, decide, write) again while its write finds that a document changed
+/// since it was read (`STALE`: another request, agent or tetherd wrote it meanwhile), so the
+/// decision is always made on the current document; past `ATTEMPTS` the caller gets 409.
+pub async fn retrying<T, F, Fut>(mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.code == Code::Stale && n < ATTEMPTS => {
+                tracing::debug!(attempt = n, "a document changed meanwhile; read again");
+                n += 1;
+            }
+            r => return r,
+        }
+    }
+}

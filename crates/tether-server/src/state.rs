@@ -63,9 +63,6 @@ pub struct AppState {
     pub(crate) delegation: Arc<crate::adi::delegation::Broker>,
     /// Wakes sync agents long-polling the change feed.
     pub(crate) feed_wake: Arc<tokio::sync::Notify>,
-    /// Serialises the read-change-write of agent documents in this process (see
-    /// [`AppState::update_agent`]).
-    pub(crate) agent_writes: Arc<tokio::sync::Mutex<()>>,
     pub(crate) throttle: Arc<crate::throttle::Throttle>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Browser sessions of the console and the portal.
@@ -86,7 +83,6 @@ impl AppState {
             config,
             delegation,
             feed_wake: Default::default(),
-            agent_writes: Default::default(),
             throttle,
             metrics: Default::default(),
             sessions,
@@ -97,29 +93,25 @@ impl AppState {
         (self.config.clock)()
     }
 
-    /// Changes an agent's document as it is now, under this process's lock on agent writes
-    /// and, across tetherd processes, the document's revision (read again when another wrote
-    /// it meanwhile): an agent's heartbeat, its acknowledgements and an administrator's pause
-    /// each change their own fields and never undo one another. `None` when the agent is gone.
+    /// Changes an agent's document as it is now (read again when another request or tetherd
+    /// wrote it meanwhile, by its revision): an agent's heartbeat, its acknowledgements and an
+    /// administrator's pause each change their own fields and never undo one another. `None`
+    /// when the agent is gone.
     pub async fn update_agent(
         &self,
         id: &str,
         change: impl Fn(&mut tether_core::ad::Agent),
-    ) -> Result<Option<tether_core::ad::Agent>, tether_store::StoreError> {
-        let _one_at_a_time = self.agent_writes.lock().await;
-        let mut attempts = 0;
-        loop {
-            let Some(mut agent) = self.repo.get::<tether_core::ad::Agent>(tether_store::Collection::Agents, id).await?
-            else {
+    ) -> crate::error::ApiResult<Option<tether_core::ad::Agent>> {
+        crate::error::retrying(|| async {
+            let agents = tether_store::Collection::Agents;
+            let Some(mut agent) = self.repo.get::<tether_core::ad::Agent>(agents, id).await? else {
                 return Ok(None);
             };
             change(&mut agent);
-            match self.repo.save_agent(&agent).await {
-                Err(tether_store::StoreError::Stale { .. }) if attempts < 5 => attempts += 1,
-                Err(e) => return Err(e),
-                Ok(_) => return Ok(Some(agent)),
-            }
-        }
+            self.repo.save_agent(&agent).await?;
+            Ok(Some(agent))
+        })
+        .await
     }
 
     pub fn now_str(&self) -> String {
