@@ -72,8 +72,9 @@ pub struct Guard {
 }
 
 /// A category of change a mass-change guard bounds, named in the API as `deletes`,
-/// `groupDeletes` (mirrored groups removed by an import), `membershipRemovals`, `passwordClears` (takeovers that leave the password pending),
-/// `passwordResets`, `suspends`, `unbinds`. Declared in that order, which is the order bounds
+/// `groupDeletes` (mirrored groups removed by an import), `membershipRemovals`,
+/// `passwordClears` (takeovers that leave the password pending), `passwordResets`,
+/// `suspends`, `unbinds`. Declared in that order, which is the order bounds
 /// are checked in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

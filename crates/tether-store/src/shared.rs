@@ -44,22 +44,20 @@ macro_rules! store_statements {
         /// since it was read).
         async fn replace_doc<'e>(e: impl $exec<'e>, c: Collection, doc: &Doc) -> Result<bool> {
             let versioned = $crate::sql::VERSIONED.contains(&c.table());
-            let (bump, cond) = match (versioned, doc.version) {
-                (false, _) => ("", String::new()),
-                (true, None) => (", version = version + 1", String::new()),
-                (true, Some(_)) => (", version = version + 1", format!(" AND version = {}", $version)),
-            };
+            let expected = doc.version.filter(|_| versioned);
+            let bump = if versioned { ", version = version + 1" } else { "" };
+            let cond = if expected.is_some() { format!(" AND version = {}", $version) } else { String::new() };
             let text = format!($update, c.table(), bump, cond);
             let mut q = sqlx::query(&text)
                 .bind(lower(&doc.key1))
                 .bind(lower(&doc.key2))
                 .bind($crate::sql::body_text(&doc.body))
                 .bind(&doc.id);
-            if let (true, Some(v)) = (versioned, doc.version) {
+            if let Some(v) = expected {
                 q = q.bind(v);
             }
             let r = q.execute(e).await.map_err(|err| conflict(c, err))?;
-            if r.rows_affected() == 0 && versioned && doc.version.is_some() {
+            if r.rows_affected() == 0 && expected.is_some() {
                 return Err(StoreError::Stale { collection: $crate::sql::singular(c) });
             }
             Ok(r.rows_affected() == 1)

@@ -1,6 +1,6 @@
 //! Mass-change guards: a cycle whose deletes, group deletes, suspends, unbinds, membership
-//! removals, password clears or password resets exceed a domain's bound (a count, or a percentage of the users in scope)
-//! is held for an admin instead of applied. Scope mistakes in AD (an emptied group, a moved
+//! removals, password clears or password resets exceed a domain's bound (a count, or a
+//! percentage of the users in scope) is held for an admin instead of applied. Scope mistakes in AD (an emptied group, a moved
 //! OU) otherwise delete thousands of users; a runaway script against the API would otherwise
 //! disable them in AD.
 
@@ -30,13 +30,9 @@ pub struct Counts {
 
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Counts) {
-        self.deletes += o.deletes;
-        self.group_deletes += o.group_deletes;
-        self.suspends += o.suspends;
-        self.unbinds += o.unbinds;
-        self.membership_removals += o.membership_removals;
-        self.password_clears += o.password_clears;
-        self.password_resets += o.password_resets;
+        for c in Category::ALL {
+            self.add(c, o.get(c));
+        }
     }
 }
 

@@ -122,14 +122,10 @@ impl Broker {
             if !requests.is_empty() {
                 return Ok(requests);
             }
-            let tick = tokio::time::Instant::now() + POLL;
-            if tick >= deadline {
-                let _ = tokio::time::timeout_at(deadline, notified).await;
-                if tokio::time::Instant::now() >= deadline {
-                    return Ok(Vec::new());
-                }
-            } else {
-                let _ = tokio::time::timeout_at(tick, notified).await;
+            // Woken at once within this tetherd; another's requests are looked for every POLL.
+            let _ = tokio::time::timeout_at((tokio::time::Instant::now() + POLL).min(deadline), notified).await;
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Vec::new());
             }
         }
     }

@@ -35,12 +35,17 @@ pub async fn logout(
     }
     if let Some(t) = cookie_in(headers, name) {
         if state.sessions.close(&t).await.is_err() {
-            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
+            return unavailable();
         }
     }
     let mut r = super::page::Notice::LoggedOut.message(&format!("{path}/login"));
     r.headers_mut().insert(axum::http::header::SET_COOKIE, cookie(state, name, "", path).parse().expect("ascii"));
     r
+}
+
+/// The answer when the store cannot be reached to check a session.
+fn unavailable() -> Response {
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
 }
 
 pub fn cookie_value(parts: &Parts, name: &str) -> Option<String> {
@@ -69,7 +74,6 @@ impl FromRequestParts<AppState> for ConsoleAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookie_value(parts, ADMIN_COOKIE).unwrap_or_default();
-        let unavailable = || (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
         let session = state.sessions.get(&token, state.now()).await.map_err(|_| unavailable())?;
         let refused = || Redirect::to("/console/login").into_response();
         let Some(session @ Session { who: Who::Admin(_), .. }) = session else { return Err(refused()) };
@@ -97,7 +101,6 @@ impl FromRequestParts<AppState> for PortalUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookie_value(parts, USER_COOKIE).unwrap_or_default();
-        let unavailable = || (axum::http::StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
         let session = state.sessions.get(&token, state.now()).await.map_err(|_| unavailable())?;
         let refused = || Redirect::to("/portal/login").into_response();
         let Some(session @ Session { who: Who::User(_), .. }) = session else { return Err(refused()) };
