@@ -44,13 +44,19 @@ pub fn number<T: std::str::FromStr>(e: &Entry, k: &str) -> Option<T> {
     e.attrs.get(k).and_then(|v| v.first()).and_then(|v| v.parse().ok())
 }
 
+/// The first value of a binary attribute (objectGUID, objectSid). ldap3 files a value under
+/// `attrs` whenever its bytes happen to be valid UTF-8, which random GUIDs and domain SIDs
+/// sometimes are (and the builtin SIDs always are), so both maps are read.
+pub fn binary(e: &Entry, k: &str) -> Option<Vec<u8>> {
+    e.bin_attrs
+        .get(k)
+        .and_then(|v| v.first().cloned())
+        .or_else(|| e.attrs.get(k).and_then(|v| v.first()).map(|s| s.as_bytes().to_vec()))
+}
+
 /// objectGUID as lowercase hex of its 16 bytes.
 pub fn guid_hex(e: &Entry) -> String {
-    e.bin_attrs
-        .get("objectGUID")
-        .and_then(|v| v.first())
-        .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
-        .unwrap_or_default()
+    binary(e, "objectGUID").map(|b| b.iter().map(|x| format!("{x:02x}")).collect()).unwrap_or_default()
 }
 
 /// An objectGUID (lowercase hex, as [`guid_hex`] gives it) escaped for a search filter:
@@ -61,7 +67,7 @@ pub fn guid_filter_value(hex: &str) -> String {
 
 /// The relative id (last sub-authority) of `objectSid`.
 pub fn sid_rid(e: &Entry) -> Option<u32> {
-    rid_of(e.bin_attrs.get("objectSid")?.first()?)
+    rid_of(&binary(e, "objectSid")?)
 }
 
 /// The relative id (last sub-authority) of a binary SID.
@@ -245,6 +251,36 @@ pub fn filetime_to_unix(ft: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ldap3 files a binary value whose bytes are valid UTF-8 under `attrs`: a GUID or a
+    /// domain SID of ASCII-range bytes (random ones sometimes are; builtin SIDs always are)
+    /// reads the same as one filed under `bin_attrs`.
+    #[test]
+    fn binary_values_that_are_valid_utf8_read_the_same() {
+        let guid: Vec<u8> = (b'A'..=b'P').collect();
+        let mut sid = BUILTIN_ADMINISTRATORS[..12].to_vec();
+        sid[1] = 5;
+        sid.extend_from_slice(&[b'x'; 12]);
+        sid.extend_from_slice(&512u32.to_le_bytes());
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let as_text = Entry {
+            dn: "CN=G,DC=x".into(),
+            attrs: [("objectGUID".to_string(), vec![text(&guid)]), ("objectSid".to_string(), vec![text(&sid)])].into(),
+            bin_attrs: Default::default(),
+        };
+        let as_binary = Entry {
+            dn: "CN=G,DC=x".into(),
+            attrs: Default::default(),
+            bin_attrs: [("objectGUID".to_string(), vec![guid.clone()]), ("objectSid".to_string(), vec![sid.clone()])]
+                .into(),
+        };
+        for e in [&as_text, &as_binary] {
+            assert_eq!(guid_hex(e), "4142434445464748494a4b4c4d4e4f50");
+            assert_eq!(sid_rid(e), Some(512));
+            assert_eq!(binary(e, "objectSid"), Some(sid.clone()));
+        }
+        assert_eq!(binary(&as_text, "cn"), None);
+    }
 
     #[test]
     fn extended_dns() {

@@ -114,7 +114,7 @@ pub async fn find_user(ldap: &mut Ldap, base: &str, sam: &str) -> Result<Option<
     let one = |k: &str| e.attrs.get(k).and_then(|v| v.first()).cloned();
     Ok(Some(AdUser {
         dn: e.dn.clone(),
-        object_guid: e.bin_attrs.get("objectGUID").and_then(|v| v.first()).cloned().unwrap_or_default(),
+        object_guid: crate::read::binary(&e, "objectGUID").unwrap_or_default(),
         sam_account_name: one("sAMAccountName").unwrap_or_default(),
         given_name: one("givenName"),
         sn: one("sn"),

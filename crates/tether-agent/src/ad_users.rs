@@ -66,11 +66,8 @@ fn sid_filter_value(sid: &[u8]) -> String {
 /// read them.
 pub async fn privileged_groups(ldap: &mut Ldap, nc: &str) -> Result<Vec<String>, AdError> {
     let (head, _) = ldap.search(nc, Scope::Base, "(objectClass=*)", vec!["objectSid"]).await?.success()?;
-    let domain_sid = head
-        .into_iter()
-        .next()
-        .map(SearchEntry::construct)
-        .and_then(|e| e.bin_attrs.get("objectSid").and_then(|v| v.first().cloned()));
+    let domain_sid =
+        head.into_iter().next().map(SearchEntry::construct).and_then(|e| tether_ad::read::binary(&e, "objectSid"));
     let mut sids: Vec<Vec<u8>> = vec![BUILTIN_ADMINISTRATORS.to_vec()];
     if let Some(d) = domain_sid {
         sids.extend(PRIVILEGED_RIDS.iter().filter_map(|rid| with_rid(&d, *rid)));

@@ -41,9 +41,9 @@ const BUILTIN_PREFIX: [u8; 12] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0];
 /// Schema Admins (518), Enterprise Admins (519), or the builtin Administrators
 /// (S-1-5-32-544). Renamed or localised, they are found all the same.
 fn is_privileged(e: &SearchEntry) -> bool {
-    let Some(sid) = e.bin_attrs.get("objectSid").and_then(|v| v.first()) else { return false };
+    let Some(sid) = tether_ad::read::binary(e, "objectSid") else { return false };
     sid[..] == tether_ad::read::BUILTIN_ADMINISTRATORS[..]
-        || matches!(tether_ad::read::rid_of(sid), Some(512 | 518 | 519)) && !sid.starts_with(&BUILTIN_PREFIX)
+        || matches!(tether_ad::read::rid_of(&sid), Some(512 | 518 | 519)) && !sid.starts_with(&BUILTIN_PREFIX)
 }
 
 /// An AD group of a Tether group, and whether it was found by its link (objectGUID) rather

@@ -693,13 +693,18 @@ async fn a_tether_group_named_like_a_privileged_or_unrelated_ad_group_never_writ
     let unrelated_dn = create_group(&mut fx.ldap, &fx.ou, &unrelated).await.unwrap();
     let admins = format!("CN=Domain Admins,CN=Users,{}", dc().base_dn);
     let before = direct_members(&mut fx, "Domain Admins").await;
+    // The builtin Administrators group's SID is ASCII bytes: read as text by the LDAP
+    // library, it must be recognised all the same.
+    let builtin_before = direct_members(&mut fx, "Administrators").await;
     let privileged = tether_group(&fx, "Domain Admins", &[&u]).await;
+    let builtin = tether_group(&fx, "Administrators", &[&u]).await;
     let other = tether_group(&fx, &unrelated, &[&u]).await;
     fx.drain().await;
     let udn = fx.ad_user(&sam).await.expect("the user itself is created").dn.to_lowercase();
     assert_eq!(direct_members(&mut fx, "Domain Admins").await, before, "{admins} untouched");
+    assert_eq!(direct_members(&mut fx, "Administrators").await, builtin_before, "Administrators untouched");
     assert!(!direct_members(&mut fx, &unrelated).await.contains(&udn), "{unrelated_dn} untouched");
-    for (g, why) in [(&privileged, "privileged"), (&other, "outside sync_group")] {
+    for (g, why) in [(&privileged, "privileged"), (&builtin, "privileged"), (&other, "outside sync_group")] {
         let body = fx.s.call("GET", &format!("/api/v2/usergroups/{g}"), None).await.body;
         assert!(body["adSyncError"].as_str().is_some_and(|e| e.contains(why)), "{body}");
         assert!(body["attributes"]["activeDirectory"].is_null(), "not linked: {body}");
