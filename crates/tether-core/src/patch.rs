@@ -101,6 +101,7 @@ fn merge(user: &User, body: &Map<String, Value>) -> Result<User, CoreError> {
     // What the API does not carry: the stored-only fields, and the revision read.
     out.has_password = user.has_password;
     out.ad_guid = user.ad_guid.clone();
+    out.ad_links = user.ad_links.clone();
     out.revision = user.revision.clone();
     Ok(out)
 }

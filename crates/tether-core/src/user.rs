@@ -151,6 +151,11 @@ pub struct User {
     /// renames and moves in AD on the same Tether user (stored, not part of the API).
     #[serde(skip)]
     pub ad_guid: Option<String>,
+    /// The user's account in each AD domain it has one in (domain id → link), each written
+    /// only by that domain's agents, so binding a user imported from one domain to another
+    /// never relinks it (stored, not part of the API).
+    #[serde(skip)]
+    pub ad_links: std::collections::BTreeMap<String, AdLink>,
     /// The stored revision (optimistic concurrency; never serialized).
     #[serde(rename = "_v", default, skip_serializing)]
     #[schema(ignore)]
@@ -187,7 +192,38 @@ pub const READ_ONLY_FIELDS: [&str; 8] = [
     "account_locked_date",
 ];
 
+/// A user's account in one AD domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdLink {
+    /// objectGUID, lowercase hex.
+    pub guid: String,
+    pub dn: String,
+}
+
 impl User {
+    /// The AD domain that imports this user (whose import owns its restricted fields), if any.
+    pub fn import_domain(&self) -> Option<&str> {
+        self.restricted_fields.iter().find(|r| r.kind == "active_directory").map(|r| r.id.as_str())
+    }
+
+    /// The user's account in `domain`: that domain's own link, or the user's AD link when
+    /// `domain` imports the user (or when the link predates links per domain).
+    pub fn link_in(&self, domain: &str) -> Option<AdLink> {
+        self.ad_links.get(domain).cloned().or_else(|| {
+            let guid = self.ad_guid.clone()?;
+            let ours = match self.import_domain() {
+                Some(d) => d == domain,
+                None => self.ad_links.is_empty(),
+            };
+            ours.then(|| AdLink { guid, dn: self.external_dn.clone().unwrap_or_default() })
+        })
+    }
+
+    /// Whether the AD account `guid` is this user's (its AD link, or its link in `domain`).
+    pub fn is_linked_to(&self, domain: &str, guid: &str) -> bool {
+        self.ad_guid.as_deref() == Some(guid) || self.ad_links.get(domain).is_some_and(|l| l.guid == guid)
+    }
+
     /// Recomputes the fields derived from others. Called after every change.
     pub fn refresh_derived(&mut self) {
         self.password_status =

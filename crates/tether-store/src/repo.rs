@@ -20,6 +20,8 @@ const HAS_PASSWORD: &str = "_hasPassword";
 pub const AD_GUID: &str = "_adGuid";
 /// The AD domain a linked user belongs to.
 pub const AD_DOMAIN: &str = "_adDomain";
+/// A user's account in each AD domain (domain id → objectGUID and DN; stored, not in the API).
+const AD_LINKS: &str = "_adLinks";
 const ORG_SETTINGS: &str = "org";
 
 #[derive(Clone)]
@@ -38,9 +40,14 @@ fn encode<T: Serialize>(v: &T) -> Value {
 fn user_from(v: Value) -> Result<User> {
     let has = v.get(HAS_PASSWORD).and_then(Value::as_bool).unwrap_or(false);
     let guid = v.get(AD_GUID).and_then(Value::as_str).map(str::to_string);
+    let links = match v.get(AD_LINKS) {
+        Some(l) if !l.is_null() => decode(l.clone())?,
+        _ => Default::default(),
+    };
     let mut u: User = decode(v)?;
     u.has_password = has;
     u.ad_guid = guid;
+    u.ad_links = links;
     Ok(u)
 }
 
@@ -52,6 +59,9 @@ pub fn user_doc(u: &User) -> Doc {
         body[AD_GUID] = Value::String(g.clone());
         let domain = u.restricted_fields.iter().find(|r| r.kind == "active_directory").map(|r| r.id.clone());
         body[AD_DOMAIN] = domain.map(Value::String).unwrap_or(Value::Null);
+    }
+    if !u.ad_links.is_empty() {
+        body[AD_LINKS] = encode(&u.ad_links);
     }
     Doc {
         id: u.id.clone(),

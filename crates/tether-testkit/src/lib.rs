@@ -145,6 +145,29 @@ pub fn sandbox_cmd(cmd: &str, dir: &Path) {
 /// A DC of its own for a test that must stop it (an outage must not hit the shared DC):
 /// provisioned in `target/<name>` on the first free loopback address from 127.0.0.40.
 pub fn private_dc(name: &str) -> Dc {
+    private_dc_with(name, &[])
+}
+
+/// A running private DC, stopped when this drops (a failing test leaves no DC behind).
+pub struct OwnDc(pub Dc);
+
+impl Drop for OwnDc {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/ad-sandbox.sh"))
+            .args(["down", "--dir"])
+            .arg(&self.0.dir)
+            .output();
+    }
+}
+
+/// A DC of another forest (realm `realm`, NetBIOS name `netbios`), for tests of several AD
+/// domains: provisioned like [`private_dc`], stopped when the answer drops.
+pub fn dc_in_realm(name: &str, realm: &str, netbios: &str) -> OwnDc {
+    OwnDc(private_dc_with(name, &["--realm", realm, "--domain", netbios]))
+}
+
+fn private_dc_with(name: &str, options: &[&str]) -> Dc {
     let dir = workspace_root().join("target").join(name);
     let in_use = |ip: &str| {
         let addr: std::net::SocketAddr = format!("{ip}:636").parse().expect("addr");
@@ -159,7 +182,7 @@ pub fn private_dc(name: &str) -> Dc {
         std::fs::remove_dir_all(&dir).expect("remove the old private DC");
     }
     let ip = (40..80).map(|n| format!("127.0.0.{n}")).find(|ip| !in_use(ip)).expect("a free loopback address");
-    sandbox(&["up", "--ip", &ip], &dir);
+    sandbox(&[&["up", "--ip", &ip][..], options].concat(), &dir);
     sandbox(&["seed", "--users", "5"], &dir);
     dc_from(dir.clone(), &parse_env(&sandbox(&["env"], &dir)))
 }

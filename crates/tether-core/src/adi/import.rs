@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::ad::UseCase;
-use crate::user::{Address, Authority, PhoneNumber, User, UserState, AD_ADDITIONAL_FIELDS, AD_CORE_FIELDS};
+use crate::user::{AdLink, Address, Authority, PhoneNumber, User, UserState, AD_ADDITIONAL_FIELDS, AD_CORE_FIELDS};
 
 /// An AD user as the import agent read it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
@@ -155,6 +155,7 @@ fn apply_ad(u: &mut User, obs: &AdUserObs, username: &str, s: &ImportSettings, c
     u.external_dn = Some(obs.dn.clone());
     u.external_source_type = Some("active_directory".into());
     u.ad_guid = Some(obs.guid.clone());
+    u.ad_links.insert(ctx.domain_id.clone(), AdLink { guid: obs.guid.clone(), dn: obs.dn.clone() });
     u.restricted_fields.retain(|r| r.kind != "active_directory");
     u.restrict(&ctx.domain_id, &AD_CORE_FIELDS);
     if s.sync_additional_attributes {
@@ -192,9 +193,13 @@ fn set_state(u: &mut User, state: UserState) {
     u.activated = u.activated || state == UserState::Activated;
 }
 
-/// Clears everything that tied the user to AD.
+/// Clears everything that tied the user to the importing domain; the user's accounts in
+/// other domains it is bound to stay linked.
 pub fn unbind(u: &User) -> User {
     let mut u = u.clone();
+    if let Some(d) = u.import_domain().map(str::to_string) {
+        u.ad_links.remove(&d);
+    }
     u.release_from_ad();
     u.external_dn = None;
     u.external_source_type = None;
@@ -238,7 +243,7 @@ pub fn decide_present(
             obs.dn
         ));
     }
-    let owned = existing.is_some_and(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str()));
+    let owned = existing.is_some_and(|u| u.is_linked_to(&ctx.domain_id, &obs.guid));
     // A disabled AD user follows UserDisableAction (it takes precedence over dissociation).
     if obs.disabled {
         match (s.user_disable_action, existing) {

@@ -61,11 +61,14 @@ fn change_of(u: &User, f: Flags) -> UserChange {
     }
 }
 
-fn body(u: &User, change: &UserChange) -> Value {
+/// An entry of `domain`'s feed about `u`: the user's account in that domain (its link
+/// there), never another domain's.
+fn body(u: &User, domain: &str, change: &UserChange) -> Value {
+    let link = u.link_in(domain);
     json!({
         "userId": u.id,
-        "guid": u.ad_guid,
-        "dn": u.external_dn,
+        "guid": link.as_ref().map(|l| &l.guid),
+        "dn": link.as_ref().map(|l| &l.dn),
         "change": change,
     })
 }
@@ -102,14 +105,30 @@ async fn notify(s: &AppState) {
 /// Feeds a change of `u` to every domain it is bound to.
 pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Flags) -> Result<(), ApiError> {
     let domains = bound_domains(s, &u.id).await?;
-    let b = with_guard(
-        body(u, &change_of(u, f)),
-        &[(Category::PasswordResets, password.is_some() as usize), (Category::Suspends, f.suspending as usize)],
-    );
+    feed_user(s, u, &domains, password, f).await
+}
+
+/// Feeds a change the import of `importing` made to `u` to the other domains it is bound
+/// to (never back to the importing domain: an agent's own write never flips state).
+pub async fn imported_change(s: &AppState, u: &User, importing: &str) -> Result<(), ApiError> {
+    let mut domains = bound_domains(s, &u.id).await?;
+    domains.remove(importing);
+    feed_user(s, u, &domains, None, Flags::default()).await
+}
+
+async fn feed_user(
+    s: &AppState,
+    u: &User,
+    domains: &BTreeSet<String>,
+    password: Option<&str>,
+    f: Flags,
+) -> Result<(), ApiError> {
+    let change = change_of(u, f);
+    let guard = [(Category::PasswordResets, password.is_some() as usize), (Category::Suspends, f.suspending as usize)];
     // Sealed under tetherd's key: the database never holds the password in clear.
     let sealed = password.map(|p| s.config.secret_key.seal(p, &u.id));
-    for d in &domains {
-        append(s, d, "user", &u.id, &b, sealed.as_deref()).await?;
+    for d in domains {
+        append(s, d, "user", &u.id, &with_guard(body(u, d, &change), &guard), sealed.as_deref()).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
@@ -117,16 +136,33 @@ pub async fn user_changed(s: &AppState, u: &User, password: Option<&str>, f: Fla
     Ok(())
 }
 
-/// Feeds the disconnection of `u` from `domains`.
+/// Feeds the disconnection of `u` from `domains`, and forgets its accounts there: the entry
+/// carries the link the sync agent needs, and a later binding finds the account again.
 pub async fn user_disconnected(s: &AppState, u: &User, domains: &BTreeSet<String>) -> Result<(), ApiError> {
     for d in domains {
-        let b = with_guard(body(u, &change_of(u, Flags::default())), &[(Category::Unbinds, 1)]);
+        let b = with_guard(body(u, d, &change_of(u, Flags::default())), &[(Category::Unbinds, 1)]);
         append(s, d, "user_disconnected", &u.id, &b, None).await?;
     }
     if !domains.is_empty() {
         notify(s).await;
+        forget_links(s, &u.id, domains).await?;
     }
     Ok(())
+}
+
+/// Removes `u`'s links to `domains` (other than the importing domain's, which the import owns).
+async fn forget_links(s: &AppState, user_id: &str, domains: &BTreeSet<String>) -> Result<(), ApiError> {
+    crate::error::retrying(|| async {
+        let Some(mut u) = s.repo.user(user_id).await? else { return Ok(()) };
+        let before = u.ad_links.len();
+        let importing = u.import_domain().map(str::to_string);
+        u.ad_links.retain(|d, _| !domains.contains(d) || importing.as_deref() == Some(d.as_str()));
+        if u.ad_links.len() != before {
+            s.repo.save_user(&u, None).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// The bound domains of some users, taken before an edge change.
@@ -147,7 +183,7 @@ pub async fn rebind(s: &AppState, before: BTreeMap<String, BTreeSet<String>>) ->
         let lost: BTreeSet<String> = old.difference(&new).cloned().collect();
         user_disconnected(s, &u, &lost).await?;
         for d in new.difference(&old) {
-            append(s, d, "user", &u.id, &body(&u, &change_of(&u, Flags::default())), None).await?;
+            append(s, d, "user", &u.id, &body(&u, d, &change_of(&u, Flags::default())), None).await?;
             notify(s).await;
             if let Some(dom) = s.repo.get::<AdDomain>(Collection::Domains, d).await? {
                 crate::notify::user_bound(s, &u, &dom).await?;
@@ -193,11 +229,14 @@ async fn group_body(
     let mut members = Vec::new();
     for u in s.repo.users_by_ids(&ids).await? {
         let groups: Vec<&String> = associated.iter().filter(|(_, m)| m.contains(&u.id)).map(|(name, _)| name).collect();
-        members.push(json!({"userId": u.id, "username": u.username, "guid": u.ad_guid, "groups": groups}));
+        let guid = u.link_in(domain).map(|l| l.guid);
+        members.push(json!({"userId": u.id, "username": u.username, "guid": guid, "groups": groups}));
     }
     let removed_count = removed.len();
-    let removed: Vec<Value> =
-        removed.iter().map(|u| json!({"userId": u.id, "username": u.username, "guid": u.ad_guid})).collect();
+    let removed: Vec<Value> = removed
+        .iter()
+        .map(|u| json!({"userId": u.id, "username": u.username, "guid": u.link_in(domain).map(|l| l.guid)}))
+        .collect();
     let ad = &g.attributes["activeDirectory"];
     let use_case = s.repo.get::<AdDomain>(Collection::Domains, domain).await?.map(|d| d.use_case).unwrap_or_default();
     let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members,

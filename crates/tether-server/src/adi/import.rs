@@ -25,25 +25,40 @@ use tether_core::adi::guard::Category;
 use tether_core::wire::Skipped;
 pub use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
+/// Why an AD user of a report is not imported before any policy applies.
+enum NotImported {
+    /// The account in this domain of a user another domain imports (the sync agent created
+    /// or took it over): the importing domain owns the user, this one leaves it alone.
+    BoundHere,
+    /// The username is linked to another AD user (of this domain or another): a conflict,
+    /// reported on both sides.
+    Conflict(String),
+}
+
 /// The Tether user an AD user is (linked by objectGUID, from `linked`), or would take over
-/// by username (from `by_name`, lowercased); `Err` when the username is linked to another AD
-/// user. Both maps hold the report's users looked up at once.
+/// by username (from `by_name`, lowercased), or none. Both maps hold the report's users
+/// looked up at once.
 fn find_existing(
     obs: &AdUserObs,
     settings: &ImportSettings,
+    domain_id: &str,
     linked: &mut HashMap<String, User>,
     by_name: &HashMap<String, User>,
-) -> Result<Option<User>, String> {
+) -> Result<Option<User>, NotImported> {
     // Taken out of the map: each user is held once (a complete read holds every user).
     if let Some(u) = linked.remove(&obs.guid) {
         return Ok(Some(u));
     }
     let Some(name) = username_of(obs, settings.user_field_mapping) else { return Ok(None) };
     match by_name.get(&name.to_lowercase()) {
-        Some(u) if u.ad_guid.is_some() => Err(format!(
+        Some(u) if u.is_linked_to(domain_id, &obs.guid) => match u.import_domain() {
+            Some(d) if d != domain_id => Err(NotImported::BoundHere),
+            _ => Ok(Some(u.clone())),
+        },
+        Some(u) if u.ad_guid.is_some() => Err(NotImported::Conflict(format!(
             "username `{name}` is already linked to another AD user ({}); not imported",
             u.external_dn.clone().unwrap_or_default()
-        )),
+        ))),
         other => Ok(other.cloned()),
     }
 }
@@ -89,7 +104,7 @@ async fn pending_in_feed(s: &AppState, domain_id: &str) -> Result<HashSet<String
 
 /// A conflict is reported on both sides: in the cycle's outcome for the AD user, and on the
 /// Tether user(s) it collides with (`adSyncError`), whose data is left untouched.
-async fn flag_conflict(s: &AppState, obs: &AdUserObs) -> Result<(), ApiError> {
+async fn flag_conflict(s: &AppState, domain_id: &str, obs: &AdUserObs) -> Result<(), ApiError> {
     use tether_core::query::{Filter, ListQuery, Op, Scalar};
     let mut by = vec![("username", obs.sam_account_name.clone())];
     if let Some(m) = &obs.mail {
@@ -102,7 +117,7 @@ async fn flag_conflict(s: &AppState, obs: &AdUserObs) -> Result<(), ApiError> {
             ..Default::default()
         };
         for mut u in s.repo.list_users(&q).await?.1 {
-            if u.ad_guid.as_deref() == Some(obs.guid.as_str()) {
+            if u.is_linked_to(domain_id, &obs.guid) {
                 continue;
             }
             let note = format!("conflicts with the AD user {} (same {field}); that user was not imported", obs.dn);
@@ -157,7 +172,8 @@ pub async fn apply(
     let present: HashSet<&str> = report.users.iter().map(|o| o.guid.as_str()).collect();
     let mut gone: Vec<User> = Vec::new();
     for g in &report.gone {
-        if let Some(u) = s.repo.user_by_ad_guid(g).await? {
+        // Only this domain's own users: an agent is confined to its domain.
+        if let Some(u) = s.repo.user_by_ad_guid(g).await?.filter(|u| u.import_domain() == Some(domain.id.as_str())) {
             gone.push(u);
         }
     }
@@ -179,11 +195,12 @@ pub async fn apply(
             out.skipped.push(skip(obs, "its objectGUID is reported twice in one cycle; the first is imported"));
             continue;
         }
-        let existing = match find_existing(obs, &settings, &mut linked, &by_name) {
+        let existing = match find_existing(obs, &settings, &domain.id, &mut linked, &by_name) {
             Ok(e) => e,
-            Err(reason) => {
+            Err(NotImported::BoundHere) => continue,
+            Err(NotImported::Conflict(reason)) => {
                 out.skipped.push(skip(obs, &reason));
-                flag_conflict(s, obs).await?;
+                flag_conflict(s, &domain.id, obs).await?;
                 continue;
             }
         };
@@ -196,7 +213,7 @@ pub async fn apply(
         let decision = decide_present(&settings, &ctx, obs, existing.as_ref());
         if let UserDecision::Skip(reason) = &decision {
             out.skipped.push(skip(obs, reason));
-            let linked = existing.filter(|u| u.ad_guid.as_deref() == Some(obs.guid.as_str()));
+            let linked = existing.filter(|u| u.is_linked_to(&domain.id, &obs.guid));
             planned.push(Planned::new(Some(obs), linked, UserDecision::Nothing));
             continue;
         }
@@ -292,10 +309,24 @@ pub(crate) async fn execute(
         .filter_map(|o| o.changed_at.clone().map(|t| (o.sam_account_name.clone(), t)))
         .collect();
     let mut taken = Taken::of(s, &planned).await?;
+    // What this domain's import changes reaches the other domains the user is bound to.
+    let others = other_syncing_domains(s, &domain.id).await?;
+    let mut to_feed: Vec<String> = Vec::new();
     // Tether id → username of the cycle's users, for the groups' history.
     let mut names: HashMap<String, String> = HashMap::new();
     for p in planned {
         let mut p = p.restored();
+        if others {
+            match (&p.decision, &p.existing) {
+                (UserDecision::Update { user, .. }, _) => to_feed.push(user.id.clone()),
+                (UserDecision::Delete, Some(u)) => {
+                    let mut lost = crate::adi::feed::bound_domains(s, &u.id).await?;
+                    lost.remove(&domain.id);
+                    crate::adi::feed::user_disconnected(s, u, &lost).await?;
+                }
+                _ => {}
+            }
+        }
         // A new user gets its id now, so its history can be written first.
         if let UserDecision::Create(u) = &mut p.decision {
             if u.id.is_empty() {
@@ -320,7 +351,7 @@ pub(crate) async fn execute(
                     o,
                     &format!("{}: its {field} is already used by another Tether user; nothing overwritten", o.dn),
                 ));
-                flag_conflict(s, o).await?;
+                flag_conflict(s, &domain.id, o).await?;
             }
             continue;
         }
@@ -358,12 +389,18 @@ pub(crate) async fn execute(
                 {
                     Some((o, reason)) => {
                         out.skipped.push(skip(o, &reason));
-                        flag_conflict(s, o).await?;
+                        flag_conflict(s, &domain.id, o).await?;
                     }
                     None => return Err(e.into()),
                 }
             }
         }
+    }
+
+    // Fed as stored now (a write refused above feeds the unchanged user: harmless).
+    let ids: Vec<&str> = to_feed.iter().map(String::as_str).collect();
+    for u in s.repo.users_by_ids(&ids).await? {
+        crate::adi::feed::imported_change(s, &u, &domain.id).await?;
     }
 
     // Managers, once every user of the cycle exists.
@@ -398,6 +435,14 @@ pub(crate) async fn execute(
         }
     }
     Ok(out)
+}
+
+/// Whether any domain but `domain` has a sync agent (only then can an imported user be
+/// bound elsewhere; one lookup per cycle spares the common single-domain case any more).
+async fn other_syncing_domains(s: &AppState, domain: &str) -> Result<bool, ApiError> {
+    let q = tether_core::query::ListQuery { limit: 1000, ..Default::default() };
+    let (_, all) = s.repo.list::<AdDomain>(Collection::Domains, &q).await?;
+    Ok(all.iter().any(|d| d.id != domain && d.use_case.allowed_agents().contains(&tether_core::ad::AgentType::Sync)))
 }
 
 /// Users written per batch transaction.

@@ -23,11 +23,17 @@ pub struct Planned {
     /// The Tether user the decision applies to, when it exists.
     pub existing: Option<User>,
     pub existing_ad_guid: Option<String>,
+    #[serde(default)]
+    pub existing_ad_links: AdLinks,
     pub existing_has_password: bool,
     pub decision: UserDecision,
     pub decision_ad_guid: Option<String>,
+    #[serde(default)]
+    pub decision_ad_links: AdLinks,
     pub decision_has_password: bool,
 }
+
+type AdLinks = std::collections::BTreeMap<String, tether_core::user::AdLink>;
 
 /// The user a decision writes (for create, update and unbind).
 pub(crate) fn decided_user(d: &UserDecision) -> Option<&User> {
@@ -44,9 +50,11 @@ impl Planned {
             obs_guid: obs.map(|o| o.guid.clone()),
             obs_dn: obs.map(|o| o.dn.clone()),
             existing_ad_guid: existing.as_ref().and_then(|u| u.ad_guid.clone()),
+            existing_ad_links: existing.as_ref().map(|u| u.ad_links.clone()).unwrap_or_default(),
             existing_has_password: existing.as_ref().is_some_and(|u| u.has_password),
             existing,
             decision_ad_guid: inner.and_then(|u| u.ad_guid.clone()),
+            decision_ad_links: inner.map(|u| u.ad_links.clone()).unwrap_or_default(),
             decision_has_password: inner.is_some_and(|u| u.has_password),
             decision,
         }
@@ -56,12 +64,14 @@ impl Planned {
     pub(crate) fn restored(mut self) -> Self {
         if let Some(u) = self.existing.as_mut() {
             u.ad_guid = self.existing_ad_guid.clone();
+            u.ad_links = self.existing_ad_links.clone();
             u.has_password = self.existing_has_password;
         }
         if let UserDecision::Create(u) | UserDecision::Update { user: u, .. } | UserDecision::Unbind(u) =
             &mut self.decision
         {
             u.ad_guid = self.decision_ad_guid.clone();
+            u.ad_links = self.decision_ad_links.clone();
             u.has_password = self.decision_has_password;
         }
         self

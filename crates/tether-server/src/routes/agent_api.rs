@@ -12,6 +12,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tether_core::actor::Actor;
 use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
+use tether_core::user::User;
 use tether_core::wire::{
     Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedEntry, Heartbeat, HeartbeatReply, ImportOutcome,
     ImportReport, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
@@ -414,14 +415,11 @@ pub async fn sync_status(
         s.metrics.ad_error("sync", status.code.clone().as_deref().unwrap_or("other"));
     }
     if let (Some(guid), Some(dn)) = (status.guid.clone(), status.dn.clone()) {
-        if user.ad_guid.as_deref() != Some(guid.as_str()) {
-            user.ad_guid = Some(guid);
-            user.external_dn = Some(dn);
-            user.external_source_type = Some("active_directory".into());
-        }
+        link_account(&mut user, &agent.domain_id, tether_core::user::AdLink { guid, dn });
     }
-    if user.ad_sync_error != before.ad_sync_error || status.guid.clone().is_some() && user.ad_guid != before.ad_guid {
-        let actor = Actor::sync_agent(&agent.id, user.ad_guid.clone());
+    let relinked = user.ad_guid != before.ad_guid || user.ad_links != before.ad_links;
+    if user.ad_sync_error != before.ad_sync_error || relinked {
+        let actor = Actor::sync_agent(&agent.id, status.guid.clone());
         let what = match &user.ad_sync_error {
             Some(e) => format!("written to AD with an error: {e}"),
             None => "written to AD".to_string(),
@@ -442,6 +440,22 @@ pub async fn sync_status(
         s.repo.save_user(&user, None).await?;
     }
     Ok(Json(json!({})))
+}
+
+/// Records the account a domain's sync agent created or took over as the user's link in
+/// that domain. The user's AD link (`external_dn`) stays the importing domain's; a user no
+/// domain imports takes the first domain's account as it, as before links were per domain.
+fn link_account(user: &mut User, domain: &str, link: tether_core::user::AdLink) {
+    let primary_here = match user.import_domain() {
+        Some(d) => d == domain,
+        None => user.ad_guid.is_none() || user.link_in(domain).is_some_and(|l| user.ad_guid.as_ref() == Some(&l.guid)),
+    };
+    if primary_here && user.ad_guid.as_deref() != Some(link.guid.as_str()) {
+        user.ad_guid = Some(link.guid.clone());
+        user.external_dn = Some(link.dn.clone());
+        user.external_source_type = Some("active_directory".into());
+    }
+    user.ad_links.insert(domain.to_string(), link);
 }
 
 pub async fn heartbeat(
