@@ -10,6 +10,7 @@ pub mod ad;
 pub mod adi;
 pub mod error;
 pub mod group;
+pub mod ldap;
 pub mod patch;
 pub mod policy;
 pub mod query;

@@ -50,6 +50,7 @@ pub const USER_FIELDS: &[Field] = &[
     ("external_source_type", Text),
     ("passwordStatus", Text),
     ("sudo", Bool),
+    ("ldap_binding_user", Bool),
     ("created", Text),
 ];
 

@@ -139,6 +139,8 @@ pub struct User {
     pub password_status: PasswordStatus,
     /// Administrator (sudo) privilege on systems.
     pub sudo: bool,
+    /// May search the directory over LDAP (every entry in LDAP, not only its own).
+    pub ldap_binding_user: bool,
     /// Why the last write of this user to AD by the sync agent failed or what it warned
     /// about (AD's reason), or `null` when it succeeded.
     #[serde(rename = "adSyncError")]

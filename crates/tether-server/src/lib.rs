@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 mod history;
 mod keys;
+pub mod ldap;
 pub mod mail;
 pub mod memory;
 mod metrics;

@@ -40,6 +40,7 @@ pub struct ServerTls {
     key_path: PathBuf,
     current: Arc<Resolver>,
     config: Arc<rustls::ServerConfig>,
+    bare: Arc<rustls::ServerConfig>,
 }
 
 #[derive(Debug)]
@@ -82,8 +83,16 @@ impl ServerTls {
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
+        // The LDAP front ends negotiate no application protocol.
+        let bare = Arc::new(config.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(ServerTls { cert_path: cert.to_path_buf(), key_path: key.to_path_buf(), current, config: Arc::new(config) })
+        Ok(ServerTls {
+            cert_path: cert.to_path_buf(),
+            key_path: key.to_path_buf(),
+            current,
+            config: Arc::new(config),
+            bare,
+        })
     }
 
     /// Reads the files again; new handshakes use the new certificate, open connections are
@@ -94,9 +103,14 @@ impl ServerTls {
         Ok(())
     }
 
-    /// The rustls configuration (shared with the other TLS front ends).
+    /// The rustls configuration of HTTPS.
     pub fn config(&self) -> Arc<rustls::ServerConfig> {
         self.config.clone()
+    }
+
+    /// The same certificate for front ends that negotiate no ALPN protocol (LDAPS, StartTLS).
+    pub fn config_without_alpn(&self) -> Arc<rustls::ServerConfig> {
+        self.bare.clone()
     }
 }
 

@@ -106,6 +106,10 @@ pub enum Edge {
     DomainUser,
     /// domain → group
     DomainGroup,
+    /// LDAP server → user (in LDAP directly)
+    LdapUser,
+    /// LDAP server → group
+    LdapGroup,
 }
 
 impl Edge {
@@ -114,6 +118,8 @@ impl Edge {
             Edge::Member => "member",
             Edge::DomainUser => "domain_user",
             Edge::DomainGroup => "domain_group",
+            Edge::LdapUser => "ldap_user",
+            Edge::LdapGroup => "ldap_group",
         }
     }
 }

@@ -14,6 +14,10 @@ use time::OffsetDateTime;
 pub struct TestServer {
     /// `https://127.0.0.1:PORT` (a certificate of [`crate::pki`]).
     pub url: String,
+    /// `ldap://127.0.0.1:PORT` (StartTLS) and `ldaps://127.0.0.1:PORT` of the LDAP front end,
+    /// base DN `o=tether` (empty for an attached server).
+    pub ldap: String,
+    pub ldaps: String,
     /// An administrator API key.
     pub api_key: String,
     pub client: reqwest::Client,
@@ -87,14 +91,26 @@ impl TestServer {
         let pki = crate::pki();
         let tls = tether_server::tls::ServerTls::load(&pki.cert_file, &pki.key_file).expect("test certificate");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            tether_server::run_tls(listener, &tls, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server runs");
+        let stopped = futures_util::FutureExt::shared(async {
+            let _ = rx.await;
         });
-        TestServer { url, api_key, client: pki.client(), dir, clock, shutdown: Some(tx) }
+        let mut ldap_urls = Vec::new();
+        for (scheme, mode) in
+            [("ldap", tether_server::ldap::Mode::StartTls), ("ldaps", tether_server::ldap::Mode::Ldaps)]
+        {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind LDAP");
+            ldap_urls.push(format!("{scheme}://{}", l.local_addr().expect("addr")));
+            let (state, config, stop) = (state.clone(), tls.config_without_alpn(), stopped.clone());
+            tokio::spawn(async move {
+                tether_server::ldap::run(l, config, mode, state, "o=tether", stop).await.expect("LDAP runs");
+            });
+        }
+        tokio::spawn(async move {
+            tether_server::run_tls(listener, &tls, state, stopped).await.expect("server runs");
+        });
+        let ldaps = ldap_urls.pop().expect("ldaps");
+        let ldap = ldap_urls.pop().expect("ldap");
+        TestServer { url, ldap, ldaps, api_key, client: pki.client(), dir, clock, shutdown: Some(tx) }
     }
 
     /// A handle on a `tetherd` running elsewhere (say, in another process) at `url`:
@@ -102,6 +118,8 @@ impl TestServer {
     pub fn attach(url: String, api_key: String) -> TestServer {
         TestServer {
             url,
+            ldap: String::new(),
+            ldaps: String::new(),
             api_key,
             client: crate::client(),
             dir: tempfile::tempdir().expect("temp dir"),

@@ -70,6 +70,15 @@ struct Serve {
     /// Serve plain HTTP on a non-loopback address: only behind a TLS-terminating reverse proxy.
     #[arg(long, env = "TETHER_PLAIN_HTTP")]
     plain_http: bool,
+    /// Serve LDAP (binds only after StartTLS) on this address; needs --tls-cert/--tls-key.
+    #[arg(long, env = "TETHER_LDAP_LISTEN")]
+    ldap_listen: Option<String>,
+    /// Serve LDAP over TLS on this address; needs --tls-cert/--tls-key.
+    #[arg(long, env = "TETHER_LDAPS_LISTEN")]
+    ldaps_listen: Option<String>,
+    /// The base DN of the LDAP tree (users under `ou=Users`, groups under `ou=Groups`).
+    #[arg(long, env = "TETHER_LDAP_BASE_DN", default_value = "o=tether")]
+    ldap_base_dn: String,
 }
 
 #[tokio::main]
@@ -93,6 +102,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("--listen {}", args.listen))?;
     let addr = listener.local_addr()?;
     let tls = transport(&args, addr)?;
+    let ldap = ldap_listeners(&args, tls.as_ref()).await?;
     // Everything tetherd writes is for its own user only.
     unsafe { libc::umask(0o077) };
     let secret_key = match &args.secret_key_file {
@@ -154,7 +164,22 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}://{addr}", if tls.is_some() { "https" } else { "http" })?;
+        for (l, mode) in &ldap {
+            let name = if *mode == tether_server::ldap::Mode::Ldaps { "ldaps" } else { "ldap" };
+            writeln!(out, "{name} on {}", l.local_addr()?)?;
+        }
         out.flush()?;
+    }
+    if let Some(tls) = &tls {
+        for (listener, mode) in ldap {
+            let (state, config, base) = (state.clone(), tls.config_without_alpn(), args.ldap_base_dn.clone());
+            tokio::spawn(async move {
+                let r = tether_server::ldap::run(listener, config, mode, state, &base, std::future::pending()).await;
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "the LDAP front end stopped");
+                }
+            });
+        }
     }
     tracing::info!(%addr, %storage, tls = tls.is_some(), "tetherd serving");
     match tls {
@@ -186,6 +211,29 @@ fn transport(args: &Serve, addr: std::net::SocketAddr) -> anyhow::Result<Option<
              if a TLS-terminating reverse proxy stands in front"
         ),
     }
+}
+
+/// The LDAP listeners asked for, bound now: both need the HTTPS certificate.
+async fn ldap_listeners(
+    args: &Serve,
+    tls: Option<&ServerTls>,
+) -> anyhow::Result<Vec<(tokio::net::TcpListener, tether_server::ldap::Mode)>> {
+    use tether_server::ldap::Mode;
+    let mut out = Vec::new();
+    for (flag, addr, mode) in
+        [("--ldap-listen", &args.ldap_listen, Mode::StartTls), ("--ldaps-listen", &args.ldaps_listen, Mode::Ldaps)]
+    {
+        let Some(addr) = addr.as_deref().filter(|a| !a.is_empty()) else { continue };
+        if tls.is_none() {
+            bail!(
+                "{flag} needs --tls-cert FILE --tls-key FILE: LDAP binds carry passwords and are served over TLS only"
+            );
+        }
+        tether_server::ldap::Tree::parse(&args.ldap_base_dn).map_err(|e| anyhow::anyhow!("--ldap-base-dn: {e}"))?;
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{flag} {addr}"))?;
+        out.push((l, mode));
+    }
+    Ok(out)
 }
 
 /// SIGHUP re-reads the certificate and key: new connections get the new certificate, open

@@ -29,6 +29,26 @@ pub async fn authenticate(
     password: String,
     source: Option<std::net::IpAddr>,
 ) -> ApiResult<AuthOutcome> {
+    authenticate_leniently(s, username, password, source, Lenience::default()).await
+}
+
+/// Which users whose password is right may log in all the same although their account is
+/// locked or their password expired: none by default; the LDAP and RADIUS servers' policies
+/// (`userLockoutAction`, `userPasswordExpirationAction` = `MAINTAIN`) keep them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lenience {
+    pub locked: bool,
+    pub expired: bool,
+}
+
+/// [`authenticate`] with a front end's [`Lenience`].
+pub async fn authenticate_leniently(
+    s: &AppState,
+    username: &str,
+    password: String,
+    source: Option<std::net::IpAddr>,
+    lenience: Lenience,
+) -> ApiResult<AuthOutcome> {
     let now = s.now();
     let throttled = |until| {
         AuthOutcome::Throttled(format!("too many failed attempts; try again after {}", tether_core::timestamp(until)))
@@ -42,7 +62,7 @@ pub async fn authenticate(
     if let Err(until) = s.throttle.users.attempt(username, now).await? {
         return Ok(throttled(until));
     }
-    let r = verify_user(s, username, password).await?;
+    let r = verify_user(s, username, password, lenience).await?;
     if matches!(r, AuthOutcome::Accepted(_)) {
         s.throttle.users.succeeded(username).await?;
         if let Some(ip) = &source {
@@ -57,7 +77,7 @@ pub async fn authenticate(
     Ok(r)
 }
 
-async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResult<AuthOutcome> {
+async fn verify_user(s: &AppState, username: &str, password: String, lenience: Lenience) -> ApiResult<AuthOutcome> {
     let s = s.clone();
     let denied = || AuthOutcome::Denied(None);
     // Empty passwords never authenticate (some directories treat them as anonymous binds).
@@ -65,7 +85,10 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
         return Ok(denied());
     }
     // Whatever makes the user unable to log in, the answer costs one hash and reads the same.
-    let Some(user) = s.repo.user_by_username(username).await?.filter(|u| u.can_authenticate()) else {
+    let may = |u: &tether_core::user::User| {
+        u.state == tether_core::user::UserState::Activated && (!u.account_locked || lenience.locked)
+    };
+    let Some(user) = s.repo.user_by_username(username).await?.filter(may) else {
         check_no_password(password).await;
         return Ok(denied());
     };
@@ -87,7 +110,7 @@ async fn verify_user(s: &AppState, username: &str, password: String) -> ApiResul
     let Some(rehash) = check_password(password.clone(), hash).await else {
         return Ok(denied());
     };
-    if user.password_expired {
+    if user.password_expired && !lenience.expired {
         return Ok(denied());
     }
     // An AD account created with a system-generated password gets the real one now.

@@ -10,5 +10,6 @@ pub mod auth;
 pub mod decommission;
 pub mod domains;
 pub mod groups;
+pub mod ldap;
 pub mod plans;
 pub mod users;

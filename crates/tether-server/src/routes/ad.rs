@@ -10,7 +10,7 @@ use tether_core::query::DOMAIN_FIELDS;
 use tether_store::{Collection, Edge};
 
 use super::extract::{Admin, JsonBody, Listing, QueryPairs};
-use super::shapes::{connection, graph_op, v2_list, window, with_paths, V2List};
+use super::shapes::{association_op, connection, targets, users_through, v2_list, window, with_paths, V2List};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::ops::domains::{self, agent_view, Target};
 use crate::ops::plans::{self, Plan};
@@ -134,24 +134,13 @@ pub async fn resume_agent(
     Ok(Json(to_json(&domains::set_paused(&s, &id, &agent, false).await?)))
 }
 
-fn targets(q: &QueryPairs, required: bool) -> ApiResult<Option<&str>> {
-    match q.get("targets") {
-        Some(t @ ("user" | "user_group")) => Ok(Some(t)),
-        Some(t) => {
-            Err(ApiError::new(Code::InvalidField, format!("invalid value for `targets`: `{t}` (user or user_group)")))
-        }
-        None if required => Err(ApiError::new(Code::InvalidField, "`targets` is required (user or user_group)")),
-        None => Ok(None),
-    }
-}
-
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/associations", tag = "activedirectories",
     params(("targets" = String, Query, description = "user or user_group")),
     responses((status = 200, description = "GraphConnection[]")))]
 pub async fn associations(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
     let (edge, kind) = match targets(&q, true)? {
-        Some("user") => (Edge::DomainUser, "user"),
+        Some(Target::User) => (Edge::DomainUser, "user"),
         _ => (Edge::DomainGroup, "user_group"),
     };
     let ids = s.repo.store().targets(edge, &id).await?;
@@ -167,15 +156,8 @@ pub async fn change_associations(
     q: QueryPairs,
     JsonBody(body): JsonBody,
 ) -> ApiResult<StatusCode> {
-    let op = graph_op(&body)?;
-    let kind = match (targets(&q, false)?, op.kind.as_str()) {
-        (Some(t), "") => t.to_string(),
-        (Some(t), k) if t != k => {
-            return Err(ApiError::new(Code::InvalidField, format!("`targets={t}` contradicts `type: {k}`")))
-        }
-        (_, k) => k.to_string(),
-    };
-    domains::set_association(&s, &id, Target::parse(&kind)?, &op.id, op.add).await?;
+    let (op, target) = association_op(&q, &body)?;
+    domains::set_association(&s, &id, target, &op.id, op.add).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -183,26 +165,7 @@ pub async fn change_associations(
     responses((status = 200, description = "GraphObjectWithPaths[]: users bound directly or through a group")))]
 pub async fn users(Listing { s, id, q }: Listing) -> V2List {
     domains::load(&s, &id).await?;
-    let store = s.repo.store();
-    let mut out: Vec<Value> = Vec::new();
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    for u in store.targets(Edge::DomainUser, &id).await? {
-        seen.insert(u.clone(), out.len());
-        out.push(with_paths(&u, "user", &[(&u, "user")]));
-    }
-    for g in store.targets(Edge::DomainGroup, &id).await? {
-        for u in store.targets(Edge::Member, &g).await? {
-            let path = json!([connection(&g, "user_group"), connection(&u, "user")]);
-            match seen.get(&u) {
-                Some(i) => out[*i]["paths"].as_array_mut().expect("paths").push(path),
-                None => {
-                    seen.insert(u.clone(), out.len());
-                    out.push(json!({"id": u, "type": "user", "paths": [path]}));
-                }
-            }
-        }
-    }
-    window(&q, out)
+    window(&q, users_through(&s, Edge::DomainUser, Edge::DomainGroup, &id).await?)
 }
 
 #[utoipa::path(get, path = "/api/v2/activedirectories/{id}/usergroups", tag = "activedirectories",

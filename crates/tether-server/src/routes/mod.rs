@@ -6,6 +6,7 @@ pub(crate) mod agent_api;
 pub(crate) mod decommission;
 pub mod extract;
 pub(crate) mod groups;
+pub(crate) mod ldap;
 pub(crate) mod misc;
 pub(crate) mod openapi;
 pub(crate) mod respond;
@@ -49,6 +50,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/usergroups/{id}/members", get(groups::members).post(groups::change_members))
         .route("/api/v2/usergroups/{id}/membership", get(groups::membership))
         .route("/api/v2/usergroups/{id}/associations", get(groups::associations).post(groups::change_associations))
+        // the LDAP server (v2)
+        .route("/api/v2/ldapservers", get(ldap::list))
+        .route("/api/v2/ldapservers/{id}", get(ldap::get).patch(ldap::patch))
+        .route("/api/v2/ldapservers/{id}/associations", get(ldap::associations).post(ldap::change_associations))
+        .route("/api/v2/ldapservers/{id}/users", get(ldap::users))
+        .route("/api/v2/ldapservers/{id}/usergroups", get(ldap::usergroups))
         // Active Directory domains and agents (v2)
         .route("/api/v2/activedirectories", get(ad::list).post(ad::create))
         .route("/api/v2/activedirectories/{id}", get(ad::get).patch(ad::patch).delete(ad::delete))

@@ -20,6 +20,8 @@ use axum::response::{IntoResponse, Response};
         super::ad::list_agents, super::ad::create_agent, super::ad::get_agent, super::ad::delete_agent,
         super::ad::pause_agent, super::ad::resume_agent, super::ad::associations, super::ad::change_associations,
         super::ad::users, super::ad::usergroups, super::decommission::plan, super::ad::plan, super::ad::plan_approve, super::ad::plan_reject,
+        super::ldap::list, super::ldap::get, super::ldap::patch, super::ldap::associations,
+        super::ldap::change_associations, super::ldap::users, super::ldap::usergroups,
     ),
     components(schemas(super::respond::ErrorBody)),
     modifiers(&ApiKeyScheme),

@@ -5,10 +5,11 @@
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use serde_json::{json, Value};
-use tether_store::Collection;
+use tether_store::{Collection, Edge};
 
 use super::extract::QueryPairs;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::ops::domains::Target;
 use crate::state::AppState;
 
 /// The answer of a v2 listing.
@@ -75,4 +76,56 @@ pub async fn history_of(s: &AppState, id: &str, q: &QueryPairs) -> ApiResult<(ax
     });
     let (total, items): (u64, Vec<Value>) = s.repo.list(Collection::History, &query).await?;
     Ok(v2_list(total, items))
+}
+
+/// The `targets` query parameter of associations (`user` or `user_group`).
+pub fn targets(q: &QueryPairs, required: bool) -> ApiResult<Option<Target>> {
+    match q.get("targets") {
+        Some(t @ ("user" | "user_group")) => Target::parse(t).map(Some),
+        Some(t) => {
+            Err(ApiError::new(Code::InvalidField, format!("invalid value for `targets`: `{t}` (user or user_group)")))
+        }
+        None if required => Err(ApiError::new(Code::InvalidField, "`targets` is required (user or user_group)")),
+        None => Ok(None),
+    }
+}
+
+/// The `{op, type, id}` body of an association change and what it targets (`targets` and
+/// `type` must agree when both are given).
+pub fn association_op(q: &QueryPairs, body: &Value) -> ApiResult<(GraphOp, Target)> {
+    let op = graph_op(body)?;
+    let target = match (targets(q, false)?, op.kind.as_str()) {
+        (Some(t), "") => t,
+        (Some(t), k) if t.as_str() != k => {
+            let t = t.as_str();
+            return Err(ApiError::new(Code::InvalidField, format!("`targets={t}` contradicts `type: {k}`")));
+        }
+        (_, k) => Target::parse(k)?,
+    };
+    Ok((op, target))
+}
+
+/// The users reached from `id` directly (`user_edge`) or through its groups (`group_edge`),
+/// each with the paths it is reached by (GraphObjectWithPaths).
+pub async fn users_through(s: &AppState, user_edge: Edge, group_edge: Edge, id: &str) -> ApiResult<Vec<Value>> {
+    let store = s.repo.store();
+    let mut out: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for u in store.targets(user_edge, id).await? {
+        seen.insert(u.clone(), out.len());
+        out.push(with_paths(&u, "user", &[(&u, "user")]));
+    }
+    for g in store.targets(group_edge, id).await? {
+        for u in store.targets(Edge::Member, &g).await? {
+            let path = json!([connection(&g, "user_group"), connection(&u, "user")]);
+            match seen.get(&u) {
+                Some(i) => out[*i]["paths"].as_array_mut().expect("paths").push(path),
+                None => {
+                    seen.insert(u.clone(), out.len());
+                    out.push(json!({"id": u, "type": "user", "paths": [path]}));
+                }
+            }
+        }
+    }
+    Ok(out)
 }

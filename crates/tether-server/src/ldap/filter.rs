@@ -1,0 +1,156 @@
+//! Search filters (RFC 4515) evaluated on computed entries, and the shortcut that keeps an
+//! indexed lookup (`(uid=x)`, as SSSD and every application send at each login) from
+//! reading every user.
+//!
+//! Matching is case-insensitive for every attribute here (the schema's rules for the
+//! attributes served: names, mail, DNs, object classes), and DN-valued attributes compare in
+//! their normalized form. Extensible matches are not supported and match nothing.
+
+use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
+use tether_core::ldap::normalize_dn;
+
+use super::entries::Entry;
+
+const DN_VALUED: [&str; 2] = ["member", "memberOf"];
+
+fn is_dn_valued(attr: &str) -> bool {
+    DN_VALUED.iter().any(|a| a.eq_ignore_ascii_case(attr))
+}
+
+fn fold(attr: &str, v: &str) -> String {
+    if is_dn_valued(attr) {
+        normalize_dn(v)
+    } else {
+        v.to_lowercase()
+    }
+}
+
+/// Whether `e` matches `f`.
+pub fn matches(f: &LdapFilter, e: &Entry) -> bool {
+    match f {
+        LdapFilter::And(fs) => fs.iter().all(|f| matches(f, e)),
+        LdapFilter::Or(fs) => fs.iter().any(|f| matches(f, e)),
+        LdapFilter::Not(f) => !matches(f, e),
+        LdapFilter::Present(a) => a.eq_ignore_ascii_case("objectClass") || e.values(a).is_some(),
+        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => {
+            let want = fold(a, v);
+            e.values(a).is_some_and(|vs| vs.iter().any(|x| fold(a, x) == want))
+        }
+        LdapFilter::Substring(a, sub) => e.values(a).is_some_and(|vs| vs.iter().any(|x| substring(&fold(a, x), sub))),
+        LdapFilter::GreaterOrEqual(a, v) => e.values(a).is_some_and(|vs| vs.iter().any(|x| order(x, v).is_ge())),
+        LdapFilter::LessOrEqual(a, v) => e.values(a).is_some_and(|vs| vs.iter().any(|x| order(x, v).is_le())),
+        LdapFilter::Extensible(_) => false,
+    }
+}
+
+/// Numbers compare as numbers, anything else as lowercased text.
+fn order(x: &str, v: &str) -> std::cmp::Ordering {
+    match (x.parse::<i64>(), v.parse::<i64>()) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => x.to_lowercase().cmp(&v.to_lowercase()),
+    }
+}
+
+fn substring(value: &str, sub: &LdapSubstringFilter) -> bool {
+    let mut rest = value;
+    if let Some(i) = &sub.initial {
+        let Some(r) = rest.strip_prefix(i.to_lowercase().as_str()) else { return false };
+        rest = r;
+    }
+    for any in &sub.any {
+        let any = any.to_lowercase();
+        let Some(at) = rest.find(any.as_str()) else { return false };
+        rest = &rest[at + any.len()..];
+    }
+    match &sub.final_ {
+        Some(f) => rest.ends_with(f.to_lowercase().as_str()),
+        None => true,
+    }
+}
+
+/// The usernames a filter can only match (from `(uid=x)`, alone or in an `&`), so a search
+/// looks those users up instead of reading everyone; `None` when it may match others.
+pub fn only_uids(f: &LdapFilter) -> Option<Vec<String>> {
+    match f {
+        LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("uid") => Some(vec![v.clone()]),
+        LdapFilter::And(fs) => fs.iter().find_map(only_uids),
+        LdapFilter::Or(fs) => {
+            let all: Option<Vec<Vec<String>>> = fs.iter().map(only_uids).collect();
+            all.map(|v| v.concat())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3_proto::parse_ldap_filter_str;
+
+    fn entry() -> Entry {
+        Entry {
+            dn: "uid=ann,ou=Users,o=tether".into(),
+            attrs: vec![
+                ("objectClass", vec!["top".into(), "inetOrgPerson".into()]),
+                ("uid", vec!["ann".into()]),
+                ("cn", vec!["Ann Lee".into()]),
+                ("mail", vec!["Ann.Lee@Example.test".into()]),
+                ("memberOf", vec!["cn=Ops,ou=Groups,o=tether".into()]),
+                ("uidNumber", vec!["5001".into()]),
+            ],
+            operational: vec![("entryUUID", vec!["u-1".into()])],
+        }
+    }
+
+    #[test]
+    fn rfc_4515_forms() {
+        let e = entry();
+        let rows = [
+            ("(uid=ann)", true),
+            ("(UID=ANN)", true),
+            ("(uid=bob)", false),
+            ("(objectClass=*)", true),
+            ("(objectclass=inetorgperson)", true),
+            ("(title=*)", false),
+            ("(cn=ann*)", true),
+            ("(cn=*lee)", true),
+            ("(cn=a*n*e*)", true),
+            ("(cn=*x*)", false),
+            ("(mail=ann.lee@example.test)", true),
+            ("(uidNumber>=5000)", true),
+            ("(uidNumber<=999)", false),
+            ("(uidNumber>=10000)", false),
+            ("(&(objectClass=inetOrgPerson)(uid=ann))", true),
+            ("(|(uid=bob)(mail=ann.lee@example.test))", true),
+            ("(!(uid=ann))", false),
+            ("(entryUUID=u-1)", true),
+            ("(mail~=ANN.LEE@example.test)", true),
+            ("(cn:caseExactMatch:=Ann)", false),
+        ];
+        for (f, want) in rows {
+            let parsed = parse_ldap_filter_str(f).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+            assert_eq!(matches(&parsed, &e), want, "{f}");
+        }
+        // DN values compare normalized (built directly: the crate's text parser takes no `=`
+        // in a value, which clients send in BER anyway).
+        let member_of = |v: &str| LdapFilter::Equality("memberof".into(), v.into());
+        assert!(matches(&member_of("CN=ops, OU=groups,O=Tether"), &e));
+        assert!(!matches(&member_of("cn=dev,ou=Groups,o=tether"), &e));
+    }
+
+    #[test]
+    fn uid_lookups_are_recognised() {
+        let rows = [
+            ("(uid=ann)", Some(vec!["ann"])),
+            ("(&(objectClass=posixAccount)(uid=ann))", Some(vec!["ann"])),
+            ("(|(uid=ann)(uid=bob))", Some(vec!["ann", "bob"])),
+            ("(|(uid=ann)(mail=x))", None),
+            ("(objectClass=*)", None),
+            ("(!(uid=ann))", None),
+        ];
+        for (f, want) in rows {
+            let got = only_uids(&parse_ldap_filter_str(f).unwrap());
+            assert_eq!(got, want.map(|v| v.iter().map(|s| s.to_string()).collect()), "{f}");
+        }
+    }
+}

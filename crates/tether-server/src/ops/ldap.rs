@@ -1,0 +1,169 @@
+//! The directory's LDAP server: its one object (the policy for locked and expired users),
+//! who is in LDAP (associated directly or through a group), and the bind. The LDAP front
+//! end and the REST routes both call these; neither reads the associations itself.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use tether_core::group::Group;
+use tether_core::ldap::LdapServer;
+use tether_core::user::User;
+use tether_store::{Collection, Edge};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::ops::auth::{AuthOutcome, Lenience};
+use crate::ops::domains::Target;
+use crate::state::AppState;
+
+const SERVER_KEY: &str = "ldapServer";
+
+/// The id of the one LDAP server: the same in every tetherd of a database from the start,
+/// so two of them creating it at once agree.
+fn server_id() -> String {
+    crate::crypto::sha256_hex("tether ldap server")[..24].to_string()
+}
+
+/// The LDAP server (created with its defaults on first use).
+pub async fn server(s: &AppState) -> ApiResult<LdapServer> {
+    if let Some(v) = s.repo.store().setting(SERVER_KEY).await?.filter(|v| !v.is_null()) {
+        if let Ok(server) = serde_json::from_value::<LdapServer>(v) {
+            return Ok(server);
+        }
+    }
+    Ok(LdapServer { id: server_id(), name: "Tether LDAP".into(), ..LdapServer::default() })
+}
+
+/// The LDAP server `id`, or 404.
+pub async fn load(s: &AppState, id: &str) -> ApiResult<LdapServer> {
+    let server = server(s).await?;
+    if server.id != id {
+        return Err(ApiError::not_found("ldap server", id));
+    }
+    Ok(server)
+}
+
+/// Changes `name`, `userLockoutAction` or `userPasswordExpirationAction`; any other key, or a
+/// value of the wrong shape, is a 400 naming it.
+pub async fn patch(s: &AppState, id: &str, body: &Value) -> ApiResult<LdapServer> {
+    let current = load(s, id).await?;
+    let Some(fields) = body.as_object() else {
+        return Err(ApiError::new(Code::InvalidField, "the body must be a JSON object"));
+    };
+    let mut doc = serde_json::to_value(&current).expect("serializes");
+    for (k, v) in fields {
+        if !matches!(k.as_str(), "name" | "userLockoutAction" | "userPasswordExpirationAction") {
+            return Err(ApiError::new(Code::InvalidField, format!("`{k}` cannot be changed")));
+        }
+        doc[k] = v.clone();
+        if let Err(e) = serde_json::from_value::<LdapServer>(doc.clone()) {
+            return Err(ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: {e}")));
+        }
+    }
+    let server: LdapServer = serde_json::from_value(doc).expect("checked field by field");
+    s.repo.store().put_setting(SERVER_KEY, &serde_json::to_value(&server).expect("serializes")).await?;
+    Ok(server)
+}
+
+fn edge(target: Target) -> Edge {
+    match target {
+        Target::User => Edge::LdapUser,
+        Target::UserGroup => Edge::LdapGroup,
+    }
+}
+
+/// Adds a user or group to LDAP (`add`) or takes it out.
+pub async fn set_association(s: &AppState, id: &str, target: Target, object: &str, add: bool) -> ApiResult<()> {
+    load(s, id).await?;
+    match target {
+        Target::User => drop(crate::ops::users::load(&s.repo, object).await?),
+        Target::UserGroup => drop(crate::ops::groups::load(s, object).await?),
+    }
+    if add {
+        s.repo.store().link(edge(target), id, object).await?;
+    } else if !s.repo.store().unlink(edge(target), id, object).await? {
+        let kind = target.as_str();
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("{kind} `{object}` is not associated with this LDAP server"),
+        ));
+    }
+    Ok(())
+}
+
+/// The ids of the users or groups associated directly.
+pub async fn associated(s: &AppState, id: &str, target: Target) -> ApiResult<Vec<String>> {
+    load(s, id).await?;
+    Ok(s.repo.store().targets(edge(target), id).await?)
+}
+
+/// Who is in LDAP, read once for a search: the users (direct or through a group), the
+/// groups, and each group's members that are in LDAP.
+pub struct InLdap {
+    pub users: Vec<User>,
+    pub groups: Vec<(Group, Vec<String>)>,
+}
+
+impl InLdap {
+    /// The names of the groups `user_id` is in.
+    pub fn groups_of(&self, user_id: &str) -> Vec<&str> {
+        self.groups.iter().filter(|(_, m)| m.iter().any(|x| x == user_id)).map(|(g, _)| g.name.as_str()).collect()
+    }
+}
+
+/// Everything in LDAP.
+pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
+    let id = server(s).await?.id;
+    let store = s.repo.store();
+    let mut ids: BTreeSet<String> = store.targets(Edge::LdapUser, &id).await?.into_iter().collect();
+    let mut groups = Vec::new();
+    for gid in store.targets(Edge::LdapGroup, &id).await? {
+        let Some(g) = s.repo.get::<Group>(Collection::Groups, &gid).await? else { continue };
+        let members = store.targets(Edge::Member, &gid).await?;
+        ids.extend(members.iter().cloned());
+        groups.push((g, members));
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let users = s.repo.users_by_ids(&ids).await?;
+    Ok(InLdap { users, groups })
+}
+
+/// Whether the user is in LDAP (directly or through one of its groups).
+pub async fn user_in_ldap(s: &AppState, user_id: &str) -> ApiResult<bool> {
+    let id = server(s).await?.id;
+    let store = s.repo.store();
+    if store.sources(Edge::LdapUser, user_id).await?.contains(&id) {
+        return Ok(true);
+    }
+    for g in store.sources(Edge::Member, user_id).await? {
+        if store.sources(Edge::LdapGroup, &g).await?.contains(&id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A simple bind as `username`: the user, when the password is right (checked by the one
+/// authentication, counted by the login limits), the user is in LDAP and the server's
+/// policy admits it. Every refusal reads the same.
+pub async fn bind(
+    s: &AppState,
+    username: &str,
+    password: String,
+    source: Option<std::net::IpAddr>,
+) -> ApiResult<Option<User>> {
+    let server = server(s).await?;
+    let lenience = Lenience {
+        locked: server.user_lockout_action == tether_core::ldap::UserAction::Maintain,
+        expired: server.user_password_expiration_action == tether_core::ldap::UserAction::Maintain,
+    };
+    let outcome = crate::ops::auth::authenticate_leniently(s, username, password, source, lenience).await?;
+    if !matches!(outcome, AuthOutcome::Accepted(_)) {
+        return Ok(None);
+    }
+    // Read again after the check: a suspension made meanwhile stands.
+    let Some(user) = s.repo.user_by_username(username).await? else { return Ok(None) };
+    if !server.admits(&user) || !user_in_ldap(s, &user.id).await? {
+        return Ok(None);
+    }
+    Ok(Some(user))
+}

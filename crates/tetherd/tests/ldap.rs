@@ -1,0 +1,176 @@
+//! The LDAP front end, driven by OpenLDAP's own clients (`ldapwhoami`, `ldapsearch` from
+//! Debian's ldap-utils) against an in-process tetherd: TLS before any bind, who is in LDAP,
+//! who may read what, paging, and refusals that take effect at once.
+
+use serde_json::{json, Value};
+use tether_testkit::{pki, TestServer};
+
+/// Runs an OpenLDAP client; (exit code, stdout, stderr). The system's ldap.conf and any
+/// ldaprc are ignored and the test CA is the one trusted (`LDAPNOINIT` would ignore the
+/// `LDAPTLS_*` variables too).
+async fn client(tool: &str, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(tool)
+        .args(args)
+        .env("LDAPCONF", "/dev/null")
+        .env("LDAPRC", "tether-test-no-ldaprc")
+        .env("LDAPTLS_CACERT", &pki().ca_file)
+        .env("LDAPTLS_REQCERT", "demand")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{tool} (Debian's ldap-utils) cannot run: {e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn dn(user: &str) -> String {
+    format!("uid={user},ou=Users,o=tether")
+}
+
+/// `ldapwhoami` as `user` over `url` (StartTLS with `-ZZ` when `starttls`).
+async fn whoami(url: &str, starttls: bool, user: &str, password: &str) -> (i32, String, String) {
+    let d = dn(user);
+    let mut args = vec!["-x", "-H", url, "-D", &d, "-w", password];
+    if starttls {
+        args.push("-ZZ");
+    }
+    client("ldapwhoami", &args).await
+}
+
+/// `ldapsearch -ZZ` as `user` under `o=tether`: the DNs found, and the whole LDIF.
+/// `opts` are ldapsearch options (they replace `-b o=tether` when they give `-b`), `attrs`
+/// the attributes asked for.
+async fn search(s: &TestServer, user: &str, opts: &[&str], filter: &str, attrs: &[&str]) -> (i32, Vec<String>, String) {
+    let d = dn(user);
+    let mut args = vec!["-x", "-ZZ", "-LLL", "-H", &s.ldap, "-D", &d, "-w", "Ldap-Passw0rd!"];
+    if !opts.contains(&"-b") {
+        args.extend_from_slice(&["-b", "o=tether"]);
+    }
+    args.extend_from_slice(opts);
+    args.push(filter);
+    args.extend_from_slice(attrs);
+    let (code, out, err) = client("ldapsearch", &args).await;
+    // LDIF folds long lines with a leading space.
+    let ldif = out.replace("\n ", "");
+    let dns = ldif.lines().filter_map(|l| l.strip_prefix("dn: ")).map(str::to_string).collect();
+    (code, dns, format!("{ldif}{err}"))
+}
+
+async fn user(s: &TestServer, name: &str, more: Value) -> String {
+    let mut body = json!({"username": name, "email": format!("{name}@example.test"), "firstname": "L",
+                          "lastname": name, "password": "Ldap-Passw0rd!"});
+    body.as_object_mut().unwrap().extend(more.as_object().cloned().unwrap_or_default());
+    s.user(body).await
+}
+
+async fn ldap_server(s: &TestServer) -> String {
+    let r = s.call("GET", "/api/v2/ldapservers", None).await;
+    assert_eq!((r.status.as_u16(), r.total()), (200, Some(1)), "{:?}", r.body);
+    r.body[0]["id"].as_str().unwrap().to_string()
+}
+
+async fn associate(s: &TestServer, server: &str, kind: &str, id: &str, op: &str) {
+    let path = format!("/api/v2/ldapservers/{server}/associations");
+    let r = s.call("POST", &path, Some(json!({"op": op, "type": kind, "id": id}))).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn binds_need_tls_and_users_see_what_ldap_holds() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    // ann: in LDAP directly, may search. bob: through the group ops. carl: not in LDAP.
+    let ann = user(&s, "ann", json!({"ldap_binding_user": true})).await;
+    let bob = user(&s, "bob", json!({})).await;
+    user(&s, "carl", json!({})).await;
+    let ops = s.create("/api/v2/usergroups", json!({"name": "ops"})).await;
+    s.add_member(&ops, &bob).await;
+    associate(&s, &server, "user", &ann, "add").await;
+    associate(&s, &server, "user_group", &ops, "add").await;
+
+    // A bind in the clear is refused before the password is looked at.
+    let (code, _, err) = whoami(&s.ldap, false, "ann", "Ldap-Passw0rd!").await;
+    assert!(code != 0 && err.contains("Confidentiality required"), "{code} {err}");
+    // StartTLS, and LDAPS.
+    let (code, out, err) = whoami(&s.ldap, true, "ann", "Ldap-Passw0rd!").await;
+    assert_eq!((code, out.trim()), (0, "dn:uid=ann,ou=Users,o=tether"), "{err}");
+    let (code, out, err) = whoami(&s.ldaps, false, "bob", "Ldap-Passw0rd!").await;
+    assert_eq!((code, out.trim()), (0, "dn:uid=bob,ou=Users,o=tether"), "{err}");
+    // Wrong password, a user not in LDAP, a name outside the tree: the same answer.
+    for (who, pw) in [("ann", "wrong-password"), ("carl", "Ldap-Passw0rd!"), ("nobody", "Ldap-Passw0rd!")] {
+        let (code, _, err) = whoami(&s.ldaps, false, who, pw).await;
+        assert!(code == 49 && err.contains("Invalid credentials"), "{who}: {code} {err}");
+    }
+
+    // The root DSE, anonymously; nothing else.
+    let (code, out, err) = client("ldapsearch", &["-x", "-LLL", "-H", &s.ldap, "-b", "", "-s", "base", "+", "*"]).await;
+    assert!(code == 0 && out.contains("namingContexts: o=tether"), "{code} {out} {err}");
+    let (code, _, err) = client("ldapsearch", &["-x", "-LLL", "-H", &s.ldap, "-b", "o=tether", "(uid=*)"]).await;
+    assert_eq!(code, 50, "anonymous: {err}");
+
+    // A binding user reads everything in LDAP: users with their groups, the group with its
+    // members in LDAP, not carl.
+    let (code, dns, ldif) = search(&s, "ann", &[], "(objectClass=*)", &[]).await;
+    assert_eq!(code, 0, "{ldif}");
+    for want in
+        ["o=tether", "ou=Users,o=tether", "ou=Groups,o=tether", &dn("ann"), &dn("bob"), "cn=ops,ou=Groups,o=tether"]
+    {
+        assert!(dns.iter().any(|d| d == want), "{want} in {dns:?}");
+    }
+    assert!(!dns.contains(&dn("carl")), "{dns:?}");
+    let (_, dns, ldif) = search(&s, "ann", &[], "(&(objectClass=inetOrgPerson)(uid=BOB))", &["memberOf", "mail"]).await;
+    assert_eq!(dns, [dn("bob")]);
+    assert!(ldif.contains("memberOf: cn=ops,ou=Groups,o=tether") && ldif.contains("mail: bob@example.test"), "{ldif}");
+    let (_, _, ldif) = search(&s, "ann", &[], "(cn=ops)", &[]).await;
+    assert!(ldif.contains("member: uid=bob,ou=Users,o=tether") && ldif.contains("memberUid: bob"), "{ldif}");
+    assert!(!ldif.contains("ann,ou"), "ann is in LDAP but not in ops: {ldif}");
+    let (code, _, ldif) =
+        search(&s, "ann", &["-s", "base", "-b", "uid=zed,ou=Users,o=tether"], "(objectClass=*)", &[]).await;
+    assert_eq!(code, 32, "no such object: {ldif}");
+
+    // Any other user reads its own entry only.
+    let (code, dns, ldif) = search(&s, "bob", &[], "(objectClass=*)", &[]).await;
+    assert_eq!((code, dns), (0, vec![dn("bob")]), "{ldif}");
+
+    // Out of LDAP, suspended: refused at once, on open connections' next search too.
+    let r = s
+        .call(
+            "POST",
+            &format!("/api/v2/usergroups/{ops}/members"),
+            Some(json!({"op": "remove", "type": "user", "id": bob})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let (_, dns, _) = search(&s, "ann", &[], "(uid=*)", &[]).await;
+    assert_eq!(dns, [dn("ann")], "bob left LDAP with the group");
+    let (code, _, _) = whoami(&s.ldaps, false, "bob", "Ldap-Passw0rd!").await;
+    assert_eq!(code, 49);
+    let r = s.call("PUT", &format!("/api/systemusers/{ann}"), Some(json!({"suspended": true}))).await;
+    assert_eq!(r.status, 200);
+    let (code, _, _) = whoami(&s.ldaps, false, "ann", "Ldap-Passw0rd!").await;
+    assert_eq!(code, 49, "suspended");
+}
+
+#[tokio::test]
+async fn a_large_search_is_paged_and_bounded() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let reader = user(&s, "reader", json!({"ldap_binding_user": true})).await;
+    associate(&s, &server, "user", &reader, "add").await;
+    let many = s.create("/api/v2/usergroups", json!({"name": "many"})).await;
+    for i in 0..45 {
+        let id = user(&s, &format!("p{i:03}"), json!({})).await;
+        s.add_member(&many, &id).await;
+    }
+    associate(&s, &server, "user_group", &many, "add").await;
+    // Pages of 10 with real cookies: every user once.
+    let (code, dns, ldif) = search(&s, "reader", &["-E", "pr=10/noprompt"], "(uid=p*)", &["1.1"]).await;
+    assert_eq!(code, 0, "{ldif}");
+    let mut unique = dns.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((dns.len(), unique.len()), (45, 45), "{ldif}");
+    assert_eq!(ldif.matches("pagedresults: cookie=").count(), 5, "five pages of at most ten: {ldif}");
+    // A size limit below the matches: those entries and sizeLimitExceeded (4).
+    let (code, dns, ldif) = search(&s, "reader", &["-z", "7"], "(uid=p*)", &["1.1"]).await;
+    assert_eq!((code, dns.len()), (4, 7), "{ldif}");
+}
