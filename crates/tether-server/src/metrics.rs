@@ -49,6 +49,7 @@ pub struct Metrics {
     change_latency: Family<Labels, Histogram>,
     import_apply: Histogram,
     auth_latency: Family<Labels, Histogram>,
+    ldap_latency: Family<Labels, Histogram>,
     ad_errors: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
     agent_ad_reachable: Family<Labels, Gauge>,
@@ -60,6 +61,7 @@ impl Default for Metrics {
         let hist = || Histogram::new(latency_buckets());
         let change_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let auth_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
+        let ldap_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let import_apply = hist();
         let (ad_errors, queue_depth, agent_ad_reachable, agent_up) =
             (Family::default(), Family::default(), Family::default(), Family::default());
@@ -74,6 +76,11 @@ impl Default for Metrics {
             "delegated_auth_seconds",
             "Delegated (AD) password verifications, from request to AD's answer, by outcome",
             auth_latency.clone(),
+        );
+        registry.register(
+            "ldap_operation_seconds",
+            "LDAP operations (bind, search, extended) answered, by operation and result code",
+            ldap_latency.clone(),
         );
         registry.register("ad_errors", "Errors AD returned, by source and code", ad_errors.clone());
         registry.register(
@@ -93,6 +100,7 @@ impl Default for Metrics {
             change_latency,
             import_apply,
             auth_latency,
+            ldap_latency,
             ad_errors,
             queue_depth,
             agent_ad_reachable,
@@ -127,6 +135,10 @@ impl Metrics {
 
     pub fn delegated_auth(&self, outcome: &str, seconds: f64) {
         self.auth_latency.get_or_create(&labels(&[("outcome", outcome)])).observe(seconds);
+    }
+
+    pub fn ldap_operation(&self, op: &str, outcome: &str, seconds: f64) {
+        self.ldap_latency.get_or_create(&labels(&[("op", op), ("outcome", outcome)])).observe(seconds);
     }
 
     pub fn ad_error(&self, source: &str, code: &str) {

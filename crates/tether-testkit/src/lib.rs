@@ -169,10 +169,6 @@ pub fn dc_in_realm(name: &str, realm: &str, netbios: &str) -> OwnDc {
 
 fn private_dc_with(name: &str, options: &[&str]) -> Dc {
     let dir = workspace_root().join("target").join(name);
-    let in_use = |ip: &str| {
-        let addr: std::net::SocketAddr = format!("{ip}:636").parse().expect("addr");
-        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok()
-    };
     if dir.exists() {
         let _ = Command::new("bash")
             .arg(workspace_root().join("scripts/ad-sandbox.sh"))
@@ -181,10 +177,41 @@ fn private_dc_with(name: &str, options: &[&str]) -> Dc {
             .output();
         std::fs::remove_dir_all(&dir).expect("remove the old private DC");
     }
-    let ip = (40..80).map(|n| format!("127.0.0.{n}")).find(|ip| !in_use(ip)).expect("a free loopback address");
+    let ip = claim_address(name);
     sandbox(&[&["up", "--ip", &ip][..], options].concat(), &dir);
     sandbox(&["seed", "--users", "5"], &dir);
     dc_from(dir.clone(), &parse_env(&sandbox(&["env"], &dir)))
+}
+
+/// A loopback address from 127.0.0.40 for the private DC `name`, claimed for good with a file
+/// under `target/private-dc-addresses`: "free right now" is not enough, since a test that
+/// stops its DC (an outage) frees its address for a moment and must find it again.
+fn claim_address(name: &str) -> String {
+    let claims = workspace_root().join("target/private-dc-addresses");
+    std::fs::create_dir_all(&claims).expect("create the address claims");
+    let in_use = |ip: &str| {
+        ["636", "389", "88"].iter().any(|port| {
+            let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok()
+        })
+    };
+    for n in 40..100 {
+        let ip = format!("127.0.0.{n}");
+        let claim = claims.join(&ip);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+            Ok(mut f) => {
+                std::io::Write::write_all(&mut f, name.as_bytes()).expect("write the claim");
+                if in_use(&ip) {
+                    // Taken by something else (the claim stays, so nobody tries it again).
+                    continue;
+                }
+                return ip;
+            }
+            Err(_) if std::fs::read_to_string(&claim).is_ok_and(|owner| owner == name) => return ip,
+            Err(_) => continue,
+        }
+    }
+    panic!("no loopback address left for the private DC {name}");
 }
 
 fn dc_from(dir: PathBuf, env: &HashMap<String, String>) -> Dc {

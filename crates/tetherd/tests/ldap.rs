@@ -174,3 +174,50 @@ async fn a_large_search_is_paged_and_bounded() {
     let (code, dns, ldif) = search(&s, "reader", &["-z", "7"], "(uid=p*)", &["1.1"]).await;
     assert_eq!((code, dns.len()), (4, 7), "{ldif}");
 }
+
+#[tokio::test]
+async fn users_change_their_password_and_guesses_are_limited() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let eve = user(&s, "eve", json!({})).await;
+    let fay = user(&s, "fay", json!({})).await;
+    associate(&s, &server, "user", &eve, "add").await;
+    associate(&s, &server, "user", &fay, "add").await;
+    let passwd = |who: &'static str, old: &'static str, new: &'static str, target: Option<&'static str>| {
+        let url = s.ldap.clone();
+        async move {
+            let d = dn(who);
+            let mut args = vec!["-x", "-ZZ", "-H", &url, "-D", &d, "-w", old, "-a", old, "-s", new];
+            let t;
+            if let Some(other) = target {
+                t = dn(other);
+                args.push(&t);
+            }
+            client("ldappasswd", &args).await
+        }
+    };
+    // Under the directory's policy: a too-short password is refused with the reason.
+    // (ldappasswd exits 1 on any refusal and prints the result code.)
+    let (code, out, err) = passwd("eve", "Ldap-Passw0rd!", "short", None).await;
+    assert!(code != 0 && format!("{out}{err}").contains("Constraint violation (19)"), "{code} {out} {err}");
+    // Only one's own.
+    let (code, out, err) = passwd("eve", "Ldap-Passw0rd!", "An0ther-Passw0rd!", Some("fay")).await;
+    assert!(code != 0 && format!("{out}{err}").contains("Insufficient access (50)"), "{code} {out} {err}");
+    let (code, out, err) = passwd("eve", "Ldap-Passw0rd!", "An0ther-Passw0rd!", None).await;
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(whoami(&s.ldaps, false, "eve", "An0ther-Passw0rd!").await.0, 0);
+    assert_eq!(whoami(&s.ldaps, false, "eve", "Ldap-Passw0rd!").await.0, 49);
+    let history = s.call("GET", &format!("/api/v2/users/{eve}/history"), None).await;
+    assert!(history.body.to_string().contains("password"), "recorded: {}", history.body);
+
+    // Every bind is a login attempt: past the limit even the right password is refused
+    // (without being checked), and the API sees the same count.
+    for _ in 0..10 {
+        assert_eq!(whoami(&s.ldaps, false, "fay", "a-wrong-guess").await.0, 49);
+    }
+    assert_eq!(whoami(&s.ldaps, false, "fay", "Ldap-Passw0rd!").await.0, 49, "locked out");
+    let r = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "fay", "password": "Ldap-Passw0rd!"}))).await;
+    assert_ne!(r.status, 200, "{:?}", r.body);
+    let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("tether_ldap_operation_seconds_count{op=\"bind\",outcome=\"InvalidCredentials\"} 12"), "{m}");
+}

@@ -204,15 +204,7 @@ pub async fn change_password(
         Err(e) => return back(here, Err(reason(e))),
     }
     let actor = Actor::user(&u.id, &u.username, None);
-    let settings = match s.repo.settings().await {
-        Ok(o) => o,
-        Err(e) => return back(here, Err(e.to_string())),
-    };
-    let write = match tether_core::patch::change_own_password(&u, new, &settings) {
-        Ok(w) => w,
-        Err(e) => return back(here, Err(e.to_string())),
-    };
-    match crate::ops::users::save_update(&s, &u, write, &actor).await {
+    match crate::ops::users::change_own_password(&s, &u, new, &actor).await {
         Ok(_) => {
             let to_ad = !crate::adi::feed::bound_domains(&s, &u.id).await.unwrap_or_default().is_empty();
             let msg =

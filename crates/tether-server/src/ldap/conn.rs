@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode,
-    LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope, OID_PASSWORD_MODIFY, OID_WHOAMI,
+    LdapBindCred, LdapBindResponse, LdapExtendedRequest, LdapExtendedResponse, LdapMsg, LdapOp,
+    LdapPasswordModifyRequest, LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
+    OID_PASSWORD_MODIFY, OID_WHOAMI,
 };
 use ldap3_proto::LdapCodec;
 use tether_core::ldap::{normalize_dn, Named, Tree};
@@ -80,7 +81,18 @@ impl Session {
                 tracing::debug!(peer = %self.peer, "malformed LDAP message; connection closed");
                 return Ended::Closed;
             };
+            let started = std::time::Instant::now();
+            let op = match &msg.op {
+                LdapOp::BindRequest(_) => Some("bind"),
+                LdapOp::SearchRequest(_) => Some("search"),
+                LdapOp::ExtendedRequest(_) => Some("extended"),
+                _ => None,
+            };
             let (replies, next) = self.handle(msg).await;
+            if let (Some(op), Some(code)) = (op, replies.last().and_then(result_code)) {
+                let outcome = format!("{code:?}");
+                self.state.metrics.ldap_operation(op, &outcome, started.elapsed().as_secs_f64());
+            }
             for r in replies {
                 if framed.send(r).await.is_err() {
                     return Ended::Closed;
@@ -127,10 +139,7 @@ impl Session {
                     }
                     (vec![r], Next::Continue)
                 }
-                OID_PASSWORD_MODIFY => (
-                    vec![extended(id, LdapResultCode::UnwillingToPerform, "password modify is not served yet", None)],
-                    Next::Continue,
-                ),
+                OID_PASSWORD_MODIFY => (vec![self.password_modify(id, &req).await], Next::Continue),
                 other => (
                     vec![extended(
                         id,
@@ -179,6 +188,33 @@ impl Session {
             Err(e) => {
                 tracing::warn!(error = %e.message, "LDAP bind");
                 bind_result(id, LdapResultCode::Unavailable, "the directory cannot answer now")
+            }
+        }
+    }
+
+    /// RFC 3062: a bound user changes its own password, under the directory's policy; it
+    /// reaches AD like a change in the portal. Without `oldPasswd` the bind stands for it.
+    async fn password_modify(&mut self, id: i32, req: &LdapExtendedRequest) -> LdapMsg {
+        let answer = |code, message: &str| extended(id, code, message, None);
+        let Bound::User { id: user_id, dn } = self.bound.clone() else {
+            return answer(LdapResultCode::InsufficentAccessRights, "bind first");
+        };
+        let Ok(r) = LdapPasswordModifyRequest::try_from(req) else {
+            return answer(LdapResultCode::ProtocolError, "malformed password modify request");
+        };
+        if r.user_identity.as_deref().is_some_and(|u| normalize_dn(u) != normalize_dn(&dn)) {
+            return answer(LdapResultCode::InsufficentAccessRights, "users change their own password only");
+        }
+        let Some(new) = r.new_password.filter(|p| !p.is_empty()) else {
+            return answer(LdapResultCode::UnwillingToPerform, "give the new password: none is generated");
+        };
+        match crate::ops::ldap::change_password(&self.state, &user_id, r.old_password, &new, Some(self.peer.ip())).await
+        {
+            Ok(Ok(())) => answer(LdapResultCode::Success, ""),
+            Ok(Err(why)) => answer(LdapResultCode::ConstraintViolation, &why),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "LDAP password modify");
+                answer(LdapResultCode::Unavailable, "the directory cannot answer now")
             }
         }
     }
@@ -276,7 +312,7 @@ impl Session {
                 ("namingContexts", vec![self.tree.base.clone()]),
                 ("supportedLDAPVersion", s(&["3"])),
                 ("supportedControl", s(&[OID_PAGED_RESULTS])),
-                ("supportedExtension", s(&[OID_STARTTLS, OID_WHOAMI])),
+                ("supportedExtension", s(&[OID_STARTTLS, OID_WHOAMI, OID_PASSWORD_MODIFY])),
                 ("vendorName", s(&["Tether"])),
             ],
             operational: Vec::new(),
@@ -370,6 +406,16 @@ fn in_scope(dn: &str, base: &str, scope: &LdapSearchScope) -> bool {
         LdapSearchScope::OneLevel => below && dn.split_once(',').is_some_and(|(_, parent)| parent == base),
         LdapSearchScope::Subtree => dn == base || below,
         LdapSearchScope::Children => below,
+    }
+}
+
+/// The result code of a final response.
+fn result_code(m: &LdapMsg) -> Option<&LdapResultCode> {
+    match &m.op {
+        LdapOp::BindResponse(r) => Some(&r.res.code),
+        LdapOp::SearchResultDone(r) => Some(&r.code),
+        LdapOp::ExtendedResponse(r) => Some(&r.res.code),
+        _ => None,
     }
 }
 

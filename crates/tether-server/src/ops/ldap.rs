@@ -167,3 +167,29 @@ pub async fn bind(
     }
     Ok(Some(user))
 }
+
+/// A bound user's own password change (LDAP Password Modify): the old password checked when
+/// given (counted like a login), the directory's policy applied, and fed to AD like a change
+/// in the portal. `Ok(Err(why))` is a refusal the client is told.
+pub async fn change_password(
+    s: &AppState,
+    user_id: &str,
+    old: Option<String>,
+    new: &str,
+    source: Option<std::net::IpAddr>,
+) -> ApiResult<Result<(), String>> {
+    let Some(user) = s.repo.user(user_id).await? else { return Ok(Err("no such user".into())) };
+    if let Some(old) = old {
+        let outcome = crate::ops::auth::authenticate(s, &user.username, old, source).await?;
+        if !matches!(outcome, AuthOutcome::Accepted(_)) {
+            return Ok(Err("the old password is wrong".into()));
+        }
+    }
+    let actor = tether_core::actor::Actor::user(&user.id, &user.username, None);
+    match crate::ops::users::change_own_password(s, &user, new, &actor).await {
+        Ok(_) => Ok(Ok(())),
+        // The policy's or the password authority's refusal: the user is told why.
+        Err(e) if e.code.info().0 < 500 => Ok(Err(e.message)),
+        Err(e) => Err(e),
+    }
+}

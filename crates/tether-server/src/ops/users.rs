@@ -76,6 +76,14 @@ async fn apply_update_once(s: &AppState, id: &str, body: &Value, actor: &Actor) 
 
 /// Stores a decided update: the user, its new password's hash, the feed entry for its AD
 /// domains and the history entry.
+/// A user changes their own password (the portal, LDAP Password Modify): the directory's
+/// policy applies, and the password reaches AD like any password change.
+pub async fn change_own_password(s: &AppState, user: &User, new: &str, actor: &Actor) -> ApiResult<User> {
+    let settings = s.repo.settings().await?;
+    let write = tether_core::patch::change_own_password(user, new, &settings)?;
+    save_update(s, user, write, actor).await
+}
+
 pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: &Actor) -> ApiResult<User> {
     let id = current.id.as_str();
     let UserWrite { mut user, password } = write;
