@@ -72,6 +72,10 @@ impl Client {
         Ok(self.send(Method::PUT, path, Some(body)).await?.0)
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Value> {
+        Ok(self.send(Method::PATCH, path, Some(body)).await?.0)
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Value> {
         Ok(self.send(Method::DELETE, path, None).await?.0)
     }

@@ -5,7 +5,7 @@ mod client;
 mod decommission;
 mod table;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
@@ -41,9 +41,42 @@ enum Command {
     /// Active Directory domains and their agents.
     #[command(subcommand)]
     Ad(AdCmd),
+    /// The LDAP server: its policy and who is in LDAP.
+    #[command(subcommand)]
+    Ldap(LdapCmd),
     /// API keys.
     #[command(subcommand)]
     Apikeys(ApiKeysCmd),
+}
+
+#[derive(Subcommand)]
+enum LdapCmd {
+    /// Show the LDAP server.
+    Show,
+    /// Change what happens to locked users and users whose password expired (REMOVE:
+    /// refused, MAINTAIN: let through).
+    Set {
+        #[arg(long)]
+        lockout_action: Option<String>,
+        #[arg(long)]
+        expiration_action: Option<String>,
+    },
+    /// The users in LDAP (directly or through a group).
+    Users,
+    /// Put a user in LDAP (username or id).
+    AddUser {
+        user: String,
+    },
+    RemoveUser {
+        user: String,
+    },
+    /// Put a group's members in LDAP, and the group (name or id).
+    AddGroup {
+        group: String,
+    },
+    RemoveGroup {
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +273,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Users(cmd) => users(&c, &out, cmd).await,
         Command::Groups(cmd) => groups(&c, &out, cmd).await,
         Command::Ad(cmd) => ad(&c, &out, cmd).await,
+        Command::Ldap(cmd) => ldap(&c, &out, cmd).await,
         Command::Apikeys(ApiKeysCmd::Create { name, role }) => out.one(
             &c.post("/api/v2/apikeys", json!({"name": name, "role": role})).await?,
             &["id", "name", "role", "key"],
@@ -350,6 +384,42 @@ async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
         }
         UsersCmd::Bind { user, domain } => bind(c, &user, &domain, "add").await,
         UsersCmd::Unbind { user, domain } => bind(c, &user, &domain, "remove").await,
+    }
+}
+
+async fn ldap(c: &Client, out: &Output, cmd: LdapCmd) -> Result<()> {
+    const SERVER: &[&str] = &["id", "name", "userLockoutAction", "userPasswordExpirationAction"];
+    let server = c.get("/api/v2/ldapservers").await?;
+    let id = server[0]["id"].as_str().context("no LDAP server in the answer")?.to_string();
+    let associate = |kind: &'static str, object: String, op: &'static str| {
+        let path = format!("/api/v2/ldapservers/{id}/associations");
+        async move { c.post(&path, json!({"op": op, "type": kind, "id": object})).await.map(|_| ()) }
+    };
+    match cmd {
+        LdapCmd::Show => out.one(&server[0], SERVER),
+        LdapCmd::Set { lockout_action, expiration_action } => {
+            let mut m = Map::new();
+            if let Some(a) = lockout_action {
+                m.insert("userLockoutAction".into(), a.to_uppercase().into());
+            }
+            if let Some(a) = expiration_action {
+                m.insert("userPasswordExpirationAction".into(), a.to_uppercase().into());
+            }
+            out.one(&c.patch(&format!("/api/v2/ldapservers/{id}"), Value::Object(m)).await?, SERVER)
+        }
+        LdapCmd::Users => {
+            let mut users = Vec::new();
+            for u in c.all_v2(&format!("/api/v2/ldapservers/{id}/users")).await? {
+                if let Some(uid) = u["id"].as_str() {
+                    users.push(c.get(&format!("/api/systemusers/{uid}")).await?);
+                }
+            }
+            out.many(&Value::Array(users), USER_COLUMNS)
+        }
+        LdapCmd::AddUser { user } => associate("user", c.user_id(&user).await?, "add").await,
+        LdapCmd::RemoveUser { user } => associate("user", c.user_id(&user).await?, "remove").await,
+        LdapCmd::AddGroup { group } => associate("user_group", c.group_id(&group).await?, "add").await,
+        LdapCmd::RemoveGroup { group } => associate("user_group", c.group_id(&group).await?, "remove").await,
     }
 }
 

@@ -142,3 +142,29 @@ async fn users_bind_and_unbind_a_domain() {
     let (ok, _, err) = tether(&s, &["users", "bind", "binder", "DC=nowhere,DC=test"]).await;
     assert!(!ok && err.contains("no AD domain `DC=nowhere,DC=test`"), "{err}");
 }
+
+#[tokio::test]
+async fn ldap_commands_put_users_and_groups_in_ldap() {
+    let s = TestServer::start().await;
+    for name in ["ann", "bob"] {
+        s.user(json!({"username": name, "email": format!("{name}@x.io")})).await;
+    }
+    assert!(tether(&s, &["groups", "create", "Ops"]).await.0);
+    assert!(tether(&s, &["groups", "add-member", "Ops", "bob"]).await.0);
+    let (ok, out, err) = tether(&s, &["ldap", "show"]).await;
+    assert!(ok && out.contains("REMOVE"), "{out} {err}");
+    let (ok, out, err) = tether(&s, &["ldap", "set", "--lockout-action", "maintain", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["userLockoutAction"], "MAINTAIN");
+    let (ok, _, err) = tether(&s, &["ldap", "set", "--expiration-action", "sometimes"]).await;
+    assert!(!ok && err.contains("400") && err.contains("userPasswordExpirationAction"), "{err}");
+    assert!(tether(&s, &["ldap", "add-user", "ann"]).await.0);
+    assert!(tether(&s, &["ldap", "add-group", "Ops"]).await.0);
+    let (_, out, _) = tether(&s, &["ldap", "users"]).await;
+    assert!(out.contains("ann") && out.contains("bob"), "{out}");
+    assert!(tether(&s, &["ldap", "remove-group", "Ops"]).await.0);
+    let (_, out, _) = tether(&s, &["ldap", "users"]).await;
+    assert!(out.contains("ann") && !out.contains("bob"), "{out}");
+    let (ok, _, err) = tether(&s, &["ldap", "remove-user", "bob"]).await;
+    assert!(!ok && err.contains("404"), "not in LDAP directly: {err}");
+}
