@@ -141,6 +141,12 @@ pub struct User {
     pub sudo: bool,
     /// May search the directory over LDAP (every entry in LDAP, not only its own).
     pub ldap_binding_user: bool,
+    /// The user's numeric id on Linux hosts (`uidNumber` over LDAP); unique, assigned from
+    /// 5000 upward when not given.
+    pub unix_uid: Option<u32>,
+    /// The id of the user's primary group (`gidNumber`); unique, the same number as
+    /// `unix_uid` when not given (a private group per user).
+    pub unix_guid: Option<u32>,
     /// Why the last write of this user to AD by the sync agent failed or what it warned
     /// about (AD's reason), or `null` when it succeeded.
     #[serde(rename = "adSyncError")]

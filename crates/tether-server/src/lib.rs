@@ -99,12 +99,19 @@ fn app(state: AppState) -> axum::extract::connect_info::IntoMakeServiceWithConne
 }
 
 /// The server's background work while it runs: the notifications outbox's delivery (when an
-/// SMTP relay is set) and the expiry of feed passwords.
+/// SMTP relay is set), the expiry of feed passwords, and unix ids for users stored before
+/// users had them (once).
 struct MailDelivery(Vec<tokio::task::JoinHandle<()>>);
 
 impl MailDelivery {
     fn start(state: &AppState) -> Self {
         let mut tasks = vec![tokio::spawn(adi::feed::expire_passwords(state.clone()))];
+        let backfill = state.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = ops::unix_ids::backfill(&backfill).await {
+                tracing::warn!(error = %e.message, "giving unix ids to the users stored before them");
+            }
+        }));
         if let Some(cfg) = state.config.smtp.clone() {
             tasks.push(tokio::spawn(notify::deliver(state.clone(), cfg)));
         }

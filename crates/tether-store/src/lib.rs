@@ -255,6 +255,10 @@ pub trait Store: Send + Sync + 'static {
     /// Counts a login attempt for `key` before its password is checked (every tetherd counts
     /// in the same place): `Some(until)` when the key is locked, and nothing was counted.
     async fn count_attempt(&self, key: &str, a: Attempt) -> Result<Option<i64>>;
+    /// Takes `count` consecutive numbers of the counter `name`, none below `floor` (later
+    /// takes continue above them); answers the first. Every tetherd takes from one counter.
+    /// `count` 0 only raises the counter to `floor`.
+    async fn take_numbers(&self, name: &str, count: i64, floor: i64) -> Result<i64>;
     /// The attempt counted for `key` failed: at the limit, the key is locked until
     /// `a.lock_until`.
     async fn attempt_failed(&self, key: &str, a: Attempt) -> Result<()>;

@@ -356,6 +356,16 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn take_numbers(&self, name: &str, count: i64, floor: i64) -> $crate::Result<i64> {
+                let last: i64 = sqlx::query_scalar($crate::sql::stmt::TAKE_NUMBERS)
+                    .bind(name)
+                    .bind(count)
+                    .bind(floor)
+                    .fetch_one(&self.$write)
+                    .await?;
+                Ok(last - count + 1)
+            }
+
             async fn attempt_succeeded(&self, key: &str, shared_key: bool) -> $crate::Result<()> {
                 let sql = if shared_key {
                     "UPDATE login_attempts SET n = CASE WHEN n > 0 THEN n - 1 ELSE 0 END WHERE key = $1"

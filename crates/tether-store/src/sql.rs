@@ -209,6 +209,11 @@ pub(crate) mod stmt {
     /// A counted attempt failed: at the limit, the key is locked (its count goes).
     pub const ATTEMPT_FAILED: &str = "UPDATE login_attempts SET n = 0, locked_until = $4 \
         WHERE key = $1 AND locked_until <= $2 AND n >= $3";
+    /// Takes `$2` consecutive numbers of counter `$1`, none below `$3`; answers the last.
+    pub const TAKE_NUMBERS: &str = "INSERT INTO counters (name, n) VALUES ($1, $3 + $2 - 1) \
+        ON CONFLICT (name) DO UPDATE SET \
+        n = (CASE WHEN counters.n > $3 - 1 THEN counters.n ELSE $3 - 1 END) + $2 \
+        RETURNING n";
     pub const COUNT_FEED: &str = "SELECT count(*) FROM feed WHERE domain_id = $1 AND seq > $2";
 }
 
@@ -291,10 +296,20 @@ pub(crate) fn lower(k: &Option<String>) -> Option<String> {
     k.as_ref().map(|s| s.to_lowercase())
 }
 
-/// The conflict error of a unique violation on `c`'s second key (`key2`) or its first.
-pub(crate) fn conflict(c: Collection, key2: bool) -> StoreError {
+/// The conflict error of a unique violation on `c`, from the violated index's name (or the
+/// database's message naming it): a unix id, the second key (`key2`), or the first.
+pub(crate) fn conflict(c: Collection, index: &str) -> StoreError {
     let [k1, k2] = c.key_names();
-    StoreError::Conflict { collection: singular(c), field: if key2 { k2 } else { k1 } }
+    let field = if index.contains("unix_guid") {
+        "unix_guid"
+    } else if index.contains("unix_uid") {
+        "unix_uid"
+    } else if index.ends_with("key2") {
+        k2
+    } else {
+        k1
+    };
+    StoreError::Conflict { collection: singular(c), field }
 }
 
 pub(crate) fn singular(c: Collection) -> &'static str {

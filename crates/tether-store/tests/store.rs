@@ -90,7 +90,49 @@ on_both_backends!(
     reopen_keeps_data_and_settings,
     feed_stays_ordered_with_concurrent_appenders_on_two_stores,
     a_copy_read_before_another_write_is_refused_as_stale,
+    numbers_are_taken_once_and_unix_ids_are_unique,
 );
+
+async fn numbers_are_taken_once_and_unix_ids_are_unique(b: Backend) {
+    let (_d, r) = repo(b).await;
+    let s = r.store();
+    assert_eq!(s.take_numbers("unix", 1, 5000).await.unwrap(), 5000);
+    assert_eq!(s.take_numbers("unix", 3, 5000).await.unwrap(), 5001, "a block of three: 5001..=5003");
+    // Raised past a number given by hand; later takes continue above it.
+    assert_eq!(s.take_numbers("unix", 0, 7001).await.unwrap(), 7001);
+    assert_eq!(s.take_numbers("unix", 1, 5000).await.unwrap(), 7001);
+    assert_eq!(s.take_numbers("other", 2, 1).await.unwrap(), 1, "counters are separate");
+    // Concurrent takes never hand out a number twice.
+    let takes = (0..20).map(|_| {
+        let r = r.clone();
+        tokio::spawn(async move { r.store().take_numbers("unix", 1, 5000).await.unwrap() })
+    });
+    let mut got: Vec<i64> = futures_join(takes).await;
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 20);
+    // The users' unix ids are unique; absent ones are not.
+    let mut a = user(1, "Ann", false);
+    a.unix_uid = Some(5000);
+    a.unix_guid = Some(5000);
+    r.insert_user(&a, None).await.unwrap();
+    r.insert_user(&user(2, "Bob", false), None).await.unwrap();
+    r.insert_user(&user(3, "Cid", false), None).await.unwrap();
+    let mut dup = user(4, "Dee", false);
+    dup.unix_uid = Some(5000);
+    assert_eq!(conflict_field(r.insert_user(&dup, None).await), "unix_uid");
+    dup.unix_uid = Some(5004);
+    dup.unix_guid = Some(5000);
+    assert_eq!(conflict_field(r.insert_user(&dup, None).await), "unix_guid");
+}
+
+async fn futures_join<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
 
 fn user(i: usize, first: &str, suspended: bool) -> User {
     User {

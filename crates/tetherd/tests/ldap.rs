@@ -221,3 +221,65 @@ async fn users_change_their_password_and_guesses_are_limited() {
     let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("tether_ldap_operation_seconds_count{op=\"bind\",outcome=\"InvalidCredentials\"} 12"), "{m}");
 }
+
+#[tokio::test]
+async fn unix_ids_are_assigned_unique_and_served() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let get = |id: String| {
+        let s = &s;
+        async move { s.call("GET", &format!("/api/systemusers/{id}"), None).await.body }
+    };
+    let reader = user(&s, "reader", json!({"ldap_binding_user": true})).await;
+    let r = get(reader.clone()).await;
+    let first = r["unix_uid"].as_u64().expect("assigned");
+    assert!(first >= 5000 && r["unix_guid"] == r["unix_uid"], "{r}");
+    let given = user(&s, "given", json!({"unix_uid": 7000, "unix_guid": 7100})).await;
+    assert_eq!(
+        (get(given.clone()).await["unix_uid"].as_u64(), get(given.clone()).await["unix_guid"].as_u64()),
+        (Some(7000), Some(7100))
+    );
+    let after = user(&s, "after", json!({})).await;
+    assert!(get(after).await["unix_uid"].as_u64().unwrap() > 7100, "numbers handed out later pass those given");
+    for body in [json!({"unix_uid": 7000}), json!({"unix_guid": 7100})] {
+        let mut b = json!({"username": "dup", "email": "dup@example.test"});
+        b.as_object_mut().unwrap().extend(body.as_object().cloned().unwrap());
+        let r = s.call("POST", "/api/systemusers", Some(b)).await;
+        assert_eq!(r.status, 409, "{:?}", r.body);
+    }
+    let r = s.call("PUT", &format!("/api/systemusers/{reader}"), Some(json!({"unix_uid": 7000}))).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    let ops = s.create("/api/v2/usergroups", json!({"name": "ops"})).await;
+    let g = s.call("GET", &format!("/api/v2/usergroups/{ops}"), None).await.body;
+    let gid = g["attributes"]["posixGroups"][0]["id"].as_u64().expect("a group gets its gid");
+    assert!(gid > 7100, "{g}");
+    // A later update keeps it.
+    let r = s.call("PUT", &format!("/api/v2/usergroups/{ops}"), Some(json!({"attributes": {}}))).await;
+    assert_eq!(r.body["attributes"]["posixGroups"][0]["id"].as_u64(), Some(gid), "{:?}", r.body);
+    s.add_member(&ops, &given).await;
+    associate(&s, &server, "user", &reader, "add").await;
+    associate(&s, &server, "user_group", &ops, "add").await;
+
+    let (code, _, ldif) = search(
+        &s,
+        "reader",
+        &[],
+        "(objectClass=posixAccount)",
+        &["uidNumber", "gidNumber", "homeDirectory", "loginShell"],
+    )
+    .await;
+    assert_eq!(code, 0, "{ldif}");
+    for want in [
+        "uidNumber: 7000",
+        "gidNumber: 7100",
+        "homeDirectory: /home/given",
+        "loginShell: /bin/bash",
+        &format!("uidNumber: {first}"),
+    ] {
+        assert!(ldif.contains(want), "{want} in {ldif}");
+    }
+    let (_, dns, ldif) =
+        search(&s, "reader", &[], &format!("(&(objectClass=posixGroup)(gidNumber={gid}))"), &["memberUid"]).await;
+    assert_eq!(dns, ["cn=ops,ou=Groups,o=tether"], "{ldif}");
+    assert!(ldif.contains("memberUid: given"), "{ldif}");
+}

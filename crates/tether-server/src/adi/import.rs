@@ -309,6 +309,10 @@ pub(crate) async fn execute(
         .filter_map(|o| o.changed_at.clone().map(|t| (o.sam_account_name.clone(), t)))
         .collect();
     let mut taken = Taken::of(s, &planned).await?;
+    // Unix ids for the cycle's new users, taken as one block.
+    let new_users =
+        planned.iter().filter(|p| matches!(&p.decision, UserDecision::Create(u) if u.unix_uid.is_none())).count();
+    let mut next_unix_id = if new_users > 0 { crate::ops::unix_ids::take(s, new_users).await? } else { 0 };
     // What this domain's import changes reaches the other domains the user is bound to.
     let others = other_syncing_domains(s, &domain.id).await?;
     let mut to_feed: Vec<String> = Vec::new();
@@ -332,6 +336,11 @@ pub(crate) async fn execute(
             if u.id.is_empty() {
                 u.id = new_id();
                 u.created = s.now_str();
+            }
+            if u.unix_uid.is_none() {
+                u.unix_uid = Some(next_unix_id);
+                u.unix_guid = u.unix_guid.or(u.unix_uid);
+                next_unix_id += 1;
             }
         }
         if let Some(u) = decided_user(&p.decision).or(p.existing.as_ref()) {

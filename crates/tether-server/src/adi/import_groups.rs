@@ -176,12 +176,13 @@ pub(crate) async fn apply_groups(
                 g
             }
             None => {
-                let g = Group {
+                let mut g = Group {
                     id: new_id(),
                     name: og.name.clone(),
                     attributes: json!({"activeDirectory": ad}),
                     ..Group::default()
                 };
+                crate::ops::unix_ids::assign_group(s, &mut g, None).await?;
                 match s.repo.insert_group(&g).await {
                     Ok(()) => {
                         out.groups_created += 1;

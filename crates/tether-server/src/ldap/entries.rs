@@ -88,8 +88,15 @@ fn without_empty(attrs: Vec<(&'static str, Vec<String>)>) -> Vec<(&'static str, 
 /// A user, with the names of the groups in LDAP it is in.
 pub fn user(tree: &Tree, u: &User, groups: &[&str]) -> Entry {
     let cn = if u.displayname.is_empty() { format!("{} {}", u.firstname, u.lastname) } else { u.displayname.clone() };
+    // posixAccount only with both unix ids (users stored before them get theirs at start).
+    let posix = u.unix_uid.zip(u.unix_guid);
+    let mut classes = vec!["top", "person", "organizationalPerson", "inetOrgPerson"];
+    if posix.is_some() {
+        classes.push("posixAccount");
+    }
+    let number = |n: Option<u32>| n.map(|n| vec![n.to_string()]).unwrap_or_default();
     let attrs = vec![
-        ("objectClass", strs(&["top", "person", "organizationalPerson", "inetOrgPerson"])),
+        ("objectClass", strs(&classes)),
         ("uid", one(&u.username)),
         ("cn", one(cn.trim())),
         ("givenName", one(&u.firstname)),
@@ -99,6 +106,10 @@ pub fn user(tree: &Tree, u: &User, groups: &[&str]) -> Entry {
         ("title", one(&u.job_title)),
         ("telephoneNumber", u.phone_numbers.iter().map(|p| p.number.clone()).filter(|n| !n.is_empty()).collect()),
         ("memberOf", groups.iter().map(|g| tree.group_dn(g)).collect()),
+        ("uidNumber", number(posix.map(|p| p.0))),
+        ("gidNumber", number(posix.map(|p| p.1))),
+        ("homeDirectory", if posix.is_some() { vec![format!("/home/{}", u.username)] } else { Vec::new() }),
+        ("loginShell", if posix.is_some() { vec!["/bin/bash".to_string()] } else { Vec::new() }),
     ];
     let created = generalized_time(&u.created);
     let operational = vec![
@@ -111,9 +122,13 @@ pub fn user(tree: &Tree, u: &User, groups: &[&str]) -> Entry {
 
 /// A group, with its members that are in LDAP.
 pub fn group(tree: &Tree, g: &Group, members: &[&User]) -> Entry {
+    let gid = crate::ops::unix_ids::unix_gid(g);
+    let classes: &[&str] =
+        if gid.is_some() { &["top", "groupOfNames", "posixGroup"] } else { &["top", "groupOfNames"] };
     let attrs = vec![
-        ("objectClass", strs(&["top", "groupOfNames"])),
+        ("objectClass", strs(classes)),
         ("cn", one(&g.name)),
+        ("gidNumber", gid.map(|n| vec![n.to_string()]).unwrap_or_default()),
         ("description", one(&g.description)),
         ("member", members.iter().map(|u| tree.user_dn(&u.username)).collect()),
         ("memberUid", members.iter().map(|u| u.username.clone()).collect()),
@@ -154,7 +169,18 @@ mod tests {
             created: "2026-11-26T21:35:01Z".into(),
             ..User::default()
         };
+        let plain = user(&tree, &u, &[]);
+        assert!(
+            plain.values("uidNumber").is_none()
+                && !plain.values("objectClass").unwrap().contains(&"posixAccount".into())
+        );
+        let u = User { unix_uid: Some(5001), unix_guid: Some(5001), ..u };
         let e = user(&tree, &u, &["ops"]);
+        assert_eq!(e.values("objectClass").unwrap().last().unwrap(), "posixAccount");
+        assert_eq!(
+            (e.values("uidNumber").unwrap(), e.values("homeDirectory").unwrap()),
+            (&["5001".to_string()][..], &["/home/ann".to_string()][..])
+        );
         let names = |r: LdapSearchResultEntry| r.attributes.into_iter().map(|a| a.atype).collect::<Vec<_>>();
         let all = names(e.to_result(&[], false));
         assert!(all.contains(&"memberOf".to_string()) && !all.contains(&"entryUUID".to_string()), "{all:?}");

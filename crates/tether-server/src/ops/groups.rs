@@ -18,7 +18,8 @@ pub async fn load(s: &AppState, id: &str) -> ApiResult<Group> {
 }
 
 pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<Group> {
-    let g = write_group(None, &new_id(), body)?;
+    let mut g = write_group(None, &new_id(), body)?;
+    super::unix_ids::assign_group(s, &mut g, None).await?;
     s.repo.insert_group(&g).await?;
     let changes = history::diff_of(None, Some(&g));
     history::record(s, history::Of::Group(&g.id), actor, "create", changes, None).await?;
@@ -29,7 +30,8 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<Group
 pub async fn update(s: &AppState, id: &str, body: &Value, actor: Actor) -> ApiResult<Group> {
     let (cur, g) = super::retrying(|| async {
         let cur = load(s, id).await?;
-        let g = write_group(Some(&cur), id, body)?;
+        let mut g = write_group(Some(&cur), id, body)?;
+        super::unix_ids::assign_group(s, &mut g, Some(&cur)).await?;
         s.repo.save_group(&g).await?;
         Ok((cur, g))
     })

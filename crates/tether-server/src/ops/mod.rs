@@ -12,4 +12,5 @@ pub mod domains;
 pub mod groups;
 pub mod ldap;
 pub mod plans;
+pub mod unix_ids;
 pub mod users;

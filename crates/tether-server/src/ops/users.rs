@@ -43,6 +43,7 @@ pub async fn create(s: &AppState, body: &Value, actor: Actor) -> ApiResult<User>
     let UserWrite { user, password } = create_user(body, &settings, &new_id(), &s.now_str())?;
     check_references(&s.repo, &user).await?;
     let mut user = user;
+    super::unix_ids::assign_user(s, &mut user).await?;
     let hash = match password {
         Some(p) => {
             user.password_date = Some(s.now_str());
@@ -88,6 +89,9 @@ pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: 
     let id = current.id.as_str();
     let UserWrite { mut user, password } = write;
     check_references(&s.repo, &user).await?;
+    if (user.unix_uid, user.unix_guid) != (current.unix_uid, current.unix_guid) {
+        super::unix_ids::assign_user(s, &mut user).await?;
+    }
     let hash = match &password {
         Some(p) => {
             user.password_date = Some(s.now_str());

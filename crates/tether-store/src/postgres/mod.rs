@@ -97,7 +97,7 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
 fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            return sql::conflict(c, db.constraint().is_some_and(|n| n.ends_with("_key2")));
+            return sql::conflict(c, db.constraint().unwrap_or_default());
         }
     }
     StoreError::Db(e)

@@ -86,4 +86,11 @@ pub const MIGRATIONS: &[&str] = &[
                                  locked_until BIGINT NOT NULL);
     CREATE INDEX login_attempts_by_since ON login_attempts (since);
     "#,
+    // 7 (SQLite's 10): numbers handed out once (the unix ids of users and groups), and the
+    // users' unix ids unique.
+    r#"
+    CREATE TABLE counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL);
+    CREATE UNIQUE INDEX users_by_unix_uid ON users ((doc->>'unix_uid'));
+    CREATE UNIQUE INDEX users_by_unix_guid ON users ((doc->>'unix_guid'));
+    "#,
 ];

@@ -81,7 +81,7 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 fn conflict(c: Collection, e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
-            return sql::conflict(c, db.message().ends_with(".key2"));
+            return sql::conflict(c, db.message().trim_end_matches('\''));
         }
     }
     StoreError::Db(e)

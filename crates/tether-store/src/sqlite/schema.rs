@@ -72,4 +72,11 @@ pub const MIGRATIONS: &[&str] = &[
                                  locked_until INTEGER NOT NULL);
     CREATE INDEX login_attempts_by_since ON login_attempts (since);
     "#,
+    // 10: numbers handed out once (the unix ids of users and groups), and the users' unix
+    // ids unique.
+    r#"
+    CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    CREATE UNIQUE INDEX users_by_unix_uid ON users (json_extract(doc, '$.unix_uid'));
+    CREATE UNIQUE INDEX users_by_unix_guid ON users (json_extract(doc, '$.unix_guid'));
+    "#,
 ];
