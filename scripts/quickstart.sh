@@ -8,13 +8,16 @@
 #
 # Everything lives in .quickstart/ (state, logs, configs); the DC listens on 127.0.0.2,
 # tetherd on $TETHER_LISTEN (default 127.0.0.1:8080) over HTTPS with a certificate of the
-# quickstart's own CA (.quickstart/pki/ca.pem), which the agents and the CLI examples trust.
+# quickstart's own CA (.quickstart/pki/ca.pem), which the agents and the CLI examples trust,
+# and its LDAP front end on $TETHER_LDAP_LISTEN (default 127.0.0.1:3389, StartTLS) with the
+# imported groups and a reader in LDAP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 QS=$ROOT/.quickstart
 AD_DIR=$QS/ad
 LISTEN=${TETHER_LISTEN:-127.0.0.1:8080}
+LDAP_LISTEN=${TETHER_LDAP_LISTEN:-127.0.0.1:3389}
 URL=https://$LISTEN
 PKI=$QS/pki
 BIN=$ROOT/target/release
@@ -100,7 +103,7 @@ up() {
   make_pki
   if ! alive "$QS/tetherd.pid"; then
     TETHER_BOOTSTRAP_API_KEY=$API_KEY setsid "$BIN/tetherd" serve --listen "$LISTEN" --data-dir "$QS/data" \
-      --tls-cert "$PKI/tetherd.pem" --tls-key "$PKI/tetherd-key.pem" \
+      --tls-cert "$PKI/tetherd.pem" --tls-key "$PKI/tetherd-key.pem" --ldap-listen "$LDAP_LISTEN" \
       </dev/null >"$QS/tetherd.out" 2>"$QS/tetherd.log" &
     echo $! >"$QS/tetherd.pid"
   fi
@@ -166,6 +169,27 @@ JSON
   done
   [[ $states == *IMPORT=active* && $states == *SYNC=active* ]] || die "agents not connected ($states); see $QS/*-agent.log"
 
+  # LDAP: a reader that may search, and the groups imported from AD (their members with them).
+  [[ -f $QS/ldap-reader-password ]] || { printf 'Rd-%s!' "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$QS/ldap-reader-password"; chmod 600 "$QS/ldap-reader-password"; }
+  local reader_pw reader_id ldap_id
+  reader_pw=$(cat "$QS/ldap-reader-password")
+  reader_id=$(api GET "/api/systemusers?filter=username:\$eq:ldap-reader" | json_field '["results"][0]["id"]' 2>/dev/null || true)
+  if [[ -z $reader_id ]]; then
+    reader_id=$(api POST /api/systemusers "{\"username\":\"ldap-reader\",\"email\":\"ldap-reader@example.test\",\"firstname\":\"LDAP\",\"lastname\":\"Reader\",\"password\":\"$reader_pw\",\"ldap_binding_user\":true}" | json_field '["id"]')
+  fi
+  ldap_id=$(api GET /api/v2/ldapservers | json_field '[0]["id"]')
+  api POST "/api/v2/ldapservers/$ldap_id/associations" "{\"op\":\"add\",\"type\":\"user\",\"id\":\"$reader_id\"}" >/dev/null
+  # The import's first cycle mirrors the groups within seconds.
+  local groups=""
+  for _ in $(seq 50); do
+    groups=$(api GET "/api/v2/usergroups?limit=100" | python3 -c 'import json,sys; print(" ".join(g["id"] for g in json.load(sys.stdin) if g.get("attributes",{}).get("activeDirectory")))')
+    [[ -n $groups ]] && break
+    sleep 0.2
+  done
+  for g in $groups; do
+    api POST "/api/v2/ldapservers/$ldap_id/associations" "{\"op\":\"add\",\"type\":\"user_group\",\"id\":\"$g\"}" >/dev/null
+  done
+
   cat <<EOT
 
 Tether is running.
@@ -174,6 +198,7 @@ Tether is running.
   Console:      $URL/console    (log in with the API key)
   User portal:  $URL/portal     (users log in with their Tether password, or AD's when delegated)
   Metrics:      $URL/metrics
+  LDAP:         ldap://$LDAP_LISTEN  base o=tether (StartTLS; bind as uid=ldap-reader,ou=Users,o=tether)
   API key:      $API_KEY
   AD sandbox:   $TETHER_AD_URL  base $TETHER_AD_BASE_DN  (CA: $TETHER_AD_CA_FILE)
   AD domain:    $domain_id  agents: $states
@@ -184,6 +209,7 @@ Try:
   $BIN/tether ad list
   $BIN/tether ad agents $domain_id
   $BIN/tether users create --username jdoe --email jdoe@example.com --firstname John --lastname Doe
+  LDAPTLS_CACERT=$PKI/ca.pem ldapsearch -x -ZZ -H ldap://$LDAP_LISTEN -D uid=ldap-reader,ou=Users,o=tether -w '$reader_pw' -b o=tether '(objectClass=posixAccount)' uid uidNumber memberOf
   scripts/quickstart.sh down
 EOT
 }

@@ -14,10 +14,12 @@ sandbox() { bash scripts/ad-sandbox.sh "$@" --dir "$TETHER_TEST_AD_DIR"; }
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
-# PostgreSQL (the store tests run on it too) and Chromium (the console's end-to-end test),
-# from Debian; the browser driver from npm (playwright-core; it never downloads a browser).
+# PostgreSQL (the store tests run on it too), Chromium (the console's end-to-end test), and
+# the LDAP clients of the LDAP front end's tests (OpenLDAP's tools, SSSD with its NSS and PAM
+# modules, pamtester), from Debian; the browser driver from npm (playwright-core; it never
+# downloads a browser).
 missing=()
-for p in postgresql chromium; do
+for p in postgresql chromium ldap-utils sssd-ldap libnss-sss libpam-sss pamtester; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed' ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
