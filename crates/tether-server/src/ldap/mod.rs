@@ -10,6 +10,11 @@ mod conn;
 pub mod entries;
 pub mod filter;
 
+/// The codec, for tools and fuzz targets that speak to the front end's parser directly.
+pub use ldap3_proto;
+pub use tokio_util::bytes::BytesMut;
+pub use tokio_util::codec::Decoder;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
