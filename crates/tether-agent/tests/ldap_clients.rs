@@ -2,7 +2,8 @@
 //! from the Samba DC (its password captured on the DC when it changes in AD), then SSSD
 //! (Debian's sssd-ldap, run in the foreground with a configuration of this test's own)
 //! resolves it with its groups, and `pamtester` logs it in with its AD password through
-//! pam_sss. A suspension in Tether refuses the next login.
+//! pam_sss. Disabling the account in AD (after one import cycle) or suspending the user in
+//! Tether refuses the next login.
 //!
 //! SSSD's sockets are machine-wide (/var/lib/sss/pipes), so this is the one test that starts
 //! SSSD; it runs as root, as CI does.
@@ -168,6 +169,14 @@ async fn sssd_and_pam_see_an_ad_user_through_tether() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = run("pamtester", &["tether-test", &sam, "authenticate"], Some("Imp0rt-Test-Pw!\n")).await;
     assert_ne!(code, 0, "the old AD password: {out}");
+    // Disabled in AD: refused after one import cycle (UserDisableAction=suspend), and let in
+    // again once enabled.
+    for (uac, logs_in) in [("514", false), ("512", true)] {
+        tether_ad::replace_attrs(&mut ldap, &dn, &[("userAccountControl", uac)]).await.unwrap();
+        cycle(&cfg, &mut conn, &session, false).await.unwrap();
+        let (code, out) = run("pamtester", &["tether-test", &sam, "authenticate"], Some("Lin-AD-Passw0rd!\n")).await;
+        assert_eq!(code == 0, logs_in, "userAccountControl {uac}: {out}");
+    }
     let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"suspended": true}))).await;
     assert_eq!(r.status, 200);
     let (code, out) = run("pamtester", &["tether-test", &sam, "authenticate"], Some("Lin-AD-Passw0rd!\n")).await;
