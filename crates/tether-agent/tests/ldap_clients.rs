@@ -59,16 +59,16 @@ async fn sssd(ldap_url: &str, reader: &str, password: &str) -> Sssd {
     let dir = tempfile::tempdir().unwrap();
     let domain = unique("tether");
     let conf = dir.path().join("sssd.conf");
-    let text = format!(
-        "[sssd]\nservices = nss, pam\ndomains = {domain}\n\n[nss]\n[pam]\n\n[domain/{domain}]\n\
-         id_provider = ldap\nauth_provider = ldap\nldap_uri = {ldap_url}\nldap_id_use_start_tls = true\n\
-         ldap_tls_reqcert = demand\nldap_tls_cacert = {ca}\nldap_search_base = o=tether\n\
-         ldap_user_search_base = ou=Users,o=tether\nldap_group_search_base = ou=Groups,o=tether\n\
-         ldap_schema = rfc2307bis\nldap_group_member = member\n\
-         ldap_default_bind_dn = uid={reader},ou=Users,o=tether\nldap_default_authtok = {password}\n\
-         cache_credentials = false\nentry_cache_timeout = 1\nenumerate = false\n",
-        ca = pki().ca_file.display(),
-    );
+    // The configuration the documentation gives, as it is (but for a short entry cache).
+    let template = std::fs::read_to_string(tether_testkit::workspace_root().join("docs/ldap/sssd.conf")).unwrap();
+    let text = template
+        .replace("@DOMAIN@", &domain)
+        .replace("@LDAP_URI@", ldap_url)
+        .replace("@CA_FILE@", &pki().ca_file.display().to_string())
+        .replace("@READER@", reader)
+        .replace("@READER_PASSWORD@", password)
+        .replace("entry_cache_timeout = 60", "entry_cache_timeout = 1");
+    assert!(!text.contains('@'), "every placeholder filled: {text}");
     std::fs::write(&conf, text).unwrap();
     std::fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let child = tokio::process::Command::new("/usr/sbin/sssd")

@@ -23,6 +23,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// The data directory (kept until the server is dropped; unused on PostgreSQL).
     pub dir: tempfile::TempDir,
+    /// The server's store, for seeding large fixtures in one batch (`None` when attached).
+    repo: Option<Repo>,
     clock: Arc<Mutex<OffsetDateTime>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -83,7 +85,8 @@ impl TestServer {
             ..ServerConfig::default()
         };
         f(&mut config);
-        let state = AppState::new(Repo::new(store), config);
+        let repo = Repo::new(store);
+        let state = AppState::new(repo.clone(), config);
         let api_key = "test-admin-key-0123456789".to_string();
         tether_server::bootstrap_api_key(&state, &api_key).await.expect("bootstrap key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -110,7 +113,7 @@ impl TestServer {
         });
         let ldaps = ldap_urls.pop().expect("ldaps");
         let ldap = ldap_urls.pop().expect("ldap");
-        TestServer { url, ldap, ldaps, api_key, client: pki.client(), dir, clock, shutdown: Some(tx) }
+        TestServer { url, ldap, ldaps, api_key, client: pki.client(), dir, repo: Some(repo), clock, shutdown: Some(tx) }
     }
 
     /// A handle on a `tetherd` running elsewhere (say, in another process) at `url`:
@@ -123,9 +126,16 @@ impl TestServer {
             api_key,
             client: crate::client(),
             dir: tempfile::tempdir().expect("temp dir"),
+            repo: None,
             clock: Arc::new(Mutex::new(OffsetDateTime::now_utc())),
             shutdown: None,
         }
+    }
+
+    /// The server's store, to seed a large fixture in one batch (what is under test then is
+    /// not how it was written).
+    pub fn repo(&self) -> &Repo {
+        self.repo.as_ref().expect("an in-process server")
     }
 
     /// Moves the server's clock forward.

@@ -283,3 +283,49 @@ async fn unix_ids_are_assigned_unique_and_served() {
     assert_eq!(dns, ["cn=ops,ou=Groups,o=tether"], "{ldif}");
     assert!(ldif.contains("memberUid: given"), "{ldif}");
 }
+
+/// A second client library, the Rust `ldap3` crate (StartTLS, its paged results adapter),
+/// pages through 5,000 users in LDAP; unpaged, the same search stops at the server's bound.
+#[tokio::test]
+async fn a_second_client_pages_through_five_thousand_users() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let reader = user(&s, "reader", json!({"ldap_binding_user": true})).await;
+    associate(&s, &server, "user", &reader, "add").await;
+    let all = s.create("/api/v2/usergroups", json!({"name": "everyone"})).await;
+    associate(&s, &server, "user_group", &all, "add").await;
+    // Seeded in one batch (what is under test is the LDAP side, not 5,000 API calls).
+    let names: Vec<String> = (0..5000).map(|i| format!("m{i:04}")).collect();
+    let mut batch = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let u = tether_core::user::User {
+            id: format!("{:024x}", 0xabc000 + i),
+            username: n.clone(),
+            email: format!("{n}@example.test"),
+            firstname: "M".into(),
+            lastname: n.clone(),
+            ..Default::default()
+        };
+        batch.push(tether_store::WriteOp::Insert(tether_store::Collection::Users, tether_store::user_doc(&u)));
+        batch.push(tether_store::WriteOp::Link(tether_store::Edge::Member, all.clone(), u.id.clone()));
+    }
+    s.repo().store().write_batch(&batch).await.expect("seed");
+    let target = tether_ad::LdapTarget {
+        url: s.ldap.clone(),
+        bind_dn: dn("reader"),
+        bind_password: "Ldap-Passw0rd!".into(),
+        ca_file: Some(pki().ca_file.display().to_string()),
+        insecure_skip_verify: false,
+    };
+    let mut ldap = tether_ad::connect(&target).await.expect("StartTLS and bind with the ldap3 crate");
+    let entries = tether_ad::read::paged_search(&mut ldap, "ou=Users,o=tether", "(uid=m*)", &["uid", "uidNumber"])
+        .await
+        .expect("paged search");
+    let mut uids: Vec<String> = entries.iter().filter_map(|e| tether_ad::read::text(e, "uid")).collect();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids, names, "every user once");
+    let unpaged =
+        ldap.search("ou=Users,o=tether", tether_ad::ldap3::Scope::Subtree, "(uid=m*)", vec!["1.1"]).await.unwrap();
+    assert_eq!((unpaged.1.rc, unpaged.0.len()), (4, 1000), "unpaged: sizeLimitExceeded past the server's bound");
+}
