@@ -328,24 +328,28 @@ impl Session {
         let server = crate::ops::ldap::server(s).await?;
         // The bound user as it is now: suspended or taken out of LDAP since the bind, it
         // reads nothing more.
-        let me = match s.repo.user(&user_id).await?.filter(|u| server.admits(u)) {
-            Some(u) if crate::ops::ldap::user_in_ldap(s, &u.id).await? => u,
-            _ => {
-                self.bound = Bound::Anonymous;
-                return Ok(Err(Refusal::rights("bind again")));
-            }
+        let gone = |bound: &mut Bound| {
+            *bound = Bound::Anonymous;
+            Ok(Err(Refusal::rights("bind again")))
         };
+        let Some(me) = s.repo.user(&user_id).await?.filter(|u| server.admits(u)) else { return gone(&mut self.bound) };
         let tree = &self.tree;
         if !me.ldap_binding_user {
             // Any other user reads its own entry only.
-            let view = crate::ops::ldap::in_ldap(s).await?;
-            return Ok(Ok(vec![entries::user(tree, &me, &view.groups_of(&me.id))]));
+            if !crate::ops::ldap::user_in_ldap(s, &me.id).await? {
+                return gone(&mut self.bound);
+            }
+            let groups = crate::ops::ldap::ldap_group_names(s, &me.id).await?;
+            return Ok(Ok(vec![entries::user(tree, &me, &groups)]));
+        }
+        let view = crate::ops::ldap::in_ldap(s).await?;
+        if !view.users.iter().any(|u| u.id == me.id) {
+            return gone(&mut self.bound);
         }
         let base = tree.name(&req.base);
         if base == Named::Outside {
             return Ok(Err(Refusal::no_such_object(tree)));
         }
-        let view = crate::ops::ldap::in_ldap(s).await?;
         let uids = filter::only_uids(&req.filter).map(|v| v.into_iter().map(|u| u.to_lowercase()).collect::<Vec<_>>());
         let mut out = entries::containers(tree);
         let by_id: HashMap<&str, &tether_core::user::User> = view.users.iter().map(|u| (u.id.as_str(), u)).collect();
@@ -353,7 +357,7 @@ impl Session {
             if uids.as_ref().is_some_and(|names| !names.contains(&u.username.to_lowercase())) {
                 continue;
             }
-            out.push(entries::user(tree, u, &view.groups_of(&u.id)));
+            out.push(entries::user(tree, u, view.groups_of(&u.id)));
         }
         for (g, members) in &view.groups {
             let members: Vec<&tether_core::user::User> =

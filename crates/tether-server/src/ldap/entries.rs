@@ -86,7 +86,7 @@ fn without_empty(attrs: Vec<(&'static str, Vec<String>)>) -> Vec<(&'static str, 
 }
 
 /// A user, with the names of the groups in LDAP it is in.
-pub fn user(tree: &Tree, u: &User, groups: &[&str]) -> Entry {
+pub fn user(tree: &Tree, u: &User, groups: &[impl AsRef<str>]) -> Entry {
     let cn = if u.displayname.is_empty() { format!("{} {}", u.firstname, u.lastname) } else { u.displayname.clone() };
     // posixAccount only with both unix ids (users stored before them get theirs at start).
     let posix = u.unix_uid.zip(u.unix_guid);
@@ -105,7 +105,7 @@ pub fn user(tree: &Tree, u: &User, groups: &[&str]) -> Entry {
         ("displayName", one(&u.displayname)),
         ("title", one(&u.job_title)),
         ("telephoneNumber", u.phone_numbers.iter().map(|p| p.number.clone()).filter(|n| !n.is_empty()).collect()),
-        ("memberOf", groups.iter().map(|g| tree.group_dn(g)).collect()),
+        ("memberOf", groups.iter().map(|g| tree.group_dn(g.as_ref())).collect()),
         ("uidNumber", number(posix.map(|p| p.0))),
         ("gidNumber", number(posix.map(|p| p.1))),
         ("homeDirectory", if posix.is_some() { vec![format!("/home/{}", u.username)] } else { Vec::new() }),
@@ -169,7 +169,7 @@ mod tests {
             created: "2026-11-26T21:35:01Z".into(),
             ..User::default()
         };
-        let plain = user(&tree, &u, &[]);
+        let plain = user(&tree, &u, &[] as &[&str]);
         assert!(
             plain.values("uidNumber").is_none()
                 && !plain.values("objectClass").unwrap().contains(&"posixAccount".into())

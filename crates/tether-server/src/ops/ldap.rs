@@ -2,7 +2,7 @@
 //! who is in LDAP (associated directly or through a group), and the bind. The LDAP front
 //! end and the REST routes both call these; neither reads the associations itself.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 use tether_core::group::Group;
@@ -101,12 +101,14 @@ pub async fn associated(s: &AppState, id: &str, target: Target) -> ApiResult<Vec
 pub struct InLdap {
     pub users: Vec<User>,
     pub groups: Vec<(Group, Vec<String>)>,
+    /// User id → the names of its groups in LDAP (built once: a search asks for every user).
+    group_names: HashMap<String, Vec<String>>,
 }
 
 impl InLdap {
-    /// The names of the groups `user_id` is in.
-    pub fn groups_of(&self, user_id: &str) -> Vec<&str> {
-        self.groups.iter().filter(|(_, m)| m.iter().any(|x| x == user_id)).map(|(g, _)| g.name.as_str()).collect()
+    /// The names of the groups in LDAP `user_id` is in.
+    pub fn groups_of(&self, user_id: &str) -> &[String] {
+        self.group_names.get(user_id).map(Vec::as_slice).unwrap_or_default()
     }
 }
 
@@ -124,22 +126,47 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
     }
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let users = s.repo.users_by_ids(&ids).await?;
-    Ok(InLdap { users, groups })
+    let mut group_names: HashMap<String, Vec<String>> = HashMap::new();
+    for (g, members) in &groups {
+        for m in members {
+            group_names.entry(m.clone()).or_default().push(g.name.clone());
+        }
+    }
+    Ok(InLdap { users, groups, group_names })
+}
+
+/// The ids of the user's groups that are in LDAP.
+async fn ldap_groups(s: &AppState, server_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
+    let store = s.repo.store();
+    let mut out = Vec::new();
+    for g in store.sources(Edge::Member, user_id).await? {
+        if store.sources(Edge::LdapGroup, &g).await?.iter().any(|x| x == server_id) {
+            out.push(g);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the user is in LDAP (directly or through one of its groups).
 pub async fn user_in_ldap(s: &AppState, user_id: &str) -> ApiResult<bool> {
     let id = server(s).await?.id;
-    let store = s.repo.store();
-    if store.sources(Edge::LdapUser, user_id).await?.contains(&id) {
+    if s.repo.store().sources(Edge::LdapUser, user_id).await?.contains(&id) {
         return Ok(true);
     }
-    for g in store.sources(Edge::Member, user_id).await? {
-        if store.sources(Edge::LdapGroup, &g).await?.contains(&id) {
-            return Ok(true);
+    Ok(!ldap_groups(s, &id, user_id).await?.is_empty())
+}
+
+/// The names of the user's groups that are in LDAP (for its own entry, without reading
+/// everything in LDAP).
+pub async fn ldap_group_names(s: &AppState, user_id: &str) -> ApiResult<Vec<String>> {
+    let id = server(s).await?.id;
+    let mut names = Vec::new();
+    for g in ldap_groups(s, &id, user_id).await? {
+        if let Some(g) = s.repo.get::<Group>(Collection::Groups, &g).await? {
+            names.push(g.name);
         }
     }
-    Ok(false)
+    Ok(names)
 }
 
 /// A simple bind as `username`: the user, when the password is right (checked by the one

@@ -66,10 +66,10 @@ pub async fn backfill(s: &AppState) -> ApiResult<()> {
         }
     }
     let q = tether_core::query::ListQuery { limit: usize::MAX >> 1, ..Default::default() };
-    let (_, groups) = s.repo.list::<tether_core::group::Group>(Collection::Groups, &q).await?;
+    let (_, groups) = s.repo.list::<Group>(Collection::Groups, &q).await?;
     for g in groups.into_iter().filter(|g| unix_gid(g).is_none()) {
         super::retrying(|| async {
-            let Some(mut current) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &g.id).await? else {
+            let Some(mut current) = s.repo.get::<Group>(Collection::Groups, &g.id).await? else {
                 return Ok(());
             };
             if unix_gid(&current).is_none() {

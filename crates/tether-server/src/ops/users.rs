@@ -75,8 +75,6 @@ async fn apply_update_once(s: &AppState, id: &str, body: &Value, actor: &Actor) 
     save_update(s, &current, write, actor).await
 }
 
-/// Stores a decided update: the user, its new password's hash, the feed entry for its AD
-/// domains and the history entry.
 /// A user changes their own password (the portal, LDAP Password Modify): the directory's
 /// policy applies, and the password reaches AD like any password change.
 pub async fn change_own_password(s: &AppState, user: &User, new: &str, actor: &Actor) -> ApiResult<User> {
@@ -85,6 +83,8 @@ pub async fn change_own_password(s: &AppState, user: &User, new: &str, actor: &A
     save_update(s, user, write, actor).await
 }
 
+/// Stores a decided update: the user, its new password's hash, the feed entry for its AD
+/// domains and the history entry.
 pub async fn save_update(s: &AppState, current: &User, write: UserWrite, actor: &Actor) -> ApiResult<User> {
     let id = current.id.as_str();
     let UserWrite { mut user, password } = write;
