@@ -81,6 +81,8 @@ pub const USER_ATTRS: &[&str] = &[
     "msDS-UserPasswordExpiryTimeComputed",
     "pwdLastSet",
     "uSNChanged",
+    "uidNumber",
+    "gidNumber",
 ];
 
 /// What a cycle did, for logs and tests.
@@ -182,6 +184,8 @@ fn observe(
             || sam.eq_ignore_ascii_case("krbtgt")
             || is_bind,
         sudo: admins.contains(&dn_l),
+        uid_number: number::<u32>(e, "uidNumber"),
+        gid_number: number::<u32>(e, "gidNumber"),
         changed_at: t("whenChanged").and_then(|g| generalized_to_rfc3339(&g)),
     }
 }

@@ -999,3 +999,42 @@ async fn mirrored_group_deletions_are_guarded() {
     }
     assert_eq!(fx.s.call("GET", "/api/systemusers", None).await.body["totalCount"], 2, "the users stay");
 }
+
+#[tokio::test]
+async fn ad_unix_numbers_are_kept_and_a_clash_loses_no_user() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let adi = fx.adi.clone();
+    // A local user holds 60010 before the import sees AD's numbers.
+    let r = fx
+        .s
+        .call(
+            "POST",
+            "/api/systemusers",
+            Some(json!({"username": unique("loc"), "email": format!("{}@example.test", unique("loc")), "unix_uid": 60010})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (with, with_dn) = fx.user("ux", Some("Unix"), &[&adi]).await;
+    replace_attrs(&mut fx.ldap, &with_dn, &[("uidNumber", "60001"), ("gidNumber", "60002")]).await.unwrap();
+    let (clash, clash_dn) = fx.user("uc", Some("Clash"), &[&adi]).await;
+    replace_attrs(&mut fx.ldap, &clash_dn, &[("uidNumber", "60010")]).await.unwrap();
+    let (plain, _) = fx.user("up", Some("Plain"), &[&adi]).await;
+    let out = fx.run().await;
+    assert_eq!((out["created"].as_u64(), out["skipped"].as_array().map(Vec::len)), (Some(3), Some(0)), "{out}");
+    let nums = |u: Value| {
+        (
+            u["unix_uid"].as_u64().unwrap_or_else(|| panic!("{u}")),
+            u["unix_guid"].as_u64().unwrap_or_else(|| panic!("{u}")),
+        )
+    };
+    assert_eq!(nums(fx.tether_user(&with).await.unwrap()), (60001, 60002), "AD's numbers kept");
+    let (clash_uid, _) = nums(fx.tether_user(&clash).await.unwrap());
+    assert_ne!(clash_uid, 60010, "the local user keeps its number; the AD user is imported with another");
+    let (plain_uid, _) = nums(fx.tether_user(&plain).await.unwrap());
+    assert!(plain_uid > 60010 && clash_uid > 60010, "numbers handed out pass AD's: {plain_uid} {clash_uid}");
+    // A change of AD's number reaches Tether; an account without one keeps Tether's.
+    replace_attrs(&mut fx.ldap, &with_dn, &[("uidNumber", "60003")]).await.unwrap();
+    fx.run().await;
+    assert_eq!(nums(fx.tether_user(&with).await.unwrap()), (60003, 60002));
+    assert_eq!(nums(fx.tether_user(&plain).await.unwrap()).0, plain_uid);
+}

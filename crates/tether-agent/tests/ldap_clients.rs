@@ -107,6 +107,8 @@ async fn sssd_and_pam_see_an_ad_user_through_tether() {
     };
     let dn = create_user(&mut ldap, &nu).await.unwrap();
     set_member(&mut ldap, &team, &dn, true).await.unwrap();
+    // RFC 2307 numbers in AD: the Linux host sees the same ones through Tether.
+    tether_ad::replace_attrs(&mut ldap, &dn, &[("uidNumber", "70123"), ("gidNumber", "70124")]).await.unwrap();
     let state = tempfile::tempdir().unwrap();
     let v = with_keys(
         dc().import_agent_config(&s.url, &key, state.path(), &ou, &adi),
@@ -153,10 +155,10 @@ async fn sssd_and_pam_see_an_ad_user_through_tether() {
     }
     assert_eq!(passwd.0, 0, "getent passwd {sam}: {}", passwd.1);
     let fields: Vec<&str> = passwd.1.trim().split(':').collect();
-    let uid = u["results"][0]["unix_uid"].as_u64().unwrap().to_string();
+    assert_eq!(u["results"][0]["unix_uid"], 70123, "{u}");
     assert_eq!(
-        (fields[0], fields[2], fields[5], fields[6]),
-        (sam.as_str(), uid.as_str(), &*format!("/home/{sam}"), "/bin/bash")
+        (fields[0], fields[2], fields[3], fields[5], fields[6]),
+        (sam.as_str(), "70123", "70124", &*format!("/home/{sam}"), "/bin/bash")
     );
     let (code, group) = run("getent", &["-s", "sss", "group", &team_name], None).await;
     assert!(code == 0 && group.trim().ends_with(&sam), "{group}");

@@ -300,9 +300,7 @@ pub(crate) fn lower(k: &Option<String>) -> Option<String> {
 /// database's message naming it): a unix id, the second key (`key2`), or the first.
 pub(crate) fn conflict(c: Collection, index: &str) -> StoreError {
     let [k1, k2] = c.key_names();
-    let field = if index.contains("unix_guid") {
-        "unix_guid"
-    } else if index.contains("unix_uid") {
+    let field = if index.contains("unix_uid") {
         "unix_uid"
     } else if index.ends_with("key2") {
         k2

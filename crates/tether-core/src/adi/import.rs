@@ -47,6 +47,12 @@ pub struct AdUserObs {
     pub privileged: bool,
     /// A direct member of the AdminsGroup: gets the sudo privilege.
     pub sudo: bool,
+    /// AD's RFC 2307 `uidNumber` and `gidNumber`, when the account has them: kept as the
+    /// user's `unix_uid` / `unix_guid`, so Linux hosts see the numbers they know from AD.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid_number: Option<u32>,
     /// AD's `whenChanged` (RFC 3339, one-second resolution), for latency metrics.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<String>,
@@ -151,6 +157,14 @@ fn apply_ad(u: &mut User, obs: &AdUserObs, username: &str, s: &ImportSettings, c
         u.addresses = obs.addresses.clone();
     }
     u.sudo = obs.sudo;
+    // AD's numbers when it has them; otherwise the ones Tether gave stay (files on Linux
+    // hosts belong to them).
+    if let Some(n) = obs.uid_number {
+        u.unix_uid = Some(n);
+    }
+    if let Some(n) = obs.gid_number {
+        u.unix_guid = Some(n);
+    }
     u.externally_managed = true;
     u.external_dn = Some(obs.dn.clone());
     u.external_source_type = Some("active_directory".into());

@@ -309,6 +309,11 @@ pub(crate) async fn execute(
         .filter_map(|o| o.changed_at.clone().map(|t| (o.sam_account_name.clone(), t)))
         .collect();
     let mut taken = Taken::of(s, &planned).await?;
+    // Numbers AD gives (RFC 2307 uidNumber / gidNumber) raise the counter past them first.
+    let ad_numbers = report.users.iter().flat_map(|o| [o.uid_number, o.gid_number]).flatten().max();
+    if let Some(n) = ad_numbers {
+        crate::ops::unix_ids::raise_past(s, n).await?;
+    }
     // Unix ids for the cycle's new users, taken as one block.
     let new_users =
         planned.iter().filter(|p| matches!(&p.decision, UserDecision::Create(u) if u.unix_uid.is_none())).count();
@@ -339,9 +344,10 @@ pub(crate) async fn execute(
             }
             if u.unix_uid.is_none() {
                 u.unix_uid = Some(next_unix_id);
-                u.unix_guid = u.unix_guid.or(u.unix_uid);
                 next_unix_id += 1;
             }
+            // A private group per user unless AD gave a gidNumber.
+            u.unix_guid = u.unix_guid.or(u.unix_uid);
         }
         if let Some(u) = decided_user(&p.decision).or(p.existing.as_ref()) {
             names.insert(u.id.clone(), u.username.clone());
@@ -387,7 +393,15 @@ pub(crate) async fn execute(
         if let Some(h) = p.history(s, actor) {
             s.repo.store().insert(Collection::History, &h).await?;
         }
-        let result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
+        let again = p.decision.clone();
+        let mut result = apply_decision(s, domain, p.existing.as_ref(), p.decision, &mut out).await;
+        if matches!(&result, Err(StoreError::Conflict { field: "unix_uid", .. })) {
+            // AD's uidNumber is another Tether user's: the user is imported all the same and
+            // keeps the number Tether gave it (or a new one); the clash is logged.
+            if let Some(d) = keep_tether_uid(s, again, p.existing.as_ref()).await? {
+                result = apply_decision(s, domain, p.existing.as_ref(), d, &mut out).await;
+            }
+        }
         match (result, p.obs_guid) {
             (Ok(Some(id)), Some(g)) => {
                 linked.insert(g, id);
@@ -528,6 +542,32 @@ impl Taken {
         self.emails.insert(email, u.id.clone());
         None
     }
+}
+
+/// `d` with the unix id Tether gave the user instead of AD's (held by another user), or a
+/// new one for a new user; `None` if `d` writes no user.
+async fn keep_tether_uid(
+    s: &AppState,
+    mut d: UserDecision,
+    existing: Option<&User>,
+) -> Result<Option<UserDecision>, ApiError> {
+    let (UserDecision::Create(u) | UserDecision::Update { user: u, .. }) = &mut d else { return Ok(None) };
+    let ad_uid = u.unix_uid;
+    u.unix_uid = match existing.and_then(|e| e.unix_uid).filter(|n| Some(*n) != ad_uid) {
+        Some(n) => Some(n),
+        None => Some(crate::ops::unix_ids::take(s, 1).await?),
+    };
+    if u.unix_guid == ad_uid {
+        // The private group went with the number.
+        u.unix_guid = u.unix_uid;
+    }
+    tracing::warn!(
+        user = %u.username,
+        ad_uid_number = ?ad_uid,
+        kept = ?u.unix_uid,
+        "AD's uidNumber is another Tether user's unix_uid; the user keeps Tether's number"
+    );
+    Ok(Some(d))
 }
 
 /// Applies one decision; returns the Tether id of the user if it stays linked.

@@ -342,21 +342,41 @@ impl Session {
             let groups = crate::ops::ldap::ldap_group_names(s, &me.id).await?;
             return Ok(Ok(vec![entries::user(tree, &me, &groups)]));
         }
-        let view = crate::ops::ldap::in_ldap(s).await?;
-        if !view.users.iter().any(|u| u.id == me.id) {
-            return gone(&mut self.bound);
-        }
         let base = tree.name(&req.base);
         if base == Named::Outside {
             return Ok(Err(Refusal::no_such_object(tree)));
         }
-        let uids = filter::only_uids(&req.filter).map(|v| v.into_iter().map(|u| u.to_lowercase()).collect::<Vec<_>>());
+        // Only some users can be in the answer (a user's own DN as the base, or a filter
+        // pinned to usernames): those are looked up, nobody else is read.
+        let pinned = match &base {
+            Named::User(name) => Some(vec![name.clone()]),
+            Named::Group(_) => None,
+            _ => filter::only_uids(&req.filter),
+        };
+        if let Some(mut names) = pinned {
+            if !crate::ops::ldap::user_in_ldap(s, &me.id).await? {
+                return gone(&mut self.bound);
+            }
+            names.iter_mut().for_each(|n| *n = n.to_lowercase());
+            names.sort();
+            names.dedup();
+            let mut out = entries::containers(tree);
+            for name in &names {
+                match crate::ops::ldap::user_named(s, name).await? {
+                    Some((u, groups)) => out.push(entries::user(tree, &u, &groups)),
+                    None if matches!(&base, Named::User(_)) => return Ok(Err(Refusal::no_such_object(tree))),
+                    None => {}
+                }
+            }
+            return Ok(Ok(out));
+        }
+        let view = crate::ops::ldap::in_ldap(s).await?;
+        if !view.users.iter().any(|u| u.id == me.id) {
+            return gone(&mut self.bound);
+        }
         let mut out = entries::containers(tree);
         let by_id: HashMap<&str, &tether_core::user::User> = view.users.iter().map(|u| (u.id.as_str(), u)).collect();
         for u in &view.users {
-            if uids.as_ref().is_some_and(|names| !names.contains(&u.username.to_lowercase())) {
-                continue;
-            }
             out.push(entries::user(tree, u, view.groups_of(&u.id)));
         }
         for (g, members) in &view.groups {

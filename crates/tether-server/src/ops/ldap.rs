@@ -169,6 +169,26 @@ pub async fn ldap_group_names(s: &AppState, user_id: &str) -> ApiResult<Vec<Stri
     Ok(names)
 }
 
+/// The user named `username` with the names of its groups in LDAP, when it is in LDAP: one
+/// indexed lookup and its own memberships, however many users the directory holds (the
+/// `(uid=x)` search every client sends at each login).
+pub async fn user_named(s: &AppState, username: &str) -> ApiResult<Option<(User, Vec<String>)>> {
+    let Some(user) = s.repo.user_by_username(username).await? else { return Ok(None) };
+    let id = server(s).await?.id;
+    let direct = s.repo.store().sources(Edge::LdapUser, &user.id).await?.contains(&id);
+    let groups = ldap_groups(s, &id, &user.id).await?;
+    if !direct && groups.is_empty() {
+        return Ok(None);
+    }
+    let mut names = Vec::with_capacity(groups.len());
+    for g in groups {
+        if let Some(g) = s.repo.get::<Group>(Collection::Groups, &g).await? {
+            names.push(g.name);
+        }
+    }
+    Ok(Some((user, names)))
+}
+
 /// A simple bind as `username`: the user, when the password is right (checked by the one
 /// authentication, counted by the login limits), the user is in LDAP and the server's
 /// policy admits it. Every refusal reads the same.

@@ -21,12 +21,19 @@ pub async fn take(s: &AppState, count: usize) -> ApiResult<u32> {
     u32::try_from(first).map_err(|_| ApiError::new(Code::Internal, "the unix ids are used up"))
 }
 
+/// Raises the counter past `n` (a number given elsewhere, e.g. AD's `uidNumber`), so the
+/// numbers handed out later never meet it.
+pub async fn raise_past(s: &AppState, n: u32) -> ApiResult<()> {
+    s.repo.store().take_numbers(UNIX_IDS, 0, i64::from(n) + 1).await?;
+    Ok(())
+}
+
 /// Gives `u` its unix ids: those it was given raise the counter past them (so ids handed out
 /// later never meet them); a missing `unix_uid` is taken from the counter, a missing
 /// `unix_guid` is the same number (a private group per user).
 pub async fn assign_user(s: &AppState, u: &mut User) -> ApiResult<()> {
     for given in [u.unix_uid, u.unix_guid].into_iter().flatten() {
-        s.repo.store().take_numbers(UNIX_IDS, 0, i64::from(given) + 1).await?;
+        raise_past(s, given).await?;
     }
     if u.unix_uid.is_none() {
         u.unix_uid = Some(take(s, 1).await?);

@@ -93,4 +93,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX users_by_unix_uid ON users ((doc->>'unix_uid'));
     CREATE UNIQUE INDEX users_by_unix_guid ON users ((doc->>'unix_guid'));
     "#,
+    // 8 (SQLite's 11): users may share a primary group (AD's gidNumber): only the uid stays
+    // unique.
+    r#"
+    DROP INDEX users_by_unix_guid;
+    "#,
 ];

@@ -79,4 +79,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX users_by_unix_uid ON users (json_extract(doc, '$.unix_uid'));
     CREATE UNIQUE INDEX users_by_unix_guid ON users (json_extract(doc, '$.unix_guid'));
     "#,
+    // 11: users may share a primary group (AD's gidNumber, e.g. every user in 10000): only
+    // the uid stays unique.
+    r#"
+    DROP INDEX users_by_unix_guid;
+    "#,
 ];
