@@ -27,6 +27,7 @@ mod sessions;
 mod state;
 mod throttle;
 pub mod tls;
+mod verified;
 
 use std::future::Future;
 

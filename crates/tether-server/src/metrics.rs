@@ -51,6 +51,7 @@ pub struct Metrics {
     auth_latency: Family<Labels, Histogram>,
     ldap_latency: Family<Labels, Histogram>,
     ad_errors: Family<Labels, Counter>,
+    credential_cache: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
     agent_ad_reachable: Family<Labels, Gauge>,
     agent_up: Family<Labels, Gauge>,
@@ -83,6 +84,12 @@ impl Default for Metrics {
             ldap_latency.clone(),
         );
         registry.register("ad_errors", "Errors AD returned, by source and code", ad_errors.clone());
+        let credential_cache = Family::default();
+        registry.register(
+            "credential_cache",
+            "Local password checks answered from the cache of recent verifications (hit) or hashed (miss)",
+            credential_cache.clone(),
+        );
         registry.register(
             "sync_queue_depth",
             "Change-feed entries not yet acknowledged by each sync agent",
@@ -102,6 +109,7 @@ impl Default for Metrics {
             auth_latency,
             ldap_latency,
             ad_errors,
+            credential_cache,
             queue_depth,
             agent_ad_reachable,
             agent_up,
@@ -139,6 +147,10 @@ impl Metrics {
 
     pub fn ldap_operation(&self, op: &str, outcome: &str, seconds: f64) {
         self.ldap_latency.get_or_create(&labels(&[("op", op), ("outcome", outcome)])).observe(seconds);
+    }
+
+    pub fn credential_cache(&self, outcome: &str) {
+        self.credential_cache.get_or_create(&labels(&[("outcome", outcome)])).inc();
     }
 
     pub fn ad_error(&self, source: &str, code: &str) {

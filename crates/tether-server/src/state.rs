@@ -67,6 +67,8 @@ pub struct AppState {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Browser sessions of the console and the portal.
     pub(crate) sessions: Arc<crate::sessions::Sessions>,
+    /// Passwords verified lately (spares binds the hash's cost; see `verified`).
+    pub(crate) verified: Arc<crate::verified::Verified>,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
             throttle,
             metrics: Default::default(),
             sessions,
+            verified: Arc::new(crate::verified::Verified::new(crate::verified::TTL)),
         }
     }
 

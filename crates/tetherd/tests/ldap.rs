@@ -222,6 +222,42 @@ async fn users_change_their_password_and_guesses_are_limited() {
     assert!(m.contains("tether_ldap_operation_seconds_count{op=\"bind\",outcome=\"InvalidCredentials\"} 12"), "{m}");
 }
 
+/// The value of `tether_credential_cache_total{outcome=...}`.
+async fn cache_count(s: &TestServer, outcome: &str) -> u64 {
+    let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
+    let series = format!("tether_credential_cache_total{{outcome=\"{outcome}\"}} ");
+    m.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().unwrap())
+}
+
+/// Binds of a user whose password was verified a moment ago skip the hash; a password
+/// change, a wrong password and a suspension are never answered from that memory.
+#[tokio::test]
+async fn a_verified_password_is_not_hashed_again_until_it_changes() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let gil = user(&s, "gil", json!({})).await;
+    associate(&s, &server, "user", &gil, "add").await;
+    let counts = || async { (cache_count(&s, "hit").await, cache_count(&s, "miss").await) };
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Ldap-Passw0rd!").await.0, 0);
+    assert_eq!(counts().await, (0, 1), "the first bind is hashed");
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Ldap-Passw0rd!").await.0, 0);
+    assert_eq!(whoami(&s.ldap, true, "gil", "Ldap-Passw0rd!").await.0, 0);
+    assert_eq!(counts().await, (2, 1), "the next ones are not");
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Ldap-Passw0rd!x").await.0, 49);
+    assert_eq!(counts().await, (2, 2), "a wrong password is hashed");
+    // A new password: the old one is hashed again (and refused) at once.
+    let r = s.call("PUT", &format!("/api/systemusers/{gil}"), Some(json!({"password": "Fresh-Passw0rd!"}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Ldap-Passw0rd!").await.0, 49);
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Fresh-Passw0rd!").await.0, 0);
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Fresh-Passw0rd!").await.0, 0);
+    assert_eq!(counts().await, (3, 4));
+    // Suspended: refused although the password is remembered.
+    let r = s.call("PUT", &format!("/api/systemusers/{gil}"), Some(json!({"suspended": true}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(whoami(&s.ldaps, false, "gil", "Fresh-Passw0rd!").await.0, 49);
+}
+
 #[tokio::test]
 async fn unix_ids_are_assigned_unique_and_served() {
     let s = TestServer::start().await;

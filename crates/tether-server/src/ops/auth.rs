@@ -107,8 +107,19 @@ async fn verify_user(s: &AppState, username: &str, password: String, lenience: L
         check_no_password(password).await;
         return Ok(denied());
     };
-    let Some(rehash) = check_password(password.clone(), hash).await else {
-        return Ok(denied());
+    // A password verified against this very hash a moment ago is not hashed again.
+    let rehash = if s.verified.hit(&user.id, &hash, &password, std::time::Instant::now()) {
+        s.metrics.credential_cache("hit");
+        false
+    } else {
+        s.metrics.credential_cache("miss");
+        let Some(rehash) = check_password(password.clone(), hash.clone()).await else {
+            return Ok(denied());
+        };
+        if !rehash {
+            s.verified.remember(&user.id, &hash, &password, std::time::Instant::now());
+        }
+        rehash
     };
     if user.password_expired && !lenience.expired {
         return Ok(denied());
