@@ -4,7 +4,8 @@
 //! bulk provisioning rate into AD against raw adds, raw binds and delegated authentication
 //! under concurrency, and the peak memory of tetherd and of each agent, each run in a process
 //! of its own ([`parts`]). Prints a table, writes JSON and draws the latency distributions
-//! (SVG). `… -- store --users 100000` measures tetherd alone at scale. Figures are recorded
+//! (SVG). `… -- store --users 100000` measures tetherd alone at scale; `… -- ldap` the LDAP
+//! front end against OpenLDAP's slapd ([`ldap`]). Figures are recorded
 //! in docs/performance.md.
 //!
 //! The DC ([`sandbox`]) is seeded once per size (Samba creates only ~45 users/s on 2 cores).
@@ -25,6 +26,7 @@ use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_agent::session::Session;
 use tether_testkit::{Dc, TestServer};
 
+mod ldap;
 mod parts;
 mod picture;
 mod sandbox;
@@ -67,6 +69,30 @@ enum Cmd {
         /// On PostgreSQL (the test kit's private cluster) instead of the embedded store.
         #[arg(long)]
         postgres: bool,
+    },
+    /// Tether's LDAP front end side by side with OpenLDAP's slapd on the same data.
+    Ldap {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 500)]
+        groups: usize,
+        /// Concurrent client connections (StartTLS, kept open).
+        #[arg(long, default_value_t = 32)]
+        conns: usize,
+        /// Seconds each measure runs, per server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value = "target/bench-ldap.json")]
+        out: PathBuf,
+    },
+    /// (Internal) tetherd with LDAP users seeded, in a process of its own; prints its LDAP URL.
+    ServeLdap {
+        #[arg(long)]
+        users: usize,
+        #[arg(long)]
+        groups: usize,
+        #[arg(long)]
+        hash_file: PathBuf,
     },
     /// (Internal) one complete import cycle in a process of its own; prints its peak RSS.
     ImportOnce {
@@ -178,6 +204,17 @@ async fn main() -> Result<()> {
             std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::Ldap { users, groups, conns, seconds, out } => {
+            let r = ldap::run(users, groups, conns, seconds).await?;
+            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::ServeLdap { users, groups, hash_file } => {
+            ldap::serve(users, groups, std::fs::read_to_string(&hash_file)?.trim()).await?;
             return Ok(());
         }
         Cmd::Serve => {

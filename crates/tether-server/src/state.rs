@@ -69,6 +69,8 @@ pub struct AppState {
     pub(crate) sessions: Arc<crate::sessions::Sessions>,
     /// Passwords verified lately (spares binds the hash's cost; see `verified`).
     pub(crate) verified: Arc<crate::verified::Verified>,
+    /// The LDAP server object as last read, and when (see `ops::ldap::server`).
+    pub(crate) ldap_server: Arc<std::sync::Mutex<Option<(std::time::Instant, tether_core::ldap::LdapServer)>>>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
             metrics: Default::default(),
             sessions,
             verified: Arc::new(crate::verified::Verified::new(crate::verified::TTL)),
+            ldap_server: Default::default(),
         }
     }
 

@@ -5,13 +5,15 @@
 //! attacker's behalf). A success resets the username's count.
 //!
 //! An attempt is counted *before* its password is checked, so N guesses sent in parallel are
-//! N attempts, not one each racing the same count. The counts live in the store (one atomic
+//! N attempts, not one each racing the same count; those past the limit wait for the ones in
+//! flight (only a failure locks), so an application opening 32 connections for its one
+//! account at once is not locked out by its own successes. The counts live in the store (one atomic
 //! statement per attempt), so several tetherd behind one load balancer count together: an
 //! attacker gets no more guesses from spreading them. Keys that are neither locked nor
 //! counting are forgotten as failures come in, and a flood of fresh keys cannot unlock a
 //! locked one. Uses the server's clock.
 
-use tether_store::{Attempt, Repo, StoreError};
+use tether_store::{Attempt, Counted, Repo, StoreError};
 use time::{Duration, OffsetDateTime};
 
 /// Failures per username within [`WINDOW`] before it is locked.
@@ -21,6 +23,8 @@ pub const MAX_FAILURES: u32 = 10;
 pub const MAX_SOURCE_FAILURES: u32 = 50;
 pub const WINDOW: Duration = Duration::minutes(5);
 pub const LOCKOUT: Duration = Duration::minutes(15);
+/// How long an attempt past the limit waits for those in flight before it is refused.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One limit over one kind of key (`kind` keeps usernames and addresses apart in the store).
 pub struct Limiter {
@@ -29,11 +33,13 @@ pub struct Limiter {
     max: u32,
     /// Many people behind one key (an address): a success gives back its own attempt only.
     shared_key: bool,
+    /// How long an attempt past the limit waits for those in flight.
+    busy_wait: std::time::Duration,
 }
 
 impl Limiter {
     pub fn new(repo: Repo, kind: &'static str, max: u32, shared_key: bool) -> Self {
-        Limiter { repo, kind, max, shared_key }
+        Limiter { repo, kind, max, shared_key, busy_wait: BUSY_WAIT }
     }
 
     fn key(&self, key: &str) -> String {
@@ -50,12 +56,29 @@ impl Limiter {
     }
 
     /// Counts an attempt for `key`; `Err(until)` when the key is locked (nothing counted).
+    ///
+    /// Attempts past the limit that no failure has locked yet (a client opening many
+    /// connections for one account at once, each binding) wait for those in flight to
+    /// resolve: a success frees the key, failures lock it. At most `max` passwords are ever
+    /// being checked or failed within the window, however many arrive at once.
     pub async fn attempt(&self, key: &str, now: OffsetDateTime) -> Result<Result<(), OffsetDateTime>, StoreError> {
-        let locked = self.repo.store().count_attempt(&self.key(key), self.limits(now)).await?;
-        Ok(match locked.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()) {
-            Some(until) => Err(until),
-            None => Ok(()),
-        })
+        let key = self.key(key);
+        let waited = std::time::Instant::now();
+        loop {
+            match self.repo.store().count_attempt(&key, self.limits(now)).await? {
+                Counted::Counted => return Ok(Ok(())),
+                Counted::Locked(t) => {
+                    return Ok(Err(OffsetDateTime::from_unix_timestamp(t).unwrap_or(now + LOCKOUT)));
+                }
+                Counted::Full => {
+                    self.repo.store().attempt_succeeded(&key, true).await?;
+                    if waited.elapsed() >= self.busy_wait {
+                        return Ok(Err(now + Duration::seconds(self.busy_wait.as_secs().max(1) as i64)));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
     }
 
     /// The attempt counted for `key` failed: at the limit, the key is locked.
@@ -125,9 +148,11 @@ mod tests {
     #[tokio::test]
     async fn attempts_count_before_the_check_and_lock_at_the_limit() {
         let (_d, r) = repo().await;
-        let l = Limiter::new(r, "user", 3, false);
+        let mut l = Limiter::new(r, "user", 3, false);
+        l.busy_wait = std::time::Duration::from_millis(100);
         let now = t0();
-        // Three attempts in flight at once: the fourth is refused before any answer.
+        // Three attempts in flight at once: the fourth waits, and is refused when none of
+        // them answers meanwhile.
         for _ in 0..3 {
             l.attempt("Ann", now).await.unwrap().unwrap();
         }
@@ -142,9 +167,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attempt_past_the_limit_waits_for_those_in_flight() {
+        let (_d, r) = repo().await;
+        let l = std::sync::Arc::new(Limiter::new(r, "user", 2, false));
+        let now = t0();
+        l.attempt("cy", now).await.unwrap().unwrap();
+        l.attempt("cy", now).await.unwrap().unwrap();
+        let waiting = tokio::spawn({
+            let l = l.clone();
+            async move { l.attempt("cy", now).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "the third waits");
+        l.succeeded("cy").await.unwrap();
+        assert_eq!(waiting.await.unwrap(), Ok(()), "and goes on once one in flight succeeds");
+        // Failures lock it instead: the one waiting then learns so.
+        l.attempt("cy", now).await.unwrap().unwrap();
+        let waiting = tokio::spawn({
+            let l = l.clone();
+            async move { l.attempt("cy", now).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        l.failed("cy", now).await.unwrap();
+        assert_eq!(waiting.await.unwrap(), Err(now + LOCKOUT));
+    }
+
+    #[tokio::test]
     async fn a_success_resets_the_count() {
         let (_d, r) = repo().await;
-        let l = Limiter::new(r, "user", 2, false);
+        let mut l = Limiter::new(r, "user", 2, false);
+        l.busy_wait = std::time::Duration::from_millis(100);
         let now = t0();
         l.attempt("bo", now).await.unwrap().unwrap();
         l.failed("bo", now).await.unwrap();

@@ -164,6 +164,17 @@ pub struct Attempt {
     pub lock_until: i64,
 }
 
+/// What counting a login attempt found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Counted; the password may be checked.
+    Counted,
+    /// Counted past the limit: attempts in flight and failures fill the window.
+    Full,
+    /// The key is locked until then (Unix seconds); nothing was counted.
+    Locked(i64),
+}
+
 /// One write of a batch.
 #[derive(Clone, Debug)]
 pub enum WriteOp {
@@ -216,6 +227,18 @@ pub trait Store: Send + Sync + 'static {
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
+    /// A user (by id, or with `by_name` by username) with whether `from` links to it
+    /// directly with `direct`, and the groups it is a member of that `from` links to with
+    /// `via` (a user, whether it is in LDAP itself, and its groups in LDAP), as documents in
+    /// membership order: one query however many groups.
+    async fn user_with_groups(
+        &self,
+        key: &str,
+        by_name: bool,
+        from: &str,
+        direct: Edge,
+        via: Edge,
+    ) -> Result<Option<(Value, bool, Vec<Value>)>>;
 
     /// Several writes in one transaction: all of them, or none (the error says why). They
     /// are applied by kind, each kind in the batch's order: inserts, replaces, links, then
@@ -253,8 +276,9 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets every value expired by `now`.
     async fn expire_shared(&self, now: i64) -> Result<()>;
     /// Counts a login attempt for `key` before its password is checked (every tetherd counts
-    /// in the same place): `Some(until)` when the key is locked, and nothing was counted.
-    async fn count_attempt(&self, key: &str, a: Attempt) -> Result<Option<i64>>;
+    /// in the same place). [`Counted::Full`]: the attempt made the count pass `a.max` (the
+    /// caller gives it back with `attempt_succeeded(key, true)` before trying again).
+    async fn count_attempt(&self, key: &str, a: Attempt) -> Result<Counted>;
     /// Takes `count` consecutive numbers of the counter `name`, none below `floor` (later
     /// takes continue above them); answers the first. Every tetherd takes from one counter.
     /// `count` 0 only raises the counter to `floor`.

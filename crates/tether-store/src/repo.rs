@@ -97,6 +97,23 @@ impl Repo {
         self.store.get(Collection::Users, id).await?.map(user_from).transpose()
     }
 
+    /// A user (by id, or with `by_name` by username), whether `server` links to it with
+    /// `direct`, and its groups `server` links to with `via` (see `Store::user_with_groups`).
+    pub async fn user_with_groups(
+        &self,
+        key: &str,
+        by_name: bool,
+        server: &str,
+        direct: crate::Edge,
+        via: crate::Edge,
+    ) -> Result<Option<(User, bool, Vec<Group>)>> {
+        let Some((u, linked, groups)) = self.store.user_with_groups(key, by_name, server, direct, via).await? else {
+            return Ok(None);
+        };
+        let groups = groups.into_iter().map(decode).collect::<Result<Vec<Group>>>()?;
+        Ok(Some((user_from(u)?, linked, groups)))
+    }
+
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
         self.store.get_by_key(Collection::Users, username).await?.map(user_from).transpose()
     }

@@ -130,6 +130,43 @@ macro_rules! store_impl {
                 Ok(sqlx::query_scalar($crate::sql::stmt::SOURCES).bind(e.name()).bind(to).fetch_all(&self.$read).await?)
             }
 
+            async fn user_with_groups(
+                &self,
+                key: &str,
+                by_name: bool,
+                from: &str,
+                direct: $crate::Edge,
+                via: $crate::Edge,
+            ) -> $crate::Result<Option<(serde_json::Value, bool, Vec<serde_json::Value>)>> {
+                let user_doc = $crate::sql::doc_select::<$db>("users");
+                let group_doc = $crate::sql::doc_select::<$db>("groups");
+                let (user, key) = if by_name { ("key1", key.to_lowercase()) } else { ("id", key.to_string()) };
+                // Rows: the user (o = -1), the direct link (o = 0, no document), its groups.
+                let id = format!("(SELECT id FROM users WHERE {user} = $3)");
+                let sql = format!(
+                    "SELECT -1 AS o, {user_doc} AS d FROM users WHERE {user} = $3 \
+                     UNION ALL \
+                     SELECT 0 AS o, NULL AS d FROM edges WHERE kind = $4 AND src = $2 AND dst = {id} \
+                     UNION ALL \
+                     SELECT m.seq AS o, {group_doc} AS d FROM edges m \
+                     JOIN edges l ON l.kind = $1 AND l.src = $2 AND l.dst = m.src \
+                     JOIN groups ON groups.id = m.src \
+                     WHERE m.kind = 'member' AND m.dst = {id} ORDER BY o"
+                );
+                let rows: Vec<(i64, Option<String>)> = sqlx::query_as(&sql)
+                    .bind(via.name())
+                    .bind(from)
+                    .bind(&key)
+                    .bind(direct.name())
+                    .fetch_all(&self.$read)
+                    .await?;
+                let Some((-1, Some(u))) = rows.first() else { return Ok(None) };
+                let linked = rows.iter().any(|(_, d)| d.is_none());
+                let groups =
+                    rows[1..].iter().filter_map(|(_, d)| d.as_deref()).map($crate::sql::parse).collect::<$crate::Result<_>>()?;
+                Ok(Some(($crate::sql::parse(u)?, linked, groups)))
+            }
+
             async fn replace_with_secret(
                 &self,
                 c: $crate::Collection,
@@ -327,7 +364,7 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn count_attempt(&self, key: &str, a: $crate::Attempt) -> $crate::Result<Option<i64>> {
+            async fn count_attempt(&self, key: &str, a: $crate::Attempt) -> $crate::Result<$crate::Counted> {
                 let until: i64 = sqlx::query_scalar($crate::sql::stmt::COUNT_ATTEMPT)
                     .bind(key)
                     .bind(a.now)
@@ -336,7 +373,11 @@ macro_rules! store_impl {
                     .bind(a.lock_until)
                     .fetch_one(&self.$write)
                     .await?;
-                Ok((until > a.now).then_some(until))
+                Ok(match until {
+                    -1 => $crate::Counted::Full,
+                    t if t > a.now => $crate::Counted::Locked(t),
+                    _ => $crate::Counted::Counted,
+                })
             }
 
             async fn attempt_failed(&self, key: &str, a: $crate::Attempt) -> $crate::Result<()> {

@@ -190,22 +190,20 @@ pub(crate) mod stmt {
     pub const EXPIRE_FEED_SECRETS: &str =
         "UPDATE feed SET secret = NULL WHERE secret IS NOT NULL AND created < $1 RETURNING object_id, created";
     /// One attempt for a login key (see `Store::count_attempt`): while locked nothing
-    /// changes; a key whose lock or window is over starts again; a full window locks it
-    /// (its count goes); else the attempt is counted. Answers the lock's end (0: none).
+    /// changes; a key whose lock or window is over starts again; else the attempt is counted.
+    /// Answers the lock's end, -1 when the count is past the limit (the caller gives the
+    /// attempt back), 0 otherwise. Only a failure locks (`ATTEMPT_FAILED`).
     pub const COUNT_ATTEMPT: &str = "INSERT INTO login_attempts (key, n, since, locked_until) VALUES ($1, 1, $2, 0) \
         ON CONFLICT (key) DO UPDATE SET \
         n = CASE WHEN login_attempts.locked_until > $2 THEN login_attempts.n \
                  WHEN login_attempts.locked_until > 0 OR login_attempts.since < $3 THEN 1 \
-                 WHEN login_attempts.n >= $4 THEN 0 \
                  ELSE login_attempts.n + 1 END, \
         since = CASE WHEN login_attempts.locked_until > $2 THEN login_attempts.since \
                      WHEN login_attempts.locked_until > 0 OR login_attempts.since < $3 THEN $2 \
                      ELSE login_attempts.since END, \
         locked_until = CASE WHEN login_attempts.locked_until > $2 THEN login_attempts.locked_until \
-                            WHEN login_attempts.locked_until > 0 OR login_attempts.since < $3 THEN 0 \
-                            WHEN login_attempts.n >= $4 THEN $5 \
                             ELSE 0 END \
-        RETURNING locked_until";
+        RETURNING CASE WHEN locked_until > $2 THEN locked_until WHEN n > $4 THEN -1 ELSE 0 END";
     /// A counted attempt failed: at the limit, the key is locked (its count goes).
     pub const ATTEMPT_FAILED: &str = "UPDATE login_attempts SET n = 0, locked_until = $4 \
         WHERE key = $1 AND locked_until <= $2 AND n >= $3";

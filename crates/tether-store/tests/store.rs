@@ -91,7 +91,51 @@ on_both_backends!(
     feed_stays_ordered_with_concurrent_appenders_on_two_stores,
     a_copy_read_before_another_write_is_refused_as_stale,
     numbers_are_taken_once_and_unix_ids_are_unique,
+    a_user_with_its_linked_groups_in_one_read,
 );
+
+async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
+    let (_d, r) = repo(b).await;
+    let s = r.store();
+    let (ann, bob, cid) = (user(1, "Ann", false), user(2, "Bob", false), user(3, "Cid", false));
+    for u in [&ann, &bob, &cid] {
+        r.insert_user(u, None).await.unwrap();
+    }
+    let group = |i: usize, name: &str| tether_core::group::Group {
+        id: format!("g{i:023}"),
+        name: name.into(),
+        ..Default::default()
+    };
+    let (ops, dev, hr) = (group(1, "Ops"), group(2, "Dev"), group(3, "HR"));
+    for g in [&ops, &dev, &hr] {
+        r.insert_group(g).await.unwrap();
+    }
+    // ann: directly, and a member of dev then ops (both linked) and hr (not linked).
+    // bob: only through ops. cid: nothing.
+    s.link(Edge::LdapUser, "srv", &ann.id).await.unwrap();
+    for (g, u) in [(&dev, &ann), (&hr, &ann), (&ops, &ann), (&ops, &bob), (&hr, &cid)] {
+        s.link(Edge::Member, &g.id, &u.id).await.unwrap();
+    }
+    for g in [&ops, &dev] {
+        s.link(Edge::LdapGroup, "srv", &g.id).await.unwrap();
+    }
+    s.link(Edge::LdapGroup, "other", &hr.id).await.unwrap();
+    let read = |key: String, by_name: bool| {
+        let r = r.clone();
+        async move {
+            r.user_with_groups(&key, by_name, "srv", Edge::LdapUser, Edge::LdapGroup)
+                .await
+                .unwrap()
+                .map(|(u, direct, gs)| (u.username, direct, gs.into_iter().map(|g| g.name).collect::<Vec<_>>()))
+        }
+    };
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(read(ann.id.clone(), false).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
+    assert_eq!(read("USER1".into(), true).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
+    assert_eq!(read("user2".into(), true).await, Some(("user2".into(), false, names(&["Ops"]))));
+    assert_eq!(read(cid.id.clone(), false).await, Some(("user3".into(), false, vec![])));
+    assert_eq!(read("nobody".into(), true).await, None);
+}
 
 async fn numbers_are_taken_once_and_unix_ids_are_unique(b: Backend) {
     let (_d, r) = repo(b).await;

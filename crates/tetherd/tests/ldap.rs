@@ -258,6 +258,36 @@ async fn a_verified_password_is_not_hashed_again_until_it_changes() {
     assert_eq!(whoami(&s.ldaps, false, "gil", "Fresh-Passw0rd!").await.0, 49);
 }
 
+/// Many connections binding one account at once (an application's pool) all get in; many
+/// wrong guesses at once get no more password checks than the limit, and lock the account.
+#[tokio::test]
+async fn parallel_binds_of_one_account() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    for name in ["pool", "target"] {
+        let id = user(&s, name, json!({})).await;
+        associate(&s, &server, "user", &id, "add").await;
+    }
+    let codes = |who: &'static str, pw: &'static str| {
+        let url = s.ldaps.clone();
+        async move {
+            let mut all = tokio::task::JoinSet::new();
+            for _ in 0..32 {
+                let url = url.clone();
+                all.spawn(async move { whoami(&url, false, who, pw).await.0 });
+            }
+            all.join_all().await
+        }
+    };
+    assert_eq!(codes("pool", "Ldap-Passw0rd!").await, vec![0; 32], "every bind of the pool gets in");
+    let hashed_before = cache_count(&s, "miss").await;
+    let guesses = codes("target", "a-wrong-guess").await;
+    assert!(guesses.iter().all(|c| *c == 49), "{guesses:?}");
+    let hashed = cache_count(&s, "miss").await - hashed_before;
+    assert!((1..=10).contains(&hashed), "32 guesses at once, {hashed} checked");
+    assert_eq!(whoami(&s.ldaps, false, "target", "Ldap-Passw0rd!").await.0, 49, "locked out");
+}
+
 #[tokio::test]
 async fn unix_ids_are_assigned_unique_and_served() {
     let s = TestServer::start().await;

@@ -332,15 +332,12 @@ impl Session {
             *bound = Bound::Anonymous;
             Ok(Err(Refusal::rights("bind again")))
         };
-        let Some(me) = s.repo.user(&user_id).await?.filter(|u| server.admits(u)) else { return gone(&mut self.bound) };
+        let me = crate::ops::ldap::user_in_ldap(s, &server.id, &user_id, false).await?;
+        let Some((me, my_groups)) = me.filter(|(u, _)| server.admits(u)) else { return gone(&mut self.bound) };
         let tree = &self.tree;
         if !me.ldap_binding_user {
             // Any other user reads its own entry only.
-            if !crate::ops::ldap::user_in_ldap(s, &me.id).await? {
-                return gone(&mut self.bound);
-            }
-            let groups = crate::ops::ldap::ldap_group_names(s, &me.id).await?;
-            return Ok(Ok(vec![entries::user(tree, &me, &groups)]));
+            return Ok(Ok(vec![entries::user(tree, &me, &my_groups)]));
         }
         let base = tree.name(&req.base);
         if base == Named::Outside {
@@ -354,15 +351,12 @@ impl Session {
             _ => filter::only_uids(&req.filter),
         };
         if let Some(mut names) = pinned {
-            if !crate::ops::ldap::user_in_ldap(s, &me.id).await? {
-                return gone(&mut self.bound);
-            }
             names.iter_mut().for_each(|n| *n = n.to_lowercase());
             names.sort();
             names.dedup();
             let mut out = entries::containers(tree);
             for name in &names {
-                match crate::ops::ldap::user_named(s, name).await? {
+                match crate::ops::ldap::user_in_ldap(s, &server.id, name, true).await? {
                     Some((u, groups)) => out.push(entries::user(tree, &u, &groups)),
                     None if matches!(&base, Named::User(_)) => return Ok(Err(Refusal::no_such_object(tree))),
                     None => {}
@@ -371,9 +365,6 @@ impl Session {
             return Ok(Ok(out));
         }
         let view = crate::ops::ldap::in_ldap(s).await?;
-        if !view.users.iter().any(|u| u.id == me.id) {
-            return gone(&mut self.bound);
-        }
         let mut out = entries::containers(tree);
         let by_id: HashMap<&str, &tether_core::user::User> = view.users.iter().map(|u| (u.id.as_str(), u)).collect();
         for u in &view.users {

@@ -23,14 +23,26 @@ fn server_id() -> String {
     crate::crypto::sha256_hex("tether ldap server")[..24].to_string()
 }
 
+/// How long a tetherd answers binds and searches from the LDAP server object it read
+/// (another tetherd's change to its policy reaches this one within that time; this one's
+/// own, at once).
+const SERVER_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The LDAP server (created with its defaults on first use).
 pub async fn server(s: &AppState) -> ApiResult<LdapServer> {
-    if let Some(v) = s.repo.store().setting(SERVER_KEY).await?.filter(|v| !v.is_null()) {
-        if let Ok(server) = serde_json::from_value::<LdapServer>(v) {
+    if let Some((read, server)) = s.ldap_server.lock().expect("not poisoned").clone() {
+        if read.elapsed() < SERVER_FRESH {
             return Ok(server);
         }
     }
-    Ok(LdapServer { id: server_id(), name: "Tether LDAP".into(), ..LdapServer::default() })
+    let mut server = LdapServer { id: server_id(), name: "Tether LDAP".into(), ..LdapServer::default() };
+    if let Some(v) = s.repo.store().setting(SERVER_KEY).await?.filter(|v| !v.is_null()) {
+        if let Ok(stored) = serde_json::from_value::<LdapServer>(v) {
+            server = stored;
+        }
+    }
+    *s.ldap_server.lock().expect("not poisoned") = Some((std::time::Instant::now(), server.clone()));
+    Ok(server)
 }
 
 /// The LDAP server `id`, or 404.
@@ -61,6 +73,7 @@ pub async fn patch(s: &AppState, id: &str, body: &Value) -> ApiResult<LdapServer
     }
     let server: LdapServer = serde_json::from_value(doc).expect("checked field by field");
     s.repo.store().put_setting(SERVER_KEY, &serde_json::to_value(&server).expect("serializes")).await?;
+    *s.ldap_server.lock().expect("not poisoned") = None;
     Ok(server)
 }
 
@@ -135,58 +148,23 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
     Ok(InLdap { users, groups, group_names })
 }
 
-/// The ids of the user's groups that are in LDAP.
-async fn ldap_groups(s: &AppState, server_id: &str, user_id: &str) -> ApiResult<Vec<String>> {
-    let store = s.repo.store();
-    let mut out = Vec::new();
-    for g in store.sources(Edge::Member, user_id).await? {
-        if store.sources(Edge::LdapGroup, &g).await?.iter().any(|x| x == server_id) {
-            out.push(g);
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the user is in LDAP (directly or through one of its groups).
-pub async fn user_in_ldap(s: &AppState, user_id: &str) -> ApiResult<bool> {
-    let id = server(s).await?.id;
-    if s.repo.store().sources(Edge::LdapUser, user_id).await?.contains(&id) {
-        return Ok(true);
-    }
-    Ok(!ldap_groups(s, &id, user_id).await?.is_empty())
-}
-
-/// The names of the user's groups that are in LDAP (for its own entry, without reading
-/// everything in LDAP).
-pub async fn ldap_group_names(s: &AppState, user_id: &str) -> ApiResult<Vec<String>> {
-    let id = server(s).await?.id;
-    let mut names = Vec::new();
-    for g in ldap_groups(s, &id, user_id).await? {
-        if let Some(g) = s.repo.get::<Group>(Collection::Groups, &g).await? {
-            names.push(g.name);
-        }
-    }
-    Ok(names)
-}
-
-/// The user named `username` with the names of its groups in LDAP, when it is in LDAP: one
-/// indexed lookup and its own memberships, however many users the directory holds (the
-/// `(uid=x)` search every client sends at each login).
-pub async fn user_named(s: &AppState, username: &str) -> ApiResult<Option<(User, Vec<String>)>> {
-    let Some(user) = s.repo.user_by_username(username).await? else { return Ok(None) };
-    let id = server(s).await?.id;
-    let direct = s.repo.store().sources(Edge::LdapUser, &user.id).await?.contains(&id);
-    let groups = ldap_groups(s, &id, &user.id).await?;
-    if !direct && groups.is_empty() {
-        return Ok(None);
-    }
-    let mut names = Vec::with_capacity(groups.len());
-    for g in groups {
-        if let Some(g) = s.repo.get::<Group>(Collection::Groups, &g).await? {
-            names.push(g.name);
-        }
-    }
-    Ok(Some((user, names)))
+/// Whether the user is in LDAP of server `server_id` (directly or through one of its
+/// groups), and the names of its groups in LDAP: one query, however many users and groups
+/// the directory holds.
+/// The user `key` (an id, or with `by_name` a username) as it is now, when it is in LDAP of
+/// server `server_id` (directly or through a group), with the names of its groups in LDAP:
+/// one query, however many users and groups the directory holds (the `(uid=x)` search
+/// every client sends at each login, and the bound user read again at each search).
+pub async fn user_in_ldap(
+    s: &AppState,
+    server_id: &str,
+    key: &str,
+    by_name: bool,
+) -> ApiResult<Option<(User, Vec<String>)>> {
+    let found = s.repo.user_with_groups(key, by_name, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
+    let Some((user, direct, groups)) = found else { return Ok(None) };
+    let names: Vec<String> = groups.into_iter().map(|g| g.name).collect();
+    Ok((direct || !names.is_empty()).then_some((user, names)))
 }
 
 /// A simple bind as `username`: the user, when the password is right (checked by the one
@@ -209,7 +187,7 @@ pub async fn bind(
     }
     // Read again after the check: a suspension made meanwhile stands.
     let Some(user) = s.repo.user_by_username(username).await? else { return Ok(None) };
-    if !server.admits(&user) || !user_in_ldap(s, &user.id).await? {
+    if !server.admits(&user) || user_in_ldap(s, &server.id, &user.id, false).await?.is_none() {
         return Ok(None);
     }
     Ok(Some(user))
