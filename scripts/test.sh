@@ -16,15 +16,21 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 # PostgreSQL (the store tests run on it too), Chromium (the console's end-to-end test), and
 # the LDAP clients of the LDAP front end's tests (OpenLDAP's tools, SSSD with its NSS and PAM
-# modules, pamtester), from Debian; the browser driver from npm (playwright-core; it never
-# downloads a browser).
+# modules, pamtester, nslcd with its NSS module), from Debian; the browser driver from npm
+# (playwright-core; it never downloads a browser). Daemons the packages would start at
+# install (nslcd) are kept stopped: the tests start their own.
 missing=()
-for p in postgresql chromium ldap-utils sssd-ldap libnss-sss libpam-sss pamtester; do
+for p in postgresql chromium ldap-utils sssd-ldap libnss-sss libpam-sss pamtester nslcd libnss-ldapd; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed' ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   apt-get update -qq
+  no_start=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && no_start=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ((no_start)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 [[ -d e2e/node_modules/playwright-core ]] || (cd e2e && npm ci --no-audit --no-fund)
 
