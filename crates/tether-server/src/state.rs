@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// A reverse proxy stands in front (`--plain-http`): every peer address is the proxy's, so
     /// logins are not limited per address.
     pub behind_proxy: bool,
+    /// The LDAP front end's base DN (`--ldap-base-dn`), for the DNs the console shows.
+    pub ldap_base_dn: String,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             behind_proxy: false,
             secret_key: Arc::new(crate::secrets::SecretKey::ephemeral()),
             feed_password_ttl: time::Duration::days(7),
+            ldap_base_dn: "o=tether".into(),
         }
     }
 }

@@ -215,3 +215,53 @@ async fn activation_link_sets_the_first_password_once() {
     let r = c.get(format!("{}{path2}", s.url)).send().await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("expired"));
 }
+
+/// The LDAP page lists who is associated with the LDAP server; a user's page says how the
+/// user stands in LDAP, with its bind DN and unix ids.
+#[tokio::test]
+async fn ldap_server_and_a_users_standing_in_ldap() {
+    let s = TestServer::start().await;
+    let c = client();
+    let r = c.post(format!("{}/console/login", s.url)).form(&[("apikey", s.api_key.as_str())]).send().await.unwrap();
+    let cookie = session_cookie(&r);
+    let server = s.call("GET", "/api/v2/ldapservers", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let reader = s.user(json!({"username": "reader", "email": "r@x.io", "ldap_binding_user": true})).await;
+    let ann = s.user(json!({"username": "ann", "email": "a@x.io", "unix_uid": 7001, "unix_guid": 7002})).await;
+    let bob = s.user(json!({"username": "bob", "email": "b@x.io"})).await;
+    let ops = s.create("/api/v2/usergroups", json!({"name": "ops"})).await;
+    s.add_member(&ops, &ann).await;
+    for (kind, id) in [("user", &reader), ("user_group", &ops)] {
+        let path = format!("/api/v2/ldapservers/{server}/associations");
+        let r = s.call("POST", &path, Some(json!({"op": "add", "type": kind, "id": id}))).await;
+        assert_eq!(r.status, 204);
+    }
+    let get = |path: String| {
+        let (c, cookie) = (c.clone(), cookie.clone());
+        async move {
+            let r = c.get(path).header(COOKIE, &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let html = get(format!("{}/console/ldap", s.url)).await;
+    for want in [
+        "User groups in LDAP (1)",
+        &format!("href=\"/console/groups/{ops}\">ops</a></td><td>1</td>"),
+        "cn=ops,ou=Groups,o=tether",
+        "Users in LDAP directly (1)",
+        &format!("href=\"/console/users/{reader}\">reader</a>"),
+        "uid=reader,ou=Users,o=tether",
+        "REMOVE",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    assert!(!html.contains(">ann</a>"), "ann is in LDAP through ops, not directly");
+    let html = get(format!("{}/console/users/{ann}", s.url)).await;
+    for want in ["yes, through ops", "<code>uid=ann,ou=Users,o=tether</code>", "7001 / 7002", "its own entry only"] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    let html = get(format!("{}/console/users/{reader}", s.url)).await;
+    assert!(html.contains("yes, directly") && html.contains("yes (LDAP binding user)"), "{html}");
+    let html = get(format!("{}/console/users/{bob}", s.url)).await;
+    assert!(html.contains("<dt>In LDAP</dt><dd>no "), "{html}");
+}

@@ -147,6 +147,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         behind_proxy: args.plain_http,
         secret_key: Arc::new(secret_key),
         feed_password_ttl: time::Duration::days(i64::from(args.feed_password_days)),
+        ldap_base_dn: args.ldap_base_dn.clone(),
         ..ServerConfig::default()
     };
     let state = AppState::new(Repo::new(store), config);

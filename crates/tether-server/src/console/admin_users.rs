@@ -317,7 +317,36 @@ struct UserPage {
     authority: String,
     ad_error: String,
     directories: Vec<DirectoryView>,
+    ldap: LdapView,
     history: Vec<Entry>,
+}
+
+/// A user as Linux hosts and applications see it over LDAP.
+struct LdapView {
+    /// `directly`, `through GROUPS`, or empty when the user is not in LDAP.
+    how: String,
+    bind_dn: String,
+    uid_number: String,
+    gid_number: String,
+    binding_user: bool,
+}
+
+async fn ldap_view(s: &AppState, user: &User) -> LdapView {
+    let (direct, groups) = crate::ops::ldap::standing(s, &user.id).await.unwrap_or_default();
+    let how = match (direct, groups.is_empty()) {
+        (true, true) => "directly".to_string(),
+        (true, false) => format!("directly, and through {}", groups.join(", ")),
+        (false, false) => format!("through {}", groups.join(", ")),
+        (false, true) => String::new(),
+    };
+    let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+    LdapView {
+        how,
+        bind_dn: crate::ldap::Tree::new(&s.config.ldap_base_dn).user_dn(&user.username),
+        uid_number: number(user.unix_uid),
+        gid_number: number(user.unix_guid),
+        binding_user: user.ldap_binding_user,
+    }
 }
 
 const EDITABLE: [(&str, &str); 6] = [
@@ -373,6 +402,7 @@ pub async fn detail(
         authority,
         ad_error: user.ad_sync_error.clone().unwrap_or_default(),
         directories,
+        ldap: ldap_view(&s, &user).await,
         history: history_of(&s, &id).await,
     })
 }

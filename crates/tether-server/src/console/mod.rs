@@ -7,6 +7,7 @@
 //! change lands in the same history with the administrator's key as the actor.
 
 mod admin_ad;
+mod admin_ldap;
 mod admin_users;
 mod page;
 mod portal;
@@ -73,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/ad/{id}/agents/{agent}/{verb}", post(admin_ad::agent_action))
         .route("/console/ad/{id}/plan/{verb}", post(admin_ad::plan_action))
         .route("/console/activity", get(admin_ad::activity))
+        .route("/console/ldap", get(admin_ldap::server))
         .route("/portal", get(|| async { Redirect::to("/portal/profile") }))
         .route("/portal/login", get(portal::login_page).post(portal::login))
         .route("/portal/logout", post(portal::logout))

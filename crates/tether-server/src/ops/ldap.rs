@@ -151,6 +151,14 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
 /// Whether the user is in LDAP of server `server_id` (directly or through one of its
 /// groups), and the names of its groups in LDAP: one query, however many users and groups
 /// the directory holds.
+/// How a user stands in LDAP: associated directly, and the names of its groups in LDAP (for
+/// the console's user page).
+pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<String>)> {
+    let id = server(s).await?.id;
+    let found = s.repo.user_with_groups(user_id, false, &id, Edge::LdapUser, Edge::LdapGroup).await?;
+    Ok(found.map(|(_, direct, groups)| (direct, groups.into_iter().map(|g| g.name).collect())).unwrap_or_default())
+}
+
 /// The user `key` (an id, or with `by_name` a username) as it is now, when it is in LDAP of
 /// server `server_id` (directly or through a group), with the names of its groups in LDAP:
 /// one query, however many users and groups the directory holds (the `(uid=x)` search
