@@ -164,6 +164,10 @@ pub struct Attempt {
     pub lock_until: i64,
 }
 
+/// A user document, whether it is linked directly, and its linked groups' documents (see
+/// `Store::users_with_groups`).
+pub type UserWithGroups = (Value, bool, Vec<Value>);
+
 /// What counting a login attempt found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
@@ -227,18 +231,18 @@ pub trait Store: Send + Sync + 'static {
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
-    /// A user (by id, or with `by_name` by username) with whether `from` links to it
-    /// directly with `direct`, and the groups it is a member of that `from` links to with
+    /// Users (each by id, or with `by_name` by username), each with whether `from` links to
+    /// it directly with `direct`, and the groups it is a member of that `from` links to with
     /// `via` (a user, whether it is in LDAP itself, and its groups in LDAP), as documents in
-    /// membership order: one query however many groups.
-    async fn user_with_groups(
+    /// membership order; one answer per key, in order (`None`: no such user). One query
+    /// however many keys and groups.
+    async fn users_with_groups(
         &self,
-        key: &str,
-        by_name: bool,
+        keys: &[(&str, bool)],
         from: &str,
         direct: Edge,
         via: Edge,
-    ) -> Result<Option<(Value, bool, Vec<Value>)>>;
+    ) -> Result<Vec<Option<UserWithGroups>>>;
 
     /// Several writes in one transaction: all of them, or none (the error says why). They
     /// are applied by kind, each kind in the batch's order: inserts, replaces, links, then

@@ -97,21 +97,27 @@ impl Repo {
         self.store.get(Collection::Users, id).await?.map(user_from).transpose()
     }
 
-    /// A user (by id, or with `by_name` by username), whether `server` links to it with
-    /// `direct`, and its groups `server` links to with `via` (see `Store::user_with_groups`).
-    pub async fn user_with_groups(
+    /// Users (each by id, or with `by_name` by username), each with whether `server` links to
+    /// it with `direct`, and its groups `server` links to with `via`, in one query (see
+    /// `Store::users_with_groups`).
+    pub async fn users_with_groups(
         &self,
-        key: &str,
-        by_name: bool,
+        keys: &[(&str, bool)],
         server: &str,
         direct: crate::Edge,
         via: crate::Edge,
-    ) -> Result<Option<(User, bool, Vec<Group>)>> {
-        let Some((u, linked, groups)) = self.store.user_with_groups(key, by_name, server, direct, via).await? else {
-            return Ok(None);
-        };
-        let groups = groups.into_iter().map(decode).collect::<Result<Vec<Group>>>()?;
-        Ok(Some((user_from(u)?, linked, groups)))
+    ) -> Result<Vec<Option<(User, bool, Vec<Group>)>>> {
+        let found = self.store.users_with_groups(keys, server, direct, via).await?;
+        found
+            .into_iter()
+            .map(|f| {
+                f.map(|(u, linked, groups)| {
+                    let groups = groups.into_iter().map(decode).collect::<Result<Vec<Group>>>()?;
+                    Ok((user_from(u)?, linked, groups))
+                })
+                .transpose()
+            })
+            .collect()
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>> {

@@ -123,9 +123,10 @@ async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
     let read = |key: String, by_name: bool| {
         let r = r.clone();
         async move {
-            r.user_with_groups(&key, by_name, "srv", Edge::LdapUser, Edge::LdapGroup)
+            r.users_with_groups(&[(&key, by_name)], "srv", Edge::LdapUser, Edge::LdapGroup)
                 .await
                 .unwrap()
+                .remove(0)
                 .map(|(u, direct, gs)| (u.username, direct, gs.into_iter().map(|g| g.name).collect::<Vec<_>>()))
         }
     };
@@ -135,6 +136,23 @@ async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
     assert_eq!(read("user2".into(), true).await, Some(("user2".into(), false, names(&["Ops"]))));
     assert_eq!(read(cid.id.clone(), false).await, Some(("user3".into(), false, vec![])));
     assert_eq!(read("nobody".into(), true).await, None);
+    // Several at once, in the order asked, each on its own.
+    let all = r
+        .users_with_groups(
+            &[("user2", true), (&ann.id, false), ("nobody", true), ("user1", true)],
+            "srv",
+            Edge::LdapUser,
+            Edge::LdapGroup,
+        )
+        .await
+        .unwrap();
+    let got: Vec<Option<(String, bool, usize)>> =
+        all.into_iter().map(|f| f.map(|(u, d, gs)| (u.username, d, gs.len()))).collect();
+    assert_eq!(
+        got,
+        vec![Some(("user2".into(), false, 1)), Some(("user1".into(), true, 2)), None, Some(("user1".into(), true, 2))]
+    );
+    assert!(r.users_with_groups(&[], "srv", Edge::LdapUser, Edge::LdapGroup).await.unwrap().is_empty());
 }
 
 async fn numbers_are_taken_once_and_unix_ids_are_unique(b: Backend) {

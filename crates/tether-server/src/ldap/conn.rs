@@ -93,10 +93,15 @@ impl Session {
                 let outcome = format!("{code:?}");
                 self.state.metrics.ldap_operation(op, &outcome, started.elapsed().as_secs_f64());
             }
+            // The whole answer in one write (one TLS record run, one system call), not one
+            // per message.
             for r in replies {
-                if framed.send(r).await.is_err() {
+                if framed.feed(r).await.is_err() {
                     return Ended::Closed;
                 }
+            }
+            if framed.flush().await.is_err() {
+                return Ended::Closed;
             }
             match next {
                 Next::Continue => {}
@@ -332,31 +337,38 @@ impl Session {
             *bound = Bound::Anonymous;
             Ok(Err(Refusal::rights("bind again")))
         };
-        let me = crate::ops::ldap::user_in_ldap(s, &server.id, &user_id, false).await?;
-        let Some((me, my_groups)) = me.filter(|(u, _)| server.admits(u)) else { return gone(&mut self.bound) };
         let tree = &self.tree;
+        let base = tree.name(&req.base);
+        // Only some users can be in the answer (a user's own DN as the base, or a filter
+        // pinned to usernames): those are looked up, nobody else is read, in the same query
+        // as the bound user.
+        let pinned = match &base {
+            Named::User(name) => Some(vec![name.clone()]),
+            Named::Group(_) | Named::Outside => None,
+            _ => filter::only_uids(&req.filter),
+        };
+        let names = pinned.as_ref().map(|names| {
+            let mut names: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            names.sort();
+            names.dedup();
+            names
+        });
+        let mut keys = vec![(user_id.as_str(), false)];
+        keys.extend(names.iter().flatten().map(|n| (n.as_str(), true)));
+        let mut found = crate::ops::ldap::users_in_ldap(s, &server.id, &keys).await?.into_iter();
+        let me = found.next().flatten();
+        let Some((me, my_groups)) = me.filter(|(u, _)| server.admits(u)) else { return gone(&mut self.bound) };
         if !me.ldap_binding_user {
             // Any other user reads its own entry only.
             return Ok(Ok(vec![entries::user(tree, &me, &my_groups)]));
         }
-        let base = tree.name(&req.base);
         if base == Named::Outside {
             return Ok(Err(Refusal::no_such_object(tree)));
         }
-        // Only some users can be in the answer (a user's own DN as the base, or a filter
-        // pinned to usernames): those are looked up, nobody else is read.
-        let pinned = match &base {
-            Named::User(name) => Some(vec![name.clone()]),
-            Named::Group(_) => None,
-            _ => filter::only_uids(&req.filter),
-        };
-        if let Some(mut names) = pinned {
-            names.iter_mut().for_each(|n| *n = n.to_lowercase());
-            names.sort();
-            names.dedup();
+        if names.is_some() {
             let mut out = entries::containers(tree);
-            for name in &names {
-                match crate::ops::ldap::user_in_ldap(s, &server.id, name, true).await? {
+            for user in found {
+                match user {
                     Some((u, groups)) => out.push(entries::user(tree, &u, &groups)),
                     None if matches!(&base, Named::User(_)) => return Ok(Err(Refusal::no_such_object(tree))),
                     None => {}

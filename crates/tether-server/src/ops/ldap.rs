@@ -148,31 +148,43 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
     Ok(InLdap { users, groups, group_names })
 }
 
-/// Whether the user is in LDAP of server `server_id` (directly or through one of its
-/// groups), and the names of its groups in LDAP: one query, however many users and groups
-/// the directory holds.
 /// How a user stands in LDAP: associated directly, and the names of its groups in LDAP (for
 /// the console's user page).
 pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<String>)> {
     let id = server(s).await?.id;
-    let found = s.repo.user_with_groups(user_id, false, &id, Edge::LdapUser, Edge::LdapGroup).await?;
+    let found = s.repo.users_with_groups(&[(user_id, false)], &id, Edge::LdapUser, Edge::LdapGroup).await?;
+    let found = found.into_iter().next().flatten();
     Ok(found.map(|(_, direct, groups)| (direct, groups.into_iter().map(|g| g.name).collect())).unwrap_or_default())
 }
 
-/// The user `key` (an id, or with `by_name` a username) as it is now, when it is in LDAP of
-/// server `server_id` (directly or through a group), with the names of its groups in LDAP:
-/// one query, however many users and groups the directory holds (the `(uid=x)` search
-/// every client sends at each login, and the bound user read again at each search).
+/// Users (each an id, or with `true` a username) as they are now, each when it is in LDAP of
+/// server `server_id` (directly or through a group), with the names of its groups in LDAP;
+/// one answer per key. One query, however many users and groups the directory holds (a
+/// search reads the bound user again and the users its `(uid=x)` filter names at once).
+pub async fn users_in_ldap(
+    s: &AppState,
+    server_id: &str,
+    keys: &[(&str, bool)],
+) -> ApiResult<Vec<Option<(User, Vec<String>)>>> {
+    let found = s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
+    Ok(found
+        .into_iter()
+        .map(|f| {
+            let (user, direct, groups) = f?;
+            let names: Vec<String> = groups.into_iter().map(|g| g.name).collect();
+            (direct || !names.is_empty()).then_some((user, names))
+        })
+        .collect())
+}
+
+/// One user as [`users_in_ldap`] answers it.
 pub async fn user_in_ldap(
     s: &AppState,
     server_id: &str,
     key: &str,
     by_name: bool,
 ) -> ApiResult<Option<(User, Vec<String>)>> {
-    let found = s.repo.user_with_groups(key, by_name, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
-    let Some((user, direct, groups)) = found else { return Ok(None) };
-    let names: Vec<String> = groups.into_iter().map(|g| g.name).collect();
-    Ok((direct || !names.is_empty()).then_some((user, names)))
+    Ok(users_in_ldap(s, server_id, &[(key, by_name)]).await?.into_iter().next().flatten())
 }
 
 /// A simple bind as `username`: the user, when the password is right (checked by the one
