@@ -255,7 +255,7 @@ enum Load {
 }
 
 /// `conns` connections doing `load` for `seconds`: operations/s and their latencies.
-async fn measure(url: &str, load: Load, conns: usize, seconds: u64) -> Result<Value> {
+async fn measure(url: &str, load: Load, conns: usize, seconds: u64) -> Result<(Vec<Duration>, f64)> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -307,10 +307,17 @@ async fn measure(url: &str, load: Load, conns: usize, seconds: u64) -> Result<Va
     if failed > 0 {
         bail!("{url}: {failed} of {} operations failed", all.len());
     }
+    Ok((all, secs))
+}
+
+/// The operations/s and latencies of several rounds together.
+fn summary(rounds: Vec<(Vec<Duration>, f64)>) -> Value {
+    let secs: f64 = rounds.iter().map(|r| r.1).sum();
+    let all: Vec<Duration> = rounds.into_iter().flat_map(|r| r.0).collect();
     let per_s = (all.len() as f64 / secs).round();
     let mut d = dist(all);
     d["per_s"] = json!(per_s);
-    Ok(d)
+    d
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -365,9 +372,20 @@ pub async fn run(users: usize, groups: usize, conns: usize, seconds: u64) -> Res
                 }
             }
         }
-        // The incumbent first, then Tether, each on an otherwise idle machine.
-        let s = measure(&slapd.url, load, conns, seconds).await.with_context(|| format!("slapd {name}"))?;
-        let t = measure(&tether_url, load, conns, seconds).await.with_context(|| format!("tetherd {name}"))?;
+        // In turns (the incumbent, Tether, the incumbent, Tether: half the time each), each
+        // on an otherwise idle machine, so a drift of the machine's speed falls on both.
+        let (mut s, mut t) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            s.push(
+                measure(&slapd.url, load, conns, seconds.div_ceil(2)).await.with_context(|| format!("slapd {name}"))?,
+            );
+            t.push(
+                measure(&tether_url, load, conns, seconds.div_ceil(2))
+                    .await
+                    .with_context(|| format!("tetherd {name}"))?,
+            );
+        }
+        let (s, t) = (summary(s), summary(t));
         let ratio = (t["per_s"].as_f64().unwrap_or(0.0) / s["per_s"].as_f64().unwrap_or(1.0) * 100.0).round() / 100.0;
         rows.insert(name.to_string(), json!({"slapd": s, "tether": t, "ratio_tether_to_slapd": ratio}));
     }
