@@ -123,6 +123,31 @@ async fn binds_need_tls_and_users_see_what_ldap_holds() {
     let (_, _, ldif) = search(&s, "ann", &[], "(cn=ops)", &[]).await;
     assert!(ldif.contains("member: uid=bob,ou=Users,o=tether") && ldif.contains("memberUid: bob"), "{ldif}");
     assert!(!ldif.contains("ann,ou"), "ann is in LDAP but not in ops: {ldif}");
+    // Group lookups as SSSD and nslcd send them (answered from those groups alone), the same
+    // entries as the general search gives.
+    let hr = s.create("/api/v2/usergroups", json!({"name": "hr"})).await;
+    s.add_member(&hr, &bob).await;
+    for filter in [
+        "(&(objectClass=posixGroup)(memberUid=BOB))",
+        "(&(objectClass=groupOfNames)(member=uid=bob,ou=Users,o=tether))",
+        "(&(objectClass=groupOfNames)(cn=OPS))",
+    ] {
+        let (code, dns, ldif) = search(&s, "ann", &[], filter, &["memberUid", "member"]).await;
+        assert_eq!(
+            (code, dns),
+            (0, vec!["cn=ops,ou=Groups,o=tether".to_string()]),
+            "{filter}: hr is not in LDAP: {ldif}"
+        );
+        assert!(ldif.contains("memberUid: bob") && ldif.contains("member: uid=bob,ou=Users,o=tether"), "{ldif}");
+    }
+    for filter in [
+        "(&(objectClass=groupOfNames)(cn=hr))",
+        "(&(objectClass=posixGroup)(memberUid=carl))",
+        "(&(objectClass=posixGroup)(memberUid=ann))",
+    ] {
+        let (code, dns, ldif) = search(&s, "ann", &[], filter, &[]).await;
+        assert_eq!((code, dns), (0, Vec::<String>::new()), "{filter}: {ldif}");
+    }
     let (code, _, ldif) =
         search(&s, "ann", &["-s", "base", "-b", "uid=zed,ou=Users,o=tether"], "(objectClass=*)", &[]).await;
     assert_eq!(code, 32, "no such object: {ldif}");

@@ -376,6 +376,18 @@ impl Session {
             }
             return Ok(Ok(out));
         }
+        // Only some groups can be in the answer (SSSD's and nslcd's group lookups): those
+        // are read with their members, nobody else.
+        if !matches!(base, Named::User(_) | Named::Group(_)) {
+            if let Some(pin) = filter::only_groups(&req.filter, tree) {
+                let mut out = entries::containers(tree);
+                for (g, members) in crate::ops::ldap::groups_pinned(s, &server.id, &pin).await? {
+                    let members: Vec<&tether_core::user::User> = members.iter().collect();
+                    out.push(entries::group(tree, &g, &members));
+                }
+                return Ok(Ok(out));
+            }
+        }
         let view = crate::ops::ldap::in_ldap(s).await?;
         let mut out = entries::containers(tree);
         let by_id: HashMap<&str, &tether_core::user::User> = view.users.iter().map(|u| (u.id.as_str(), u)).collect();

@@ -10,6 +10,7 @@ use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
 use tether_core::ldap::normalize_dn;
 
 use super::entries::Entry;
+use crate::ops::ldap::GroupsOf;
 
 const DN_VALUED: [&str; 2] = ["member", "memberOf"];
 
@@ -82,6 +83,38 @@ pub fn only_uids(f: &LdapFilter) -> Option<Vec<String>> {
     }
 }
 
+/// The groups a filter can only match, so a search reads those instead of everything in
+/// LDAP: an `&` that names a group class (`posixGroup`, `groupOfNames`: no user entry has
+/// them) and a member (`memberUid=x`, or `member=` a user's DN) or a name (`cn=x`), as SSSD
+/// and nslcd ask at each login. `None` when it may match other entries.
+pub fn only_groups(f: &LdapFilter, tree: &tether_core::ldap::Tree) -> Option<GroupsOf> {
+    let LdapFilter::And(fs) = f else { return None };
+    let eq = |attr: &str| {
+        fs.iter().find_map(|f| match f {
+            LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case(attr) => Some(v.clone()),
+            _ => None,
+        })
+    };
+    let group_class = fs.iter().any(|f| {
+        matches!(f, LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("objectClass")
+            && (v.eq_ignore_ascii_case("posixGroup") || v.eq_ignore_ascii_case("groupOfNames")))
+    });
+    if !group_class {
+        return None;
+    }
+    if let Some(name) = eq("memberUid") {
+        return Some(GroupsOf::Member(name));
+    }
+    if let Some(dn) = eq("member") {
+        return Some(match tree.name(&dn) {
+            tether_core::ldap::Named::User(name) => GroupsOf::Member(name),
+            // No user of this tree: no group has it as a member.
+            _ => GroupsOf::Member(String::new()),
+        });
+    }
+    eq("cn").map(GroupsOf::Named)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +169,33 @@ mod tests {
         let member_of = |v: &str| LdapFilter::Equality("memberof".into(), v.into());
         assert!(matches(&member_of("CN=ops, OU=groups,O=Tether"), &e));
         assert!(!matches(&member_of("cn=dev,ou=Groups,o=tether"), &e));
+    }
+
+    #[test]
+    fn group_lookups_are_recognised() {
+        let tree = tether_core::ldap::Tree::new("o=tether");
+        let member = |m: &str| Some(GroupsOf::Member(m.into()));
+        let rows = [
+            ("(&(objectClass=posixGroup)(memberUid=ann))", member("ann")),
+            ("(&(memberUid=ann)(objectclass=GROUPOFNAMES))", member("ann")),
+            ("(&(objectClass=posixGroup)(cn=ops))", Some(GroupsOf::Named("ops".into()))),
+            ("(&(objectClass=posixGroup)(gidNumber=5001))", None),
+            ("(memberUid=ann)", None),
+            ("(&(objectClass=inetOrgPerson)(cn=ops))", None),
+            ("(|(objectClass=posixGroup)(memberUid=ann))", None),
+        ];
+        for (f, want) in rows {
+            assert_eq!(only_groups(&parse_ldap_filter_str(f).unwrap(), &tree), want, "{f}");
+        }
+        // member= a DN (built directly: the text parser takes no `=` in a value).
+        let by_dn = |dn: &str| {
+            LdapFilter::And(vec![
+                LdapFilter::Equality("objectClass".into(), "posixGroup".into()),
+                LdapFilter::Equality("member".into(), dn.into()),
+            ])
+        };
+        assert_eq!(only_groups(&by_dn("uid=Ann,ou=Users,o=tether"), &tree), member("Ann"));
+        assert_eq!(only_groups(&by_dn("cn=x,ou=Groups,o=tether"), &tree), member(""));
     }
 
     #[test]

@@ -187,6 +187,46 @@ pub async fn user_in_ldap(
     Ok(users_in_ldap(s, server_id, &[(key, by_name)]).await?.into_iter().next().flatten())
 }
 
+/// Which groups a search can only be answering with (a filter pinned to groups: see
+/// `ldap::filter::only_groups`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupsOf {
+    /// The groups in LDAP this user (by username) is a member of.
+    Member(String),
+    /// The group of this name, if it is in LDAP.
+    Named(String),
+}
+
+/// The groups in LDAP of server `server_id` that `pin` names, each with its members: reads
+/// those groups and their members only (SSSD's group lookups at each login), however many
+/// users and groups the directory holds.
+pub async fn groups_pinned(s: &AppState, server_id: &str, pin: &GroupsOf) -> ApiResult<Vec<(Group, Vec<User>)>> {
+    let store = s.repo.store();
+    let groups: Vec<Group> = match pin {
+        GroupsOf::Member(username) => {
+            let found =
+                s.repo.users_with_groups(&[(username, true)], server_id, Edge::LdapUser, Edge::LdapGroup).await?;
+            found.into_iter().next().flatten().map(|(_, _, groups)| groups).unwrap_or_default()
+        }
+        GroupsOf::Named(name) => {
+            let Some(v) = store.get_by_key(Collection::Groups, name).await? else { return Ok(Vec::new()) };
+            let g: Group = serde_json::from_value(v).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+            if !store.sources(Edge::LdapGroup, &g.id).await?.iter().any(|x| x == server_id) {
+                return Ok(Vec::new());
+            }
+            vec![g]
+        }
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let ids = store.targets(Edge::Member, &g.id).await?;
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let members = s.repo.users_by_ids(&ids).await?;
+        out.push((g, members));
+    }
+    Ok(out)
+}
+
 /// A simple bind as `username`: the user, when the password is right (checked by the one
 /// authentication, counted by the login limits), the user is in LDAP and the server's
 /// policy admits it. Every refusal reads the same.
