@@ -254,6 +254,18 @@ pub fn dc() -> &'static Dc {
 }
 
 /// A name unique to this test process, for isolating tests that share the DC or a server.
+/// One of OpenLDAP's client tools (`ldapsearch`, `ldapwhoami`, `ldappasswd`, from Debian's
+/// ldap-utils) set to trust the run's test CA only: the system's ldap.conf and any ldaprc
+/// are ignored (`LDAPNOINIT` would ignore the `LDAPTLS_*` variables too).
+pub fn ldap_tool(tool: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(tool);
+    c.env("LDAPCONF", "/dev/null")
+        .env("LDAPRC", "tether-test-no-ldaprc")
+        .env("LDAPTLS_CACERT", &pki().ca_file)
+        .env("LDAPTLS_REQCERT", "demand");
+    c
+}
+
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);

@@ -5,16 +5,10 @@
 use serde_json::{json, Value};
 use tether_testkit::{pki, TestServer};
 
-/// Runs an OpenLDAP client; (exit code, stdout, stderr). The system's ldap.conf and any
-/// ldaprc are ignored and the test CA is the one trusted (`LDAPNOINIT` would ignore the
-/// `LDAPTLS_*` variables too).
+/// Runs an OpenLDAP client trusting the test CA only; (exit code, stdout, stderr).
 async fn client(tool: &str, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(tool)
+    let out = tether_testkit::ldap_tool(tool)
         .args(args)
-        .env("LDAPCONF", "/dev/null")
-        .env("LDAPRC", "tether-test-no-ldaprc")
-        .env("LDAPTLS_CACERT", &pki().ca_file)
-        .env("LDAPTLS_REQCERT", "demand")
         .output()
         .await
         .unwrap_or_else(|e| panic!("{tool} (Debian's ldap-utils) cannot run: {e}"));

@@ -14,12 +14,8 @@ use tether_testkit::{pki, workspace_root, TestServer};
 const READER_PASSWORD: &str = "Reader-Passw0rd!";
 
 async fn run(cmd: &str, args: &[&str]) -> (i32, String) {
-    let out = tokio::process::Command::new(cmd)
+    let out = tether_testkit::ldap_tool(cmd)
         .args(args)
-        .env("LDAPCONF", "/dev/null")
-        .env("LDAPRC", "tether-test-no-ldaprc")
-        .env("LDAPTLS_CACERT", &pki().ca_file)
-        .env("LDAPTLS_REQCERT", "demand")
         .output()
         .await
         .unwrap_or_else(|e| panic!("{cmd} cannot run (Debian's ldap-utils, nslcd, libnss-ldapd): {e}"));
