@@ -64,6 +64,9 @@ impl Limiter {
     pub async fn attempt(&self, key: &str, now: OffsetDateTime) -> Result<Result<(), OffsetDateTime>, StoreError> {
         let key = self.key(key);
         let waited = std::time::Instant::now();
+        // Tries again after 10 ms, 20 ms, … at most every 500 ms: a flood of attempts waiting
+        // on one key costs the store a bounded number of writes each (about 15 in 5 s).
+        let mut pause = std::time::Duration::from_millis(10);
         loop {
             match self.repo.store().count_attempt(&key, self.limits(now)).await? {
                 Counted::Counted => return Ok(Ok(())),
@@ -75,7 +78,8 @@ impl Limiter {
                     if waited.elapsed() >= self.busy_wait {
                         return Ok(Err(now + Duration::seconds(self.busy_wait.as_secs().max(1) as i64)));
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
                 }
             }
         }
