@@ -378,7 +378,8 @@ impl Session {
         }
         // Only some groups can be in the answer (SSSD's and nslcd's group lookups): those
         // are read with their members, nobody else.
-        if !matches!(base, Named::User(_) | Named::Group(_)) {
+        // (A user's DN as the base was answered above; a group's reads everything below.)
+        if !matches!(base, Named::Group(_)) {
             if let Some(pin) = filter::only_groups(&req.filter, tree) {
                 let mut out = entries::containers(tree);
                 for (g, members) in crate::ops::ldap::groups_pinned(s, &server.id, &pin).await? {
@@ -399,8 +400,8 @@ impl Session {
                 members.iter().filter_map(|m| by_id.get(m.as_str()).copied()).collect();
             out.push(entries::group(tree, g, &members));
         }
+        // (A user's DN as the base was answered above, from its own lookup.)
         let exists = match &base {
-            Named::User(name) => view.users.iter().any(|u| u.username.eq_ignore_ascii_case(name)),
             Named::Group(name) => view.groups.iter().any(|(g, _)| g.name.eq_ignore_ascii_case(name)),
             _ => true,
         };

@@ -152,9 +152,18 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
 /// the console's user page).
 pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<String>)> {
     let id = server(s).await?.id;
-    let found = s.repo.users_with_groups(&[(user_id, false)], &id, Edge::LdapUser, Edge::LdapGroup).await?;
-    let found = found.into_iter().next().flatten();
+    let found = with_groups(s, &id, &[(user_id, false)]).await?.into_iter().next().flatten();
     Ok(found.map(|(_, direct, groups)| (direct, groups.into_iter().map(|g| g.name).collect())).unwrap_or_default())
+}
+
+/// Users (ids, or with `true` usernames), each with whether it is associated with server
+/// `server_id` directly and its groups in LDAP: one query (`Store::users_with_groups`).
+async fn with_groups(
+    s: &AppState,
+    server_id: &str,
+    keys: &[(&str, bool)],
+) -> ApiResult<Vec<Option<(User, bool, Vec<Group>)>>> {
+    Ok(s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?)
 }
 
 /// Users (each an id, or with `true` a username) as they are now, each when it is in LDAP of
@@ -166,8 +175,8 @@ pub async fn users_in_ldap(
     server_id: &str,
     keys: &[(&str, bool)],
 ) -> ApiResult<Vec<Option<(User, Vec<String>)>>> {
-    let found = s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
-    Ok(found
+    Ok(with_groups(s, server_id, keys)
+        .await?
         .into_iter()
         .map(|f| {
             let (user, direct, groups) = f?;
@@ -204,9 +213,8 @@ pub async fn groups_pinned(s: &AppState, server_id: &str, pin: &GroupsOf) -> Api
     let store = s.repo.store();
     let groups: Vec<Group> = match pin {
         GroupsOf::Member(username) => {
-            let found =
-                s.repo.users_with_groups(&[(username, true)], server_id, Edge::LdapUser, Edge::LdapGroup).await?;
-            found.into_iter().next().flatten().map(|(_, _, groups)| groups).unwrap_or_default()
+            let found = with_groups(s, server_id, &[(username, true)]).await?.into_iter().next().flatten();
+            found.map(|(_, _, groups)| groups).unwrap_or_default()
         }
         GroupsOf::Named(name) => {
             let Some(v) = store.get_by_key(Collection::Groups, name).await? else { return Ok(Vec::new()) };
@@ -245,12 +253,10 @@ pub async fn bind(
     if !matches!(outcome, AuthOutcome::Accepted(_)) {
         return Ok(None);
     }
-    // Read again after the check: a suspension made meanwhile stands.
-    let Some(user) = s.repo.user_by_username(username).await? else { return Ok(None) };
-    if !server.admits(&user) || user_in_ldap(s, &server.id, &user.id, false).await?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(user))
+    // Read again after the check, with its place in LDAP (one query): a suspension or a
+    // removal from LDAP made meanwhile stands.
+    let Some((user, _)) = user_in_ldap(s, &server.id, username, true).await? else { return Ok(None) };
+    Ok(server.admits(&user).then_some(user))
 }
 
 /// A bound user's own password change (LDAP Password Modify): the old password checked when
