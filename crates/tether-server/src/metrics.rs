@@ -52,6 +52,7 @@ pub struct Metrics {
     ldap_latency: Family<Labels, Histogram>,
     ad_errors: Family<Labels, Counter>,
     credential_cache: Family<Labels, Counter>,
+    ldap_memory: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
     agent_ad_reachable: Family<Labels, Gauge>,
     agent_up: Family<Labels, Gauge>,
@@ -90,6 +91,12 @@ impl Default for Metrics {
             "Local password checks answered from the cache of recent verifications (hit) or hashed (miss)",
             credential_cache.clone(),
         );
+        let ldap_memory = Family::default();
+        registry.register(
+            "ldap_user_memory",
+            "Users looked up by LDAP searches and binds, answered from memory while the directory is unchanged (hit) or read from the store (miss)",
+            ldap_memory.clone(),
+        );
         registry.register(
             "sync_queue_depth",
             "Change-feed entries not yet acknowledged by each sync agent",
@@ -110,6 +117,7 @@ impl Default for Metrics {
             ldap_latency,
             ad_errors,
             credential_cache,
+            ldap_memory,
             queue_depth,
             agent_ad_reachable,
             agent_up,
@@ -151,6 +159,10 @@ impl Metrics {
 
     pub fn credential_cache(&self, outcome: &str) {
         self.credential_cache.get_or_create(&labels(&[("outcome", outcome)])).inc();
+    }
+
+    pub fn ldap_memory(&self, outcome: &str) {
+        self.ldap_memory.get_or_create(&labels(&[("outcome", outcome)])).inc();
     }
 
     pub fn ad_error(&self, source: &str, code: &str) {

@@ -74,6 +74,8 @@ pub struct AppState {
     pub(crate) verified: Arc<crate::verified::Verified>,
     /// The LDAP server object as last read, and when (see `ops::ldap::server`).
     pub(crate) ldap_server: Arc<std::sync::Mutex<Option<(std::time::Instant, tether_core::ldap::LdapServer)>>>,
+    /// Users in LDAP as the store last gave them (see `ops::ldap_memory`).
+    pub(crate) ldap_memory: Arc<crate::ops::ldap_memory::Memory>,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
             sessions,
             verified: Arc::new(crate::verified::Verified::new(crate::verified::TTL)),
             ldap_server: Default::default(),
+            ldap_memory: Default::default(),
         }
     }
 

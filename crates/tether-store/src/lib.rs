@@ -168,6 +168,19 @@ pub struct Attempt {
 /// `Store::users_with_groups`).
 pub type UserWithGroups = (Value, bool, Vec<Value>);
 
+/// Moves a store's directory version on when dropped: taken at the start of a write, so the
+/// version moves after the write is committed or has failed, whichever way the write ends
+/// (see `Store::directory_version`).
+pub(crate) struct Writing<'a>(pub(crate) Option<&'a std::sync::atomic::AtomicU64>);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0 {
+            v.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 /// What counting a login attempt found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
@@ -243,6 +256,16 @@ pub trait Store: Send + Sync + 'static {
         direct: Edge,
         via: Edge,
     ) -> Result<Vec<Option<UserWithGroups>>>;
+
+    /// A number that moves on after every write to the directory (documents, edges, secrets,
+    /// settings) through this store, when this process is the store's only writer (the
+    /// embedded SQLite): an answer read after taking version `n` is still the store's while
+    /// the version is `n`, so it may be answered again from memory. `None` when other
+    /// processes write the store too (PostgreSQL): nothing read may be reused.
+    /// Login attempts, the feed and shared state are not the directory and do not move it.
+    fn directory_version(&self) -> Option<u64> {
+        None
+    }
 
     /// Several writes in one transaction: all of them, or none (the error says why). They
     /// are applied by kind, each kind in the batch's order: inserts, replaces, links, then

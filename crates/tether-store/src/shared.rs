@@ -88,6 +88,7 @@ macro_rules! store_impl {
         #[async_trait::async_trait]
         impl $crate::Store for $ty {
             async fn put_secret(&self, owner: &str, purpose: $crate::Secret, hash: Option<&str>) -> $crate::Result<()> {
+                let _writing = self.writing();
                 use $crate::sql::stmt;
                 match hash {
                     Some(h) => {
@@ -115,10 +116,12 @@ macro_rules! store_impl {
             }
 
             async fn link(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
+                let _writing = self.writing();
                 link_edge(&self.$write, e, from, to).await
             }
 
             async fn unlink(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
+                let _writing = self.writing();
                 unlink_edge(&self.$write, e, from, to).await
             }
 
@@ -191,6 +194,7 @@ macro_rules! store_impl {
                 purpose: $crate::Secret,
                 hash: &str,
             ) -> $crate::Result<bool> {
+                let _writing = self.writing();
                 let mut tx = self.$write.begin().await?;
                 let found = replace_doc(&mut *tx, c, doc).await?;
                 if found {
@@ -206,6 +210,7 @@ macro_rules! store_impl {
             }
 
             async fn write_batch(&self, ops: &[$crate::WriteOp]) -> $crate::Result<()> {
+                let _writing = self.writing();
                 use $crate::sql::{self, lower};
                 let plan = sql::plan_batch(ops);
                 let mut tx = self.$write.begin().await?;
@@ -274,6 +279,7 @@ macro_rules! store_impl {
             }
 
             async fn delete(&self, c: $crate::Collection, id: &str) -> $crate::Result<bool> {
+                let _writing = self.writing();
                 use $crate::sql::stmt;
                 let mut tx = self.$write.begin().await?;
                 let r =
@@ -435,6 +441,7 @@ macro_rules! store_impl {
             }
 
             async fn put_setting(&self, key: &str, value: &serde_json::Value) -> $crate::Result<()> {
+                let _writing = self.writing();
                 sqlx::query(concat!(
                     "INSERT INTO settings (key, value) VALUES ($1, $2",
                     $cast,

@@ -92,7 +92,83 @@ on_both_backends!(
     a_copy_read_before_another_write_is_refused_as_stale,
     numbers_are_taken_once_and_unix_ids_are_unique,
     a_user_with_its_linked_groups_in_one_read,
+    every_directory_write_moves_the_version,
 );
+
+/// The embedded store's directory version moves after every write to documents, edges,
+/// secrets and settings, failed ones included, and not for login attempts, the feed or
+/// shared state; PostgreSQL, written by other processes too, has none.
+async fn every_directory_write_moves_the_version(b: Backend) {
+    let (_d, r) = repo(b).await;
+    let s = r.store();
+    let Backend::Sqlite = b else {
+        r.insert_user(&user(1, "Ann", false), None).await.unwrap();
+        assert_eq!(s.directory_version(), None);
+        return;
+    };
+    let ann = user(1, "Ann", false);
+    let version = || s.directory_version().expect("the embedded store has a version");
+    let doc_of = |u: &User| tether_store::user_doc(u);
+    let mut renamed = ann.clone();
+    renamed.email = "renamed@example.test".into();
+    let attempt = tether_store::Attempt { now: 100, window_start: 0, max: 5, lock_until: 200 };
+    let feed_body = json!({});
+    let entry = tether_store::NewFeedEntry {
+        domain: "d",
+        kind: "k",
+        object: "o",
+        body: &feed_body,
+        secret: None,
+        created: "2026-01-01T00:00:00Z",
+    };
+    // (what, whether it is a write to the directory)
+    let steps: Vec<(&str, bool)> = vec![
+        ("insert", true),
+        ("replace", true),
+        ("a failed insert (duplicate)", true),
+        ("link", true),
+        ("unlink", true),
+        ("put_secret", true),
+        ("replace_with_secret", true),
+        ("write_batch", true),
+        ("put_setting", true),
+        ("delete", true),
+        ("count_attempt", false),
+        ("attempt_failed", false),
+        ("append_feed", false),
+        ("put_shared", false),
+        ("take_numbers", false),
+    ];
+    for (what, moves) in steps {
+        let before = version();
+        match what {
+            "insert" => s.insert(Collection::Users, &doc_of(&ann)).await.unwrap(),
+            "replace" => assert!(s.replace(Collection::Users, &doc_of(&renamed)).await.unwrap()),
+            "a failed insert (duplicate)" => assert!(s.insert(Collection::Users, &doc_of(&ann)).await.is_err()),
+            "link" => assert!(s.link(Edge::Member, "g", &ann.id).await.unwrap()),
+            "unlink" => assert!(s.unlink(Edge::Member, "g", &ann.id).await.unwrap()),
+            "put_secret" => s.put_secret(&ann.id, Secret::Password, Some("h1")).await.unwrap(),
+            "replace_with_secret" => {
+                assert!(s.replace_with_secret(Collection::Users, &doc_of(&ann), Secret::Password, "h2").await.unwrap())
+            }
+            "write_batch" => s.write_batch(&[WriteOp::Link(Edge::Member, "g".into(), ann.id.clone())]).await.unwrap(),
+            "put_setting" => s.put_setting("k", &json!(1)).await.unwrap(),
+            "delete" => assert!(s.delete(Collection::Users, &ann.id).await.unwrap()),
+            "count_attempt" => drop(s.count_attempt("key", attempt).await.unwrap()),
+            "attempt_failed" => s.attempt_failed("key", attempt).await.unwrap(),
+            "append_feed" => drop(s.append_feed(entry).await.unwrap()),
+            "put_shared" => s.put_shared("k", &json!(1), 500).await.unwrap(),
+            "take_numbers" => drop(s.take_numbers("unix", 1, 5000).await.unwrap()),
+            other => unreachable!("{other}"),
+        }
+        assert_eq!(version() > before, moves, "{what}");
+    }
+    // Reads leave it.
+    let before = version();
+    drop(r.users_with_groups(&[("user1", true)], "srv", Edge::LdapUser, Edge::LdapGroup).await.unwrap());
+    drop(s.get(Collection::Users, &ann.id).await.unwrap());
+    assert_eq!(version(), before);
+}
 
 async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
     let (_d, r) = repo(b).await;

@@ -241,11 +241,64 @@ async fn users_change_their_password_and_guesses_are_limited() {
     assert!(m.contains("tether_ldap_operation_seconds_count{op=\"bind\",outcome=\"InvalidCredentials\"} 12"), "{m}");
 }
 
-/// The value of `tether_credential_cache_total{outcome=...}`.
-async fn cache_count(s: &TestServer, outcome: &str) -> u64 {
+/// The value of counter `tether_<name>_total{outcome=...}`.
+async fn counter(s: &TestServer, name: &str, outcome: &str) -> u64 {
     let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    let series = format!("tether_credential_cache_total{{outcome=\"{outcome}\"}} ");
+    let series = format!("tether_{name}_total{{outcome=\"{outcome}\"}} ");
     m.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().unwrap())
+}
+
+async fn cache_count(s: &TestServer, outcome: &str) -> u64 {
+    counter(s, "credential_cache", outcome).await
+}
+
+/// Users a search names are answered from memory while the directory is unchanged; every
+/// change (an edit, a group joining LDAP, leaving LDAP with a group, a suspension) is seen
+/// by the next search, with the old answer still held.
+#[tokio::test]
+async fn remembered_users_follow_every_change() {
+    let s = TestServer::start().await;
+    let server = ldap_server(&s).await;
+    let ann = user(&s, "ann", json!({"ldap_binding_user": true})).await;
+    let dee = user(&s, "dee", json!({})).await;
+    let ops = s.create("/api/v2/usergroups", json!({"name": "ops"})).await;
+    let dev = s.create("/api/v2/usergroups", json!({"name": "dev"})).await;
+    s.add_member(&ops, &dee).await;
+    s.add_member(&dev, &dee).await;
+    associate(&s, &server, "user", &ann, "add").await;
+    associate(&s, &server, "user_group", &ops, "add").await;
+    let find = || search(&s, "ann", &[], "(uid=dee)", &["mail", "memberOf"]);
+    let hits = || counter(&s, "ldap_user_memory", "hit");
+
+    let (code, dns, ldif) = find().await;
+    assert_eq!((code, dns), (0, vec![dn("dee")]), "{ldif}");
+    assert!(ldif.contains("memberOf: cn=ops,ou=Groups,o=tether") && !ldif.contains("cn=dev"), "{ldif}");
+    let before = hits().await;
+    let (_, dns, _) = find().await;
+    assert_eq!(dns, [dn("dee")]);
+    assert!(hits().await > before, "an unchanged directory is answered from memory");
+
+    let r = s.call("PUT", &format!("/api/systemusers/{dee}"), Some(json!({"email": "dee2@example.test"}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (_, _, ldif) = find().await;
+    assert!(ldif.contains("mail: dee2@example.test"), "the edit: {ldif}");
+
+    associate(&s, &server, "user_group", &dev, "add").await;
+    let (_, _, ldif) = find().await;
+    assert!(ldif.contains("memberOf: cn=dev,ou=Groups,o=tether"), "a group joined LDAP: {ldif}");
+
+    for g in [&ops, &dev] {
+        let path = format!("/api/v2/usergroups/{g}/members");
+        let r = s.call("POST", &path, Some(json!({"op": "remove", "type": "user", "id": dee}))).await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    let (code, dns, ldif) = find().await;
+    assert_eq!((code, dns), (0, Vec::<String>::new()), "dee left LDAP with its groups: {ldif}");
+
+    let r = s.call("PUT", &format!("/api/systemusers/{ann}"), Some(json!({"suspended": true}))).await;
+    assert_eq!(r.status, 200);
+    let (code, _, _) = find().await;
+    assert_eq!(code, 49, "ann is suspended");
 }
 
 /// Binds of a user whose password was verified a moment ago skip the hash; a password

@@ -13,6 +13,7 @@ use tether_store::{Collection, Edge};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::ops::auth::{AuthOutcome, Lenience};
 use crate::ops::domains::Target;
+use crate::ops::ldap_memory::Found;
 use crate::state::AppState;
 
 const SERVER_KEY: &str = "ldapServer";
@@ -157,13 +158,20 @@ pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<Strin
 }
 
 /// Users (ids, or with `true` usernames), each with whether it is associated with server
-/// `server_id` directly and its groups in LDAP: one query (`Store::users_with_groups`).
-async fn with_groups(
-    s: &AppState,
-    server_id: &str,
-    keys: &[(&str, bool)],
-) -> ApiResult<Vec<Option<(User, bool, Vec<Group>)>>> {
-    Ok(s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?)
+/// `server_id` directly and its groups in LDAP: one query (`Store::users_with_groups`), or
+/// none while the store holds what it answered last time (see `ldap_memory`).
+async fn with_groups(s: &AppState, server_id: &str, keys: &[(&str, bool)]) -> ApiResult<Vec<Found>> {
+    let version = s.repo.store().directory_version();
+    if let Some(found) = version.and_then(|v| s.ldap_memory.recall(v, server_id, keys)) {
+        s.metrics.ldap_memory("hit");
+        return Ok(found);
+    }
+    let found = s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
+    if let Some(v) = version {
+        s.metrics.ldap_memory("miss");
+        s.ldap_memory.remember(v, server_id, keys, &found);
+    }
+    Ok(found)
 }
 
 /// Users (each an id, or with `true` a username) as they are now, each when it is in LDAP of

@@ -11,6 +11,7 @@ pub mod decommission;
 pub mod domains;
 pub mod groups;
 pub mod ldap;
+pub mod ldap_memory;
 pub mod plans;
 pub mod unix_ids;
 pub mod users;

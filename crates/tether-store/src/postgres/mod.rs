@@ -114,6 +114,11 @@ store_statements!(
 impl PgStore {
     /// After rows were inserted or deleted (nothing is cached here).
     fn counts_changed(&self) {}
+
+    /// Other processes write the database too: no version (see `Store::directory_version`).
+    fn writing(&self) -> crate::Writing<'_> {
+        crate::Writing(None)
+    }
 }
 
 store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text", read = pool, write = pool, {

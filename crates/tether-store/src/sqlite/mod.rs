@@ -22,6 +22,8 @@ pub struct SqliteStore {
     /// Unfiltered totals by table (a count over a million rows takes ~20 ms), forgotten on
     /// every insert or delete. Only this process writes an embedded store.
     totals: std::sync::Mutex<Totals>,
+    /// `Store::directory_version`: moved by every write to the directory.
+    version: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -35,6 +37,10 @@ impl SqliteStore {
     /// After rows were inserted or deleted: the cached totals are stale.
     fn counts_changed(&self) {
         self.forget_totals();
+    }
+
+    fn writing(&self) -> crate::Writing<'_> {
+        crate::Writing(Some(&self.version))
     }
 
     fn forget_totals(&self) {
@@ -61,7 +67,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(SqliteStore { writer, reader, totals: Default::default() })
+        Ok(SqliteStore { writer, reader, totals: Default::default(), version: Default::default() })
     }
 }
 
@@ -98,13 +104,20 @@ store_statements!(
 
 store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = reader, write = writer, {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
+        let _writing = self.writing();
         insert_doc(&self.writer, c, doc).await?;
         self.forget_totals();
         Ok(())
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
+        let _writing = self.writing();
         replace_doc(&self.writer, c, doc).await
+    }
+
+    /// Only this process writes an embedded store.
+    fn directory_version(&self) -> Option<u64> {
+        Some(self.version.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {

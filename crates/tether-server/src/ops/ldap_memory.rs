@@ -1,0 +1,123 @@
+//! The LDAP front end's memory of users as the store last gave them. Hosts and applications
+//! ask for the same users over and over (SSSD at every login and `id`, an application's
+//! reading account before every sign-in, and each search reads the bound user again); each
+//! answer costs a store query, a hand-off to the store's connection thread and the decoding
+//! of the user's document, which was most of a `(uid=x)` search's cost.
+//!
+//! An answer is remembered with the store's directory version it was read under and given
+//! again only while the store's version is still that one. Every write to the directory
+//! moves the version on (`Store::directory_version`: the embedded store has this process as
+//! its only writer), so a suspension, an edit or a removal from LDAP is seen by the very next
+//! search exactly as without this memory; time-dependent judgements (expiry, lockout) are made
+//! on each use, never remembered. A store other processes write too (PostgreSQL) has no
+//! version: nothing is remembered there and every search reads the store.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tether_core::group::Group;
+use tether_core::user::User;
+
+/// A user, whether the LDAP server links it directly, and its groups in LDAP (`None`: no such
+/// user).
+pub type Found = Option<(User, bool, Vec<Group>)>;
+
+/// How many answers are held at most; past it, all are forgotten and the memory fills again
+/// (a directory's active users fit; a scan of made-up names cannot grow it without bound).
+const CAPACITY: usize = 20_000;
+
+/// (LDAP server id, user id or lowercased username, by name).
+type Key = (String, String, bool);
+
+#[derive(Default)]
+pub struct Memory {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The directory version every held answer was read under.
+    version: u64,
+    answers: HashMap<Key, Found>,
+}
+
+fn key(server: &str, key: &str, by_name: bool) -> Key {
+    let key = if by_name { key.to_lowercase() } else { key.to_string() };
+    (server.to_string(), key, by_name)
+}
+
+impl Inner {
+    /// Forgets everything read under an older version; `false` when `version` is older than
+    /// the held answers' (an answer read under it must not be kept).
+    fn at(&mut self, version: u64) -> bool {
+        if version > self.version {
+            self.answers.clear();
+            self.version = version;
+        }
+        self.version == version
+    }
+}
+
+impl Memory {
+    /// The answers for `keys` when every one was read under `version`, the store's current one.
+    pub fn recall(&self, version: u64, server: &str, keys: &[(&str, bool)]) -> Option<Vec<Found>> {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        if !inner.at(version) {
+            return None;
+        }
+        keys.iter().map(|(k, by_name)| inner.answers.get(&key(server, k, *by_name)).cloned()).collect()
+    }
+
+    /// Holds the answers for `keys`, read from the store after its version was `version`.
+    pub fn remember(&self, version: u64, server: &str, keys: &[(&str, bool)], found: &[Found]) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        if !inner.at(version) {
+            return;
+        }
+        if inner.answers.len() + keys.len() > CAPACITY {
+            inner.answers.clear();
+        }
+        for ((k, by_name), f) in keys.iter().zip(found) {
+            inner.answers.insert(key(server, k, *by_name), f.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> Found {
+        Some((User { id: format!("id-{name}"), username: name.into(), ..User::default() }, true, Vec::new()))
+    }
+
+    #[test]
+    fn answers_hold_while_the_version_does() {
+        let m = Memory::default();
+        assert!(m.recall(3, "s", &[("Ann", true)]).is_none(), "nothing held");
+        m.remember(3, "s", &[("Ann", true), ("zed", true)], &[user("ann"), None]);
+        let got = m.recall(3, "s", &[("ANN", true), ("zed", true)]).expect("both held");
+        assert_eq!(got[0].as_ref().map(|f| f.0.username.as_str()), Some("ann"), "names compare case-insensitively");
+        assert!(got[1].is_none(), "an absent user is an answer too");
+        assert!(m.recall(3, "s", &[("ann", true), ("bob", true)]).is_none(), "all keys or none");
+        assert!(m.recall(3, "other", &[("ann", true)]).is_none(), "per LDAP server");
+        assert!(m.recall(3, "s", &[("ann", false)]).is_none(), "a name is not an id");
+        // A write moved the version: everything is read again.
+        assert!(m.recall(4, "s", &[("ann", true)]).is_none());
+        // An answer read under the old version, arriving late, is not kept.
+        m.remember(3, "s", &[("ann", true)], &[user("ann")]);
+        assert!(m.recall(4, "s", &[("ann", true)]).is_none());
+        m.remember(4, "s", &[("ann", true)], &[user("ann")]);
+        assert!(m.recall(4, "s", &[("ann", true)]).is_some());
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let m = Memory::default();
+        for i in 0..CAPACITY + 10 {
+            m.remember(1, "s", &[(&format!("u{i}"), true)], &[None]);
+        }
+        assert!(m.inner.lock().unwrap().answers.len() <= CAPACITY);
+        assert!(m.recall(1, "s", &[(&format!("u{}", CAPACITY + 9), true)]).is_some(), "the latest is held");
+    }
+}
