@@ -1,0 +1,566 @@
+//! The ADI benchmark (`tether-bench adi`): Tether against a real Samba AD DC in one run, each
+//! step against the DC's own rate (see the crate's documentation).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use tether_ad::connect;
+use tether_ad::read::paged_search;
+use tether_agent::config::{ImportConfig, SyncConfig};
+use tether_agent::session::Session;
+use tether_testkit::{Dc, TestServer};
+
+use crate::parts::{cpu_seconds, peak_rss_mb, Part};
+use crate::picture;
+use crate::sandbox::{dc, import_target, sandbox};
+use crate::stats::{by_kind, dist};
+
+/// Members of the Tether group whose membership changes are timed (Tether → AD).
+const GROUP_MEMBERS: usize = 500;
+
+/// Plain stored attributes only, for comparison with the import's own attribute list.
+const PLAIN_ATTRS: &[&str] =
+    &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
+/// What the import agent reads for each user.
+const USER_ATTRS: &[&str] = tether_agent::import::USER_ATTRS;
+
+async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -> Result<String> {
+    let r = s.call("POST", "/api/v2/activedirectories", Some(json!({"domain": d.base_dn, "useCase": use_case}))).await;
+    let id = r.body["id"].as_str().context("domain")?.to_string();
+    let a = s.call("POST", &format!("/api/v2/activedirectories/{id}/agents"), Some(json!({"agentType": kind}))).await;
+    Ok(a.body["connectKey"].as_str().context("key")?.to_string())
+}
+
+fn import_config_json(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Value {
+    tether_testkit::with_keys(
+        d.import_agent_config(&s.url, key, state, &d.users_container(), &d.group_dn),
+        json!({"InstalledOn": installed_on, "MainLoop": {"PollIntervalSeconds": 0.1}}),
+    )
+}
+
+fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Result<ImportConfig> {
+    let v = import_config_json(s, d, key, state, installed_on);
+    Ok(ImportConfig::from_str(Path::new("bench.json"), &v.to_string())?)
+}
+
+async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
+    let (e, _) = ldap
+        .search(base, tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=benchsync)", vec!["sn"])
+        .await
+        .ok()?
+        .success()
+        .ok()?;
+    e.into_iter()
+        .next()
+        .map(tether_ad::ldap3::SearchEntry::construct)
+        .and_then(|e| e.attrs.get("sn").and_then(|v| v.first().cloned()))
+}
+
+/// Whether an AD change has arrived, given the user and its groups as the API shows them.
+type Arrived = Box<dyn Fn(&Value, &Value) -> bool>;
+
+/// The values of `attr` of the `benchsync` user in AD.
+async fn ad_values(admin: &mut tether_ad::Ldap, base: &str, attr: &str) -> Result<Vec<String>> {
+    let (e, _) = admin
+        .search(base, tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=benchsync)", vec![attr])
+        .await?
+        .success()?;
+    Ok(e.into_iter()
+        .next()
+        .map(tether_ad::ldap3::SearchEntry::construct)
+        .and_then(|e| e.attrs.get(attr).cloned())
+        .unwrap_or_default())
+}
+
+/// Waits until `attr` of the `benchsync` user in AD satisfies `ok` (30 s at most).
+async fn wait_ad(
+    admin: &mut tether_ad::Ldap,
+    base: &str,
+    attr: &str,
+    since: Instant,
+    ok: impl Fn(&[String]) -> bool,
+) -> Result<()> {
+    loop {
+        let values = ad_values(admin, base, attr).await?;
+        if ok(&values) {
+            return Ok(());
+        }
+        if since.elapsed() > Duration::from_secs(30) {
+            bail!("a Tether change ({attr}) did not reach AD within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs the ADI benchmark with `n` users and `changes` timed changes each way; writes the
+/// JSON results to `out` (and the latency picture beside it).
+pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Result<()> {
+    let d = dc(n)?;
+    let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
+    let mut ldap = connect(&import_target(&d)).await?;
+
+    // 1. The raw read rate of AD for the same users and attributes.
+    let filter = "(&(objectCategory=person)(objectClass=user))";
+    let t = Instant::now();
+    let paged = paged_search(&mut ldap, &d.users_container(), filter, USER_ATTRS).await?;
+    let paged_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (unpaged, _) = ldap
+        .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, filter, USER_ATTRS.to_vec())
+        .await?
+        .success()?;
+    let unpaged_s = t.elapsed().as_secs_f64();
+    let raw_rate = paged.len() as f64 / paged_s;
+    // The same users with plain stored attributes only: what the DC's computed ones cost.
+    let t = Instant::now();
+    let plain = paged_search(&mut ldap, &d.users_container(), filter, PLAIN_ATTRS).await?;
+    let plain_rate = plain.len() as f64 / t.elapsed().as_secs_f64();
+    results["raw_read"] = json!({"entries": paged.len(), "attributes": USER_ATTRS.len(), "paged_users_per_s": raw_rate.round(),
+        "unpaged_users_per_s": (unpaged.len() as f64 / unpaged_s).round(),
+        "paged_users_per_s_8_plain_attributes": plain_rate.round()});
+
+    // 2. The initial import, and 3. idle cycles. tetherd runs in a process of its own.
+    let mut server = Part::spawn(&["serve"])?;
+    let line = server.first_line()?;
+    let (url, api_key) = line.split_once(' ').context("tetherd's URL and key")?;
+    let s = TestServer::attach(url.to_string(), api_key.to_string());
+    let key = domain_with_agent(&s, &d, "TWOWAYSYNC", "IMPORT").await?;
+    let state = tempfile::tempdir()?;
+    let icfg = import_config(&s, &d, &key, state.path(), "member_server")?;
+    // The initial import runs in a process of its own: the import agent's peak RSS.
+    let cfg_path = state.path().join("importagent.config.json");
+    std::fs::write(&cfg_path, import_config_json(&s, &d, &key, state.path(), "member_server").to_string())?;
+    std::fs::set_permissions(&cfg_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let t = Instant::now();
+    let child = Command::new(std::env::current_exe()?).arg("import-once").arg("--config").arg(&cfg_path).output()?;
+    let import_s = t.elapsed().as_secs_f64();
+    if !child.status.success() {
+        bail!("the import agent failed: {}", String::from_utf8_lossy(&child.stderr));
+    }
+    eprint!("{}", String::from_utf8_lossy(&child.stderr));
+    let st: Value = serde_json::from_slice(&child.stdout)?;
+    let session = Session::establish(&icfg.server, &icfg.state_dir(), "member_server").await?;
+    let imported = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].as_u64().unwrap_or(0);
+    let import_rate = imported as f64 / import_s;
+    results["initial_import"] = json!({"users": imported, "seconds": (import_s * 100.0).round() / 100.0, "users_per_s": import_rate.round(),
+        "ratio_to_raw_paged_read": (import_rate / raw_rate * 100.0).round() / 100.0, "entries_read": st["entries_read"],
+        "import_agent_peak_rss_mb": st["peak_rss_mb"]});
+    let mut idle = Vec::new();
+    let mut idle_reads = 0;
+    let cpu0 = cpu_seconds();
+    for _ in 0..20 {
+        let t = Instant::now();
+        idle_reads += tether_agent::import::cycle(&icfg, &mut ldap, &session, false).await?.entries_read;
+        idle.push(t.elapsed());
+    }
+    // The agent's CPU per idle cycle (the bench process does nothing else meanwhile; the
+    // process clock ticks at 10 ms, so 20 cycles give an upper bound).
+    let cpu_at_most = (cpu_seconds() - cpu0 + 0.01) / 20.0;
+    results["idle_cycle"] = json!({"entries_read_total_of_20": idle_reads, "time": dist(idle),
+        "cpu_ms_per_cycle_at_most": (cpu_at_most * 1000.0 * 100.0).round() / 100.0});
+    if import_only {
+        results["peak_rss_mb"] = json!({"tetherd": (server.peak_rss_mb() * 10.0).round() / 10.0});
+        // A complete cycle that finds nothing changed (as every agent start and every
+        // reconcile does).
+        let t = Instant::now();
+        tether_agent::import::cycle(&icfg, &mut ldap, &session, true).await?;
+        results["unchanged_complete_cycle_s"] = json!((t.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+        results["peak_rss_mb"]["tetherd_after_unchanged_complete_cycle"] =
+            json!((server.peak_rss_mb() * 10.0).round() / 10.0);
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        drop(server);
+        sandbox(&["down"], &d.dir)?;
+        return Ok(());
+    }
+
+    eprintln!("done: initial import and idle cycles; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    // The membership check an incremental cycle makes when a deletion (or any write it cannot
+    // see) moved AD's USN: every group's members, read once.
+    let t = Instant::now();
+    let groups = tether_ad::read::read_groups(&mut ldap, &d.base_dn).await?;
+    let check_s = t.elapsed().as_secs_f64();
+    results["membership_check"] = json!({"groups": groups.len(), "member_values": groups.iter().map(|g| g.members.len()).sum::<usize>(),
+        "ms": (check_s * 1000.0).round(), "ratio_to_initial_import": (check_s / import_s * 1000.0).round() / 1000.0});
+    drop(groups);
+
+    // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
+    //    enables, group membership changes and deletions, in turn.
+    let importer = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
+    let mut admin = connect(&d.admin_target()).await?;
+    let team = tether_ad::create_group(&mut admin, &d.users_container(), "benchteam").await?;
+    tether_ad::set_member(&mut admin, &d.group_dn, &team, true).await?;
+    let team_id = loop {
+        let g = s.call("GET", "/api/v2/usergroups?filter=name:eq:benchteam", None).await.body;
+        if let Some(id) = g[0]["id"].as_str() {
+            break id.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (mut lat, mut kinds, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..changes {
+        let sam = format!("{}user{:04}", d.seed_prefix, i % n.max(1) + 1);
+        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
+            .clone();
+        let (dn, id) = (
+            u["external_dn"].as_str().context("imported user")?.to_string(),
+            u["id"].as_str().unwrap_or_default().to_string(),
+        );
+        let t = Instant::now();
+        let kind = ["attribute", "disable/enable", "membership", "deletion"][i % 4];
+        let arrived: Arrived = match i % 4 {
+            0 => {
+                let value = format!("title-{i}");
+                tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
+                Box::new(move |u, _| u["jobTitle"] == value.as_str())
+            }
+            1 => {
+                let disable = u["state"] == "ACTIVATED";
+                tether_ad::replace_attrs(
+                    &mut admin,
+                    &dn,
+                    &[("userAccountControl", if disable { "514" } else { "512" })],
+                )
+                .await?;
+                Box::new(move |u, _| u["suspended"] == disable)
+            }
+            3 => {
+                // A deletion moves no group's USN: the import agent's membership check sees it.
+                admin.delete(&dn).await?.success()?;
+                Box::new(|u, _| u.get("id").is_none())
+            }
+            _ => {
+                let member_of = s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body;
+                let add = !member_of.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str()));
+                tether_ad::set_member(&mut admin, &team, &dn, add).await?;
+                let team_id = team_id.clone();
+                Box::new(move |_, m| m.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str())) == add)
+            }
+        };
+        // How long AD itself took to make the change (the latency below includes it).
+        writes.push((kind, t.elapsed()));
+        loop {
+            let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
+            let m = if i % 4 == 2 {
+                s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body
+            } else {
+                Value::Null
+            };
+            if arrived(&u, &m) {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("an AD change (kind {}) did not arrive within 30 s", i % 4);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lat.push(t.elapsed());
+        kinds.push((kind, t.elapsed()));
+    }
+    let mut series: Vec<(&str, Vec<Duration>)> =
+        vec![("AD → Tether (edit, disable/enable, membership, deletion)", lat.clone())];
+    results["ad_to_tether_latency"] = dist(lat);
+    results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
+    results["ad_to_tether_latency"]["ad_write_by_kind"] = by_kind(&writes);
+    results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
+    drop(importer);
+
+    eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    // 5. Tether → AD latency and bulk provisioning, with the sync agent running.
+    let skey = s
+        .call(
+            "POST",
+            &format!(
+                "/api/v2/activedirectories/{}/agents",
+                s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap()
+            ),
+            Some(json!({"agentType": "SYNC"})),
+        )
+        .await
+        .body["connectKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sstate = tempfile::tempdir()?;
+    // The sync agent runs in a process of its own.
+    let scfg_json = d.sync_agent_config(&s.url, &skey, sstate.path(), &d.users_container(), &d.group_dn);
+    let scfg_path = sstate.path().join("syncagent.config.json");
+    std::fs::write(&scfg_path, scfg_json.to_string())?;
+    std::fs::set_permissions(&scfg_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    SyncConfig::load(&scfg_path)?;
+    let syncer = Part::spawn(&["agent", "--kind", "sync", "--config", &scfg_path.to_string_lossy()])?;
+    let domain_id = s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
+    let r = s.call("POST", "/api/systemusers", Some(json!({"username": "benchsync", "email": "benchsync@example.com", "firstname": "Bench", "lastname": "L", "state": "ACTIVATED", "password": "Bench-Passw0rd-start"}))).await;
+    let uid = r.body["id"].as_str().context("user")?.to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain_id}/associations"),
+        Some(json!({"op": "add", "type": "user", "id": uid})),
+    )
+    .await;
+    let t = Instant::now();
+    while sn_of(&mut admin, &d.base_dn).await.is_none() {
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the sync agent did not create the user");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Guards sized for the benchmark's stream of single changes.
+    let big = json!({"count": 1_000_000});
+    s.call(
+        "PATCH",
+        &format!("/api/v2/activedirectories/{domain_id}"),
+        Some(json!({"guards": {"suspends": big, "passwordResets": big, "membershipRemovals": big, "unbinds": big}})),
+    )
+    .await;
+    // A Tether group associated with the domain, for membership changes: it holds
+    // `GROUP_MEMBERS` imported users already (from the end of the seed: the AD → Tether
+    // step changed the first ones), so a membership change is measured in a group of size.
+    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "benchsyncgroup"}))).await.body;
+    let gid = g["id"].as_str().context("group")?.to_string();
+    s.call(
+        "POST",
+        &format!("/api/v2/usergroups/{gid}/associations"),
+        Some(json!({"op": "add", "type": "active_directory", "id": domain_id})),
+    )
+    .await;
+    let size = GROUP_MEMBERS.min(n / 2);
+    let t = Instant::now();
+    for i in 0..size {
+        let sam = format!("{}user{:04}", d.seed_prefix, n - i);
+        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body;
+        let id = u["results"][0]["id"].as_str().context("an imported user")?.to_string();
+        s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{gid}/members"),
+            Some(json!({"op": "add", "type": "user", "id": id})),
+        )
+        .await;
+    }
+    loop {
+        let (e, _) = admin
+            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(cn=benchsyncgroup)", vec!["member"])
+            .await?
+            .success()?;
+        let have = e
+            .into_iter()
+            .next()
+            .map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs.get("member").map_or(0, Vec::len));
+        if have.unwrap_or(0) >= size {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the group's {size} members did not reach AD");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    results["tether_to_ad_group_members"] = json!(size);
+    results["tether_to_ad_group_fill_s"] = json!((t.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    let (mut lat, mut kinds) = (Vec::new(), Vec::new());
+    let mut member = false;
+    for i in 0..changes {
+        let t = Instant::now();
+        match i % 4 {
+            0 => {
+                let value = format!("Last{i}");
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"lastname": value}))).await;
+                wait_ad(&mut admin, &d.base_dn, "sn", t, |v| v.first().map(String::as_str) == Some(value.as_str()))
+                    .await?;
+            }
+            1 => {
+                // A new password shows in AD as a new pwdLastSet (the user may be disabled
+                // just now, so a bind would not tell).
+                let before = ad_values(&mut admin, &d.base_dn, "pwdLastSet").await?;
+                let pw = format!("Bench-Passw0rd-{i}");
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"password": pw}))).await;
+                wait_ad(&mut admin, &d.base_dn, "pwdLastSet", t, |v| v != before.as_slice()).await?;
+            }
+            2 => {
+                let suspend = i % 8 == 2;
+                s.call("PUT", &format!("/api/systemusers/{uid}"), Some(json!({"suspended": suspend}))).await;
+                wait_ad(&mut admin, &d.base_dn, "userAccountControl", t, |v| {
+                    v.first().and_then(|x| x.parse::<u32>().ok()).is_some_and(|uac| (uac & 2 != 0) == suspend)
+                })
+                .await?;
+            }
+            _ => {
+                member = !member;
+                let op = if member { "add" } else { "remove" };
+                s.call(
+                    "POST",
+                    &format!("/api/v2/usergroups/{gid}/members"),
+                    Some(json!({"op": op, "type": "user", "id": uid})),
+                )
+                .await;
+                wait_ad(&mut admin, &d.base_dn, "memberOf", t, |v| {
+                    v.iter().any(|g| g.to_lowercase().starts_with("cn=benchsyncgroup,")) == member
+                })
+                .await?;
+            }
+        }
+        lat.push(t.elapsed());
+        kinds.push((["attribute", "password", "suspend", "membership"][i % 4], t.elapsed()));
+    }
+    series.push(("Tether → AD (attribute, password, suspend, membership)", lat.clone()));
+    results["tether_to_ad_latency"] = dist(lat);
+    results["tether_to_ad_latency"]["by_kind"] = by_kind(&kinds);
+
+    eprintln!("done: Tether → AD latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
+    let bulk = 100;
+    let t = Instant::now();
+    for i in 0..bulk {
+        let sam = format!("rawb{i:03}");
+        tether_ad::create_user(
+            &mut admin,
+            &tether_ad::NewUser {
+                container: &d.users_container(),
+                sam_account_name: &sam,
+                given_name: "Raw",
+                sn: &sam,
+                mail: &format!("{sam}@bench.test"),
+                password: Some("Raw-Bench-Pw1!"),
+            },
+        )
+        .await?;
+    }
+    let raw_add = bulk as f64 / t.elapsed().as_secs_f64();
+    let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "bench-bulk"}))).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut names = HashSet::new();
+    for i in 0..bulk {
+        let name = format!("tb{i:03}");
+        let u = s.call("POST", "/api/systemusers", Some(json!({"username": name, "email": format!("{name}@bench.test"), "firstname": "Tb", "lastname": name}))).await;
+        s.call(
+            "POST",
+            &format!("/api/v2/usergroups/{g}/members"),
+            Some(json!({"op": "add", "type": "user", "id": u.body["id"]})),
+        )
+        .await;
+        names.insert(name);
+    }
+    let t = Instant::now();
+    s.call(
+        "POST",
+        &format!("/api/v2/activedirectories/{domain_id}/associations"),
+        Some(json!({"op": "add", "type": "user_group", "id": g})),
+    )
+    .await;
+    loop {
+        let (e, _) = admin
+            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=tb*)", vec!["1.1"])
+            .await?
+            .success()?;
+        if e.len() >= bulk {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("bulk provisioning did not finish");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tether_add = bulk as f64 / t.elapsed().as_secs_f64();
+    results["bulk_provisioning"] = json!({"users": bulk, "raw_adds_per_s": raw_add.round(), "tether_users_per_s": tether_add.round(),
+        "ratio": (tether_add / raw_add * 100.0).round() / 100.0});
+    results["peak_rss_mb"] = json!({"sync_agent": (syncer.peak_rss_mb() * 10.0).round() / 10.0});
+    drop(syncer);
+
+    eprintln!("done: bulk provisioning; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    // 6. Raw simple binds as the same users (16 clients, each on its own open LDAPS
+    //    connection, for 10 s): the DC's own limit for delegated authentication.
+    let mut raw_tasks = Vec::new();
+    let raw_done = Arc::new(AtomicU64::new(0));
+    let raw_deadline = Instant::now() + Duration::from_secs(10);
+    for c in 0..16 {
+        let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
+        let (found, _) = admin
+            .search(
+                &d.users_container(),
+                tether_ad::ldap3::Scope::Subtree,
+                &format!("(sAMAccountName={user})"),
+                vec!["1.1"],
+            )
+            .await?
+            .success()?;
+        let dn = tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().context("seeded user")?).dn;
+        let (d, raw_done) = (d.clone(), raw_done.clone());
+        raw_tasks.push(tokio::spawn(async move {
+            let mut conn = tether_ad::open(&import_target(&d)).await?;
+            let mut lat = Vec::new();
+            while Instant::now() < raw_deadline {
+                let t = Instant::now();
+                tether_ad::bind(&mut conn, &dn, &d.seed_password).await?;
+                lat.push(t.elapsed());
+                raw_done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut raw_lat = Vec::new();
+    for t in raw_tasks {
+        raw_lat.extend(t.await??);
+    }
+    results["raw_ad_binds"] = json!({"clients": 16, "binds_per_s": (raw_done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(raw_lat)});
+
+    // 7. Delegated authentication, 16 concurrent clients for 10 s.
+    let s2 = TestServer::start().await;
+    let key2 = domain_with_agent(&s2, &d, "ADASAUTHORITY", "IMPORT").await?;
+    let state2 = tempfile::tempdir()?;
+    let cfg2 = import_config(&s2, &d, &key2, state2.path(), "member_server")?;
+    let session2 = Session::establish(&cfg2.server, &cfg2.state_dir(), "member_server").await?;
+    tether_agent::import::cycle(&cfg2, &mut ldap, &session2, true).await?;
+    let worker = tokio::spawn(tether_agent::delegation::serve(session2.clone(), cfg2.ldap_target()));
+    let s2 = Arc::new(s2);
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let (s2, done, d) = (s2.clone(), done.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            // Users from the end: the latency steps disabled some of the first ones.
+            let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = s2
+                    .call("POST", "/api/v2/auth/verify", Some(json!({"username": user, "password": d.seed_password})))
+                    .await;
+                if r.status == 200 {
+                    lat.push(t.elapsed());
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    worker.abort();
+    series.push(("delegated authentication (16 clients)", lat.clone()));
+    results["delegated_auth"] = json!({"clients": 16, "auth_per_s": (done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(lat)});
+    let svg = out.with_extension("svg");
+    let title = format!("Latency, {n} users ({} cores)", results["cores"]);
+    std::fs::write(&svg, picture::cdf_svg(&title, &series))?;
+    eprintln!("latency picture: {}", svg.display());
+    results["peak_rss_mb"]["tetherd"] = json!((server.peak_rss_mb() * 10.0).round() / 10.0);
+    results["peak_rss_mb"]["import_agent_initial_import"] =
+        results["initial_import"]["import_agent_peak_rss_mb"].clone();
+    results["peak_rss_mb"]["import_agent_running"] = results["import_agent_peak_rss_mb_running"].clone();
+    results["peak_rss_mb"]["bench_process"] = json!((peak_rss_mb() * 10.0).round() / 10.0);
+    drop(server);
+
+    std::fs::write(out, serde_json::to_string_pretty(&results)?)?;
+    println!("{}", serde_json::to_string_pretty(&results)?);
+    eprintln!("written to {}", out.display());
+    sandbox(&["down"], &d.dir)?;
+    Ok(())
+}
