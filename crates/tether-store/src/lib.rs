@@ -164,6 +164,16 @@ pub struct Attempt {
     pub lock_until: i64,
 }
 
+/// How a lookup names a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserKey {
+    Id,
+    /// Compared case-insensitively.
+    Username,
+    /// Its `unix_uid`, in decimal (unique, indexed).
+    UnixUid,
+}
+
 /// A user document, whether it is linked directly, and its linked groups' documents (see
 /// `Store::users_with_groups`).
 pub type UserWithGroups = (Value, bool, Vec<Value>);
@@ -244,14 +254,14 @@ pub trait Store: Send + Sync + 'static {
     async fn unlink(&self, e: Edge, from: &str, to: &str) -> Result<bool>;
     async fn targets(&self, e: Edge, from: &str) -> Result<Vec<String>>;
     async fn sources(&self, e: Edge, to: &str) -> Result<Vec<String>>;
-    /// Users (each by id, or with `by_name` by username), each with whether `from` links to
+    /// Users (each named as its [`UserKey`] says), each with whether `from` links to
     /// it directly with `direct`, and the groups it is a member of that `from` links to with
     /// `via` (a user, whether it is in LDAP itself, and its groups in LDAP), as documents in
     /// membership order; one answer per key, in order (`None`: no such user). One query
     /// however many keys and groups.
     async fn users_with_groups(
         &self,
-        keys: &[(&str, bool)],
+        keys: &[(&str, UserKey)],
         from: &str,
         direct: Edge,
         via: Edge,

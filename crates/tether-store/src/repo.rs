@@ -97,12 +97,12 @@ impl Repo {
         self.store.get(Collection::Users, id).await?.map(user_from).transpose()
     }
 
-    /// Users (each by id, or with `by_name` by username), each with whether `server` links to
+    /// Users (each named as its [`crate::UserKey`] says), each with whether `server` links to
     /// it with `direct`, and its groups `server` links to with `via`, in one query (see
     /// `Store::users_with_groups`).
     pub async fn users_with_groups(
         &self,
-        keys: &[(&str, bool)],
+        keys: &[(&str, crate::UserKey)],
         server: &str,
         direct: crate::Edge,
         via: crate::Edge,
@@ -276,6 +276,18 @@ impl Repo {
             };
             let q = ListQuery { filter: Some(filter), sort: None, limit: chunk.len(), skip: 0 };
             out.extend(self.list_users(&q).await?.1);
+        }
+        Ok(out)
+    }
+
+    /// The groups `ids` (those that exist), in the order they were created.
+    pub async fn groups_by_ids(&self, ids: &[&str]) -> Result<Vec<Group>> {
+        use tether_core::query::{Filter, Scalar};
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let among = Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() };
+            let q = ListQuery { filter: Some(among), sort: None, limit: chunk.len(), skip: 0 };
+            out.extend(self.list::<Group>(Collection::Groups, &q).await?.1);
         }
         Ok(out)
     }

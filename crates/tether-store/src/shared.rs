@@ -135,7 +135,7 @@ macro_rules! store_impl {
 
             async fn users_with_groups(
                 &self,
-                keys: &[(&str, bool)],
+                keys: &[(&str, $crate::UserKey)],
                 from: &str,
                 direct: $crate::Edge,
                 via: $crate::Edge,
@@ -146,32 +146,46 @@ macro_rules! store_impl {
                 // Documents without their versions: answers for reading, not for a write
                 // back (the version costs SQLite a rewrite of each document's JSON).
                 let (user_doc, group_doc) = (<$db as $crate::sql::Dialect>::DOC, <$db as $crate::sql::Dialect>::DOC);
-                // Per key k (parameter $(4+k)), rows tagged k: the user (o = -1), the direct
+                // Per key k (parameter $(4+k)), rows tagged k (the key's column unqualified:
+                // `edges` has none of `users`' columns, and a field's expression must read
+                // as its index does): the user (o = -1), the direct
                 // link (o = 0, no document), its groups (o = the membership's seq). Each part
                 // starts from the user's row and its few memberships, each checked for the
                 // link (SQLite's planner otherwise walked every group linked to `from`, or
                 // every membership, for a `dst = (subquery)`: 1–2 ms at 10,000 users).
                 let mut parts = Vec::new();
-                for (k, (_, by_name)) in keys.iter().enumerate() {
-                    let col = if *by_name { "key1" } else { "id" };
+                for (k, (_, by)) in keys.iter().enumerate() {
                     let p = 4 + k;
+                    let (col, param) = match by {
+                        $crate::UserKey::Id => ("id".to_string(), format!("${p}")),
+                        $crate::UserKey::Username => ("key1".to_string(), format!("${p}")),
+                        $crate::UserKey::UnixUid => (
+                            <$db as $crate::sql::Dialect>::field("unix_uid"),
+                            <$db as $crate::sql::Dialect>::number(&format!("${p}")),
+                        ),
+                    };
                     parts.push(format!(
-                        "SELECT CAST({k} AS BIGINT) AS k, -1 AS o, {user_doc} AS d FROM users WHERE {col} = ${p} \
+                        "SELECT CAST({k} AS BIGINT) AS k, -1 AS o, {user_doc} AS d FROM users WHERE {col} = {param} \
                          UNION ALL \
                          SELECT {k} AS k, 0 AS o, NULL AS d FROM users u \
-                         JOIN edges e ON e.kind = $3 AND e.src = $2 AND e.dst = u.id WHERE u.{col} = ${p} \
+                         JOIN edges e ON e.kind = $3 AND e.src = $2 AND e.dst = u.id WHERE {col} = {param} \
                          UNION ALL \
                          SELECT {k} AS k, x.o AS o, {group_doc} AS d FROM \
                          (SELECT m.seq AS o, m.src AS gid FROM users u \
-                          JOIN edges m ON m.kind = 'member' AND m.dst = u.id WHERE u.{col} = ${p} \
+                          JOIN edges m ON m.kind = 'member' AND m.dst = u.id WHERE {col} = {param} \
                           AND EXISTS (SELECT 1 FROM edges l WHERE l.kind = $1 AND l.src = $2 AND l.dst = m.src)) x \
                          JOIN groups ON groups.id = x.gid"
                     ));
                 }
                 let sql = format!("{} ORDER BY k, o", parts.join(" UNION ALL "));
                 let mut q = sqlx::query_as(&sql).bind(via.name()).bind(from).bind(direct.name());
-                for (key, by_name) in keys {
-                    q = q.bind(if *by_name { key.to_lowercase() } else { key.to_string() });
+                for (key, by) in keys {
+                    q = match by {
+                        $crate::UserKey::Id => q.bind(key.to_string()),
+                        $crate::UserKey::Username => q.bind(key.to_lowercase()),
+                        // Not a number: no user (uids are never negative).
+                        $crate::UserKey::UnixUid => q.bind(key.trim().parse::<i64>().unwrap_or(-1)),
+                    };
                 }
                 let rows: Vec<(i64, i64, Option<String>)> = q.fetch_all(&self.$read).await?;
                 let mut out: Vec<Option<$crate::UserWithGroups>> = vec![None; keys.len()];

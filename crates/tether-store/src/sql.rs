@@ -60,6 +60,10 @@ pub(crate) trait Dialect {
     fn bool(b: bool) -> Bind;
     /// The bound value of a regular expression (case-insensitive matching).
     fn regex(pattern: &str) -> Bind;
+    /// An integer parameter as compared with a numeric document field, so that an index on
+    /// the field's expression serves the comparison (SQLite's planner uses it for a bare
+    /// parameter only, not for a `CAST` of one).
+    fn number(param: &str) -> String;
     /// `col <op> param`.
     fn cmp(col: &str, op: Op, param: &str) -> String;
     /// An `ORDER BY` term: `col` compared with ASCII letters case-folded, then bytewise;
@@ -366,6 +370,9 @@ mod tests {
         }
         fn regex(p: &str) -> Bind {
             Bind::Text(format!("re:{p}"))
+        }
+        fn number(p: &str) -> String {
+            format!("n({p})")
         }
         fn cmp(col: &str, op: Op, param: &str) -> String {
             format!("{col} {op:?} {param}")

@@ -13,7 +13,7 @@ use tether_core::query::{parse_filter_param, parse_search_filter, parse_sort, Li
 use tether_core::user::{RestrictedField, User};
 use tether_store::postgres::PgStore;
 use tether_store::sqlite::SqliteStore;
-use tether_store::{Collection, Doc, Edge, Repo, Secret, Store, StoreError, WriteOp};
+use tether_store::{Collection, Doc, Edge, Repo, Secret, Store, StoreError, UserKey, WriteOp};
 use tether_testkit::PgDatabase;
 
 #[derive(Clone, Copy, Debug)]
@@ -165,7 +165,7 @@ async fn every_directory_write_moves_the_version(b: Backend) {
     }
     // Reads leave it.
     let before = version();
-    drop(r.users_with_groups(&[("user1", true)], "srv", Edge::LdapUser, Edge::LdapGroup).await.unwrap());
+    drop(r.users_with_groups(&[("user1", UserKey::Username)], "srv", Edge::LdapUser, Edge::LdapGroup).await.unwrap());
     drop(s.get(Collection::Users, &ann.id).await.unwrap());
     assert_eq!(version(), before);
 }
@@ -173,7 +173,9 @@ async fn every_directory_write_moves_the_version(b: Backend) {
 async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
     let (_d, r) = repo(b).await;
     let s = r.store();
-    let (ann, bob, cid) = (user(1, "Ann", false), user(2, "Bob", false), user(3, "Cid", false));
+    use UserKey::{Id, UnixUid, Username};
+    let (ann, mut bob, cid) = (user(1, "Ann", false), user(2, "Bob", false), user(3, "Cid", false));
+    bob.unix_uid = Some(70002);
     for u in [&ann, &bob, &cid] {
         r.insert_user(u, None).await.unwrap();
     }
@@ -196,10 +198,10 @@ async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
         s.link(Edge::LdapGroup, "srv", &g.id).await.unwrap();
     }
     s.link(Edge::LdapGroup, "other", &hr.id).await.unwrap();
-    let read = |key: String, by_name: bool| {
+    let read = |key: String, by: UserKey| {
         let r = r.clone();
         async move {
-            r.users_with_groups(&[(&key, by_name)], "srv", Edge::LdapUser, Edge::LdapGroup)
+            r.users_with_groups(&[(&key, by)], "srv", Edge::LdapUser, Edge::LdapGroup)
                 .await
                 .unwrap()
                 .remove(0)
@@ -207,15 +209,18 @@ async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
         }
     };
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(read(ann.id.clone(), false).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
-    assert_eq!(read("USER1".into(), true).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
-    assert_eq!(read("user2".into(), true).await, Some(("user2".into(), false, names(&["Ops"]))));
-    assert_eq!(read(cid.id.clone(), false).await, Some(("user3".into(), false, vec![])));
-    assert_eq!(read("nobody".into(), true).await, None);
+    assert_eq!(read(ann.id.clone(), Id).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
+    assert_eq!(read("USER1".into(), Username).await, Some(("user1".into(), true, names(&["Dev", "Ops"]))));
+    assert_eq!(read("user2".into(), Username).await, Some(("user2".into(), false, names(&["Ops"]))));
+    assert_eq!(read(cid.id.clone(), Id).await, Some(("user3".into(), false, vec![])));
+    assert_eq!(read("nobody".into(), Username).await, None);
+    // By unix uid (the index on it).
+    assert_eq!(read("70002".into(), UnixUid).await, Some(("user2".into(), false, names(&["Ops"]))));
+    assert_eq!(read("70009".into(), UnixUid).await, None);
     // Several at once, in the order asked, each on its own.
     let all = r
         .users_with_groups(
-            &[("user2", true), (&ann.id, false), ("nobody", true), ("user1", true)],
+            &[("user2", Username), (&ann.id, Id), ("nobody", Username), ("user1", Username)],
             "srv",
             Edge::LdapUser,
             Edge::LdapGroup,

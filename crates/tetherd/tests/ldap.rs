@@ -378,7 +378,8 @@ async fn unix_ids_are_assigned_unique_and_served() {
         (Some(7000), Some(7100))
     );
     let after = user(&s, "after", json!({})).await;
-    assert!(get(after).await["unix_uid"].as_u64().unwrap() > 7100, "numbers handed out later pass those given");
+    let after_uid = get(after).await["unix_uid"].as_u64().unwrap();
+    assert!(after_uid > 7100, "numbers handed out later pass those given");
     let r = s
         .call(
             "POST",
@@ -431,6 +432,29 @@ async fn unix_ids_are_assigned_unique_and_served() {
         search(&s, "reader", &[], &format!("(&(objectClass=posixGroup)(gidNumber={gid}))"), &["memberUid"]).await;
     assert_eq!(dns, ["cn=ops,ou=Groups,o=tether"], "{ldif}");
     assert!(ldif.contains("memberUid: given"), "{ldif}");
+    // Lookups by number, as `getent passwd 7000`, `getent group GID` and `ls -l` send them
+    // (answered from the users or groups they name): in LDAP or not, one entry per user.
+    let hr = s.create("/api/v2/usergroups", json!({"name": "hr"})).await;
+    let hr_gid = s.call("GET", &format!("/api/v2/usergroups/{hr}"), None).await.body["attributes"]["posixGroups"][0]
+        ["id"]
+        .as_u64()
+        .unwrap();
+    let rows: Vec<(String, Vec<String>)> = vec![
+        ("(uidNumber=7000)".into(), vec![dn("given")]),
+        (format!("(&(objectClass=posixAccount)(uidNumber={first}))"), vec![dn("reader")]),
+        ("(|(uid=given)(uidNumber=7000))".into(), vec![dn("given")]),
+        (format!("(|(uidNumber={first})(uidNumber=7000))"), vec![dn("given"), dn("reader")]),
+        (format!("(uidNumber={after_uid})"), vec![] /* not in LDAP */),
+        ("(uidNumber=7100)".into(), vec![] /* a gid, no uid */),
+        ("(uidNumber=x)".into(), vec![]),
+        (format!("(&(objectClass=posixGroup)(gidNumber={hr_gid}))"), vec![] /* not in LDAP */),
+        ("(&(objectClass=posixGroup)(gidNumber=x))".into(), vec![]),
+    ];
+    for (filter, want) in rows {
+        let (code, mut dns, ldif) = search(&s, "reader", &[], &filter, &["uid"]).await;
+        dns.sort();
+        assert_eq!((code, dns), (0, want), "{filter}: {ldif}");
+    }
 }
 
 /// A second client library, the Rust `ldap3` crate (StartTLS, its paged results adapter),

@@ -5,7 +5,7 @@
 //! bound user is read again at every search, so a suspension or a removal from LDAP takes
 //! effect on open connections at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
@@ -16,6 +16,7 @@ use ldap3_proto::proto::{
 };
 use ldap3_proto::LdapCodec;
 use tether_core::ldap::{normalize_dn, Named, Tree};
+use tether_store::UserKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
@@ -340,21 +341,21 @@ impl Session {
         let tree = &self.tree;
         let base = tree.name(&req.base);
         // Only some users can be in the answer (a user's own DN as the base, or a filter
-        // pinned to usernames): those are looked up, nobody else is read, in the same query
-        // as the bound user.
+        // pinned to usernames or uid numbers): those are looked up, nobody else is read, in
+        // the same query as the bound user.
         let pinned = match &base {
-            Named::User(name) => Some(vec![name.clone()]),
+            Named::User(name) => Some(vec![(name.clone(), UserKey::Username)]),
             Named::Group(_) | Named::Outside => None,
-            _ => filter::only_uids(&req.filter),
+            _ => filter::only_users(&req.filter),
         };
-        let names = pinned.as_ref().map(|names| {
-            let mut names: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
-            names.sort();
+        let names = pinned.map(|names| {
+            let mut names: Vec<(String, UserKey)> = names.into_iter().map(|(n, by)| (n.to_lowercase(), by)).collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
             names.dedup();
             names
         });
-        let mut keys = vec![(user_id.as_str(), false)];
-        keys.extend(names.iter().flatten().map(|n| (n.as_str(), true)));
+        let mut keys = vec![(user_id.as_str(), UserKey::Id)];
+        keys.extend(names.iter().flatten().map(|(n, by)| (n.as_str(), *by)));
         let mut found = crate::ops::ldap::users_in_ldap(s, &server.id, &keys).await?.into_iter();
         let me = found.next().flatten();
         let Some((me, my_groups)) = me.filter(|(u, _)| server.admits(u)) else { return gone(&mut self.bound) };
@@ -367,9 +368,12 @@ impl Session {
         }
         if names.is_some() {
             let mut out = entries::containers(tree);
+            // One entry per user, however many of the keys name it.
+            let mut seen = HashSet::new();
             for user in found {
                 match user {
-                    Some((u, groups)) => out.push(entries::user(tree, &u, &groups)),
+                    Some((u, groups)) if seen.insert(u.id.clone()) => out.push(entries::user(tree, &u, &groups)),
+                    Some(_) => {}
                     None if matches!(&base, Named::User(_)) => return Ok(Err(Refusal::no_such_object(tree))),
                     None => {}
                 }

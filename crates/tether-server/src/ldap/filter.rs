@@ -11,6 +11,7 @@ use tether_core::ldap::normalize_dn;
 
 use super::entries::Entry;
 use crate::ops::ldap::GroupsOf;
+use tether_store::UserKey;
 
 const DN_VALUED: [&str; 2] = ["member", "memberOf"];
 
@@ -69,14 +70,19 @@ fn substring(value: &str, sub: &LdapSubstringFilter) -> bool {
     }
 }
 
-/// The usernames a filter can only match (from `(uid=x)`, alone or in an `&`), so a search
-/// looks those users up instead of reading everyone; `None` when it may match others.
-pub fn only_uids(f: &LdapFilter) -> Option<Vec<String>> {
+/// The users a filter can only match, by username (`(uid=x)`) or by number
+/// (`(uidNumber=n)`, as `getent passwd 1234` and `ls -l` ask), alone, in an `&`, or `|` of
+/// them, so a search looks those users up instead of reading everyone; `None` when it may
+/// match others. A `uidNumber` that is no number names nobody.
+pub fn only_users(f: &LdapFilter) -> Option<Vec<(String, UserKey)>> {
     match f {
-        LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("uid") => Some(vec![v.clone()]),
-        LdapFilter::And(fs) => fs.iter().find_map(only_uids),
+        LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("uid") => Some(vec![(v.clone(), UserKey::Username)]),
+        LdapFilter::Equality(a, v) if a.eq_ignore_ascii_case("uidNumber") => {
+            Some(v.trim().parse::<u32>().map(|n| vec![(n.to_string(), UserKey::UnixUid)]).unwrap_or_default())
+        }
+        LdapFilter::And(fs) => fs.iter().find_map(only_users),
         LdapFilter::Or(fs) => {
-            let all: Option<Vec<Vec<String>>> = fs.iter().map(only_uids).collect();
+            let all: Option<Vec<Vec<(String, UserKey)>>> = fs.iter().map(only_users).collect();
             all.map(|v| v.concat())
         }
         _ => None,
@@ -85,8 +91,9 @@ pub fn only_uids(f: &LdapFilter) -> Option<Vec<String>> {
 
 /// The groups a filter can only match, so a search reads those instead of everything in
 /// LDAP: an `&` that names a group class (`posixGroup`, `groupOfNames`: no user entry has
-/// them) and a member (`memberUid=x`, or `member=` a user's DN) or a name (`cn=x`), as SSSD
-/// and nslcd ask at each login. `None` when it may match other entries.
+/// them) and a member (`memberUid=x`, or `member=` a user's DN), a gid (`gidNumber=n`) or a
+/// name (`cn=x`), as SSSD and nslcd ask at each login. `None` when it may match other
+/// entries.
 pub fn only_groups(f: &LdapFilter, tree: &tether_core::ldap::Tree) -> Option<GroupsOf> {
     let LdapFilter::And(fs) = f else { return None };
     let eq = |attr: &str| {
@@ -110,6 +117,13 @@ pub fn only_groups(f: &LdapFilter, tree: &tether_core::ldap::Tree) -> Option<Gro
             tether_core::ldap::Named::User(name) => GroupsOf::Member(name),
             // No user of this tree: no group has it as a member.
             _ => GroupsOf::Member(String::new()),
+        });
+    }
+    if let Some(gid) = eq("gidNumber") {
+        return Some(match gid.trim().parse::<u32>() {
+            Ok(n) => GroupsOf::Gid(n),
+            // No group has a gid that is no number, nor an empty name.
+            Err(_) => GroupsOf::Named(String::new()),
         });
     }
     eq("cn").map(GroupsOf::Named)
@@ -179,7 +193,9 @@ mod tests {
             ("(&(objectClass=posixGroup)(memberUid=ann))", member("ann")),
             ("(&(memberUid=ann)(objectclass=GROUPOFNAMES))", member("ann")),
             ("(&(objectClass=posixGroup)(cn=ops))", Some(GroupsOf::Named("ops".into()))),
-            ("(&(objectClass=posixGroup)(gidNumber=5001))", None),
+            ("(&(objectClass=posixGroup)(gidNumber=5001))", Some(GroupsOf::Gid(5001))),
+            ("(&(objectClass=posixGroup)(gidNumber=x1))", Some(GroupsOf::Named(String::new()))),
+            ("(gidNumber=5001)", None),
             ("(memberUid=ann)", None),
             ("(&(objectClass=inetOrgPerson)(cn=ops))", None),
             ("(|(objectClass=posixGroup)(memberUid=ann))", None),
@@ -199,18 +215,24 @@ mod tests {
     }
 
     #[test]
-    fn uid_lookups_are_recognised() {
+    fn user_lookups_are_recognised() {
+        use UserKey::{UnixUid, Username};
         let rows = [
-            ("(uid=ann)", Some(vec!["ann"])),
-            ("(&(objectClass=posixAccount)(uid=ann))", Some(vec!["ann"])),
-            ("(|(uid=ann)(uid=bob))", Some(vec!["ann", "bob"])),
+            ("(uid=ann)", Some(vec![("ann", Username)])),
+            ("(&(objectClass=posixAccount)(uid=ann))", Some(vec![("ann", Username)])),
+            ("(|(uid=ann)(uid=bob))", Some(vec![("ann", Username), ("bob", Username)])),
+            ("(&(objectClass=posixAccount)(uidNumber=70123))", Some(vec![("70123", UnixUid)])),
+            ("(|(uid=ann)(uidNumber=5001))", Some(vec![("ann", Username), ("5001", UnixUid)])),
+            ("(uidNumber=abc)", Some(vec![])),
+            ("(uidNumber>=5000)", None),
             ("(|(uid=ann)(mail=x))", None),
             ("(objectClass=*)", None),
             ("(!(uid=ann))", None),
         ];
         for (f, want) in rows {
-            let got = only_uids(&parse_ldap_filter_str(f).unwrap());
-            assert_eq!(got, want.map(|v| v.iter().map(|s| s.to_string()).collect()), "{f}");
+            let got = only_users(&parse_ldap_filter_str(f).unwrap());
+            let want = want.map(|v| v.into_iter().map(|(k, by)| (k.to_string(), by)).collect::<Vec<_>>());
+            assert_eq!(got, want, "{f}");
         }
     }
 }

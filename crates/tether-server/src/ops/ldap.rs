@@ -8,7 +8,7 @@ use serde_json::Value;
 use tether_core::group::Group;
 use tether_core::ldap::LdapServer;
 use tether_core::user::User;
-use tether_store::{Collection, Edge};
+use tether_store::{Collection, Edge, UserKey};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::ops::auth::{AuthOutcome, Lenience};
@@ -153,14 +153,14 @@ pub async fn in_ldap(s: &AppState) -> ApiResult<InLdap> {
 /// the console's user page).
 pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<String>)> {
     let id = server(s).await?.id;
-    let found = with_groups(s, &id, &[(user_id, false)]).await?.into_iter().next().flatten();
+    let found = with_groups(s, &id, &[(user_id, UserKey::Id)]).await?.into_iter().next().flatten();
     Ok(found.map(|(_, direct, groups)| (direct, groups.into_iter().map(|g| g.name).collect())).unwrap_or_default())
 }
 
-/// Users (ids, or with `true` usernames), each with whether it is associated with server
+/// Users (each named as its key says), each with whether it is associated with server
 /// `server_id` directly and its groups in LDAP: one query (`Store::users_with_groups`), or
 /// none while the store holds what it answered last time (see `ldap_memory`).
-async fn with_groups(s: &AppState, server_id: &str, keys: &[(&str, bool)]) -> ApiResult<Vec<Found>> {
+async fn with_groups(s: &AppState, server_id: &str, keys: &[(&str, UserKey)]) -> ApiResult<Vec<Found>> {
     let version = s.repo.store().directory_version();
     if let Some(found) = version.and_then(|v| s.ldap_memory.recall(v, server_id, keys)) {
         s.metrics.ldap_memory("hit");
@@ -174,14 +174,14 @@ async fn with_groups(s: &AppState, server_id: &str, keys: &[(&str, bool)]) -> Ap
     Ok(found)
 }
 
-/// Users (each an id, or with `true` a username) as they are now, each when it is in LDAP of
+/// Users (each named as its key says) as they are now, each when it is in LDAP of
 /// server `server_id` (directly or through a group), with the names of its groups in LDAP;
 /// one answer per key. One query, however many users and groups the directory holds (a
 /// search reads the bound user again and the users its `(uid=x)` filter names at once).
 pub async fn users_in_ldap(
     s: &AppState,
     server_id: &str,
-    keys: &[(&str, bool)],
+    keys: &[(&str, UserKey)],
 ) -> ApiResult<Vec<Option<(User, Vec<String>)>>> {
     Ok(with_groups(s, server_id, keys)
         .await?
@@ -199,9 +199,9 @@ pub async fn user_in_ldap(
     s: &AppState,
     server_id: &str,
     key: &str,
-    by_name: bool,
+    by: UserKey,
 ) -> ApiResult<Option<(User, Vec<String>)>> {
-    Ok(users_in_ldap(s, server_id, &[(key, by_name)]).await?.into_iter().next().flatten())
+    Ok(users_in_ldap(s, server_id, &[(key, by)]).await?.into_iter().next().flatten())
 }
 
 /// Which groups a search can only be answering with (a filter pinned to groups: see
@@ -212,6 +212,8 @@ pub enum GroupsOf {
     Member(String),
     /// The group of this name, if it is in LDAP.
     Named(String),
+    /// The groups in LDAP with this gid (`gidNumber`).
+    Gid(u32),
 }
 
 /// The groups in LDAP of server `server_id` that `pin` names, each with its members: reads
@@ -221,7 +223,7 @@ pub async fn groups_pinned(s: &AppState, server_id: &str, pin: &GroupsOf) -> Api
     let store = s.repo.store();
     let groups: Vec<Group> = match pin {
         GroupsOf::Member(username) => {
-            let found = with_groups(s, server_id, &[(username, true)]).await?.into_iter().next().flatten();
+            let found = with_groups(s, server_id, &[(username, UserKey::Username)]).await?.into_iter().next().flatten();
             found.map(|(_, _, groups)| groups).unwrap_or_default()
         }
         GroupsOf::Named(name) => {
@@ -231,6 +233,13 @@ pub async fn groups_pinned(s: &AppState, server_id: &str, pin: &GroupsOf) -> Api
                 return Ok(Vec::new());
             }
             vec![g]
+        }
+        GroupsOf::Gid(gid) => {
+            // Groups' gids are not indexed; the groups in LDAP are read, none of the users.
+            let ids = store.targets(Edge::LdapGroup, server_id).await?;
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let groups = s.repo.groups_by_ids(&ids).await?;
+            groups.into_iter().filter(|g| crate::ops::unix_ids::unix_gid(g) == Some(*gid)).collect()
         }
     };
     let mut out = Vec::with_capacity(groups.len());
@@ -263,7 +272,7 @@ pub async fn bind(
     }
     // Read again after the check, with its place in LDAP (one query): a suspension or a
     // removal from LDAP made meanwhile stands.
-    let Some((user, _)) = user_in_ldap(s, &server.id, username, true).await? else { return Ok(None) };
+    let Some((user, _)) = user_in_ldap(s, &server.id, username, UserKey::Username).await? else { return Ok(None) };
     Ok(server.admits(&user).then_some(user))
 }
 

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use tether_core::group::Group;
 use tether_core::user::User;
+use tether_store::UserKey;
 
 /// A user, whether the LDAP server links it directly, and its groups in LDAP (`None`: no such
 /// user).
@@ -26,8 +27,8 @@ pub type Found = Option<(User, bool, Vec<Group>)>;
 /// (a directory's active users fit; a scan of made-up names cannot grow it without bound).
 const CAPACITY: usize = 20_000;
 
-/// (LDAP server id, user id or lowercased username, by name).
-type Key = (String, String, bool);
+/// (LDAP server id, the key as the store compares it, what it names).
+type Key = (String, String, UserKey);
 
 #[derive(Default)]
 pub struct Memory {
@@ -41,9 +42,9 @@ struct Inner {
     answers: HashMap<Key, Found>,
 }
 
-fn key(server: &str, key: &str, by_name: bool) -> Key {
-    let key = if by_name { key.to_lowercase() } else { key.to_string() };
-    (server.to_string(), key, by_name)
+fn key(server: &str, key: &str, by: UserKey) -> Key {
+    let key = if by == UserKey::Username { key.to_lowercase() } else { key.to_string() };
+    (server.to_string(), key, by)
 }
 
 impl Inner {
@@ -60,16 +61,16 @@ impl Inner {
 
 impl Memory {
     /// The answers for `keys` when every one was read under `version`, the store's current one.
-    pub fn recall(&self, version: u64, server: &str, keys: &[(&str, bool)]) -> Option<Vec<Found>> {
+    pub fn recall(&self, version: u64, server: &str, keys: &[(&str, UserKey)]) -> Option<Vec<Found>> {
         let mut inner = self.inner.lock().expect("not poisoned");
         if !inner.at(version) {
             return None;
         }
-        keys.iter().map(|(k, by_name)| inner.answers.get(&key(server, k, *by_name)).cloned()).collect()
+        keys.iter().map(|(k, by)| inner.answers.get(&key(server, k, *by)).cloned()).collect()
     }
 
     /// Holds the answers for `keys`, read from the store after its version was `version`.
-    pub fn remember(&self, version: u64, server: &str, keys: &[(&str, bool)], found: &[Found]) {
+    pub fn remember(&self, version: u64, server: &str, keys: &[(&str, UserKey)], found: &[Found]) {
         let mut inner = self.inner.lock().expect("not poisoned");
         if !inner.at(version) {
             return;
@@ -77,8 +78,8 @@ impl Memory {
         if inner.answers.len() + keys.len() > CAPACITY {
             inner.answers.clear();
         }
-        for ((k, by_name), f) in keys.iter().zip(found) {
-            inner.answers.insert(key(server, k, *by_name), f.clone());
+        for ((k, by), f) in keys.iter().zip(found) {
+            inner.answers.insert(key(server, k, *by), f.clone());
         }
     }
 }
@@ -86,6 +87,7 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use UserKey::{Id, Username};
 
     fn user(name: &str) -> Found {
         Some((User { id: format!("id-{name}"), username: name.into(), ..User::default() }, true, Vec::new()))
@@ -94,30 +96,30 @@ mod tests {
     #[test]
     fn answers_hold_while_the_version_does() {
         let m = Memory::default();
-        assert!(m.recall(3, "s", &[("Ann", true)]).is_none(), "nothing held");
-        m.remember(3, "s", &[("Ann", true), ("zed", true)], &[user("ann"), None]);
-        let got = m.recall(3, "s", &[("ANN", true), ("zed", true)]).expect("both held");
+        assert!(m.recall(3, "s", &[("Ann", Username)]).is_none(), "nothing held");
+        m.remember(3, "s", &[("Ann", Username), ("zed", Username)], &[user("ann"), None]);
+        let got = m.recall(3, "s", &[("ANN", Username), ("zed", Username)]).expect("both held");
         assert_eq!(got[0].as_ref().map(|f| f.0.username.as_str()), Some("ann"), "names compare case-insensitively");
         assert!(got[1].is_none(), "an absent user is an answer too");
-        assert!(m.recall(3, "s", &[("ann", true), ("bob", true)]).is_none(), "all keys or none");
-        assert!(m.recall(3, "other", &[("ann", true)]).is_none(), "per LDAP server");
-        assert!(m.recall(3, "s", &[("ann", false)]).is_none(), "a name is not an id");
+        assert!(m.recall(3, "s", &[("ann", Username), ("bob", Username)]).is_none(), "all keys or none");
+        assert!(m.recall(3, "other", &[("ann", Username)]).is_none(), "per LDAP server");
+        assert!(m.recall(3, "s", &[("ann", Id)]).is_none(), "a name is not an id");
         // A write moved the version: everything is read again.
-        assert!(m.recall(4, "s", &[("ann", true)]).is_none());
+        assert!(m.recall(4, "s", &[("ann", Username)]).is_none());
         // An answer read under the old version, arriving late, is not kept.
-        m.remember(3, "s", &[("ann", true)], &[user("ann")]);
-        assert!(m.recall(4, "s", &[("ann", true)]).is_none());
-        m.remember(4, "s", &[("ann", true)], &[user("ann")]);
-        assert!(m.recall(4, "s", &[("ann", true)]).is_some());
+        m.remember(3, "s", &[("ann", Username)], &[user("ann")]);
+        assert!(m.recall(4, "s", &[("ann", Username)]).is_none());
+        m.remember(4, "s", &[("ann", Username)], &[user("ann")]);
+        assert!(m.recall(4, "s", &[("ann", Username)]).is_some());
     }
 
     #[test]
     fn the_memory_is_bounded() {
         let m = Memory::default();
         for i in 0..CAPACITY + 10 {
-            m.remember(1, "s", &[(&format!("u{i}"), true)], &[None]);
+            m.remember(1, "s", &[(&format!("u{i}"), Username)], &[None]);
         }
         assert!(m.inner.lock().unwrap().answers.len() <= CAPACITY);
-        assert!(m.recall(1, "s", &[(&format!("u{}", CAPACITY + 9), true)]).is_some(), "the latest is held");
+        assert!(m.recall(1, "s", &[(&format!("u{}", CAPACITY + 9), Username)]).is_some(), "the latest is held");
     }
 }

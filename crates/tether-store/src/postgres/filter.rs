@@ -38,6 +38,11 @@ impl Dialect for Postgres {
         format!("(doc->>'{name}')")
     }
 
+    /// `->>` reads numbers as their text.
+    fn number(param: &str) -> String {
+        format!("CAST({param} AS TEXT)")
+    }
+
     fn bool(b: bool) -> Bind {
         Bind::Text(b.to_string())
     }

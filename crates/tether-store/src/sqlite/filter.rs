@@ -31,6 +31,10 @@ impl Dialect for Sqlite {
         Bind::Text(format!("(?i){pattern}"))
     }
 
+    fn number(param: &str) -> String {
+        param.to_string()
+    }
+
     fn cmp(col: &str, op: Op, p: &str) -> String {
         match op {
             Op::Eq => format!("{col} = {p}"),
