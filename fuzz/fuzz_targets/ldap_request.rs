@@ -2,7 +2,7 @@
 //! connection reaches it: the bytes through the codec the server frames its sockets with
 //! (bounded size and depth), then every decoded request through the front end's own
 //! handling that needs no directory: the DN of a bind or a search base named in the tree,
-//! the search filter matched against a user entry and its `(uid=x)` shortcut, the attributes
+//! the search filter matched against a user entry and its `(uid=x)`/`(uidNumber=n)` shortcut, the attributes
 //! asked for picked from that entry, the paged results control's cookie, and a Password
 //! Modify request's value.
 //!
@@ -14,6 +14,7 @@
 use libfuzzer_sys::fuzz_target;
 use tether_core::ldap::{Named, Tree};
 use tether_core::user::User;
+use tether_store::UserKey;
 use tether_server::ldap::ldap3_proto::control::LdapControl;
 use tether_server::ldap::ldap3_proto::proto::{LdapOp, LdapPasswordModifyRequest};
 use tether_server::ldap::ldap3_proto::LdapCodec;
@@ -53,9 +54,14 @@ fuzz_target!(|data: &[u8]| {
             LdapOp::SearchRequest(r) => {
                 let _ = tree.name(&r.base);
                 let matched = filter::matches(&r.filter, &entry);
-                if let Some(uids) = filter::only_uids(&r.filter) {
+                if let Some(users) = filter::only_users(&r.filter) {
                     // The shortcut reads only these users: a match outside them would be lost.
-                    assert!(!matched || uids.iter().any(|u| u.eq_ignore_ascii_case("ann")), "{:?}", r.filter);
+                    let names_ann = |(k, by): &(String, UserKey)| match by {
+                        UserKey::Username => k.eq_ignore_ascii_case("ann"),
+                        UserKey::UnixUid => k == "5000",
+                        UserKey::Id => false,
+                    };
+                    assert!(!matched || users.iter().any(names_ann), "{:?}", r.filter);
                 }
                 let _ = entry.to_result(&r.attrs, r.typesonly);
             }

@@ -14,6 +14,7 @@ pub mod ldap;
 pub mod patch;
 pub mod policy;
 pub mod query;
+pub mod radius;
 pub mod revision;
 pub mod transport;
 pub mod user;

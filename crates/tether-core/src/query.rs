@@ -65,6 +65,8 @@ pub const NOTIFICATION_FIELDS: &[Field] =
 pub const HISTORY_FIELDS: &[Field] = &[("id", Text), ("objectId", Text), ("action", Text), ("at", Text)];
 
 /// Fields of AD domains.
+/// RADIUS servers.
+pub const RADIUS_FIELDS: &[Field] = &[("id", Text), ("name", Text), ("networkSourceIp", Text), ("mfa", Text)];
 pub const DOMAIN_FIELDS: &[Field] = &[("id", Text), ("domain", Text), ("useCase", Text), ("delegationState", Text)];
 
 /// A scalar compared against a field.

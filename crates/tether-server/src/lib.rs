@@ -21,6 +21,7 @@ pub mod memory;
 mod metrics;
 mod notify;
 mod ops;
+pub mod radius;
 mod routes;
 pub mod secrets;
 mod sessions;

@@ -50,6 +50,7 @@ pub struct Metrics {
     import_apply: Histogram,
     auth_latency: Family<Labels, Histogram>,
     ldap_latency: Family<Labels, Histogram>,
+    radius_latency: Family<Labels, Histogram>,
     ad_errors: Family<Labels, Counter>,
     credential_cache: Family<Labels, Counter>,
     ldap_memory: Family<Labels, Counter>,
@@ -64,6 +65,7 @@ impl Default for Metrics {
         let change_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let auth_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let ldap_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
+        let radius_latency = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let import_apply = hist();
         let (ad_errors, queue_depth, agent_ad_reachable, agent_up) =
             (Family::default(), Family::default(), Family::default(), Family::default());
@@ -83,6 +85,11 @@ impl Default for Metrics {
             "ldap_operation_seconds",
             "LDAP operations (bind, search, extended) answered, by operation and result code",
             ldap_latency.clone(),
+        );
+        registry.register(
+            "radius_request_seconds",
+            "RADIUS datagrams by outcome (accepted, rejected, status, duplicate, dropped_*: unknown client, bad Message-Authenticator, malformed, unsupported, store failure)",
+            radius_latency.clone(),
         );
         registry.register("ad_errors", "Errors AD returned, by source and code", ad_errors.clone());
         let credential_cache = Family::default();
@@ -115,6 +122,7 @@ impl Default for Metrics {
             import_apply,
             auth_latency,
             ldap_latency,
+            radius_latency,
             ad_errors,
             credential_cache,
             ldap_memory,
@@ -159,6 +167,10 @@ impl Metrics {
 
     pub fn credential_cache(&self, outcome: &str) {
         self.credential_cache.get_or_create(&labels(&[("outcome", outcome)])).inc();
+    }
+
+    pub fn radius_request(&self, outcome: &str, seconds: f64) {
+        self.radius_latency.get_or_create(&labels(&[("outcome", outcome)])).observe(seconds);
     }
 
     pub fn ldap_memory(&self, outcome: &str) {

@@ -76,6 +76,8 @@ pub struct AppState {
     pub(crate) ldap_server: Arc<std::sync::Mutex<Option<(std::time::Instant, tether_core::ldap::LdapServer)>>>,
     /// Users in LDAP as the store last gave them (see `ops::ldap_memory`).
     pub(crate) ldap_memory: Arc<crate::ops::ldap_memory::Memory>,
+    /// The RADIUS clients (servers with their secrets) as last read (see `ops::radius::client`).
+    pub(crate) radius_clients: Arc<std::sync::Mutex<Option<crate::ops::radius_clients::Clients>>>,
 }
 
 impl AppState {
@@ -98,6 +100,7 @@ impl AppState {
             verified: Arc::new(crate::verified::Verified::new(crate::verified::TTL)),
             ldap_server: Default::default(),
             ldap_memory: Default::default(),
+            radius_clients: Default::default(),
         }
     }
 

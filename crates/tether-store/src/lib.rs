@@ -31,6 +31,8 @@ pub enum Collection {
     ApiKeys,
     Notifications,
     History,
+    /// RADIUS servers (key1: the network source address they answer).
+    RadiusServers,
 }
 
 impl Collection {
@@ -43,6 +45,7 @@ impl Collection {
             Collection::ApiKeys => "api_keys",
             Collection::Notifications => "notifications",
             Collection::History => "history",
+            Collection::RadiusServers => "radius_servers",
         }
     }
 
@@ -52,6 +55,7 @@ impl Collection {
             Collection::Users => ["username", "email"],
             Collection::Groups => ["name", "-"],
             Collection::Domains => ["domain", "-"],
+            Collection::RadiusServers => ["networkSourceIp", "-"],
             Collection::Agents | Collection::ApiKeys | Collection::Notifications | Collection::History => ["-", "-"],
         }
     }
@@ -83,6 +87,9 @@ pub enum Secret {
     AgentToken,
     /// SHA-256 of a user's activation (welcome) link token.
     Activation,
+    /// A RADIUS server's shared secret, sealed with tetherd's key (it must be read back to
+    /// sign answers: no hash would do).
+    RadiusSecret,
 }
 
 impl Secret {
@@ -93,6 +100,7 @@ impl Secret {
             Secret::ConnectKey => "connect_key",
             Secret::AgentToken => "agent_token",
             Secret::Activation => "activation",
+            Secret::RadiusSecret => "radius_secret",
         }
     }
 }
@@ -110,6 +118,10 @@ pub enum Edge {
     LdapUser,
     /// LDAP server → group
     LdapGroup,
+    /// RADIUS server → user (may authenticate through it directly)
+    RadiusUser,
+    /// RADIUS server → group
+    RadiusGroup,
 }
 
 impl Edge {
@@ -120,6 +132,8 @@ impl Edge {
             Edge::DomainGroup => "domain_group",
             Edge::LdapUser => "ldap_user",
             Edge::LdapGroup => "ldap_group",
+            Edge::RadiusUser => "radius_user",
+            Edge::RadiusGroup => "radius_group",
         }
     }
 }

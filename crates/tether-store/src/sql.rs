@@ -321,6 +321,7 @@ pub(crate) fn singular(c: Collection) -> &'static str {
         Collection::ApiKeys => "api key",
         Collection::Notifications => "notification",
         Collection::History => "history entry",
+        Collection::RadiusServers => "radius server",
     }
 }
 

@@ -18,6 +18,8 @@ pub struct TestServer {
     /// base DN `o=tether` (empty for an attached server).
     pub ldap: String,
     pub ldaps: String,
+    /// `127.0.0.1:PORT` of the RADIUS front end (UDP; empty for an attached server).
+    pub radius: String,
     /// An administrator API key.
     pub api_key: String,
     pub client: reqwest::Client,
@@ -108,12 +110,29 @@ impl TestServer {
                 tether_server::ldap::run(l, config, mode, state, "o=tether", stop).await.expect("LDAP runs");
             });
         }
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind RADIUS");
+        let radius = socket.local_addr().expect("addr").to_string();
+        let (radius_state, stop) = (state.clone(), stopped.clone());
+        tokio::spawn(async move {
+            tether_server::radius::run(socket, radius_state, stop).await.expect("RADIUS runs");
+        });
         tokio::spawn(async move {
             tether_server::run_tls(listener, &tls, state, stopped).await.expect("server runs");
         });
         let ldaps = ldap_urls.pop().expect("ldaps");
         let ldap = ldap_urls.pop().expect("ldap");
-        TestServer { url, ldap, ldaps, api_key, client: pki.client(), dir, repo: Some(repo), clock, shutdown: Some(tx) }
+        TestServer {
+            url,
+            ldap,
+            ldaps,
+            radius,
+            api_key,
+            client: pki.client(),
+            dir,
+            repo: Some(repo),
+            clock,
+            shutdown: Some(tx),
+        }
     }
 
     /// A handle on a `tetherd` running elsewhere (say, in another process) at `url`:
@@ -123,6 +142,7 @@ impl TestServer {
             url,
             ldap: String::new(),
             ldaps: String::new(),
+            radius: String::new(),
             api_key,
             client: crate::client(),
             dir: tempfile::tempdir().expect("temp dir"),

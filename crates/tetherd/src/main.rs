@@ -79,6 +79,9 @@ struct Serve {
     /// The base DN of the LDAP tree (users under `ou=Users`, groups under `ou=Groups`).
     #[arg(long, env = "TETHER_LDAP_BASE_DN", default_value = "o=tether")]
     ldap_base_dn: String,
+    /// Serve RADIUS (UDP) on this address, to the RADIUS servers' network source addresses.
+    #[arg(long, env = "TETHER_RADIUS_LISTEN")]
+    radius_listen: Option<String>,
 }
 
 #[tokio::main]
@@ -103,6 +106,10 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let tls = transport(&args, addr)?;
     let ldap = ldap_listeners(&args, tls.as_ref()).await?;
+    let radius = match args.radius_listen.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(tokio::net::UdpSocket::bind(a).await.with_context(|| format!("--radius-listen {a}"))?),
+        None => None,
+    };
     // Everything tetherd writes is for its own user only.
     unsafe { libc::umask(0o077) };
     let secret_key = match &args.secret_key_file {
@@ -169,6 +176,9 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             let name = if *mode == tether_server::ldap::Mode::Ldaps { "ldaps" } else { "ldap" };
             writeln!(out, "{name} on {}", l.local_addr()?)?;
         }
+        if let Some(r) = &radius {
+            writeln!(out, "radius on {}", r.local_addr()?)?;
+        }
         out.flush()?;
     }
     if let Some(tls) = &tls {
@@ -181,6 +191,14 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
                 }
             });
         }
+    }
+    if let Some(socket) = radius {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tether_server::radius::run(socket, state, std::future::pending()).await {
+                tracing::error!(error = %e, "the RADIUS front end stopped");
+            }
+        });
     }
     tracing::info!(%addr, %storage, tls = tls.is_some(), "tetherd serving");
     match tls {

@@ -13,5 +13,7 @@ pub mod groups;
 pub mod ldap;
 pub mod ldap_memory;
 pub mod plans;
+pub mod radius;
+pub mod radius_clients;
 pub mod unix_ids;
 pub mod users;

@@ -9,6 +9,7 @@ pub(crate) mod groups;
 pub(crate) mod ldap;
 pub(crate) mod misc;
 pub(crate) mod openapi;
+pub(crate) mod radius;
 pub(crate) mod respond;
 pub(crate) mod shapes;
 pub(crate) mod users;
@@ -56,6 +57,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/ldapservers/{id}/associations", get(ldap::associations).post(ldap::change_associations))
         .route("/api/v2/ldapservers/{id}/users", get(ldap::users))
         .route("/api/v2/ldapservers/{id}/usergroups", get(ldap::usergroups))
+        // RADIUS servers (v1) and their associations (v2)
+        .route("/api/radiusservers", get(radius::list).post(radius::create))
+        .route("/api/radiusservers/{id}", get(radius::get).put(radius::update).delete(radius::delete))
+        .route("/api/v2/radiusservers/{id}/associations", get(radius::associations).post(radius::change_associations))
+        .route("/api/v2/radiusservers/{id}/users", get(radius::users))
+        .route("/api/v2/radiusservers/{id}/usergroups", get(radius::usergroups))
         // Active Directory domains and agents (v2)
         .route("/api/v2/activedirectories", get(ad::list).post(ad::create))
         .route("/api/v2/activedirectories/{id}", get(ad::get).patch(ad::patch).delete(ad::delete))

@@ -22,6 +22,8 @@ use axum::response::{IntoResponse, Response};
         super::ad::users, super::ad::usergroups, super::decommission::plan, super::ad::plan, super::ad::plan_approve, super::ad::plan_reject,
         super::ldap::list, super::ldap::get, super::ldap::patch, super::ldap::associations,
         super::ldap::change_associations, super::ldap::users, super::ldap::usergroups,
+        super::radius::list, super::radius::create, super::radius::get, super::radius::update, super::radius::delete,
+        super::radius::associations, super::radius::change_associations, super::radius::users, super::radius::usergroups,
     ),
     components(schemas(super::respond::ErrorBody)),
     modifiers(&ApiKeyScheme),

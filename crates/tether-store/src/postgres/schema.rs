@@ -98,4 +98,10 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX users_by_unix_guid;
     "#,
+    // 9 (SQLite's 12): RADIUS servers, one per network source address.
+    r#"
+    CREATE TABLE radius_servers (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                                 key1 TEXT CONSTRAINT radius_servers_key1 UNIQUE,
+                                 key2 TEXT CONSTRAINT radius_servers_key2 UNIQUE, doc JSONB NOT NULL);
+    "#,
 ];

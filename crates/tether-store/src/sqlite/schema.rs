@@ -84,4 +84,9 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX users_by_unix_guid;
     "#,
+    // 12: RADIUS servers, one per network source address.
+    r#"
+    CREATE TABLE radius_servers (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                                 key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
+    "#,
 ];

@@ -1,0 +1,252 @@
+//! RADIUS servers: the network devices (Wi-Fi controllers, VPN gateways) that may ask the
+//! directory whether a user gets in, each known by its source address and shared secret, and
+//! who may get in through each (associated directly or through a group). The RADIUS front
+//! end and the REST routes both call these.
+//!
+//! The shared secret must be read back (it keys every answer), so it cannot be hashed: it is
+//! sealed with tetherd's key in the store's secrets (the server's id bound in), never put in
+//! the server's document, and never answered by the API.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tether_core::group::Group;
+use tether_core::query::ListQuery;
+use tether_core::radius::{RadiusServer, ReplyAttribute};
+use tether_store::{Collection, Doc, Edge, Secret, UserKey};
+
+use crate::crypto::new_id;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::ops::auth::{AuthOutcome, Lenience};
+use crate::ops::domains::Target;
+pub use crate::ops::radius_clients::{Client, Clients};
+use crate::state::AppState;
+
+/// The longest shared secret taken (RFC 2865 sets no bound; devices allow up to 64–128).
+const SECRET_MAX: usize = 128;
+
+fn doc(r: &RadiusServer) -> Doc {
+    Doc {
+        id: r.id.clone(),
+        key1: Some(r.network_source_ip.clone()),
+        key2: None,
+        body: serde_json::to_value(r).expect("serializes"),
+        version: None,
+    }
+}
+
+pub async fn list(s: &AppState, q: &ListQuery) -> ApiResult<(u64, Vec<RadiusServer>)> {
+    Ok(s.repo.list(Collection::RadiusServers, q).await?)
+}
+
+/// The RADIUS server `id`, or 404.
+pub async fn load(s: &AppState, id: &str) -> ApiResult<RadiusServer> {
+    s.repo.get(Collection::RadiusServers, id).await?.ok_or_else(|| ApiError::not_found("radius server", id))
+}
+
+/// Applies a body's fields to `r`: any other key, or a value of the wrong shape, is a 400
+/// naming it. Answers the new shared secret when the body gives one.
+fn apply(r: &mut RadiusServer, body: &Value) -> ApiResult<Option<String>> {
+    let Some(fields) = body.as_object() else {
+        return Err(ApiError::new(Code::InvalidField, "the body must be a JSON object"));
+    };
+    let mut doc = serde_json::to_value(&*r).expect("serializes");
+    let mut secret = None;
+    for (k, v) in fields {
+        match k.as_str() {
+            "id" | "sharedSecret" => {}
+            "name" | "networkSourceIp" | "mfa" | "userLockoutAction" | "userPasswordExpirationAction" => {
+                doc[k] = v.clone();
+                if let Err(e) = serde_json::from_value::<RadiusServer>(doc.clone()) {
+                    return Err(ApiError::new(Code::InvalidField, format!("invalid value for `{k}`: {e}")));
+                }
+            }
+            _ => return Err(ApiError::new(Code::InvalidField, format!("`{k}` cannot be set"))),
+        }
+        if k == "sharedSecret" {
+            match v.as_str() {
+                Some(t) if !t.is_empty() && t.len() <= SECRET_MAX => secret = Some(t.to_string()),
+                _ => {
+                    return Err(ApiError::new(
+                        Code::InvalidField,
+                        format!("`sharedSecret` must be a string of 1 to {SECRET_MAX} bytes"),
+                    ))
+                }
+            }
+        }
+    }
+    let mut next: RadiusServer = serde_json::from_value(doc).expect("checked field by field");
+    next.network_source_ip = match next.network_source_ip.trim().parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => {
+            return Err(ApiError::new(
+                Code::InvalidField,
+                format!("`networkSourceIp` must be an IP address, not `{}`", next.network_source_ip),
+            ))
+        }
+    };
+    if next.name.trim().is_empty() {
+        return Err(ApiError::new(Code::InvalidField, "`name` is required"));
+    }
+    *r = next;
+    Ok(secret)
+}
+
+async fn put_secret(s: &AppState, id: &str, secret: &str) -> ApiResult<()> {
+    let sealed = s.config.secret_key.seal(secret, &format!("radius:{id}"));
+    s.repo.store().put_secret(id, Secret::RadiusSecret, Some(&sealed)).await?;
+    Ok(())
+}
+
+/// Creates a RADIUS server; `name`, `networkSourceIp` and `sharedSecret` are required.
+pub async fn create(s: &AppState, body: &Value) -> ApiResult<RadiusServer> {
+    let mut r = RadiusServer { id: new_id(), ..RadiusServer::default() };
+    let Some(secret) = apply(&mut r, body)? else {
+        return Err(ApiError::new(Code::InvalidField, "`sharedSecret` is required"));
+    };
+    // The secret first: a server is never in the store without one.
+    put_secret(s, &r.id, &secret).await?;
+    s.repo.store().insert(Collection::RadiusServers, &doc(&r)).await?;
+    forget_clients(s);
+    Ok(r)
+}
+
+/// Changes the fields a body gives (a new `sharedSecret` replaces the old one).
+pub async fn update(s: &AppState, id: &str, body: &Value) -> ApiResult<RadiusServer> {
+    let mut r = load(s, id).await?;
+    let secret = apply(&mut r, body)?;
+    s.repo.store().replace(Collection::RadiusServers, &doc(&r)).await?;
+    if let Some(secret) = secret {
+        put_secret(s, id, &secret).await?;
+    }
+    forget_clients(s);
+    Ok(r)
+}
+
+/// Deletes a RADIUS server with its secret and associations.
+pub async fn delete(s: &AppState, id: &str) -> ApiResult<RadiusServer> {
+    let r = load(s, id).await?;
+    s.repo.store().delete(Collection::RadiusServers, id).await?;
+    forget_clients(s);
+    Ok(r)
+}
+
+fn edge(target: Target) -> Edge {
+    match target {
+        Target::User => Edge::RadiusUser,
+        Target::UserGroup => Edge::RadiusGroup,
+    }
+}
+
+/// Lets a user or group authenticate through the server (`add`), or no longer.
+pub async fn set_association(s: &AppState, id: &str, target: Target, object: &str, add: bool) -> ApiResult<()> {
+    load(s, id).await?;
+    match target {
+        Target::User => drop(crate::ops::users::load(&s.repo, object).await?),
+        Target::UserGroup => drop(crate::ops::groups::load(s, object).await?),
+    }
+    if add {
+        s.repo.store().link(edge(target), id, object).await?;
+    } else if !s.repo.store().unlink(edge(target), id, object).await? {
+        let kind = target.as_str();
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("{kind} `{object}` is not associated with this RADIUS server"),
+        ));
+    }
+    Ok(())
+}
+
+/// The ids of the users or groups associated directly.
+pub async fn associated(s: &AppState, id: &str, target: Target) -> ApiResult<Vec<String>> {
+    load(s, id).await?;
+    Ok(s.repo.store().targets(edge(target), id).await?)
+}
+
+fn forget_clients(s: &AppState) {
+    *s.radius_clients.lock().expect("not poisoned") = None;
+}
+
+/// The device at `ip`, when it is a RADIUS server's source address.
+pub async fn client(s: &AppState, ip: IpAddr) -> ApiResult<Option<Arc<Client>>> {
+    let version = s.repo.store().directory_version();
+    if let Some(c) = s.radius_clients.lock().expect("not poisoned").as_ref().filter(|c| c.fresh(version)) {
+        return Ok(c.get(ip));
+    }
+    let read = Instant::now();
+    let (_, servers) = list(s, &ListQuery { filter: None, sort: None, limit: usize::MAX >> 1, skip: 0 }).await?;
+    let mut by_ip = HashMap::new();
+    for server in servers {
+        let Ok(addr) = server.network_source_ip.parse::<IpAddr>() else { continue };
+        let sealed = s.repo.store().secret(&server.id, Secret::RadiusSecret).await?;
+        let Some(secret) = sealed.and_then(|v| s.config.secret_key.open(&v, &format!("radius:{}", server.id))) else {
+            tracing::warn!(server = %server.id, "RADIUS server without a readable shared secret: not answered");
+            continue;
+        };
+        by_ip.insert(addr, Arc::new(Client { server, secret: secret.into_bytes() }));
+    }
+    let clients = Clients::new(read, version, by_ip);
+    let found = clients.get(ip);
+    *s.radius_clients.lock().expect("not poisoned") = Some(clients);
+    Ok(found)
+}
+
+/// What the directory answers an Access-Request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Access {
+    /// In, with the reply attributes of the user's groups associated with the server.
+    Accept(Vec<ReplyAttribute>),
+    Reject,
+}
+
+/// Whether `username` with `password` gets in through `server`: the password checked by the
+/// one authentication (login limits counted), the user associated with the server directly
+/// or through a group, admitted by the server's lockout and expiry actions, and not asked
+/// for a second factor it cannot give.
+pub async fn access(
+    s: &AppState,
+    server: &RadiusServer,
+    username: &str,
+    password: String,
+    source: Option<IpAddr>,
+) -> ApiResult<Access> {
+    use tether_core::ldap::UserAction::Maintain;
+    let lenience = Lenience {
+        locked: server.user_lockout_action == Maintain,
+        expired: server.user_password_expiration_action == Maintain,
+    };
+    let outcome = crate::ops::auth::authenticate_leniently(s, username, password, source, lenience).await?;
+    if !matches!(outcome, AuthOutcome::Accepted(_)) {
+        return Ok(Access::Reject);
+    }
+    // Read after the check, with its associations (one query).
+    let found = s
+        .repo
+        .users_with_groups(&[(username, UserKey::Username)], &server.id, Edge::RadiusUser, Edge::RadiusGroup)
+        .await?
+        .pop()
+        .flatten();
+    let Some((user, direct, groups)) = found else { return Ok(Access::Reject) };
+    let associated = direct || !groups.is_empty();
+    if !associated || !server.admits(&user) {
+        return Ok(Access::Reject);
+    }
+    // No user has TOTP yet: a server that requires it lets nobody in.
+    if server.mfa == tether_core::radius::Mfa::Required {
+        return Ok(Access::Reject);
+    }
+    Ok(Access::Accept(replies(&groups)))
+}
+
+/// The reply attributes of `groups`, in order (`attributes.radius.reply`); entries of the
+/// wrong shape are skipped.
+fn replies(groups: &[Group]) -> Vec<ReplyAttribute> {
+    groups
+        .iter()
+        .flat_map(|g| g.attributes["radius"]["reply"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| serde_json::from_value::<ReplyAttribute>(v).ok())
+        .collect()
+}
