@@ -16,6 +16,7 @@ pub mod policy;
 pub mod query;
 pub mod radius;
 pub mod revision;
+pub mod totp;
 pub mod transport;
 pub mod user;
 pub mod wire;

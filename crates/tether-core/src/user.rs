@@ -151,6 +151,9 @@ pub struct User {
     /// about (AD's reason), or `null` when it succeeded.
     #[serde(rename = "adSyncError")]
     pub ad_sync_error: Option<String>,
+    /// Whether the user enrolled a TOTP second factor (read-only: enrollment is the user's,
+    /// in the portal; `resetmfa` removes it).
+    pub totp_enabled: bool,
     pub created: String,
     /// Whether a password is stored in Tether (derived from storage; not serialized).
     #[serde(skip)]
@@ -189,8 +192,9 @@ pub const AD_ADDITIONAL_FIELDS: [&str; 10] = [
 ];
 
 /// Fields a client may send but never sets: they are derived or assigned by the server.
-pub const READ_ONLY_FIELDS: [&str; 8] = [
+pub const READ_ONLY_FIELDS: [&str; 9] = [
     "adSyncError",
+    "totp_enabled",
     "id",
     "_id",
     "created",

@@ -90,6 +90,10 @@ pub enum Secret {
     /// A RADIUS server's shared secret, sealed with tetherd's key (it must be read back to
     /// sign answers: no hash would do).
     RadiusSecret,
+    /// A user's TOTP secret, sealed with tetherd's key (codes are made from it).
+    Totp,
+    /// A TOTP secret shown for enrollment, sealed, until a code confirms it.
+    TotpPending,
 }
 
 impl Secret {
@@ -101,6 +105,8 @@ impl Secret {
             Secret::AgentToken => "agent_token",
             Secret::Activation => "activation",
             Secret::RadiusSecret => "radius_secret",
+            Secret::Totp => "totp",
+            Secret::TotpPending => "totp_pending",
         }
     }
 }
@@ -334,6 +340,9 @@ pub trait Store: Send + Sync + 'static {
     /// takes continue above them); answers the first. Every tetherd takes from one counter.
     /// `count` 0 only raises the counter to `floor`.
     async fn take_numbers(&self, name: &str, count: i64, floor: i64) -> Result<i64>;
+    /// Raises counter `name` to `to` when it is below (or absent); whether it did. Atomic:
+    /// of two callers raising to the same value, one gets `true` (a TOTP step used once).
+    async fn raise_counter(&self, name: &str, to: i64) -> Result<bool>;
     /// The attempt counted for `key` failed: at the limit, the key is locked until
     /// `a.lock_until`.
     async fn attempt_failed(&self, key: &str, a: Attempt) -> Result<()>;

@@ -444,6 +444,18 @@ macro_rules! store_impl {
                 Ok(last - count + 1)
             }
 
+            async fn raise_counter(&self, name: &str, to: i64) -> $crate::Result<bool> {
+                let r = sqlx::query(
+                    "INSERT INTO counters (name, n) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET n = excluded.n WHERE counters.n < excluded.n",
+                )
+                .bind(name)
+                .bind(to)
+                .execute(&self.$write)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
             async fn attempt_succeeded(&self, key: &str, shared_key: bool) -> $crate::Result<()> {
                 let sql = if shared_key {
                     "UPDATE login_attempts SET n = CASE WHEN n > 0 THEN n - 1 ELSE 0 END WHERE key = $1"

@@ -239,6 +239,17 @@ async fn a_user_with_its_linked_groups_in_one_read(b: Backend) {
 async fn numbers_are_taken_once_and_unix_ids_are_unique(b: Backend) {
     let (_d, r) = repo(b).await;
     let s = r.store();
+    // A counter raised only upward, each value once (a TOTP step used once).
+    assert!(s.raise_counter("totp:u", 100).await.unwrap());
+    assert!(!s.raise_counter("totp:u", 100).await.unwrap(), "the same value again");
+    assert!(!s.raise_counter("totp:u", 99).await.unwrap(), "a lower one");
+    assert!(s.raise_counter("totp:u", 101).await.unwrap());
+    let raises = (0..20).map(|_| {
+        let r = r.clone();
+        tokio::spawn(async move { r.store().raise_counter("totp:u", 200).await.unwrap() })
+    });
+    let won = futures_join(raises).await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1, "of 20 at once, one raises it");
     assert_eq!(s.take_numbers("unix", 1, 5000).await.unwrap(), 5000);
     assert_eq!(s.take_numbers("unix", 3, 5000).await.unwrap(), 5001, "a block of three: 5001..=5003");
     // Raised past a number given by hand; later takes continue above it.

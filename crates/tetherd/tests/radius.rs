@@ -78,6 +78,34 @@ async fn associate(s: &TestServer, server: &str, kind: &str, id: &str) {
     assert_eq!(r.status, 204, "{:?}", r.body);
 }
 
+/// Fails when any file of the server's data directory (the database and its WAL) holds
+/// `needle`: secrets are sealed at rest.
+fn assert_not_on_disk(s: &TestServer, needle: &[u8]) {
+    assert!(!on_disk(s, needle), "a secret in clear in {}", s.dir.path().display());
+}
+
+fn on_disk(s: &TestServer, needle: &[u8]) -> bool {
+    std::fs::read_dir(s.dir.path()).unwrap().any(|e| {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
+/// Base32 (RFC 4648) back to bytes.
+fn unbase32(s: &str) -> Vec<u8> {
+    let (mut out, mut buf, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes() {
+        let v = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".iter().position(|a| *a == c).unwrap() as u32;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buf >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    out
+}
+
 /// The count of RADIUS datagrams with `outcome`.
 async fn outcome_count(s: &TestServer, outcome: &str) -> u64 {
     let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
@@ -166,6 +194,7 @@ async fn only_known_devices_with_their_current_secret_are_answered() {
     let id = server["id"].as_str().unwrap().to_string();
     associate(&s, &id, "user", &ann).await;
     assert_eq!(answered(&pap(&s.radius, SECRET, "ann", PASSWORD).await), "accept");
+    assert_not_on_disk(&s, SECRET.as_bytes());
     let r = s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"sharedSecret": "a-new-s3cret"}))).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(r.body.get("sharedSecret").is_none());
@@ -202,4 +231,129 @@ async fn radius_servers_are_checked_as_they_are_written() {
     assert_eq!(r.body["totalCount"], 1, "{:?}", r.body);
     assert_eq!(r.body["results"][0]["mfa"], "DISABLED");
     assert!(!r.body.to_string().contains("sharedSecret"), "{:?}", r.body);
+}
+
+/// The code of a base32 TOTP secret at Unix time `at`, by `oathtool` (Debian's oathtool).
+async fn oathtool(secret: &str, at: i64) -> String {
+    let out = tokio::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{at}")])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("oathtool (Debian's oathtool) cannot run: {e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The `State` of an Access-Challenge radclient printed, as radclient takes it back.
+fn state_of(out: &str) -> String {
+    let at = out.find("State = 0x").unwrap_or_else(|| panic!("a State in {out}")) + "State = ".len();
+    out[at..].split_whitespace().next().unwrap().to_string()
+}
+
+/// A user enrolls TOTP in the portal (the URI and QR code, confirmed by a code from
+/// oathtool), the portal login then asks for a code, and a RADIUS server with `mfa` asks by
+/// Access-Challenge; every code works once; `resetmfa` removes it.
+#[tokio::test]
+async fn totp_enrollment_portal_login_and_the_radius_challenge() {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    let s = TestServer::start().await;
+    let server = radius_server(&s, "127.0.0.1").await;
+    let id = server["id"].as_str().unwrap().to_string();
+    let r = s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"mfa": "ENABLED"}))).await;
+    assert_eq!((r.status.as_u16(), r.body["mfa"].as_str()), (200, Some("ENABLED")), "{:?}", r.body);
+    let tia = user(&s, "tia").await;
+    associate(&s, &id, "user", &tia).await;
+    // Not enrolled: ENABLED lets the password alone in.
+    assert_eq!(answered(&pap(&s.radius, SECRET, "tia", PASSWORD).await), "accept");
+
+    let c = tether_testkit::pki().client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with(&format!("{name}=")))
+    };
+    let login =
+        || c.post(format!("{}/portal/login", s.url)).form(&[("username", "tia"), ("password", PASSWORD)]).send();
+    let r = login().await.unwrap();
+    let session = cookie(&r, "tether_portal").expect("a session");
+    let html =
+        c.get(format!("{}/portal/mfa", s.url)).header(COOKIE, &session).send().await.unwrap().text().await.unwrap();
+    let field = |id: &str| {
+        let at = html.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("{id} in {html}")) + id.len() + 6;
+        html[at..].split('<').next().unwrap().to_string()
+    };
+    let (secret, uri) = (field("mfa-secret"), field("mfa-uri"));
+    assert!(uri.starts_with("otpauth://totp/Tether:tia%40example.test?secret=") && uri.contains(&secret), "{uri}");
+    assert!(html.contains("<svg") && html.contains("QR code"), "a QR code");
+    let csrf = {
+        let at = html.find(r#"name="csrf" value=""#).unwrap() + r#"name="csrf" value=""#.len();
+        html[at..].split('"').next().unwrap().to_string()
+    };
+    let confirm = |code: String| {
+        c.post(format!("{}/portal/mfa", s.url))
+            .header(COOKIE, &session)
+            .form(&[("csrf", csrf.clone()), ("code", code)])
+            .send()
+    };
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+    let r = confirm("000000".into()).await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="), "a wrong code");
+    let first = oathtool(&secret, now()).await;
+    let r = confirm(first.clone()).await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("msg=Two-step"), "{:?}", r.headers());
+    let u = s.call("GET", &format!("/api/systemusers/{tia}"), None).await.body;
+    assert_eq!(u["totp_enabled"], true, "{u}");
+    let raw = unbase32(&secret);
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(on_disk(&s, b"tia@example.test"), "the scan reads what the store wrote");
+    for needle in [secret.as_bytes(), &raw, hex.as_bytes()] {
+        assert_not_on_disk(&s, needle);
+    }
+
+    // The portal login: the password, then a code (the one just used is refused).
+    let r = login().await.unwrap();
+    assert_eq!(r.headers()[LOCATION], "/portal/login/code");
+    assert!(cookie(&r, "tether_portal").is_none(), "no session before the code");
+    let pending = cookie(&r, "tether_mfa").expect("the password step");
+    let code = |code: String| {
+        c.post(format!("{}/portal/login/code", s.url)).header(COOKIE, &pending).form(&[("code", code)]).send()
+    };
+    let r = code(first.clone()).await.unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("err=code"), "a code is used once");
+    // The server's clock a minute on: the app's code of then.
+    s.advance(time::Duration::seconds(60));
+    let r = code(oathtool(&secret, now() + 60).await).await.unwrap();
+    assert_eq!(r.headers()[LOCATION], "/portal/profile");
+    assert!(cookie(&r, "tether_portal").is_some(), "the session opens");
+
+    // RADIUS: the password, a challenge, the code with its State.
+    let out = pap(&s.radius, SECRET, "tia", PASSWORD).await;
+    assert!(out.contains("Received Access-Challenge") && out.contains("Reply-Message"), "{out}");
+    let state = state_of(&out);
+    s.advance(time::Duration::seconds(60));
+    let reply = |state: &str, code: &str| {
+        format!("User-Name = \"tia\"\nUser-Password = \"{code}\"\nState = {state}\nMessage-Authenticator = 0x00\n")
+    };
+    let next = oathtool(&secret, now() + 120).await;
+    let (_, out) = radclient(&s.radius, "auth", SECRET, &reply(&state, &next)).await;
+    assert_eq!(answered(&out), "accept", "{out}");
+    let (_, out) = radclient(&s.radius, "auth", SECRET, &reply(&state, &next)).await;
+    assert_eq!(answered(&out), "reject", "a State is answered once: {out}");
+    let state = state_of(&pap(&s.radius, SECRET, "tia", PASSWORD).await);
+    let (_, out) = radclient(&s.radius, "auth", SECRET, &reply(&state, "123456")).await;
+    assert_eq!(answered(&out), "reject", "a wrong code: {out}");
+    assert!(outcome_count(&s, "challenged").await >= 2);
+
+    // resetmfa: the password alone again (ENABLED); REQUIRED refuses users without TOTP.
+    let r = s.call("POST", &format!("/api/systemusers/{tia}/resetmfa"), None).await;
+    assert_eq!((r.status.as_u16(), &r.body["totp_enabled"]), (200, &json!(false)), "{:?}", r.body);
+    assert_eq!(answered(&pap(&s.radius, SECRET, "tia", PASSWORD).await), "accept");
+    let r = s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"mfa": "REQUIRED"}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(answered(&pap(&s.radius, SECRET, "tia", PASSWORD).await), "reject");
+    // totp_enabled cannot be written by an administrator.
+    let r = s.call("PUT", &format!("/api/systemusers/{tia}"), Some(json!({"totp_enabled": true}))).await;
+    assert_eq!(r.body["totp_enabled"], false, "{:?}", r.body);
 }

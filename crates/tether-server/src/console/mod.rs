@@ -11,6 +11,7 @@ mod admin_ldap;
 mod admin_users;
 mod page;
 mod portal;
+mod portal_mfa;
 pub mod session;
 
 use axum::extract::Request;
@@ -77,6 +78,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/ldap", get(admin_ldap::server))
         .route("/portal", get(|| async { Redirect::to("/portal/profile") }))
         .route("/portal/login", get(portal::login_page).post(portal::login))
+        .route("/portal/login/code", get(portal_mfa::code_page).post(portal_mfa::code))
+        .route("/portal/mfa", get(portal_mfa::mfa_page).post(portal_mfa::confirm))
         .route("/portal/logout", post(portal::logout))
         .route("/portal/profile", get(portal::profile))
         .route("/portal/password", post(portal::change_password))

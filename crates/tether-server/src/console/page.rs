@@ -62,10 +62,11 @@ pub enum Notice {
     LinkExpired,
     Unavailable,
     LoggedOut,
+    WrongCode,
 }
 
 impl Notice {
-    const ALL: [Notice; 7] = [
+    const ALL: [Notice; 8] = [
         Notice::WrongCredentials,
         Notice::UnknownKey,
         Notice::Throttled,
@@ -73,6 +74,7 @@ impl Notice {
         Notice::LinkExpired,
         Notice::Unavailable,
         Notice::LoggedOut,
+        Notice::WrongCode,
     ];
 
     pub fn code(self) -> &'static str {
@@ -84,6 +86,7 @@ impl Notice {
             Notice::LinkExpired => "expired",
             Notice::Unavailable => "unavailable",
             Notice::LoggedOut => "bye",
+            Notice::WrongCode => "code",
         }
     }
 
@@ -98,6 +101,7 @@ impl Notice {
             }
             Notice::Unavailable => "The directory cannot answer right now. Try again in a moment.",
             Notice::LoggedOut => "You are logged out.",
+            Notice::WrongCode => "That code is not right: enter the 6 digits your app shows now.",
         }
     }
 

@@ -108,6 +108,9 @@ pub async fn login(
             let Ok(Some(u)) = s.repo.user_by_username(&username).await else {
                 return Notice::WrongCredentials.refusal("/portal/login");
             };
+            if u.totp_enabled {
+                return super::portal_mfa::second_step(&s, &u).await;
+            }
             let Ok(token) = s.sessions.open_user(&u, s.now()).await else {
                 return Notice::Unavailable.refusal("/portal/login");
             };
@@ -147,6 +150,7 @@ struct ProfilePage {
     locked_by_ad: Option<String>,
     policy: String,
     groups: Vec<String>,
+    totp_enabled: bool,
 }
 
 pub async fn profile(user: PortalUser, State(s): State<AppState>, Query(flash): Query<Flash>) -> Response {
@@ -178,6 +182,7 @@ pub async fn profile(user: PortalUser, State(s): State<AppState>, Query(flash): 
         }),
         policy: policy_text(&policy),
         groups,
+        totp_enabled: u.totp_enabled,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod domains;
 pub mod groups;
 pub mod ldap;
 pub mod ldap_memory;
+pub mod mfa;
 pub mod plans;
 pub mod radius;
 pub mod radius_clients;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tether_core::group::Group;
 use tether_core::query::ListQuery;
-use tether_core::radius::{RadiusServer, ReplyAttribute};
+use tether_core::radius::{Mfa, RadiusServer, ReplyAttribute};
 use tether_store::{Collection, Doc, Edge, Secret, UserKey};
 
 use crate::crypto::new_id;
@@ -200,12 +200,22 @@ pub enum Access {
     /// In, with the reply attributes of the user's groups associated with the server.
     Accept(Vec<ReplyAttribute>),
     Reject,
+    /// The password was right; a TOTP code is wanted, in a request carrying this `State`.
+    Challenge(Vec<u8>),
+}
+
+/// How long a challenge waits for its code.
+const CHALLENGE_TTL: i64 = 120;
+
+fn challenge_key(state: &[u8]) -> String {
+    format!("radius-challenge:{}", hex::encode(state))
 }
 
 /// Whether `username` with `password` gets in through `server`: the password checked by the
 /// one authentication (login limits counted), the user associated with the server directly
-/// or through a group, admitted by the server's lockout and expiry actions, and not asked
-/// for a second factor it cannot give.
+/// or through a group, admitted by the server's lockout and expiry actions; then, when the
+/// server's `mfa` asks for it and the user enrolled TOTP, a challenge for the code (a server
+/// that requires TOTP refuses users without it).
 pub async fn access(
     s: &AppState,
     server: &RadiusServer,
@@ -222,6 +232,55 @@ pub async fn access(
     if !matches!(outcome, AuthOutcome::Accepted(_)) {
         return Ok(Access::Reject);
     }
+    let Some((user, replies)) = admitted(s, server, username).await? else { return Ok(Access::Reject) };
+    match (server.mfa, user.totp_enabled) {
+        (Mfa::Disabled, _) | (Mfa::Enabled, false) => Ok(Access::Accept(replies)),
+        (Mfa::Required, false) => Ok(Access::Reject),
+        (Mfa::Enabled | Mfa::Required, true) => {
+            // The challenge is kept in the store, so the code may reach any tetherd.
+            let mut state = vec![0u8; 16];
+            getrandom::fill(&mut state).expect("the OS random source works");
+            let expires = s.now().unix_timestamp() + CHALLENGE_TTL;
+            let pending = serde_json::json!({"server": server.id, "user": user.id});
+            s.repo.store().put_shared(&challenge_key(&state), &pending, expires).await?;
+            Ok(Access::Challenge(state))
+        }
+    }
+}
+
+/// The answer to a challenge's response: `code` is the TOTP code, `state` the challenge's
+/// `State` (each usable once, for two minutes, by the user and server it was made for).
+pub async fn answer_challenge(
+    s: &AppState,
+    server: &RadiusServer,
+    username: &str,
+    state: &[u8],
+    code: &str,
+) -> ApiResult<Access> {
+    let now = s.now().unix_timestamp();
+    let taken = s.repo.store().take_shared(&challenge_key(state), now).await?;
+    let Some((_, pending)) = taken.into_iter().next() else { return Ok(Access::Reject) };
+    if pending["server"] != server.id.as_str() {
+        return Ok(Access::Reject);
+    }
+    // Read again: a suspension or a removal while the user typed the code stands.
+    let Some((user, replies)) = admitted(s, server, username).await? else { return Ok(Access::Reject) };
+    if pending["user"] != user.id.as_str() {
+        return Ok(Access::Reject);
+    }
+    Ok(match crate::ops::mfa::verify(s, &user, code).await? {
+        crate::ops::mfa::CodeCheck::Right => Access::Accept(replies),
+        _ => Access::Reject,
+    })
+}
+
+/// The user, when associated with `server` (directly or through a group) and admitted by
+/// its policy, with its groups' reply attributes.
+async fn admitted(
+    s: &AppState,
+    server: &RadiusServer,
+    username: &str,
+) -> ApiResult<Option<(tether_core::user::User, Vec<ReplyAttribute>)>> {
     // Read after the check, with its associations (one query).
     let found = s
         .repo
@@ -229,16 +288,13 @@ pub async fn access(
         .await?
         .pop()
         .flatten();
-    let Some((user, direct, groups)) = found else { return Ok(Access::Reject) };
+    let Some((user, direct, groups)) = found else { return Ok(None) };
     let associated = direct || !groups.is_empty();
     if !associated || !server.admits(&user) {
-        return Ok(Access::Reject);
+        return Ok(None);
     }
-    // No user has TOTP yet: a server that requires it lets nobody in.
-    if server.mfa == tether_core::radius::Mfa::Required {
-        return Ok(Access::Reject);
-    }
-    Ok(Access::Accept(replies(&groups)))
+    let replies = replies(&groups);
+    Ok(Some((user, replies)))
 }
 
 /// The reply attributes of `groups`, in order (`attributes.radius.reply`); entries of the

@@ -123,6 +123,7 @@ impl Recent {
 enum Outcome {
     Accepted,
     Rejected,
+    Challenged,
     Status,
     Duplicate,
     Malformed,
@@ -137,6 +138,7 @@ impl Outcome {
         match self {
             Outcome::Accepted => "accepted",
             Outcome::Rejected => "rejected",
+            Outcome::Challenged => "challenged",
             Outcome::Status => "status",
             Outcome::Duplicate => "duplicate",
             Outcome::Malformed => "dropped_malformed",
@@ -157,7 +159,7 @@ impl Shared {
                 tracing::debug!(%peer, error = %e, "RADIUS send failed");
             }
         }
-        if !matches!(outcome, Outcome::Accepted | Outcome::Rejected | Outcome::Status) {
+        if !matches!(outcome, Outcome::Accepted | Outcome::Rejected | Outcome::Challenged | Outcome::Status) {
             tracing::debug!(%peer, outcome = outcome.as_str(), "RADIUS request not answered anew");
         }
         self.state.metrics.radius_request(outcome.as_str(), started.elapsed().as_secs_f64());
@@ -222,9 +224,19 @@ impl Shared {
             return reject;
         };
         let Ok(password) = String::from_utf8(password) else { return reject };
-        let state = &self.state;
-        match crate::ops::radius::access(state, &client.server, username, password, Some(peer.ip())).await? {
+        let s = &self.state;
+        let decided = match request.get(attr::STATE) {
+            // The answer to a challenge: the password is the code.
+            Some(state) => crate::ops::radius::answer_challenge(s, &client.server, username, state, &password).await?,
+            None => crate::ops::radius::access(s, &client.server, username, password, Some(peer.ip())).await?,
+        };
+        match decided {
             Access::Reject => reject,
+            Access::Challenge(state) => Ok((
+                Outcome::Challenged,
+                Code::AccessChallenge,
+                vec![(attr::STATE, state), (attr::REPLY_MESSAGE, b"Enter your verification code".to_vec())],
+            )),
             Access::Accept(replies) => {
                 let mut attrs = Vec::new();
                 for r in &replies {

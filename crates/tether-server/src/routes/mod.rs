@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/search/systemusers", post(users::search))
         .route("/api/systemusers/{id}/state/activate", post(users::activate))
         .route("/api/systemusers/{id}/unlock", post(users::unlock))
+        .route("/api/systemusers/{id}/resetmfa", post(users::reset_mfa))
         .route("/api/systemusers/{id}/expire", post(users::expire))
         .route("/api/v2/bulk/users", axum::routing::patch(users::bulk))
         .route("/api/v2/bulk/users/{job}/results", get(users::bulk_results))

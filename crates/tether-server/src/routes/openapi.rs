@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
         super::misc::health, super::misc::get_settings, super::misc::put_settings,
         super::misc::list_api_keys, super::misc::create_api_key, super::misc::delete_api_key, super::misc::verify, super::misc::notifications,
         super::users::list, super::users::search, super::users::get, super::users::create, super::users::update,
-        super::users::delete, super::users::activate, super::users::unlock, super::users::expire,
+        super::users::delete, super::users::activate, super::users::unlock, super::users::expire, super::users::reset_mfa,
         super::users::bulk, super::users::bulk_results, super::users::history, super::groups::history,
         super::groups::list, super::groups::create, super::groups::get, super::groups::update, super::groups::delete,
         super::groups::members, super::groups::change_members, super::groups::membership, super::groups::member_of,

@@ -119,6 +119,11 @@ pub async fn activate(Admin(key): Admin, State(s): State<AppState>, Path(id): Pa
     Ok(Json(user_json(&users::activate(&s, &id, &history::admin(&key)).await?)))
 }
 
+#[utoipa::path(post, path = "/api/systemusers/{id}/resetmfa", tag = "users", responses((status = 200, body = User)))]
+pub async fn reset_mfa(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(user_json(&crate::ops::mfa::reset(&s, &id, history::admin(&key)).await?)))
+}
+
 #[utoipa::path(post, path = "/api/systemusers/{id}/unlock", tag = "users", responses((status = 200, body = User)))]
 pub async fn unlock(Admin(key): Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(user_json(&users::unlock(&s, &id, history::admin(&key)).await?)))
