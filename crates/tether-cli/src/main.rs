@@ -3,6 +3,7 @@
 
 mod client;
 mod decommission;
+mod radius;
 mod table;
 
 use anyhow::{bail, Context, Result};
@@ -44,6 +45,9 @@ enum Command {
     /// The LDAP server: its policy and who is in LDAP.
     #[command(subcommand)]
     Ldap(LdapCmd),
+    /// RADIUS servers and who gets in through them.
+    #[command(subcommand)]
+    Radius(radius::RadiusCmd),
     /// API keys.
     #[command(subcommand)]
     Apikeys(ApiKeysCmd),
@@ -90,7 +94,9 @@ enum UsersCmd {
         filter: Vec<String>,
     },
     /// Show one user (username or id).
-    Get { user: String },
+    Get {
+        user: String,
+    },
     /// Create a user.
     Create {
         #[arg(long)]
@@ -117,15 +123,29 @@ enum UsersCmd {
         fields: UserFields,
     },
     /// Delete a user.
-    Delete { user: String },
+    /// Removes a user's TOTP second factor (the user enrolls again in the portal).
+    ResetMfa {
+        user: String,
+    },
+    Delete {
+        user: String,
+    },
     /// Bind a user to an AD domain (id or DN, `DC=corp,DC=example,DC=com`): its sync agent
     /// creates or takes over the account there.
-    Bind { user: String, domain: String },
+    Bind {
+        user: String,
+        domain: String,
+    },
     /// Unbind a user from an AD domain: the domain's `user_disconnection_action` applies in
     /// that AD only.
-    Unbind { user: String, domain: String },
+    Unbind {
+        user: String,
+        domain: String,
+    },
     /// What changed on a user, when, by whom and why (oldest first).
-    History { user: String },
+    History {
+        user: String,
+    },
 }
 
 #[derive(Args)]
@@ -255,7 +275,7 @@ enum ApiKeysCmd {
     List,
 }
 
-const USER_COLUMNS: &[&str] = &["username", "email", "state", "externally_managed", "passwordStatus", "id"];
+pub(crate) const USER_COLUMNS: &[&str] = &["username", "email", "state", "externally_managed", "passwordStatus", "id"];
 
 #[tokio::main]
 async fn main() {
@@ -274,6 +294,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Groups(cmd) => groups(&c, &out, cmd).await,
         Command::Ad(cmd) => ad(&c, &out, cmd).await,
         Command::Ldap(cmd) => ldap(&c, &out, cmd).await,
+        Command::Radius(cmd) => radius::run(&c, &out, cmd).await,
         Command::Apikeys(ApiKeysCmd::Create { name, role }) => out.one(
             &c.post("/api/v2/apikeys", json!({"name": name, "role": role})).await?,
             &["id", "name", "role", "key"],
@@ -284,12 +305,12 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-struct Output {
+pub(crate) struct Output {
     json: bool,
 }
 
 impl Output {
-    fn one(&self, v: &Value, cols: &[&str]) -> Result<()> {
+    pub(crate) fn one(&self, v: &Value, cols: &[&str]) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(v)?);
             return Ok(());
@@ -297,7 +318,7 @@ impl Output {
         self.many(&Value::Array(vec![v.clone()]), cols)
     }
 
-    fn many(&self, v: &Value, cols: &[&str]) -> Result<()> {
+    pub(crate) fn many(&self, v: &Value, cols: &[&str]) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(v)?);
         } else {
@@ -377,6 +398,10 @@ async fn users(c: &Client, out: &Output, cmd: UsersCmd) -> Result<()> {
         UsersCmd::History { user } => {
             let id = c.user_id(&user).await?;
             history(c, out, &format!("/api/v2/users/{id}/history")).await
+        }
+        UsersCmd::ResetMfa { user } => {
+            let id = c.user_id(&user).await?;
+            out.one(&c.post(&format!("/api/systemusers/{id}/resetmfa"), json!({})).await?, USER_COLUMNS)
         }
         UsersCmd::Delete { user } => {
             let id = c.user_id(&user).await?;

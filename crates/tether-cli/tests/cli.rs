@@ -168,3 +168,45 @@ async fn ldap_commands_put_users_and_groups_in_ldap() {
     let (ok, _, err) = tether(&s, &["ldap", "remove-user", "bob"]).await;
     assert!(!ok && err.contains("404"), "not in LDAP directly: {err}");
 }
+
+#[tokio::test]
+async fn radius_commands_manage_servers_and_who_gets_in() {
+    let s = TestServer::start().await;
+    for name in ["ann", "bob"] {
+        s.user(json!({"username": name, "email": format!("{name}@x.io")})).await;
+    }
+    assert!(tether(&s, &["groups", "create", "Wifi"]).await.0);
+    assert!(tether(&s, &["groups", "add-member", "Wifi", "bob"]).await.0);
+    let create = tokio::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["radius", "create", "--name", "Office", "--source-ip", "10.0.0.9", "--json"])
+        .env("TETHER_URL", &s.url)
+        .env("TETHER_CA_FILE", tether_testkit::ca_file())
+        .env("TETHER_API_KEY", &s.api_key)
+        .env("TETHER_RADIUS_SECRET", "cli-radius-s3cret")
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&create.stdout);
+    assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
+    assert!(out.contains("10.0.0.9") && !out.contains("cli-radius-s3cret"), "{out}");
+    let (ok, out, err) = tether(&s, &["radius", "set", "office", "--mfa", "enabled", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["mfa"], "ENABLED");
+    let (ok, _, err) = tether(&s, &["radius", "set", "Office", "--source-ip", "not-an-address"]).await;
+    assert!(!ok && err.contains("400") && err.contains("networkSourceIp"), "{err}");
+    assert!(tether(&s, &["radius", "add-user", "Office", "ann"]).await.0);
+    assert!(tether(&s, &["radius", "add-group", "Office", "Wifi"]).await.0);
+    let (_, out, _) = tether(&s, &["radius", "users", "Office"]).await;
+    assert!(out.contains("ann") && out.contains("bob"), "{out}");
+    assert!(tether(&s, &["radius", "remove-group", "Office", "Wifi"]).await.0);
+    let (_, out, _) = tether(&s, &["radius", "users", "Office"]).await;
+    assert!(out.contains("ann") && !out.contains("bob"), "{out}");
+    let (ok, out, _) = tether(&s, &["radius", "list"]).await;
+    assert!(ok && out.contains("Office") && out.contains("ENABLED"), "{out}");
+    let (ok, out, err) = tether(&s, &["users", "reset-mfa", "ann", "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["totp_enabled"], false);
+    assert!(tether(&s, &["radius", "delete", "Office"]).await.0);
+    let (ok, _, err) = tether(&s, &["radius", "users", "Office"]).await;
+    assert!(!ok && err.contains("no RADIUS server `Office`"), "{err}");
+}

@@ -265,3 +265,45 @@ async fn ldap_server_and_a_users_standing_in_ldap() {
     let html = get(format!("{}/console/users/{bob}", s.url)).await;
     assert!(html.contains("<dt>In LDAP</dt><dd>no "), "{html}");
 }
+
+/// The RADIUS page lists each server with its device, MFA policy, groups and users (never its
+/// secret); a user's page says whether TOTP is enrolled.
+#[tokio::test]
+async fn radius_servers_and_a_users_second_factor() {
+    let s = TestServer::start().await;
+    let c = client();
+    let r = c.post(format!("{}/console/login", s.url)).form(&[("apikey", s.api_key.as_str())]).send().await.unwrap();
+    let cookie = session_cookie(&r);
+    let body = json!({"name": "office wifi", "networkSourceIp": "10.1.2.3", "sharedSecret": "never-shown-s3cret",
+                      "mfa": "REQUIRED"});
+    let server = s.call("POST", "/api/radiusservers", Some(body)).await.body["id"].as_str().unwrap().to_string();
+    let ann = s.user(json!({"username": "ann", "email": "a@x.io"})).await;
+    let wifi = s.create("/api/v2/usergroups", json!({"name": "wifi-users"})).await;
+    s.add_member(&wifi, &ann).await;
+    for (kind, id) in [("user", &ann), ("user_group", &wifi)] {
+        let path = format!("/api/v2/radiusservers/{server}/associations");
+        let r = s.call("POST", &path, Some(json!({"op": "add", "type": kind, "id": id}))).await;
+        assert_eq!(r.status, 204);
+    }
+    let get = |path: String| {
+        let (c, cookie) = (c.clone(), cookie.clone());
+        async move {
+            let r = c.get(path).header(COOKIE, &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let html = get(format!("{}/console/radius", s.url)).await;
+    for want in [
+        "office wifi",
+        "<code>10.1.2.3</code>",
+        "<dd>REQUIRED</dd>",
+        &format!("href=\"/console/groups/{wifi}\">wifi-users</a></td><td>1</td>"),
+        &format!("href=\"/console/users/{ann}\">ann</a>"),
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    assert!(!html.contains("never-shown-s3cret"), "the shared secret is never shown");
+    let html = get(format!("{}/console/users/{ann}", s.url)).await;
+    assert!(html.contains("Not enrolled") && !html.contains("value=\"resetmfa\""), "{html}");
+}

@@ -33,6 +33,8 @@ pub struct Row {
     pub ad: bool,
     pub managed: bool,
     pub locked: bool,
+    /// Enrolled a TOTP second factor.
+    pub mfa: bool,
 }
 
 pub fn password_status(u: &User) -> &'static str {
@@ -57,6 +59,7 @@ impl Row {
             ad: u.ad_guid.is_some() || u.external_source_type.as_deref() == Some("active_directory"),
             managed: u.externally_managed,
             locked: u.account_locked,
+            mfa: u.totp_enabled,
         }
     }
 }
@@ -436,7 +439,7 @@ pub async fn edit(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Path
     )
 }
 
-/// The buttons of a user's page: unlock, suspend, activate, convert, password authority.
+/// The buttons of a user's page: unlock, reset MFA, suspend, activate, convert, password authority.
 pub async fn action(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Path<String>, f: Fields) -> Response {
     if let Some(r) = csrf(&admin.session, &f) {
         return r;
@@ -445,6 +448,8 @@ pub async fn action(admin: ConsoleAdmin, State(s): State<AppState>, Path(id): Pa
     let verb = f.get("verb").unwrap_or_default();
     let r = if verb == "unlock" {
         crate::ops::users::unlock(&s, &id, crate::history::admin(&admin.key)).await.map(|_| ())
+    } else if verb == "resetmfa" {
+        crate::ops::mfa::reset(&s, &id, crate::history::admin(&admin.key)).await.map(|_| ())
     } else {
         let body = match bulk_body(verb, f.get("domain")) {
             Ok(b) => b,

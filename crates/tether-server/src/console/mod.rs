@@ -8,6 +8,7 @@
 
 mod admin_ad;
 mod admin_ldap;
+mod admin_radius;
 mod admin_users;
 mod page;
 mod portal;
@@ -76,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/ad/{id}/plan/{verb}", post(admin_ad::plan_action))
         .route("/console/activity", get(admin_ad::activity))
         .route("/console/ldap", get(admin_ldap::server))
+        .route("/console/radius", get(admin_radius::servers))
         .route("/portal", get(|| async { Redirect::to("/portal/profile") }))
         .route("/portal/login", get(portal::login_page).post(portal::login))
         .route("/portal/login/code", get(portal_mfa::code_page).post(portal_mfa::code))
