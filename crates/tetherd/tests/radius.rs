@@ -357,3 +357,66 @@ async fn totp_enrollment_portal_login_and_the_radius_challenge() {
     let r = s.call("PUT", &format!("/api/systemusers/{tia}"), Some(json!({"totp_enabled": true}))).await;
     assert_eq!(r.body["totp_enabled"], false, "{:?}", r.body);
 }
+
+/// docs/radius/openvpn-verify.sh, as written, with its configuration as the doc says: the
+/// right password gets in, a wrong one and a user not associated do not, and a password
+/// with quotes survives the trip.
+#[tokio::test]
+async fn the_openvpn_script_lets_in_exactly_the_right_logins() {
+    let s = TestServer::start().await;
+    let server = radius_server(&s, "127.0.0.1").await;
+    let id = server["id"].as_str().unwrap().to_string();
+    let odd = "Quo\"te\\d-Passw0rd";
+    let vpn = s.user(json!({"username": "vpn.user", "email": "vpn@example.test", "password": odd})).await;
+    user(&s, "other").await;
+    associate(&s, &id, "user", &vpn).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("tether-radius.secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let conf = dir.path().join("tether-radius.conf");
+    std::fs::write(&conf, format!("TETHER_RADIUS={}\nTETHER_RADIUS_SECRET_FILE={}\n", s.radius, secret_file.display()))
+        .unwrap();
+    let script = tether_testkit::workspace_root().join("docs/radius/openvpn-verify.sh");
+    let verify = |user: &str, password: &str| {
+        let creds = dir.path().join("creds");
+        std::fs::write(&creds, format!("{user}\n{password}\n")).unwrap();
+        let (script, conf) = (script.clone(), conf.clone());
+        async move {
+            let out = tokio::process::Command::new("sh")
+                .arg(&script)
+                .arg(&creds)
+                .env("TETHER_RADIUS_CONF", &conf)
+                .output()
+                .await
+                .unwrap();
+            out.status.code()
+        }
+    };
+    assert_eq!(verify("vpn.user", odd).await, Some(0), "the right password");
+    assert_eq!(verify("vpn.user", "Wrong-Passw0rd").await, Some(1));
+    assert_eq!(verify("other", PASSWORD).await, Some(1), "not associated");
+}
+
+/// 60 wrong passwords through one device, each for another username (a password spray, or
+/// 60 users mistyping), lock neither the device's address nor anyone else; the per-username
+/// limit still locks the name guessed at.
+#[tokio::test]
+async fn wrong_passwords_through_a_device_lock_no_one_else_out() {
+    let s = TestServer::start().await;
+    let server = radius_server(&s, "127.0.0.1").await;
+    let id = server["id"].as_str().unwrap().to_string();
+    let ann = user(&s, "ann").await;
+    let eve = user(&s, "eve").await;
+    associate(&s, &id, "user", &ann).await;
+    associate(&s, &id, "user", &eve).await;
+    let spray: String = (0..60)
+        .map(|i| format!("User-Name = \"u{i}\"\nUser-Password = \"Wrong-{i}\"\nMessage-Authenticator = 0x00\n\n"))
+        .collect();
+    let (_, out) = radclient(&s.radius, "auth", SECRET, &spray).await;
+    assert_eq!(out.matches("Received Access-Reject").count(), 60, "{out}");
+    assert_eq!(answered(&pap(&s.radius, SECRET, "ann", PASSWORD).await), "accept", "the device is not locked");
+    for _ in 0..10 {
+        assert_eq!(answered(&pap(&s.radius, SECRET, "eve", "Wrong-Passw0rd").await), "reject");
+    }
+    assert_eq!(answered(&pap(&s.radius, SECRET, "eve", PASSWORD).await), "reject", "eve's name is locked");
+}

@@ -188,7 +188,7 @@ impl Shared {
             Seen::InFlight => return (Outcome::Duplicate, None),
             Seen::New => {}
         }
-        let decided = self.decide(&request, &client, peer).await;
+        let decided = self.decide(&request, &client).await;
         let (outcome, answer) = match decided {
             Ok((outcome, code, attrs)) => {
                 let mut attrs = attrs;
@@ -210,7 +210,6 @@ impl Shared {
         &self,
         request: &Packet,
         client: &Client,
-        peer: SocketAddr,
     ) -> crate::error::ApiResult<(Outcome, Code, Vec<(u8, Vec<u8>)>)> {
         let reject = Ok((Outcome::Rejected, Code::AccessReject, Vec::new()));
         if request.code == Code::StatusServer {
@@ -225,10 +224,13 @@ impl Shared {
         };
         let Ok(password) = String::from_utf8(password) else { return reject };
         let s = &self.state;
+        // No source address for the login limits: the peer is a device asking for all its
+        // users, and a lock on its address would let anyone shut every user out (the
+        // per-username limit applies).
         let decided = match request.get(attr::STATE) {
             // The answer to a challenge: the password is the code.
             Some(state) => crate::ops::radius::answer_challenge(s, &client.server, username, state, &password).await?,
-            None => crate::ops::radius::access(s, &client.server, username, password, Some(peer.ip())).await?,
+            None => crate::ops::radius::access(s, &client.server, username, password, None).await?,
         };
         match decided {
             Access::Reject => reject,
