@@ -221,6 +221,7 @@ async fn radius_servers_are_checked_as_they_are_written() {
         (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "x", "color": "red"}), 400, "color"),
         (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "x"}), 200, ""),
         (json!({"name": "b", "networkSourceIp": "10.0.0.1", "sharedSecret": "y"}), 409, "networkSourceIp"),
+        (json!({"name": "c", "networkSourceIp": "::ffff:10.0.0.1", "sharedSecret": "y"}), 409, "networkSourceIp"),
     ];
     for (body, status, names) in rows {
         let r = post(body.clone()).await;

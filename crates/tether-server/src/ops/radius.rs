@@ -80,7 +80,8 @@ fn apply(r: &mut RadiusServer, body: &Value) -> ApiResult<Option<String>> {
     }
     let mut next: RadiusServer = serde_json::from_value(doc).expect("checked field by field");
     next.network_source_ip = match next.network_source_ip.trim().parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
+        // An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address.
+        Ok(ip) => ip.to_canonical().to_string(),
         Err(_) => {
             return Err(ApiError::new(
                 Code::InvalidField,
@@ -170,8 +171,10 @@ fn forget_clients(s: &AppState) {
     *s.radius_clients.lock().expect("not poisoned") = None;
 }
 
-/// The device at `ip`, when it is a RADIUS server's source address.
+/// The device at `ip`, when it is a RADIUS server's source address (an IPv4 device seen
+/// through a dual-stack socket, `::ffff:a.b.c.d`, is its IPv4 address).
 pub async fn client(s: &AppState, ip: IpAddr) -> ApiResult<Option<Arc<Client>>> {
+    let ip = ip.to_canonical();
     let version = s.repo.store().directory_version();
     if let Some(c) = s.radius_clients.lock().expect("not poisoned").as_ref().filter(|c| c.fresh(version)) {
         return Ok(c.get(ip));
@@ -180,7 +183,7 @@ pub async fn client(s: &AppState, ip: IpAddr) -> ApiResult<Option<Arc<Client>>> 
     let (_, servers) = list(s, &ListQuery { filter: None, sort: None, limit: usize::MAX >> 1, skip: 0 }).await?;
     let mut by_ip = HashMap::new();
     for server in servers {
-        let Ok(addr) = server.network_source_ip.parse::<IpAddr>() else { continue };
+        let Ok(addr) = server.network_source_ip.parse::<IpAddr>().map(|a| a.to_canonical()) else { continue };
         let sealed = s.repo.store().secret(&server.id, Secret::RadiusSecret).await?;
         let Some(secret) = sealed.and_then(|v| s.config.secret_key.open(&v, &format!("radius:{}", server.id))) else {
             tracing::warn!(server = %server.id, "RADIUS server without a readable shared secret: not answered");
