@@ -78,6 +78,8 @@ pub struct AppState {
     pub(crate) ldap_memory: Arc<crate::ops::ldap_memory::Memory>,
     /// The RADIUS clients (servers with their secrets) as last read (see `ops::radius::client`).
     pub(crate) radius_clients: Arc<std::sync::Mutex<Option<crate::ops::radius_clients::Clients>>>,
+    /// Held while the RADIUS clients are read again.
+    pub(crate) radius_reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl AppState {
             ldap_server: Default::default(),
             ldap_memory: Default::default(),
             radius_clients: Default::default(),
+            radius_reload: Default::default(),
         }
     }
 

@@ -124,13 +124,16 @@ pub fn source_key(ip: std::net::IpAddr) -> String {
 pub struct Throttle {
     pub users: Limiter,
     pub sources: Limiter,
+    /// Second-factor codes, per username.
+    pub codes: Limiter,
 }
 
 impl Throttle {
     pub fn new(repo: Repo) -> Self {
         Throttle {
             users: Limiter::new(repo.clone(), "user", MAX_FAILURES, false),
-            sources: Limiter::new(repo, "source", MAX_SOURCE_FAILURES, true),
+            sources: Limiter::new(repo.clone(), "source", MAX_SOURCE_FAILURES, true),
+            codes: Limiter::new(repo, "totp", MAX_FAILURES, false),
         }
     }
 }

@@ -195,14 +195,15 @@ async fn only_known_devices_with_their_current_secret_are_answered() {
     associate(&s, &id, "user", &ann).await;
     assert_eq!(answered(&pap(&s.radius, SECRET, "ann", PASSWORD).await), "accept");
     assert_not_on_disk(&s, SECRET.as_bytes());
-    let r = s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"sharedSecret": "a-new-s3cret"}))).await;
+    let r =
+        s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"sharedSecret": "a-new-radius-s3cret"}))).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert!(r.body.get("sharedSecret").is_none());
     assert_eq!(answered(&pap(&s.radius, SECRET, "ann", PASSWORD).await), "no reply");
-    assert_eq!(answered(&pap(&s.radius, "a-new-s3cret", "ann", PASSWORD).await), "accept");
+    assert_eq!(answered(&pap(&s.radius, "a-new-radius-s3cret", "ann", PASSWORD).await), "accept");
     // Deleted: no longer answered.
     assert_eq!(s.call("DELETE", &format!("/api/radiusservers/{id}"), None).await.status, 200);
-    assert_eq!(answered(&pap(&s.radius, "a-new-s3cret", "ann", PASSWORD).await), "no reply");
+    assert_eq!(answered(&pap(&s.radius, "a-new-radius-s3cret", "ann", PASSWORD).await), "no reply");
 }
 
 #[tokio::test]
@@ -212,16 +213,18 @@ async fn radius_servers_are_checked_as_they_are_written() {
         let s = &s;
         async move { s.call("POST", "/api/radiusservers", Some(body)).await }
     };
+    let long = "sixteen-chars-ok";
     let rows = [
         (json!({"name": "a", "networkSourceIp": "10.0.0.1"}), 400, "sharedSecret"),
-        (json!({"name": "a", "networkSourceIp": "ten", "sharedSecret": "x"}), 400, "networkSourceIp"),
-        (json!({"name": "", "networkSourceIp": "10.0.0.1", "sharedSecret": "x"}), 400, "name"),
+        (json!({"name": "a", "networkSourceIp": "ten", "sharedSecret": long}), 400, "networkSourceIp"),
+        (json!({"name": "", "networkSourceIp": "10.0.0.1", "sharedSecret": long}), 400, "name"),
         (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": ""}), 400, "sharedSecret"),
-        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "x", "mfa": "SOMETIMES"}), 400, "mfa"),
-        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "x", "color": "red"}), 400, "color"),
-        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "x"}), 200, ""),
-        (json!({"name": "b", "networkSourceIp": "10.0.0.1", "sharedSecret": "y"}), 409, "networkSourceIp"),
-        (json!({"name": "c", "networkSourceIp": "::ffff:10.0.0.1", "sharedSecret": "y"}), 409, "networkSourceIp"),
+        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": "fifteen-chars-x"}), 400, "16 to 128"),
+        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": long, "mfa": "SOMETIMES"}), 400, "mfa"),
+        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": long, "color": "red"}), 400, "color"),
+        (json!({"name": "a", "networkSourceIp": "10.0.0.1", "sharedSecret": long}), 200, ""),
+        (json!({"name": "b", "networkSourceIp": "10.0.0.1", "sharedSecret": long}), 409, "networkSourceIp"),
+        (json!({"name": "c", "networkSourceIp": "::ffff:10.0.0.1", "sharedSecret": long}), 409, "networkSourceIp"),
     ];
     for (body, status, names) in rows {
         let r = post(body.clone()).await;

@@ -30,7 +30,8 @@ fn pending_key(token: &str) -> String {
 pub async fn second_step(s: &AppState, u: &User) -> Response {
     let token = crate::crypto::random_hex(32);
     let expires = s.now().unix_timestamp() + PENDING_SECONDS;
-    let pending = serde_json::json!({"user": u.id});
+    // The password it was checked against: a password changed meanwhile ends the step.
+    let pending = serde_json::json!({"user": u.id, "passwordDate": u.password_date});
     if s.repo.store().put_shared(&pending_key(&token), &pending, expires).await.is_err() {
         return Notice::Unavailable.refusal("/portal/login");
     }
@@ -61,6 +62,11 @@ pub async fn code(State(s): State<AppState>, headers: axum::http::HeaderMap, f: 
     };
     let Some(user_id) = pending["user"].as_str() else { return Notice::WrongCredentials.refusal("/portal/login") };
     let Ok(Some(u)) = s.repo.user(user_id).await else { return Notice::WrongCredentials.refusal("/portal/login") };
+    // Read again: a password changed, a suspension or a lock since the password step stands.
+    if pending["passwordDate"] != serde_json::json!(u.password_date) || !u.can_authenticate() {
+        let _ = s.repo.store().delete_shared(&key).await;
+        return Notice::WrongCredentials.refusal("/portal/login");
+    }
     match mfa::verify(&s, &u, f.get("code").unwrap_or_default()).await {
         Ok(CodeCheck::Right) => {}
         Ok(CodeCheck::Wrong) => return Notice::WrongCode.refusal("/portal/login/code"),

@@ -185,9 +185,7 @@ impl Session {
             crate::crypto::check_no_password(pw).await;
             return invalid();
         };
-        // No source address for the login limits: the peer is a host or an application binding
-        // for its users (see docs/security.md); the per-username limit applies.
-        match crate::ops::ldap::bind(&self.state, &username, pw, None).await {
+        match crate::ops::ldap::bind(&self.state, &username, pw, Some(self.peer.ip())).await {
             Ok(Some(u)) => {
                 self.bound = Bound::User { dn: self.tree.user_dn(&u.username), id: u.id };
                 bind_result(id, LdapResultCode::Success, "")
@@ -216,7 +214,8 @@ impl Session {
         let Some(new) = r.new_password.filter(|p| !p.is_empty()) else {
             return answer(LdapResultCode::UnwillingToPerform, "give the new password: none is generated");
         };
-        match crate::ops::ldap::change_password(&self.state, &user_id, r.old_password, &new, None).await {
+        match crate::ops::ldap::change_password(&self.state, &user_id, r.old_password, &new, Some(self.peer.ip())).await
+        {
             Ok(Ok(())) => answer(LdapResultCode::Success, ""),
             Ok(Err(why)) => answer(LdapResultCode::ConstraintViolation, &why),
             Err(e) => {

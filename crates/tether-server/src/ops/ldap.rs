@@ -162,14 +162,15 @@ pub async fn standing(s: &AppState, user_id: &str) -> ApiResult<(bool, Vec<Strin
 /// none while the store holds what it answered last time (see `ldap_memory`).
 async fn with_groups(s: &AppState, server_id: &str, keys: &[(&str, UserKey)]) -> ApiResult<Vec<Found>> {
     let version = s.repo.store().directory_version();
-    if let Some(found) = version.and_then(|v| s.ldap_memory.recall(v, server_id, keys)) {
+    let read = std::time::Instant::now();
+    if let Some(found) = version.and_then(|v| s.ldap_memory.recall(v, read, server_id, keys)) {
         s.metrics.ldap_memory("hit");
         return Ok(found);
     }
     let found = s.repo.users_with_groups(keys, server_id, Edge::LdapUser, Edge::LdapGroup).await?;
     if let Some(v) = version {
         s.metrics.ldap_memory("miss");
-        s.ldap_memory.remember(v, server_id, keys, &found);
+        s.ldap_memory.remember(v, read, server_id, keys, &found);
     }
     Ok(found)
 }

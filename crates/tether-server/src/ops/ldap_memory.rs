@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tether_core::group::Group;
 use tether_core::user::User;
@@ -27,6 +28,11 @@ pub type Found = Option<(User, bool, Vec<Group>)>;
 /// (a directory's active users fit; a scan of made-up names cannot grow it without bound).
 const CAPACITY: usize = 20_000;
 
+/// How long answers are held at most, whatever the version: a write cancelled after its
+/// statement reached the store but before it finished (a client gone mid-request) moves the
+/// version before the change lands, and an answer read in between would otherwise outlive it.
+const MAX_AGE: Duration = Duration::from_secs(10);
+
 /// (LDAP server id, the key as the store compares it, what it names).
 type Key = (String, String, UserKey);
 
@@ -39,6 +45,8 @@ pub struct Memory {
 struct Inner {
     /// The directory version every held answer was read under.
     version: u64,
+    /// When the oldest held answer was read (`None`: none held).
+    since: Option<Instant>,
     answers: HashMap<Key, Found>,
 }
 
@@ -50,10 +58,12 @@ fn key(server: &str, key: &str, by: UserKey) -> Key {
 impl Inner {
     /// Forgets everything read under an older version; `false` when `version` is older than
     /// the held answers' (an answer read under it must not be kept).
-    fn at(&mut self, version: u64) -> bool {
-        if version > self.version {
+    fn at(&mut self, version: u64, now: Instant) -> bool {
+        let old = self.since.is_some_and(|t| now.saturating_duration_since(t) >= MAX_AGE);
+        if version > self.version || old {
             self.answers.clear();
-            self.version = version;
+            self.since = None;
+            self.version = self.version.max(version);
         }
         self.version == version
     }
@@ -61,23 +71,26 @@ impl Inner {
 
 impl Memory {
     /// The answers for `keys` when every one was read under `version`, the store's current one.
-    pub fn recall(&self, version: u64, server: &str, keys: &[(&str, UserKey)]) -> Option<Vec<Found>> {
+    pub fn recall(&self, version: u64, now: Instant, server: &str, keys: &[(&str, UserKey)]) -> Option<Vec<Found>> {
         let mut inner = self.inner.lock().expect("not poisoned");
-        if !inner.at(version) {
+        if !inner.at(version, now) {
             return None;
         }
         keys.iter().map(|(k, by)| inner.answers.get(&key(server, k, *by)).cloned()).collect()
     }
 
-    /// Holds the answers for `keys`, read from the store after its version was `version`.
-    pub fn remember(&self, version: u64, server: &str, keys: &[(&str, UserKey)], found: &[Found]) {
+    /// Holds the answers for `keys`, read from the store at `read` after its version was
+    /// `version`.
+    pub fn remember(&self, version: u64, read: Instant, server: &str, keys: &[(&str, UserKey)], found: &[Found]) {
         let mut inner = self.inner.lock().expect("not poisoned");
-        if !inner.at(version) {
+        if !inner.at(version, read) {
             return;
         }
         if inner.answers.len() + keys.len() > CAPACITY {
             inner.answers.clear();
+            inner.since = None;
         }
+        inner.since = Some(inner.since.map_or(read, |t| t.min(read)));
         for ((k, by), f) in keys.iter().zip(found) {
             inner.answers.insert(key(server, k, *by), f.clone());
         }
@@ -95,31 +108,33 @@ mod tests {
 
     #[test]
     fn answers_hold_while_the_version_does() {
-        let m = Memory::default();
-        assert!(m.recall(3, "s", &[("Ann", Username)]).is_none(), "nothing held");
-        m.remember(3, "s", &[("Ann", Username), ("zed", Username)], &[user("ann"), None]);
-        let got = m.recall(3, "s", &[("ANN", Username), ("zed", Username)]).expect("both held");
+        let (m, t0) = (Memory::default(), Instant::now());
+        assert!(m.recall(3, t0, "s", &[("Ann", Username)]).is_none(), "nothing held");
+        m.remember(3, t0, "s", &[("Ann", Username), ("zed", Username)], &[user("ann"), None]);
+        let got = m.recall(3, t0, "s", &[("ANN", Username), ("zed", Username)]).expect("both held");
         assert_eq!(got[0].as_ref().map(|f| f.0.username.as_str()), Some("ann"), "names compare case-insensitively");
         assert!(got[1].is_none(), "an absent user is an answer too");
-        assert!(m.recall(3, "s", &[("ann", Username), ("bob", Username)]).is_none(), "all keys or none");
-        assert!(m.recall(3, "other", &[("ann", Username)]).is_none(), "per LDAP server");
-        assert!(m.recall(3, "s", &[("ann", Id)]).is_none(), "a name is not an id");
+        assert!(m.recall(3, t0, "s", &[("ann", Username), ("bob", Username)]).is_none(), "all keys or none");
+        assert!(m.recall(3, t0, "other", &[("ann", Username)]).is_none(), "per LDAP server");
+        assert!(m.recall(3, t0, "s", &[("ann", Id)]).is_none(), "a name is not an id");
         // A write moved the version: everything is read again.
-        assert!(m.recall(4, "s", &[("ann", Username)]).is_none());
+        assert!(m.recall(4, t0, "s", &[("ann", Username)]).is_none());
         // An answer read under the old version, arriving late, is not kept.
-        m.remember(3, "s", &[("ann", Username)], &[user("ann")]);
-        assert!(m.recall(4, "s", &[("ann", Username)]).is_none());
-        m.remember(4, "s", &[("ann", Username)], &[user("ann")]);
-        assert!(m.recall(4, "s", &[("ann", Username)]).is_some());
+        m.remember(3, t0, "s", &[("ann", Username)], &[user("ann")]);
+        assert!(m.recall(4, t0, "s", &[("ann", Username)]).is_none());
+        m.remember(4, t0, "s", &[("ann", Username)], &[user("ann")]);
+        assert!(m.recall(4, t0, "s", &[("ann", Username)]).is_some());
+        // However unchanged the version, answers older than MAX_AGE are read again.
+        assert!(m.recall(4, t0 + MAX_AGE, "s", &[("ann", Username)]).is_none());
     }
 
     #[test]
     fn the_memory_is_bounded() {
-        let m = Memory::default();
+        let (m, t0) = (Memory::default(), Instant::now());
         for i in 0..CAPACITY + 10 {
-            m.remember(1, "s", &[(&format!("u{i}"), Username)], &[None]);
+            m.remember(1, t0, "s", &[(&format!("u{i}"), Username)], &[None]);
         }
         assert!(m.inner.lock().unwrap().answers.len() <= CAPACITY);
-        assert!(m.recall(1, "s", &[(&format!("u{}", CAPACITY + 9), Username)]).is_some(), "the latest is held");
+        assert!(m.recall(1, t0, "s", &[(&format!("u{}", CAPACITY + 9), Username)]).is_some(), "the latest is held");
     }
 }

@@ -6,7 +6,7 @@
 //! it, so it cannot be hashed), the user id bound in. Each code is accepted once: its time
 //! step is recorded with an atomic raise of a per-user counter, so a code seen on the wire
 //! (or typed twice) is refused, on every tetherd. Code checks are counted by the same login
-//! limits as passwords, under their own key kind, so guessing 10^6 codes is not possible
+//! limits as passwords, in a limiter of their own, so guessing 10^6 codes is not possible
 //! either.
 
 use tether_core::actor::Actor;
@@ -80,17 +80,17 @@ pub enum CodeCheck {
     Throttled,
 }
 
-/// Checks a code against a secret under the login limits (key kind `totp`, per username).
+/// Checks a code against a secret under the login limits (their own kind, `totp`, per username).
 async fn check_limited(s: &AppState, user: &User, secret: &[u8], code: &str) -> ApiResult<CodeCheck> {
-    let key = format!("totp:{}", user.username);
-    if s.throttle.users.attempt(&key, s.now()).await?.is_err() {
+    let key = &user.username;
+    if s.throttle.codes.attempt(key, s.now()).await?.is_err() {
         return Ok(CodeCheck::Throttled);
     }
     if take_code(s, &user.id, secret, code).await? {
-        s.throttle.users.succeeded(&key).await?;
+        s.throttle.codes.succeeded(key).await?;
         Ok(CodeCheck::Right)
     } else {
-        s.throttle.users.failed(&key, s.now()).await?;
+        s.throttle.codes.failed(key, s.now()).await?;
         Ok(CodeCheck::Wrong)
     }
 }
@@ -102,10 +102,12 @@ pub async fn confirm(s: &AppState, user: &User, code: &str) -> ApiResult<CodeChe
     if checked != CodeCheck::Right {
         return Ok(checked);
     }
-    put(s, &user.id, Secret::Totp, Some(&secret)).await?;
-    put(s, &user.id, Secret::TotpPending, None).await?;
+    // The flag first: should the secret's write fail, logins ask for a code none can give
+    // (an administrator resets it), never skip the second factor.
     let actor = Actor::user(&user.id, &user.username, None);
     set_enabled(s, &user.id, true, actor).await?;
+    put(s, &user.id, Secret::Totp, Some(&secret)).await?;
+    put(s, &user.id, Secret::TotpPending, None).await?;
     Ok(CodeCheck::Right)
 }
 

@@ -27,6 +27,9 @@ use crate::state::AppState;
 
 /// The longest shared secret taken (RFC 2865 sets no bound; devices allow up to 64–128).
 const SECRET_MAX: usize = 128;
+/// The shortest: RFC 2865 §3 asks for at least 16 octets, and a short secret can be found
+/// offline from one captured exchange.
+const SECRET_MIN: usize = 16;
 
 fn doc(r: &RadiusServer) -> Doc {
     Doc {
@@ -68,11 +71,11 @@ fn apply(r: &mut RadiusServer, body: &Value) -> ApiResult<Option<String>> {
         }
         if k == "sharedSecret" {
             match v.as_str() {
-                Some(t) if !t.is_empty() && t.len() <= SECRET_MAX => secret = Some(t.to_string()),
+                Some(t) if (SECRET_MIN..=SECRET_MAX).contains(&t.len()) => secret = Some(t.to_string()),
                 _ => {
                     return Err(ApiError::new(
                         Code::InvalidField,
-                        format!("`sharedSecret` must be a string of 1 to {SECRET_MAX} bytes"),
+                        format!("`sharedSecret` must be a string of {SECRET_MIN} to {SECRET_MAX} bytes"),
                     ))
                 }
             }
@@ -108,9 +111,13 @@ pub async fn create(s: &AppState, body: &Value) -> ApiResult<RadiusServer> {
     let Some(secret) = apply(&mut r, body)? else {
         return Err(ApiError::new(Code::InvalidField, "`sharedSecret` is required"));
     };
-    // The secret first: a server is never in the store without one.
+    // The secret first: a server is never in the store without one (and a refused insert
+    // takes it away again).
     put_secret(s, &r.id, &secret).await?;
-    s.repo.store().insert(Collection::RadiusServers, &doc(&r)).await?;
+    if let Err(e) = s.repo.store().insert(Collection::RadiusServers, &doc(&r)).await {
+        s.repo.store().put_secret(&r.id, Secret::RadiusSecret, None).await?;
+        return Err(e.into());
+    }
     forget_clients(s);
     Ok(r)
 }
@@ -175,6 +182,12 @@ fn forget_clients(s: &AppState) {
 /// through a dual-stack socket, `::ffff:a.b.c.d`, is its IPv4 address).
 pub async fn client(s: &AppState, ip: IpAddr) -> ApiResult<Option<Arc<Client>>> {
     let ip = ip.to_canonical();
+    let version = s.repo.store().directory_version();
+    if let Some(c) = s.radius_clients.lock().expect("not poisoned").as_ref().filter(|c| c.fresh(version)) {
+        return Ok(c.get(ip));
+    }
+    // One reload at a time: datagrams arriving meanwhile wait for it, not read the store too.
+    let _reloading = s.radius_reload.lock().await;
     let version = s.repo.store().directory_version();
     if let Some(c) = s.radius_clients.lock().expect("not poisoned").as_ref().filter(|c| c.fresh(version)) {
         return Ok(c.get(ip));
@@ -260,6 +273,11 @@ pub async fn answer_challenge(
     state: &[u8],
     code: &str,
 ) -> ApiResult<Access> {
+    // Every State made here is 16 bytes; the store takes by key prefix, so a shorter one
+    // must never reach it (an empty State would take every challenge).
+    if state.len() != 16 {
+        return Ok(Access::Reject);
+    }
     let now = s.now().unix_timestamp();
     let taken = s.repo.store().take_shared(&challenge_key(state), now).await?;
     let Some((_, pending)) = taken.into_iter().next() else { return Ok(Access::Reject) };

@@ -28,8 +28,9 @@ use packet::{attr, Code, Packet};
 /// How long an answer is kept for retransmissions of its request (clients retry for a few
 /// seconds; RFC 5080 §2.2.2 suggests remembering a few times that).
 const REMEMBER: Duration = Duration::from_secs(30);
-/// At most this many answers are remembered (the oldest go first).
-const REMEMBERED_MAX: usize = 65_536;
+/// At most this many answers are remembered (the oldest go first): at most 64 MiB of
+/// answers of the largest size.
+const REMEMBERED_MAX: usize = 16_384;
 
 /// Serves RADIUS on `socket` until `shutdown` completes.
 pub async fn run(
@@ -66,10 +67,11 @@ struct Shared {
 /// A request as retransmissions name it.
 type RequestKey = (SocketAddr, u8, [u8; 16]);
 
-/// Requests seen lately: in flight (`None`) or answered (the answer).
+/// Requests seen lately: when each was first seen, and whether it is in flight (`None`) or
+/// answered (the answer).
 #[derive(Default)]
 struct Recent {
-    answers: HashMap<RequestKey, Option<Vec<u8>>>,
+    answers: HashMap<RequestKey, (Instant, Option<Vec<u8>>)>,
     order: VecDeque<(Instant, RequestKey)>,
 }
 
@@ -86,17 +88,20 @@ impl Recent {
                 break;
             }
             self.order.pop_front();
-            self.answers.remove(&key);
+            // Only the entry this one made (a key forgotten and seen again has a newer one).
+            if self.answers.get(&key).is_some_and(|(seen, _)| *seen == at) {
+                self.answers.remove(&key);
+            }
         }
     }
 
     fn begin(&mut self, key: RequestKey, now: Instant) -> Seen {
         self.expire(now);
         match self.answers.get(&key) {
-            Some(Some(answer)) => Seen::Answered(answer.clone()),
-            Some(None) => Seen::InFlight,
+            Some((_, Some(answer))) => Seen::Answered(answer.clone()),
+            Some((_, None)) => Seen::InFlight,
             None => {
-                self.answers.insert(key, None);
+                self.answers.insert(key, (now, None));
                 self.order.push_back((now, key));
                 Seen::New
             }
@@ -107,7 +112,7 @@ impl Recent {
         match answer {
             Some(a) => {
                 if let Some(slot) = self.answers.get_mut(key) {
-                    *slot = Some(a);
+                    slot.1 = Some(a);
                 }
             }
             // Nothing was answered (the store failed): the client's retry is a new request.
@@ -194,7 +199,11 @@ impl Shared {
                 let mut attrs = attrs;
                 // Proxy-State is returned as it came, in order (RFC 2865 §5.33).
                 attrs.extend(request.all(attr::PROXY_STATE).map(|v| (attr::PROXY_STATE, v.to_vec())));
-                (outcome, Some(packet::answer(code, request.id, &request.authenticator, &attrs, &client.secret)))
+                match packet::answer(code, request.id, &request.authenticator, &attrs, &client.secret) {
+                    Some(a) => (outcome, Some(a)),
+                    // Too large to carry every Proxy-State back: no answer rather than a mangled one.
+                    None => (Outcome::Malformed, None),
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e.message, "RADIUS request failed");
@@ -272,10 +281,14 @@ mod tests {
         assert!(matches!(r.begin((peer, 7, [2; 16]), t0), Seen::New));
         // Past the memory's span, the same key is new again.
         assert!(matches!(r.begin(key, t0 + REMEMBER + Duration::from_secs(1)), Seen::New));
-        // A request nothing answered is forgotten at once.
+        // A request nothing answered is forgotten at once; seen again, its new entry is not
+        // expired by the old one's.
         let other = (peer, 9, [3; 16]);
         assert!(matches!(r.begin(other, t0), Seen::New));
         r.finish(&other, None);
-        assert!(matches!(r.begin(other, t0), Seen::New));
+        let later = t0 + REMEMBER - Duration::from_secs(1);
+        assert!(matches!(r.begin(other, later), Seen::New));
+        r.finish(&other, Some(vec![3]));
+        assert!(matches!(r.begin(other, t0 + REMEMBER + Duration::from_millis(10)), Seen::Answered(_)));
     }
 }

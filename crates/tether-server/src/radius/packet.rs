@@ -89,15 +89,10 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// Reads a datagram (its trailing bytes past the length field are padding and refused).
+    /// Reads a datagram: the packet is its first Length octets (RFC 2865 §3: octets past it
+    /// are padding and ignored; a datagram shorter than Length is refused).
     pub fn parse(buf: &[u8]) -> Result<Packet, PacketError> {
-        if buf.len() < HEADER {
-            return Err(PacketError::Short);
-        }
-        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-        if len != buf.len() || len > MAX_LEN {
-            return Err(PacketError::Length { field: len, actual: buf.len() });
-        }
+        let buf = packet_of(buf)?;
         let code = Code::from_u8(buf[0]).ok_or(PacketError::Code(buf[0]))?;
         let mut authenticator = [0u8; 16];
         authenticator.copy_from_slice(&buf[4..HEADER]);
@@ -124,6 +119,18 @@ impl Packet {
     pub fn all(&self, t: u8) -> impl Iterator<Item = &[u8]> {
         self.attrs.iter().filter(move |(a, _)| *a == t).map(|(_, v)| v.as_slice())
     }
+}
+
+/// The packet a datagram holds: its first Length octets.
+pub fn packet_of(buf: &[u8]) -> Result<&[u8], PacketError> {
+    if buf.len() < HEADER {
+        return Err(PacketError::Short);
+    }
+    let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+    if len < HEADER || len > buf.len() || len > MAX_LEN {
+        return Err(PacketError::Length { field: len, actual: buf.len() });
+    }
+    Ok(&buf[..len])
 }
 
 /// Each attribute's type and the range of its value in `buf` (a whole packet).
@@ -168,6 +175,7 @@ fn md5(parts: &[&[u8]]) -> [u8; 16] {
 /// made with `secret`: HMAC-MD5 of the packet with that attribute's value zeroed (RFC 3579
 /// §3.2). Absent counts as wrong: every request must carry one (BlastRADIUS).
 pub fn request_is_signed(buf: &[u8], secret: &[u8]) -> bool {
+    let Ok(buf) = packet_of(buf) else { return false };
     let Ok(spans) = spans(buf) else { return false };
     let Some((_, range)) = spans.iter().find(|(t, r)| *t == attr::MESSAGE_AUTHENTICATOR && r.len() == 16) else {
         return false;
@@ -180,19 +188,23 @@ pub fn request_is_signed(buf: &[u8], secret: &[u8]) -> bool {
 
 /// An answer to the request `(id, request_authenticator)`: Message-Authenticator first (so
 /// no attribute an attacker could choose precedes it), then `attrs`, then the Response
-/// Authenticator over all of it (RFC 2865 §3, RFC 3579 §3.2).
-pub fn answer(code: Code, id: u8, request_authenticator: &[u8; 16], attrs: &[(u8, Vec<u8>)], secret: &[u8]) -> Vec<u8> {
+/// Authenticator over all of it (RFC 2865 §3, RFC 3579 §3.2). `None` when the attributes do
+/// not fit in a packet (a Proxy-State must come back whole, or there is no answer).
+pub fn answer(
+    code: Code,
+    id: u8,
+    request_authenticator: &[u8; 16],
+    attrs: &[(u8, Vec<u8>)],
+    secret: &[u8],
+) -> Option<Vec<u8>> {
     let mut buf = vec![code.as_u8(), id, 0, 0];
     buf.extend_from_slice(request_authenticator);
     buf.extend_from_slice(&[attr::MESSAGE_AUTHENTICATOR, 18]);
     let ma_at = buf.len();
     buf.extend_from_slice(&[0u8; 16]);
     for (t, v) in attrs {
-        // Values longer than an attribute holds are cut at 253 bytes (the encoders never
-        // make one); attributes past the largest packet are left out whole.
-        let v = &v[..v.len().min(253)];
-        if buf.len() + 2 + v.len() > MAX_LEN {
-            break;
+        if v.len() > 253 || buf.len() + 2 + v.len() > MAX_LEN {
+            return None;
         }
         buf.push(*t);
         buf.push((v.len() + 2) as u8);
@@ -204,7 +216,7 @@ pub fn answer(code: Code, id: u8, request_authenticator: &[u8; 16], attrs: &[(u8
     buf[ma_at..ma_at + 16].copy_from_slice(&ma);
     let response = md5(&[&buf, secret]);
     buf[4..HEADER].copy_from_slice(&response);
-    buf
+    Some(buf)
 }
 
 /// The password of a User-Password value (RFC 2865 §5.2), without its zero padding.
@@ -327,7 +339,7 @@ mod tests {
     #[test]
     fn answers_put_the_message_authenticator_first_and_verify() {
         let attrs = vec![(attr::REPLY_MESSAGE, b"hello".to_vec()), (attr::PROXY_STATE, b"ps".to_vec())];
-        let buf = answer(Code::AccessAccept, 3, &AUTH, &attrs, SECRET);
+        let buf = answer(Code::AccessAccept, 3, &AUTH, &attrs, SECRET).unwrap();
         let p = Packet::parse(&buf).unwrap();
         assert_eq!(p.code, Code::AccessAccept);
         assert_eq!(p.attrs[0].0, attr::MESSAGE_AUTHENTICATOR, "first");
@@ -346,8 +358,12 @@ mod tests {
             Packet::parse(&b)
         };
         assert_eq!(Packet::parse(&good[..19]), Err(PacketError::Short));
-        assert!(matches!(with(&|b| b.push(0)), Err(PacketError::Length { .. })), "trailing bytes");
-        assert!(matches!(with(&|b| b[3] += 1), Err(PacketError::Length { .. })));
+        assert_eq!(with(&|b| b.extend_from_slice(&[0, 0, 7])), Packet::parse(&good), "padding past Length is ignored");
+        let mut padded = good.clone();
+        padded.push(9);
+        assert!(request_is_signed(&padded, SECRET), "the signature covers Length octets only");
+        assert!(matches!(with(&|b| b[3] += 1), Err(PacketError::Length { .. })), "shorter than Length");
+        assert!(matches!(with(&|b| b[3] = 19), Err(PacketError::Length { .. })), "Length below a header");
         assert_eq!(with(&|b| b[0] = 99), Err(PacketError::Code(99)));
         assert_eq!(with(&|b| b[HEADER + 1] = 1), Err(PacketError::Attribute), "attribute length below 2");
         assert_eq!(with(&|b| b[HEADER + 1] = 200), Err(PacketError::Attribute), "attribute past the end");
@@ -360,5 +376,9 @@ mod tests {
             b
         };
         assert_eq!(Packet::parse(&twice), Err(PacketError::MessageAuthenticator));
+        // An answer that cannot carry every attribute back whole is not made.
+        let big: Vec<(u8, Vec<u8>)> = (0..20).map(|_| (attr::PROXY_STATE, vec![1; 250])).collect();
+        assert!(answer(Code::AccessReject, 1, &AUTH, &big, SECRET).is_none());
+        assert!(answer(Code::AccessReject, 1, &AUTH, &[(attr::PROXY_STATE, vec![1; 254])], SECRET).is_none());
     }
 }
