@@ -88,7 +88,7 @@ impl Default for Metrics {
         );
         registry.register(
             "radius_request_seconds",
-            "RADIUS datagrams by outcome (accepted, rejected, status, duplicate, dropped_*: unknown client, bad Message-Authenticator, malformed, unsupported, store failure)",
+            "RADIUS datagrams by outcome (accepted, rejected, challenged, status, duplicate, dropped_*: unknown client, bad Message-Authenticator, malformed, unsupported, store failure, busy)",
             radius_latency.clone(),
         );
         registry.register("ad_errors", "Errors AD returned, by source and code", ad_errors.clone());

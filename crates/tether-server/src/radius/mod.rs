@@ -28,6 +28,10 @@ use packet::{attr, Code, Packet};
 /// How long an answer is kept for retransmissions of its request (clients retry for a few
 /// seconds; RFC 5080 §2.2.2 suggests remembering a few times that).
 const REMEMBER: Duration = Duration::from_secs(30);
+/// At most this many datagrams are handled at once; more are dropped (and counted) until
+/// some finish: a flood cannot queue unbounded work (devices retry).
+const IN_FLIGHT_MAX: usize = 1024;
+
 /// At most this many answers are remembered (the oldest go first): at most 64 MiB of
 /// answers of the largest size.
 const REMEMBERED_MAX: usize = 16_384;
@@ -39,6 +43,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shared = Arc::new(Shared { state, socket, recent: Mutex::default() });
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; packet::MAX_LEN + 1];
     loop {
@@ -52,9 +57,16 @@ pub async fn run(
             },
             _ = &mut shutdown => return Ok(()),
         };
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            shared.state.metrics.radius_request(Outcome::Busy.as_str(), 0.0);
+            continue;
+        };
         let datagram = buf[..n].to_vec();
         let shared = shared.clone();
-        tokio::spawn(async move { shared.handle(datagram, peer).await });
+        tokio::spawn(async move {
+            shared.handle(datagram, peer).await;
+            drop(permit);
+        });
     }
 }
 
@@ -136,6 +148,7 @@ enum Outcome {
     BadAuthenticator,
     Unsupported,
     Failed,
+    Busy,
 }
 
 impl Outcome {
@@ -151,6 +164,7 @@ impl Outcome {
             Outcome::BadAuthenticator => "dropped_bad_message_authenticator",
             Outcome::Unsupported => "dropped_unsupported",
             Outcome::Failed => "dropped_store_failure",
+            Outcome::Busy => "dropped_busy",
         }
     }
 }
