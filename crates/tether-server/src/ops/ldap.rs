@@ -11,6 +11,7 @@ use tether_core::user::User;
 use tether_store::{Collection, Edge, UserKey};
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::ops::associations;
 use crate::ops::auth::{AuthOutcome, Lenience};
 use crate::ops::domains::Target;
 use crate::ops::ldap_memory::Found;
@@ -78,36 +79,19 @@ pub async fn patch(s: &AppState, id: &str, body: &Value) -> ApiResult<LdapServer
     Ok(server)
 }
 
-fn edge(target: Target) -> Edge {
-    match target {
-        Target::User => Edge::LdapUser,
-        Target::UserGroup => Edge::LdapGroup,
-    }
-}
+const EDGES: associations::Edges =
+    associations::Edges { users: Edge::LdapUser, groups: Edge::LdapGroup, what: "LDAP server" };
 
 /// Adds a user or group to LDAP (`add`) or takes it out.
 pub async fn set_association(s: &AppState, id: &str, target: Target, object: &str, add: bool) -> ApiResult<()> {
     load(s, id).await?;
-    match target {
-        Target::User => drop(crate::ops::users::load(&s.repo, object).await?),
-        Target::UserGroup => drop(crate::ops::groups::load(s, object).await?),
-    }
-    if add {
-        s.repo.store().link(edge(target), id, object).await?;
-    } else if !s.repo.store().unlink(edge(target), id, object).await? {
-        let kind = target.as_str();
-        return Err(ApiError::new(
-            Code::NotFound,
-            format!("{kind} `{object}` is not associated with this LDAP server"),
-        ));
-    }
-    Ok(())
+    associations::set(s, EDGES, id, target, object, add).await
 }
 
 /// The ids of the users or groups associated directly.
 pub async fn associated(s: &AppState, id: &str, target: Target) -> ApiResult<Vec<String>> {
     load(s, id).await?;
-    Ok(s.repo.store().targets(edge(target), id).await?)
+    associations::list(s, EDGES, id, target).await
 }
 
 /// Who is in LDAP, read once for a search: the users (direct or through a group), the

@@ -6,6 +6,7 @@
 
 pub use crate::error::retrying;
 
+pub mod associations;
 pub mod auth;
 pub mod decommission;
 pub mod domains;

@@ -20,6 +20,7 @@ use tether_store::{Collection, Doc, Edge, Secret, UserKey};
 
 use crate::crypto::new_id;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::ops::associations;
 use crate::ops::auth::{AuthOutcome, Lenience};
 use crate::ops::domains::Target;
 pub use crate::ops::radius_clients::{Client, Clients};
@@ -142,36 +143,19 @@ pub async fn delete(s: &AppState, id: &str) -> ApiResult<RadiusServer> {
     Ok(r)
 }
 
-fn edge(target: Target) -> Edge {
-    match target {
-        Target::User => Edge::RadiusUser,
-        Target::UserGroup => Edge::RadiusGroup,
-    }
-}
+const EDGES: associations::Edges =
+    associations::Edges { users: Edge::RadiusUser, groups: Edge::RadiusGroup, what: "RADIUS server" };
 
 /// Lets a user or group authenticate through the server (`add`), or no longer.
 pub async fn set_association(s: &AppState, id: &str, target: Target, object: &str, add: bool) -> ApiResult<()> {
     load(s, id).await?;
-    match target {
-        Target::User => drop(crate::ops::users::load(&s.repo, object).await?),
-        Target::UserGroup => drop(crate::ops::groups::load(s, object).await?),
-    }
-    if add {
-        s.repo.store().link(edge(target), id, object).await?;
-    } else if !s.repo.store().unlink(edge(target), id, object).await? {
-        let kind = target.as_str();
-        return Err(ApiError::new(
-            Code::NotFound,
-            format!("{kind} `{object}` is not associated with this RADIUS server"),
-        ));
-    }
-    Ok(())
+    associations::set(s, EDGES, id, target, object, add).await
 }
 
 /// The ids of the users or groups associated directly.
 pub async fn associated(s: &AppState, id: &str, target: Target) -> ApiResult<Vec<String>> {
     load(s, id).await?;
-    Ok(s.repo.store().targets(edge(target), id).await?)
+    associations::list(s, EDGES, id, target).await
 }
 
 fn forget_clients(s: &AppState) {
