@@ -36,7 +36,7 @@ const BASE: &str = "o=tether";
 /// Returning users of the second bind measure.
 const RETURNING: usize = 100;
 
-fn username(i: usize) -> String {
+pub(crate) fn username(i: usize) -> String {
     format!("user{i:06}")
 }
 
@@ -53,34 +53,9 @@ fn user_dn(name: &str) -> String {
 pub async fn serve(users: usize, groups: usize, hash: &str) -> Result<()> {
     tether_server::memory::return_large_blocks_to_the_system();
     let s = TestServer::start().await;
-    let store = s.repo().store();
     let server =
         s.call("GET", "/api/v2/ldapservers", None).await.body[0]["id"].as_str().context("the LDAP server")?.to_string();
-    let group_ids: Vec<String> = (0..groups).map(|g| format!("{:024x}", 0xb000_0000usize + g)).collect();
-    let mut batch = Vec::new();
-    for (g, id) in group_ids.iter().enumerate() {
-        let group = Group {
-            id: id.clone(),
-            name: group_name(g),
-            attributes: json!({"posixGroups": [{"id": 20000 + g, "name": group_name(g)}]}),
-            ..Group::default()
-        };
-        batch.push(WriteOp::Insert(Collection::Groups, tether_store::group_doc(&group)));
-        batch.push(WriteOp::Link(Edge::LdapGroup, server.clone(), id.clone()));
-    }
-    store.write_batch(&batch).await?;
-    for start in (0..users).step_by(2000) {
-        let mut batch = Vec::new();
-        for i in start..(start + 2000).min(users) {
-            let u = user(i);
-            batch.push(WriteOp::Insert(Collection::Users, tether_store::user_doc(&u)));
-            batch.push(WriteOp::Link(Edge::Member, group_ids[i % groups].clone(), u.id.clone()));
-        }
-        store.write_batch(&batch).await?;
-        for i in start..(start + 2000).min(users) {
-            store.put_secret(&user(i).id, tether_store::Secret::Password, Some(hash)).await?;
-        }
-    }
+    seed(&s, users, groups, hash, Edge::LdapGroup, &server).await?;
     let reader = s
         .user(
             json!({"username": READER, "email": "reader@bench.test", "password": PASSWORD, "ldap_binding_user": true}),
@@ -98,6 +73,45 @@ pub async fn serve(users: usize, groups: usize, hash: &str) -> Result<()> {
     }
     println!("{}", s.ldap);
     std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// `users` users (`user000000`, …) spread over `groups` groups, each group linked to
+/// `server` by `link`, every user with `hash` as its password; through the storage layer.
+pub(crate) async fn seed(
+    s: &TestServer,
+    users: usize,
+    groups: usize,
+    hash: &str,
+    link: Edge,
+    server: &str,
+) -> Result<()> {
+    let store = s.repo().store();
+    let group_ids: Vec<String> = (0..groups).map(|g| format!("{:024x}", 0xb000_0000usize + g)).collect();
+    let mut batch = Vec::new();
+    for (g, id) in group_ids.iter().enumerate() {
+        let group = Group {
+            id: id.clone(),
+            name: group_name(g),
+            attributes: json!({"posixGroups": [{"id": 20000 + g, "name": group_name(g)}]}),
+            ..Group::default()
+        };
+        batch.push(WriteOp::Insert(Collection::Groups, tether_store::group_doc(&group)));
+        batch.push(WriteOp::Link(link, server.to_string(), id.clone()));
+    }
+    store.write_batch(&batch).await?;
+    for start in (0..users).step_by(2000) {
+        let mut batch = Vec::new();
+        for i in start..(start + 2000).min(users) {
+            let u = user(i);
+            batch.push(WriteOp::Insert(Collection::Users, tether_store::user_doc(&u)));
+            batch.push(WriteOp::Link(Edge::Member, group_ids[i % groups].clone(), u.id.clone()));
+        }
+        store.write_batch(&batch).await?;
+        for i in start..(start + 2000).min(users) {
+            store.put_secret(&user(i).id, tether_store::Secret::Password, Some(hash)).await?;
+        }
+    }
     Ok(())
 }
 

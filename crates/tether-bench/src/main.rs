@@ -24,6 +24,7 @@ mod adi;
 mod ldap;
 mod parts;
 mod picture;
+mod radius;
 mod sandbox;
 mod stats;
 mod store;
@@ -78,6 +79,30 @@ enum Cmd {
         #[arg(long, default_value = "target/bench-ldap.json")]
         out: PathBuf,
     },
+    /// Tether's RADIUS front end side by side with FreeRADIUS on the same users.
+    Radius {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 500)]
+        groups: usize,
+        /// Requests kept in flight.
+        #[arg(long, default_value_t = 64)]
+        outstanding: usize,
+        /// Seconds each measure runs, per server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value = "target/bench-radius.json")]
+        out: PathBuf,
+    },
+    /// (Internal) tetherd with RADIUS users seeded, in a process of its own; prints its address.
+    ServeRadius {
+        #[arg(long)]
+        users: usize,
+        #[arg(long)]
+        groups: usize,
+        #[arg(long)]
+        hash_file: PathBuf,
+    },
     /// (Internal) tetherd with LDAP users seeded, in a process of its own; prints its LDAP URL.
     ServeLdap {
         #[arg(long)]
@@ -127,6 +152,17 @@ async fn main() -> Result<()> {
             std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::Radius { users, groups, outstanding, seconds, out } => {
+            let r = radius::run(users, groups, outstanding, seconds).await?;
+            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            eprintln!("written to {}", out.display());
+            return Ok(());
+        }
+        Cmd::ServeRadius { users, groups, hash_file } => {
+            radius::serve(users, groups, std::fs::read_to_string(&hash_file)?.trim()).await?;
             return Ok(());
         }
         Cmd::ServeLdap { users, groups, hash_file } => {
