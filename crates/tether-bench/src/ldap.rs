@@ -334,17 +334,6 @@ fn summary(rounds: Vec<(Vec<Duration>, f64)>) -> Value {
     d
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string()))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
-}
-
 pub async fn run(users: usize, groups: usize, conns: usize, seconds: u64) -> Result<Value> {
     let hash =
         tether_server::crypto::hash_password(PASSWORD.to_string()).await.map_err(|e| anyhow::anyhow!(e.message))?;
@@ -412,6 +401,6 @@ pub async fn run(users: usize, groups: usize, conns: usize, seconds: u64) -> Res
         "hash": hash.split('$').take(4).collect::<Vec<_>>().join("$"),
         "load_seconds": {"tetherd_seed": (tether_seed_s * 10.0).round() / 10.0, "slapd_slapadd_and_start": (slapd_load_s * 10.0).round() / 10.0},
         "measures": Value::Object(rows),
-        "peak_rss_mb": {"tetherd": tether.peak_rss_mb(), "slapd": rss_mb(slapd.child.id())},
+        "peak_rss_mb": {"tetherd": tether.peak_rss_mb(), "slapd": crate::parts::peak_rss_mb_of(slapd.child.id())},
     }))
 }

@@ -129,6 +129,14 @@ enum Cmd {
     },
 }
 
+/// Prints a benchmark's results and writes them to `out`.
+fn write_results(out: &std::path::Path, r: &serde_json::Value) -> Result<()> {
+    std::fs::write(out, serde_json::to_string_pretty(r)?)?;
+    println!("{}", serde_json::to_string_pretty(r)?);
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     // Logs of the in-process tetherd and agents, on request (e.g. TETHER_LOG=tether_server=debug).
@@ -141,25 +149,13 @@ async fn main() -> Result<()> {
     let (n, changes, out, import_only) = match Cli::parse().cmd {
         Cmd::Adi { users, changes, out, import_only } => (users, changes, out, import_only),
         Cmd::Store { users, out, postgres } => {
-            let r = store::run(users, postgres).await?;
-            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-            eprintln!("written to {}", out.display());
-            return Ok(());
+            return write_results(&out, &store::run(users, postgres).await?);
         }
         Cmd::Ldap { users, groups, conns, seconds, out } => {
-            let r = ldap::run(users, groups, conns, seconds).await?;
-            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-            eprintln!("written to {}", out.display());
-            return Ok(());
+            return write_results(&out, &ldap::run(users, groups, conns, seconds).await?);
         }
         Cmd::Radius { users, groups, outstanding, seconds, out } => {
-            let r = radius::run(users, groups, outstanding, seconds).await?;
-            std::fs::write(&out, serde_json::to_string_pretty(&r)?)?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-            eprintln!("written to {}", out.display());
-            return Ok(());
+            return write_results(&out, &radius::run(users, groups, outstanding, seconds).await?);
         }
         Cmd::ServeRadius { users, groups, hash_file } => {
             radius::serve(users, groups, std::fs::read_to_string(&hash_file)?.trim()).await?;

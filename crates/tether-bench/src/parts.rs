@@ -58,6 +58,11 @@ pub(crate) fn peak_rss_mb() -> f64 {
     rss_of("/proc/self/status")
 }
 
+/// Peak resident memory of another process (a server the benchmark started), MB to 0.1.
+pub(crate) fn peak_rss_mb_of(pid: u32) -> f64 {
+    (rss_of(&format!("/proc/{pid}/status")) * 10.0).round() / 10.0
+}
+
 fn rss_of(status: &str) -> f64 {
     std::fs::read_to_string(status)
         .ok()

@@ -233,16 +233,6 @@ async fn side_by_side(fr: SocketAddr, tether: SocketAddr, outstanding: usize, se
     Ok(json!({"freeradius": f, "tether": t, "ratio_tether_to_freeradius": ratio}))
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").to_string()))
-        })
-        .and_then(|kb| kb.trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
-}
-
 pub async fn run(users: usize, groups: usize, outstanding: usize, seconds: u64) -> Result<Value> {
     // The same SHA-512-crypt hash for every user, as crypt(3) makes it (FreeRADIUS checks
     // it with crypt(3); Tether with its SHA-512-crypt verifier).
@@ -275,7 +265,7 @@ pub async fn run(users: usize, groups: usize, outstanding: usize, seconds: u64) 
         let fr = freeradius(&dir, users, |i| format!("{} {item} := \"{value}\"", username(i)))?;
         ready(fr.addr).await.context("FreeRADIUS")?;
         measures.insert(name.to_string(), side_by_side(fr.addr, tether_addr, outstanding, seconds).await?);
-        freeradius_rss = freeradius_rss.max(rss_mb(fr.child.id()));
+        freeradius_rss = freeradius_rss.max(crate::parts::peak_rss_mb_of(fr.child.id()));
     }
     Ok(json!({
         "users": users,

@@ -115,6 +115,17 @@ impl Client {
         }
     }
 
+    /// The users a v2 graph list names (`…/users` of a server), each read whole.
+    pub async fn users_of(&self, path: &str) -> Result<Vec<Value>> {
+        let mut users = Vec::new();
+        for u in self.all_v2(path).await? {
+            if let Some(uid) = u["id"].as_str() {
+                users.push(self.get(&format!("/api/systemusers/{uid}")).await?);
+            }
+        }
+        Ok(users)
+    }
+
     /// A user id from an id or a username.
     pub async fn user_id(&self, user: &str) -> Result<String> {
         if is_id(user) {

@@ -433,13 +433,7 @@ async fn ldap(c: &Client, out: &Output, cmd: LdapCmd) -> Result<()> {
             out.one(&c.patch(&format!("/api/v2/ldapservers/{id}"), Value::Object(m)).await?, SERVER)
         }
         LdapCmd::Users => {
-            let mut users = Vec::new();
-            for u in c.all_v2(&format!("/api/v2/ldapservers/{id}/users")).await? {
-                if let Some(uid) = u["id"].as_str() {
-                    users.push(c.get(&format!("/api/systemusers/{uid}")).await?);
-                }
-            }
-            out.many(&Value::Array(users), USER_COLUMNS)
+            out.many(&Value::Array(c.users_of(&format!("/api/v2/ldapservers/{id}/users")).await?), USER_COLUMNS)
         }
         LdapCmd::AddUser { user } => associate("user", c.user_id(&user).await?, "add").await,
         LdapCmd::RemoveUser { user } => associate("user", c.user_id(&user).await?, "remove").await,

@@ -126,13 +126,7 @@ pub async fn run(c: &Client, out: &Output, cmd: RadiusCmd) -> Result<()> {
         }
         RadiusCmd::Users { server } => {
             let id = server_id(c, &server).await?;
-            let mut users = Vec::new();
-            for u in c.all_v2(&format!("/api/v2/radiusservers/{id}/users")).await? {
-                if let Some(uid) = u["id"].as_str() {
-                    users.push(c.get(&format!("/api/systemusers/{uid}")).await?);
-                }
-            }
-            out.many(&Value::Array(users), USER_COLUMNS)
+            out.many(&Value::Array(c.users_of(&format!("/api/v2/radiusservers/{id}/users")).await?), USER_COLUMNS)
         }
         RadiusCmd::AddUser { server, user } => {
             associate(server_id(c, &server).await?, "user", c.user_id(&user).await?, "add").await
