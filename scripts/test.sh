@@ -17,11 +17,11 @@ fi
 # PostgreSQL (the store tests run on it too), Chromium (the console's end-to-end test), and
 # the LDAP clients of the LDAP front end's tests (OpenLDAP's tools, SSSD with its NSS and PAM
 # modules, pamtester, nslcd with its NSS module) and the RADIUS clients of the RADIUS front
-# end's tests (radtest, radclient), oathtool for TOTP codes, from Debian; the browser driver from npm
-# (playwright-core; it never downloads a browser). Daemons the packages would start at
+# end's tests (radtest, radclient; eapol_test for WPA-Enterprise), oathtool for TOTP codes,
+# from Debian; the browser driver from npm (playwright-core; it never downloads a browser). Daemons the packages would start at
 # install (nslcd) are kept stopped: the tests start their own.
 missing=()
-for p in postgresql chromium ldap-utils sssd-ldap libnss-sss libpam-sss pamtester nslcd libnss-ldapd freeradius-utils oathtool; do
+for p in postgresql chromium ldap-utils sssd-ldap libnss-sss libpam-sss pamtester nslcd libnss-ldapd freeradius-utils eapoltest oathtool; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed' ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -41,6 +41,7 @@ pub struct ServerTls {
     current: Arc<Resolver>,
     config: Arc<rustls::ServerConfig>,
     bare: Arc<rustls::ServerConfig>,
+    eap: Arc<rustls::ServerConfig>,
 }
 
 #[derive(Debug)]
@@ -85,6 +86,14 @@ impl ServerTls {
             .with_cert_resolver(current.clone());
         // The LDAP front ends negotiate no application protocol.
         let bare = Arc::new(config.clone());
+        // EAP-TTLS: TLS 1.2, whose key derivation RFC 5281 defines, and no resumption (a
+        // resumed tunnel would skip the password check).
+        let mut eap = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(current.clone());
+        eap.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls {
             cert_path: cert.to_path_buf(),
@@ -92,6 +101,7 @@ impl ServerTls {
             current,
             config: Arc::new(config),
             bare,
+            eap: Arc::new(eap),
         })
     }
 
@@ -111,6 +121,11 @@ impl ServerTls {
     /// The same certificate for front ends that negotiate no ALPN protocol (LDAPS, StartTLS).
     pub fn config_without_alpn(&self) -> Arc<rustls::ServerConfig> {
         self.bare.clone()
+    }
+
+    /// The same certificate for EAP-TTLS (RADIUS): TLS 1.2 only, no session resumption.
+    pub fn config_for_eap(&self) -> Arc<rustls::ServerConfig> {
+        self.eap.clone()
     }
 }
 

@@ -112,9 +112,9 @@ impl TestServer {
         }
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind RADIUS");
         let radius = socket.local_addr().expect("addr").to_string();
-        let (radius_state, stop) = (state.clone(), stopped.clone());
+        let (radius_state, stop, eap) = (state.clone(), stopped.clone(), tls.config_for_eap());
         tokio::spawn(async move {
-            tether_server::radius::run(socket, radius_state, stop).await.expect("RADIUS runs");
+            tether_server::radius::run(socket, radius_state, Some(eap), stop).await.expect("RADIUS runs");
         });
         tokio::spawn(async move {
             tether_server::run_tls(listener, &tls, state, stopped).await.expect("server runs");

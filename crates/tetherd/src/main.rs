@@ -194,8 +194,13 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     }
     if let Some(socket) = radius {
         let state = state.clone();
+        // EAP-TTLS uses tetherd's certificate (replaced on SIGHUP like the others).
+        let eap = tls.as_ref().map(|t| t.config_for_eap());
+        if eap.is_none() {
+            tracing::warn!("RADIUS without --tls-cert: PAP only, EAP-TTLS (WPA-Enterprise) is refused");
+        }
         tokio::spawn(async move {
-            if let Err(e) = tether_server::radius::run(socket, state, std::future::pending()).await {
+            if let Err(e) = tether_server::radius::run(socket, state, eap, std::future::pending()).await {
                 tracing::error!(error = %e, "the RADIUS front end stopped");
             }
         });

@@ -349,11 +349,16 @@ async fn totp_enrollment_portal_login_and_the_radius_challenge() {
     let (_, out) = radclient(&s.radius, "auth", SECRET, &reply(&state, "123456")).await;
     assert_eq!(answered(&out), "reject", "a wrong code: {out}");
     assert!(outcome_count(&s, "challenged").await >= 2);
+    // EAP-TTLS (Wi-Fi) has no way to ask for a code: refused, never in on the password alone.
+    let (ok, out) = eapol_test(&s.radius, SECRET, "tia", PASSWORD).await;
+    assert!(!ok, "an enrolled user by EAP: {out}");
 
     // resetmfa: the password alone again (ENABLED); REQUIRED refuses users without TOTP.
     let r = s.call("POST", &format!("/api/systemusers/{tia}/resetmfa"), None).await;
     assert_eq!((r.status.as_u16(), &r.body["totp_enabled"]), (200, &json!(false)), "{:?}", r.body);
     assert_eq!(answered(&pap(&s.radius, SECRET, "tia", PASSWORD).await), "accept");
+    let (ok, out) = eapol_test(&s.radius, SECRET, "tia", PASSWORD).await;
+    assert!(ok, "not enrolled, by EAP: {out}");
     let r = s.call("PUT", &format!("/api/radiusservers/{id}"), Some(json!({"mfa": "REQUIRED"}))).await;
     assert_eq!(r.status, 200);
     assert_eq!(answered(&pap(&s.radius, SECRET, "tia", PASSWORD).await), "reject");
@@ -423,4 +428,106 @@ async fn wrong_passwords_through_a_device_lock_no_one_else_out() {
         assert_eq!(answered(&pap(&s.radius, SECRET, "eve", "Wrong-Passw0rd").await), "reject");
     }
     assert_eq!(answered(&pap(&s.radius, SECRET, "eve", PASSWORD).await), "reject", "eve's name is locked");
+}
+
+/// `eapol_test` (Debian's eapoltest: wpa_supplicant's EAP engine with a RADIUS client, what
+/// a Wi-Fi access point relays) logging in `identity` with `password` with the supplicant
+/// configuration of docs/radius/wpa_supplicant-ttls.conf as written (EAP-TTLS with PAP
+/// inside, the outer identity `anonymous`, tetherd's certificate checked against the CA),
+/// only the user, password and CA file replaced, and its TLS messages cut in fragments of
+/// 100 bytes (so the server gathers fragments); (whether it printed SUCCESS with matching
+/// keys, what it printed).
+async fn eapol_test(server: &str, secret: &str, identity: &str, password: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ttls.conf");
+    let ca = tether_testkit::ca_file().display().to_string();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/radius/wpa_supplicant-ttls.conf"))
+            .unwrap();
+    let mut replaced = 0;
+    let lines: Vec<String> = doc
+        .lines()
+        .map(|l| {
+            let value = match l.trim().split_once('=').map(|(k, _)| k) {
+                Some("identity") => format!("\"{identity}\""),
+                Some("password") => format!("\"{password}\""),
+                Some("ca_cert") => format!("\"{ca}\""),
+                Some("phase2") => return format!("{l}\n    fragment_size=100"),
+                _ => return l.to_string(),
+            };
+            replaced += 1;
+            format!("    {}={value}", l.trim().split_once('=').unwrap().0)
+        })
+        .collect();
+    assert_eq!(replaced, 3, "the doc's identity, password and ca_cert lines");
+    std::fs::write(&conf, lines.join("\n")).unwrap();
+    let (ip, port) = server.rsplit_once(':').unwrap();
+    let out = tokio::process::Command::new("eapol_test")
+        .args(["-c", &conf.display().to_string(), "-a", ip, "-p", port, "-s", secret, "-r", "0", "-t", "5"])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("eapol_test (Debian's eapoltest) cannot run: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // eapol_test exits 0 only when the EAP method succeeded and the keys the server sent the
+    // "access point" (MS-MPPE) match the ones the supplicant derived.
+    let ok = out.status.success() && text.lines().any(|l| l.trim() == "SUCCESS");
+    (ok, text)
+}
+
+#[tokio::test]
+async fn wpa_enterprise_logins_by_eap_ttls_with_pap_inside() {
+    let s = TestServer::start().await;
+    let server = radius_server(&s, "127.0.0.1").await;
+    let id = server["id"].as_str().unwrap().to_string();
+    let ann = user(&s, "ann").await;
+    let bob = user(&s, "bob").await;
+    user(&s, "carl").await;
+    let wifi = s
+        .create(
+            "/api/v2/usergroups",
+            json!({"name": "wifi", "attributes": {"radius": {"reply": [
+                {"name": "Tunnel-Type", "value": "VLAN"},
+                {"name": "Tunnel-Medium-Type", "value": "IEEE-802"},
+                {"name": "Tunnel-Private-Group-Id", "value": "20"}
+            ]}}}),
+        )
+        .await;
+    s.add_member(&wifi, &bob).await;
+    associate(&s, &id, "user", &ann).await;
+    associate(&s, &id, "user_group", &wifi).await;
+
+    let (ok, out) = eapol_test(&s.radius, SECRET, "ann", PASSWORD).await;
+    assert!(ok, "ann gets on the network: {out}");
+    assert!(out.contains("MPPE keys OK: 1  mismatch: 0"), "the access point gets the link's keys: {out}");
+    let (ok, out) = eapol_test(&s.radius, SECRET, "bob", PASSWORD).await;
+    assert!(ok, "bob, through the group: {out}");
+    // The group's VLAN comes with the Accept (eapol_test prints the attributes it received).
+    for want in
+        ["Attribute 64 (Tunnel-Type)", "Attribute 65 (Tunnel-Medium-Type)", "Attribute 81 (Tunnel-Private-Group-Id)"]
+    {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+    let table = [
+        ("ann", "wrong-password", "a wrong password"),
+        ("carl", PASSWORD, "a user not associated with the server"),
+        ("nobody", PASSWORD, "no such user"),
+    ];
+    for (who, pw, why) in table {
+        let (ok, out) = eapol_test(&s.radius, SECRET, who, pw).await;
+        assert!(!ok, "{why} is refused: {out}");
+        assert!(out.contains("EAP-Failure") || out.contains("CTRL-EVENT-EAP-FAILURE"), "{why}: {out}");
+    }
+    // A device with the wrong secret is not answered at all.
+    let before = outcome_count(&s, "dropped_bad_message_authenticator").await;
+    let (ok, _) = eapol_test(&s.radius, "not-the-shared-secret", "ann", PASSWORD).await;
+    assert!(!ok);
+    assert!(outcome_count(&s, "dropped_bad_message_authenticator").await > before);
+    // The conversations were counted: each TLS round trip is a challenge.
+    assert!(outcome_count(&s, "challenged").await >= 8, "TLS round trips");
+
+    // Suspended: refused at once.
+    let r = s.call("PUT", &format!("/api/systemusers/{ann}"), Some(json!({"suspended": true}))).await;
+    assert_eq!(r.status, 200);
+    let (ok, out) = eapol_test(&s.radius, SECRET, "ann", PASSWORD).await;
+    assert!(!ok, "suspended: {out}");
 }

@@ -215,13 +215,16 @@ fn challenge_key(state: &[u8]) -> String {
 /// one authentication (login limits counted), the user associated with the server directly
 /// or through a group, admitted by the server's lockout and expiry actions; then, when the
 /// server's `mfa` asks for it and the user enrolled TOTP, a challenge for the code (a server
-/// that requires TOTP refuses users without it).
+/// that requires TOTP refuses users without it). Where no challenge can be put to the user
+/// (`can_challenge` false: EAP-TTLS, whose supplicants have no prompt for a code), a login
+/// that would need one is refused: a second factor is never skipped.
 pub async fn access(
     s: &AppState,
     server: &RadiusServer,
     username: &str,
     password: String,
     source: Option<IpAddr>,
+    can_challenge: bool,
 ) -> ApiResult<Access> {
     use tether_core::ldap::UserAction::Maintain;
     let lenience = Lenience {
@@ -236,6 +239,10 @@ pub async fn access(
     match (server.mfa, user.totp_enabled) {
         (Mfa::Disabled, _) | (Mfa::Enabled, false) => Ok(Access::Accept(replies)),
         (Mfa::Required, false) => Ok(Access::Reject),
+        (Mfa::Enabled | Mfa::Required, true) if !can_challenge => {
+            tracing::info!(server = %server.id, user = %user.id, "refused: TOTP is asked for and EAP cannot ask");
+            Ok(Access::Reject)
+        }
         (Mfa::Enabled | Mfa::Required, true) => {
             // The challenge is kept in the store, so the code may reach any tetherd.
             let mut state = vec![0u8; 16];

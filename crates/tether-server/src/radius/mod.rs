@@ -9,9 +9,16 @@
 //! a forged answer cannot be built from one). Every answer carries Message-Authenticator
 //! first. A retransmission (same source, identifier and Request Authenticator) gets the same
 //! answer again, and no second password check, while the first is remembered.
+//!
+//! Two ways in: PAP (the password in User-Password, VPNs and captive portals) and EAP-TTLS
+//! with PAP inside (`eap_access`, WPA-Enterprise Wi-Fi and 802.1X), which needs tetherd's
+//! TLS certificate.
 
+pub mod eap;
+mod eap_access;
 pub mod packet;
 pub mod replies;
+pub mod ttls;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -36,13 +43,15 @@ const IN_FLIGHT_MAX: usize = 1024;
 /// answers of the largest size.
 const REMEMBERED_MAX: usize = 16_384;
 
-/// Serves RADIUS on `socket` until `shutdown` completes.
+/// Serves RADIUS on `socket` until `shutdown` completes; EAP-TTLS with the TLS
+/// configuration `eap` (see [`crate::tls::ServerTls::config_for_eap`]), refused without one.
 pub async fn run(
     socket: UdpSocket,
     state: AppState,
+    eap: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { state, socket, recent: Mutex::default() });
+    let shared = Arc::new(Shared { state, socket, recent: Mutex::default(), eap, conversations: Mutex::default() });
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
     tokio::pin!(shutdown);
     let mut buf = vec![0u8; packet::MAX_LEN + 1];
@@ -74,6 +83,8 @@ struct Shared {
     state: AppState,
     socket: UdpSocket,
     recent: Mutex<Recent>,
+    eap: Option<Arc<rustls::ServerConfig>>,
+    conversations: Mutex<ttls::Conversations>,
 }
 
 /// A request as retransmissions name it.
@@ -238,9 +249,12 @@ impl Shared {
         if request.code == Code::StatusServer {
             return Ok((Outcome::Status, Code::AccessAccept, Vec::new()));
         }
+        if request.get(attr::EAP_MESSAGE).is_some() {
+            return self.eap(request, client).await;
+        }
         let username = request.get(attr::USER_NAME).and_then(|u| std::str::from_utf8(u).ok());
         let hidden = request.get(attr::USER_PASSWORD);
-        // PAP only for now: EAP and CHAP requests are refused.
+        // PAP here (CHAP and MS-CHAP are refused: they need the password in clear at rest).
         let (Some(username), Some(hidden)) = (username, hidden) else { return reject };
         let Ok(password) = packet::unhide_password(hidden, &client.secret, &request.authenticator) else {
             return reject;
@@ -253,7 +267,7 @@ impl Shared {
         let decided = match request.get(attr::STATE) {
             // The answer to a challenge: the password is the code.
             Some(state) => crate::ops::radius::answer_challenge(s, &client.server, username, state, &password).await?,
-            None => crate::ops::radius::access(s, &client.server, username, password, None).await?,
+            None => crate::ops::radius::access(s, &client.server, username, password, None, true).await?,
         };
         match decided {
             Access::Reject => reject,
@@ -262,18 +276,22 @@ impl Shared {
                 Code::AccessChallenge,
                 vec![(attr::STATE, state), (attr::REPLY_MESSAGE, b"Enter your verification code".to_vec())],
             )),
-            Access::Accept(replies) => {
-                let mut attrs = Vec::new();
-                for r in &replies {
-                    match replies::encode(r) {
-                        Ok(a) => attrs.push(a),
-                        Err(why) => tracing::warn!(server = %client.server.id, "reply attribute left out: {why}"),
-                    }
-                }
-                Ok((Outcome::Accepted, Code::AccessAccept, attrs))
-            }
+            Access::Accept(replies) => Ok((Outcome::Accepted, Code::AccessAccept, reply_attributes(&replies, client))),
         }
     }
+}
+
+/// The Accept's attributes for the user's groups' `attributes.radius.reply`; one that
+/// cannot be encoded is left out and logged.
+fn reply_attributes(replies: &[tether_core::radius::ReplyAttribute], client: &Client) -> Vec<(u8, Vec<u8>)> {
+    let mut attrs = Vec::new();
+    for r in replies {
+        match replies::encode(r) {
+            Ok(a) => attrs.push(a),
+            Err(why) => tracing::warn!(server = %client.server.id, "reply attribute left out: {why}"),
+        }
+    }
+    attrs
 }
 
 #[cfg(test)]

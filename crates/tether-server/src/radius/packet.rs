@@ -237,6 +237,65 @@ pub fn unhide_password(hidden: &[u8], secret: &[u8], request_authenticator: &[u8
     Ok(out)
 }
 
+/// Microsoft's vendor number and the MS-MPPE key attributes (RFC 2548 §2.4.2, 2.4.3).
+pub const MICROSOFT: u32 = 311;
+pub const MS_MPPE_SEND_KEY: u8 = 16;
+pub const MS_MPPE_RECV_KEY: u8 = 17;
+
+/// A Vendor-Specific value carrying an MS-MPPE key hidden as RFC 2548 §2.4.2 says: a salt
+/// (high bit set, different for each key of an answer), then the key's length and the key,
+/// zero-padded to 16-byte blocks, each XORed with MD5(secret + the previous block), the
+/// first chained from the Request Authenticator and the salt.
+pub fn mppe_key(
+    vendor_type: u8,
+    key: &[u8],
+    salt: [u8; 2],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) -> Vec<u8> {
+    let mut plain = vec![key.len() as u8];
+    plain.extend_from_slice(key);
+    plain.resize(plain.len().div_ceil(16) * 16, 0);
+    let salt = [salt[0] | 0x80, salt[1]];
+    let mut hidden: Vec<u8> = Vec::with_capacity(plain.len());
+    for (i, chunk) in plain.chunks(16).enumerate() {
+        let b = if i == 0 {
+            md5(&[secret, request_authenticator, &salt])
+        } else {
+            md5(&[secret, &hidden[(i - 1) * 16..i * 16]])
+        };
+        hidden.extend(chunk.iter().zip(b).map(|(p, k)| p ^ k));
+    }
+    let mut out = MICROSOFT.to_be_bytes().to_vec();
+    out.push(vendor_type);
+    out.push((2 + 2 + hidden.len()) as u8);
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&hidden);
+    out
+}
+
+/// The key of an MS-MPPE Vendor-Specific value (what an access point does; for tests).
+pub fn mppe_key_of(value: &[u8], secret: &[u8], request_authenticator: &[u8; 16]) -> Option<(u8, Vec<u8>)> {
+    if value.len() < 8 + 16 || value[..4] != MICROSOFT.to_be_bytes() || usize::from(value[5]) != value.len() - 4 {
+        return None;
+    }
+    let (salt, hidden) = (&value[6..8], &value[8..]);
+    if !hidden.len().is_multiple_of(16) {
+        return None;
+    }
+    let mut plain = Vec::with_capacity(hidden.len());
+    for (i, chunk) in hidden.chunks(16).enumerate() {
+        let b = if i == 0 {
+            md5(&[secret, request_authenticator, salt])
+        } else {
+            md5(&[secret, &hidden[(i - 1) * 16..i * 16]])
+        };
+        plain.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
+    }
+    let len = usize::from(plain[0]);
+    plain.get(1..1 + len).map(|k| (value[4], k.to_vec()))
+}
+
 /// A User-Password value hiding `password` (what a client sends; for tests and the
 /// benchmark's client).
 pub fn hide_password(password: &[u8], secret: &[u8], request_authenticator: &[u8; 16]) -> Vec<u8> {
@@ -299,6 +358,20 @@ mod tests {
         let hidden = [0x0d, 0xbe, 0x70, 0x8d, 0x93, 0xd4, 0x13, 0xce, 0x31, 0x96, 0xe4, 0x3f, 0x78, 0x2a, 0x0a, 0xee];
         assert_eq!(hide_password(b"arctangent", SECRET, &ra), hidden);
         assert_eq!(unhide_password(&hidden, SECRET, &ra).unwrap(), b"arctangent");
+    }
+
+    #[test]
+    fn mppe_keys_are_salted_and_read_back() {
+        let key: Vec<u8> = (0..32).collect();
+        let a = mppe_key(MS_MPPE_RECV_KEY, &key, [1, 2], SECRET, &AUTH);
+        // Vendor 311, type, length, salt with its high bit set, 48 hidden bytes (1 + 32 padded).
+        assert_eq!((&a[..4], a[4], a[5], a[6], a.len()), (&[0, 0, 1, 0x37][..], 17, 52, 0x81, 56));
+        assert!(!a.windows(8).any(|w| w == &key[..8]), "the key is not in clear");
+        assert_eq!(mppe_key_of(&a, SECRET, &AUTH), Some((MS_MPPE_RECV_KEY, key.clone())));
+        assert_ne!(mppe_key_of(&a, b"another-secret", &AUTH), Some((MS_MPPE_RECV_KEY, key.clone())));
+        // Another salt hides the same key differently.
+        let b = mppe_key(MS_MPPE_RECV_KEY, &key, [1, 3], SECRET, &AUTH);
+        assert_ne!(a[8..], b[8..]);
     }
 
     #[test]
