@@ -11,6 +11,7 @@
 mod daemon;
 mod pki;
 mod postgres;
+pub mod radius;
 mod server;
 mod smtp;
 

@@ -129,9 +129,12 @@ async fn verify_user(s: &AppState, username: &str, password: String, lenience: L
     if rehash {
         // A hash captured from AD: replace it with Tether's own now that the password is known
         // (on the user as it is now: a change made during the hashing stands).
-        let h = hash_password(password).await?;
+        let h = hash_password(password.clone()).await?;
         if let Some(current) = s.repo.user(&user.id).await? {
             s.repo.save_user(&current, Some(&h)).await?;
+            // Made from this very password: remembered, so the next login does not pay an
+            // argon2id check to learn what is known now.
+            s.verified.remember(&user.id, &h, &password, std::time::Instant::now());
         }
     }
     Ok(AuthOutcome::Accepted("local"))

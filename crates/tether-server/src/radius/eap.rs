@@ -31,11 +31,23 @@ pub mod flag {
     pub const VERSION: u8 = 0x07;
 }
 
-/// The largest TTLS message (all its fragments) read from a supplicant.
-pub const MESSAGE_MAX: usize = 64 * 1024;
-/// TLS bytes per fragment sent: with EAP and RADIUS headers an answer stays near 1,100
-/// bytes, under any path's MTU (FreeRADIUS's default `fragment_size` is 1,024 too).
+/// The largest TTLS message (all its fragments) read from a supplicant: no client
+/// certificate is asked for, so a supplicant's flight is a few hundred bytes.
+pub const MESSAGE_MAX: usize = 16 * 1024;
+/// TLS bytes per fragment sent at most: with EAP and RADIUS headers an answer stays near
+/// 1,100 bytes, under any path's MTU (FreeRADIUS's default `fragment_size` is 1,024 too).
 pub const FRAGMENT: usize = 1000;
+/// The smallest fragment, whatever the access point's Framed-MTU says (a handshake must fit
+/// in the conversation's round trips).
+pub const FRAGMENT_MIN: usize = 256;
+
+/// The TLS bytes per fragment for an access point whose link carries `framed_mtu` bytes
+/// (RADIUS Framed-MTU, when it sent one): the EAPOL, EAP and TTLS headers (14 bytes) must
+/// fit too.
+pub fn fragment_size(framed_mtu: Option<u32>) -> usize {
+    let fits = framed_mtu.map_or(FRAGMENT, |m| (m as usize).saturating_sub(14));
+    fits.clamp(FRAGMENT_MIN, FRAGMENT)
+}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EapError {
@@ -49,6 +61,8 @@ pub enum EapError {
     ShortLength,
     #[error("a TTLS message longer than announced or than the limit")]
     TooLong,
+    #[error("a TTLS message shorter than it announced")]
+    Short,
     #[error("a Diameter AVP runs past its buffer or is shorter than its header")]
     Avp,
     #[error("a mandatory AVP this server does not know: {0}")]
@@ -165,7 +179,10 @@ impl Inbound {
         if f.flags & flag::MORE != 0 {
             return Ok(None);
         }
-        self.expected = None;
+        // The last fragment: the message must be as long as it announced.
+        if self.expected.take().is_some_and(|e| e != self.buf.len()) {
+            return Err(EapError::Short);
+        }
         Ok(Some(std::mem::take(&mut self.buf)))
     }
 
@@ -192,11 +209,11 @@ impl Outbound {
         self.sent < self.data.len()
     }
 
-    /// The TTLS data of the next fragment (Length on the first of several, More on all but
-    /// the last).
-    pub fn next_fragment(&mut self) -> Vec<u8> {
+    /// The TTLS data of the next fragment of at most `size` TLS bytes (Length on the first
+    /// of several, More on all but the last).
+    pub fn next_fragment(&mut self, size: usize) -> Vec<u8> {
         let rest = &self.data[self.sent..];
-        let chunk = &rest[..rest.len().min(FRAGMENT)];
+        let chunk = &rest[..rest.len().min(size)];
         let more = chunk.len() < rest.len();
         let mut flags = if more { flag::MORE } else { 0 };
         let total = (self.sent == 0 && more).then_some(self.data.len());
@@ -306,17 +323,28 @@ mod tests {
     #[test]
     fn fragments_are_sent_with_length_first_and_more_until_the_last() {
         let mut out = Outbound::new((0..2500u32).map(|i| i as u8).collect());
-        let first = out.next_fragment();
+        let first = out.next_fragment(FRAGMENT);
         assert_eq!(first[0], flag::LENGTH | flag::MORE);
         assert_eq!(&first[1..5], &2500u32.to_be_bytes());
         assert_eq!(first.len(), 5 + FRAGMENT);
-        let second = out.next_fragment();
+        let second = out.next_fragment(FRAGMENT);
         assert_eq!((second[0], second.len()), (flag::MORE, 1 + FRAGMENT));
-        let last = out.next_fragment();
+        let last = out.next_fragment(FRAGMENT);
         assert_eq!((last[0], last.len()), (0, 1 + 500));
         assert!(!out.pending());
         // One fragment needs no length.
-        assert_eq!(Outbound::new(vec![1, 2]).next_fragment(), vec![0, 1, 2]);
+        assert_eq!(Outbound::new(vec![1, 2]).next_fragment(FRAGMENT), vec![0, 1, 2]);
+        // The access point's Framed-MTU, within bounds.
+        let table = [
+            (None, FRAGMENT),
+            (Some(1400), FRAGMENT),
+            (Some(500), 486),
+            (Some(100), FRAGMENT_MIN),
+            (Some(0), FRAGMENT_MIN),
+        ];
+        for (mtu, size) in table {
+            assert_eq!(fragment_size(mtu), size, "{mtu:?}");
+        }
     }
 
     #[test]
@@ -338,6 +366,10 @@ mod tests {
         inb.push(&frame(&frame_bytes(flag::LENGTH | flag::MORE, Some(9), &[1])).unwrap()).unwrap();
         let other = frame_bytes(flag::LENGTH, Some(8), &[2]);
         assert_eq!(inb.push(&frame(&other).unwrap()), Err(EapError::TooLong));
+        // Shorter than announced.
+        let mut inb = Inbound::default();
+        inb.push(&frame(&frame_bytes(flag::LENGTH | flag::MORE, Some(9), &[1])).unwrap()).unwrap();
+        assert_eq!(inb.push(&frame(&[0, 2]).unwrap()), Err(EapError::Short));
         // Version 1 and a cut length are refused; an empty response is an acknowledgement.
         assert_eq!(frame(&[1]), Err(EapError::Version(1)));
         assert_eq!(frame(&[flag::LENGTH, 0, 0]), Err(EapError::ShortLength));

@@ -1,8 +1,11 @@
 //! EAP requests (RFC 3579): the round trips of an EAP-TTLS conversation, then the same
 //! access decision as PAP for the name and password the tunnel carried.
 //!
-//! A conversation begins with the supplicant's EAP-Response/Identity, without `State`; the
-//! name there is only the outer identity (often `anonymous`) and decides nothing. Every
+//! A conversation begins with the supplicant's EAP-Response/Identity (an access point that
+//! sends EAP-Start, an empty EAP-Message, is first asked for it); the name there is only the
+//! outer identity (often `anonymous`) and decides nothing. An Identity response always
+//! begins anew, dropping the conversation its `State` named (a supplicant restarting after
+//! roaming sends one with the last `State` its access point saw). Every
 //! refusal ends with an EAP-Failure in an Access-Reject. The Access-Accept carries
 //! EAP-Success, the link's keys (MS-MPPE-Recv-Key and MS-MPPE-Send-Key, hidden with the
 //! shared secret), the inner User-Name and the groups' reply attributes.
@@ -17,6 +20,7 @@ use crate::ops::radius::{Access, Client};
 
 const VENDOR_SPECIFIC: u8 = 26;
 const USER_NAME: u8 = attr::USER_NAME;
+const FRAMED_MTU: u8 = 12;
 
 type Decided = crate::error::ApiResult<(Outcome, Code, Vec<(u8, Vec<u8>)>)>;
 
@@ -31,6 +35,16 @@ fn failure(id: u8) -> Decided {
 impl Shared {
     pub(super) async fn eap(&self, request: &Packet, client: &Client) -> Decided {
         let joined: Vec<u8> = request.all(attr::EAP_MESSAGE).flatten().copied().collect();
+        if joined.is_empty() {
+            // EAP-Start (RFC 3579 §2.1): ask for the identity.
+            let mut id = [0u8; 1];
+            getrandom::fill(&mut id).expect("the OS random source works");
+            return Ok((
+                Outcome::Challenged,
+                Code::AccessChallenge,
+                eap_attrs(&eap::request(id[0], method::IDENTITY, &[])),
+            ));
+        }
         let message = match eap::parse(&joined) {
             Ok(m) => m,
             Err(e) => {
@@ -39,31 +53,25 @@ impl Shared {
             }
         };
         let now = Instant::now();
-        let mut conversation = match request.get(attr::STATE) {
-            None => {
-                if message.code != eap::code::RESPONSE || message.method != Some(method::IDENTITY) {
-                    return failure(message.id);
+        let state = request.get(attr::STATE);
+        let taken =
+            state.and_then(|st| self.conversations.lock().expect("not poisoned").take(st, &client.server.id, now));
+        if message.code == eap::code::RESPONSE && message.method == Some(method::IDENTITY) {
+            let Some(config) = &self.eap else {
+                tracing::warn!(server = %client.server.id, "EAP refused: tetherd has no TLS certificate (--tls-cert)");
+                return failure(message.id);
+            };
+            let mtu = request.get(FRAMED_MTU).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(u32::from_be_bytes);
+            let fragment = eap::fragment_size(mtu);
+            return match Conversation::start(config.clone(), &client.server.id, message.id, fragment, now) {
+                Ok((c, start)) => self.challenge(c, &start, message.id, now),
+                Err(e) => {
+                    tracing::warn!("EAP-TTLS could not start: {e}");
+                    failure(message.id)
                 }
-                let Some(config) = &self.eap else {
-                    tracing::warn!(server = %client.server.id, "EAP refused: tetherd has no TLS certificate (--tls-cert)");
-                    return failure(message.id);
-                };
-                match Conversation::start(config.clone(), &client.server.id) {
-                    Ok((c, start)) => return self.challenge(c, &start, message.id, now),
-                    Err(e) => {
-                        tracing::warn!("EAP-TTLS could not start: {e}");
-                        return failure(message.id);
-                    }
-                }
-            }
-            Some(state) => {
-                let taken = self.conversations.lock().expect("not poisoned").take(state, &client.server.id, now);
-                match taken {
-                    Some(c) => c,
-                    None => return failure(message.id),
-                }
-            }
-        };
+            };
+        }
+        let Some(mut conversation) = taken else { return failure(message.id) };
         match conversation.respond(&message) {
             Step::Continue(next) => self.challenge(conversation, &next, message.id, now),
             Step::Fail(why) => {

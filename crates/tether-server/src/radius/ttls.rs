@@ -9,7 +9,9 @@
 //!
 //! A conversation lives in memory between round trips, found by the RADIUS `State` it was
 //! last given (16 random bytes, new each round, each taken once), belonging to the device
-//! it began with; idle ones are forgotten after [`IDLE`] and at most [`AT_ONCE`] exist.
+//! it began with; one idle for [`IDLE`] or older than [`LIFETIME`] is forgotten, at most
+//! [`AT_ONCE`] exist, and at most [`PER_DEVICE`] for one device (one device holding the
+//! secret cannot take every other device's Wi-Fi logins away).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -20,11 +22,16 @@ use super::eap::{self, flag, method, Eap, Inbound, Outbound};
 
 /// How long a conversation waits for the supplicant's next message.
 pub const IDLE: Duration = Duration::from_secs(30);
+/// How long a conversation may last in all (a handshake takes well under a second).
+pub const LIFETIME: Duration = Duration::from_secs(60);
 /// Conversations in progress at once; a new one beyond this is refused.
 pub const AT_ONCE: usize = 4096;
-/// Round trips a conversation may take (a handshake with a long certificate chain needs
-/// about ten).
-const ROUNDS_MAX: u32 = 40;
+/// Conversations in progress at once for one device (a controller relays for all its access
+/// points; a thousand handshakes at the same moment is a building arriving at 9:00).
+pub const PER_DEVICE: usize = 1024;
+/// Round trips a conversation may take (a handshake with a long certificate chain in
+/// fragments of the smallest size needs about twenty).
+const ROUNDS_MAX: u32 = 48;
 
 /// What to answer a supplicant's message.
 pub enum Step {
@@ -42,25 +49,40 @@ pub struct Conversation {
     id: u8,
     inbound: Inbound,
     outbound: Outbound,
+    /// TLS bytes per fragment sent (the access point's Framed-MTU).
+    fragment: usize,
     rounds: u32,
+    /// Set when TLS failed and its alert is on its way: the next response ends it.
+    failing: Option<String>,
     /// The RADIUS server (device) the conversation began with.
     server: String,
+    began: Instant,
 }
 
 impl Conversation {
-    /// A conversation for `server`'s device, and the EAP-TTLS Start request that opens it.
-    pub fn start(config: Arc<rustls::ServerConfig>, server: &str) -> Result<(Conversation, Vec<u8>), String> {
+    /// A conversation for `server`'s device answering the Identity response `identity_id`,
+    /// with fragments of `fragment` TLS bytes, and the EAP-TTLS Start request that opens it.
+    pub fn start(
+        config: Arc<rustls::ServerConfig>,
+        server: &str,
+        identity_id: u8,
+        fragment: usize,
+        now: Instant,
+    ) -> Result<(Conversation, Vec<u8>), String> {
         let tls = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
-        let mut id = [0u8; 1];
-        getrandom::fill(&mut id).expect("the OS random source works");
-        let start = eap::request(id[0], method::TTLS, &[flag::START]);
+        // Each request takes a new identifier (RFC 3748 §4.1).
+        let id = identity_id.wrapping_add(1);
+        let start = eap::request(id, method::TTLS, &[flag::START]);
         let c = Conversation {
             tls,
-            id: id[0],
+            id,
             inbound: Inbound::default(),
             outbound: Outbound::default(),
+            fragment,
             rounds: 0,
+            failing: None,
             server: server.to_string(),
+            began: now,
         };
         Ok((c, start))
     }
@@ -70,6 +92,9 @@ impl Conversation {
         self.rounds += 1;
         if self.rounds > ROUNDS_MAX {
             return Step::Fail("too many round trips".into());
+        }
+        if let Some(why) = self.failing.take() {
+            return Step::Fail(why);
         }
         if response.code != eap::code::RESPONSE || response.id != self.id {
             return Step::Fail(format!("EAP code {} identifier {} was not expected", response.code, response.id));
@@ -90,7 +115,7 @@ impl Conversation {
             if !frame.tls.is_empty() || frame.flags & flag::MORE != 0 {
                 return Step::Fail("data while the server's fragments were pending".into());
             }
-            let next = self.outbound.next_fragment();
+            let next = self.outbound.next_fragment(self.fragment);
             return self.send(next);
         }
         let message = match self.inbound.push(&frame) {
@@ -100,7 +125,15 @@ impl Conversation {
             Err(e) => return Step::Fail(e.to_string()),
         };
         if let Err(e) = self.feed(&message) {
-            return Step::Fail(format!("TLS: {e}"));
+            // The alert TLS wrote goes to the supplicant (its user then sees why); the
+            // conversation ends at its next message.
+            return match self.pending_tls() {
+                Ok(alert) if !alert.is_empty() => {
+                    self.failing = Some(format!("TLS: {e}"));
+                    self.send_flight(alert)
+                }
+                _ => Step::Fail(format!("TLS: {e}")),
+            };
         }
         if !self.tls.is_handshaking() {
             let mut plain = Vec::new();
@@ -110,20 +143,41 @@ impl Conversation {
                 }
             }
             if !plain.is_empty() {
+                // Data sent before the server's last flight went out (False Start): refused.
+                if self.tls.wants_write() {
+                    return Step::Fail("tunnel data before the handshake ended".into());
+                }
                 return self.credentials(&plain);
             }
         }
-        let mut out = Vec::new();
-        while self.tls.wants_write() {
-            if let Err(e) = self.tls.write_tls(&mut out) {
-                return Step::Fail(format!("TLS: {e}"));
-            }
-        }
+        let out = match self.pending_tls() {
+            Ok(out) => out,
+            Err(e) => return Step::Fail(format!("TLS: {e}")),
+        };
         if out.is_empty() {
+            if !self.tls.is_handshaking() {
+                // Some supplicants acknowledge the server's last flight before sending the
+                // tunnel's data: ask for it (the round trips stay bounded).
+                return self.send(vec![0]);
+            }
             return Step::Fail("a message that asks for no answer".into());
         }
-        self.outbound = Outbound::new(out);
-        let next = self.outbound.next_fragment();
+        self.send_flight(out)
+    }
+
+    /// What TLS has to send.
+    fn pending_tls(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Sends `flight` a fragment at a time.
+    fn send_flight(&mut self, flight: Vec<u8>) -> Step {
+        self.outbound = Outbound::new(flight);
+        let next = self.outbound.next_fragment(self.fragment);
         self.send(next)
     }
 
@@ -167,11 +221,14 @@ pub struct Conversations {
 
 impl Conversations {
     /// Keeps `c` until its next message; the `State` that names it, or `None` when
-    /// [`AT_ONCE`] conversations are already waiting.
+    /// [`AT_ONCE`] conversations, or [`PER_DEVICE`] of its device's, are already waiting.
     pub fn put(&mut self, c: Conversation, now: Instant) -> Option<[u8; 16]> {
-        if self.waiting.len() >= AT_ONCE {
-            self.waiting.retain(|_, (at, _)| now.duration_since(*at) < IDLE);
-            if self.waiting.len() >= AT_ONCE {
+        let full = |w: &HashMap<[u8; 16], (Instant, Conversation)>| {
+            w.len() >= AT_ONCE || w.values().filter(|(_, o)| o.server == c.server).count() >= PER_DEVICE
+        };
+        if full(&self.waiting) {
+            self.waiting.retain(|_, (at, o)| Self::alive(o, *at, now));
+            if full(&self.waiting) {
                 return None;
             }
         }
@@ -181,12 +238,19 @@ impl Conversations {
         Some(state)
     }
 
-    /// The conversation `state` names, when it is `server`'s and not idle too long (taken:
-    /// a `State` answers once).
+    fn alive(c: &Conversation, last: Instant, now: Instant) -> bool {
+        now.duration_since(last) < IDLE && now.duration_since(c.began) < LIFETIME
+    }
+
+    /// The conversation `state` names, when it is `server`'s and not idle or old (taken: a
+    /// `State` answers once; another device's is left alone).
     pub fn take(&mut self, state: &[u8], server: &str, now: Instant) -> Option<Conversation> {
         let key: [u8; 16] = state.try_into().ok()?;
+        if self.waiting.get(&key)?.1.server != server {
+            return None;
+        }
         let (at, c) = self.waiting.remove(&key)?;
-        (now.duration_since(at) < IDLE && c.server == server).then_some(c)
+        Self::alive(&c, at, now).then_some(c)
     }
 
     pub fn len(&self) -> usize {
@@ -243,9 +307,10 @@ mod tests {
     #[test]
     fn a_tunnel_carries_pap_and_both_ends_derive_the_same_keys() {
         let (config, ca) = large_certificate();
-        let (mut conversation, start) = Conversation::start(config, "srv").unwrap();
+        let (mut conversation, start) = Conversation::start(config, "srv", 255, eap::FRAGMENT, Instant::now()).unwrap();
         let start = eap::parse(&start).unwrap();
         assert_eq!((start.method, start.data), (Some(method::TTLS), &[flag::START][..]));
+        assert_eq!(start.id, 0, "the identifier after the Identity response's");
         let mut client = supplicant(&ca);
         let (mut id, mut gathered, mut sent_credentials, mut fragments) = (start.id, Vec::new(), false, 0);
         for _ in 0..ROUNDS_MAX {
@@ -291,27 +356,36 @@ mod tests {
         panic!("no credentials after {ROUNDS_MAX} rounds");
     }
 
+    fn started() -> (Conversation, u8) {
+        let (c, s) = Conversation::start(config(), "srv", 7, eap::FRAGMENT, Instant::now()).unwrap();
+        let id = eap::parse(&s).unwrap().id;
+        (c, id)
+    }
+
     #[test]
     fn a_conversation_ends_on_what_it_did_not_ask_for() {
-        let start = |_| {
-            let (c, s) = Conversation::start(config(), "srv").unwrap();
-            let id = eap::parse(&s).unwrap().id;
-            (c, id)
-        };
         type Make = fn(u8) -> Vec<u8>;
         let table: [(&str, Make); 5] = [
             ("another identifier", |id| response(id.wrapping_add(7), &[])),
             ("a Nak (the supplicant wants another method)", |id| eap::response(id, method::NAK, &[13])),
             ("another method", |id| eap::response(id, method::IDENTITY, b"x")),
             ("TTLS version 1", |id| eap::response(id, method::TTLS, &[1])),
-            ("not TLS", |id| response(id, b"GET / HTTP/1.1\r\n\r\n")),
+            ("nothing to answer during the handshake", |id| response(id, &[])),
         ];
         for (why, make) in table {
-            let (mut c, id) = start(());
+            let (mut c, id) = started();
             assert!(matches!(c.respond(&eap::parse(&make(id)).unwrap()), Step::Fail(_)), "{why}");
         }
+        // Not TLS: the TLS alert goes to the supplicant, and its next message ends it.
+        let (mut c, id) = started();
+        let Step::Continue(alert) = c.respond(&eap::parse(&response(id, b"GET / HTTP/1.1\r\n\r\n")).unwrap()) else {
+            panic!("the alert is sent")
+        };
+        let alert = eap::parse(&alert).unwrap();
+        assert_eq!(eap::frame(alert.data).unwrap().tls.first(), Some(&21), "a TLS alert record");
+        assert!(matches!(c.respond(&eap::parse(&response(alert.id, &[])).unwrap()), Step::Fail(_)));
         // Acknowledgements with nothing to acknowledge do not go on forever.
-        let (mut c, mut id) = start(());
+        let (mut c, mut id) = started();
         let mut ended = false;
         for _ in 0..=ROUNDS_MAX {
             match c.respond(&eap::parse(&eap::response(id, method::TTLS, &[flag::MORE])).unwrap()) {
@@ -329,16 +403,35 @@ mod tests {
     fn a_state_is_taken_once_by_its_device_while_fresh() {
         let mut all = Conversations::default();
         let t0 = Instant::now();
-        let c = || Conversation::start(config(), "srv").unwrap().0;
-        let s1 = all.put(c(), t0).unwrap();
+        let c = |server: &str, at| Conversation::start(config(), server, 1, eap::FRAGMENT, at).unwrap().0;
+        let s1 = all.put(c("srv", t0), t0).unwrap();
         assert!(all.take(&s1, "srv", t0).is_some());
         assert!(all.take(&s1, "srv", t0).is_none(), "once");
-        let s2 = all.put(c(), t0).unwrap();
-        assert!(all.take(&s2, "other", t0).is_none(), "another device's");
-        assert!(all.take(&s2, "srv", t0).is_none(), "and gone");
-        let s3 = all.put(c(), t0).unwrap();
+        let s2 = all.put(c("srv", t0), t0).unwrap();
+        assert!(all.take(&s2, "other", t0).is_none(), "not another device's");
+        assert!(all.take(&s2, "srv", t0).is_some(), "which leaves it alone");
+        let s3 = all.put(c("srv", t0), t0).unwrap();
         assert!(all.take(&s3, "srv", t0 + IDLE).is_none(), "idle too long");
-        assert!(all.take(&s3[..15], "srv", t0).is_none() && all.take(&[], "srv", t0).is_none());
+        assert!(all.take(&[0; 15], "srv", t0).is_none() && all.take(&[], "srv", t0).is_none());
+        // Busy at every round, but older than its lifetime.
+        let old = c("srv", t0);
+        let s4 = all.put(old, t0 + LIFETIME - Duration::from_secs(1)).unwrap();
+        assert!(all.take(&s4, "srv", t0 + LIFETIME).is_none(), "too old");
         assert!(all.is_empty());
+    }
+
+    #[test]
+    fn one_device_cannot_take_every_place() {
+        let mut all = Conversations::default();
+        let t0 = Instant::now();
+        let c = |server: &str| Conversation::start(config(), server, 1, eap::FRAGMENT, t0).unwrap().0;
+        for _ in 0..PER_DEVICE {
+            assert!(all.put(c("noisy"), t0).is_some());
+        }
+        assert!(all.put(c("noisy"), t0).is_none(), "its quota is full");
+        assert!(all.put(c("quiet"), t0).is_some(), "another device still begins");
+        // Once its conversations are idle, they are forgotten and it may begin again.
+        assert!(all.put(c("noisy"), t0 + IDLE).is_some());
+        assert_eq!(all.len(), 1, "every idle conversation forgotten");
     }
 }
