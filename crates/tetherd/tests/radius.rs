@@ -299,13 +299,23 @@ async fn totp_enrollment_portal_login_and_the_radius_challenge() {
     let confirm = |code: String| {
         c.post(format!("{}/portal/mfa", s.url))
             .header(COOKIE, &session)
-            .form(&[("csrf", csrf.clone()), ("code", code)])
+            .form(&[("csrf", csrf.clone()), ("code", code), ("password", PASSWORD.to_string())])
             .send()
     };
     let now = || time::OffsetDateTime::now_utc().unix_timestamp();
     let r = confirm("000000".into()).await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("err="), "a wrong code");
     let first = oathtool(&secret, now()).await;
+    // The session alone is not enough: the password is asked for again.
+    let r = c
+        .post(format!("{}/portal/mfa", s.url))
+        .header(COOKIE, &session)
+        .form(&[("csrf", csrf.as_str()), ("code", first.as_str()), ("password", "Not-Her-Passw0rd")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()[LOCATION].to_str().unwrap().contains("err=That+password"), "{:?}", r.headers());
+    assert_eq!(s.call("GET", &format!("/api/systemusers/{tia}"), None).await.body["totp_enabled"], false);
     let r = confirm(first.clone()).await.unwrap();
     assert!(r.headers()[LOCATION].to_str().unwrap().contains("msg=Two-step"), "{:?}", r.headers());
     let u = s.call("GET", &format!("/api/systemusers/{tia}"), None).await.body;

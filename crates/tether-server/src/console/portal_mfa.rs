@@ -138,13 +138,22 @@ pub async fn mfa_page(user: PortalUser, State(s): State<AppState>, Query(flash):
     })
 }
 
-/// Confirms the enrollment with a code from the app.
+/// Confirms the enrollment with a code from the app and the user's password: a session
+/// taken over (a cookie stolen, a computer left unlocked) must not be enough to tie the
+/// account to someone else's app, which would then hold its second factor.
 pub async fn confirm(user: PortalUser, State(s): State<AppState>, f: Fields) -> Response {
     if let Some(r) = csrf(&user.session, &f) {
         return r;
     }
     let here = "/portal/mfa";
     let Ok(Some(u)) = s.repo.user(&user.user_id).await else { return Redirect::to("/portal/login").into_response() };
+    let password = f.get("password").unwrap_or_default().to_string();
+    match crate::ops::auth::authenticate(&s, &u.username, password, None).await {
+        Ok(crate::ops::auth::AuthOutcome::Accepted(_)) => {}
+        Ok(crate::ops::auth::AuthOutcome::Throttled(_)) => return back(here, Err(Notice::Throttled.text().into())),
+        Ok(_) => return back(here, Err("That password is not right: enter the one you log in with.".into())),
+        Err(_) => return back(here, Err(Notice::Unavailable.text().into())),
+    }
     match mfa::confirm(&s, &u, f.get("code").unwrap_or_default()).await {
         Ok(CodeCheck::Right) => {
             back(here, Ok("Two-step verification is on: logins ask for a code from your app.".into()))
