@@ -7,6 +7,7 @@ pub mod config;
 pub mod delegation;
 pub mod import;
 pub mod metrics;
+pub mod notify;
 pub mod passwords;
 pub mod retry;
 pub mod runner;

@@ -1,7 +1,7 @@
 //! An agent's own metrics, served in the Prometheus text format on an optional local port
 //! (`MetricsListen` in the import agent's config, `metrics_listen` in the sync agent's):
 //! cycle durations and entries read, feed entries applied, delegated verifications, AD
-//! errors by code, and whether AD is reachable — what an admin watches on the AD side, where
+//! errors by code, whether AD is reachable, and its change notifications — what an admin watches on the AD side, where
 //! tetherd's own `/metrics` cannot see.
 
 use std::net::SocketAddr;
@@ -24,6 +24,9 @@ pub struct AgentMetrics {
     auth: Family<Labels, Histogram>,
     ad_errors: Family<Labels, Counter>,
     ad_reachable: Gauge,
+    notifications: Counter,
+    notifications_open: Gauge,
+    woken: Counter,
 }
 
 fn buckets() -> impl Iterator<Item = f64> {
@@ -37,6 +40,7 @@ impl Default for AgentMetrics {
             (hist(), Counter::default(), Counter::default(), Gauge::default());
         let auth = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let ad_errors = Family::<Labels, Counter>::default();
+        let (notifications, notifications_open, woken) = (Counter::default(), Gauge::default(), Counter::default());
         let mut registry = Registry::with_prefix("tether_agent");
         registry.register("cycle_seconds", "Duration of import cycles, idle ones included", cycle.clone());
         registry.register("entries_read", "AD entries read by import cycles", entries_read.clone());
@@ -48,7 +52,25 @@ impl Default for AgentMetrics {
             "1 when AD answered the last attempt, 0 during an outage",
             ad_reachable.clone(),
         );
-        AgentMetrics { registry, cycle, entries_read, feed_applied, auth, ad_errors, ad_reachable }
+        registry.register("notifications", "Change notifications received from AD", notifications.clone());
+        registry.register(
+            "notification_search_open",
+            "1 while the change-notification search is open, 0 while it is being opened again",
+            notifications_open.clone(),
+        );
+        registry.register("cycles_woken", "Import cycles started at once by a change notification", woken.clone());
+        AgentMetrics {
+            registry,
+            cycle,
+            entries_read,
+            feed_applied,
+            auth,
+            ad_errors,
+            ad_reachable,
+            notifications,
+            notifications_open,
+            woken,
+        }
     }
 }
 
@@ -72,6 +94,18 @@ impl AgentMetrics {
 
     pub fn ad_reachable(&self, up: bool) {
         self.ad_reachable.set(up as i64);
+    }
+
+    pub fn notification(&self) {
+        self.notifications.inc();
+    }
+
+    pub fn notifications_open(&self, open: bool) {
+        self.notifications_open.set(open as i64);
+    }
+
+    pub fn cycle_woken(&self) {
+        self.woken.inc();
     }
 
     pub fn text(&self) -> String {

@@ -36,8 +36,14 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
     }
 }
 
+/// Cycles woken by change notifications start at least this long after the previous cycle
+/// ended: a burst of a thousand changes costs the DC a few searches a second, not one per
+/// change, and a lone change is read at once.
+const WOKEN_GAP: Duration = Duration::from_millis(100);
+
 /// The main loop. The import agent checks AD every `min(interval, 1 s)` (a rootDSE read,
-/// ~0.3 ms: `PollIntervalSeconds` is the ceiling, not the target) and heartbeats every
+/// ~0.3 ms: `PollIntervalSeconds` is the ceiling, not the target), and at once when `wake`
+/// is notified (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
 /// work arrives by long-poll).
 async fn main_loop(
@@ -45,6 +51,7 @@ async fn main_loop(
     interval: Duration,
     shutdown: impl Future<Output = ()>,
     mut work: Option<ImportWork>,
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     let (tick, beat_every) = match work {
@@ -60,6 +67,8 @@ async fn main_loop(
     let mut ad_failures = 0u32;
     let mut next_work = tokio::time::Instant::now();
     let mut last_beat: Option<tokio::time::Instant> = None;
+    let mut woken = false;
+    let mut last_cycle: Option<tokio::time::Instant> = None;
     loop {
         if server_failures > 0 || last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
             match session.heartbeat().await {
@@ -87,7 +96,12 @@ async fn main_loop(
         }
         let due = tokio::time::Instant::now() >= next_work;
         if let (0, false, true, Some(w)) = (server_failures, was_paused, due, work.as_mut()) {
-            match w.run(&session).await {
+            if std::mem::take(&mut woken) {
+                session.metrics.cycle_woken();
+            }
+            let r = w.run(&session).await;
+            last_cycle = Some(tokio::time::Instant::now());
+            match r {
                 Err(AgentError::Revoked) => {
                     tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
                     return Err(AgentError::Revoked);
@@ -110,9 +124,24 @@ async fn main_loop(
             }
         }
         let wait = if server_failures > 0 { crate::retry::backoff(server_failures).max(tick) } else { tick };
+        let notified = async {
+            match &wake {
+                Some(w) => w.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
+            // A change in AD: the cycle runs now (unless AD or the server is in backoff), or
+            // during a burst of changes [`WOKEN_GAP`] after the last one (each cycle that
+            // finds a change costs the DC a search).
+            _ = notified => {
+                woken = true;
+                if let Some(t) = last_cycle {
+                    tokio::time::sleep_until(t + WOKEN_GAP).await;
+                }
+            }
         }
     }
 }
@@ -199,7 +228,11 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let every = interval(cfg.main_loop.poll_interval_seconds);
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
     let metrics = serve_metrics(cfg.metrics_listen, &session);
-    let r = main_loop(session, every, shutdown, Some(ImportWork { cfg, target, ldap, reconciled: false })).await;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let watch = tokio::spawn(crate::notify::watch(target.clone(), wake.clone(), session.metrics.clone()));
+    let work = ImportWork { cfg, target, ldap, reconciled: false };
+    let r = main_loop(session, every, shutdown, Some(work), Some(wake)).await;
+    watch.abort();
     delegation.abort();
     if let Some(m) = metrics {
         m.abort();
@@ -216,7 +249,7 @@ pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Re
     let every = interval(cfg.poll_interval_seconds);
     let metrics = serve_metrics(cfg.metrics_listen, &session);
     let feed = tokio::spawn(crate::sync::serve(cfg, session.clone()));
-    let r = main_loop(session, every, shutdown, None).await;
+    let r = main_loop(session, every, shutdown, None, None).await;
     feed.abort();
     if let Some(m) = metrics {
         m.abort();

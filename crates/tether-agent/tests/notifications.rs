@@ -1,0 +1,86 @@
+//! Change notifications against the real Samba DC: the import agent (its whole main loop, as
+//! `tether-agent import` runs it) holds a notification search open, and a change written in
+//! AD wakes an import cycle at once — counted by the agent's own metrics, so the test tells a
+//! woken cycle from a polled one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, NewUser};
+use tether_agent::config::ImportConfig;
+use tether_agent::runner::run_import;
+use tether_testkit::{dc, unique, with_keys, TestServer};
+
+/// The value of `series` on the agent's metrics endpoint, 0 when absent.
+async fn agent_metric(url: &str, series: &str) -> f64 {
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let series = format!("{series} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0.0, |v| v.parse().unwrap())
+}
+
+async fn title_in_tether(s: &TestServer, sam: &str) -> Option<String> {
+    let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body;
+    r["results"].get(0).map(|u| u["jobTitle"].as_str().unwrap_or_default().to_string())
+}
+
+async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+#[tokio::test]
+async fn a_change_in_ad_wakes_an_import_cycle() {
+    let s = TestServer::start().await;
+    let domain = s.domain(&dc().base_dn, "TWOWAYSYNC").await;
+    let key = s.connect_key(&domain, "IMPORT").await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
+    let sam = unique("nt");
+    let mail = format!("{sam}@corp.example.test");
+    let nu = NewUser {
+        container: &dc().users_container(),
+        sam_account_name: &sam,
+        given_name: "Note",
+        sn: &sam,
+        mail: &mail,
+        password: Some("Imp0rt-Test-Pw!"),
+    };
+    let dn = create_user(&mut ldap, &nu).await.unwrap();
+    set_member(&mut ldap, &adi, &dn, true).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let state = tempfile::tempdir().unwrap();
+    // The default poll interval: what an admin runs.
+    let v = with_keys(
+        dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
+        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+    );
+    let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
+    let agent = tokio::spawn(run_import(cfg, std::future::pending()));
+
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    wait_for("the notification search open", async || {
+        agent_metric(&metrics, "tether_agent_notification_search_open").await == 1.0
+    })
+    .await;
+    // Opening the search woke one cycle (to catch up); the baseline is taken after it.
+    wait_for("the opening's cycle", async || agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (notes, woken) = (
+        agent_metric(&metrics, "tether_agent_notifications_total").await,
+        agent_metric(&metrics, "tether_agent_cycles_woken_total").await,
+    );
+    replace_attrs(&mut ldap, &dn, &[("title", "Night Nurse")]).await.unwrap();
+    wait_for("the new title in Tether", async || title_in_tether(&s, &sam).await.as_deref() == Some("Night Nurse"))
+        .await;
+    assert!(agent_metric(&metrics, "tether_agent_notifications_total").await > notes, "AD notified the change");
+    assert!(agent_metric(&metrics, "tether_agent_cycles_woken_total").await > woken, "and it woke a cycle");
+    agent.abort();
+}
