@@ -114,16 +114,21 @@ async fn credential_checks(s: &TestServer) -> (u64, u64) {
     (metric(s, &series("hit")).await, metric(s, &series("miss")).await)
 }
 
-#[tokio::test]
-async fn pap_is_answered_by_the_directory() {
-    let s = TestServer::start().await;
-    let server = radius_server(&s, "127.0.0.1").await;
-    assert!(server.get("sharedSecret").is_none(), "the secret is never read back: {server}");
+/// The office's RADIUS server (127.0.0.1) and who gets in: ann directly, bob through the
+/// group wifi (whose members are put on VLAN 20), carl not at all.
+struct Office {
+    server: Value,
+    ann: String,
+    bob: String,
+    wifi: String,
+}
+
+async fn office(s: &TestServer) -> Office {
+    let server = radius_server(s, "127.0.0.1").await;
     let id = server["id"].as_str().unwrap().to_string();
-    // ann: directly. bob: through the group wifi, which puts its members on VLAN 20. carl: no.
-    let ann = user(&s, "ann").await;
-    let bob = user(&s, "bob").await;
-    user(&s, "carl").await;
+    let ann = user(s, "ann").await;
+    let bob = user(s, "bob").await;
+    user(s, "carl").await;
     let wifi = s
         .create(
             "/api/v2/usergroups",
@@ -135,8 +140,16 @@ async fn pap_is_answered_by_the_directory() {
         )
         .await;
     s.add_member(&wifi, &bob).await;
-    associate(&s, &id, "user", &ann).await;
-    associate(&s, &id, "user_group", &wifi).await;
+    associate(s, &id, "user", &ann).await;
+    associate(s, &id, "user_group", &wifi).await;
+    Office { server, ann, bob, wifi }
+}
+
+#[tokio::test]
+async fn pap_is_answered_by_the_directory() {
+    let s = TestServer::start().await;
+    let Office { server, ann, bob, wifi } = office(&s).await;
+    assert!(server.get("sharedSecret").is_none(), "the secret is never read back: {server}");
 
     let out = radtest(&s.radius, SECRET, "ann", PASSWORD).await;
     assert_eq!(answered(&out), "accept", "{out}");
@@ -447,24 +460,7 @@ async fn wrong_passwords_through_a_device_lock_no_one_else_out() {
 #[tokio::test]
 async fn wpa_enterprise_logins_by_eap_ttls_with_pap_inside() {
     let s = TestServer::start().await;
-    let server = radius_server(&s, "127.0.0.1").await;
-    let id = server["id"].as_str().unwrap().to_string();
-    let ann = user(&s, "ann").await;
-    let bob = user(&s, "bob").await;
-    user(&s, "carl").await;
-    let wifi = s
-        .create(
-            "/api/v2/usergroups",
-            json!({"name": "wifi", "attributes": {"radius": {"reply": [
-                {"name": "Tunnel-Type", "value": "VLAN"},
-                {"name": "Tunnel-Medium-Type", "value": "IEEE-802"},
-                {"name": "Tunnel-Private-Group-Id", "value": "20"}
-            ]}}}),
-        )
-        .await;
-    s.add_member(&wifi, &bob).await;
-    associate(&s, &id, "user", &ann).await;
-    associate(&s, &id, "user_group", &wifi).await;
+    let Office { ann, .. } = office(&s).await;
 
     let (ok, out) = eapol_test(&s.radius, SECRET, "ann", PASSWORD).await;
     assert!(ok, "ann gets on the network: {out}");
