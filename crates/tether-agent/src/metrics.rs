@@ -54,8 +54,8 @@ impl Default for AgentMetrics {
         );
         registry.register("notifications", "Change notifications received from AD", notifications.clone());
         registry.register(
-            "notification_searches_open",
-            "Change-notification searches open (some may be being opened again)",
+            "notification_search_open",
+            "1 while the change-notification search is open, 0 while it is being opened again",
             notifications_open.clone(),
         );
         registry.register("cycles_woken", "Import cycles started at once by a change notification", woken.clone());
@@ -100,9 +100,8 @@ impl AgentMetrics {
         self.notifications.inc();
     }
 
-    /// One more (`1`) or one fewer (`-1`) notification search open.
-    pub fn notifications_open(&self, change: i64) {
-        self.notifications_open.inc_by(change);
+    pub fn notifications_open(&self, open: bool) {
+        self.notifications_open.set(open as i64);
     }
 
     pub fn cycle_woken(&self) {

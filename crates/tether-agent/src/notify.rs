@@ -3,15 +3,9 @@
 //! of an edit, a disable or a group change the moment it is written instead of at its next
 //! poll.
 //!
-//! [`SEARCHES`] notification searches per agent, each on a connection of its own: subtree at
-//! the domain's naming-context root (the one place AD allows a subtree notification; it
-//! covers the whole scope, wherever its containers are). Several, because Samba serves LDAP
-//! from a few worker processes and notifies at once only the searches held in the worker that
-//! made the write (the others at their next 5-second retry): measured on the sandbox DC (four
-//! workers), eight searches brought every write within ~100 ms, one search only a quarter of
-//! them. The first to arrive wakes the cycle; the later ones find nothing new (a rootDSE
-//! read). On Windows AD one would do; the others cost an idle connection each. A
-//! notification only wakes the main loop, which runs
+//! One notification search per agent, on a connection of its own: subtree at the domain's
+//! naming-context root (the one place AD allows a subtree notification; it covers the whole
+//! scope, wherever its containers are). A notification only wakes the main loop, which runs
 //! the import cycle at once; the cycle decides what to read, as after a poll. Several
 //! notifications arriving during a cycle wake one more cycle, not one each.
 //!
@@ -37,22 +31,10 @@ use crate::metrics::AgentMetrics;
 pub const CHANGE_NOTIFICATION: &str = "1.2.840.113556.1.4.528";
 /// A search silent this long is closed and opened again.
 pub const REARM: Duration = Duration::from_secs(300);
-/// Notification searches held open at once, each on its own connection.
-pub const SEARCHES: usize = 8;
 
-/// Holds [`SEARCHES`] notification searches open on `target`'s domain and wakes `wake` at
-/// each notification and at each (re)opening, until the task is aborted.
+/// Holds a notification search open on `target`'s domain and wakes `wake` at each
+/// notification and at each (re)opening, until the task is aborted.
 pub async fn watch(target: LdapTarget, wake: Arc<Notify>, metrics: Arc<AgentMetrics>) {
-    let mut all = tokio::task::JoinSet::new();
-    for _ in 0..SEARCHES {
-        all.spawn(watch_one(target.clone(), wake.clone(), metrics.clone()));
-    }
-    // Each runs until aborted (dropping the set aborts them all).
-    while all.join_next().await.is_some() {}
-}
-
-/// One notification search, opened again whenever it ends.
-async fn watch_one(target: LdapTarget, wake: Arc<Notify>, metrics: Arc<AgentMetrics>) {
     let mut failures = 0u32;
     loop {
         match watch_once(&target, &wake, &metrics).await {
@@ -62,23 +44,8 @@ async fn watch_one(target: LdapTarget, wake: Arc<Notify>, metrics: Arc<AgentMetr
                 tracing::debug!(error = %e, "change notifications interrupted; the poll goes on");
             }
         }
+        metrics.notifications_open(false);
         tokio::time::sleep(crate::retry::backoff(failures)).await;
-    }
-}
-
-/// Counts an open search in the gauge while it lives.
-struct Open<'a>(&'a AgentMetrics);
-
-impl<'a> Open<'a> {
-    fn new(m: &'a AgentMetrics) -> Self {
-        m.notifications_open(1);
-        Open(m)
-    }
-}
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        self.0.notifications_open(-1);
     }
 }
 
@@ -93,7 +60,7 @@ async fn watch_once(target: &LdapTarget, wake: &Notify, metrics: &AgentMetrics) 
         .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", vec!["1.1"])
         .await
         .map_err(tether_ad::AdError::from)?;
-    let _open = Open::new(metrics);
+    metrics.notifications_open(true);
     // Whatever changed while no search was open is caught up by the cycle this wakes.
     wake.notify_one();
     loop {
