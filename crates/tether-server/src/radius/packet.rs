@@ -219,18 +219,44 @@ pub fn answer(
     Some(buf)
 }
 
+/// `plain` (whole 16-byte blocks) hidden the way RFC 2865 §5.2 (User-Password) and RFC 2548
+/// §2.4.2 (MS-MPPE keys) both do: each block XORed with MD5(secret + the previous hidden
+/// block), the first with MD5(secret + `first`).
+fn md5_hide(plain: &[u8], secret: &[u8], first: &[&[u8]]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(plain.len());
+    for (i, chunk) in plain.chunks(16).enumerate() {
+        let b = if i == 0 { first_key(secret, first) } else { md5(&[secret, &out[(i - 1) * 16..i * 16]]) };
+        out.extend(chunk.iter().zip(b).map(|(p, k)| p ^ k));
+    }
+    out
+}
+
+/// MD5(secret + `first`): what the first block is XORed with.
+fn first_key(secret: &[u8], first: &[&[u8]]) -> [u8; 16] {
+    let mut h = Md5::new();
+    h.update(secret);
+    for p in first {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// What [`md5_hide`] hid.
+fn md5_unhide(hidden: &[u8], secret: &[u8], first: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hidden.len());
+    for (i, chunk) in hidden.chunks(16).enumerate() {
+        let b = if i == 0 { first_key(secret, first) } else { md5(&[secret, &hidden[(i - 1) * 16..i * 16]]) };
+        out.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
+    }
+    out
+}
+
 /// The password of a User-Password value (RFC 2865 §5.2), without its zero padding.
 pub fn unhide_password(hidden: &[u8], secret: &[u8], request_authenticator: &[u8; 16]) -> Result<Vec<u8>, PacketError> {
     if hidden.is_empty() || !hidden.len().is_multiple_of(16) || hidden.len() > 128 {
         return Err(PacketError::Password);
     }
-    let mut out = Vec::with_capacity(hidden.len());
-    let mut prev: &[u8] = request_authenticator;
-    for chunk in hidden.chunks(16) {
-        let b = md5(&[secret, prev]);
-        out.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
-        prev = chunk;
-    }
+    let mut out = md5_unhide(hidden, secret, &[request_authenticator]);
     while out.last() == Some(&0) {
         out.pop();
     }
@@ -257,15 +283,7 @@ pub fn mppe_key(
     plain.extend_from_slice(key);
     plain.resize(plain.len().div_ceil(16) * 16, 0);
     let salt = [salt[0] | 0x80, salt[1]];
-    let mut hidden: Vec<u8> = Vec::with_capacity(plain.len());
-    for (i, chunk) in plain.chunks(16).enumerate() {
-        let b = if i == 0 {
-            md5(&[secret, request_authenticator, &salt])
-        } else {
-            md5(&[secret, &hidden[(i - 1) * 16..i * 16]])
-        };
-        hidden.extend(chunk.iter().zip(b).map(|(p, k)| p ^ k));
-    }
+    let hidden = md5_hide(&plain, secret, &[request_authenticator, &salt]);
     let mut out = MICROSOFT.to_be_bytes().to_vec();
     out.push(vendor_type);
     out.push((2 + 2 + hidden.len()) as u8);
@@ -283,15 +301,7 @@ pub fn mppe_key_of(value: &[u8], secret: &[u8], request_authenticator: &[u8; 16]
     if !hidden.len().is_multiple_of(16) {
         return None;
     }
-    let mut plain = Vec::with_capacity(hidden.len());
-    for (i, chunk) in hidden.chunks(16).enumerate() {
-        let b = if i == 0 {
-            md5(&[secret, request_authenticator, salt])
-        } else {
-            md5(&[secret, &hidden[(i - 1) * 16..i * 16]])
-        };
-        plain.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
-    }
+    let plain = md5_unhide(hidden, secret, &[request_authenticator, salt]);
     let len = usize::from(plain[0]);
     plain.get(1..1 + len).map(|k| (value[4], k.to_vec()))
 }
@@ -302,13 +312,7 @@ pub fn hide_password(password: &[u8], secret: &[u8], request_authenticator: &[u8
     let mut padded = password.to_vec();
     let n = padded.len().div_ceil(16).max(1) * 16;
     padded.resize(n.min(128), 0);
-    let mut out: Vec<u8> = Vec::with_capacity(padded.len());
-    for (i, chunk) in padded.chunks(16).enumerate() {
-        let prev: Vec<u8> = if i == 0 { request_authenticator.to_vec() } else { out[(i - 1) * 16..i * 16].to_vec() };
-        let b = md5(&[secret, &prev]);
-        out.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
-    }
-    out
+    md5_hide(&padded, secret, &[request_authenticator])
 }
 
 /// A request as a client makes one, signed with Message-Authenticator (for tests and the
