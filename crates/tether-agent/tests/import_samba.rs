@@ -24,12 +24,6 @@ struct Fx {
     _state: tempfile::TempDir,
 }
 
-/// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
-async fn metric(s: &TestServer, series: &str) -> Option<f64> {
-    let text = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-}
-
 async fn fixture(use_case: &str, main_loop: Value) -> Fx {
     fixture_on(use_case, main_loop, "member_server").await
 }
@@ -366,11 +360,11 @@ async fn delegated_authentication_with_ad_reasons_and_password_capture_on_a_dc()
     }
     // The metrics count every answer, and AD's refusals by sub-code.
     let outcome = |o: &str| format!(r#"tether_delegated_auth_seconds_count{{outcome="{o}"}}"#);
-    assert_eq!(metric(&fx.s, &outcome("accepted")).await, Some(1.0));
-    assert_eq!(metric(&fx.s, &outcome("refused")).await, Some(5.0));
+    assert_eq!(fx.s.metric(&outcome("accepted")).await, Some(1.0));
+    assert_eq!(fx.s.metric(&outcome("refused")).await, Some(5.0));
     for code in ["52e", "533", "773", "701", "775"] {
         let series = format!(r#"tether_ad_errors_total{{source="delegated_auth",code="{code}"}}"#);
-        assert_eq!(metric(&fx.s, &series).await, Some(1.0), "{code}");
+        assert_eq!(fx.s.metric(&series).await, Some(1.0), "{code}");
     }
 
     // Installed on a DC: the password was stored at the first successful login, so it still

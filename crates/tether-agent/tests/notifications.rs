@@ -12,11 +12,9 @@ use tether_agent::config::ImportConfig;
 use tether_agent::runner::run_import;
 use tether_testkit::{dc, unique, with_keys, TestServer};
 
-/// The value of `series` on the agent's metrics endpoint, 0 when absent.
-async fn agent_metric(url: &str, series: &str) -> f64 {
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    let series = format!("{series} ");
-    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0.0, |v| v.parse().unwrap())
+/// The value of `series` on the agent's metrics endpoint at `base`, 0 when absent.
+async fn agent_metric(base: &str, series: &str) -> f64 {
+    tether_testkit::metric_at(base, series).await.unwrap_or(0.0)
 }
 
 async fn title_in_tether(s: &TestServer, sam: &str) -> Option<String> {
@@ -54,7 +52,7 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
     let dn = create_user(&mut ldap, &nu).await.unwrap();
     set_member(&mut ldap, &adi, &dn, true).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let metrics = format!("http://127.0.0.1:{port}");
     let state = tempfile::tempdir().unwrap();
     // The default poll interval: what an admin runs.
     let v = with_keys(

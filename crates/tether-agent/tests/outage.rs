@@ -11,16 +11,6 @@ use tether_ad::{connect, replace_attrs};
 use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_testkit::{private_dc, sandbox_cmd, with_keys, TestServer};
 
-/// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
-async fn metric(s: &TestServer, series: &str) -> Option<f64> {
-    metric_at(&s.url, series).await
-}
-
-async fn metric_at(base: &str, series: &str) -> Option<f64> {
-    let text = tether_testkit::client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-}
-
 /// A loopback address with a port free right now.
 fn free_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -116,15 +106,15 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
         list.as_array().unwrap().iter().find(|a| a["agentType"] == kind).unwrap()["id"].as_str().unwrap().to_string()
     };
     let (import_id, sync_id) = (id_of("IMPORT"), id_of("SYNC"));
-    assert_eq!(metric(&s, &reachable("import", &import_id)).await, Some(0.0));
-    assert_eq!(metric(&s, &reachable("sync", &sync_id)).await, Some(0.0));
-    let errors = metric(&s, r#"tether_ad_errors_total{source="agent",code="connect"}"#).await.unwrap_or(0.0)
-        + metric(&s, r#"tether_ad_errors_total{source="agent",code="ldap"}"#).await.unwrap_or(0.0);
+    assert_eq!(s.metric(&reachable("import", &import_id)).await, Some(0.0));
+    assert_eq!(s.metric(&reachable("sync", &sync_id)).await, Some(0.0));
+    let errors = s.metric(r#"tether_ad_errors_total{source="agent",code="connect"}"#).await.unwrap_or(0.0)
+        + s.metric(r#"tether_ad_errors_total{source="agent",code="ldap"}"#).await.unwrap_or(0.0);
     assert_eq!(errors, 2.0, "one per agent and outage");
     // The agents' own metrics say the same on their local ports.
     let (iurl, surl) = (format!("http://{imetrics}"), format!("http://{smetrics}"));
     for url in [&iurl, &surl] {
-        assert_eq!(metric_at(url, "tether_agent_ad_reachable").await, Some(0.0), "{url}");
+        assert_eq!(tether_testkit::metric_at(url, "tether_agent_ad_reachable").await, Some(0.0), "{url}");
     }
     tokio::time::sleep(Duration::from_secs(outage)).await;
     assert!(!import.is_finished() && !sync.is_finished(), "the agents keep running through the outage");
@@ -147,24 +137,24 @@ async fn agents_recover_from_an_ad_outage_and_deliver_everything() {
     for kind in ["IMPORT", "SYNC"] {
         eventually("the recovery is reported", async || ad_status(kind).await == json!({"reachable": true})).await;
     }
-    assert_eq!(metric(&s, &reachable("import", &import_id)).await, Some(1.0));
-    assert_eq!(metric(&s, &reachable("sync", &sync_id)).await, Some(1.0));
+    assert_eq!(s.metric(&reachable("import", &import_id)).await, Some(1.0));
+    assert_eq!(s.metric(&reachable("sync", &sync_id)).await, Some(1.0));
     let queue = format!(r#"tether_sync_queue_depth{{agent="{sync_id}",domain="{domain}",type="sync"}}"#);
-    assert_eq!(metric(&s, &queue).await, Some(0.0), "everything acknowledged");
+    assert_eq!(s.metric(&queue).await, Some(0.0), "everything acknowledged");
     for url in [&iurl, &surl] {
-        assert_eq!(metric_at(url, "tether_agent_ad_reachable").await, Some(1.0), "{url}");
+        assert_eq!(tether_testkit::metric_at(url, "tether_agent_ad_reachable").await, Some(1.0), "{url}");
     }
-    assert!(metric_at(&iurl, "tether_agent_cycle_seconds_count").await.unwrap() > 0.0);
-    assert!(metric_at(&iurl, "tether_agent_entries_read_total").await.unwrap() > 0.0);
-    assert!(metric_at(&surl, "tether_agent_feed_applied_total").await.unwrap() >= 2.0);
+    assert!(tether_testkit::metric_at(&iurl, "tether_agent_cycle_seconds_count").await.unwrap() > 0.0);
+    assert!(tether_testkit::metric_at(&iurl, "tether_agent_entries_read_total").await.unwrap() > 0.0);
+    assert!(tether_testkit::metric_at(&surl, "tether_agent_feed_applied_total").await.unwrap() >= 2.0);
     // Both directions were measured: the queued Tether changes waited out the outage.
     let count = |d: &str| format!(r#"tether_change_latency_seconds_count{{direction="{d}"}}"#);
-    assert!(metric(&s, &count("ad_to_tether")).await.unwrap() >= 1.0);
-    assert!(metric(&s, &count("tether_to_ad")).await.unwrap() >= 2.0);
+    assert!(s.metric(&count("ad_to_tether")).await.unwrap() >= 1.0);
+    assert!(s.metric(&count("tether_to_ad")).await.unwrap() >= 2.0);
     let slow = r#"tether_change_latency_seconds_bucket{le="1.0",direction="tether_to_ad"}"#;
-    let fast = metric(&s, slow).await.expect("the bucket is exposed");
+    let fast = s.metric(slow).await.expect("the bucket is exposed");
     assert!(
-        fast < metric(&s, &count("tether_to_ad")).await.unwrap(),
+        fast < s.metric(&count("tether_to_ad")).await.unwrap(),
         "the changes queued during the outage took longer than 1 s"
     );
     // Reads cut off by the outage removed nobody.

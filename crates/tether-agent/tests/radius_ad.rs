@@ -74,11 +74,7 @@ async fn an_ad_user_gets_in_with_its_ad_password_until_disabled_in_ad() {
     assert!(out.contains("Received Access-Reject"), "{out}");
     let (ok, out) = eapol_test(&s.radius, SECRET, &sam, AD_PASSWORD).await;
     assert!(ok, "the AD password by EAP-TTLS (Wi-Fi): {out}");
-    let metrics = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    let accepted_by_ad: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(r#"tether_delegated_auth_seconds_count{outcome="accepted"} "#))
-        .map_or(0.0, |v| v.parse().unwrap());
+    let accepted_by_ad = s.metric(r#"tether_delegated_auth_seconds_count{outcome="accepted"}"#).await.unwrap_or(0.0);
     assert!(accepted_by_ad >= 2.0, "AD answered both logins: {accepted_by_ad}");
 
     // Disabled in AD: one import cycle later, refused.

@@ -29,6 +29,20 @@ pub fn json_of<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("serializes")
 }
 
+/// The value of `series` (its name and labels exactly as exposed) in the Prometheus text
+/// `text`; `None` when absent. A value that is not a number fails the test.
+pub fn metric_in(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{series}: {v:?} is not a number: {e}")))
+}
+
+/// [`metric_in`] of `{base}/metrics` (tetherd's, or an agent's `MetricsListen`).
+pub async fn metric_at(base: &str, series: &str) -> Option<f64> {
+    let text = client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    metric_in(&text, series)
+}
+
 pub fn with_keys(mut base: Value, more: Value) -> Value {
     if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
         b.extend(m);

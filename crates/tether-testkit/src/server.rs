@@ -196,6 +196,11 @@ impl TestServer {
         self.create("/api/v2/activedirectories", serde_json::json!({"domain": dn, "useCase": use_case})).await
     }
 
+    /// The value of `series` in this server's `/metrics` ([`crate::metric_in`]).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        crate::metric_at(&self.url, series).await
+    }
+
     /// Adds the user `user` to the group `group`.
     pub async fn add_member(&self, group: &str, user: &str) {
         let path = format!("/api/v2/usergroups/{group}/members");

@@ -243,9 +243,7 @@ async fn users_change_their_password_and_guesses_are_limited() {
 
 /// The value of counter `tether_<name>_total{outcome=...}`.
 async fn counter(s: &TestServer, name: &str, outcome: &str) -> u64 {
-    let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    let series = format!("tether_{name}_total{{outcome=\"{outcome}\"}} ");
-    m.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().unwrap())
+    s.metric(&format!("tether_{name}_total{{outcome=\"{outcome}\"}}")).await.map_or(0, |v| v as u64)
 }
 
 async fn cache_count(s: &TestServer, outcome: &str) -> u64 {

@@ -98,9 +98,7 @@ fn unbase32(s: &str) -> Vec<u8> {
 
 /// The value of the `/metrics` series `series` (name and labels), 0 when absent.
 async fn metric(s: &TestServer, series: &str) -> u64 {
-    let m = s.client.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    let series = format!("{series} ");
-    m.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.parse().unwrap())
+    s.metric(series).await.map_or(0, |v| v as u64)
 }
 
 /// The count of RADIUS datagrams with `outcome`.
