@@ -220,19 +220,28 @@ pub async fn read_groups(ldap: &mut Ldap, base: &str) -> Result<Vec<GroupEntry>,
 
 /// The groups below `base` matching `filter`, with complete (ranged) member lists.
 pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Vec<GroupEntry>, AdError> {
-    let entries = paged_search(ldap, base, filter, &["cn", "objectGUID", "objectSid", "member", "uSNChanged"]).await?;
+    let entries = paged_search(ldap, base, filter, GROUP_ATTRS).await?;
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
-        out.push(GroupEntry {
-            dn: e.dn.clone(),
-            name: text(e, "cn").unwrap_or_default(),
-            guid: guid_hex(e),
-            rid: sid_rid(e),
-            members: ranged_values(ldap, e, "member", None).await?,
-            usn: usn_changed(e),
-        });
+        out.push(group_entry(ldap, e).await?);
     }
     Ok(out)
+}
+
+/// The attributes a [`GroupEntry`] is made of.
+pub const GROUP_ATTRS: &[&str] = &["cn", "objectGUID", "objectSid", "member", "uSNChanged"];
+
+/// A group from an entry read with (at least) [`GROUP_ATTRS`]; the rest of a ranged `member`
+/// is read on `ldap`.
+pub async fn group_entry(ldap: &mut Ldap, e: &Entry) -> Result<GroupEntry, AdError> {
+    Ok(GroupEntry {
+        dn: e.dn.clone(),
+        name: text(e, "cn").unwrap_or_default(),
+        guid: guid_hex(e),
+        rid: sid_rid(e),
+        members: ranged_values(ldap, e, "member", None).await?,
+        usn: usn_changed(e),
+    })
 }
 
 /// An entry's `uSNChanged` (0 when it was not read).

@@ -2,10 +2,12 @@
 //!
 //! A cycle first reads rootDSE `highestCommittedUSN` (cheap, moves on every write but not on
 //! binds): when it has not moved since the last applied cycle, nothing is read at all.
-//! Otherwise only what changed is read: groups and users whose `uSNChanged` passed the
-//! watermark (the agent keeps every group in `StateDir`, so the nested-group closure and the
-//! privileged groups are computed locally), users that entered the scope by DN, and those that
-//! left it reported as `gone`, in an incremental report.
+//! Otherwise only what changed is read: the objects whose `uSNChanged` passed the watermark
+//! (the agent keeps every group in `StateDir`, so the nested-group closure and the privileged
+//! groups are computed locally), users that entered the scope by DN, and those that left it
+//! reported as `gone`, in an incremental report. Up to [`EXACT_MAX`] USNs are read by exact
+//! value, `(|(uSNChanged=N)(uSNChanged=N+1)…)`, which the DC's index serves at once, where
+//! Samba scans the whole naming context for a `(uSNChanged>=N)` range.
 //!
 //! Deleting an object in AD removes it from its groups' `member` without moving the groups'
 //! `uSNChanged`, and its tombstone is invisible to a least-privileged account (AD-FACTS), so
@@ -15,6 +17,12 @@
 //! object written twice, or one outside the scope's filters), the agent re-reads every
 //! group's membership (the membership check: one search, much cheaper than a complete read)
 //! and whoever left the scope is reported gone, within one poll interval.
+//!
+//! When change notifications are open (`notify.rs`), the objects they delivered stand in for
+//! that read: if they account for every USN from the watermark on (no gap), the cycle applies
+//! them and sends AD no search beyond rootDSE, up to the last USN they account for. A gap (a
+//! deletion, a write the notification search cannot see, a notification still on its way)
+//! is left to a `uSNChanged` read as above, so notifications only ever shorten the way.
 //!
 //! A complete read of the scope (every group and every user under the root user container)
 //! runs on first start and every `RECONCILE_EVERY`, for time-based states (a password
@@ -36,6 +44,7 @@ use tether_core::user::{Address, PhoneNumber};
 use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
 use crate::config::{ImportConfig, InstalledOn};
+use crate::notify::Inbox;
 use crate::session::Session;
 use crate::AgentError;
 
@@ -85,11 +94,55 @@ pub const USER_ATTRS: &[&str] = &[
     "gidNumber",
 ];
 
+/// The attributes the notification search asks for: a notified user or group carries
+/// everything a cycle would read of it, and its class, to tell which it is.
+pub fn notified_attrs() -> Vec<&'static str> {
+    let mut attrs: Vec<&str> = USER_ATTRS.to_vec();
+    for a in ["objectClass", "objectCategory"].iter().chain(tether_ad::read::GROUP_ATTRS) {
+        if !attrs.contains(a) {
+            attrs.push(a);
+        }
+    }
+    attrs
+}
+
+/// How a cycle learnt what changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadKind {
+    /// Nothing moved (or this agent is not the one that reads): rootDSE only.
+    #[default]
+    Idle,
+    /// From the change notifications alone: no search of the scope.
+    Notified,
+    /// One indexed search for the objects holding exactly the USNs since the watermark
+    /// (and the membership check when some USN is unexplained).
+    Exact,
+    /// `(uSNChanged>=N)` searches, which scan the scope on Samba (and the membership check
+    /// when some USN is unexplained): after a gap of more than [`EXACT_MAX`] USNs.
+    Scan,
+    /// The complete read of the scope.
+    Complete,
+}
+
+impl ReadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadKind::Idle => "idle",
+            ReadKind::Notified => "notified",
+            ReadKind::Exact => "exact",
+            ReadKind::Scan => "scan",
+            ReadKind::Complete => "complete",
+        }
+    }
+}
+
 /// What a cycle did, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CycleStats {
-    /// User and group entries read from AD (0 on an idle cycle).
+    /// User and group entries read from AD (0 on an idle cycle; the notified ones on a
+    /// notified cycle).
     pub entries_read: usize,
+    pub read: ReadKind,
     /// The server's answer, when a report was sent.
     pub outcome: Option<ImportOutcome>,
 }
@@ -424,22 +477,121 @@ fn explained(since: u64, highest: u64, read: impl IntoIterator<Item = u64>) -> b
     seen.len() as u64 == highest - since + 1
 }
 
-/// Reads only what changed since the cached USN (objects whose `uSNChanged` moved), plus
-/// users who entered the scope through a group change, and reports them incrementally.
-/// When the objects read do not account for every USN up to `highest`, every group's
-/// membership is read again (the membership check), which reveals deletions.
+/// Whether a notified object is what the `uSNChanged` read of users finds: a person of
+/// class user (not a computer, which is a user too, nor a contact).
+fn is_user(e: &tether_ad::read::Entry) -> bool {
+    let has = |k: &str, pred: &dyn Fn(&str) -> bool| e.attrs.get(k).is_some_and(|v| v.iter().any(|x| pred(x)));
+    has("objectClass", &|c| c.eq_ignore_ascii_case("user"))
+        && has("objectCategory", &|c| c.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("CN=Person,")))
+}
+
+fn is_group(e: &tether_ad::read::Entry) -> bool {
+    e.attrs.get("objectClass").is_some_and(|v| v.iter().any(|c| c.eq_ignore_ascii_case("group")))
+}
+
+/// The notified objects (in USN order) that account for every USN from `since` on without
+/// a gap, each object once in its latest version, and the last USN they account for; `None`
+/// when `since` itself is not accounted for.
+fn notified_run(since: u64, entries: Vec<tether_ad::read::Entry>) -> Option<(u64, Vec<tether_ad::read::Entry>)> {
+    let mut next = since;
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    let mut run: Vec<Option<tether_ad::read::Entry>> = Vec::new();
+    for e in entries {
+        let usn = usn_changed(&e);
+        if usn < since {
+            continue;
+        }
+        if usn > next {
+            break; // no object accounts for `next`
+        }
+        next = next.max(usn + 1);
+        if let Some(i) = latest.insert(guid_hex(&e), run.len()) {
+            run[i] = None;
+        }
+        run.push(Some(e));
+    }
+    (next > since).then(|| (next - 1, run.into_iter().flatten().collect()))
+}
+
+/// The most USNs a cycle reads by exact value (one search, a filter of this many terms);
+/// past it, by `(uSNChanged>=N)`.
+pub const EXACT_MAX: u64 = 200;
+
+/// `(|(uSNChanged=since)…(uSNChanged=highest))`: the objects whose latest write took one of
+/// these USNs. An equality on `uSNChanged` is served by its index; on Samba (TDB) a
+/// `uSNChanged>=` range is not, and scans the naming context (~150 ms at 10,000 users against
+/// ~1 ms; docs/performance.md).
+fn exact_usns_filter(since: u64, highest: u64) -> String {
+    let mut f = String::from("(|");
+    for u in since..=highest {
+        f.push_str(&format!("(uSNChanged={u})"));
+    }
+    f.push(')');
+    f
+}
+
+/// How a cycle that is neither complete nor notified reads what changed.
+fn read_kind(since: u64, highest: u64) -> ReadKind {
+    if highest.saturating_sub(since) < EXACT_MAX {
+        ReadKind::Exact
+    } else {
+        ReadKind::Scan
+    }
+}
+
+/// The objects changed since the cached USN: the notified ones when given; otherwise those
+/// holding exactly the USNs up to `highest` (one indexed search), or, past [`EXACT_MAX`] of
+/// them, read by `uSNChanged>=` (groups, then users, anywhere in the naming context). Each
+/// object read accounts for its USN, whatever it is (an OU, a computer).
+async fn changed_objects(
+    ldap: &mut Ldap,
+    nc: &str,
+    since: u64,
+    highest: u64,
+    notified: Option<Vec<tether_ad::read::Entry>>,
+) -> Result<(Vec<GroupEntry>, Vec<tether_ad::read::Entry>, Vec<u64>), AgentError> {
+    let objects = match notified {
+        Some(n) => n,
+        None if read_kind(since, highest) == ReadKind::Exact => {
+            paged_search(ldap, nc, &exact_usns_filter(since, highest), &notified_attrs()).await?
+        }
+        None => {
+            let groups =
+                read_groups_filtered(ldap, nc, &format!("(&(objectClass=group)(uSNChanged>={since}))")).await?;
+            let users = paged_search(ldap, nc, &format!("(&{USERS}(uSNChanged>={since}))"), USER_ATTRS).await?;
+            let usns = groups.iter().map(|g| g.usn).chain(users.iter().map(usn_changed)).collect();
+            return Ok((groups, users, usns));
+        }
+    };
+    let usns = objects.iter().map(usn_changed).collect();
+    let mut groups = Vec::new();
+    let mut users = Vec::new();
+    for e in objects {
+        if is_group(&e) {
+            groups.push(tether_ad::read::group_entry(ldap, &e).await?);
+        } else if is_user(&e) {
+            users.push(e);
+        }
+    }
+    Ok((groups, users, usns))
+}
+
+/// Reads only what changed since the cached USN (objects whose `uSNChanged` moved, or the
+/// notified ones), plus users who entered the scope through a group change, and reports them
+/// incrementally. When the objects read do not account for every USN up to `highest`, every
+/// group's membership is read again (the membership check), which reveals deletions.
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
     nc: &str,
     cache: &mut Cache,
     highest: u64,
+    notified: Option<Vec<tether_ad::read::Entry>>,
 ) -> Result<Observed, AgentError> {
     let since = cache.usn.unwrap_or(0) + 1;
     let before = facts(cfg, &cache.groups)?;
     let mirrored_before = mirrored_guids(&cache.groups, &before);
-    let changed_groups =
-        read_groups_filtered(ldap, nc, &format!("(&(objectClass=group)(uSNChanged>={since}))")).await?;
+    let (changed_groups, changed_users, usns) = changed_objects(ldap, nc, since, highest, notified).await?;
     for g in &changed_groups {
         if let Some(old) = cache.groups.get(&g.guid).filter(|o| !o.dn.eq_ignore_ascii_case(&g.dn)) {
             let old_dn = old.dn.clone();
@@ -447,7 +599,6 @@ async fn incremental_read(
         }
         cache.groups.insert(g.guid.clone(), g.clone());
     }
-    let changed_users = paged_search(ldap, nc, &format!("(&{USERS}(uSNChanged>={since}))"), USER_ATTRS).await?;
     for e in &changed_users {
         let guid = guid_hex(e);
         if let Some(old) = cache.scope.get(&guid).filter(|d| !d.eq_ignore_ascii_case(&e.dn)).cloned() {
@@ -457,7 +608,6 @@ async fn incremental_read(
     }
     // Groups renamed or moved (lowercased DNs): their entries are reported again.
     let mut moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
-    let usns = changed_groups.iter().map(|g| g.usn).chain(changed_users.iter().map(usn_changed));
     let mut checked = 0;
     if !explained(since, highest, usns) {
         let fresh = read_groups(ldap, nc).await?;
@@ -560,11 +710,26 @@ pub async fn cycle(
     session: &Session,
     force: bool,
 ) -> Result<CycleStats, AgentError> {
+    cycle_with(cfg, ldap, session, force, None).await
+}
+
+/// [`cycle`], taking what the change notifications delivered from `inbox` when it accounts
+/// for every USN since the watermark.
+pub async fn cycle_with(
+    cfg: &ImportConfig,
+    ldap: &mut Ldap,
+    session: &Session,
+    force: bool,
+    inbox: Option<&Inbox>,
+) -> Result<CycleStats, AgentError> {
     let path = cfg.state_dir().join("import.json");
     let mut cache = load_cache(&path);
     let dse = root_dse(ldap).await?;
     let due = now_secs().saturating_sub(cache.last_complete) >= RECONCILE_EVERY.as_secs();
     let complete = force || due || cache.usn.is_none();
+    if let (Some(i), Some(w)) = (inbox, cache.usn) {
+        i.forget_through(w);
+    }
     if !complete && cache.usn == Some(dse.highest_committed_usn) {
         return Ok(CycleStats::default());
     }
@@ -575,10 +740,19 @@ pub async fn cycle(
     }
     let nc = dse.default_naming_context.clone();
     let started = std::time::Instant::now();
-    let read = if complete {
-        full_read(cfg, ldap, &nc, &mut cache).await?
+    let notified = match (complete, inbox, cache.usn) {
+        (false, Some(i), Some(w)) => notified_run(w + 1, i.since(w)),
+        _ => None,
+    };
+    // The USN the cycle accounts for up to: anything written later is seen next cycle.
+    let (through, kind, read) = if complete {
+        (dse.highest_committed_usn, ReadKind::Complete, full_read(cfg, ldap, &nc, &mut cache).await?)
+    } else if let Some((last, entries)) = notified {
+        (last, ReadKind::Notified, incremental_read(cfg, ldap, &nc, &mut cache, last, Some(entries)).await?)
     } else {
-        incremental_read(cfg, ldap, &nc, &mut cache, dse.highest_committed_usn).await?
+        let highest = dse.highest_committed_usn;
+        let kind = read_kind(cache.usn.unwrap_or(0) + 1, highest);
+        (highest, kind, incremental_read(cfg, ldap, &nc, &mut cache, highest, None).await?)
     };
     let read_ms = started.elapsed().as_millis() as u64;
     let mut report = read.report;
@@ -586,7 +760,7 @@ pub async fn cycle(
     let outcome = session.report_import(&report).await?;
     drop(report);
     tracing::debug!(
-        complete,
+        read = kind.as_str(),
         entries = read.entries_read,
         read_ms,
         report_ms = started.elapsed().as_millis() as u64 - read_ms,
@@ -596,7 +770,7 @@ pub async fn cycle(
         // Held by a mass-change guard: nothing was applied. The watermark stays, so the
         // same changes are reported again until an admin approves or rejects the plan.
         tracing::warn!(reason = ?outcome.held_reason, "import cycle held by a mass-change guard: see the domain's plan");
-        return Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) });
+        return Ok(CycleStats { entries_read: read.entries_read, read: kind, outcome: Some(outcome) });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
         let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
@@ -604,14 +778,16 @@ pub async fn cycle(
             session.send_passwords(&hashes).await?;
         }
     }
-    // The USN read before the changes: anything written during the read is seen next cycle.
     // Saved only once the server has applied the report, so a crash re-reads.
-    cache.usn = Some(dse.highest_committed_usn);
+    cache.usn = Some(through);
     if complete {
         cache.last_complete = now_secs();
     }
     save_cache(&path, &cache)?;
-    Ok(CycleStats { entries_read: read.entries_read, outcome: Some(outcome) })
+    if let Some(i) = inbox {
+        i.forget_through(through);
+    }
+    Ok(CycleStats { entries_read: read.entries_read, read: kind, outcome: Some(outcome) })
 }
 
 #[cfg(test)]
@@ -632,6 +808,60 @@ mod tests {
         for (since, highest, read, want) in rows {
             assert_eq!(super::explained(since, highest, read.iter().copied()), want, "{since}..={highest} {read:?}");
         }
+    }
+
+    /// A notified object: `guid` (one byte, repeated) at `usn`.
+    fn obj(guid: u8, usn: u64) -> tether_ad::read::Entry {
+        tether_ad::read::Entry {
+            dn: format!("CN=o{guid},DC=x"),
+            attrs: [("uSNChanged".to_string(), vec![usn.to_string()])].into(),
+            bin_attrs: [("objectGUID".to_string(), vec![vec![guid; 16]])].into(),
+        }
+    }
+
+    #[test]
+    fn notified_objects_stand_in_for_a_read_up_to_the_first_gap() {
+        type Objects = &'static [(u8, u64)];
+        type Row = (u64, Objects, Option<(u64, Objects)>);
+        #[rustfmt::skip]
+        let rows: [Row; 8] = [
+            // since, notified (object, USN) in USN order, (last USN accounted for, objects applied)
+            (10, &[],                          None),                          // nothing notified
+            (10, &[(1, 10)],                   Some((10, &[(1, 10)]))),        // one edit
+            (10, &[(1, 10), (2, 11), (3, 12)], Some((12, &[(1, 10), (2, 11), (3, 12)]))),
+            (10, &[(1, 11)],                   None),                          // 10 unexplained (a deletion)
+            (10, &[(1, 10), (2, 12)],          Some((10, &[(1, 10)]))),        // a gap at 11: stop before it
+            (10, &[(1, 8), (2, 9), (1, 10)],   Some((10, &[(1, 10)]))),        // already applied ones skipped
+            (10, &[(1, 10), (2, 11), (1, 12)], Some((12, &[(2, 11), (1, 12)]))), // latest version once
+            (10, &[(1, 10), (1, 10), (2, 11)], Some((11, &[(1, 10), (2, 11)]))), // notified twice
+        ];
+        for (since, notified, want) in rows {
+            let got = super::notified_run(since, notified.iter().map(|&(g, u)| obj(g, u)).collect());
+            let got = got.map(|(last, es)| {
+                (
+                    last,
+                    es.iter().map(|e| (super::guid_hex(e)[..2].to_string(), super::usn_changed(e))).collect::<Vec<_>>(),
+                )
+            });
+            let want =
+                want.map(|(last, es)| (last, es.iter().map(|&(g, u)| (format!("{g:02x}"), u)).collect::<Vec<_>>()));
+            assert_eq!(got, want, "since {since}, notified {notified:?}");
+        }
+    }
+
+    #[test]
+    fn a_few_usns_are_read_by_exact_value_and_many_by_range() {
+        use super::ReadKind::{Exact, Scan};
+        let rows = [
+            (10, 10, Exact),
+            (10, 12, Exact),
+            (10, 10 + super::EXACT_MAX - 1, Exact),
+            (10, 10 + super::EXACT_MAX, Scan),
+        ];
+        for (since, highest, want) in rows {
+            assert_eq!(super::read_kind(since, highest), want, "{since}..={highest}");
+        }
+        assert_eq!(super::exact_usns_filter(7, 9), "(|(uSNChanged=7)(uSNChanged=8)(uSNChanged=9))");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! An agent's own metrics, served in the Prometheus text format on an optional local port
 //! (`MetricsListen` in the import agent's config, `metrics_listen` in the sync agent's):
 //! cycle durations and entries read, feed entries applied, delegated verifications, AD
-//! errors by code, whether AD is reachable, and its change notifications — what an admin watches on the AD side, where
-//! tetherd's own `/metrics` cannot see.
+//! errors by code, whether AD is reachable, its change notifications and how each cycle
+//! learnt what changed — what an admin watches on the AD side, where tetherd's own
+//! `/metrics` cannot see.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub struct AgentMetrics {
     notifications: Counter,
     notifications_open: Gauge,
     woken: Counter,
+    reads: Family<Labels, Counter>,
 }
 
 fn buckets() -> impl Iterator<Item = f64> {
@@ -41,6 +43,7 @@ impl Default for AgentMetrics {
         let auth = Family::<Labels, Histogram>::new_with_constructor(hist as fn() -> Histogram);
         let ad_errors = Family::<Labels, Counter>::default();
         let (notifications, notifications_open, woken) = (Counter::default(), Gauge::default(), Counter::default());
+        let reads = Family::<Labels, Counter>::default();
         let mut registry = Registry::with_prefix("tether_agent");
         registry.register("cycle_seconds", "Duration of import cycles, idle ones included", cycle.clone());
         registry.register("entries_read", "AD entries read by import cycles", entries_read.clone());
@@ -58,6 +61,11 @@ impl Default for AgentMetrics {
             "1 while the change-notification search is open, 0 while it is being opened again",
             notifications_open.clone(),
         );
+        registry.register(
+            "cycle_reads",
+            "Import cycles by how they learnt what changed: idle (rootDSE only), notified (from change notifications, no search), exact (one indexed search by USN), scan (uSNChanged>= searches), complete",
+            reads.clone(),
+        );
         registry.register("cycles_woken", "Import cycles started at once by a change notification", woken.clone());
         AgentMetrics {
             registry,
@@ -70,14 +78,16 @@ impl Default for AgentMetrics {
             notifications,
             notifications_open,
             woken,
+            reads,
         }
     }
 }
 
 impl AgentMetrics {
-    pub fn cycle(&self, seconds: f64, entries_read: u64) {
+    pub fn cycle(&self, seconds: f64, entries_read: u64, read: crate::import::ReadKind) {
         self.cycle.observe(seconds);
         self.entries_read.inc_by(entries_read);
+        self.reads.get_or_create(&vec![("read".into(), read.as_str().into())]).inc();
     }
 
     pub fn feed_applied(&self, n: u64) {

@@ -5,9 +5,12 @@
 //!
 //! One notification search per agent, on a connection of its own: subtree at the domain's
 //! naming-context root (the one place AD allows a subtree notification; it covers the whole
-//! scope, wherever its containers are). A notification only wakes the main loop, which runs
-//! the import cycle at once; the cycle decides what to read, as after a poll. Several
-//! notifications arriving during a cycle wake one more cycle, not one each.
+//! scope, wherever its containers are). Each notification carries the changed object as it
+//! is after the write, with every attribute the import reads, so it goes to the [`Inbox`] and
+//! wakes the main loop: when the inbox accounts for every USN since the watermark, the cycle
+//! applies what it holds and sends AD no search at all (`import.rs`); otherwise it reads by
+//! `uSNChanged`, as after a poll. Several notifications arriving during a cycle wake one
+//! more cycle, not one each.
 //!
 //! What notifications do not cover, the poll does: a deletion and the silent `member` change
 //! it makes send no notification to a least-privileged account (AD-FACTS), so the main loop
@@ -17,11 +20,12 @@
 //! nothing to say for [`REARM`] is opened again, so a connection the network dropped silently
 //! does not leave the agent deaf.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tether_ad::ldap3::controls::RawControl;
-use tether_ad::ldap3::Scope;
+use tether_ad::ldap3::{Scope, SearchEntry};
+use tether_ad::read::{usn_changed, Entry};
 use tether_ad::LdapTarget;
 use tokio::sync::Notify;
 
@@ -31,13 +35,73 @@ use crate::metrics::AgentMetrics;
 pub const CHANGE_NOTIFICATION: &str = "1.2.840.113556.1.4.528";
 /// A search silent this long is closed and opened again.
 pub const REARM: Duration = Duration::from_secs(300);
+/// Notified entries kept for the next cycle at most: past this (tetherd away for long during
+/// a mass change) the inbox is emptied, which leaves USNs it cannot account for, so the next
+/// cycle reads by `uSNChanged` instead: memory stays bounded and nothing is lost.
+pub const INBOX_MAX: usize = 10_000;
 
-/// Holds a notification search open on `target`'s domain and wakes `wake` at each
-/// notification and at each (re)opening, until the task is aborted.
-pub async fn watch(target: LdapTarget, wake: Arc<Notify>, metrics: Arc<AgentMetrics>) {
+/// The objects notified and not yet applied, and the wake-up of the main loop.
+#[derive(Default)]
+pub struct Inbox {
+    wake: Notify,
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Inbox {
+    /// Files a notified object and wakes the main loop.
+    pub fn push(&self, e: Entry) {
+        {
+            let mut q = self.entries.lock().expect("inbox lock");
+            if q.len() >= INBOX_MAX {
+                tracing::info!(kept = q.len(), "notified changes beyond the inbox: the next cycle reads by uSNChanged");
+                q.clear();
+            }
+            q.push(e);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Wakes the main loop without an entry (a search (re)opened: catch up).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Inbox::push`] or [`Inbox::wake`] (or at once for one that came
+    /// while nobody waited).
+    pub async fn notified(&self) {
+        self.wake.notified().await
+    }
+
+    /// The entries whose `uSNChanged` is past `watermark`, in USN order; the inbox keeps
+    /// them until [`Inbox::forget_through`].
+    pub fn since(&self, watermark: u64) -> Vec<Entry> {
+        let mut out: Vec<Entry> =
+            self.entries.lock().expect("inbox lock").iter().filter(|e| usn_changed(e) > watermark).cloned().collect();
+        out.sort_by_key(usn_changed);
+        out
+    }
+
+    /// Drops the entries a cycle has applied (or read past): `uSNChanged` ≤ `usn`.
+    pub fn forget_through(&self, usn: u64) {
+        self.entries.lock().expect("inbox lock").retain(|e| usn_changed(e) > usn);
+    }
+
+    /// How many entries wait (for tests and logs).
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("inbox lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Holds a notification search open on `target`'s domain, filing each notified object in
+/// `inbox`, and wakes the main loop at each (re)opening, until the task is aborted.
+pub async fn watch(target: LdapTarget, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
     let mut failures = 0u32;
     loop {
-        match watch_once(&target, &wake, &metrics).await {
+        match watch_once(&target, &inbox, &metrics).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -50,25 +114,27 @@ pub async fn watch(target: LdapTarget, wake: Arc<Notify>, metrics: Arc<AgentMetr
 }
 
 /// One notification search, until it ends, fails or stays silent for [`REARM`].
-async fn watch_once(target: &LdapTarget, wake: &Notify, metrics: &AgentMetrics) -> Result<(), tether_ad::AdError> {
+async fn watch_once(target: &LdapTarget, inbox: &Inbox, metrics: &AgentMetrics) -> Result<(), tether_ad::AdError> {
     let mut ldap = tether_ad::connect(target).await?;
     let nc = tether_ad::read::root_dse(&mut ldap).await?.default_naming_context;
     let control = RawControl { ctype: CHANGE_NOTIFICATION.into(), crit: true, val: None };
-    // AD accepts only `(objectClass=*)` with this control; the DN is all the wake needs.
+    // AD accepts only `(objectClass=*)` with this control; the entries carry what a cycle
+    // would read of a user or a group.
     let mut stream = ldap
         .with_controls(control)
-        .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", vec!["1.1"])
+        .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", crate::import::notified_attrs())
         .await
         .map_err(tether_ad::AdError::from)?;
     metrics.notifications_open(true);
     // Whatever changed while no search was open is caught up by the cycle this wakes.
-    wake.notify_one();
+    inbox.wake();
     loop {
         match tokio::time::timeout(REARM, stream.next()).await {
             Err(_) => return Ok(()),
-            Ok(Ok(Some(_))) => {
+            Ok(Ok(Some(r))) if r.is_ref() || r.is_intermediate() => {}
+            Ok(Ok(Some(r))) => {
                 metrics.notification();
-                wake.notify_one();
+                inbox.push(SearchEntry::construct(r));
             }
             Ok(Ok(None)) => {
                 // Ended by the server: its result says why (a refused control, a restart).

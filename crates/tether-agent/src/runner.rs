@@ -5,9 +5,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tether_ad::LdapTarget;
 
 use crate::config::{ImportConfig, InstalledOn, SyncConfig};
+use crate::notify::Inbox;
 use crate::session::Session;
 use crate::AgentError;
 
@@ -43,7 +46,7 @@ const WOKEN_GAP: Duration = Duration::from_millis(100);
 
 /// The main loop. The import agent checks AD every `min(interval, 1 s)` (a rootDSE read,
 /// ~0.3 ms: `PollIntervalSeconds` is the ceiling, not the target), and at once when `wake`
-/// is notified (a change notification from AD, `notify.rs`); it heartbeats every
+/// is woken (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
 /// work arrives by long-poll).
 async fn main_loop(
@@ -51,7 +54,7 @@ async fn main_loop(
     interval: Duration,
     shutdown: impl Future<Output = ()>,
     mut work: Option<ImportWork>,
-    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+    wake: Option<Arc<Inbox>>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     let (tick, beat_every) = match work {
@@ -151,6 +154,8 @@ struct ImportWork {
     cfg: ImportConfig,
     target: LdapTarget,
     ldap: Option<tether_ad::Ldap>,
+    /// What the change notifications delivered.
+    inbox: Arc<Inbox>,
     /// Whether a cycle of this run has been applied. The first cycle of every run, and the
     /// first after a failed one, is a complete read: an agent killed (or cut off) after
     /// tetherd applied a cycle but before it saved its watermark resumes with a cache (scope)
@@ -167,10 +172,10 @@ impl ImportWork {
             None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
         let started = std::time::Instant::now();
-        match crate::import::cycle(&self.cfg, conn, session, !self.reconciled).await {
+        match crate::import::cycle_with(&self.cfg, conn, session, !self.reconciled, Some(&self.inbox)).await {
             Ok(stats) => {
                 self.reconciled |= stats.outcome.is_some();
-                session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64);
+                session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64, stats.read);
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %serde_json::to_string(&o).unwrap_or_default(), "import cycle applied");
                 }
@@ -228,10 +233,10 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let every = interval(cfg.main_loop.poll_interval_seconds);
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
     let metrics = serve_metrics(cfg.metrics_listen, &session);
-    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let watch = tokio::spawn(crate::notify::watch(target.clone(), wake.clone(), session.metrics.clone()));
-    let work = ImportWork { cfg, target, ldap, reconciled: false };
-    let r = main_loop(session, every, shutdown, Some(work), Some(wake)).await;
+    let inbox = Arc::new(Inbox::default());
+    let watch = tokio::spawn(crate::notify::watch(target.clone(), inbox.clone(), session.metrics.clone()));
+    let work = ImportWork { cfg, target, ldap, inbox: inbox.clone(), reconciled: false };
+    let r = main_loop(session, every, shutdown, Some(work), Some(inbox)).await;
     watch.abort();
     delegation.abort();
     if let Some(m) = metrics {

@@ -36,14 +36,8 @@ async fn agent_json(s: &TestServer, domain: &str, agent: &str) -> Value {
     s.call("GET", &format!("/api/v2/activedirectories/{domain}/agents/{agent}"), None).await.body
 }
 
-async fn wait_for(mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition not reached in 5 s");
+async fn wait_for(f: impl AsyncFnMut() -> bool) {
+    tether_testkit::eventually("the agent's state", Duration::from_secs(5), f).await
 }
 
 #[tokio::test]

@@ -14,14 +14,8 @@ use tether_ad::{connect, create_group, create_user, set_member, LdapTarget, NewU
 use tether_agent::config::{ImportConfig, SyncConfig};
 use tether_testkit::{dc, unique, with_keys, workspace_root, TestServer};
 
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..240 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("not reached within 60 s: {what}");
+async fn eventually(what: &str, f: impl AsyncFnMut() -> bool) {
+    tether_testkit::eventually(what, Duration::from_secs(60), f).await
 }
 
 /// `e2e/node_modules` from the lock file (npm registry; no browser is downloaded).

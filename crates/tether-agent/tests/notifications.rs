@@ -22,14 +22,8 @@ async fn title_in_tether(s: &TestServer, sam: &str) -> Option<String> {
     r["results"].get(0).map(|u| u["jobTitle"].as_str().unwrap_or_default().to_string())
 }
 
-async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 10 s");
+async fn wait_for(what: &str, f: impl AsyncFnMut() -> bool) {
+    tether_testkit::eventually(what, Duration::from_secs(10), f).await
 }
 
 #[tokio::test]

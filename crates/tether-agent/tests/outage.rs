@@ -16,14 +16,8 @@ fn free_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..240 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("not reached within 60 s: {what}");
+async fn eventually(what: &str, f: impl AsyncFnMut() -> bool) {
+    tether_testkit::eventually(what, Duration::from_secs(60), f).await
 }
 
 #[tokio::test]

@@ -193,6 +193,13 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
 
     // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
     //    enables, group membership changes and deletions, in turn.
+    // Its metrics tell how each cycle learnt what changed (notified, or by uSNChanged searches).
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let with_metrics = tether_testkit::with_keys(
+        import_config_json(&s, &d, &key, state.path(), "member_server"),
+        json!({"MetricsListen": format!("127.0.0.1:{metrics_port}")}),
+    );
+    std::fs::write(&cfg_path, with_metrics.to_string())?;
     let importer = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
     let mut admin = connect(&d.admin_target()).await?;
     let team = tether_ad::create_group(&mut admin, &d.users_container(), "benchteam").await?;
@@ -269,6 +276,14 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     results["ad_to_tether_latency"] = dist(lat);
     results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
     results["ad_to_tether_latency"]["ad_write_by_kind"] = by_kind(&writes);
+    // Cycles by how they read, over the whole step (its first, complete one included).
+    let agent_metrics = format!("http://127.0.0.1:{metrics_port}");
+    let mut reads = serde_json::Map::new();
+    for kind in ["idle", "notified", "exact", "scan", "complete"] {
+        let series = format!(r#"tether_agent_cycle_reads_total{{read="{kind}"}}"#);
+        reads.insert(kind.into(), json!(tether_testkit::metric_at(&agent_metrics, &series).await.unwrap_or(0.0)));
+    }
+    results["ad_to_tether_latency"]["cycles_by_read"] = Value::Object(reads);
     results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
     drop(importer);
 

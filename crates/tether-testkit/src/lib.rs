@@ -8,6 +8,7 @@
 //! test to need it provisions and starts it under a file lock, later ones find it running.
 //! `scripts/test.sh` provisions a fresh one before the run and stops it afterwards.
 
+mod cut;
 mod daemon;
 mod pki;
 mod postgres;
@@ -15,6 +16,7 @@ pub mod radius;
 mod server;
 mod smtp;
 
+pub use cut::TcpCut;
 pub use daemon::{daemon, Daemon};
 pub use pki::{ca_file, client, pki, Pki, PKI_DIR_VAR};
 pub use postgres::{postgres, postgres_db, PgDatabase};
@@ -23,7 +25,6 @@ pub use smtp::smtp_relay;
 
 use serde_json::{json, Value};
 
-/// `base` (a JSON object) with the top-level keys of `more` added or replaced.
 /// A typed answer as JSON, for tests that read it by key.
 pub fn json_of<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("serializes")
@@ -43,6 +44,22 @@ pub async fn metric_at(base: &str, series: &str) -> Option<f64> {
     metric_in(&text, series)
 }
 
+/// Polls `f` (every 50 ms) until it holds; fails the test, naming `what`, when it still
+/// does not after `within`.
+pub async fn eventually(what: &str, within: std::time::Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not within {within:?}: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// `base` (a JSON object) with the top-level keys of `more` added or replaced.
 pub fn with_keys(mut base: Value, more: Value) -> Value {
     if let (Some(b), Value::Object(m)) = (base.as_object_mut(), more) {
         b.extend(m);
