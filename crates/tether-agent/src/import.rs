@@ -684,6 +684,12 @@ async fn read_groups_filtered(ldap: &mut Ldap, nc: &str, filter: &str) -> Result
     Ok(tether_ad::read::read_groups_where(ldap, nc, filter).await?)
 }
 
+fn remember(memory: Option<&mut Memory>, cache: Cache) {
+    if let Some(m) = memory {
+        m.0 = Some(cache);
+    }
+}
+
 fn load_cache(path: &Path) -> Cache {
     std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
@@ -710,20 +716,27 @@ pub async fn cycle(
     session: &Session,
     force: bool,
 ) -> Result<CycleStats, AgentError> {
-    cycle_with(cfg, ldap, session, force, None).await
+    cycle_with(cfg, ldap, session, force, None, None).await
 }
 
+/// What a running agent keeps between its cycles: the state last saved to `StateDir`, so an
+/// idle cycle (every tick) costs a rootDSE read and no parsing of the saved file. Emptied by
+/// a cycle that fails or is held, so the next one starts again from the file.
+#[derive(Default)]
+pub struct Memory(Option<Cache>);
+
 /// [`cycle`], taking what the change notifications delivered from `inbox` when it accounts
-/// for every USN since the watermark.
+/// for every USN since the watermark, and the saved state from `memory` when it holds it.
 pub async fn cycle_with(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
     session: &Session,
     force: bool,
     inbox: Option<&Inbox>,
+    mut memory: Option<&mut Memory>,
 ) -> Result<CycleStats, AgentError> {
     let path = cfg.state_dir().join("import.json");
-    let mut cache = load_cache(&path);
+    let mut cache = memory.as_deref_mut().and_then(|m| m.0.take()).unwrap_or_else(|| load_cache(&path));
     let dse = root_dse(ldap).await?;
     let due = now_secs().saturating_sub(cache.last_complete) >= RECONCILE_EVERY.as_secs();
     let complete = force || due || cache.usn.is_none();
@@ -731,11 +744,13 @@ pub async fn cycle_with(
         i.forget_through(w);
     }
     if !complete && cache.usn == Some(dse.highest_committed_usn) {
+        remember(memory, cache);
         return Ok(CycleStats::default());
     }
     // Only the primary import agent of the domain reads and reports (one per DC may run).
     let beat = session.heartbeat().await?;
     if beat.paused || !beat.primary {
+        remember(memory, cache);
         return Ok(CycleStats::default());
     }
     let nc = dse.default_naming_context.clone();
@@ -784,6 +799,7 @@ pub async fn cycle_with(
         cache.last_complete = now_secs();
     }
     save_cache(&path, &cache)?;
+    remember(memory, cache);
     if let Some(i) = inbox {
         i.forget_through(through);
     }

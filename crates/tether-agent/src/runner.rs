@@ -44,8 +44,15 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
 /// change, and a lone change is read at once.
 const WOKEN_GAP: Duration = Duration::from_millis(100);
 
-/// The main loop. The import agent checks AD every `min(interval, 1 s)` (a rootDSE read,
-/// ~0.3 ms: `PollIntervalSeconds` is the ceiling, not the target), and at once when `wake`
+/// How often the import agent reads rootDSE `highestCommittedUSN` at most: a read the DC
+/// answers in ~0.3 ms without touching the directory, and what brings a change the
+/// notifications did not (a deletion, or on Samba a write another of its LDAP processes
+/// handled, notified only at its 5-second retry). An idle tick costs the agent no parsing
+/// (`import::Memory`).
+pub const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The main loop. The import agent checks AD every `min(interval, CHECK_EVERY)` (a rootDSE
+/// read: `PollIntervalSeconds` is the ceiling, not the target), and at once when `wake`
 /// is woken (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
 /// work arrives by long-poll).
@@ -58,9 +65,7 @@ async fn main_loop(
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
     let (tick, beat_every) = match work {
-        Some(_) => {
-            (interval.min(Duration::from_secs(1)), interval.max(Duration::from_secs(1)).min(Duration::from_secs(15)))
-        }
+        Some(_) => (interval.min(CHECK_EVERY), interval.max(Duration::from_secs(1)).min(Duration::from_secs(15))),
         None => (interval, interval),
     };
     let mut was_paused = false;
@@ -156,6 +161,8 @@ struct ImportWork {
     ldap: Option<tether_ad::Ldap>,
     /// What the change notifications delivered.
     inbox: Arc<Inbox>,
+    /// The import state between cycles.
+    memory: crate::import::Memory,
     /// Whether a cycle of this run has been applied. The first cycle of every run, and the
     /// first after a failed one, is a complete read: an agent killed (or cut off) after
     /// tetherd applied a cycle but before it saved its watermark resumes with a cache (scope)
@@ -172,7 +179,8 @@ impl ImportWork {
             None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
         let started = std::time::Instant::now();
-        match crate::import::cycle_with(&self.cfg, conn, session, !self.reconciled, Some(&self.inbox)).await {
+        let memory = Some(&mut self.memory);
+        match crate::import::cycle_with(&self.cfg, conn, session, !self.reconciled, Some(&self.inbox), memory).await {
             Ok(stats) => {
                 self.reconciled |= stats.outcome.is_some();
                 session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64, stats.read);
@@ -235,7 +243,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let metrics = serve_metrics(cfg.metrics_listen, &session);
     let inbox = Arc::new(Inbox::default());
     let watch = tokio::spawn(crate::notify::watch(target.clone(), inbox.clone(), session.metrics.clone()));
-    let work = ImportWork { cfg, target, ldap, inbox: inbox.clone(), reconciled: false };
+    let work = ImportWork { cfg, target, ldap, inbox: inbox.clone(), memory: Default::default(), reconciled: false };
     let r = main_loop(session, every, shutdown, Some(work), Some(inbox)).await;
     watch.abort();
     delegation.abort();

@@ -51,7 +51,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         tether_testkit::metric_in(&metrics.text(), "tether_agent_notification_search_open") == Some(1.0)
     })
     .await;
-    let st = cycle_with(&cfg, &mut ldap, &session, true, Some(&inbox)).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, true, Some(&inbox), None).await.unwrap();
     assert_eq!(st.read, ReadKind::Complete);
     let (first, second) = (format!("{}user0001", dc.seed_prefix), format!("{}user0002", dc.seed_prefix));
     let mut admin = connect(&dc.admin_target()).await.unwrap();
@@ -65,14 +65,14 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         notified(&inbox, &dn, "Notified Nurse")
     })
     .await;
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox)).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
     assert_eq!(st.read, ReadKind::Notified, "no uSNChanged search: the notification accounts for the write");
     assert_eq!(st.entries_read, 1);
     assert!(st.outcome.is_some(), "reported to tetherd");
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], "Notified Nurse");
     assert!(inbox.is_empty(), "what was applied leaves the inbox");
     // Nothing moved since: rootDSE only.
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox)).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
     assert_eq!((st.read, st.entries_read), (ReadKind::Idle, 0));
 
     // A deletion is notified to nobody without rights on Deleted Objects: its USN is
@@ -85,7 +85,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         notified(&inbox, &dn, "After The Deletion")
     })
     .await;
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox)).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
     assert_eq!(st.read, ReadKind::Exact, "a gap in the USNs is never trusted to the notifications");
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], "After The Deletion");
     let left = user_in_tether(&s, &second).await;
@@ -97,7 +97,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
     for i in 1..=writes {
         replace_attrs(&mut admin, &dn, &[("title", &format!("Write {i}"))]).await.unwrap();
     }
-    let st = cycle_with(&cfg, &mut ldap, &session, false, None).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, None, None).await.unwrap();
     assert_eq!(st.read, ReadKind::Scan);
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], format!("Write {writes}"));
     watcher.abort();

@@ -51,6 +51,14 @@ fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: 
     Ok(ImportConfig::from_str(Path::new("bench.json"), &v.to_string())?)
 }
 
+/// The DC's CPU time over `window`, in ms per second.
+async fn dc_cpu_ms_per_s(window: Duration) -> f64 {
+    let before = crate::parts::samba_cpu_seconds();
+    tokio::time::sleep(window).await;
+    let used = crate::parts::samba_cpu_seconds() - before;
+    (used * 1000.0 / window.as_secs_f64() * 10.0).round() / 10.0
+}
+
 async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
     let (e, _) = ldap
         .search(base, tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=benchsync)", vec!["sn"])
@@ -193,6 +201,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
 
     // 4. AD → Tether latency, with the import agent running: attribute edits, disables and
     //    enables, group membership changes and deletions, in turn.
+    // What the DC spends on its own with nobody asking it anything, for the idle figure below.
+    let dc_cpu_idle = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
     // Its metrics tell how each cycle learnt what changed (notified, or by uSNChanged searches).
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let with_metrics = tether_testkit::with_keys(
@@ -220,6 +230,9 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
             u["external_dn"].as_str().context("imported user")?.to_string(),
             u["id"].as_str().unwrap_or_default().to_string(),
         );
+        // Changes arrive at random moments relative to the agent's tick, as an admin's do
+        // (without this pause each change would follow the last cycle in lockstep).
+        tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % 500)).await;
         let t = Instant::now();
         let kind = ["attribute", "disable/enable", "membership", "deletion"][i % 4];
         let arrived: Arrived = match i % 4 {
@@ -276,6 +289,11 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     results["ad_to_tether_latency"] = dist(lat);
     results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
     results["ad_to_tether_latency"]["ad_write_by_kind"] = by_kind(&writes);
+    // The DC's CPU while the running agent idles (its notification search and its ticks),
+    // against the DC alone measured before the agent started.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dc_cpu_agent = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
+    results["dc_cpu_idle_ms_per_s"] = json!({"dc_alone": dc_cpu_idle, "with_the_import_agent_idle": dc_cpu_agent});
     // Cycles by how they read, over the whole step (its first, complete one included).
     let agent_metrics = format!("http://127.0.0.1:{metrics_port}");
     let mut reads = serde_json::Map::new();

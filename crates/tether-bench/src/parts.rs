@@ -46,7 +46,21 @@ impl Drop for Part {
 
 /// CPU time (user + system) this process has used, from /proc (10 ms ticks).
 pub(crate) fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// CPU time (user + system) used so far by every running `samba` process (the DC's
+/// LDAP workers among them), whatever titles Samba gave them.
+pub(crate) fn samba_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.flatten()
+        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x.file_name().is_some_and(|n| n == "samba")))
+        .map(|e| cpu_seconds_of(&e.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+fn cpu_seconds_of(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     // Fields after the command's closing parenthesis: state is the 3rd field, utime the 14th.
     let rest = stat.rsplit(')').next().unwrap_or_default();
     let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
