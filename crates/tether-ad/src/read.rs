@@ -12,11 +12,21 @@ use crate::error::AdError;
 pub struct RootDse {
     pub highest_committed_usn: u64,
     pub default_naming_context: String,
+    /// `vendorName`: Samba names itself here ("Samba Team (https://www.samba.org)"); Active
+    /// Directory leaves it out.
+    pub vendor_name: Option<String>,
+}
+
+impl RootDse {
+    /// Whether the DC is a Samba AD DC rather than Windows Active Directory.
+    pub fn is_samba(&self) -> bool {
+        self.vendor_name.as_deref().is_some_and(|v| v.starts_with("Samba"))
+    }
 }
 
 pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
     let (entries, _) = ldap
-        .search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "defaultNamingContext"])
+        .search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "defaultNamingContext", "vendorName"])
         .await?
         .success()?;
     let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
@@ -28,6 +38,7 @@ pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
     Ok(RootDse {
         highest_committed_usn: one("highestCommittedUSN").parse().unwrap_or(0),
         default_naming_context: one("defaultNamingContext"),
+        vendor_name: e.attrs.get("vendorName").and_then(|v| v.first()).cloned(),
     })
 }
 

@@ -50,6 +50,30 @@ pub enum InstalledOn {
     MemberServer,
 }
 
+/// Whether the import agent holds a change-notification search open (`ChangeNotifications`).
+/// `auto`, the default, does on Active Directory, which keeps them in memory and tells at
+/// once, and not on Samba, which serves one by scanning the whole domain partition every 5
+/// seconds while it is open (docs/decisions.md, "Agent loops and defaults").
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeNotifications {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl ChangeNotifications {
+    /// Whether to hold the search on a DC that is (or is not) Samba.
+    pub fn hold(self, samba: bool) -> bool {
+        match self {
+            ChangeNotifications::Auto => !samba,
+            ChangeNotifications::On => true,
+            ChangeNotifications::Off => false,
+        }
+    }
+}
+
 /// The LDAP section of the import agent.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +185,8 @@ pub struct ImportConfig {
     /// Where to serve the agent's metrics (`127.0.0.1:9464`); off when absent.
     #[serde(rename = "MetricsListen", default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    #[serde(rename = "ChangeNotifications", default)]
+    pub change_notifications: ChangeNotifications,
 }
 
 /// `syncagent.config.json`.

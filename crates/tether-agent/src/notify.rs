@@ -3,7 +3,9 @@
 //! of an edit, a disable or a group change the moment it is written instead of at its next
 //! poll.
 //!
-//! One notification search per agent, on a connection of its own: subtree at the domain's
+//! Held when `ChangeNotifications` says so (by default on Active Directory, not on Samba,
+//! which serves the search by re-scanning the domain partition every 5 seconds: see
+//! docs/decisions.md). One notification search per agent, on a connection of its own: subtree at the domain's
 //! naming-context root (the one place AD allows a subtree notification; it covers the whole
 //! scope, wherever its containers are). Each notification carries the changed object as it
 //! is after the write, with every attribute the import reads, so it goes to the [`Inbox`] and
@@ -96,12 +98,14 @@ impl Inbox {
     }
 }
 
-/// Holds a notification search open on `target`'s domain, filing each notified object in
-/// `inbox`, and wakes the main loop at each (re)opening, until the task is aborted.
-pub async fn watch(target: LdapTarget, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
+/// Holds a notification search open on `target`'s domain, asking for `attrs` of each
+/// changed object (what a cycle reads of a user or a group: `import::notified_attrs`),
+/// filing each notified object in `inbox`, and wakes the main loop at each (re)opening,
+/// until the task is aborted.
+pub async fn watch(target: LdapTarget, attrs: Vec<&'static str>, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
     let mut failures = 0u32;
     loop {
-        match watch_once(&target, &inbox, &metrics).await {
+        match watch_once(&target, &attrs, &inbox, &metrics).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -114,7 +118,12 @@ pub async fn watch(target: LdapTarget, inbox: Arc<Inbox>, metrics: Arc<AgentMetr
 }
 
 /// One notification search, until it ends, fails or stays silent for [`REARM`].
-async fn watch_once(target: &LdapTarget, inbox: &Inbox, metrics: &AgentMetrics) -> Result<(), tether_ad::AdError> {
+async fn watch_once(
+    target: &LdapTarget,
+    attrs: &[&'static str],
+    inbox: &Inbox,
+    metrics: &AgentMetrics,
+) -> Result<(), tether_ad::AdError> {
     let mut ldap = tether_ad::connect(target).await?;
     let nc = tether_ad::read::root_dse(&mut ldap).await?.default_naming_context;
     let control = RawControl { ctype: CHANGE_NOTIFICATION.into(), crit: true, val: None };
@@ -122,7 +131,7 @@ async fn watch_once(target: &LdapTarget, inbox: &Inbox, metrics: &AgentMetrics) 
     // would read of a user or a group.
     let mut stream = ldap
         .with_controls(control)
-        .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", crate::import::notified_attrs())
+        .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", attrs.to_vec())
         .await
         .map_err(tether_ad::AdError::from)?;
     metrics.notifications_open(true);

@@ -183,7 +183,7 @@ impl ImportWork {
         match crate::import::cycle_with(&self.cfg, conn, session, !self.reconciled, Some(&self.inbox), memory).await {
             Ok(stats) => {
                 self.reconciled |= stats.outcome.is_some();
-                session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64, stats.read);
+                session.metrics.cycle(started.elapsed().as_secs_f64(), stats.entries_read as u64, stats.read.as_str());
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %serde_json::to_string(&o).unwrap_or_default(), "import cycle applied");
                 }
@@ -231,7 +231,16 @@ fn interval(secs: f64) -> Duration {
 
 pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let target = cfg.ldap_target();
-    let ldap = Some(connect_ad(&target).await?);
+    let mut ldap = connect_ad(&target).await?;
+    let samba = tether_ad::read::root_dse(&mut ldap).await.is_ok_and(|d| d.is_samba());
+    let notifications = cfg.change_notifications.hold(samba);
+    tracing::info!(
+        samba,
+        setting = ?cfg.change_notifications,
+        "change notifications {}",
+        if notifications { "on" } else { "off: changes are found by the rootDSE check (ChangeNotifications)" }
+    );
+    let ldap = Some(ldap);
     let installed_on = match cfg.installed_on {
         InstalledOn::Dc => "dc",
         InstalledOn::MemberServer => "member_server",
@@ -242,10 +251,19 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
     let metrics = serve_metrics(cfg.metrics_listen, &session);
     let inbox = Arc::new(Inbox::default());
-    let watch = tokio::spawn(crate::notify::watch(target.clone(), inbox.clone(), session.metrics.clone()));
+    let watch = notifications.then(|| {
+        tokio::spawn(crate::notify::watch(
+            target.clone(),
+            crate::import::notified_attrs(),
+            inbox.clone(),
+            session.metrics.clone(),
+        ))
+    });
     let work = ImportWork { cfg, target, ldap, inbox: inbox.clone(), memory: Default::default(), reconciled: false };
     let r = main_loop(session, every, shutdown, Some(work), Some(inbox)).await;
-    watch.abort();
+    if let Some(w) = watch {
+        w.abort();
+    }
     delegation.abort();
     if let Some(m) = metrics {
         m.abort();

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use tether_agent::config::{ImportConfig, InstalledOn, SyncConfig};
+use tether_agent::config::{ChangeNotifications, ImportConfig, InstalledOn, SyncConfig};
 use tether_core::adi::*;
 
 fn import_min() -> Value {
@@ -46,6 +46,26 @@ fn import_defaults_are_the_new_install_defaults() {
     assert_eq!(c.installed_on, InstalledOn::Dc);
     assert_eq!(c.ldap.admins_group, None);
     assert_eq!(c.state_dir(), Path::new("./import-state"));
+    assert_eq!(c.change_notifications, ChangeNotifications::Auto);
+}
+
+#[test]
+fn change_notifications_are_held_on_active_directory_and_not_on_samba_by_default() {
+    // (setting, Samba DC, held)
+    let rows = [
+        ("auto", false, true),
+        ("auto", true, false),
+        ("on", true, true),
+        ("on", false, true),
+        ("off", false, false),
+        ("off", true, false),
+    ];
+    for (setting, samba, held) in rows {
+        let mut v = import_min();
+        v["ChangeNotifications"] = json!(setting);
+        let c = import(&v).unwrap();
+        assert_eq!(c.change_notifications.hold(samba), held, "{setting} on Samba: {samba}");
+    }
 }
 
 #[test]
@@ -91,6 +111,7 @@ fn malformed_configs_name_key_and_reason() {
         (|v| v["MainLoop"] = json!({"UserDisableAction": "explode"}), "unknown variant `explode`"),
         (|v| v["MainLoop"] = json!({"Bogus": 1}), "unknown field `Bogus`"),
         (|v| v["Extra"] = json!(1), "unknown field `Extra`"),
+        (|v| v["ChangeNotifications"] = json!("sometimes"), "ChangeNotifications"),
         (|v| v["MainLoop"] = json!({"PollIntervalSeconds": 0}), "MainLoop.PollIntervalSeconds"),
         (|v| v["MainLoop"] = json!({"PollIntervalSeconds": "fast"}), "MainLoop.PollIntervalSeconds"),
         (|v| v["Ldap"]["Url"] = json!("ldapx://dc"), "Ldap.Url"),

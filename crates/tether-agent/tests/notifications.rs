@@ -51,7 +51,8 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
     // The default poll interval: what an admin runs.
     let v = with_keys(
         dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
-        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+        // Samba serves a notification search by re-scanning the domain: `auto` holds none there.
+        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on"}),
     );
     let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let agent = tokio::spawn(run_import(cfg, std::future::pending()));
@@ -81,5 +82,46 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
     .await;
     wait_for("a cycle woken by it", async || agent_metric(&metrics, "tether_agent_cycles_woken_total").await > woken)
         .await;
+    agent.abort();
+}
+
+/// By default (`ChangeNotifications: auto`) the agent holds no notification search on Samba,
+/// which would serve it by scanning the domain partition every 5 seconds; a change still
+/// arrives, found by the rootDSE check and read by exact USN.
+#[tokio::test]
+async fn on_samba_no_notification_search_is_held_by_default() {
+    let s = TestServer::start().await;
+    let domain = s.domain(&dc().base_dn, "TWOWAYSYNC").await;
+    let key = s.connect_key(&domain, "IMPORT").await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
+    let sam = unique("nt");
+    let mail = format!("{sam}@corp.example.test");
+    let nu = NewUser {
+        container: &dc().users_container(),
+        sam_account_name: &sam,
+        given_name: "Quiet",
+        sn: &sam,
+        mail: &mail,
+        password: None,
+    };
+    let dn = create_user(&mut ldap, &nu).await.unwrap();
+    set_member(&mut ldap, &adi, &dn, true).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("http://127.0.0.1:{port}");
+    let state = tempfile::tempdir().unwrap();
+    let v = with_keys(
+        dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
+        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+    );
+    let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
+    let agent = tokio::spawn(run_import(cfg, std::future::pending()));
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    replace_attrs(&mut ldap, &dn, &[("title", "Quiet Achiever")]).await.unwrap();
+    wait_for("the new title in Tether", async || title_in_tether(&s, &sam).await.as_deref() == Some("Quiet Achiever"))
+        .await;
+    assert_eq!(agent_metric(&metrics, "tether_agent_notification_search_open").await, 0.0);
+    assert_eq!(agent_metric(&metrics, "tether_agent_notifications_total").await, 0.0);
+    assert!(agent_metric(&metrics, r#"tether_agent_cycle_reads_total{read="exact"}"#).await >= 1.0);
     agent.abort();
 }

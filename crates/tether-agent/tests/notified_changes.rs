@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tether_ad::read::text;
 use tether_ad::{connect, create_group, create_user, find_user, replace_attrs, set_member, NewUser};
 use tether_agent::config::ImportConfig;
-use tether_agent::import::{cycle_with, ReadKind};
+use tether_agent::import::{cycle_with, notified_attrs, ReadKind};
 use tether_agent::metrics::AgentMetrics;
 use tether_agent::notify::{watch, Inbox};
 use tether_agent::runner::run_import;
@@ -46,7 +46,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
     let mut ldap = connect(&cfg.ldap_target()).await.unwrap();
     let inbox = Arc::new(Inbox::default());
     let metrics = Arc::new(AgentMetrics::default());
-    let watcher = tokio::spawn(watch(cfg.ldap_target(), inbox.clone(), metrics.clone()));
+    let watcher = tokio::spawn(watch(cfg.ldap_target(), notified_attrs(), inbox.clone(), metrics.clone()));
     eventually("the notification search open", Duration::from_secs(10), async || {
         tether_testkit::metric_in(&metrics.text(), "tether_agent_notification_search_open") == Some(1.0)
     })
@@ -150,7 +150,7 @@ async fn a_change_made_while_the_agent_is_cut_off_reaches_tether_after_it_reconn
     let state = tempfile::tempdir().unwrap();
     let mut v = with_keys(
         dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
-        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on"}),
     );
     v["Ldap"]["Url"] = json!(format!("ldaps://{}", cut.addr));
     let agent = tokio::spawn(run_import(import_config(v), std::future::pending()));
@@ -200,7 +200,7 @@ async fn a_burst_of_a_thousand_changes_is_applied_with_nothing_lost() {
     let state = tempfile::tempdir().unwrap();
     let v = with_keys(
         dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
-        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on"}),
     );
     let agent = tokio::spawn(run_import(import_config(v), std::future::pending()));
     let minute = Duration::from_secs(60);

@@ -304,6 +304,16 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     results["ad_to_tether_latency"]["cycles_by_read"] = Value::Object(reads);
     results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
     drop(importer);
+    // What one change-notification search costs the DC while nothing changes (the agent holds
+    // one with `ChangeNotifications: on`, and by default on Active Directory).
+    let inbox = Arc::new(tether_agent::notify::Inbox::default());
+    let metrics = Arc::new(tether_agent::metrics::AgentMetrics::default());
+    let attrs = tether_agent::import::notified_attrs();
+    let watch = tokio::spawn(tether_agent::notify::watch(crate::sandbox::import_target(&d), attrs, inbox, metrics));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    results["dc_cpu_idle_ms_per_s"]["one_notification_search_open"] =
+        json!(dc_cpu_ms_per_s(Duration::from_secs(10)).await);
+    watch.abort();
 
     eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.

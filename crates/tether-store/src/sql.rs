@@ -60,6 +60,18 @@ pub(crate) trait Dialect {
     fn bool(b: bool) -> Bind;
     /// The bound value of a regular expression (case-insensitive matching).
     fn regex(pattern: &str) -> Bind;
+    /// The bound value of a substring search for `term` (as [`Dialect::cmp`]'s
+    /// `Op::Search` reads it).
+    fn search(term: &str) -> Bind {
+        Bind::Text(term.to_string())
+    }
+    /// A condition (with `{p}` for its one parameter, and that parameter) that narrows rows
+    /// of `table` to a superset of those where one of `fields` contains `term`, served by a
+    /// text index; `None` when no index covers them. The search itself is still applied to
+    /// what it lets through, so the answer is the same as without it.
+    fn text_index(_table: &str, _fields: &[&str], _term: &str) -> Option<(String, Bind)> {
+        None
+    }
     /// An integer parameter as compared with a numeric document field, so that an index on
     /// the field's expression serves the comparison (SQLite's planner uses it for a bare
     /// parameter only, not for a `CAST` of one).
@@ -88,14 +100,49 @@ fn bind<D: Dialect>(v: &Scalar) -> Bind {
     }
 }
 
-/// Appends the SQL of `f` to `sql` and its parameters to `binds` (numbered after the ones
-/// already there).
-pub(crate) fn to_sql<D: Dialect>(f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
+/// The fields and the term of `f` when it is a substring search for one term over one or
+/// several fields (what `searchTerm` and `field:search:term` become).
+fn text_search(f: &Filter) -> Option<(Vec<&'static str>, &str)> {
+    fn one(f: &Filter) -> Option<(&'static str, &str)> {
+        match f {
+            Filter::Cmp { field, op: Op::Search, value: Scalar::Text(t) } => Some((*field, t.as_str())),
+            _ => None,
+        }
+    }
+    match f {
+        Filter::Or(parts) if !parts.is_empty() => {
+            let each: Vec<(&'static str, &str)> = parts.iter().map(one).collect::<Option<_>>()?;
+            let term = each[0].1;
+            each.iter().all(|(_, t)| *t == term).then(|| (each.iter().map(|(f, _)| *f).collect(), term))
+        }
+        _ => one(f).map(|(field, t)| (vec![field], t)),
+    }
+}
+
+/// Appends the SQL of `f` (a filter of `table`'s documents) to `sql` and its parameters to
+/// `binds` (numbered after the ones already there).
+pub(crate) fn to_sql<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
+    render::<D>(table, f, sql, binds, true)
+}
+
+fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec<Bind>, may_index: bool) {
+    if let Some((cond, bind)) =
+        text_search(f).filter(|_| may_index).and_then(|(fields, term)| D::text_index(table, &fields, term))
+    {
+        binds.push(bind);
+        sql.push('(');
+        sql.push_str(&cond.replace("{p}", &D::param(binds.len())));
+        sql.push_str(" AND ");
+        render::<D>(table, f, sql, binds, false);
+        sql.push(')');
+        return;
+    }
     match f {
         Filter::Cmp { field, op, value } => {
             binds.push(match (op, value) {
                 (Op::Regex, Scalar::Text(p)) => D::regex(p),
                 (Op::Regex, _) => unreachable!("regex values are text"),
+                (Op::Search, Scalar::Text(t)) => D::search(t),
                 _ => bind::<D>(value),
             });
             sql.push_str(&D::cmp(&column::<D>(field), *op, &D::param(binds.len())));
@@ -127,7 +174,7 @@ pub(crate) fn to_sql<D: Dialect>(f: &Filter, sql: &mut String, binds: &mut Vec<B
                 if i > 0 {
                     sql.push_str(if and { " AND " } else { " OR " });
                 }
-                to_sql::<D>(p, sql, binds);
+                render::<D>(table, p, sql, binds, may_index);
             }
             sql.push(')');
         }
@@ -150,7 +197,7 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     let mut binds = Vec::new();
     if let Some(f) = &q.filter {
         cond.push_str(" WHERE ");
-        to_sql::<D>(f, &mut cond, &mut binds);
+        to_sql::<D>(table, f, &mut cond, &mut binds);
     }
     let count = format!("SELECT count(*) FROM {table}{cond}");
     let count_binds = binds.len();
@@ -380,6 +427,63 @@ mod tests {
         }
         fn sort(col: &str, desc: bool) -> String {
             format!("{col} {}", if desc { "D" } else { "A" })
+        }
+        fn text_index(table: &str, fields: &[&str], term: &str) -> Option<(String, Bind)> {
+            let covered = table == "users" && fields.iter().all(|f| ["username", "email"].contains(f));
+            covered.then(|| (format!("idx({}) {{p}}", fields.join(",")), Bind::Text(format!("m:{term}"))))
+        }
+    }
+
+    #[test]
+    fn a_substring_search_a_text_index_covers_is_narrowed_by_it_first() {
+        let search = |fields: &[&'static str], term: &str| {
+            let parts = fields
+                .iter()
+                .map(|f| Filter::Cmp { field: f, op: Op::Search, value: Scalar::Text(term.into()) })
+                .collect();
+            Filter::Or(parts)
+        };
+        let suspended = || parse_filter_param(USER_FIELDS, "suspended:$eq:true").unwrap();
+        let rows: [(&str, Filter, &str, Vec<Bind>); 5] = [
+            // covered: the index's condition, then the search itself on what it lets through
+            (
+                "users",
+                Filter::And(vec![suspended(), search(&["username", "email"], "ann")]),
+                "(f(suspended) Eq $1 AND (idx(username,email) $2 AND (f(username) Search $3 OR f(email) Search $4)))",
+                vec![Bind::Int(1), Bind::Text("m:ann".into()), Bind::Text("ann".into()), Bind::Text("ann".into())],
+            ),
+            // one field, as `username:search:ann` gives it
+            (
+                "users",
+                Filter::Cmp { field: "username", op: Op::Search, value: Scalar::Text("ann".into()) },
+                "(idx(username) $1 AND f(username) Search $2)",
+                vec![Bind::Text("m:ann".into()), Bind::Text("ann".into())],
+            ),
+            // a field the index does not cover: only the one it covers is narrowed
+            (
+                "users",
+                search(&["username", "lastname"], "ann"),
+                "((idx(username) $1 AND f(username) Search $2) OR f(lastname) Search $3)",
+                vec![Bind::Text("m:ann".into()), Bind::Text("ann".into()), Bind::Text("ann".into())],
+            ),
+            // another table, two different terms
+            ("groups", search(&["username"], "ann"), "(f(username) Search $1)", vec![Bind::Text("ann".into())]),
+            (
+                "users",
+                Filter::Or(vec![search(&["username"], "ann"), search(&["email"], "bob")]),
+                "((idx(username) $1 AND (f(username) Search $2)) OR (idx(email) $3 AND (f(email) Search $4)))",
+                vec![
+                    Bind::Text("m:ann".into()),
+                    Bind::Text("ann".into()),
+                    Bind::Text("m:bob".into()),
+                    Bind::Text("bob".into()),
+                ],
+            ),
+        ];
+        for (table, f, want, binds) in rows {
+            let l = list_sql::<T>(table, &ListQuery { filter: Some(f), sort: None, limit: 1, skip: 0 });
+            assert_eq!(l.count, format!("SELECT count(*) FROM {table} WHERE {want}"), "{table}");
+            assert_eq!(&l.binds[..l.count_binds], &binds[..], "{want}");
         }
     }
 

@@ -76,6 +76,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    substring_search_through_the_text_index_answers_as_a_scan,
     users_unique_keys_are_case_insensitive,
     list_filters_sorts_and_windows,
     sorting_and_ranges_compare_bytes_after_ascii_case_folding,
@@ -338,6 +339,78 @@ async fn users_unique_keys_are_case_insensitive(b: Backend) {
     assert_eq!(conflict_field(s.insert(Collection::Groups, &doc("g2", Some("ADMINS"), json!({}))).await), "name");
     // (Documents of the versioned collections come back with their stored revision, `_v`.)
     assert_eq!(s.get_by_key(Collection::Groups, "admins").await.unwrap(), Some(json!({"name": "Admins", "_v": 0})));
+}
+
+/// The trigram index only narrows: whatever it lets through is searched as before, so terms
+/// it cannot serve (under 3 characters, fields it does not hold) and characters special to
+/// LIKE or to FTS5 answer exactly as a scan does, and it follows updates and deletions.
+async fn substring_search_through_the_text_index_answers_as_a_scan(b: Backend) {
+    let (db, r) = repo(b).await;
+    let people = [
+        ("ann", "Ann", "Lee", "ann@example.com", "Sales"),
+        ("a_b%c", "Percy", "Under_Score", "pct@example.com", "R&D"),
+        ("obrien", "Conan", "O\"Brien", "conan@example.com", "Sales"),
+        ("emile", "Émile", "Zola", "emile@example.com", "Letters"),
+        ("emile2", "ÉMILE", "Upper", "emile2@example.com", "Letters"),
+        ("back", "Back\\Slash", "Annex", "back@example.org", "IT"),
+    ];
+    for (i, (username, first, last, email, dept)) in people.iter().enumerate() {
+        let u = User {
+            id: format!("{i:024x}"),
+            username: username.to_string(),
+            email: email.to_string(),
+            firstname: first.to_string(),
+            lastname: last.to_string(),
+            department: dept.to_string(),
+            ..User::default()
+        };
+        r.insert_user(&u, None).await.unwrap();
+    }
+    let found = |term: Value, field: Option<&'static str>| {
+        let r = &r;
+        async move {
+            let filter = match field {
+                None => tether_core::query::parse_search_term(USER_FIELDS, &json!({"searchTerm": term})).unwrap(),
+                Some(f) => {
+                    Some(parse_filter_param(USER_FIELDS, &format!("{f}:search:{}", term.as_str().unwrap())).unwrap())
+                }
+            };
+            let (n, v) = r.list_users(&ListQuery { filter, limit: 100, ..ListQuery::default() }).await.unwrap();
+            let names: Vec<String> = v.into_iter().map(|u| u.username).collect();
+            assert_eq!(n as usize, names.len());
+            names
+        }
+    };
+    #[rustfmt::skip]
+    let rows: [(&str, Option<&str>, &[&str]); 15] = [
+        // term, one field (`field:search:term`) or the four of `searchTerm`, usernames
+        ("ANN",       None,              &["ann", "back"]),         // username, and last name "Annex"
+        ("nn",        None,              &["ann", "back"]),         // 2 characters: no trigram, a scan
+        ("example.c", None,              &["ann", "a_b%c", "obrien", "emile", "emile2"]),
+        ("_",         None,              &["a_b%c"]),               // not a LIKE wildcard
+        ("b%c",       None,              &["a_b%c"]),
+        ("%",         None,              &["a_b%c"]),
+        ("o\"bri",    None,              &["obrien"]),              // a double quote: not FTS5 syntax
+        ("k\\sl",     None,              &["back"]),                // a backslash: not a LIKE escape
+        ("émile",     None,              &[]),                      // ASCII letters fold, 'É' does not
+        ("ÉMILE",     None,              &["emile", "emile2"]),
+        ("mile",      None,              &["emile", "emile2"]),
+        ("sales",     Some("department"), &["ann", "obrien"]),      // a field the index does not hold
+        ("lee",       Some("lastname"),  &["ann"]),
+        ("zzz",       None,              &[]),
+        ("",          None,              &["ann", "a_b%c", "obrien", "emile", "emile2", "back"]),
+    ];
+    for (term, field, want) in rows {
+        assert_eq!(found(json!(term), field).await, want, "{term:?} in {field:?}");
+    }
+    // Updates and deletions reach the index.
+    let mut ann = r.user(&format!("{:024x}", 0)).await.unwrap().unwrap();
+    ann.lastname = "Zimmer".into();
+    assert!(r.save_user(&ann, None).await.unwrap());
+    assert_eq!(found(json!("lee"), None).await, Vec::<String>::new());
+    assert_eq!(found(json!("zimm"), None).await, ["ann"]);
+    assert!(db.open().await.delete(Collection::Users, &format!("{:024x}", 3)).await.unwrap());
+    assert_eq!(found(json!("mile"), None).await, ["emile2"]);
 }
 
 async fn list_filters_sorts_and_windows(b: Backend) {

@@ -10,6 +10,9 @@
 //! - `search` and sorting fold case with `lower(… COLLATE "C")`, which folds ASCII letters
 //!   only, exactly like SQLite's `lower()` and `NOCASE`; a missing field sorts first when
 //!   ascending and last when descending, as NULLs do in SQLite;
+//! - `search` is `LIKE '%term%'` (the term's `%`, `_` and `\` escaped), which the trigram
+//!   indexes of the users' username, email, first and last name serve (schema step 10,
+//!   `pg_trgm`); on other fields it reads every row, as before;
 //! - regular expressions use `~*` (case-insensitive). Patterns are validated by the core
 //!   with Rust regex syntax; PostgreSQL's ARE syntax agrees on everything but exotic
 //!   constructs (named groups `(?P<n>…)`, `\pL` classes), which fail here as a database error.
@@ -51,6 +54,19 @@ impl Dialect for Postgres {
         Bind::Text(pattern.to_string())
     }
 
+    fn search(term: &str) -> Bind {
+        let mut p = String::with_capacity(term.len() + 2);
+        p.push('%');
+        for c in term.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p.push('%');
+        Bind::Text(p)
+    }
+
     fn cmp(col: &str, op: Op, p: &str) -> String {
         match op {
             Op::Eq => format!("{col} = {p}::text"),
@@ -59,9 +75,7 @@ impl Dialect for Postgres {
             Op::Ge => format!("{col} COLLATE \"C\" >= {p}::text"),
             Op::Lt => format!("{col} COLLATE \"C\" < {p}::text"),
             Op::Le => format!("{col} COLLATE \"C\" <= {p}::text"),
-            Op::Search => {
-                format!("strpos(lower(coalesce({col}, '') COLLATE \"C\"), lower({p}::text COLLATE \"C\")) > 0")
-            }
+            Op::Search => format!("lower(coalesce({col}, '') COLLATE \"C\") LIKE lower({p}::text COLLATE \"C\")"),
             Op::Regex => format!("coalesce({col}, '') ~* {p}::text"),
         }
     }

@@ -104,4 +104,14 @@ pub const MIGRATIONS: &[&str] = &[
                                  key1 TEXT CONSTRAINT radius_servers_key1 UNIQUE,
                                  key2 TEXT CONSTRAINT radius_servers_key2 UNIQUE, doc JSONB NOT NULL);
     "#,
+    // 10 (SQLite's 13): substring search by trigrams (contrib's pg_trgm, a trusted extension:
+    // the database's owner may create it) over the four fields `searchTerm` covers by default,
+    // on the very expression `search` compares.
+    r#"
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    CREATE INDEX users_text_username ON users USING gin (lower(coalesce(doc->>'username', '') COLLATE "C") gin_trgm_ops);
+    CREATE INDEX users_text_email ON users USING gin (lower(coalesce(doc->>'email', '') COLLATE "C") gin_trgm_ops);
+    CREATE INDEX users_text_firstname ON users USING gin (lower(coalesce(doc->>'firstname', '') COLLATE "C") gin_trgm_ops);
+    CREATE INDEX users_text_lastname ON users USING gin (lower(coalesce(doc->>'lastname', '') COLLATE "C") gin_trgm_ops);
+    "#,
 ];

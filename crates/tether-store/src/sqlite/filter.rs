@@ -1,13 +1,18 @@
 //! The SQLite dialect of the filter translation ([`crate::sql`]): document fields read with
 //! `json_extract` (booleans come out as 1/0), `?` parameters, `REGEXP` from sqlx's `regexp`
 //! feature (Rust regex syntax, case-insensitive through `(?i)`), and `COLLATE NOCASE`
-//! (ASCII case folding, then bytes) for sorting.
+//! (ASCII case folding, then bytes) for sorting. A substring search of the users' username,
+//! email, first or last name of 3 characters or more is narrowed first by the FTS5 trigram
+//! index `users_text` (schema step 13).
 
 use tether_core::query::Op;
 
 use crate::sql::{Bind, Dialect};
 
 pub(crate) struct Sqlite;
+
+/// The users' fields in the `users_text` index (its columns have their names).
+pub(crate) const TEXT_INDEXED: [&str; 4] = ["username", "email", "firstname", "lastname"];
 
 impl Dialect for Sqlite {
     const TRUE: &'static str = "1";
@@ -46,6 +51,15 @@ impl Dialect for Sqlite {
             Op::Search => format!("instr(lower(coalesce({col}, '')), lower({p})) > 0"),
             Op::Regex => format!("coalesce({col}, '') REGEXP {p}"),
         }
+    }
+
+    fn text_index(table: &str, fields: &[&str], term: &str) -> Option<(String, Bind)> {
+        // A trigram index finds nothing for a shorter term.
+        let covered = table == "users" && term.chars().count() >= 3 && fields.iter().all(|f| TEXT_INDEXED.contains(f));
+        let phrase = format!("{{{}}} : \"{}\"", fields.join(" "), term.replace('"', "\"\""));
+        covered.then(|| {
+            ("seq IN (SELECT rowid FROM users_text WHERE users_text MATCH {p})".to_string(), Bind::Text(phrase))
+        })
     }
 
     fn sort(col: &str, desc: bool) -> String {

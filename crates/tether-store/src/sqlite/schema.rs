@@ -89,4 +89,32 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE radius_servers (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
                                  key1 TEXT UNIQUE, key2 TEXT UNIQUE, doc TEXT NOT NULL);
     "#,
+    // 13: substring search by trigrams over the four fields `searchTerm` covers by default,
+    // kept by triggers; contentless (the text stays in `doc`), rows by the users' `seq`.
+    r#"
+    CREATE VIRTUAL TABLE users_text USING fts5(username, email, firstname, lastname,
+        tokenize = 'trigram', content = '', contentless_delete = 1);
+    INSERT INTO users_text (rowid, username, email, firstname, lastname)
+        SELECT seq, json_extract(doc, '$.username'), json_extract(doc, '$.email'),
+               json_extract(doc, '$.firstname'), json_extract(doc, '$.lastname') FROM users;
+    CREATE TRIGGER users_text_insert AFTER INSERT ON users BEGIN
+        INSERT INTO users_text (rowid, username, email, firstname, lastname)
+        VALUES (new.seq, json_extract(new.doc, '$.username'), json_extract(new.doc, '$.email'),
+                json_extract(new.doc, '$.firstname'), json_extract(new.doc, '$.lastname'));
+    END;
+    CREATE TRIGGER users_text_delete AFTER DELETE ON users BEGIN
+        DELETE FROM users_text WHERE rowid = old.seq;
+    END;
+    CREATE TRIGGER users_text_update AFTER UPDATE OF doc ON users
+    WHEN json_extract(old.doc, '$.username') IS NOT json_extract(new.doc, '$.username')
+      OR json_extract(old.doc, '$.email') IS NOT json_extract(new.doc, '$.email')
+      OR json_extract(old.doc, '$.firstname') IS NOT json_extract(new.doc, '$.firstname')
+      OR json_extract(old.doc, '$.lastname') IS NOT json_extract(new.doc, '$.lastname')
+    BEGIN
+        DELETE FROM users_text WHERE rowid = old.seq;
+        INSERT INTO users_text (rowid, username, email, firstname, lastname)
+        VALUES (new.seq, json_extract(new.doc, '$.username'), json_extract(new.doc, '$.email'),
+                json_extract(new.doc, '$.firstname'), json_extract(new.doc, '$.lastname'));
+    END;
+    "#,
 ];
