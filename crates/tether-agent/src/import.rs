@@ -530,9 +530,10 @@ fn exact_usns_filter(since: u64, highest: u64) -> String {
     f
 }
 
-/// How a cycle that is neither complete nor notified reads what changed.
+/// How a cycle that is neither complete nor notified reads what changed (by range when the
+/// USN went back, as on another DC after a failover: USNs are each DC's own).
 fn read_kind(since: u64, highest: u64) -> ReadKind {
-    if highest.saturating_sub(since) < EXACT_MAX {
+    if highest >= since && highest - since < EXACT_MAX {
         ReadKind::Exact
     } else {
         ReadKind::Scan
@@ -873,6 +874,7 @@ mod tests {
             (10, 12, Exact),
             (10, 10 + super::EXACT_MAX - 1, Exact),
             (10, 10 + super::EXACT_MAX, Scan),
+            (10, 8, Scan), // the USN went back: no empty filter
         ];
         for (since, highest, want) in rows {
             assert_eq!(super::read_kind(since, highest), want, "{since}..={highest}");

@@ -26,9 +26,19 @@ async fn wait_for(what: &str, f: impl AsyncFnMut() -> bool) {
     tether_testkit::eventually(what, Duration::from_secs(10), f).await
 }
 
-#[tokio::test]
-async fn a_change_in_ad_wakes_an_import_cycle() {
-    let s = TestServer::start().await;
+/// A running import agent (default poll interval: what an admin runs, with `more` config
+/// keys) for a fresh ADI group holding one new user: (admin connection, the user's
+/// sAMAccountName and DN, the agent's metrics URL, the agent).
+struct Running {
+    ldap: tether_ad::Ldap,
+    sam: String,
+    dn: String,
+    metrics: String,
+    agent: tokio::task::JoinHandle<Result<(), tether_agent::AgentError>>,
+    _state: tempfile::TempDir,
+}
+
+async fn running(s: &TestServer, more: serde_json::Value) -> Running {
     let domain = s.domain(&dc().base_dn, "TWOWAYSYNC").await;
     let key = s.connect_key(&domain, "IMPORT").await;
     let mut ldap = connect(&dc().admin_target()).await.unwrap();
@@ -41,21 +51,29 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
         given_name: "Note",
         sn: &sam,
         mail: &mail,
-        password: Some("Imp0rt-Test-Pw!"),
+        password: None,
     };
     let dn = create_user(&mut ldap, &nu).await.unwrap();
     set_member(&mut ldap, &adi, &dn, true).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("http://127.0.0.1:{port}");
     let state = tempfile::tempdir().unwrap();
-    // The default poll interval: what an admin runs.
     let v = with_keys(
-        dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
-        // Samba serves a notification search by re-scanning the domain: `auto` holds none there.
-        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on"}),
+        with_keys(
+            dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
+            json!({"MetricsListen": format!("127.0.0.1:{port}")}),
+        ),
+        more,
     );
     let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
     let agent = tokio::spawn(run_import(cfg, std::future::pending()));
+    Running { ldap, sam, dn, metrics: format!("http://127.0.0.1:{port}"), agent, _state: state }
+}
+
+#[tokio::test]
+async fn a_change_in_ad_wakes_an_import_cycle() {
+    let s = TestServer::start().await;
+    // Samba serves a notification search by re-scanning the domain: `auto` holds none there.
+    let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, json!({"ChangeNotifications": "on"})).await;
 
     wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
     wait_for("the notification search open", async || {
@@ -91,31 +109,7 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
 #[tokio::test]
 async fn on_samba_no_notification_search_is_held_by_default() {
     let s = TestServer::start().await;
-    let domain = s.domain(&dc().base_dn, "TWOWAYSYNC").await;
-    let key = s.connect_key(&domain, "IMPORT").await;
-    let mut ldap = connect(&dc().admin_target()).await.unwrap();
-    let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
-    let sam = unique("nt");
-    let mail = format!("{sam}@corp.example.test");
-    let nu = NewUser {
-        container: &dc().users_container(),
-        sam_account_name: &sam,
-        given_name: "Quiet",
-        sn: &sam,
-        mail: &mail,
-        password: None,
-    };
-    let dn = create_user(&mut ldap, &nu).await.unwrap();
-    set_member(&mut ldap, &adi, &dn, true).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let metrics = format!("http://127.0.0.1:{port}");
-    let state = tempfile::tempdir().unwrap();
-    let v = with_keys(
-        dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
-        json!({"MetricsListen": format!("127.0.0.1:{port}")}),
-    );
-    let cfg = ImportConfig::from_str(Path::new("i.json"), &v.to_string()).unwrap();
-    let agent = tokio::spawn(run_import(cfg, std::future::pending()));
+    let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, json!({})).await;
     wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
     replace_attrs(&mut ldap, &dn, &[("title", "Quiet Achiever")]).await.unwrap();
     wait_for("the new title in Tether", async || title_in_tether(&s, &sam).await.as_deref() == Some("Quiet Achiever"))
