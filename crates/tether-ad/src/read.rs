@@ -15,6 +15,8 @@ pub struct RootDse {
     /// `vendorName`: Samba names itself here ("Samba Team (https://www.samba.org)"); Active
     /// Directory leaves it out.
     pub vendor_name: Option<String>,
+    /// `dsServiceName`: which DC answered (USNs are each DC's own).
+    pub ds_service_name: String,
 }
 
 impl RootDse {
@@ -26,7 +28,12 @@ impl RootDse {
 
 pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
     let (entries, _) = ldap
-        .search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN", "defaultNamingContext", "vendorName"])
+        .search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["highestCommittedUSN", "defaultNamingContext", "vendorName", "dsServiceName"],
+        )
         .await?
         .success()?;
     let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
@@ -39,6 +46,7 @@ pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
         highest_committed_usn: one("highestCommittedUSN").parse().unwrap_or(0),
         default_naming_context: one("defaultNamingContext"),
         vendor_name: e.attrs.get("vendorName").and_then(|v| v.first()).cloned(),
+        ds_service_name: one("dsServiceName"),
     })
 }
 

@@ -263,6 +263,9 @@ struct Cache {
     groups: BTreeMap<String, GroupEntry>,
     /// Users in scope: objectGUID → DN.
     scope: BTreeMap<String, String>,
+    /// The DC (`dsServiceName`) the watermark is a USN of.
+    #[serde(default)]
+    server: Option<String>,
 }
 
 /// The users to report from one read, and their pwdLastSet (for password capture).
@@ -270,6 +273,8 @@ struct Observed {
     report: ImportReport,
     entries_read: usize,
     passwords: Vec<(String, String, i64)>,
+    /// Whether the membership check ran.
+    checked: bool,
 }
 
 fn settings_of(cfg: &ImportConfig) -> ImportSettings {
@@ -447,7 +452,7 @@ async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Ca
     let (report, passwords) =
         assemble(cfg, &cache.groups, &f, &entries, &cache.scope, GroupsToReport::All, Gone::default());
     tracing::debug!(groups_ms, users_ms, assemble_ms = t2.elapsed().as_millis() as u64, "complete read");
-    Ok(Observed { report, entries_read: read + group_count, passwords })
+    Ok(Observed { report, entries_read: read + group_count, passwords, checked: false })
 }
 
 /// Replaces `old` by `new` (case-insensitively) in every cached member list: AD renames
@@ -491,7 +496,8 @@ fn is_group(e: &tether_ad::read::Entry) -> bool {
 
 /// The notified objects (in USN order) that account for every USN from `since` on without
 /// a gap, each object once in its latest version, and the last USN they account for; `None`
-/// when `since` itself is not accounted for.
+/// when `since` itself is not accounted for. A group notified with only part of its members
+/// ends the run.
 fn notified_run(since: u64, entries: Vec<tether_ad::read::Entry>) -> Option<(u64, Vec<tether_ad::read::Entry>)> {
     let mut next = since;
     let mut latest: HashMap<String, usize> = HashMap::new();
@@ -501,8 +507,11 @@ fn notified_run(since: u64, entries: Vec<tether_ad::read::Entry>) -> Option<(u64
         if usn < since {
             continue;
         }
-        if usn > next {
-            break; // no object accounts for `next`
+        // No object accounts for `next`; or this one carries only part of a group's members
+        // (`member;range=…`), whose rest read now could be torn by later writes: the cycle
+        // reads it afresh instead.
+        if usn > next || e.attrs.keys().any(|k| k.contains(";range=")) {
+            break;
         }
         next = next.max(usn + 1);
         if let Some(i) = latest.insert(guid_hex(&e), run.len()) {
@@ -564,13 +573,18 @@ async fn changed_objects(
             return Ok((groups, users, usns));
         }
     };
-    let usns = objects.iter().map(usn_changed).collect();
+    // Only users and groups account for their USN, as in the range read: a USN held by an OU
+    // or a container (a rename or a move, which changes no child's USN on AD) stays
+    // unexplained, and so triggers the membership check that finds the users' new DNs.
+    let mut usns = Vec::new();
     let mut groups = Vec::new();
     let mut users = Vec::new();
     for e in objects {
         if is_group(&e) {
+            usns.push(usn_changed(&e));
             groups.push(tether_ad::read::group_entry(ldap, &e).await?);
         } else if is_user(&e) {
+            usns.push(usn_changed(&e));
             users.push(e);
         }
     }
@@ -580,7 +594,8 @@ async fn changed_objects(
 /// Reads only what changed since the cached USN (objects whose `uSNChanged` moved, or the
 /// notified ones), plus users who entered the scope through a group change, and reports them
 /// incrementally. When the objects read do not account for every USN up to `highest`, every
-/// group's membership is read again (the membership check), which reveals deletions.
+/// group's membership is read again (the membership check), which reveals deletions — or,
+/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again.
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
@@ -588,7 +603,8 @@ async fn incremental_read(
     cache: &mut Cache,
     highest: u64,
     notified: Option<Vec<tether_ad::read::Entry>>,
-) -> Result<Observed, AgentError> {
+    may_check: bool,
+) -> Result<Option<Observed>, AgentError> {
     let since = cache.usn.unwrap_or(0) + 1;
     let before = facts(cfg, &cache.groups)?;
     let mirrored_before = mirrored_guids(&cache.groups, &before);
@@ -611,6 +627,9 @@ async fn incremental_read(
     let mut moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
     let mut checked = 0;
     if !explained(since, highest, usns) {
+        if !may_check {
+            return Ok(None);
+        }
         let fresh = read_groups(ldap, nc).await?;
         checked = fresh.len();
         for g in &fresh {
@@ -663,7 +682,7 @@ async fn incremental_read(
         Gone { users: gone, groups },
     );
     let entries_read = changed_groups.len() + changed_users.len() + to_read.len() + checked;
-    Ok(Observed { report, entries_read, passwords })
+    Ok(Some(Observed { report, entries_read, passwords, checked: checked > 0 }))
 }
 
 /// One user by DN; `None` when it is not there (any more): a cached member list may still
@@ -687,7 +706,7 @@ async fn read_groups_filtered(ldap: &mut Ldap, nc: &str, filter: &str) -> Result
 
 fn remember(memory: Option<&mut Memory>, cache: Cache) {
     if let Some(m) = memory {
-        m.0 = Some(cache);
+        m.cache = Some(cache);
     }
 }
 
@@ -720,11 +739,21 @@ pub async fn cycle(
     cycle_with(cfg, ldap, session, force, None, None).await
 }
 
+/// The membership check runs at most this often: a USN no read explains may be a write the
+/// agent can never see (AD-integrated DNS, the configuration partition), and on a busy DC
+/// the 100 ms check would otherwise read every group ten times a second. A deletion then
+/// waits at most this long more.
+pub const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// What a running agent keeps between its cycles: the state last saved to `StateDir`, so an
-/// idle cycle (every tick) costs a rootDSE read and no parsing of the saved file. Emptied by
-/// a cycle that fails or is held, so the next one starts again from the file.
+/// idle cycle (every tick) costs a rootDSE read and no parsing of the saved file (emptied by
+/// a cycle that fails, is held or is put off, so the next one starts again from the file),
+/// and when the membership check last ran.
 #[derive(Default)]
-pub struct Memory(Option<Cache>);
+pub struct Memory {
+    cache: Option<Cache>,
+    last_check: Option<std::time::Instant>,
+}
 
 /// [`cycle`], taking what the change notifications delivered from `inbox` when it accounts
 /// for every USN since the watermark, and the saved state from `memory` when it holds it.
@@ -737,10 +766,15 @@ pub async fn cycle_with(
     mut memory: Option<&mut Memory>,
 ) -> Result<CycleStats, AgentError> {
     let path = cfg.state_dir().join("import.json");
-    let mut cache = memory.as_deref_mut().and_then(|m| m.0.take()).unwrap_or_else(|| load_cache(&path));
+    let mut cache = memory.as_deref_mut().and_then(|m| m.cache.take()).unwrap_or_else(|| load_cache(&path));
+    let may_check = memory.as_deref().and_then(|m| m.last_check).is_none_or(|t| t.elapsed() >= MEMBERSHIP_CHECK_EVERY);
     let dse = root_dse(ldap).await?;
     let due = now_secs().saturating_sub(cache.last_complete) >= RECONCILE_EVERY.as_secs();
-    let complete = force || due || cache.usn.is_none();
+    // Another DC (a failover, a name that resolves to several), or the same one restored from
+    // a backup: its USNs say nothing of the watermark, so everything is read again.
+    let other_dc = cache.server.as_deref().is_some_and(|s| s != dse.ds_service_name)
+        || cache.usn.is_some_and(|w| dse.highest_committed_usn < w);
+    let complete = force || due || cache.usn.is_none() || other_dc;
     if let (Some(i), Some(w)) = (inbox, cache.usn) {
         i.forget_through(w);
     }
@@ -751,25 +785,39 @@ pub async fn cycle_with(
     // Only the primary import agent of the domain reads and reports (one per DC may run).
     let beat = session.heartbeat().await?;
     if beat.paused || !beat.primary {
+        if let Some(i) = inbox {
+            i.clear();
+        }
         remember(memory, cache);
         return Ok(CycleStats::default());
     }
     let nc = dse.default_naming_context.clone();
     let started = std::time::Instant::now();
     let notified = match (complete, inbox, cache.usn) {
-        (false, Some(i), Some(w)) => notified_run(w + 1, i.since(w)),
+        (false, Some(i), Some(w)) if i.is_from(&dse.ds_service_name) => notified_run(w + 1, i.since(w)),
         _ => None,
     };
     // The USN the cycle accounts for up to: anything written later is seen next cycle.
     let (through, kind, read) = if complete {
-        (dse.highest_committed_usn, ReadKind::Complete, full_read(cfg, ldap, &nc, &mut cache).await?)
+        (dse.highest_committed_usn, ReadKind::Complete, Some(full_read(cfg, ldap, &nc, &mut cache).await?))
     } else if let Some((last, entries)) = notified {
-        (last, ReadKind::Notified, incremental_read(cfg, ldap, &nc, &mut cache, last, Some(entries)).await?)
+        let read = incremental_read(cfg, ldap, &nc, &mut cache, last, Some(entries), may_check).await?;
+        (last, ReadKind::Notified, read)
     } else {
         let highest = dse.highest_committed_usn;
         let kind = read_kind(cache.usn.unwrap_or(0) + 1, highest);
-        (highest, kind, incremental_read(cfg, ldap, &nc, &mut cache, highest, None).await?)
+        (highest, kind, incremental_read(cfg, ldap, &nc, &mut cache, highest, None, may_check).await?)
     };
+    // Put off until the membership check may run again: nothing reported, the watermark
+    // stays, and the state (changed by the read) is read again from the file.
+    let Some(read) = read else {
+        return Ok(CycleStats::default());
+    };
+    if read.checked {
+        if let Some(m) = memory.as_deref_mut() {
+            m.last_check = Some(std::time::Instant::now());
+        }
+    }
     let read_ms = started.elapsed().as_millis() as u64;
     let mut report = read.report;
     report.fencing = Some(beat.fencing);
@@ -796,6 +844,7 @@ pub async fn cycle_with(
     }
     // Saved only once the server has applied the report, so a crash re-reads.
     cache.usn = Some(through);
+    cache.server = Some(dse.ds_service_name.clone());
     if complete {
         cache.last_complete = now_secs();
     }
@@ -852,6 +901,11 @@ mod tests {
             (10, &[(1, 10), (2, 11), (1, 12)], Some((12, &[(2, 11), (1, 12)]))), // latest version once
             (10, &[(1, 10), (1, 10), (2, 11)], Some((11, &[(1, 10), (2, 11)]))), // notified twice
         ];
+        // A group notified with part of its members ends the run before it.
+        let mut ranged = obj(3, 11);
+        ranged.attrs.insert("member;range=0-1499".into(), vec!["CN=a,DC=x".into()]);
+        let run = super::notified_run(10, vec![obj(1, 10), ranged, obj(2, 12)]).map(|(last, es)| (last, es.len()));
+        assert_eq!(run, Some((10, 1)));
         for (since, notified, want) in rows {
             let got = super::notified_run(since, notified.iter().map(|&(g, u)| obj(g, u)).collect());
             let got = got.map(|(last, es)| {

@@ -47,6 +47,9 @@ pub const INBOX_MAX: usize = 10_000;
 pub struct Inbox {
     wake: Notify,
     entries: Mutex<Vec<Entry>>,
+    /// The DC (`dsServiceName`) whose notifications the entries are: USNs are each DC's own,
+    /// so a cycle reading another DC (a name that resolves to several) ignores them.
+    server: Mutex<Option<String>>,
 }
 
 impl Inbox {
@@ -66,6 +69,25 @@ impl Inbox {
     /// Wakes the main loop without an entry (a search (re)opened: catch up).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A search opened on the DC `server`: entries of another DC are dropped.
+    pub fn opened_on(&self, server: &str) {
+        let mut s = self.server.lock().expect("inbox lock");
+        if s.as_deref() != Some(server) {
+            self.entries.lock().expect("inbox lock").clear();
+            *s = Some(server.to_string());
+        }
+    }
+
+    /// Whether the entries are notifications of the DC `server`.
+    pub fn is_from(&self, server: &str) -> bool {
+        self.server.lock().expect("inbox lock").as_deref() == Some(server)
+    }
+
+    /// Drops every entry (this agent does not apply them: paused, or not the primary).
+    pub fn clear(&self) {
+        self.entries.lock().expect("inbox lock").clear();
     }
 
     /// Resolves at the next [`Inbox::push`] or [`Inbox::wake`] (or at once for one that came
@@ -125,7 +147,9 @@ async fn watch_once(
     metrics: &AgentMetrics,
 ) -> Result<(), tether_ad::AdError> {
     let mut ldap = tether_ad::connect(target).await?;
-    let nc = tether_ad::read::root_dse(&mut ldap).await?.default_naming_context;
+    let dse = tether_ad::read::root_dse(&mut ldap).await?;
+    inbox.opened_on(&dse.ds_service_name);
+    let nc = dse.default_naming_context;
     let control = RawControl { ctype: CHANGE_NOTIFICATION.into(), crit: true, val: None };
     // AD accepts only `(objectClass=*)` with this control; the entries carry what a cycle
     // would read of a user or a group.

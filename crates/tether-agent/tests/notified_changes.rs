@@ -51,10 +51,11 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         tether_testkit::metric_in(&metrics.text(), "tether_agent_notification_search_open") == Some(1.0)
     })
     .await;
+    // (Connected before the complete read: nothing but the test's own edits moves the USNs.)
+    let mut admin = connect(&dc.admin_target()).await.unwrap();
     let st = cycle_with(&cfg, &mut ldap, &session, true, Some(&inbox), None).await.unwrap();
     assert_eq!(st.read, ReadKind::Complete);
     let (first, second) = (format!("{}user0001", dc.seed_prefix), format!("{}user0002", dc.seed_prefix));
-    let mut admin = connect(&dc.admin_target()).await.unwrap();
     let dn = find_user(&mut admin, &dc.base_dn, &first).await.unwrap().expect("seeded").dn;
 
     // An edit: AD pushes the entry as written, and the cycle applies it from the inbox.

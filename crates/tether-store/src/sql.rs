@@ -65,6 +65,10 @@ pub(crate) trait Dialect {
     fn search(term: &str) -> Bind {
         Bind::Text(term.to_string())
     }
+    /// `col` contains the search term bound as `param` ([`Dialect::search`] of `term`).
+    fn search_cmp(col: &str, param: &str, _term: &str) -> String {
+        Self::cmp(col, Op::Search, param)
+    }
     /// A condition (with `{p}` for its one parameter, and that parameter) that narrows rows
     /// of `table` to a superset of those where one of `fields` contains `term`, served by a
     /// text index; `None` when no index covers them. The search itself is still applied to
@@ -145,7 +149,11 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
                 (Op::Search, Scalar::Text(t)) => D::search(t),
                 _ => bind::<D>(value),
             });
-            sql.push_str(&D::cmp(&column::<D>(field), *op, &D::param(binds.len())));
+            let (col, p) = (column::<D>(field), D::param(binds.len()));
+            sql.push_str(&match (op, value) {
+                (Op::Search, Scalar::Text(t)) => D::search_cmp(&col, &p, t),
+                _ => D::cmp(&col, *op, &p),
+            });
         }
         Filter::In { field, values } => {
             if values.is_empty() {

@@ -353,6 +353,7 @@ async fn substring_search_through_the_text_index_answers_as_a_scan(b: Backend) {
         ("emile", "Émile", "Zola", "emile@example.com", "Letters"),
         ("emile2", "ÉMILE", "Upper", "emile2@example.com", "Letters"),
         ("back", "Back\\Slash", "Annex", "back@example.org", "IT"),
+        ("greek", "ΑΟΣΑ", "Final", "greek@example.net", "Letters"),
     ];
     for (i, (username, first, last, email, dept)) in people.iter().enumerate() {
         let u = User {
@@ -382,7 +383,7 @@ async fn substring_search_through_the_text_index_answers_as_a_scan(b: Backend) {
         }
     };
     #[rustfmt::skip]
-    let rows: [(&str, Option<&str>, &[&str]); 15] = [
+    let rows: [(&str, Option<&str>, &[&str]); 16] = [
         // term, one field (`field:search:term`) or the four of `searchTerm`, usernames
         ("ANN",       None,              &["ann", "back"]),         // username, and last name "Annex"
         ("nn",        None,              &["ann", "back"]),         // 2 characters: no trigram, a scan
@@ -398,7 +399,8 @@ async fn substring_search_through_the_text_index_answers_as_a_scan(b: Backend) {
         ("sales",     Some("department"), &["ann", "obrien"]),      // a field the index does not hold
         ("lee",       Some("lastname"),  &["ann"]),
         ("zzz",       None,              &[]),
-        ("",          None,              &["ann", "a_b%c", "obrien", "emile", "emile2", "back"]),
+        ("ΑΟΣ",       None,              &["greek"]),               // a final sigma in the term, not in the name
+        ("",          None,              &["ann", "a_b%c", "obrien", "emile", "emile2", "back", "greek"]),
     ];
     for (term, field, want) in rows {
         assert_eq!(found(json!(term), field).await, want, "{term:?} in {field:?}");

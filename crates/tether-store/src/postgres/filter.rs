@@ -10,9 +10,9 @@
 //! - `search` and sorting fold case with `lower(… COLLATE "C")`, which folds ASCII letters
 //!   only, exactly like SQLite's `lower()` and `NOCASE`; a missing field sorts first when
 //!   ascending and last when descending, as NULLs do in SQLite;
-//! - `search` is `LIKE '%term%'` (the term's `%`, `_` and `\` escaped), which the trigram
-//!   indexes of the users' username, email, first and last name serve (schema step 10,
-//!   `pg_trgm`); on other fields it reads every row, as before;
+//! - `search` for an ASCII term is `LIKE '%term%'` (the term's `%`, `_` and `\` escaped),
+//!   which the trigram indexes of the users' username, email, first and last name serve
+//!   (schema step 10, `pg_trgm`); other terms, and other fields, read every row, as before;
 //! - regular expressions use `~*` (case-insensitive). Patterns are validated by the core
 //!   with Rust regex syntax; PostgreSQL's ARE syntax agrees on everything but exotic
 //!   constructs (named groups `(?P<n>…)`, `\pL` classes), which fail here as a database error.
@@ -54,7 +54,14 @@ impl Dialect for Postgres {
         Bind::Text(pattern.to_string())
     }
 
+    /// An ASCII term as a LIKE pattern (the trigram indexes serve it); any other term as
+    /// itself, for `strpos`: pg_trgm folds case with the database's collation, which for some
+    /// letters depends on their place in the word (Greek final sigma under ICU), so its index
+    /// could miss a row the search matches.
     fn search(term: &str) -> Bind {
+        if !term.is_ascii() {
+            return Bind::Text(term.to_string());
+        }
         let mut p = String::with_capacity(term.len() + 2);
         p.push('%');
         for c in term.chars() {
@@ -75,8 +82,18 @@ impl Dialect for Postgres {
             Op::Ge => format!("{col} COLLATE \"C\" >= {p}::text"),
             Op::Lt => format!("{col} COLLATE \"C\" < {p}::text"),
             Op::Le => format!("{col} COLLATE \"C\" <= {p}::text"),
-            Op::Search => format!("lower(coalesce({col}, '') COLLATE \"C\") LIKE lower({p}::text COLLATE \"C\")"),
+            Op::Search => {
+                format!("strpos(lower(coalesce({col}, '') COLLATE \"C\"), lower({p}::text COLLATE \"C\")) > 0")
+            }
             Op::Regex => format!("coalesce({col}, '') ~* {p}::text"),
+        }
+    }
+
+    fn search_cmp(col: &str, p: &str, term: &str) -> String {
+        if term.is_ascii() {
+            format!("lower(coalesce({col}, '') COLLATE \"C\") LIKE lower({p}::text COLLATE \"C\")")
+        } else {
+            Self::cmp(col, Op::Search, p)
         }
     }
 

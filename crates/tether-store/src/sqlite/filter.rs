@@ -55,7 +55,11 @@ impl Dialect for Sqlite {
 
     fn text_index(table: &str, fields: &[&str], term: &str) -> Option<(String, Bind)> {
         // A trigram index finds nothing for a shorter term.
-        let covered = table == "users" && term.chars().count() >= 3 && fields.iter().all(|f| TEXT_INDEXED.contains(f));
+        // (FTS5 cannot take a NUL in a phrase: such a term is searched by scan.)
+        let covered = table == "users"
+            && term.chars().count() >= 3
+            && !term.contains('\0')
+            && fields.iter().all(|f| TEXT_INDEXED.contains(f));
         let phrase = format!("{{{}}} : \"{}\"", fields.join(" "), term.replace('"', "\"\""));
         covered.then(|| {
             ("seq IN (SELECT rowid FROM users_text WHERE users_text MATCH {p})".to_string(), Bind::Text(phrase))
