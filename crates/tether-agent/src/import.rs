@@ -34,15 +34,15 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tether_ad::read::{
-    filetime_to_unix, guid_hex, number, paged_search, read_groups, root_dse, text, usn_changed, GroupEntry,
-};
+use tether_ad::read::{filetime_to_unix, guid_hex, number, paged_search, read_groups, root_dse, text, GroupEntry};
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
 use tether_core::user::{Address, PhoneNumber};
 use tether_core::wire::{ImportOutcome, ImportReport, ObservedGroup};
 
+use crate::changes::{changed_objects, explained, notified_run, Changes, USERS};
+pub use crate::changes::{notified_attrs, ReadKind, EXACT_MAX, USER_ATTRS};
 use crate::config::{ImportConfig, InstalledOn};
 use crate::notify::Inbox;
 use crate::session::Session;
@@ -54,87 +54,6 @@ pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
 /// Relative ids of the groups whose members are never imported: Domain Admins, Enterprise
 /// Admins, (builtin) Administrators.
 const PRIVILEGED_RIDS: [u32; 3] = [512, 519, 544];
-
-/// The attributes read for each user (two of them, `msDS-User-Account-Control-Computed` and
-/// `msDS-UserPasswordExpiryTimeComputed`, are computed by the DC for every entry).
-pub const USER_ATTRS: &[&str] = &[
-    "objectGUID",
-    "sAMAccountName",
-    "userPrincipalName",
-    "givenName",
-    "sn",
-    "mail",
-    "displayName",
-    "description",
-    "title",
-    "department",
-    "company",
-    "physicalDeliveryOfficeName",
-    "employeeType",
-    "telephoneNumber",
-    "mobile",
-    "facsimileTelephoneNumber",
-    "homePhone",
-    "streetAddress",
-    "l",
-    "st",
-    "postalCode",
-    "co",
-    "postOfficeBox",
-    "manager",
-    "whenChanged",
-    "userAccountControl",
-    "adminCount",
-    "lockoutTime",
-    "msDS-User-Account-Control-Computed",
-    "msDS-UserPasswordExpiryTimeComputed",
-    "pwdLastSet",
-    "uSNChanged",
-    "uidNumber",
-    "gidNumber",
-];
-
-/// The attributes the notification search asks for: a notified user or group carries
-/// everything a cycle would read of it, and its class, to tell which it is.
-pub fn notified_attrs() -> Vec<&'static str> {
-    let mut attrs: Vec<&str> = USER_ATTRS.to_vec();
-    for a in ["objectClass", "objectCategory"].iter().chain(tether_ad::read::GROUP_ATTRS) {
-        if !attrs.contains(a) {
-            attrs.push(a);
-        }
-    }
-    attrs
-}
-
-/// How a cycle learnt what changed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ReadKind {
-    /// Nothing moved (or this agent is not the one that reads): rootDSE only.
-    #[default]
-    Idle,
-    /// From the change notifications alone: no search of the scope.
-    Notified,
-    /// One indexed search for the objects holding exactly the USNs since the watermark
-    /// (and the membership check when some USN is unexplained).
-    Exact,
-    /// `(uSNChanged>=N)` searches, which scan the scope on Samba (and the membership check
-    /// when some USN is unexplained): after a gap of more than [`EXACT_MAX`] USNs.
-    Scan,
-    /// The complete read of the scope.
-    Complete,
-}
-
-impl ReadKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReadKind::Idle => "idle",
-            ReadKind::Notified => "notified",
-            ReadKind::Exact => "exact",
-            ReadKind::Scan => "scan",
-            ReadKind::Complete => "complete",
-        }
-    }
-}
 
 /// What a cycle did, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -432,8 +351,6 @@ fn assemble(
     (report, passwords)
 }
 
-const USERS: &str = "(&(objectCategory=person)(objectClass=user))";
-
 /// Reads everything in scope and rebuilds the cache.
 async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Cache) -> Result<Observed, AgentError> {
     let t0 = std::time::Instant::now();
@@ -472,125 +389,6 @@ fn mirrored_guids(groups: &BTreeMap<String, GroupEntry>, f: &Facts) -> BTreeSet<
     groups.values().filter(|g| f.mirrored.contains_key(&g.dn.to_lowercase())).map(|g| g.guid.clone()).collect()
 }
 
-/// Whether every USN from `since` to `highest` is the `uSNChanged` of an object read: if
-/// one is not, something the agent could not see was written (a deletion among others).
-fn explained(since: u64, highest: u64, read: impl IntoIterator<Item = u64>) -> bool {
-    if highest < since {
-        return true;
-    }
-    let seen: BTreeSet<u64> = read.into_iter().filter(|u| (since..=highest).contains(u)).collect();
-    seen.len() as u64 == highest - since + 1
-}
-
-/// Whether a notified object is what the `uSNChanged` read of users finds: a person of
-/// class user (not a computer, which is a user too, nor a contact).
-fn is_user(e: &tether_ad::read::Entry) -> bool {
-    let has = |k: &str, pred: &dyn Fn(&str) -> bool| e.attrs.get(k).is_some_and(|v| v.iter().any(|x| pred(x)));
-    has("objectClass", &|c| c.eq_ignore_ascii_case("user"))
-        && has("objectCategory", &|c| c.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("CN=Person,")))
-}
-
-fn is_group(e: &tether_ad::read::Entry) -> bool {
-    e.attrs.get("objectClass").is_some_and(|v| v.iter().any(|c| c.eq_ignore_ascii_case("group")))
-}
-
-/// The notified objects (in USN order) that account for every USN from `since` on without
-/// a gap, each object once in its latest version, and the last USN they account for; `None`
-/// when `since` itself is not accounted for. A group notified with only part of its members
-/// ends the run.
-fn notified_run(since: u64, entries: Vec<tether_ad::read::Entry>) -> Option<(u64, Vec<tether_ad::read::Entry>)> {
-    let mut next = since;
-    let mut latest: HashMap<String, usize> = HashMap::new();
-    let mut run: Vec<Option<tether_ad::read::Entry>> = Vec::new();
-    for e in entries {
-        let usn = usn_changed(&e);
-        if usn < since {
-            continue;
-        }
-        // No object accounts for `next`; or this one carries only part of a group's members
-        // (`member;range=…`), whose rest read now could be torn by later writes: the cycle
-        // reads it afresh instead.
-        if usn > next || e.attrs.keys().any(|k| k.contains(";range=")) {
-            break;
-        }
-        next = next.max(usn + 1);
-        if let Some(i) = latest.insert(guid_hex(&e), run.len()) {
-            run[i] = None;
-        }
-        run.push(Some(e));
-    }
-    (next > since).then(|| (next - 1, run.into_iter().flatten().collect()))
-}
-
-/// The most USNs a cycle reads by exact value (one search, a filter of this many terms);
-/// past it, by `(uSNChanged>=N)`.
-pub const EXACT_MAX: u64 = 200;
-
-/// `(|(uSNChanged=since)…(uSNChanged=highest))`: the objects whose latest write took one of
-/// these USNs. An equality on `uSNChanged` is served by its index; on Samba (TDB) a
-/// `uSNChanged>=` range is not, and scans the naming context (~150 ms at 10,000 users against
-/// ~1 ms; docs/performance.md).
-fn exact_usns_filter(since: u64, highest: u64) -> String {
-    let mut f = String::from("(|");
-    for u in since..=highest {
-        f.push_str(&format!("(uSNChanged={u})"));
-    }
-    f.push(')');
-    f
-}
-
-/// How a cycle that is neither complete nor notified reads what changed (by range when the
-/// USN went back, as on another DC after a failover: USNs are each DC's own).
-fn read_kind(since: u64, highest: u64) -> ReadKind {
-    if highest >= since && highest - since < EXACT_MAX {
-        ReadKind::Exact
-    } else {
-        ReadKind::Scan
-    }
-}
-
-/// The objects changed since the cached USN: the notified ones when given; otherwise those
-/// holding exactly the USNs up to `highest` (one indexed search), or, past [`EXACT_MAX`] of
-/// them, read by `uSNChanged>=` (groups, then users, anywhere in the naming context). Each
-/// object read accounts for its USN, whatever it is (an OU, a computer).
-async fn changed_objects(
-    ldap: &mut Ldap,
-    nc: &str,
-    since: u64,
-    highest: u64,
-    notified: Option<Vec<tether_ad::read::Entry>>,
-) -> Result<(Vec<GroupEntry>, Vec<tether_ad::read::Entry>, Vec<u64>), AgentError> {
-    let objects = match notified {
-        Some(n) => n,
-        None if read_kind(since, highest) == ReadKind::Exact => {
-            paged_search(ldap, nc, &exact_usns_filter(since, highest), &notified_attrs()).await?
-        }
-        None => {
-            let groups =
-                read_groups_filtered(ldap, nc, &format!("(&(objectClass=group)(uSNChanged>={since}))")).await?;
-            let users = paged_search(ldap, nc, &format!("(&{USERS}(uSNChanged>={since}))"), USER_ATTRS).await?;
-            let usns = groups.iter().map(|g| g.usn).chain(users.iter().map(usn_changed)).collect();
-            return Ok((groups, users, usns));
-        }
-    };
-    // Only users and groups account for their USN, as in the range read: a USN held by an OU
-    // or a container (a rename or a move, which changes no child's USN on AD) stays
-    // unexplained, and so triggers the membership check that finds the users' new DNs.
-    let mut usns = Vec::new();
-    let mut groups = Vec::new();
-    let mut users = Vec::new();
-    for e in objects {
-        if is_group(&e) {
-            usns.push(usn_changed(&e));
-            groups.push(tether_ad::read::group_entry(ldap, &e).await?);
-        } else if is_user(&e) {
-            usns.push(usn_changed(&e));
-            users.push(e);
-        }
-    }
-    Ok((groups, users, usns))
-}
-
 /// Reads only what changed since the cached USN (objects whose `uSNChanged` moved, or the
 /// notified ones), plus users who entered the scope through a group change, and reports them
 /// incrementally. When the objects read do not account for every USN up to `highest`, every
@@ -602,13 +400,13 @@ async fn incremental_read(
     nc: &str,
     cache: &mut Cache,
     highest: u64,
-    notified: Option<Vec<tether_ad::read::Entry>>,
+    changes: Changes,
     may_check: bool,
 ) -> Result<Option<Observed>, AgentError> {
     let since = cache.usn.unwrap_or(0) + 1;
     let before = facts(cfg, &cache.groups)?;
     let mirrored_before = mirrored_guids(&cache.groups, &before);
-    let (changed_groups, changed_users, usns) = changed_objects(ldap, nc, since, highest, notified).await?;
+    let (changed_groups, changed_users, usns) = changed_objects(ldap, nc, since, highest, changes).await?;
     for g in &changed_groups {
         if let Some(old) = cache.groups.get(&g.guid).filter(|o| !o.dn.eq_ignore_ascii_case(&g.dn)) {
             let old_dn = old.dn.clone();
@@ -698,10 +496,6 @@ async fn read_entry(ldap: &mut Ldap, dn: &str) -> Result<Option<tether_ad::read:
     }
     let (entries, _) = res.success().map_err(tether_ad::AdError::from)?;
     Ok(entries.into_iter().next().map(tether_ad::ldap3::SearchEntry::construct))
-}
-
-async fn read_groups_filtered(ldap: &mut Ldap, nc: &str, filter: &str) -> Result<Vec<GroupEntry>, AgentError> {
-    Ok(tether_ad::read::read_groups_where(ldap, nc, filter).await?)
 }
 
 fn remember(memory: Option<&mut Memory>, cache: Cache) {
@@ -800,13 +594,16 @@ pub async fn cycle_with(
     // The USN the cycle accounts for up to: anything written later is seen next cycle.
     let (through, kind, read) = if complete {
         (dse.highest_committed_usn, ReadKind::Complete, Some(full_read(cfg, ldap, &nc, &mut cache).await?))
-    } else if let Some((last, entries)) = notified {
-        let read = incremental_read(cfg, ldap, &nc, &mut cache, last, Some(entries), may_check).await?;
-        (last, ReadKind::Notified, read)
     } else {
-        let highest = dse.highest_committed_usn;
-        let kind = read_kind(cache.usn.unwrap_or(0) + 1, highest);
-        (highest, kind, incremental_read(cfg, ldap, &nc, &mut cache, highest, None, may_check).await?)
+        let (through, changes) = match notified {
+            Some((last, entries)) => (last, Changes::Notified(entries)),
+            None => {
+                let highest = dse.highest_committed_usn;
+                (highest, Changes::between(cache.usn.unwrap_or(0) + 1, highest))
+            }
+        };
+        let kind = changes.kind();
+        (through, kind, incremental_read(cfg, ldap, &nc, &mut cache, through, changes, may_check).await?)
     };
     // Put off until the membership check may run again: nothing reported, the watermark
     // stays, and the state (changed by the read) is read again from the file.
@@ -858,84 +655,6 @@ pub async fn cycle_with(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn usns_explained_by_the_objects_read() {
-        #[rustfmt::skip]
-        let rows: [(u64, u64, &[u64], bool); 7] = [
-            // since, highest, uSNChanged of the objects read, explained
-            (10, 9,  &[],           true),  // nothing moved
-            (10, 10, &[10],         true),  // one edit, read
-            (10, 12, &[10, 11, 12], true),  // three objects, each read
-            (10, 12, &[12, 11, 10, 13], true), // and one written during the read
-            (10, 10, &[],           false), // a deletion: the tombstone is not readable
-            (10, 12, &[10, 12],     false), // a deletion among edits
-            (10, 11, &[11, 11],     false), // one object written twice shows its last USN only
-        ];
-        for (since, highest, read, want) in rows {
-            assert_eq!(super::explained(since, highest, read.iter().copied()), want, "{since}..={highest} {read:?}");
-        }
-    }
-
-    /// A notified object: `guid` (one byte, repeated) at `usn`.
-    fn obj(guid: u8, usn: u64) -> tether_ad::read::Entry {
-        tether_ad::read::Entry {
-            dn: format!("CN=o{guid},DC=x"),
-            attrs: [("uSNChanged".to_string(), vec![usn.to_string()])].into(),
-            bin_attrs: [("objectGUID".to_string(), vec![vec![guid; 16]])].into(),
-        }
-    }
-
-    #[test]
-    fn notified_objects_stand_in_for_a_read_up_to_the_first_gap() {
-        type Objects = &'static [(u8, u64)];
-        type Row = (u64, Objects, Option<(u64, Objects)>);
-        #[rustfmt::skip]
-        let rows: [Row; 8] = [
-            // since, notified (object, USN) in USN order, (last USN accounted for, objects applied)
-            (10, &[],                          None),                          // nothing notified
-            (10, &[(1, 10)],                   Some((10, &[(1, 10)]))),        // one edit
-            (10, &[(1, 10), (2, 11), (3, 12)], Some((12, &[(1, 10), (2, 11), (3, 12)]))),
-            (10, &[(1, 11)],                   None),                          // 10 unexplained (a deletion)
-            (10, &[(1, 10), (2, 12)],          Some((10, &[(1, 10)]))),        // a gap at 11: stop before it
-            (10, &[(1, 8), (2, 9), (1, 10)],   Some((10, &[(1, 10)]))),        // already applied ones skipped
-            (10, &[(1, 10), (2, 11), (1, 12)], Some((12, &[(2, 11), (1, 12)]))), // latest version once
-            (10, &[(1, 10), (1, 10), (2, 11)], Some((11, &[(1, 10), (2, 11)]))), // notified twice
-        ];
-        // A group notified with part of its members ends the run before it.
-        let mut ranged = obj(3, 11);
-        ranged.attrs.insert("member;range=0-1499".into(), vec!["CN=a,DC=x".into()]);
-        let run = super::notified_run(10, vec![obj(1, 10), ranged, obj(2, 12)]).map(|(last, es)| (last, es.len()));
-        assert_eq!(run, Some((10, 1)));
-        for (since, notified, want) in rows {
-            let got = super::notified_run(since, notified.iter().map(|&(g, u)| obj(g, u)).collect());
-            let got = got.map(|(last, es)| {
-                (
-                    last,
-                    es.iter().map(|e| (super::guid_hex(e)[..2].to_string(), super::usn_changed(e))).collect::<Vec<_>>(),
-                )
-            });
-            let want =
-                want.map(|(last, es)| (last, es.iter().map(|&(g, u)| (format!("{g:02x}"), u)).collect::<Vec<_>>()));
-            assert_eq!(got, want, "since {since}, notified {notified:?}");
-        }
-    }
-
-    #[test]
-    fn a_few_usns_are_read_by_exact_value_and_many_by_range() {
-        use super::ReadKind::{Exact, Scan};
-        let rows = [
-            (10, 10, Exact),
-            (10, 12, Exact),
-            (10, 10 + super::EXACT_MAX - 1, Exact),
-            (10, 10 + super::EXACT_MAX, Scan),
-            (10, 8, Scan), // the USN went back: no empty filter
-        ];
-        for (since, highest, want) in rows {
-            assert_eq!(super::read_kind(since, highest), want, "{since}..={highest}");
-        }
-        assert_eq!(super::exact_usns_filter(7, 9), "(|(uSNChanged=7)(uSNChanged=8)(uSNChanged=9))");
-    }
-
     #[test]
     fn generalized_time() {
         let rows = [

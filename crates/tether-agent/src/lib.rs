@@ -3,6 +3,7 @@
 //! an agent killed at any moment resumes where it was with the same config.
 
 pub mod ad_users;
+mod changes;
 pub mod config;
 pub mod delegation;
 pub mod import;
