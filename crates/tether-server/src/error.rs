@@ -99,11 +99,14 @@ impl From<StoreError> for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// How many times an operation runs when the documents it read keep changing before it writes.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: u32 = 8;
 
 /// Runs `attempt` (read, decide, write) again while its write finds that a document changed
 /// since it was read (`STALE`: another request, agent or tetherd wrote it meanwhile), so the
 /// decision is always made on the current document; past `ATTEMPTS` the caller gets 409.
+/// Between tries it pauses a random time that doubles its bound each try (≤ 1, 2, … 64 ms):
+/// two writers that keep colliding (an admin's change and an agent's heartbeats on a busy
+/// machine) fall out of step instead of losing to each other every time.
 pub async fn retrying<T, F, Fut>(mut attempt: F) -> ApiResult<T>
 where
     F: FnMut() -> Fut,
@@ -114,9 +117,18 @@ where
         match attempt().await {
             Err(e) if e.code == Code::Stale && n < ATTEMPTS => {
                 tracing::debug!(attempt = n, "a document changed meanwhile; read again");
+                tokio::time::sleep(pause_before_retry(n)).await;
                 n += 1;
             }
             r => return r,
         }
     }
+}
+
+/// A random pause of up to 2^(n-1) ms before try n + 1.
+fn pause_before_retry(n: u32) -> std::time::Duration {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    let bound_us = 1000u64 << (n - 1).min(6);
+    std::time::Duration::from_micros(u64::from(u16::from_le_bytes(b)) * bound_us / u64::from(u16::MAX))
 }

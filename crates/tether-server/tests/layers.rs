@@ -215,3 +215,38 @@ fn the_graph_reader_finds_grouped_paths_and_circles() {
     assert_eq!(cycle_from(&edges, &m("a")).map(|c| c.len()), Some(4));
     assert_eq!(cycle_from(&edges, &m("d")), None);
 }
+
+/// Each crate's integration tests are modules of one binary (`tests/main.rs`, with
+/// `autotests = false`): a file of `tests/` that `main.rs` does not name would never be
+/// compiled nor run, silently.
+#[test]
+fn every_integration_test_file_is_a_module_of_its_crates_test_binary() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut checked = 0;
+    for e in std::fs::read_dir(&crates).unwrap() {
+        let dir = e.unwrap().path();
+        let (tests, manifest) = (dir.join("tests"), dir.join("Cargo.toml"));
+        if !tests.is_dir() || !manifest.is_file() {
+            continue;
+        }
+        let files: BTreeSet<String> = std::fs::read_dir(&tests)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        if !files.contains("main") {
+            // Cargo's default: every file its own binary.
+            let toml = std::fs::read_to_string(&manifest).unwrap();
+            assert!(!toml.contains("autotests = false"), "{}: autotests off without tests/main.rs", dir.display());
+            continue;
+        }
+        let main = std::fs::read_to_string(tests.join("main.rs")).unwrap();
+        let named: BTreeSet<String> =
+            main.lines().filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';')).map(str::to_owned).collect();
+        let unnamed: Vec<&String> = files.iter().filter(|f| *f != "main" && !named.contains(*f)).collect();
+        assert!(unnamed.is_empty(), "{}: tests/main.rs does not name {unnamed:?}", dir.display());
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} crates with tests/main.rs found under {}", crates.display());
+}

@@ -1,0 +1,11 @@
+//! The crate's integration tests, one binary: each file of tests/ is a module here, so the
+//! test build links one executable per crate instead of one per file (disk and link time).
+
+mod at_rest;
+mod ldap;
+mod ldap_hosts;
+mod postgres;
+mod radius;
+mod restart;
+mod serve;
+mod tls;
