@@ -83,6 +83,9 @@ async fn main_loop(
                 Ok(beat) => {
                     server_failures = 0;
                     last_beat = Some(tokio::time::Instant::now());
+                    if let Some(w) = work.as_mut() {
+                        w.memory.heard(beat);
+                    }
                     if beat.paused != was_paused {
                         tracing::info!(
                             paused = beat.paused,
@@ -190,6 +193,8 @@ impl ImportWork {
                 Ok(())
             }
             Err(e) => {
+                // Whatever failed, the next cycle asks tetherd again before reporting.
+                self.memory.forget_beat();
                 self.ldap = None; // reconnect on the next cycle
                                   // tetherd may have applied the report before the failure: read completely
                                   // next time rather than trust the saved (older) scope.

@@ -538,7 +538,7 @@ async fn admins_group_gives_sudo_to_direct_members_in_scope() {
 async fn one_primary_import_agent_applies_cycles() {
     let mut fx = fixture("TWOWAYSYNC", json!({})).await;
     let adi = fx.adi.clone();
-    let (a, _) = fx.user("pr", Some("Pri"), &[&adi]).await;
+    let (a, a_dn) = fx.user("pr", Some("Pri"), &[&adi]).await;
     // A second import agent (another DC) on the same domain.
     let domain = fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
     let k =
@@ -599,6 +599,23 @@ async fn one_primary_import_agent_applies_cycles() {
         cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.is_none(),
         "a paused import agent sends nothing"
     );
+    // A running agent's cycle takes its last heartbeat's answer instead of asking again
+    // (`import::Memory`): one heard while primary, used after the agent was paused, reads AD,
+    // tetherd refuses its report, and the cycle, asking then, applies nothing.
+    replace_attrs(&mut fx.ldap, &a_dn, &[("title", "Paused Meanwhile")]).await.unwrap();
+    let mut memory = tether_agent::import::Memory::default();
+    memory.heard(beat2);
+    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, &second, true, None, Some(&mut memory)).await;
+    assert!(st.unwrap().outcome.is_none(), "refused, then told it is paused: nothing reported");
+    assert_ne!(fx.tether_user(&a).await.unwrap()["jobTitle"], "Paused Meanwhile", "nothing applied");
+    // The answer it got is kept: the next cycle does not read AD at all.
+    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, &second, true, None, Some(&mut memory)).await;
+    assert!(st.unwrap().outcome.is_none());
+    let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
+    assert_eq!(d["primaryImportAgent"].as_str(), Some(first_id.as_str()));
+    // The primary agent applies the change.
+    assert!(fx.run().await.is_object());
+    assert_eq!(fx.tether_user(&a).await.unwrap()["jobTitle"], "Paused Meanwhile");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tether_ad::read::text;
 use tether_ad::{connect, create_group, create_user, find_user, replace_attrs, set_member, NewUser};
 use tether_agent::config::ImportConfig;
-use tether_agent::import::{cycle_with, notified_attrs, ReadKind};
+use tether_agent::import::{cycle_with, notified_attrs, Memory, ReadKind};
 use tether_agent::metrics::AgentMetrics;
 use tether_agent::notify::{watch, Inbox};
 use tether_agent::runner::run_import;
@@ -53,7 +53,10 @@ async fn a_notified_change_is_applied_without_searching_ad() {
     .await;
     // (Connected before the complete read: nothing but the test's own edits moves the USNs.)
     let mut admin = connect(&dc.admin_target()).await.unwrap();
-    let st = cycle_with(&cfg, &mut ldap, &session, true, Some(&inbox), None).await.unwrap();
+    // What a running agent keeps between cycles (its saved state, the groups' closure facts,
+    // its last heartbeat's answer), as the main loop passes it.
+    let mut memory = Memory::default();
+    let st = cycle_with(&cfg, &mut ldap, &session, true, Some(&inbox), Some(&mut memory)).await.unwrap();
     assert_eq!(st.read, ReadKind::Complete);
     let (first, second) = (format!("{}user0001", dc.seed_prefix), format!("{}user0002", dc.seed_prefix));
     let dn = find_user(&mut admin, &dc.base_dn, &first).await.unwrap().expect("seeded").dn;
@@ -66,14 +69,14 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         notified(&inbox, &dn, "Notified Nurse")
     })
     .await;
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), Some(&mut memory)).await.unwrap();
     assert_eq!(st.read, ReadKind::Notified, "no uSNChanged search: the notification accounts for the write");
     assert_eq!(st.entries_read, 1);
     assert!(st.outcome.is_some(), "reported to tetherd");
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], "Notified Nurse");
     assert!(inbox.is_empty(), "what was applied leaves the inbox");
     // Nothing moved since: rootDSE only.
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), Some(&mut memory)).await.unwrap();
     assert_eq!((st.read, st.entries_read), (ReadKind::Idle, 0));
 
     // A deletion is notified to nobody without rights on Deleted Objects: its USN is
@@ -86,7 +89,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
         notified(&inbox, &dn, "After The Deletion")
     })
     .await;
-    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), None).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, Some(&inbox), Some(&mut memory)).await.unwrap();
     assert_eq!(st.read, ReadKind::Exact, "a gap in the USNs is never trusted to the notifications");
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], "After The Deletion");
     let left = user_in_tether(&s, &second).await;
@@ -95,12 +98,28 @@ async fn a_notified_change_is_applied_without_searching_ad() {
     // More USNs than an exact read takes (one object written over and over, without the
     // inbox): read by range, and the last write wins.
     let writes = tether_agent::import::EXACT_MAX + 10;
+    // (The deletion's cycle checked membership; this one will need to as well.)
+    tokio::time::sleep(tether_agent::import::MEMBERSHIP_CHECK_EVERY).await;
     for i in 1..=writes {
         replace_attrs(&mut admin, &dn, &[("title", &format!("Write {i}"))]).await.unwrap();
     }
-    let st = cycle_with(&cfg, &mut ldap, &session, false, None, None).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, None, Some(&mut memory)).await.unwrap();
     assert_eq!(st.read, ReadKind::Scan);
     assert_eq!(user_in_tether(&s, &first).await["jobTitle"], format!("Write {writes}"));
+
+    // A group change after cycles that kept the groups' closure facts and skipped the walks
+    // over the scope: the user who left the ADI group leaves Tether's scope, and comes back.
+    set_member(&mut admin, &dc.group_dn, &dn, false).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, None, Some(&mut memory)).await.unwrap();
+    assert_eq!(st.read, ReadKind::Exact);
+    assert!(st.outcome.is_some(), "reported to tetherd");
+    let left = user_in_tether(&s, &first).await;
+    assert!(left.is_null(), "removed from Tether (UserDissociationAction remove): {left}");
+    set_member(&mut admin, &dc.group_dn, &dn, true).await.unwrap();
+    let st = cycle_with(&cfg, &mut ldap, &session, false, None, Some(&mut memory)).await.unwrap();
+    assert_eq!(st.read, ReadKind::Exact);
+    let back = user_in_tether(&s, &first).await;
+    assert_eq!((back["external_dn"].as_str(), back["suspended"].as_bool()), (Some(dn.as_str()), Some(false)), "{back}");
     watcher.abort();
 }
 

@@ -17,9 +17,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tether_core::query::ListQuery;
+use tether_core::query::{Filter, ListQuery};
 
-pub use repo::{group_doc, user_doc, Repo};
+pub use repo::{group_doc, user_doc, AdLinked, Repo};
 
 /// Document collections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +261,12 @@ pub trait Store: Send + Sync + 'static {
     /// The documents as their stored JSON text (decoded one at a time by the caller, so a
     /// list of every user is never held twice as JSON trees).
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)>;
+    /// The text fields `fields` (`id` or document fields) of every document of `c` that
+    /// `filter` matches, in insertion order, one `Vec` per document (`None` where a field is
+    /// missing): a lookup that needs a few fields of many documents sends and decodes no
+    /// document and counts nothing. At least one field; text fields only (a number or a
+    /// boolean reads differently on each backend, or fails).
+    async fn project(&self, c: Collection, filter: &Filter, fields: &[&str]) -> Result<Vec<Vec<Option<String>>>>;
 
     /// Sets (or with `None` removes) the secret of `purpose` owned by `owner`.
     async fn put_secret(&self, owner: &str, purpose: Secret, hash: Option<&str>) -> Result<()>;

@@ -125,6 +125,22 @@ macro_rules! store_impl {
                 unlink_edge(&self.$write, e, from, to).await
             }
 
+            async fn project(
+                &self,
+                c: $crate::Collection,
+                filter: &tether_core::query::Filter,
+                fields: &[&str],
+            ) -> $crate::Result<Vec<Vec<Option<String>>>> {
+                use sqlx::Row;
+                let (text, binds) = $crate::sql::project_sql::<$db>(c.table(), filter, fields);
+                let rows = $crate::sql::bind_all(sqlx::query(&text), &binds).fetch_all(&self.$read).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push((0..fields.len()).map(|i| r.try_get::<Option<String>, _>(i)).collect::<Result<_, _>>()?);
+                }
+                Ok(out)
+            }
+
             async fn targets(&self, e: $crate::Edge, from: &str) -> $crate::Result<Vec<String>> {
                 Ok(sqlx::query_scalar($crate::sql::stmt::TARGETS).bind(e.name()).bind(from).fetch_all(&self.$read).await?)
             }

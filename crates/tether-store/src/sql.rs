@@ -230,6 +230,16 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     ListSql { count, count_binds, select, binds }
 }
 
+/// Selects `fields` of the rows of `table` that `filter` matches, in insertion order.
+pub(crate) fn project_sql<D: Dialect>(table: &str, filter: &Filter, fields: &[&str]) -> (String, Vec<Bind>) {
+    debug_assert!(!fields.is_empty(), "a projection of no field");
+    let mut cond = String::new();
+    let mut binds = Vec::new();
+    to_sql::<D>(table, filter, &mut cond, &mut binds);
+    let cols: Vec<String> = fields.iter().map(|f| column::<D>(f)).collect();
+    (format!("SELECT {} FROM {table} WHERE {cond} ORDER BY seq", cols.join(", ")), binds)
+}
+
 /// Statements spelled the same in both dialects (`$n` parameters, which sqlx's SQLite
 /// driver binds by number too).
 pub(crate) mod stmt {

@@ -529,6 +529,44 @@ async fn internal_fields_find_linked_objects(b: Backend) {
     assert!(r.user_by_ad_guid("GUID-1").await.unwrap().is_none(), "equality is exact");
     assert_eq!(r.users_of_domain("dom1").await.unwrap().len(), 1);
     assert!(r.users_of_domain("dom2").await.unwrap().is_empty());
+
+    // The lean lookup: objectGUID, id, username and domain of linked users only, across the
+    // 500-value chunks of the lookup.
+    let mut other = user(3, "Cy", false);
+    other.ad_guid = Some("guid-3".into());
+    other.restricted_fields =
+        vec![RestrictedField { field: "email".into(), kind: "active_directory".into(), id: "dom2".into() }];
+    r.insert_user(&other, None).await.unwrap();
+    let mut guids: Vec<String> = (0..700).map(|i| format!("unknown-{i}")).collect();
+    guids.insert(0, "guid-3".into());
+    guids.push("guid-1".into());
+    guids.push(user(2, "", false).id); // not linked
+    let guids: Vec<&str> = guids.iter().map(String::as_str).collect();
+    let linked_row = |u: &User, d: &str| tether_store::AdLinked {
+        guid: u.ad_guid.clone().unwrap(),
+        id: u.id.clone(),
+        username: u.username.clone(),
+        domain: Some(d.into()),
+    };
+    let mut got = r.ad_linked(&guids).await.unwrap();
+    got.sort_by(|a, b| a.guid.cmp(&b.guid));
+    assert_eq!(got, [linked_row(&linked, "dom1"), linked_row(&other, "dom2")]);
+    let bob = user(2, "", false);
+    let ids = [linked.id.as_str(), bob.id.as_str(), other.id.as_str()];
+    assert_eq!(r.ad_linked_among("dom2", &ids).await.unwrap(), [linked_row(&other, "dom2")]);
+    assert_eq!(r.ad_linked_among("dom1", &ids[..2]).await.unwrap(), [linked_row(&linked, "dom1")]);
+    // A missing field reads as None.
+    let all = tether_core::query::Filter::In {
+        field: "id",
+        values: ids.iter().rev().map(|i| tether_core::query::Scalar::Text(i.to_string())).collect(),
+    };
+    let rows = r.store().project(Collection::Users, &all, &["username", "_adGuid"]).await.unwrap();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        rows,
+        [vec![some("user1"), some("guid-1")], vec![some("user2"), None], vec![some("user3"), some("guid-3")]],
+        "insertion order"
+    );
 }
 
 async fn delete_removes_edges_and_secrets(b: Backend) {

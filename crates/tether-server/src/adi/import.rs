@@ -237,10 +237,13 @@ pub async fn apply(
             counts.add(category, 1);
         }
     }
+    let groups_started = std::time::Instant::now();
     let mut touched = crate::adi::import_groups::Touched::of_members(s, domain, report).await?;
+    let members_ms = groups_started.elapsed().as_millis() as u64;
     let removals = crate::adi::import_groups::membership_removals(s, domain, report, &mut touched).await?;
     counts.membership_removals = removals.iter().filter_map(|c| c["count"].as_u64()).sum();
     let stale = crate::adi::import_groups::stale_groups(s, domain, report).await?;
+    let groups_ms = groups_started.elapsed().as_millis() as u64;
     counts.add(Category::GroupDeletes, stale.len() as u64);
     let group_deletes = stale.iter().map(|g| {
         serde_json::json!({"category": Category::GroupDeletes, "object": g.name, "action": "delete",
@@ -270,11 +273,14 @@ pub async fn apply(
         groups = report.groups.len(),
         complete = report.complete,
         ms = decide_started.elapsed().as_millis() as u64,
+        groups_ms,
+        members_ms,
         "import cycle decided"
     );
     let started = std::time::Instant::now();
     let r = execute(s, domain, report, Some(touched), planned, out, actor).await;
     s.metrics.import_applied(started.elapsed().as_secs_f64());
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "import cycle applied");
     r
 }
 

@@ -40,11 +40,11 @@ impl Touched {
         }
         let guids: HashSet<&str> = report.groups.iter().flat_map(|g| g.members.iter().map(String::as_str)).collect();
         let guids: Vec<&str> = guids.into_iter().collect();
-        for (g, u) in s.repo.users_by_ad_guids(&guids).await? {
-            if u.restricted_fields.iter().any(|r| r.kind == "active_directory" && r.id == domain.id) {
-                t.in_domain.insert(u.id.clone(), u.username.clone());
+        for u in s.repo.ad_linked(&guids).await? {
+            if u.domain.as_deref() == Some(domain.id.as_str()) {
+                t.in_domain.insert(u.id.clone(), u.username);
             }
-            t.by_guid.insert(g, u.id);
+            t.by_guid.insert(u.guid, u.id);
         }
         Ok(t)
     }
@@ -62,7 +62,7 @@ impl Touched {
     async fn learn(&mut self, s: &AppState, domain: &AdDomain, ids: &[&str]) -> Result<(), ApiError> {
         let unknown: Vec<&str> = ids.iter().copied().filter(|id| !self.in_domain.contains_key(*id)).collect();
         if !unknown.is_empty() {
-            for u in s.repo.users_of_domain_among(&domain.id, &unknown).await? {
+            for u in s.repo.ad_linked_among(&domain.id, &unknown).await? {
                 self.in_domain.insert(u.id, u.username);
             }
         }
