@@ -34,17 +34,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tether_ad::read::{filetime_to_unix, guid_hex, number, paged_search, read_groups, root_dse, text, GroupEntry};
+use tether_ad::read::{guid_hex, number, paged_search, read_groups, root_dse, GroupEntry};
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
-use tether_core::user::{Address, PhoneNumber};
 use tether_core::wire::{HeartbeatReply as Beat, ImportOutcome, ImportReport, ObservedGroup};
 
 use crate::changes::{changed_objects, explained, notified_run, Changes, USERS};
 pub use crate::changes::{notified_attrs, ReadKind, EXACT_MAX, USER_ATTRS};
 use crate::config::{ImportConfig, InstalledOn};
 use crate::notify::Inbox;
+use crate::observe::{bind_identity, observe};
 use crate::session::Session;
 use crate::AgentError;
 
@@ -70,22 +70,6 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn unix_to_rfc3339(secs: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(secs).ok().map(tether_core::timestamp)
-}
-
-/// The account names a bind DN stands for (`user@realm`, `NETBIOS\user`, or a DN).
-fn bind_identity(bind_dn: &str) -> (Option<String>, Option<String>) {
-    let b = bind_dn.trim();
-    if let Some((_, user)) = b.split_once('\\') {
-        (None, Some(user.to_lowercase()))
-    } else if b.contains('@') && !b.contains('=') {
-        (None, b.split('@').next().map(str::to_lowercase))
-    } else {
-        (Some(b.to_lowercase()), None)
-    }
-}
-
 /// Users reachable from groups with the given RIDs (nested membership included).
 fn privileged_members(groups: &[GroupEntry], ad_groups: &[AdGroup]) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -93,82 +77,6 @@ fn privileged_members(groups: &[GroupEntry], ad_groups: &[AdGroup]) -> HashSet<S
         out.extend(compute(&g.dn, ad_groups).users);
     }
     out
-}
-
-fn observe(
-    e: &tether_ad::read::Entry,
-    privileged: &HashSet<String>,
-    admins: &HashSet<String>,
-    bind: &(Option<String>, Option<String>),
-) -> AdUserObs {
-    let t = |k: &str| text(e, k).filter(|v| !v.is_empty());
-    let num = |k: &str| number::<i64>(e, k).unwrap_or(0);
-    let uac = num("userAccountControl");
-    let computed = num("msDS-User-Account-Control-Computed");
-    let sam = t("sAMAccountName").unwrap_or_default();
-    let dn_l = e.dn.to_lowercase();
-    let is_bind = bind.0.as_deref() == Some(dn_l.as_str()) || bind.1.as_deref() == Some(sam.to_lowercase().as_str());
-    let phones = [
-        ("work", "telephoneNumber"),
-        ("mobile", "mobile"),
-        ("work_fax", "facsimileTelephoneNumber"),
-        ("home", "homePhone"),
-    ]
-    .into_iter()
-    .filter_map(|(kind, k)| t(k).map(|n| PhoneNumber { kind: kind.into(), number: n }))
-    .collect();
-    let address = Address {
-        kind: "work".into(),
-        street_address: t("streetAddress").unwrap_or_default(),
-        locality: t("l").unwrap_or_default(),
-        region: t("st").unwrap_or_default(),
-        postal_code: t("postalCode").unwrap_or_default(),
-        country: t("co").unwrap_or_default(),
-        po_box: t("postOfficeBox").unwrap_or_default(),
-        extended_address: String::new(),
-    };
-    let has_address = address != Address { kind: "work".into(), ..Address::default() };
-    AdUserObs {
-        guid: guid_hex(e),
-        dn: e.dn.clone(),
-        sam_account_name: sam.clone(),
-        user_principal_name: t("userPrincipalName"),
-        given_name: t("givenName"),
-        sn: t("sn"),
-        mail: t("mail"),
-        display_name: t("displayName"),
-        description: t("description"),
-        title: t("title"),
-        department: t("department"),
-        company: t("company"),
-        office: t("physicalDeliveryOfficeName"),
-        employee_type: t("employeeType"),
-        phone_numbers: phones,
-        addresses: if has_address { vec![address] } else { vec![] },
-        manager_dn: t("manager"),
-        disabled: uac & 0x2 != 0,
-        locked: computed & 0x10 != 0,
-        locked_at: filetime_to_unix(num("lockoutTime")).and_then(unix_to_rfc3339),
-        password_expired: computed & 0x80_0000 != 0,
-        password_expires_at: filetime_to_unix(num("msDS-UserPasswordExpiryTimeComputed")).and_then(unix_to_rfc3339),
-        privileged: num("adminCount") == 1
-            || privileged.contains(&dn_l)
-            || sam.eq_ignore_ascii_case("krbtgt")
-            || is_bind,
-        sudo: admins.contains(&dn_l),
-        uid_number: number::<u32>(e, "uidNumber"),
-        gid_number: number::<u32>(e, "gidNumber"),
-        changed_at: t("whenChanged").and_then(|g| generalized_to_rfc3339(&g)),
-    }
-}
-
-/// `20261122023100.0Z` (LDAP GeneralizedTime, UTC) as RFC 3339.
-fn generalized_to_rfc3339(g: &str) -> Option<String> {
-    let d = g.get(..14)?;
-    if !d.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(format!("{}-{}-{}T{}:{}:{}Z", &d[..4], &d[4..6], &d[6..8], &d[8..10], &d[10..12], &d[12..14]))
 }
 
 /// What the agent remembers between cycles (in `StateDir/import.json`): the USN watermark,
@@ -620,6 +528,15 @@ impl Memory {
     }
 }
 
+/// A heartbeat now, its answer kept in `memory`.
+async fn heartbeat(session: &Session, memory: Option<&mut Memory>) -> Result<Beat, AgentError> {
+    let b = session.heartbeat().await?;
+    if let Some(m) = memory {
+        m.heard(b);
+    }
+    Ok(b)
+}
+
 /// [`cycle`], taking what the change notifications delivered from `inbox` when it accounts
 /// for every USN since the watermark, and the saved state (with the groups' closure facts)
 /// and the last heartbeat's answer from `memory` when it holds them.
@@ -652,13 +569,7 @@ pub async fn cycle_with(
     let reused = memory.as_deref().and_then(Memory::recent_beat);
     let beat = match reused {
         Some(b) => b,
-        None => {
-            let b = session.heartbeat().await?;
-            if let Some(m) = memory.as_deref_mut() {
-                m.heard(b);
-            }
-            b
-        }
+        None => heartbeat(session, memory.as_deref_mut()).await?,
     };
     if beat.paused || !beat.primary {
         if let Some(i) = inbox {
@@ -703,10 +614,7 @@ pub async fn cycle_with(
     let outcome = match session.report_import(&report).await {
         // Refused on the word of an earlier heartbeat: paused or no longer primary since? Ask.
         Err(e @ AgentError::Server { status: 409, .. }) if reused.is_some() => {
-            let b = session.heartbeat().await?;
-            if let Some(m) = memory.as_deref_mut() {
-                m.heard(b);
-            }
+            let b = heartbeat(session, memory.as_deref_mut()).await?;
             if !b.paused && b.primary {
                 return Err(e);
             }
@@ -750,20 +658,4 @@ pub async fn cycle_with(
         i.forget_through(through);
     }
     Ok(CycleStats { entries_read: read.entries_read, read: kind, outcome: Some(outcome) })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn generalized_time() {
-        let rows = [
-            ("20261122023100.0Z", Some("2026-11-22T02:31:00Z")),
-            ("19991231235959Z", Some("1999-12-31T23:59:59Z")),
-            ("2026112202", None),
-            ("2026x122023100.0Z", None),
-        ];
-        for (g, want) in rows {
-            assert_eq!(super::generalized_to_rfc3339(g).as_deref(), want, "{g}");
-        }
-    }
 }

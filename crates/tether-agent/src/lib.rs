@@ -9,6 +9,7 @@ pub mod delegation;
 pub mod import;
 pub mod metrics;
 pub mod notify;
+mod observe;
 pub mod passwords;
 pub mod retry;
 pub mod runner;
