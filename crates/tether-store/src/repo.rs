@@ -232,18 +232,9 @@ impl Repo {
     /// The users linked to any of these objectGUIDs, by objectGUID (a few queries for a
     /// whole import report instead of one per user).
     pub async fn users_by_ad_guids(&self, guids: &[&str]) -> Result<std::collections::HashMap<String, User>> {
-        use tether_core::query::{Filter, Scalar};
         let mut out = std::collections::HashMap::new();
         for chunk in guids.chunks(500) {
-            let q = ListQuery {
-                filter: Some(Filter::In {
-                    field: AD_GUID,
-                    values: chunk.iter().map(|g| Scalar::Text(g.to_string())).collect(),
-                }),
-                sort: None,
-                limit: chunk.len(),
-                skip: 0,
-            };
+            let q = ListQuery { filter: Some(any_of(AD_GUID, chunk)), sort: None, limit: chunk.len(), skip: 0 };
             for u in self.list_users(&q).await?.1 {
                 if let Some(g) = u.ad_guid.clone() {
                     out.insert(g, u);
@@ -258,12 +249,9 @@ impl Repo {
     /// 10,000 users are looked up on each change to the group (an import cycle reporting
     /// it), and reading each whole user made that 0.6 s.
     pub async fn ad_linked(&self, guids: &[&str]) -> Result<Vec<AdLinked>> {
-        use tether_core::query::{Filter, Scalar};
         let mut out = Vec::new();
         for chunk in guids.chunks(500) {
-            let among =
-                Filter::In { field: AD_GUID, values: chunk.iter().map(|g| Scalar::Text(g.to_string())).collect() };
-            out.extend(self.linked_rows(&among).await?);
+            out.extend(self.linked_rows(&any_of(AD_GUID, chunk)).await?);
         }
         Ok(out)
     }
@@ -274,7 +262,7 @@ impl Repo {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let among = Filter::And(vec![
-                Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() },
+                any_of("id", chunk),
                 Filter::Cmp { field: AD_DOMAIN, op: Op::Eq, value: Scalar::Text(domain_id.into()) },
             ]);
             out.extend(self.linked_rows(&among).await?);
@@ -305,22 +293,9 @@ impl Repo {
 
     /// The users `ids` (those that exist), in the order they were created.
     pub async fn users_by_ids(&self, ids: &[&str]) -> Result<Vec<User>> {
-        self.users_among(ids, None).await
-    }
-
-    async fn users_among(&self, ids: &[&str], domain_id: Option<&str>) -> Result<Vec<User>> {
-        use tether_core::query::{Filter, Op, Scalar};
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
-            let among = Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() };
-            let filter = match domain_id {
-                Some(d) => Filter::And(vec![
-                    among,
-                    Filter::Cmp { field: AD_DOMAIN, op: Op::Eq, value: Scalar::Text(d.into()) },
-                ]),
-                None => among,
-            };
-            let q = ListQuery { filter: Some(filter), sort: None, limit: chunk.len(), skip: 0 };
+            let q = ListQuery { filter: Some(any_of("id", chunk)), sort: None, limit: chunk.len(), skip: 0 };
             out.extend(self.list_users(&q).await?.1);
         }
         Ok(out)
@@ -328,11 +303,9 @@ impl Repo {
 
     /// The groups `ids` (those that exist), in the order they were created.
     pub async fn groups_by_ids(&self, ids: &[&str]) -> Result<Vec<Group>> {
-        use tether_core::query::{Filter, Scalar};
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
-            let among = Filter::In { field: "id", values: chunk.iter().map(|i| Scalar::Text(i.to_string())).collect() };
-            let q = ListQuery { filter: Some(among), sort: None, limit: chunk.len(), skip: 0 };
+            let q = ListQuery { filter: Some(any_of("id", chunk)), sort: None, limit: chunk.len(), skip: 0 };
             out.extend(self.list::<Group>(Collection::Groups, &q).await?.1);
         }
         Ok(out)
@@ -371,6 +344,12 @@ pub fn group_doc(g: &Group) -> Doc {
 }
 
 /// An equality filter on an internal (non-catalogue) document field.
+/// `field` is any of `values`.
+fn any_of(field: &'static str, values: &[&str]) -> tether_core::query::Filter {
+    use tether_core::query::{Filter, Scalar};
+    Filter::In { field, values: values.iter().map(|v| Scalar::Text(v.to_string())).collect() }
+}
+
 fn eq(field: &'static str, value: &str, limit: usize) -> ListQuery {
     use tether_core::query::{Filter, Op, Scalar};
     ListQuery {
