@@ -106,7 +106,9 @@ pub async fn set_password(ldap: &mut Ldap, dn: &str, password: &str) -> Result<(
 
 /// Finds a user by `sAMAccountName` below `base`.
 pub async fn find_user(ldap: &mut Ldap, base: &str, sam: &str) -> Result<Option<AdUser>, AdError> {
-    let filter = format!("(&(objectClass=user)(sAMAccountName={}))", ldap_escape(sam));
+    // The name first: Samba narrows an AND by its terms in the order written (see the sync
+    // agent's `ad_users::by_username`).
+    let filter = format!("(&(sAMAccountName={})(objectClass=user))", ldap_escape(sam));
     let attrs = ["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl"];
     let (entries, _) = ldap.search(base, Scope::Subtree, &filter, attrs).await?.success()?;
     let Some(e) = entries.into_iter().next() else { return Ok(None) };

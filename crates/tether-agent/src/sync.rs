@@ -406,7 +406,14 @@ pub async fn apply_entries(
                 conn.insert((l, d))
             }
         };
-        if let Some((id, o)) = apply(cfg, ldap, d, entry).await? {
+        let started = std::time::Instant::now();
+        let applied = apply(cfg, ldap, d, entry).await?;
+        let kind = match entry {
+            FeedItem::Known(e) => e.kind(),
+            FeedItem::Unknown { .. } => "unknown",
+        };
+        tracing::debug!(seq = entry.seq(), kind, ms = started.elapsed().as_millis() as u64, "feed entry applied in AD");
+        if let Some((id, o)) = applied {
             let (user_id, group_id) = if o.group { (None, Some(id)) } else { (Some(id), None) };
             session
                 .sync_status(&SyncStatus {

@@ -60,12 +60,12 @@ async fn one(ldap: &mut Ldap, base: &str, scope: Scope, filter: &str) -> Result<
 
 async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -> Result<Option<Found>, AdError> {
     if let Some(g) = guid.filter(|g| tether_core::adi::is_guid_hex(g)) {
-        let f = format!("(&(objectClass=group)(objectGUID={}))", tether_ad::read::guid_filter_value(g));
+        let f = format!("(&(objectGUID={})(objectClass=group))", tether_ad::read::guid_filter_value(g));
         if let Some(entry) = one(ldap, nc, Scope::Subtree, &f).await? {
             return Ok(Some(Found { entry, linked: true }));
         }
     }
-    let f = format!("(&(objectClass=group)(sAMAccountName={}))", ldap_escape(name));
+    let f = format!("(&(sAMAccountName={})(objectClass=group))", ldap_escape(name));
     Ok(one(ldap, nc, Scope::Subtree, &f).await?.map(|entry| Found { entry, linked: false }))
 }
 

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,9 @@ use tether_agent::session::Session;
 use tether_testkit::{Dc, TestServer};
 
 use crate::parts::{cpu_seconds, peak_rss_mb, Part};
-use crate::picture;
 use crate::sandbox::{dc, import_target, sandbox};
 use crate::stats::{by_kind, dist};
+use crate::{adi_auth, picture};
 
 /// Members of the Tether group whose membership changes are timed (Tether → AD).
 const GROUP_MEMBERS: usize = 500;
@@ -458,6 +457,9 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     eprintln!("done: Tether → AD latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
     let bulk = 100;
+    // Where the time goes: the CPU each part spends on each side (DC, tetherd, sync agent).
+    let cpu = |syncer: &Part| [crate::parts::samba_cpu_seconds(), server.cpu_seconds(), syncer.cpu_seconds()];
+    let cpu_raw = cpu(&syncer);
     let t = Instant::now();
     for i in 0..bulk {
         let sam = format!("rawb{i:03}");
@@ -474,7 +476,9 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
         )
         .await?;
     }
-    let raw_add = bulk as f64 / t.elapsed().as_secs_f64();
+    let raw_s = t.elapsed().as_secs_f64();
+    let raw_add = bulk as f64 / raw_s;
+    let cpu_raw = cpu(&syncer).iter().zip(cpu_raw).map(|(after, before)| after - before).collect::<Vec<_>>();
     let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "bench-bulk"}))).await.body["id"]
         .as_str()
         .unwrap()
@@ -491,6 +495,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
         .await;
         names.insert(name);
     }
+    eprintln!("bulk provisioning: Tether's part starts");
+    let cpu_tether = cpu(&syncer);
     let t = Instant::now();
     s.call(
         "POST",
@@ -498,9 +504,13 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
         Some(json!({"op": "add", "type": "user_group", "id": g})),
     )
     .await;
+    // Looked for by their names, each an indexed lookup: a substring filter (`tb*`) makes
+    // Samba read every user of the domain, and polling one every 100 ms took half the DC's
+    // time from the writes being measured (more, the larger the domain).
+    let wanted = format!("(|{})", names.iter().map(|n| format!("(sAMAccountName={n})")).collect::<String>());
     loop {
         let (e, _) = admin
-            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(sAMAccountName=tb*)", vec!["1.1"])
+            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, &wanted, vec!["1.1"])
             .await?
             .success()?;
         if e.len() >= bulk {
@@ -511,20 +521,27 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let tether_add = bulk as f64 / t.elapsed().as_secs_f64();
+    let tether_s = t.elapsed().as_secs_f64();
+    let tether_add = bulk as f64 / tether_s;
+    let cpu_tether = cpu(&syncer).iter().zip(cpu_tether).map(|(after, before)| after - before).collect::<Vec<_>>();
+    // CPU seconds of each part per wall second of the step: 1.0 is one core busy throughout.
+    let busy = |c: &[f64], wall: f64| {
+        let r = |x: f64| (x / wall * 100.0).round() / 100.0;
+        json!({"dc": r(c[0]), "tetherd": r(c[1]), "sync_agent": r(c[2])})
+    };
     results["bulk_provisioning"] = json!({"users": bulk, "raw_adds_per_s": raw_add.round(), "tether_users_per_s": tether_add.round(),
-        "ratio": (tether_add / raw_add * 100.0).round() / 100.0});
+        "ratio": (tether_add / raw_add * 100.0).round() / 100.0,
+        "cores_busy": {"raw_adds": busy(&cpu_raw, raw_s), "tether": busy(&cpu_tether, tether_s)}});
     results["peak_rss_mb"] = json!({"sync_agent": (syncer.peak_rss_mb() * 10.0).round() / 10.0});
     drop(syncer);
 
     eprintln!("done: bulk provisioning; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
-    // 6. Raw simple binds as the same users (16 clients, each on its own open LDAPS
-    //    connection, for 10 s): the DC's own limit for delegated authentication.
-    let mut raw_tasks = Vec::new();
-    let raw_done = Arc::new(AtomicU64::new(0));
-    let raw_deadline = Instant::now() + Duration::from_secs(10);
-    for c in 0..16 {
-        let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
+    // 6. Raw simple binds as the same users, each client on its own open LDAPS connection:
+    //    the DC's own answer to a login, under 16 clients (10 s) and one (5 s).
+    // Users from the end: the latency steps disabled some of the first ones.
+    let names: Vec<String> = (0..16).map(|c| format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1))).collect();
+    let mut dns = Vec::new();
+    for user in &names {
         let (found, _) = admin
             .search(
                 &d.users_container(),
@@ -534,27 +551,14 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
             )
             .await?
             .success()?;
-        let dn = tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().context("seeded user")?).dn;
-        let (d, raw_done) = (d.clone(), raw_done.clone());
-        raw_tasks.push(tokio::spawn(async move {
-            let mut conn = tether_ad::open(&import_target(&d)).await?;
-            let mut lat = Vec::new();
-            while Instant::now() < raw_deadline {
-                let t = Instant::now();
-                tether_ad::bind(&mut conn, &dn, &d.seed_password).await?;
-                lat.push(t.elapsed());
-                raw_done.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(lat)
-        }));
+        dns.push(tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().context("seeded user")?).dn);
     }
-    let mut raw_lat = Vec::new();
-    for t in raw_tasks {
-        raw_lat.extend(t.await??);
-    }
-    results["raw_ad_binds"] = json!({"clients": 16, "binds_per_s": (raw_done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(raw_lat)});
+    let (busy, one) = (Duration::from_secs(10), Duration::from_secs(5));
+    results["raw_ad_binds"] = adi_auth::raw_binds(&d, &dns, 16, busy).await?.json("binds_per_s");
+    results["raw_ad_binds"]["one_client"] = adi_auth::raw_binds(&d, &dns, 1, one).await?.json("binds_per_s");
 
-    // 7. Delegated authentication, 16 concurrent clients for 10 s.
+    // 7. Delegated authentication through an import agent, at the same two loads (the bench
+    //    process holds tetherd, the agent's delegation and the clients).
     let s2 = TestServer::start().await;
     let key2 = domain_with_agent(&s2, &d, "ADASAUTHORITY", "IMPORT").await?;
     let state2 = tempfile::tempdir()?;
@@ -563,35 +567,14 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     tether_agent::import::cycle(&cfg2, &mut ldap, &session2, true).await?;
     let worker = tokio::spawn(tether_agent::delegation::serve(session2.clone(), cfg2.ldap_target()));
     let s2 = Arc::new(s2);
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut tasks = Vec::new();
-    for c in 0..16 {
-        let (s2, done, d) = (s2.clone(), done.clone(), d.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            // Users from the end: the latency steps disabled some of the first ones.
-            let user = format!("{}user{:04}", d.seed_prefix, n.max(1) - c % n.max(1));
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = s2
-                    .call("POST", "/api/v2/auth/verify", Some(json!({"username": user, "password": d.seed_password})))
-                    .await;
-                if r.status == 200 {
-                    lat.push(t.elapsed());
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await?);
-    }
+    eprintln!("delegated authentication: the clients start");
+    let many = adi_auth::delegated(&s2, &names, &d.seed_password, 16, busy).await?;
+    let single = adi_auth::delegated(&s2, &names, &d.seed_password, 1, one).await?;
     worker.abort();
-    series.push(("delegated authentication (16 clients)", lat.clone()));
-    results["delegated_auth"] = json!({"clients": 16, "auth_per_s": (done.load(Ordering::Relaxed) as f64 / 10.0).round(), "latency": dist(lat)});
+    results["delegated_auth"] = many.json("auth_per_s");
+    results["delegated_auth"]["one_client"] = single.json("auth_per_s");
+    series.push(("delegated authentication (16 clients)", many.lat));
+    series.push(("delegated authentication (1 client)", single.lat));
     let svg = out.with_extension("svg");
     let title = format!("Latency, {n} users ({} cores)", results["cores"]);
     std::fs::write(&svg, picture::cdf_svg(&title, &series))?;

@@ -21,6 +21,7 @@ use tether_agent::session::Session;
 use tether_testkit::TestServer;
 
 mod adi;
+mod adi_auth;
 mod ldap;
 mod parts;
 mod picture;

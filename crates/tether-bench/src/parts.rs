@@ -31,6 +31,11 @@ impl Part {
         Ok(line.trim().to_string())
     }
 
+    /// CPU time (user + system) the process has used so far (10 ms ticks).
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Peak resident memory so far (VmHWM), MB.
     pub(crate) fn peak_rss_mb(&self) -> f64 {
         rss_of(&format!("/proc/{}/status", self.child.id()))
