@@ -422,35 +422,78 @@ async fn one_address_guessing_many_usernames_is_stopped() {
     assert_eq!(v.status, 200);
 }
 
+/// A user `name` (with a Tether password) of a new domain whose delegated authority is AD,
+/// linked to its AD account, and the token of the domain's import agent (registered by hand,
+/// on a DC, so it answers delegated checks).
+async fn delegated_user(s: &TestServer, name: &str) -> (String, String) {
+    let domain = s.domain(&format!("DC={name},DC=test"), "TWOWAYSYNC").await;
+    let r = s
+        .call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(json!({"delegationState": "ENABLED"})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // An import agent on a DC (it answers delegated checks) and a sync agent (it links the user).
+    let (import_token, sync_token) = (format!("{name:i<40}"), format!("{name:y<40}"));
+    for (kind, token) in [("IMPORT", &import_token), ("SYNC", &sync_token)] {
+        let key = s.connect_key(&domain, kind).await;
+        let body = json!({"connectKey": key, "token": token, "installedOn": "dc"});
+        assert_eq!(s.call_as(None, "POST", "/api/agent/v1/register", Some(body)).await.status, 200);
+    }
+    assert_eq!(s.agent_post(&import_token, "/api/agent/v1/heartbeat", json!({})).await.status, 200);
+    let id = user(s, name, "Tether-Passw0rd-1").await;
+    s.bind_user(&domain, &id).await;
+    let link = json!({"userId": id, "guid": "cd".repeat(16), "dn": format!("CN={name},DC={name},DC=test")});
+    assert_eq!(s.agent_post(&sync_token, "/api/agent/v1/sync/status", link).await.status, 200);
+    let authority = json!({"delegatedAuthority": {"id": domain, "name": "ActiveDirectory"}});
+    assert_eq!(s.call("PUT", &format!("/api/systemusers/{id}"), Some(authority)).await.status, 200);
+    (id, import_token)
+}
+
+/// A delegated check whose caller stops waiting — it timed out, or went away mid-wait — is
+/// withdrawn: no agent receives it (nor its password) afterwards.
+#[tokio::test]
+async fn a_delegated_check_is_withdrawn_when_its_caller_stops_waiting() {
+    let s = TestServer::start().await;
+    let (_, agent) = delegated_user(&s, "leaver").await;
+    let login = |password: &str, timeout_ms: u64| {
+        s.client
+            .post(format!("{}/api/v2/auth/verify", s.url))
+            .header("x-api-key", &s.api_key)
+            .json(&json!({"username": "leaver", "password": password}))
+            .timeout(std::time::Duration::from_millis(timeout_ms))
+            .send()
+    };
+    let poll = || s.agent_post(&agent, "/api/agent/v1/auth/poll", json!({"waitMs": 300}));
+    // A caller that waits: its check reaches the agent (what the cases below must not do).
+    let (r, asked) = tokio::join!(login("AD-Passw0rd-7", 10_000), async {
+        let asked = s.next_auth_check(&agent).await;
+        let answer = json!({"id": asked["id"], "ok": true});
+        assert_eq!(s.agent_post(&agent, "/api/agent/v1/auth/result", answer).await.status, 200);
+        asked
+    });
+    assert_eq!(r.unwrap().status(), 200);
+    assert_eq!(asked["password"], "AD-Passw0rd-7");
+    // No agent polls before the delegation timeout (2 s in tests): the login is refused (the
+    // agent is on a DC, so Tether keeps the password AD accepted above: not this one), and an
+    // agent polling afterwards receives nothing.
+    let r = login("AD-Passw0rd-8", 10_000).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(poll().await.body, json!([]));
+    // The caller goes away after 300 ms, well before the timeout.
+    assert!(login("AD-Passw0rd-9", 300).await.unwrap_err().is_timeout());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(poll().await.body, json!([]), "a check whose caller left is withdrawn");
+}
+
 /// A delegated login that AD answers while an administrator suspends the user: the
 /// suspension stands (the login used to save the copy of the user it loaded before asking AD,
 /// undoing the suspension), and the login is refused.
 #[tokio::test]
 async fn a_suspension_made_while_ad_answers_a_delegated_login_stands() {
     let s = TestServer::start().await;
-    let domain = s.domain("DC=race,DC=test", "TWOWAYSYNC").await;
-    let r = s
-        .call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(json!({"delegationState": "ENABLED"})))
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    // An import agent on a DC (it answers delegated checks) and a sync agent (it links the user).
-    let (import_token, sync_token) = ("i".repeat(40), "y".repeat(40));
-    for (kind, token) in [("IMPORT", &import_token), ("SYNC", &sync_token)] {
-        let key = s.connect_key(&domain, kind).await;
-        let body = json!({"connectKey": key, "token": token, "installedOn": "dc"});
-        assert_eq!(s.call_as(None, "POST", "/api/agent/v1/register", Some(body)).await.status, 200);
-    }
+    let (id, import_token) = delegated_user(&s, "racer").await;
     let post = |token: &str, path: &str, body: Value| {
         s.client.post(format!("{}{path}", s.url)).bearer_auth(token).json(&body).send()
     };
-    assert_eq!(post(&import_token, "/api/agent/v1/heartbeat", json!({})).await.unwrap().status(), 200);
-    let id = user(&s, "racer", "Tether-Passw0rd-1").await;
-    s.bind_user(&domain, &id).await;
-    let link = json!({"userId": id, "guid": "cd".repeat(16), "dn": "CN=racer,DC=race,DC=test"});
-    assert_eq!(post(&sync_token, "/api/agent/v1/sync/status", link).await.unwrap().status(), 200);
-    let authority = json!({"delegatedAuthority": {"id": domain, "name": "ActiveDirectory"}});
-    assert_eq!(s.call("PUT", &format!("/api/systemusers/{id}"), Some(authority)).await.status, 200);
-
     let login = s.call("POST", "/api/v2/auth/verify", Some(json!({"username": "racer", "password": "AD-Passw0rd-1"})));
     let agent_side = async {
         let asked = s.next_auth_check(&import_token).await;

@@ -2,12 +2,22 @@
 //! authority is Active Directory is answered by AD through an import agent.
 //!
 //! Agents only make outbound connections, so requests wait until an import agent of the
-//! user's domain long-polls for them, binds to AD as the user and posts the result. The
-//! agent may poll another tetherd than the one the login arrived at, so the queue is in the
-//! store's shared state: the request (sealed with tetherd's key, password included, and
-//! removed when taken or given up), the domain it was asked of, and the answer. Each
-//! request is taken by exactly one poll (an atomic delete). Within one tetherd the waiting
-//! sides are also woken at once; across tetherd they look every [`POLL`].
+//! user's domain long-polls for them, binds to AD as the user and posts the result.
+//!
+//! Where the queue lives depends on who else may hold it:
+//! - **In memory** when this process is its store's only writer (the embedded store: one
+//!   tetherd). A login then costs no store write and no polling, and the password never
+//!   reaches the disk, even sealed: a check's hop through tetherd is a hand-over between two
+//!   waiting requests.
+//! - **In the store's shared state** when other tetherd share the store (PostgreSQL): the
+//!   agent may poll another tetherd than the one the login arrived at. The request (sealed
+//!   with tetherd's key, password included, and removed when taken or given up), the domain
+//!   it was asked of, and the answer. Each request is taken by exactly one poll (an atomic
+//!   delete). Within one tetherd the waiting sides are also woken at once; across tetherd
+//!   they look every [`POLL`].
+//!
+//! Either way an answer is accepted only from an agent of the domain the request was asked
+//! of, and a request is withdrawn when its caller gives up (or goes away).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,15 +54,56 @@ pub struct Broker {
     repo: Repo,
     key: Arc<SecretKey>,
     clock: Clock,
-    /// By request id: the caller waiting in this process (answered at once when the agent's
-    /// result reaches this process).
-    waiting: Mutex<HashMap<String, oneshot::Sender<AuthResult>>>,
+    /// This process is the store's only writer: the queue is [`Broker::pending`].
+    alone: bool,
+    /// By request id: the domain asked and the caller waiting in this process (answered at
+    /// once when the agent's result reaches this process).
+    waiting: Mutex<HashMap<String, (String, oneshot::Sender<AuthResult>)>>,
+    /// When `alone`: the requests no agent has taken yet, by domain.
+    pending: Mutex<HashMap<String, Vec<AuthRequest>>>,
     wake: Notify,
+}
+
+/// Withdraws a request when its caller stops waiting, answered or not, and also when the
+/// caller goes away mid-wait (a client that disconnects drops the handler): no agent may pick
+/// the request, and its password, up any more.
+struct Withdraw<'a> {
+    broker: &'a Broker,
+    domain: &'a str,
+    id: String,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let b = self.broker;
+        b.waiting.lock().expect("lock").remove(&self.id);
+        if b.alone {
+            let mut pending = b.pending.lock().expect("lock");
+            if let Some(q) = pending.get_mut(self.domain) {
+                q.retain(|r| r.id != self.id);
+                if q.is_empty() {
+                    pending.remove(self.domain);
+                }
+            }
+        } else {
+            // Deleted by a task of its own: the caller's answer does not wait for it (and a
+            // runtime shutting down leaves them to expire, within the timeout).
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+            let (store, domain, id) = (b.repo.clone(), self.domain.to_string(), self.id.clone());
+            runtime.spawn(async move {
+                for k in [queued(&domain, &id), asked(&id), answered(&id)] {
+                    let _ = store.store().delete_shared(&k).await;
+                }
+            });
+        }
+    }
 }
 
 impl Broker {
     pub fn new(repo: Repo, key: Arc<SecretKey>, clock: Clock) -> Self {
-        Broker { repo, key, clock, waiting: Mutex::default(), wake: Notify::new() }
+        // Only the embedded store has a single writer (see `Store::directory_version`).
+        let alone = repo.store().directory_version().is_some();
+        Broker { repo, key, clock, alone, waiting: Mutex::default(), pending: Mutex::default(), wake: Notify::new() }
     }
 
     fn now(&self) -> i64 {
@@ -63,40 +114,35 @@ impl Broker {
     pub async fn verify(&self, domain: &str, req: AuthRequest, timeout: Duration) -> Option<AuthResult> {
         let id = req.id.clone();
         let (tx, mut rx) = oneshot::channel();
-        self.waiting.lock().expect("lock").insert(id.clone(), tx);
-        let r = match self.enqueue(domain, &req, timeout).await {
-            Ok(()) => {
-                self.wake.notify_waiters();
-                let deadline = tokio::time::Instant::now() + timeout;
-                loop {
-                    tokio::select! {
-                        r = &mut rx => break r.ok(),
-                        _ = tokio::time::sleep(POLL) => {}
-                    }
-                    // Answered through another tetherd?
-                    match self.repo.store().shared(&answered(&id), self.now()).await {
-                        Ok(Some(v)) => break serde_json::from_value(v).ok(),
-                        Ok(None) if tokio::time::Instant::now() < deadline => {}
-                        Ok(None) => break None,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "delegated check: the store is unavailable");
-                            break None;
-                        }
-                    }
+        self.waiting.lock().expect("lock").insert(id.clone(), (domain.to_string(), tx));
+        let _withdraw = Withdraw { broker: self, domain, id: id.clone() };
+        if self.alone {
+            self.pending.lock().expect("lock").entry(domain.to_string()).or_default().push(req);
+            self.wake.notify_waiters();
+            return tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
+        }
+        if let Err(e) = self.enqueue(domain, &req, timeout).await {
+            tracing::warn!(error = %e, "delegated check: the store is unavailable");
+            return None;
+        }
+        self.wake.notify_waiters();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                r = &mut rx => return r.ok(),
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            // Answered through another tetherd?
+            match self.repo.store().shared(&answered(&id), self.now()).await {
+                Ok(Some(v)) => return serde_json::from_value(v).ok(),
+                Ok(None) if tokio::time::Instant::now() < deadline => {}
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "delegated check: the store is unavailable");
+                    return None;
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "delegated check: the store is unavailable");
-                None
-            }
-        };
-        // Answered or given up: no agent may pick the request (and its password) up any more.
-        self.waiting.lock().expect("lock").remove(&id);
-        let store = self.repo.store();
-        for k in [queued(domain, &id), asked(&id), answered(&id)] {
-            let _ = store.delete_shared(&k).await;
         }
-        r
     }
 
     async fn enqueue(&self, domain: &str, req: &AuthRequest, timeout: Duration) -> Result<(), StoreError> {
@@ -113,6 +159,18 @@ impl Broker {
     /// Takes the pending requests of `domain`, waiting up to `wait` for one to arrive.
     pub async fn take(&self, domain: &str, wait: Duration) -> Result<Vec<AuthRequest>, StoreError> {
         let deadline = tokio::time::Instant::now() + wait;
+        if self.alone {
+            loop {
+                let notified = self.wake.notified();
+                let taken = self.pending.lock().expect("lock").remove(domain).unwrap_or_default();
+                if !taken.is_empty() {
+                    return Ok(taken);
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Ok(Vec::new());
+                }
+            }
+        }
         let prefix = format!("authq:{domain}:");
         loop {
             let notified = self.wake.notified();
@@ -144,6 +202,18 @@ impl Broker {
     /// up). `false` when the request belongs to another domain: an agent answers only for the
     /// users of its own domain, so a compromised agent cannot vouch for another domain's users.
     pub async fn answer(&self, domain: &str, r: AuthResult) -> Result<bool, StoreError> {
+        if self.alone {
+            let mut waiting = self.waiting.lock().expect("lock");
+            match waiting.get(&r.id) {
+                Some((asked, _)) if asked != domain => return Ok(false),
+                Some(_) => {
+                    let (_, tx) = waiting.remove(&r.id).expect("just seen");
+                    let _ = tx.send(r);
+                }
+                None => {}
+            }
+            return Ok(true);
+        }
         let store = self.repo.store();
         let now = self.now();
         match store.shared(&asked(&r.id), now).await? {
@@ -153,7 +223,7 @@ impl Broker {
         }
         let local = self.waiting.lock().expect("lock").remove(&r.id);
         match local {
-            Some(tx) => {
+            Some((_, tx)) => {
                 let _ = tx.send(r);
             }
             None => {
