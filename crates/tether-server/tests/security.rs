@@ -478,7 +478,9 @@ async fn a_delegated_check_is_withdrawn_when_its_caller_stops_waiting() {
     let r = login("AD-Passw0rd-8", 10_000).await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(poll().await.body, json!([]));
-    // The caller goes away after 300 ms, well before the timeout.
+    // The caller goes away after 300 ms, well before the timeout (the broker's own test,
+    // `a_check_whose_caller_goes_away_is_withdrawn`, makes sure the check was queued first;
+    // this one, that a client's disconnect reaches the broker through the HTTP server).
     assert!(login("AD-Passw0rd-9", 300).await.unwrap_err().is_timeout());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(poll().await.body, json!([]), "a check whose caller left is withdrawn");

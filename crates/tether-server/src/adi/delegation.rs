@@ -49,6 +49,25 @@ fn answered(id: &str) -> String {
     format!("autha:{id}")
 }
 
+/// Queues `req` for `domain` in the store (with PostgreSQL): the domain asked, then the
+/// request sealed with tetherd's key, both expiring a second after the caller gives up.
+async fn enqueue(
+    repo: Repo,
+    key: Arc<SecretKey>,
+    now: i64,
+    domain: String,
+    req: AuthRequest,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    let store = repo.store();
+    let expires = now + timeout.as_secs() as i64 + 1;
+    store.expire_shared(now).await?;
+    store.put_shared(&asked(&req.id), &json!(domain), expires).await?;
+    let plain = serde_json::to_string(&json!({"dn": req.dn, "password": req.password.0})).expect("serializes");
+    let sealed = json!({"sealed": key.seal(&plain, &req.id)});
+    store.put_shared(&queued(&domain, &req.id), &sealed, expires).await
+}
+
 /// The queue of delegated checks, and this process's callers waiting for their results.
 pub struct Broker {
     repo: Repo,
@@ -71,6 +90,10 @@ struct Withdraw<'a> {
     broker: &'a Broker,
     domain: &'a str,
     id: String,
+    /// In the store: the write queuing the request while it runs. A caller that goes away
+    /// meanwhile withdraws the request once that write has landed, not before (a delete run
+    /// first would leave the request queued behind it until it expires).
+    enqueuing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Drop for Withdraw<'_> {
@@ -90,7 +113,11 @@ impl Drop for Withdraw<'_> {
             // runtime shutting down leaves them to expire, within the timeout).
             let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
             let (store, domain, id) = (b.repo.clone(), self.domain.to_string(), self.id.clone());
+            let enqueuing = self.enqueuing.take();
             runtime.spawn(async move {
+                if let Some(write) = enqueuing {
+                    let _ = write.await;
+                }
                 for k in [queued(&domain, &id), asked(&id), answered(&id)] {
                     let _ = store.store().delete_shared(&k).await;
                 }
@@ -115,15 +142,25 @@ impl Broker {
         let id = req.id.clone();
         let (tx, mut rx) = oneshot::channel();
         self.waiting.lock().expect("lock").insert(id.clone(), (domain.to_string(), tx));
-        let _withdraw = Withdraw { broker: self, domain, id: id.clone() };
+        let mut withdraw = Withdraw { broker: self, domain, id: id.clone(), enqueuing: None };
         if self.alone {
             self.pending.lock().expect("lock").entry(domain.to_string()).or_default().push(req);
             self.wake.notify_waiters();
             return tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok);
         }
-        if let Err(e) = self.enqueue(domain, &req, timeout).await {
-            tracing::warn!(error = %e, "delegated check: the store is unavailable");
-            return None;
+        let write = enqueue(self.repo.clone(), self.key.clone(), self.now(), domain.to_string(), req, timeout);
+        let queued = withdraw.enqueuing.insert(tokio::spawn(write)).await;
+        withdraw.enqueuing = None;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "delegated check: the store is unavailable");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "delegated check: queuing failed");
+                return None;
+            }
         }
         self.wake.notify_waiters();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -143,17 +180,6 @@ impl Broker {
                 }
             }
         }
-    }
-
-    async fn enqueue(&self, domain: &str, req: &AuthRequest, timeout: Duration) -> Result<(), StoreError> {
-        let store = self.repo.store();
-        let now = self.now();
-        let expires = now + timeout.as_secs() as i64 + 1;
-        store.expire_shared(now).await?;
-        store.put_shared(&asked(&req.id), &json!(domain), expires).await?;
-        let plain = serde_json::to_string(&json!({"dn": req.dn, "password": req.password.0})).expect("serializes");
-        let sealed = json!({"sealed": self.key.seal(&plain, &req.id)});
-        store.put_shared(&queued(domain, &req.id), &sealed, expires).await
     }
 
     /// Takes the pending requests of `domain`, waiting up to `wait` for one to arrive.
@@ -232,5 +258,62 @@ impl Broker {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker on a fresh embedded store; `alone: false` runs the store's queue (as with
+    /// PostgreSQL) on it.
+    async fn broker(alone: bool) -> (tempfile::TempDir, Broker) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tether_store::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+        let clock: Clock = Arc::new(time::OffsetDateTime::now_utc);
+        let mut b = Broker::new(Repo::new(Arc::new(store)), Arc::new(SecretKey::ephemeral()), clock);
+        assert!(b.alone, "the embedded store has one writer");
+        b.alone = alone;
+        (dir, b)
+    }
+
+    async fn queued_now(b: &Broker, domain: &str, id: &str) -> bool {
+        if b.alone {
+            b.pending.lock().unwrap().get(domain).is_some_and(|q| q.iter().any(|r| r.id == id))
+        } else {
+            b.repo.store().shared(&queued(domain, id), b.now()).await.unwrap().is_some()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_whose_caller_goes_away_is_withdrawn() {
+        for alone in [true, false] {
+            let (_d, b) = broker(alone).await;
+            let req = AuthRequest {
+                id: "r1".into(),
+                dn: "CN=ann,DC=x".into(),
+                password: tether_core::wire::Secret("Pw-1".into()),
+            };
+            let mut caller = Box::pin(b.verify("d1", req, Duration::from_secs(30)));
+            // The caller waits until its check is queued...
+            while !queued_now(&b, "d1", "r1").await {
+                tokio::select! {
+                    _ = &mut caller => panic!("nobody answers"),
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+            }
+            assert!(b.waiting.lock().unwrap().contains_key("r1"));
+            // ...then goes away (its handler is dropped), long before the timeout.
+            drop(caller);
+            for _ in 0..400 {
+                if !queued_now(&b, "d1", "r1").await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(!queued_now(&b, "d1", "r1").await, "alone={alone}: still queued");
+            assert!(b.take("d1", Duration::ZERO).await.unwrap().is_empty(), "alone={alone}: an agent got it");
+            assert!(b.waiting.lock().unwrap().is_empty() && b.pending.lock().unwrap().is_empty(), "alone={alone}");
+        }
     }
 }
