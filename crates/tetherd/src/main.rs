@@ -125,13 +125,16 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     if args.feed_password_days == 0 {
         bail!("--feed-password-days: at least 1");
     }
+    // Held until the process ends (with the embedded store only).
+    let mut _data_dir_lock = None;
     let (store, storage): (Arc<dyn Store>, String) = match args.database_url.as_deref() {
         None | Some("") => (
-            Arc::new(
+            Arc::new({
+                _data_dir_lock = Some(lock_data_dir(&args.data_dir)?);
                 SqliteStore::open(&args.data_dir)
                     .await
-                    .with_context(|| format!("--data-dir {}", args.data_dir.display()))?,
-            ),
+                    .with_context(|| format!("--data-dir {}", args.data_dir.display()))?
+            }),
             format!("sqlite:{}", args.data_dir.display()),
         ),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -280,4 +283,29 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term.recv() => {},
     }
+}
+
+/// Takes `DIR/tetherd.lock` for the life of the process. The embedded store serves one
+/// tetherd: its directory caches and the queue of delegated logins live in that process, so a
+/// second tetherd on the same directory would answer from stale memory or leave logins
+/// unanswered. It is refused instead (several tetherd share a PostgreSQL database).
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    tether_store::private_dir(dir).map_err(|e| anyhow::anyhow!("--data-dir: {e}"))?;
+    let path = dir.join("tetherd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("--data-dir: cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; the lock goes with the file.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!(
+            "--data-dir {}: in use by another tetherd (the embedded store serves one process; \
+             several tetherd share a PostgreSQL database: --database-url)",
+            dir.display()
+        );
+    }
+    Ok(file)
 }

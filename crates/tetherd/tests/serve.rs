@@ -40,6 +40,43 @@ async fn serve_prints_address_and_bootstraps_key_once() {
     assert_eq!(r.status(), 200);
 }
 
+/// The embedded store serves one tetherd: a second one on the same data directory refuses to
+/// start and says why, and the directory is free again once the first has stopped.
+#[tokio::test]
+async fn a_second_tetherd_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "bootstrap-key-0123456789";
+    let (first, _) = start(dir.path(), key);
+    let mut second = Command::new(env!("CARGO_BIN_EXE_tetherd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It would otherwise serve on: give up waiting (and fail) after 30 s.
+    let mut status = None;
+    for _ in 0..300 {
+        status = second.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        second.kill().unwrap();
+        panic!("a second tetherd started on the same data directory");
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("--data-dir") && err.contains("in use by another tetherd"), "{err}");
+    drop(first);
+    let (_again, url) = start(dir.path(), key);
+    let r = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn bad_flags_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
