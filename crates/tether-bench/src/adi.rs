@@ -553,9 +553,9 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
             .success()?;
         dns.push(tether_ad::ldap3::SearchEntry::construct(found.into_iter().next().context("seeded user")?).dn);
     }
-    let (busy, one) = (Duration::from_secs(10), Duration::from_secs(5));
-    results["raw_ad_binds"] = adi_auth::raw_binds(&d, &dns, 16, busy).await?.json("binds_per_s");
-    results["raw_ad_binds"]["one_client"] = adi_auth::raw_binds(&d, &dns, 1, one).await?.json("binds_per_s");
+    let (window_16, window_1) = (Duration::from_secs(10), Duration::from_secs(5));
+    results["raw_ad_binds"] = adi_auth::raw_binds(&d, &dns, 16, window_16).await?.json("binds_per_s");
+    results["raw_ad_binds"]["one_client"] = adi_auth::raw_binds(&d, &dns, 1, window_1).await?.json("binds_per_s");
 
     // 7. Delegated authentication through an import agent, at the same two loads (the bench
     //    process holds tetherd, the agent's delegation and the clients).
@@ -568,8 +568,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     let worker = tokio::spawn(tether_agent::delegation::serve(session2.clone(), cfg2.ldap_target()));
     let s2 = Arc::new(s2);
     eprintln!("delegated authentication: the clients start");
-    let many = adi_auth::delegated(&s2, &names, &d.seed_password, 16, busy).await?;
-    let single = adi_auth::delegated(&s2, &names, &d.seed_password, 1, one).await?;
+    let many = adi_auth::delegated(&s2, &names, &d.seed_password, 16, window_16).await?;
+    let single = adi_auth::delegated(&s2, &names, &d.seed_password, 1, window_1).await?;
     worker.abort();
     results["delegated_auth"] = many.json("auth_per_s");
     results["delegated_auth"]["one_client"] = single.json("auth_per_s");

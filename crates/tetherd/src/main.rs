@@ -125,16 +125,16 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     if args.feed_password_days == 0 {
         bail!("--feed-password-days: at least 1");
     }
+    let embedded = matches!(args.database_url.as_deref(), None | Some(""));
     // Held until the process ends (with the embedded store only).
-    let mut _data_dir_lock = None;
+    let _data_dir_lock = if embedded { Some(lock_data_dir(&args.data_dir)?) } else { None };
     let (store, storage): (Arc<dyn Store>, String) = match args.database_url.as_deref() {
         None | Some("") => (
-            Arc::new({
-                _data_dir_lock = Some(lock_data_dir(&args.data_dir)?);
+            Arc::new(
                 SqliteStore::open(&args.data_dir)
                     .await
-                    .with_context(|| format!("--data-dir {}", args.data_dir.display()))?
-            }),
+                    .with_context(|| format!("--data-dir {}", args.data_dir.display()))?,
+            ),
             format!("sqlite:{}", args.data_dir.display()),
         ),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
