@@ -38,7 +38,7 @@ use tether_ad::read::{guid_hex, number, paged_search, read_groups, root_dse, Gro
 use tether_ad::Ldap;
 use tether_core::adi::import::{AdUserObs, ImportSettings};
 use tether_core::adi::scope::{compute, AdGroup};
-use tether_core::wire::{HeartbeatReply as Beat, ImportOutcome, ImportReport, ObservedGroup};
+use tether_core::wire::{HeartbeatReply as Beat, ImportOutcome, ImportReport, Members, ObservedGroup};
 
 use crate::changes::{changed_objects, explained, notified_run, Changes, USERS};
 pub use crate::changes::{notified_attrs, ReadKind, EXACT_MAX, USER_ATTRS};
@@ -62,6 +62,9 @@ pub struct CycleStats {
     /// notified cycle).
     pub entries_read: usize,
     pub read: ReadKind,
+    /// Mirrored groups the report sent as who joined and who left them (the others it sent
+    /// went with all their members).
+    pub groups_as_changes: usize,
     /// The server's answer, when a report was sent.
     pub outcome: Option<ImportOutcome>,
 }
@@ -93,6 +96,11 @@ struct Cache {
     /// The DC (`dsServiceName`) the watermark is a USN of.
     #[serde(default)]
     server: Option<String>,
+    /// The fencing token the last report was applied under: while it is still the domain's,
+    /// no other agent has reported since, and a changed group is sent as who joined and who
+    /// left it (`Members::Changed`) instead of all its members.
+    #[serde(default)]
+    fencing: Option<u64>,
     /// The closure facts of `groups`, while they are known to hold (a running agent keeps
     /// them between cycles: at 10,000 users computing them took most of a one-change cycle).
     #[serde(skip)]
@@ -170,10 +178,20 @@ fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Fa
 /// Which mirrored groups a report carries: all of them (a complete read), or those whose
 /// flattened membership, name or DN moved (lowercased DNs), each reported user then listing
 /// the mirrored groups it is in, so a user imported for the first time in an incremental
-/// cycle joins groups that did not change.
-enum GroupsToReport {
+/// cycle joins groups that did not change. A changed group that was already mirrored at the
+/// [`Base`] is sent as who joined and who left it.
+enum GroupsToReport<'a> {
     All,
-    Changed(BTreeSet<String>),
+    Changed(BTreeSet<String>, Base<'a>),
+}
+
+/// What tetherd holds of the mirrored groups (the agent's last applied report, under the
+/// fencing token still in force): their members then (lowercased DNs), and the objectGUIDs
+/// of users known then by a DN that is no longer theirs (they left the scope or were
+/// renamed since: lowercased old DN → objectGUID).
+struct Base<'a> {
+    mirrored: &'a BTreeMap<String, BTreeSet<String>>,
+    old_dns: HashMap<String, String>,
 }
 
 /// What an incremental read found gone from the scope (objectGUIDs).
@@ -207,34 +225,40 @@ fn assemble(
         })
         .collect();
     let by_dn: HashMap<String, &GroupEntry> = groups.values().map(|g| (g.dn.to_lowercase(), g)).collect();
-    let to_report: Vec<(&String, &BTreeSet<String>)> = f
-        .mirrored
-        .iter()
-        .filter(|(dn, _)| match &which {
-            GroupsToReport::All => true,
-            GroupsToReport::Changed(dns) => dns.contains(*dn),
-        })
-        .collect();
-    // DN (lowercased) → objectGUID of every non-privileged user in scope (a walk over the
-    // whole scope: only when a group is reported).
-    let guid_of: HashMap<String, String> = if to_report.is_empty() {
+    let (dns, base) = match &which {
+        GroupsToReport::All => (None, None),
+        GroupsToReport::Changed(dns, base) => (Some(dns), Some(base)),
+    };
+    let to_report: Vec<(&String, &BTreeSet<String>)> =
+        f.mirrored.iter().filter(|(dn, _)| dns.is_none_or(|d| d.contains(*dn))).collect();
+    // DN (lowercased) → objectGUID of every user in scope (a walk over the whole scope: only
+    // when a group is reported); a user reported privileged joins no group.
+    let guid_of: HashMap<String, &String> = if to_report.is_empty() {
         HashMap::new()
     } else {
-        let skip: HashSet<String> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.clone()).collect();
-        scope_guids.iter().filter(|(g, _)| !skip.contains(*g)).map(|(g, dn)| (dn.to_lowercase(), g.clone())).collect()
+        scope_guids.iter().map(|(g, dn)| (dn.to_lowercase(), g)).collect()
     };
+    let skip: HashSet<&str> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.as_str()).collect();
+    let member = |dn: &String| guid_of.get(dn).filter(|g| !skip.contains(g.as_str())).map(|g| g.to_string());
     let mirrored: Vec<ObservedGroup> = to_report
         .into_iter()
-        .filter_map(|(dn, members)| {
+        .filter_map(|(dn, now)| {
             let g = by_dn.get(dn)?;
             // Sorted and each once, whatever the order of the DNs.
-            let members: BTreeSet<String> = members.iter().filter_map(|m| guid_of.get(m).cloned()).collect();
-            Some(ObservedGroup {
-                guid: g.guid.clone(),
-                dn: g.dn.clone(),
-                name: g.name.clone(),
-                members: members.into_iter().collect(),
-            })
+            let members = match base.and_then(|b| Some((b, b.mirrored.get(dn)?))) {
+                Some((b, then)) => {
+                    let joined: BTreeSet<String> = now.difference(then).filter_map(member).collect();
+                    let former = |dn: &String| b.old_dns.get(dn).or_else(|| guid_of.get(dn).copied()).cloned();
+                    let left: BTreeSet<String> = then.difference(now).filter_map(former).collect();
+                    // A user renamed in AD is on both sides under two DNs: no change.
+                    Members::Changed {
+                        joined: joined.difference(&left).cloned().collect(),
+                        left: left.difference(&joined).cloned().collect(),
+                    }
+                }
+                None => Members::All(now.iter().filter_map(member).collect::<BTreeSet<_>>().into_iter().collect()),
+            };
+            Some(ObservedGroup { guid: g.guid.clone(), dn: g.dn.clone(), name: g.name.clone(), members })
         })
         .collect();
     // objectGUID → the mirrored groups (objectGUIDs) of each reported user.
@@ -314,7 +338,9 @@ fn mirrored_guids(groups: &BTreeMap<String, GroupEntry>, f: &Facts) -> BTreeSet<
 /// notified ones), plus users who entered the scope through a group change, and reports them
 /// incrementally. When the objects read do not account for every USN up to `highest`, every
 /// group's membership is read again (the membership check), which reveals deletions — or,
-/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again.
+/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again. tetherd
+/// holds what `cache` held (the last report was applied under the fencing token in force),
+/// so a changed group that was mirrored is sent as who joined and who left it.
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
@@ -344,9 +370,12 @@ async fn incremental_read(
         }
         cache.groups.insert(g.guid.clone(), g.clone());
     }
+    // Users known to tetherd by a DN that is no longer theirs: lowercased DN → objectGUID.
+    let mut old_dns = HashMap::new();
     for e in &changed_users {
         let guid = guid_hex(e);
         if let Some(old) = cache.scope.get(&guid).filter(|d| !d.eq_ignore_ascii_case(&e.dn)).cloned() {
+            old_dns.insert(old.to_lowercase(), guid.clone());
             rename_member(&mut cache.groups, &old, &e.dn);
             cache.scope.insert(guid, e.dn.clone());
             groups_changed = true;
@@ -401,13 +430,16 @@ async fn incremental_read(
     let gone: Vec<String> = if same_scope {
         Vec::new()
     } else {
-        let gone = cache
-            .scope
-            .iter()
-            .filter(|(_, d)| !after.scope.contains(&d.to_lowercase()))
-            .map(|(g, _)| g.clone())
-            .collect();
-        cache.scope.retain(|_, d| after.scope.contains(&d.to_lowercase()));
+        let mut gone = Vec::new();
+        cache.scope.retain(|g, d| {
+            let d_lower = d.to_lowercase();
+            let stays = after.scope.contains(&d_lower);
+            if !stays {
+                gone.push(g.clone());
+                old_dns.insert(d_lower, g.clone());
+            }
+            stays
+        });
         gone
     };
     for e in &entries {
@@ -428,7 +460,7 @@ async fn incremental_read(
         after,
         &entries,
         &cache.scope,
-        GroupsToReport::Changed(changed),
+        GroupsToReport::Changed(changed, Base { mirrored: &before.mirrored, old_dns }),
         Gone { users: gone, groups },
     );
     let entries_read = changed_groups.len() + changed_users.len() + to_read.len() + checked;
@@ -578,6 +610,11 @@ pub async fn cycle_with(
         remember(memory, cache);
         return Ok(CycleStats::default());
     }
+    // Another agent may have reported since this one's last applied report (it was primary
+    // under another token meanwhile): what tetherd holds is then not what the cache says (a
+    // user it saw leave and come back would be in neither side's changes), so everything is
+    // read again.
+    let complete = complete || cache.fencing != Some(beat.fencing);
     let nc = dse.default_naming_context.clone();
     let started = std::time::Instant::now();
     let notified = match (complete, inbox, cache.usn) {
@@ -626,6 +663,7 @@ pub async fn cycle_with(
         }
         r => r?,
     };
+    let groups_as_changes = report.groups.iter().filter(|g| matches!(g.members, Members::Changed { .. })).count();
     drop(report);
     tracing::debug!(
         read = kind.as_str(),
@@ -638,7 +676,12 @@ pub async fn cycle_with(
         // Held by a mass-change guard: nothing was applied. The watermark stays, so the
         // same changes are reported again until an admin approves or rejects the plan.
         tracing::warn!(reason = ?outcome.held_reason, "import cycle held by a mass-change guard: see the domain's plan");
-        return Ok(CycleStats { entries_read: read.entries_read, read: kind, outcome: Some(outcome) });
+        return Ok(CycleStats {
+            entries_read: read.entries_read,
+            read: kind,
+            groups_as_changes,
+            outcome: Some(outcome),
+        });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
         let hashes = crate::passwords::capture(&cfg.state_dir(), Path::new(conf), &read.passwords).await?;
@@ -649,6 +692,7 @@ pub async fn cycle_with(
     // Saved only once the server has applied the report, so a crash re-reads.
     cache.usn = Some(through);
     cache.server = Some(dse.ds_service_name.clone());
+    cache.fencing = Some(beat.fencing);
     if complete {
         cache.last_complete = now_secs();
     }
@@ -657,5 +701,5 @@ pub async fn cycle_with(
     if let Some(i) = inbox {
         i.forget_through(through);
     }
-    Ok(CycleStats { entries_read: read.entries_read, read: kind, outcome: Some(outcome) })
+    Ok(CycleStats { entries_read: read.entries_read, read: kind, groups_as_changes, outcome: Some(outcome) })
 }

@@ -15,16 +15,24 @@ fn admin() -> LdapTarget {
     dc().admin_target()
 }
 
-struct Fx {
-    s: TestServer,
-    ldap: tether_ad::Ldap,
-    cfg: ImportConfig,
-    session: Session,
-    adi: String,
+pub(crate) struct Fx {
+    pub(crate) s: TestServer,
+    pub(crate) ldap: tether_ad::Ldap,
+    pub(crate) cfg: ImportConfig,
+    pub(crate) session: Session,
+    pub(crate) adi: String,
     _state: tempfile::TempDir,
 }
 
-async fn fixture(use_case: &str, main_loop: Value) -> Fx {
+/// Another import agent of the fixture's domain (as on another DC).
+pub(crate) struct Second {
+    pub(crate) id: String,
+    pub(crate) cfg: ImportConfig,
+    pub(crate) session: Session,
+    _state: tempfile::TempDir,
+}
+
+pub(crate) async fn fixture(use_case: &str, main_loop: Value) -> Fx {
     fixture_on(use_case, main_loop, "member_server").await
 }
 
@@ -52,7 +60,25 @@ async fn fixture_on(use_case: &str, main_loop: Value, installed_on: &str) -> Fx 
 }
 
 impl Fx {
-    async fn user(&mut self, prefix: &str, given: Option<&str>, groups: &[&str]) -> (String, String) {
+    pub(crate) async fn domain_id(&self) -> String {
+        self.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) async fn second_agent(&self) -> Second {
+        let domain = self.domain_id().await;
+        let k = self
+            .s
+            .call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
+            .await;
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = self.cfg.clone();
+        cfg.server.connect_key = tether_agent::config::Secret(k.body["connectKey"].as_str().unwrap().to_string());
+        cfg.server.state_dir = Some(state.path().to_path_buf());
+        let session = Session::establish(&cfg.server, &cfg.state_dir(), "dc").await.unwrap();
+        Second { id: k.body["id"].as_str().unwrap().to_string(), cfg, session, _state: state }
+    }
+
+    pub(crate) async fn user(&mut self, prefix: &str, given: Option<&str>, groups: &[&str]) -> (String, String) {
         let sam = unique(prefix);
         let mail = format!("{sam}@corp.example.test");
         let dn = create_user(
@@ -82,17 +108,17 @@ impl Fx {
         (sam, dn)
     }
 
-    async fn run(&mut self) -> Value {
+    pub(crate) async fn run(&mut self) -> Value {
         let mut conn = connect(&self.cfg.ldap_target()).await.unwrap();
         cycle(&self.cfg, &mut conn, &self.session, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap()
     }
 
-    async fn tether_user(&self, sam: &str) -> Option<Value> {
+    pub(crate) async fn tether_user(&self, sam: &str) -> Option<Value> {
         let r = self.s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await;
         r.body["results"].as_array().unwrap().first().cloned()
     }
 
-    async fn group_members(&self, name: &str) -> Vec<String> {
+    pub(crate) async fn group_members(&self, name: &str) -> Vec<String> {
         let g = self.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{name}"), None).await;
         let id = g.body[0]["id"].as_str().unwrap_or_else(|| panic!("no group {name}")).to_string();
         let m = self.s.call("GET", &format!("/api/v2/usergroups/{id}/members?limit=100"), None).await;
@@ -540,29 +566,23 @@ async fn one_primary_import_agent_applies_cycles() {
     let adi = fx.adi.clone();
     let (a, a_dn) = fx.user("pr", Some("Pri"), &[&adi]).await;
     // A second import agent (another DC) on the same domain.
-    let domain = fx.s.call("GET", "/api/v2/activedirectories", None).await.body[0]["id"].as_str().unwrap().to_string();
-    let k =
-        fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents"), Some(json!({"agentType": "IMPORT"})))
-            .await;
-    let state2 = tempfile::tempdir().unwrap();
-    let mut cfg2 = fx.cfg.clone();
-    cfg2.server.connect_key = tether_agent::config::Secret(k.body["connectKey"].as_str().unwrap().to_string());
-    cfg2.server.state_dir = Some(state2.path().to_path_buf());
-    let second = Session::establish(&cfg2.server, &cfg2.state_dir(), "dc").await.unwrap();
+    let domain = fx.domain_id().await;
+    let two = fx.second_agent().await;
+    let (cfg2, second) = (two.cfg.clone(), &two.session);
 
     let first = fx.session.heartbeat().await.unwrap();
     assert!(first.primary);
     let beat2 = second.heartbeat().await.unwrap();
     assert!(!beat2.primary, "one primary at a time");
     let mut conn2 = connect(&cfg2.ldap_target()).await.unwrap();
-    let st = cycle(&cfg2, &mut conn2, &second, true).await.unwrap();
+    let st = cycle(&cfg2, &mut conn2, second, true).await.unwrap();
     assert!(st.outcome.is_none(), "the secondary reads and applies nothing");
     assert_eq!(fx.run().await["created"], 1);
 
     // Pausing all but one makes that one primary, with a new fencing token; a report with the
     // old token is refused.
     let agents = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}/agents"), None).await.body;
-    let first_id = agents.as_array().unwrap().iter().find(|x| x["id"] != k.body["id"]).unwrap()["id"]
+    let first_id = agents.as_array().unwrap().iter().find(|x| x["id"] != two.id.as_str()).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -579,24 +599,19 @@ async fn one_primary_import_agent_applies_cycles() {
         .unwrap()
         .outcome
         .is_none());
-    let out = cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
+    let out = cycle(&cfg2, &mut conn2, second, true).await.unwrap().outcome.map(tether_testkit::json_of).unwrap();
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(1)), "{out}");
     assert!(fx.tether_user(&a).await.is_some());
     let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
-    assert_eq!(d["primaryImportAgent"], k.body["id"]);
+    assert_eq!(d["primaryImportAgent"], two.id.as_str());
     // Resumed, the first agent stays secondary while the other holds the lease; pausing the
     // other hands the role back.
     fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents/{first_id}/resume"), None).await;
     assert!(!fx.session.heartbeat().await.unwrap().primary);
-    fx.s.call(
-        "POST",
-        &format!("/api/v2/activedirectories/{domain}/agents/{}/pause", k.body["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/agents/{}/pause", two.id), None).await;
     assert!(fx.session.heartbeat().await.unwrap().primary);
     assert!(
-        cycle(&cfg2, &mut conn2, &second, true).await.unwrap().outcome.is_none(),
+        cycle(&cfg2, &mut conn2, second, true).await.unwrap().outcome.is_none(),
         "a paused import agent sends nothing"
     );
     // A running agent's cycle takes its last heartbeat's answer instead of asking again
@@ -605,11 +620,11 @@ async fn one_primary_import_agent_applies_cycles() {
     replace_attrs(&mut fx.ldap, &a_dn, &[("title", "Paused Meanwhile")]).await.unwrap();
     let mut memory = tether_agent::import::Memory::default();
     memory.heard(beat2);
-    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, &second, true, None, Some(&mut memory)).await;
+    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, second, true, None, Some(&mut memory)).await;
     assert!(st.unwrap().outcome.is_none(), "refused, then told it is paused: nothing reported");
     assert_ne!(fx.tether_user(&a).await.unwrap()["jobTitle"], "Paused Meanwhile", "nothing applied");
     // The answer it got is kept: the next cycle does not read AD at all.
-    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, &second, true, None, Some(&mut memory)).await;
+    let st = tether_agent::import::cycle_with(&cfg2, &mut conn2, second, true, None, Some(&mut memory)).await;
     assert!(st.unwrap().outcome.is_none());
     let d = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body;
     assert_eq!(d["primaryImportAgent"].as_str(), Some(first_id.as_str()));

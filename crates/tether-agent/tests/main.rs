@@ -8,6 +8,7 @@ mod faults;
 mod hostile_input;
 mod import_samba;
 mod ldap_clients;
+mod membership_changes;
 mod notifications;
 mod notified_changes;
 mod outage;

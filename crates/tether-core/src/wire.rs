@@ -75,7 +75,7 @@ pub struct HeartbeatReply {
     pub fencing: u64,
 }
 
-/// A group nested in the ADI group, with the objectGUIDs of all users it contains
+/// A group nested in the ADI group, with the objectGUIDs of the users it contains
 /// (flattened through its own nested groups).
 #[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
@@ -83,7 +83,39 @@ pub struct ObservedGroup {
     pub guid: String,
     pub dn: String,
     pub name: String,
-    pub members: Vec<String>,
+    pub members: Members,
+}
+
+/// A mirrored group's members in a report: all of them, or (an incremental report) who
+/// joined and who left since the agent's last applied report. A change is sent only under
+/// the fencing token that report was applied with: no other agent's report can have come in
+/// between, so the change is relative to what tetherd holds. At 10,000 members the whole
+/// list is ~400 KB to send and 10,000 users for tetherd to map, for one user leaving.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Members {
+    /// Everyone (a JSON array of objectGUIDs): a complete report, a group new to the scope,
+    /// or an agent whose last applied report was made under another fencing token.
+    All(Vec<String>),
+    /// `{"joined": [...], "left": [...]}` (objectGUIDs).
+    Changed { joined: Vec<String>, left: Vec<String> },
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::All(Vec::new())
+    }
+}
+
+impl Members {
+    /// Every objectGUID named (members, or those who joined or left).
+    pub fn named(&self) -> impl Iterator<Item = &String> {
+        let (a, b): (&[String], &[String]) = match self {
+            Members::All(m) => (m, &[]),
+            Members::Changed { joined, left } => (joined, left),
+        };
+        a.iter().chain(b)
+    }
 }
 
 /// One import cycle's observations.
@@ -368,6 +400,22 @@ mod tests {
         let item: FeedItem = serde_json::from_value(serde_json::json!({"seq": 1, "kind": "other"})).unwrap();
         assert_eq!(item, FeedItem::Unknown { seq: 1, kind: Some("other".into()) });
         assert!(matches!(serde_json::from_value(back).unwrap(), FeedItem::Known(_)));
+    }
+
+    #[test]
+    fn a_groups_members_are_a_list_or_who_joined_and_left() {
+        let all: ObservedGroup = serde_json::from_str(r#"{"guid": "g", "members": ["a", "b"]}"#).unwrap();
+        assert_eq!(all.members, Members::All(vec!["a".into(), "b".into()]));
+        let changed: ObservedGroup =
+            serde_json::from_str(r#"{"guid": "g", "members": {"joined": ["a"], "left": ["b", "c"]}}"#).unwrap();
+        assert_eq!(changed.members, Members::Changed { joined: vec!["a".into()], left: vec!["b".into(), "c".into()] });
+        assert_eq!(changed.members.named().collect::<Vec<_>>(), ["a", "b", "c"]);
+        let back = serde_json::to_value(&changed).unwrap();
+        assert_eq!(back["members"], serde_json::json!({"joined": ["a"], "left": ["b", "c"]}));
+        assert_eq!(serde_json::to_value(&all).unwrap()["members"], serde_json::json!(["a", "b"]));
+        assert_eq!(ObservedGroup::default().members, Members::All(vec![]), "absent: nobody");
+        assert!(serde_json::from_str::<ObservedGroup>(r#"{"members": "a"}"#).is_err());
+        assert!(serde_json::from_str::<ObservedGroup>(r#"{"members": {"joined": ["a"]}}"#).is_err(), "both lists");
     }
 
     #[test]

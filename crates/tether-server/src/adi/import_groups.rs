@@ -1,6 +1,8 @@
 //! The AD groups an import mirrors: each group in the ADI scope becomes a Tether group with
 //! the flattened membership of its nested groups; the guard counts the memberships a report
-//! would remove before anything is applied.
+//! would remove before anything is applied. A group comes with all its members, or (an
+//! incremental report) with who joined and who left: then only those users are looked up,
+//! whatever the group's size.
 
 use std::collections::{HashMap, HashSet};
 use tether_core::actor::Actor;
@@ -13,7 +15,7 @@ use tether_store::{Collection, Edge, StoreError, WriteOp};
 use crate::crypto::new_id;
 use crate::error::ApiError;
 use crate::state::AppState;
-use tether_core::wire::{ImportOutcome, ImportReport, Skipped};
+use tether_core::wire::{ImportOutcome, ImportReport, Members, ObservedGroup, Skipped};
 
 /// The domain's linked users a report's groups touch: the objectGUIDs of their members, and
 /// the Tether members that may leave them. Looked up for those users only, so an
@@ -38,7 +40,7 @@ impl Touched {
         if !domain.groups_enabled || report.groups.is_empty() {
             return Ok(t);
         }
-        let guids: HashSet<&str> = report.groups.iter().flat_map(|g| g.members.iter().map(String::as_str)).collect();
+        let guids: HashSet<&str> = report.groups.iter().flat_map(|g| g.members.named().map(String::as_str)).collect();
         let guids: Vec<&str> = guids.into_iter().collect();
         for u in s.repo.ad_linked(&guids).await? {
             if u.domain.as_deref() == Some(domain.id.as_str()) {
@@ -72,6 +74,50 @@ impl Touched {
     fn name(&self, id: &str) -> String {
         self.in_domain.get(id).cloned().unwrap_or_else(|| id.to_string())
     }
+
+    fn ids<'a>(&'a self, guids: &'a [String]) -> impl Iterator<Item = &'a String> {
+        guids.iter().filter_map(|m| self.by_guid.get(m))
+    }
+}
+
+/// What a reported group changes in the Tether group `group_id`: the users (Tether ids) to
+/// add, and those to remove if they belong to the domain (sorted). With all the members,
+/// against the group's current members; with who joined and who left, against those users'
+/// current groups only.
+async fn change_of(
+    s: &AppState,
+    group_id: &str,
+    og: &ObservedGroup,
+    t: &Touched,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let store = s.repo.store();
+    let (mut add, mut leave) = match &og.members {
+        Members::All(members) => {
+            let want: HashSet<&String> = t.ids(members).collect();
+            let have: HashSet<String> = store.targets(Edge::Member, group_id).await?.into_iter().collect();
+            let add: Vec<String> = want.iter().filter(|id| !have.contains(**id)).map(|id| id.to_string()).collect();
+            let leave: Vec<String> = have.iter().filter(|id| !want.contains(id)).cloned().collect();
+            (add, leave)
+        }
+        Members::Changed { joined, left } => {
+            let joined: HashSet<&String> = t.ids(joined).collect();
+            let left: HashSet<&String> = t.ids(left).collect();
+            let (mut add, mut leave) = (Vec::new(), Vec::new());
+            // Named on both sides (a user renamed in AD): no change.
+            for id in joined.symmetric_difference(&left) {
+                let member = store.sources(Edge::Member, id).await?.iter().any(|g| g == group_id);
+                match (joined.contains(id), member) {
+                    (true, false) => add.push(id.to_string()),
+                    (false, true) => leave.push(id.to_string()),
+                    _ => {}
+                }
+            }
+            (add, leave)
+        }
+    };
+    add.sort();
+    leave.sort();
+    Ok((add, leave))
 }
 
 /// The memberships of the domain's users that each mirrored group of `report` would lose, as
@@ -88,9 +134,8 @@ pub(crate) async fn membership_removals(
     let mut out = Vec::new();
     for og in &report.groups {
         let Some(group) = s.repo.group_by_ad_guid(&og.guid).await? else { continue };
-        let want: HashSet<&str> = og.members.iter().filter_map(|m| t.by_guid.get(m).map(String::as_str)).collect();
-        let have = s.repo.store().targets(Edge::Member, &group.id).await?;
-        let leaving: Vec<&str> = have.iter().map(String::as_str).filter(|id| !want.contains(id)).collect();
+        let (_, leaving) = change_of(s, &group.id, og, t).await?;
+        let leaving: Vec<&str> = leaving.iter().map(String::as_str).collect();
         t.learn(s, domain, &leaving).await?;
         let n = leaving.iter().filter(|id| t.in_domain.contains_key(**id)).count();
         if n > 0 {
@@ -146,12 +191,16 @@ pub(crate) async fn apply_groups(
         return Ok(());
     }
     let store = s.repo.store();
-    let mut seen = HashSet::new();
+    // The groups reported with all their members: this cycle's new users are among them.
+    let mut whole = HashSet::new();
     // Members are objectGUIDs: this cycle's users are in `linked`, the others were looked up.
     // Only users that belong to this domain are removed from mirrored groups: Tether-only
     // members an admin added stay.
     for og in &report.groups {
-        seen.insert(og.guid.clone());
+        let changed_only = matches!(og.members, Members::Changed { .. });
+        if !changed_only {
+            whole.insert(og.guid.clone());
+        }
         let ad = json!({"id": og.guid, "dn": og.dn, "domain": domain.id});
         let who = actor.on_ad(Some(og.guid.clone()), Some(og.dn.clone()));
         let group = match s.repo.group_by_ad_guid(&og.guid).await? {
@@ -174,6 +223,17 @@ pub(crate) async fn apply_groups(
                     out.groups_updated += 1;
                 }
                 g
+            }
+            None if changed_only => {
+                // Deleted in Tether, or never mirrored (its name was taken): who joined and
+                // who left is not a membership to start from. The next complete read (within
+                // `RECONCILE_EVERY`) mirrors it with all its members.
+                out.skipped.push(Skipped {
+                    dn: og.dn.clone(),
+                    sam_account_name: None,
+                    reason: "not mirrored in Tether; mirrored with all its members at the next complete read".into(),
+                });
+                continue;
             }
             None => {
                 let mut g = Group {
@@ -212,16 +272,15 @@ pub(crate) async fn apply_groups(
             }
         };
         store.link(Edge::DomainGroup, &domain.id, &group.id).await?;
-        let want: HashSet<String> = og.members.iter().filter_map(|m| t.by_guid.get(m)).cloned().collect();
-        let have: HashSet<String> = store.targets(Edge::Member, &group.id).await?.into_iter().collect();
-        let leaving: Vec<&str> = have.iter().map(String::as_str).filter(|id| !want.contains(*id)).collect();
-        t.learn(s, domain, &leaving).await?;
+        let (joining, leaving) = change_of(s, &group.id, og, &t).await?;
+        let leaving_ids: Vec<&str> = leaving.iter().map(String::as_str).collect();
+        t.learn(s, domain, &leaving_ids).await?;
         // Membership changes and their history entries (on the user and on the group), in
         // one batch.
         let mut ops = Vec::new();
         let mut added = Vec::new();
         let mut removed = Vec::new();
-        for id in want.iter().filter(|id| !have.contains(*id)) {
+        for id in &joining {
             let changes = json!({"memberOf": [null, group.name]});
             let why = Some("member of the AD group (nested groups flattened)");
             ops.extend(
@@ -231,7 +290,7 @@ pub(crate) async fn apply_groups(
             ops.push(WriteOp::Link(Edge::Member, group.id.clone(), id.clone()));
             added.push(id.clone());
         }
-        for id in have.iter().filter(|id| !want.contains(*id) && t.in_domain.contains_key(*id)) {
+        for id in leaving.iter().filter(|id| t.in_domain.contains_key(*id)) {
             let changes = json!({"memberOf": [group.name, null]});
             let why = Some("no longer a member of the AD group");
             ops.extend(
@@ -257,7 +316,7 @@ pub(crate) async fn apply_groups(
         }
     }
     if !report.complete {
-        join_unchanged_groups(s, report, linked, &t, &seen, actor).await?;
+        join_unchanged_groups(s, report, linked, &t, &whole, actor).await?;
     }
     for g in stale_groups(s, domain, report).await? {
         store.delete(Collection::Groups, &g.id).await?;
@@ -278,9 +337,10 @@ pub(crate) async fn apply_groups(
 }
 
 /// An incremental report carries only the groups that changed: a user it imports for the
-/// first time (say, once AD gives it the missing email) joins the unchanged mirrored groups
-/// it is in from the report's `userGroups`. Leaving a group changes that group, so it is
-/// reported with its full membership and handled above.
+/// first time (say, once AD gives it the missing email) joins the mirrored groups it is in
+/// from the report's `userGroups`, unless a group came with all its members (`reported`): it
+/// was already a member in AD, so it is in no group's `joined`. Leaving a group changes that
+/// group, so it is reported and handled above.
 async fn join_unchanged_groups(
     s: &AppState,
     report: &ImportReport,

@@ -15,7 +15,7 @@ use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
 use tether_core::user::User;
 use tether_core::wire::{
     Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedEntry, Heartbeat, HeartbeatReply, ImportOutcome,
-    ImportReport, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
+    ImportReport, Members, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
 };
 use tether_store::{Collection, Secret};
 
@@ -123,6 +123,15 @@ pub async fn import(
         _ => ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")),
     })?;
     drop(body);
+    // Who joined and who left is relative to the agent's last applied report: only an
+    // incremental report under the token that report was applied with can carry it.
+    let changed_only = |r: &ImportReport| r.groups.iter().any(|g| matches!(g.members, Members::Changed { .. }));
+    if changed_only(&report) && (report.complete || report.fencing.is_none()) {
+        return Err(ApiError::new(
+            Code::InvalidField,
+            "a group's `members` as joined and left needs an incremental report with its fencing token",
+        ));
+    }
     if agent.paused {
         return Err(ApiError::new(Code::Conflict, "the agent is paused: nothing is applied"));
     }

@@ -1,0 +1,139 @@
+//! Incremental import reports send a changed mirrored group as who joined and who left it,
+//! not all its members: against the real Samba DC, a member leaving, a new member, a renamed
+//! member and a deleted one (kept in Tether, unbound) each leave the mirrored group exactly as
+//! AD has it, counted by the mass-change guard as before; and an agent that becomes primary again after another one reported reads
+//! everything first, since what tetherd holds is no longer what it last reported.
+
+use serde_json::json;
+use tether_ad::{connect, create_group, set_member};
+use tether_agent::import::{cycle, ReadKind};
+use tether_testkit::{dc, unique};
+
+use crate::import_samba::fixture;
+
+#[tokio::test]
+async fn a_changed_group_is_sent_as_who_joined_and_left() {
+    let mut fx = fixture("ADASAUTHORITY", json!({"UserDissociationAction": "unbind"})).await;
+    let adi = fx.adi.clone();
+    let team_name = unique("team");
+    let team = create_group(&mut fx.ldap, &dc().users_container(), &team_name).await.unwrap();
+    set_member(&mut fx.ldap, &adi, &team, true).await.unwrap();
+    let (stays, _) = fx.user("mc", Some("Sta"), &[&team]).await;
+    // Also a direct member of the ADI group: still in scope after leaving the team.
+    let (leaves, leaves_dn) = fx.user("mc", Some("Lea"), &[&adi, &team]).await;
+    let (renamed, renamed_dn) = fx.user("mc", Some("Ren"), &[&team]).await;
+    let (deleted, deleted_dn) = fx.user("mc", Some("Del"), &[&team]).await;
+    assert_eq!(fx.run().await["created"], 4);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        fx.group_members(&team_name).await,
+        sorted(vec![stays.clone(), leaves.clone(), renamed.clone(), deleted.clone()])
+    );
+
+    set_member(&mut fx.ldap, &team, &leaves_dn, false).await.unwrap();
+    let (joins, _) = fx.user("mc", Some("Joi"), &[&team]).await;
+    fx.ldap.modifydn(&renamed_dn, &format!("CN={renamed}-moved"), true, None).await.unwrap().success().unwrap();
+    fx.ldap.delete(&deleted_dn).await.unwrap().success().unwrap();
+    // The mass-change guard counts both who left (the deleted one known by its old DN only).
+    let domain = fx.domain_id().await;
+    let guard = json!({"guards": {"membershipRemovals": {"count": 1}}});
+    assert_eq!(fx.s.call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(guard)).await.status, 200);
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete);
+    assert_eq!(st.groups_as_changes, 1, "the team went as who joined and who left: {st:?}");
+    let out = st.outcome.map(tether_testkit::json_of).unwrap();
+    assert!(out["heldReason"].as_str().unwrap_or("").contains("2 membershipRemovals exceed the bound of 1"), "{out}");
+    let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/approve"), None).await;
+    assert_eq!((r.body["created"].as_u64(), r.body["unbound"].as_u64()), (Some(1), Some(1)), "{:?}", r.body);
+    assert_eq!(fx.group_members(&team_name).await, sorted(vec![stays, renamed, joins]));
+    // Both who left are still Tether users: they left the group, not Tether.
+    for who in [&leaves, &deleted] {
+        assert!(fx.tether_user(who).await.is_some(), "{who} stays in Tether");
+    }
+
+    // Who joined and who left is a change to the agent's last applied report: a complete
+    // report (here one that would otherwise remove every user) or one without the fencing
+    // token it was computed under is refused whole.
+    let group = json!([{"guid": "00", "dn": team, "name": team_name, "members": {"joined": [], "left": []}}]);
+    for (complete, fencing) in [(true, json!(fencing_in_force(&fx).await)), (false, json!(null))] {
+        let r = json!({"settings": {}, "complete": complete, "users": [], "groups": group, "fencing": fencing});
+        let refused = fx.session.report_import(&serde_json::from_value(r).unwrap()).await;
+        assert!(
+            matches!(refused, Err(tether_agent::AgentError::Server { status: 400, .. })),
+            "complete {complete}: {refused:?}"
+        );
+    }
+    assert!(fx.tether_user(&leaves).await.is_some(), "nothing applied");
+
+    // A mirrored group deleted in Tether is not started again from who joined: skipped with
+    // the reason, then mirrored with all its members by the next complete read.
+    let g = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{team_name}"), None).await.body;
+    let gid = g[0]["id"].as_str().unwrap();
+    assert_eq!(fx.s.call("DELETE", &format!("/api/v2/usergroups/{gid}"), None).await.status, 204);
+    set_member(&mut fx.ldap, &team, &leaves_dn, true).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    let out = st.outcome.map(tether_testkit::json_of).unwrap();
+    let skipped = out["skipped"].as_array().unwrap();
+    assert!(
+        skipped.iter().any(|k| k["dn"] == team.as_str() && k["reason"].as_str().unwrap().contains("not mirrored")),
+        "{out}"
+    );
+    let g = fx.s.call("GET", &format!("/api/v2/usergroups?filter=name:eq:{team_name}"), None).await.body;
+    assert_eq!(g.as_array().map(Vec::len), Some(0), "not created from a change: {out}");
+    fx.run().await;
+    assert_eq!(fx.group_members(&team_name).await.len(), 4, "stays, leaves, renamed, joins");
+}
+
+/// The domain's fencing token in force.
+async fn fencing_in_force(fx: &crate::import_samba::Fx) -> u64 {
+    fx.session.heartbeat().await.unwrap().fencing
+}
+
+/// Agents A and B report in turn. B applies a member leaving; the member comes back before A,
+/// primary again, reads. From A's own last report nothing changed (the member was in the
+/// group then and is now), so only a complete read puts it back in Tether's group.
+#[tokio::test]
+async fn an_agent_primary_again_after_another_reported_reads_everything() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let adi = fx.adi.clone();
+    let domain = fx.domain_id().await;
+    let team_name = unique("team");
+    let team = create_group(&mut fx.ldap, &dc().users_container(), &team_name).await.unwrap();
+    set_member(&mut fx.ldap, &adi, &team, true).await.unwrap();
+    let (x, x_dn) = fx.user("fx", Some("Xen"), &[&adi, &team]).await;
+    assert_eq!(fx.run().await["created"], 1);
+    let a_id = fx.s.call("GET", &format!("/api/v2/activedirectories/{domain}"), None).await.body["primaryImportAgent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = fx.second_agent().await;
+    let agent = |id: &str, what: &str| format!("/api/v2/activedirectories/{domain}/agents/{id}/{what}");
+
+    fx.s.call("POST", &agent(&a_id, "pause"), None).await;
+    assert!(b.session.heartbeat().await.unwrap().primary);
+    let mut conn_b = connect(&b.cfg.ldap_target()).await.unwrap();
+    cycle(&b.cfg, &mut conn_b, &b.session, true).await.unwrap().outcome.unwrap();
+    set_member(&mut fx.ldap, &team, &x_dn, false).await.unwrap();
+    let st = cycle(&b.cfg, &mut conn_b, &b.session, false).await.unwrap();
+    assert_eq!(st.groups_as_changes, 1, "B's own last report is its base: {st:?}");
+    assert_eq!(fx.group_members(&team_name).await, Vec::<String>::new());
+
+    fx.s.call("POST", &agent(&a_id, "resume"), None).await;
+    fx.s.call("POST", &agent(&b.id, "pause"), None).await;
+    assert!(fx.session.heartbeat().await.unwrap().primary);
+    set_member(&mut fx.ldap, &team, &x_dn, true).await.unwrap();
+    let mut conn_a = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn_a, &fx.session, false).await.unwrap();
+    assert_eq!(st.read, ReadKind::Complete, "another agent reported since A's last report");
+    assert_eq!(fx.group_members(&team_name).await, vec![x.clone()]);
+    // Its report applied under the token in force, A's next change goes as a change again.
+    set_member(&mut fx.ldap, &team, &x_dn, false).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn_a, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete);
+    assert_eq!(st.groups_as_changes, 1, "{st:?}");
+    assert_eq!(fx.group_members(&team_name).await, Vec::<String>::new());
+}
