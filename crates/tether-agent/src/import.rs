@@ -74,12 +74,23 @@ fn now_secs() -> u64 {
 }
 
 /// Users reachable from groups with the given RIDs (nested membership included).
-fn privileged_members(groups: &[GroupEntry], ad_groups: &[AdGroup]) -> HashSet<String> {
+fn privileged_members<'a>(groups: impl Iterator<Item = &'a GroupEntry>, ad_groups: &[AdGroup]) -> HashSet<String> {
     let mut out = HashSet::new();
-    for g in groups.iter().filter(|g| g.rid.is_some_and(|r| PRIVILEGED_RIDS.contains(&r))) {
+    for g in groups.filter(|g| g.rid.is_some_and(|r| PRIVILEGED_RIDS.contains(&r))) {
         out.extend(compute(&g.dn, ad_groups).users);
     }
     out
+}
+
+/// A group as the cache keeps it: its member DNs lowercased once when read, so the closure
+/// (every cycle a group changes) does not lowercase 10,000 of them again.
+fn keyed(mut g: GroupEntry) -> GroupEntry {
+    for m in g.members.iter_mut() {
+        if m.bytes().any(|b| b.is_ascii_uppercase()) || !m.is_ascii() {
+            *m = m.to_lowercase();
+        }
+    }
+    g
 }
 
 /// What the agent remembers between cycles (in `StateDir/import.json`): the USN watermark,
@@ -89,9 +100,9 @@ fn privileged_members(groups: &[GroupEntry], ad_groups: &[AdGroup]) -> HashSet<S
 struct Cache {
     usn: Option<u64>,
     last_complete: u64,
-    /// Groups by objectGUID.
+    /// Groups by objectGUID, member DNs lowercased ([`keyed`]).
     groups: BTreeMap<String, GroupEntry>,
-    /// Users in scope: objectGUID → DN.
+    /// Users in scope: objectGUID → DN (lowercased, as the closure's).
     scope: BTreeMap<String, String>,
     /// The DC (`dsServiceName`) the watermark is a USN of.
     #[serde(default)]
@@ -149,16 +160,12 @@ fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Fa
             reason: format!("no group `{adi}` in AD"),
         }));
     }
-    let list: Vec<GroupEntry> = groups.values().cloned().collect();
-    let ad_groups: Vec<AdGroup> = list
-        .iter()
-        .map(|g| AdGroup { dn: g.dn.clone(), name: g.name.clone(), guid: g.guid.clone(), members: g.members.clone() })
-        .collect();
+    let ad_groups: Vec<AdGroup> = groups.values().map(|g| AdGroup { dn: &g.dn, members: &g.members }).collect();
     let scope = compute(adi, &ad_groups);
     let root = format!(",{}", cfg.ldap.root_user_container.to_lowercase());
     let under_root = |dn: &String| dn.ends_with(&root);
     let admins = match &cfg.ldap.admins_group {
-        Some(a) => match list.iter().find(|g| g.dn.eq_ignore_ascii_case(a)) {
+        Some(a) => match groups.values().find(|g| g.dn.eq_ignore_ascii_case(a)) {
             Some(g) => g.members.iter().map(|m| m.to_lowercase()).collect(),
             None => {
                 tracing::warn!(group = %a, "Ldap.AdminsGroup does not exist in AD; nobody gets sudo from it");
@@ -168,9 +175,9 @@ fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Fa
         None => HashSet::new(),
     };
     Ok(Facts {
-        scope: scope.users.iter().filter(|d| under_root(d)).cloned().collect(),
+        privileged: privileged_members(groups.values(), &ad_groups),
+        scope: scope.users.into_iter().filter(under_root).collect(),
         mirrored: scope.groups,
-        privileged: privileged_members(&list, &ad_groups),
         admins,
     })
 }
@@ -233,13 +240,13 @@ fn assemble(
         f.mirrored.iter().filter(|(dn, _)| dns.is_none_or(|d| d.contains(*dn))).collect();
     // DN (lowercased) → objectGUID of every user in scope (a walk over the whole scope: only
     // when a group is reported); a user reported privileged joins no group.
-    let guid_of: HashMap<String, &String> = if to_report.is_empty() {
+    let guid_of: HashMap<&str, &String> = if to_report.is_empty() {
         HashMap::new()
     } else {
-        scope_guids.iter().map(|(g, dn)| (dn.to_lowercase(), g)).collect()
+        scope_guids.iter().map(|(g, dn)| (dn.as_str(), g)).collect()
     };
     let skip: HashSet<&str> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.as_str()).collect();
-    let member = |dn: &String| guid_of.get(dn).filter(|g| !skip.contains(g.as_str())).map(|g| g.to_string());
+    let member = |dn: &String| guid_of.get(dn.as_str()).filter(|g| !skip.contains(g.as_str())).map(|g| g.to_string());
     let mirrored: Vec<ObservedGroup> = to_report
         .into_iter()
         .filter_map(|(dn, now)| {
@@ -248,7 +255,7 @@ fn assemble(
             let members = match base.and_then(|b| Some((b, b.mirrored.get(dn)?))) {
                 Some((b, then)) => {
                     let joined: BTreeSet<String> = now.difference(then).filter_map(member).collect();
-                    let former = |dn: &String| b.old_dns.get(dn).or_else(|| guid_of.get(dn).copied()).cloned();
+                    let former = |dn: &String| b.old_dns.get(dn).or_else(|| guid_of.get(dn.as_str()).copied()).cloned();
                     let left: BTreeSet<String> = then.difference(now).filter_map(former).collect();
                     // A user renamed in AD is on both sides under two DNs: no change.
                     Members::Changed {
@@ -301,14 +308,14 @@ async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Ca
     let groups = read_groups(ldap, nc).await?;
     let groups_ms = t0.elapsed().as_millis() as u64;
     let group_count = groups.len();
-    cache.groups = groups.into_iter().map(|g| (g.guid.clone(), g)).collect();
+    cache.groups = groups.into_iter().map(|g| (g.guid.clone(), keyed(g))).collect();
     let f = facts(cfg, &cache.groups)?;
     let t1 = std::time::Instant::now();
     let users = paged_search(ldap, &cfg.ldap.root_user_container, USERS, USER_ATTRS).await?;
     let users_ms = t1.elapsed().as_millis() as u64;
     let read = users.len();
     let entries: Vec<_> = users.into_iter().filter(|e| f.scope.contains(&e.dn.to_lowercase())).collect();
-    cache.scope = entries.iter().map(|e| (guid_hex(e), e.dn.clone())).collect();
+    cache.scope = entries.iter().map(|e| (guid_hex(e), e.dn.to_lowercase())).collect();
     let t2 = std::time::Instant::now();
     let (report, passwords) =
         assemble(cfg, &cache.groups, &f, &entries, &cache.scope, GroupsToReport::All, Gone::default());
@@ -320,10 +327,11 @@ async fn full_read(cfg: &ImportConfig, ldap: &mut Ldap, nc: &str, cache: &mut Ca
 /// Replaces `old` by `new` (case-insensitively) in every cached member list: AD renames
 /// members in place without moving the groups' USNs.
 fn rename_member(groups: &mut BTreeMap<String, GroupEntry>, old: &str, new: &str) {
+    let (old, new) = (old.to_lowercase(), new.to_lowercase());
     for g in groups.values_mut() {
         for m in g.members.iter_mut() {
-            if m.eq_ignore_ascii_case(old) {
-                *m = new.to_string();
+            if *m == old {
+                m.clone_from(&new);
             }
         }
     }
@@ -368,7 +376,7 @@ async fn incremental_read(
             let old_dn = old.dn.clone();
             rename_member(&mut cache.groups, &old_dn, &g.dn);
         }
-        cache.groups.insert(g.guid.clone(), g.clone());
+        cache.groups.insert(g.guid.clone(), keyed(g.clone()));
     }
     // Users known to tetherd by a DN that is no longer theirs: lowercased DN → objectGUID.
     let mut old_dns = HashMap::new();
@@ -377,7 +385,7 @@ async fn incremental_read(
         if let Some(old) = cache.scope.get(&guid).filter(|d| !d.eq_ignore_ascii_case(&e.dn)).cloned() {
             old_dns.insert(old.to_lowercase(), guid.clone());
             rename_member(&mut cache.groups, &old, &e.dn);
-            cache.scope.insert(guid, e.dn.clone());
+            cache.scope.insert(guid, e.dn.to_lowercase());
             groups_changed = true;
         }
     }
@@ -395,7 +403,7 @@ async fn incremental_read(
                 moved.insert(g.dn.to_lowercase());
             }
         }
-        cache.groups = fresh.into_iter().map(|g| (g.guid.clone(), g)).collect();
+        cache.groups = fresh.into_iter().map(|g| (g.guid.clone(), keyed(g))).collect();
         groups_changed = true;
         tracing::debug!(since, highest, groups = checked, "USNs unexplained by the read: membership checked");
     }
@@ -413,12 +421,12 @@ async fn incremental_read(
     let to_read: Vec<String> = if same_scope {
         Vec::new()
     } else {
-        let old_scope: BTreeSet<String> = cache.scope.values().map(|d| d.to_lowercase()).collect();
+        let old_scope: HashSet<&str> = cache.scope.values().map(String::as_str).collect();
         after
             .scope
             .iter()
             .filter(|d| !changed_dns.contains(*d))
-            .filter(|d| !old_scope.contains(*d) || standing(&before, d) != standing(after, d))
+            .filter(|d| !old_scope.contains(d.as_str()) || standing(&before, d) != standing(after, d))
             .cloned()
             .collect()
     };
@@ -432,18 +440,17 @@ async fn incremental_read(
     } else {
         let mut gone = Vec::new();
         cache.scope.retain(|g, d| {
-            let d_lower = d.to_lowercase();
-            let stays = after.scope.contains(&d_lower);
+            let stays = after.scope.contains(d.as_str());
             if !stays {
                 gone.push(g.clone());
-                old_dns.insert(d_lower, g.clone());
+                old_dns.insert(d.clone(), g.clone());
             }
             stays
         });
         gone
     };
     for e in &entries {
-        cache.scope.insert(guid_hex(e), e.dn.clone());
+        cache.scope.insert(guid_hex(e), e.dn.to_lowercase());
     }
     // Mirrored groups whose flattened membership changed (users joining, leaving, renamed),
     // that are new, or whose own entry moved (a rename).
@@ -491,7 +498,14 @@ fn remember(memory: Option<&mut Memory>, cache: Cache) {
 }
 
 fn load_cache(path: &Path) -> Cache {
-    std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    let mut c: Cache =
+        std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    // A state saved by an earlier version keeps DNs as AD spells them.
+    c.groups = std::mem::take(&mut c.groups).into_iter().map(|(k, g)| (k, keyed(g))).collect();
+    for dn in c.scope.values_mut() {
+        *dn = dn.to_lowercase();
+    }
+    c
 }
 
 fn save_cache(path: &Path, c: &Cache) -> Result<(), AgentError> {

@@ -5,15 +5,16 @@
 //! tombstones exist, so the closure is computed here from plain `member` values. Cycles in
 //! the group graph (legal in AD) are tolerated.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A group read from AD: its DN and the DNs of its members (users and groups alike).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdGroup {
-    pub dn: String,
-    pub name: String,
-    pub guid: String,
-    pub members: Vec<String>,
+/// A group read from AD: its DN and the DNs of its members (users and groups alike),
+/// borrowed from wherever the groups are kept (at 10,000 users, copying them cost more than
+/// the closure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdGroup<'a> {
+    pub dn: &'a str,
+    pub members: &'a [String],
 }
 
 /// The computed scope.
@@ -26,36 +27,50 @@ pub struct Scope {
     pub groups: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn key(dn: &str) -> String {
-    dn.to_lowercase()
+/// The DN lowercased, borrowed when it already is (an agent keeps its member DNs so).
+fn key(dn: &str) -> Cow<'_, str> {
+    let lower = if dn.is_ascii() {
+        !dn.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        dn.chars().all(|c| c.to_lowercase().eq(std::iter::once(c)))
+    };
+    if lower {
+        Cow::Borrowed(dn)
+    } else {
+        Cow::Owned(dn.to_lowercase())
+    }
 }
 
 /// Users reachable from `start` through `groups` (members that are not groups are users).
 fn closure(start: &str, groups: &BTreeMap<String, &AdGroup>) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut users, mut seen) = (BTreeSet::new(), BTreeSet::new());
-    let mut todo = vec![key(start)];
+    let mut todo = vec![key(start).into_owned()];
     while let Some(g) = todo.pop() {
-        if !seen.insert(g.clone()) {
+        if seen.contains(&g) {
             continue;
         }
-        let Some(group) = groups.get(&g) else { continue };
-        for m in &group.members {
+        let Some(group) = groups.get(&g) else {
+            seen.insert(g);
+            continue;
+        };
+        seen.insert(g);
+        for m in group.members {
             let m = key(m);
-            if groups.contains_key(&m) {
-                todo.push(m);
-            } else {
-                users.insert(m);
+            if groups.contains_key(m.as_ref()) {
+                todo.push(m.into_owned());
+            } else if !users.contains(m.as_ref()) {
+                users.insert(m.into_owned());
             }
         }
     }
-    seen.remove(&key(start));
+    seen.remove(key(start).as_ref());
     (users, seen)
 }
 
 /// Computes the scope of `adi_group` from all groups read (the ADI group and its nested
 /// groups; members that are not among `groups` are treated as users).
 pub fn compute(adi_group: &str, groups: &[AdGroup]) -> Scope {
-    let by_dn: BTreeMap<String, &AdGroup> = groups.iter().map(|g| (key(&g.dn), g)).collect();
+    let by_dn: BTreeMap<String, &AdGroup> = groups.iter().map(|g| (key(g.dn).into_owned(), g)).collect();
     let (users, nested) = closure(adi_group, &by_dn);
     let groups = nested.iter().map(|g| (g.clone(), closure(g, &by_dn).0)).collect();
     Scope { users, groups }
@@ -65,24 +80,24 @@ pub fn compute(adi_group: &str, groups: &[AdGroup]) -> Scope {
 mod tests {
     use super::*;
 
-    fn g(dn: &str, members: &[&str]) -> AdGroup {
-        AdGroup {
-            dn: dn.into(),
-            name: dn.into(),
-            guid: dn.into(),
-            members: members.iter().map(|m| m.to_string()).collect(),
-        }
+    fn owned(dn: &str, members: &[&str]) -> (String, Vec<String>) {
+        (dn.to_string(), members.iter().map(|m| m.to_string()).collect())
+    }
+
+    fn g((dn, members): &(String, Vec<String>)) -> AdGroup<'_> {
+        AdGroup { dn, members }
     }
 
     /// The seeds' example: Group1 (User1, User2, Group2) is in the JumpCloud group; Group2
     /// holds User3 and User4. Group2 is mirrored with User3, User4; Group1 with all four.
     #[test]
     fn seeds_group1_group2_example() {
-        let groups = [
-            g("CN=JumpCloud", &["CN=Group1"]),
-            g("CN=Group1", &["CN=User1", "CN=User2", "CN=Group2"]),
-            g("CN=Group2", &["CN=User3", "CN=User4"]),
+        let owned = [
+            owned("CN=JumpCloud", &["CN=Group1"]),
+            owned("CN=Group1", &["CN=User1", "CN=User2", "CN=Group2"]),
+            owned("CN=Group2", &["CN=User3", "CN=User4"]),
         ];
+        let groups: Vec<AdGroup> = owned.iter().map(g).collect();
         let s = compute("CN=JumpCloud", &groups);
         let set = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<BTreeSet<_>>();
         assert_eq!(s.users, set(&["CN=User1", "CN=User2", "CN=User3", "CN=User4"]));
@@ -93,14 +108,17 @@ mod tests {
 
     #[test]
     fn direct_members_cycles_and_case() {
-        let groups = [
-            g("CN=JumpCloud", &["CN=Direct", "cn=a"]),
-            g("CN=A", &["CN=B", "CN=UA"]),
-            g("CN=B", &["CN=A", "CN=UB"]), // a cycle
-            g("CN=Outside", &["CN=Nobody"]),
+        let owned = [
+            owned("CN=JumpCloud", &["CN=Direct", "cn=a", "CN=Émile", "cn=zoë", "CN=ZOË"]),
+            owned("CN=A", &["CN=B", "CN=UA"]),
+            owned("CN=B", &["CN=A", "CN=UB"]), // a cycle
+            owned("CN=Outside", &["CN=Nobody"]),
         ];
+        let groups: Vec<AdGroup> = owned.iter().map(g).collect();
         let s = compute("cn=jumpcloud", &groups);
-        assert_eq!(s.users.len(), 3);
+        assert!(s.users.contains("cn=émile"), "non-ASCII DNs lowercased: {:?}", s.users);
+        assert!(s.users.contains("cn=zoë") && !s.users.contains("CN=ZOË"), "one user whatever the case");
+        assert_eq!(s.users.len(), 5);
         assert!(!s.users.contains("cn=nobody"));
         assert_eq!(s.groups["cn=a"].len(), 2);
         assert_eq!(s.groups["cn=b"].len(), 2, "B reaches A's users through the cycle");
