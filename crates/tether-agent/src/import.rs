@@ -107,11 +107,12 @@ struct Cache {
     /// The DC (`dsServiceName`) the watermark is a USN of.
     #[serde(default)]
     server: Option<String>,
-    /// The fencing token the last report was applied under: while it is still the domain's,
-    /// no other agent has reported since, and a changed group is sent as who joined and who
-    /// left it (`Members::Changed`) instead of all its members.
+    /// The domain's import sequence number the last report was applied as: the `base` of the
+    /// next incremental report, which tetherd takes only if nothing was applied since (so a
+    /// changed group can be sent as who joined and who left it, `Members::Changed`). None: the
+    /// next cycle reads everything.
     #[serde(default)]
-    fencing: Option<u64>,
+    applied: Option<u64>,
     /// The closure facts of `groups`, while they are known to hold (a running agent keeps
     /// them between cycles: at 10,000 users computing them took most of a one-change cycle).
     #[serde(skip)]
@@ -198,6 +199,9 @@ enum GroupsToReport<'a> {
 /// renamed since: lowercased old DN → objectGUID).
 struct Base<'a> {
     mirrored: &'a BTreeMap<String, BTreeSet<String>>,
+    /// The objectGUIDs of those groups (a group deleted and made again under the same DN is
+    /// another group: sent whole).
+    guids: &'a BTreeSet<String>,
     old_dns: HashMap<String, String>,
 }
 
@@ -246,13 +250,17 @@ fn assemble(
         scope_guids.iter().map(|(g, dn)| (dn.as_str(), g)).collect()
     };
     let skip: HashSet<&str> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.as_str()).collect();
-    let member = |dn: &String| guid_of.get(dn.as_str()).filter(|g| !skip.contains(g.as_str())).map(|g| g.to_string());
+    let member = |dn: &String| {
+        let g = guid_of.get(dn.as_str()).filter(|g| !skip.contains(g.as_str()) && !f.privileged.contains(dn));
+        g.map(|g| g.to_string())
+    };
     let mirrored: Vec<ObservedGroup> = to_report
         .into_iter()
         .filter_map(|(dn, now)| {
             let g = by_dn.get(dn)?;
             // Sorted and each once, whatever the order of the DNs.
-            let members = match base.and_then(|b| Some((b, b.mirrored.get(dn)?))) {
+            let members = match base.filter(|b| b.guids.contains(&g.guid)).and_then(|b| Some((b, b.mirrored.get(dn)?)))
+            {
                 Some((b, then)) => {
                     let joined: BTreeSet<String> = now.difference(then).filter_map(member).collect();
                     let former = |dn: &String| b.old_dns.get(dn).or_else(|| guid_of.get(dn.as_str()).copied()).cloned();
@@ -297,6 +305,7 @@ fn assemble(
         groups: mirrored,
         user_groups,
         fencing: None,
+        base: None,
         dry_run: false,
     };
     (report, passwords)
@@ -382,7 +391,7 @@ async fn incremental_read(
     let mut old_dns = HashMap::new();
     for e in &changed_users {
         let guid = guid_hex(e);
-        if let Some(old) = cache.scope.get(&guid).filter(|d| !d.eq_ignore_ascii_case(&e.dn)).cloned() {
+        if let Some(old) = cache.scope.get(&guid).filter(|d| **d != e.dn.to_lowercase()).cloned() {
             old_dns.insert(old.to_lowercase(), guid.clone());
             rename_member(&mut cache.groups, &old, &e.dn);
             cache.scope.insert(guid, e.dn.to_lowercase());
@@ -467,7 +476,7 @@ async fn incremental_read(
         after,
         &entries,
         &cache.scope,
-        GroupsToReport::Changed(changed, Base { mirrored: &before.mirrored, old_dns }),
+        GroupsToReport::Changed(changed, Base { mirrored: &before.mirrored, guids: &mirrored_before, old_dns }),
         Gone { users: gone, groups },
     );
     let entries_read = changed_groups.len() + changed_users.len() + to_read.len() + checked;
@@ -624,11 +633,7 @@ pub async fn cycle_with(
         remember(memory, cache);
         return Ok(CycleStats::default());
     }
-    // Another agent may have reported since this one's last applied report (it was primary
-    // under another token meanwhile): what tetherd holds is then not what the cache says (a
-    // user it saw leave and come back would be in neither side's changes), so everything is
-    // read again.
-    let complete = complete || cache.fencing != Some(beat.fencing);
+    let mut complete = complete || cache.applied.is_none();
     let nc = dse.default_naming_context.clone();
     let started = std::time::Instant::now();
     let notified = match (complete, inbox, cache.usn) {
@@ -636,7 +641,7 @@ pub async fn cycle_with(
         _ => None,
     };
     // The USN the cycle accounts for up to: anything written later is seen next cycle.
-    let (through, kind, read) = if complete {
+    let (mut through, mut kind, read) = if complete {
         (dse.highest_committed_usn, ReadKind::Complete, Some(full_read(cfg, ldap, &nc, &mut cache).await?))
     } else {
         let (through, changes) = match notified {
@@ -651,7 +656,7 @@ pub async fn cycle_with(
     };
     // Put off until the membership check may run again: nothing reported, the watermark
     // stays, and the state (changed by the read) is read again from the file.
-    let Some(read) = read else {
+    let Some(mut read) = read else {
         return Ok(CycleStats::default());
     };
     if read.checked {
@@ -660,9 +665,23 @@ pub async fn cycle_with(
         }
     }
     let read_ms = started.elapsed().as_millis() as u64;
-    let mut report = read.report;
+    let mut report = std::mem::take(&mut read.report);
     report.fencing = Some(beat.fencing);
-    let outcome = match session.report_import(&report).await {
+    report.base = if complete { None } else { cache.applied };
+    let mut answer = session.report_import(&report).await;
+    if !complete && matches!(answer, Err(AgentError::Server { status: 412, .. })) {
+        // Something was applied since this agent's last applied report (an approved plan,
+        // another agent's report, one whose answer was lost): what tetherd holds is not what
+        // the cache says (a user that left there and came back here would be in neither side's
+        // changes), so everything is read and reported whole.
+        tracing::info!("tetherd applied more than this agent's last report: reading everything");
+        read = full_read(cfg, ldap, &nc, &mut cache).await?;
+        (through, kind, complete) = (dse.highest_committed_usn, ReadKind::Complete, true);
+        report = std::mem::take(&mut read.report);
+        report.fencing = Some(beat.fencing);
+        answer = session.report_import(&report).await;
+    }
+    let outcome = match answer {
         // Refused on the word of an earlier heartbeat: paused or no longer primary since? Ask.
         Err(e @ AgentError::Server { status: 409, .. }) if reused.is_some() => {
             let b = heartbeat(session, memory.as_deref_mut()).await?;
@@ -706,7 +725,7 @@ pub async fn cycle_with(
     // Saved only once the server has applied the report, so a crash re-reads.
     cache.usn = Some(through);
     cache.server = Some(dse.ds_service_name.clone());
-    cache.fencing = Some(beat.fencing);
+    cache.applied = Some(outcome.seq);
     if complete {
         cache.last_complete = now_secs();
     }

@@ -154,6 +154,11 @@ pub struct AdDomain {
     /// older token are refused, so two agents never both apply a cycle.
     #[serde(rename = "primaryFencingToken", default)]
     pub primary_fencing_token: u64,
+    /// Incremented before each import report (or approved plan) is applied: an incremental
+    /// report is relative to the agent's last applied one and is taken only if nothing was
+    /// applied since (`ImportReport::base`).
+    #[serde(rename = "importSeq", default)]
+    pub import_seq: u64,
     /// The stored revision (optimistic concurrency; never serialized).
     #[serde(rename = "_v", default, skip_serializing)]
     #[schema(ignore)]
@@ -240,6 +245,7 @@ pub fn new_domain(id: &str, body: &Value, now: &str) -> Result<AdDomain, CoreErr
         guards: default_guards(),
         primary_lease_expires_at: None,
         primary_fencing_token: 0,
+        import_seq: 0,
     })
 }
 

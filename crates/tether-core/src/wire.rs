@@ -140,6 +140,12 @@ pub struct ImportReport {
     /// The agent's fencing token (checked by the route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fencing: Option<u64>,
+    /// For an incremental report: the `seq` of the agent's last applied report, which it is
+    /// relative to. tetherd refuses it (412 `STALE_BASE`) if anything was applied since (an
+    /// approved plan, another agent's report, a report whose answer the agent never got):
+    /// the agent then reads everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
     /// Decide only: nothing is applied, the decisions are answered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
@@ -174,6 +180,9 @@ pub struct ImportOutcome {
     /// For a dry run: every decision (`{object, dn, action, reason, changes}`), none applied.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dry_run: Vec<Value>,
+    /// The domain's import sequence number this report was applied as (0 when nothing was
+    /// applied: held, or a dry run): the `base` of the agent's next incremental report.
+    pub seq: u64,
 }
 
 /// A password hash captured on a domain controller (`{CRYPT}$6$…`).

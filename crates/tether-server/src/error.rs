@@ -21,6 +21,8 @@ pub enum Code {
     Conflict,
     /// The object changed since it was read; reading it again and retrying is safe.
     Stale,
+    /// An incremental import report whose base is not what tetherd holds.
+    StaleBase,
     RestrictedField,
     PasswordPolicy,
     PasswordAuthority,
@@ -45,6 +47,7 @@ impl Code {
             Duplicate => (409, "DUPLICATE"),
             Conflict => (409, "CONFLICT"),
             Stale => (409, "STALE"),
+            StaleBase => (412, "STALE_BASE"),
             RestrictedField => (422, "RESTRICTED_FIELD"),
             PasswordPolicy => (422, "PASSWORD_POLICY"),
             PasswordAuthority => (422, "PASSWORD_AUTHORITY"),

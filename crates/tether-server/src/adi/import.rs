@@ -19,7 +19,7 @@ use tether_store::{Collection, Edge, StoreError, WriteOp};
 use crate::adi::import_plan::decided_user;
 pub use crate::adi::import_plan::{drop_plan, held_plan, HeldPlan, Planned};
 use crate::crypto::new_id;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 use tether_core::adi::guard::Category;
 use tether_core::wire::Skipped;
@@ -277,11 +277,39 @@ pub async fn apply(
         members_ms,
         "import cycle decided"
     );
+    // An incremental report is relative to the agent's last applied one: taken only if
+    // nothing was applied since (the number moves before anything is written).
+    let base = if report.complete { None } else { Some(report.base.ok_or_else(stale_base)?) };
+    let seq = next_seq(s, &domain.id, base).await?;
     let started = std::time::Instant::now();
-    let r = execute(s, domain, report, Some(touched), planned, out, actor).await;
+    let r = execute(s, domain, report, Some(touched), planned, out, actor).await.map(|o| ImportOutcome { seq, ..o });
     s.metrics.import_applied(started.elapsed().as_secs_f64());
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "import cycle applied");
     r
+}
+
+fn stale_base() -> ApiError {
+    ApiError::new(
+        Code::StaleBase,
+        "something was applied since this agent's last import report (an approved plan, another agent's report, \
+         or a report whose answer was lost): read everything and report it whole",
+    )
+}
+
+/// Takes the domain's next import sequence number, before anything of a report is written
+/// (so a report applied in part, or whose answer never reached the agent, has moved it too).
+/// With `base` (an incremental report's), only if it is still the current number.
+pub(crate) async fn next_seq(s: &AppState, domain_id: &str, base: Option<u64>) -> Result<u64, ApiError> {
+    crate::ops::retrying(|| async {
+        let mut d = crate::ops::domains::load(s, domain_id).await?;
+        if base.is_some_and(|b| b != d.import_seq) {
+            return Err(stale_base());
+        }
+        d.import_seq += 1;
+        s.repo.save_domain(&d).await?;
+        Ok(d.import_seq)
+    })
+    .await
 }
 
 /// Applies decided changes (a cycle within its guards, or an approved plan exactly as held).

@@ -74,7 +74,11 @@ pub async fn approve(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiRe
     if let Some(p) = import::held_plan(s, id).await? {
         import::drop_plan(s, id).await?;
         let actor = Actor::plan(true, crate::history::admin(key));
+        // Applied as held, whatever the agent reports next: its next incremental report, made
+        // from before the hold, is refused as stale and it reads everything.
+        let seq = import::next_seq(s, &d.id, None).await?;
         let out = import::execute(s, &d, &p.report, None, p.planned, Default::default(), &actor).await?;
+        let out = tether_core::wire::ImportOutcome { seq, ..out };
         return Ok(serde_json::to_value(out).expect("serializes"));
     }
     let Some(p) = sync_guard::held_plan(s, id).await? else {
