@@ -193,8 +193,8 @@ enum GroupsToReport<'a> {
     Changed(BTreeSet<String>, Base<'a>),
 }
 
-/// What tetherd holds of the mirrored groups (the agent's last applied report, under the
-/// fencing token still in force): their members then (lowercased DNs), and the objectGUIDs
+/// What tetherd holds of the mirrored groups (the agent's last applied report, the report's
+/// `base`): their members then (lowercased DNs), and the objectGUIDs
 /// of users known then by a DN that is no longer theirs (they left the scope or were
 /// renamed since: lowercased old DN → objectGUID).
 struct Base<'a> {
@@ -250,6 +250,13 @@ fn assemble(
         scope_guids.iter().map(|(g, dn)| (dn.as_str(), g)).collect()
     };
     let skip: HashSet<&str> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.as_str()).collect();
+    // (Lowercased DN, objectGUID) of the users reported privileged.
+    let priv_now: Vec<(String, &str)> = entries
+        .iter()
+        .zip(&observed)
+        .filter(|(_, o)| o.privileged)
+        .map(|(e, o)| (e.dn.to_lowercase(), o.guid.as_str()))
+        .collect();
     let member = |dn: &String| {
         let g = guid_of.get(dn.as_str()).filter(|g| !skip.contains(g.as_str()) && !f.privileged.contains(dn));
         g.map(|g| g.to_string())
@@ -264,7 +271,10 @@ fn assemble(
                 Some((b, then)) => {
                     let joined: BTreeSet<String> = now.difference(then).filter_map(member).collect();
                     let former = |dn: &String| b.old_dns.get(dn).or_else(|| guid_of.get(dn.as_str()).copied()).cloned();
-                    let left: BTreeSet<String> = then.difference(now).filter_map(former).collect();
+                    let mut left: BTreeSet<String> = then.difference(now).filter_map(former).collect();
+                    // Reported privileged now while still in the group: out of it, as a full
+                    // list (which leaves them out) would have it.
+                    left.extend(priv_now.iter().filter(|(d, _)| now.contains(d)).map(|(_, g)| g.to_string()));
                     // A user renamed in AD is on both sides under two DNs: no change.
                     Members::Changed {
                         joined: joined.difference(&left).cloned().collect(),
@@ -355,9 +365,9 @@ fn mirrored_guids(groups: &BTreeMap<String, GroupEntry>, f: &Facts) -> BTreeSet<
 /// notified ones), plus users who entered the scope through a group change, and reports them
 /// incrementally. When the objects read do not account for every USN up to `highest`, every
 /// group's membership is read again (the membership check), which reveals deletions — or,
-/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again. tetherd
-/// holds what `cache` held (the last report was applied under the fencing token in force),
-/// so a changed group that was mirrored is sent as who joined and who left it.
+/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again. A changed
+/// group that was mirrored is sent as who joined and who left it since `cache` (the last
+/// applied report: tetherd refuses the report if it applied anything else since).
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,

@@ -24,21 +24,27 @@ async fn a_changed_group_is_sent_as_who_joined_and_left() {
     let (leaves, leaves_dn) = fx.user("mc", Some("Lea"), &[&adi, &team]).await;
     let (renamed, renamed_dn) = fx.user("mc", Some("Ren"), &[&team]).await;
     let (deleted, deleted_dn) = fx.user("mc", Some("Del"), &[&team]).await;
-    assert_eq!(fx.run().await["created"], 4);
+    let (admin, admin_dn) = fx.user("mc", Some("Adm"), &[&team]).await;
+    let first = fx.run().await;
+    assert_eq!(first["created"], 5);
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
     };
     assert_eq!(
         fx.group_members(&team_name).await,
-        sorted(vec![stays.clone(), leaves.clone(), renamed.clone(), deleted.clone()])
+        sorted(vec![stays.clone(), leaves.clone(), renamed.clone(), deleted.clone(), admin])
     );
 
     set_member(&mut fx.ldap, &team, &leaves_dn, false).await.unwrap();
     let (joins, _) = fx.user("mc", Some("Joi"), &[&team]).await;
     fx.ldap.modifydn(&renamed_dn, &format!("CN={renamed}-moved"), true, None).await.unwrap().success().unwrap();
     fx.ldap.delete(&deleted_dn).await.unwrap().success().unwrap();
-    // The mass-change guard counts both who left (the deleted one known by its old DN only).
+    // Made a Domain Admin while staying in the team: reported privileged, out of the group.
+    let domain_admins = format!("CN=Domain Admins,{}", dc().users_container());
+    set_member(&mut fx.ldap, &domain_admins, &admin_dn, true).await.unwrap();
+    // The mass-change guard counts the three who left (the deleted one known by its old DN
+    // only).
     let domain = fx.domain_id().await;
     let guard = json!({"guards": {"membershipRemovals": {"count": 1}}});
     assert_eq!(fx.s.call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(guard)).await.status, 200);
@@ -47,7 +53,7 @@ async fn a_changed_group_is_sent_as_who_joined_and_left() {
     assert_ne!(st.read, ReadKind::Complete);
     assert_eq!(st.groups_as_changes, 1, "the team went as who joined and who left: {st:?}");
     let out = st.outcome.map(tether_testkit::json_of).unwrap();
-    assert!(out["heldReason"].as_str().unwrap_or("").contains("2 membershipRemovals exceed the bound of 1"), "{out}");
+    assert!(out["heldReason"].as_str().unwrap_or("").contains("3 membershipRemovals exceed the bound of 1"), "{out}");
     let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/approve"), None).await;
     assert_eq!((r.body["created"].as_u64(), r.body["unbound"].as_u64()), (Some(1), Some(1)), "{:?}", r.body);
     assert_eq!(fx.group_members(&team_name).await, sorted(vec![stays, renamed, joins]));
@@ -60,7 +66,8 @@ async fn a_changed_group_is_sent_as_who_joined_and_left() {
     // report (here one that would otherwise remove every user) or one without the fencing
     // token it was computed under is refused whole.
     let group = json!([{"guid": "00", "dn": team, "name": team_name, "members": {"joined": [], "left": []}}]);
-    for (complete, fencing) in [(true, json!(fencing_in_force(&fx).await)), (false, json!(null))] {
+    let fencing = fencing_in_force(&fx).await;
+    for (complete, fencing) in [(true, json!(fencing)), (false, json!(null))] {
         let r = json!({"settings": {}, "complete": complete, "users": [], "groups": group, "fencing": fencing});
         let refused = fx.session.report_import(&serde_json::from_value(r).unwrap()).await;
         assert!(
@@ -68,6 +75,12 @@ async fn a_changed_group_is_sent_as_who_joined_and_left() {
             "complete {complete}: {refused:?}"
         );
     }
+    // Relative to a report applied before the plan (a base tetherd no longer holds): refused
+    // before anything is decided (held, its approval would apply it to another state).
+    let stale = json!({"settings": {"userDissociationAction": "remove"}, "complete": false, "users": [],
+                       "gone": [], "groups": [], "fencing": fencing, "base": first["seq"]});
+    let refused = fx.session.report_import(&serde_json::from_value(stale).unwrap()).await;
+    assert!(matches!(refused, Err(tether_agent::AgentError::Server { status: 412, .. })), "{refused:?}");
     assert!(fx.tether_user(&leaves).await.is_some(), "nothing applied");
 
     // The approved plan was applied after the agent's last report: its next report, relative

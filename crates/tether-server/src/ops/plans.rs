@@ -72,13 +72,27 @@ pub async fn plan(s: &AppState, id: &str) -> ApiResult<Plan> {
 pub async fn approve(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiResult<Value> {
     let d = crate::ops::domains::load(s, id).await?;
     if let Some(p) = import::held_plan(s, id).await? {
-        import::drop_plan(s, id).await?;
         let actor = Actor::plan(true, crate::history::admin(key));
-        // Applied as held, whatever the agent reports next: its next incremental report, made
-        // from before the hold, is refused as stale and it reads everything.
-        let seq = import::next_seq(s, &d.id, None).await?;
-        let out = import::execute(s, &d, &p.report, None, p.planned, Default::default(), &actor).await?;
-        let out = tether_core::wire::ImportOutcome { seq, ..out };
+        // Applied as held; the agent's next incremental report, made from before the hold, is
+        // then refused as stale and it reads everything. A held incremental cycle whose own
+        // base has moved since (applied alongside it) is dropped instead: it would apply
+        // joined/left to a state it was not decided on.
+        let seq = match import::next_seq(s, &d.id, import::base_of(&p.report)?, None).await {
+            Err(e) if e.code == Code::StaleBase => {
+                import::drop_plan(s, id).await?;
+                return Err(ApiError::new(
+                    Code::Conflict,
+                    "the held cycle was decided on a state that has changed since: it is dropped, and the \
+                     agent reads everything again",
+                ));
+            }
+            r => r?,
+        };
+        import::drop_plan(s, id).await?;
+        let r = import::execute(s, &d, &p.report, None, p.planned, Default::default(), &actor).await;
+        let settled = import::settle_seq(s, &d.id, seq).await;
+        let out = tether_core::wire::ImportOutcome { seq, ..r? };
+        settled?;
         return Ok(serde_json::to_value(out).expect("serializes"));
     }
     let Some(p) = sync_guard::held_plan(s, id).await? else {
