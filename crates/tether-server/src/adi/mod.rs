@@ -10,4 +10,5 @@ pub mod generated;
 pub mod import;
 pub mod import_groups;
 pub mod import_plan;
+pub mod import_seq;
 pub mod sync_guard;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tether_core::actor::Actor;
 
-use crate::adi::{import, sync_guard};
+use crate::adi::{import, import_seq, sync_guard};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
 
@@ -77,7 +77,7 @@ pub async fn approve(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiRe
         // then refused as stale and it reads everything. A held incremental cycle whose own
         // base has moved since (applied alongside it) is dropped instead: it would apply
         // joined/left to a state it was not decided on.
-        let seq = match import::next_seq(s, &d.id, import::base_of(&p.report)?, None).await {
+        let seq = match import_seq::next_seq(s, &d.id, import_seq::base_of(&p.report)?, None).await {
             Err(e) if e.code == Code::StaleBase => {
                 import::drop_plan(s, id).await?;
                 return Err(ApiError::new(
@@ -90,7 +90,7 @@ pub async fn approve(s: &AppState, id: &str, key: &crate::keys::ApiKey) -> ApiRe
         };
         import::drop_plan(s, id).await?;
         let r = import::execute(s, &d, &p.report, None, p.planned, Default::default(), &actor).await;
-        let settled = import::settle_seq(s, &d.id, seq).await;
+        let settled = import_seq::settle_seq(s, &d.id, seq).await;
         let out = tether_core::wire::ImportOutcome { seq, ..r? };
         settled?;
         return Ok(serde_json::to_value(out).expect("serializes"));
