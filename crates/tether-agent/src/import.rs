@@ -706,7 +706,7 @@ pub async fn cycle_with(
         }
         r => r?,
     };
-    let groups_as_changes = report.groups.iter().filter(|g| matches!(g.members, Members::Changed { .. })).count();
+    let groups_as_changes = report.groups_as_changes();
     drop(report);
     tracing::debug!(
         read = kind.as_str(),

@@ -151,6 +151,13 @@ pub struct ImportReport {
     pub dry_run: bool,
 }
 
+impl ImportReport {
+    /// How many groups the report sends as who joined and who left (`Members::Changed`).
+    pub fn groups_as_changes(&self) -> usize {
+        self.groups.iter().filter(|g| matches!(g.members, Members::Changed { .. })).count()
+    }
+}
+
 /// An AD object a cycle did not import, and why.
 #[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
 pub struct Skipped {
@@ -423,6 +430,8 @@ mod tests {
         assert_eq!(back["members"], serde_json::json!({"joined": ["a"], "left": ["b", "c"]}));
         assert_eq!(serde_json::to_value(&all).unwrap()["members"], serde_json::json!(["a", "b"]));
         assert_eq!(ObservedGroup::default().members, Members::All(vec![]), "absent: nobody");
+        let report = ImportReport { groups: vec![all.clone(), changed.clone(), all], ..ImportReport::default() };
+        assert_eq!(report.groups_as_changes(), 1);
         assert!(serde_json::from_str::<ObservedGroup>(r#"{"members": "a"}"#).is_err());
         assert!(serde_json::from_str::<ObservedGroup>(r#"{"members": {"joined": ["a"]}}"#).is_err(), "both lists");
     }

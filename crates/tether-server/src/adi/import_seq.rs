@@ -8,7 +8,7 @@
 
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
-use tether_core::wire::{ImportReport, Members};
+use tether_core::wire::ImportReport;
 
 pub(crate) fn stale_base() -> ApiError {
     ApiError::new(
@@ -67,9 +67,8 @@ pub(crate) fn base_of(report: &ImportReport) -> Result<Option<u64>, ApiError> {
     if report.complete {
         return Ok(None);
     }
-    let changes = report.groups.iter().any(|g| matches!(g.members, Members::Changed { .. }));
     match report.base {
-        None if changes => Err(stale_base()),
+        None if report.groups_as_changes() > 0 => Err(stale_base()),
         b => Ok(b),
     }
 }

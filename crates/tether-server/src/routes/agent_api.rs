@@ -15,7 +15,7 @@ use tether_core::ad::{Agent, AgentType, DelegationState, InstalledOn};
 use tether_core::user::User;
 use tether_core::wire::{
     Ack, Acked, AuthRequest, AuthResult, CapturedPassword, FeedEntry, Heartbeat, HeartbeatReply, ImportOutcome,
-    ImportReport, Members, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
+    ImportReport, PasswordsStored, Poll, Refused, Register, Registered, SyncStatus,
 };
 use tether_store::{Collection, Secret};
 
@@ -124,9 +124,9 @@ pub async fn import(
     })?;
     drop(body);
     // Who joined and who left is relative to the agent's last applied report: only an
-    // incremental report under the token that report was applied with can carry it.
-    let changed_only = |r: &ImportReport| r.groups.iter().any(|g| matches!(g.members, Members::Changed { .. }));
-    if changed_only(&report) && (report.complete || report.fencing.is_none()) {
+    // incremental report with the agent's fencing token can carry it (its base is checked
+    // as it is applied, `adi::import_seq`).
+    if report.groups_as_changes() > 0 && (report.complete || report.fencing.is_none()) {
         return Err(ApiError::new(
             Code::InvalidField,
             "a group's `members` as joined and left needs an incremental report with its fencing token",
