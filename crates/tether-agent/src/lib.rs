@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notify;
 mod observe;
 pub mod passwords;
+mod report;
 pub mod retry;
 pub mod runner;
 pub mod session;
