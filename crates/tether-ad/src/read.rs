@@ -208,14 +208,40 @@ pub fn extended_dn(v: &str) -> (Option<String>, String) {
 /// A paged subtree search returning every entry; fails (never returns a partial list) if
 /// any page fails.
 pub async fn paged_search(ldap: &mut Ldap, base: &str, filter: &str, attrs: &[&str]) -> Result<Vec<Entry>, AdError> {
-    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(1000))];
+    paged_search_each(ldap, base, filter, attrs, PAGE, |_| {}).await
+}
+
+/// The page size of [`paged_search`].
+pub const PAGE: usize = 1000;
+
+/// [`paged_search`], handing `each` the entries read so far every `every` entries (and the
+/// last ones at the end), while the search goes on: what a caller does with them (an import
+/// agent sends them to tetherd) overlaps the rest of the read. The whole list is still
+/// returned, or an error if any page fails.
+pub async fn paged_search_each(
+    ldap: &mut Ldap,
+    base: &str,
+    filter: &str,
+    attrs: &[&str],
+    every: usize,
+    mut each: impl FnMut(&[Entry]),
+) -> Result<Vec<Entry>, AdError> {
+    let adapters: Vec<Box<dyn Adapter<_, _>>> =
+        vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(PAGE as i32))];
     let attrs: Vec<String> = attrs.iter().map(|s| s.to_string()).collect();
     let mut stream = ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs).await?;
-    let mut out = Vec::new();
+    let (mut out, mut handed) = (Vec::new(), 0);
     while let Some(entry) = stream.next().await? {
         out.push(SearchEntry::construct(entry));
+        if out.len() - handed >= every.max(1) {
+            each(&out[handed..]);
+            handed = out.len();
+        }
     }
     stream.finish().await.success()?;
+    if handed < out.len() {
+        each(&out[handed..]);
+    }
     Ok(out)
 }
 

@@ -187,6 +187,14 @@ pub struct ImportConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     #[serde(rename = "ChangeNotifications", default)]
     pub change_notifications: ChangeNotifications,
+    /// Not a key of the file: how many users each part of a first complete read carries
+    /// (`import::read_in_parts`): a page of the LDAP read; tests make it smaller.
+    #[serde(skip, default = "first_read_part")]
+    pub first_read_part: usize,
+}
+
+fn first_read_part() -> usize {
+    tether_ad::read::PAGE
 }
 
 /// `syncagent.config.json`.

@@ -228,8 +228,23 @@ pub(crate) fn assemble(
         fencing: None,
         base: None,
         dry_run: false,
+        part: false,
     };
     (report, passwords)
+}
+
+/// A part of a first complete read: the users of `entries` (those in scope), reported
+/// incrementally with nothing else (no group, nobody gone, no group to join: the complete
+/// report that follows the read carries those), so tetherd creates the new ones while the
+/// agent reads the next ones.
+pub(crate) fn part(cfg: &ImportConfig, f: &Facts, entries: &[tether_ad::read::Entry]) -> ImportReport {
+    let bind = bind_identity(&cfg.ldap.bind_dn);
+    let users = entries
+        .iter()
+        .filter(|e| f.scope.contains(&e.dn.to_lowercase()))
+        .map(|e| observe(e, &f.privileged, &f.admins, &bind))
+        .collect();
+    ImportReport { settings: settings_of(cfg), complete: false, users, part: true, ..ImportReport::default() }
 }
 
 /// The objectGUIDs of the mirrored groups.

@@ -5,6 +5,7 @@ mod agent_session;
 mod config;
 mod console_e2e;
 mod faults;
+mod first_read_parts;
 mod hostile_input;
 mod import_samba;
 mod ldap_clients;

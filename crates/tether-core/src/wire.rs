@@ -149,6 +149,11 @@ pub struct ImportReport {
     /// Decide only: nothing is applied, the decisions are answered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// A part of a first complete read, sent while the rest is read: users only (incremental,
+    /// no groups, nobody gone), of which tetherd only creates the new ones; everything else
+    /// waits for the complete report that follows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub part: bool,
 }
 
 impl ImportReport {

@@ -229,6 +229,12 @@ pub async fn apply(
         let d = decide_absent(&settings, &u);
         planned.push(Planned::new(None, Some(u), d));
     }
+    if report.part {
+        // A part of a first complete read only creates users: an update, a takeover or a
+        // suspension of a user Tether holds waits for the complete report and its guards
+        // (parts must not split a mass change under a guard's threshold).
+        planned.retain(|p| matches!(p.decision, UserDecision::Create(_)));
+    }
 
     if report.dry_run {
         // Every decision with its policy row, and nothing applied.

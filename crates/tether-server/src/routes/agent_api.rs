@@ -132,6 +132,19 @@ pub async fn import(
             "a group's `members` as joined and left needs an incremental report with its fencing token",
         ));
     }
+    // A part of a first complete read carries users and nothing else (it only creates).
+    if report.part
+        && (report.complete
+            || report.dry_run
+            || !report.groups.is_empty()
+            || !report.gone.is_empty()
+            || !report.gone_groups.is_empty())
+    {
+        return Err(ApiError::new(
+            Code::InvalidField,
+            "a `part` of a first read is an incremental report of users only (no groups, nobody gone)",
+        ));
+    }
     if agent.paused {
         return Err(ApiError::new(Code::Conflict, "the agent is paused: nothing is applied"));
     }
