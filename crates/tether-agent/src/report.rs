@@ -56,9 +56,9 @@ fn settings_of(cfg: &ImportConfig) -> ImportSettings {
 #[derive(Clone, Debug)]
 pub(crate) struct Facts {
     /// Users (DN, lowercased) in scope and under the root user container.
-    pub(crate) scope: BTreeSet<String>,
+    pub(crate) scope: HashSet<String>,
     /// Mirrored groups: DN (lowercased) → member DNs (lowercased).
-    pub(crate) mirrored: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) mirrored: BTreeMap<String, HashSet<String>>,
     pub(crate) privileged: HashSet<String>,
     pub(crate) admins: HashSet<String>,
 }
@@ -109,7 +109,7 @@ pub(crate) enum GroupsToReport<'a> {
 /// of users known then by a DN that is no longer theirs (they left the scope or were
 /// renamed since: lowercased old DN → objectGUID).
 pub(crate) struct Base<'a> {
-    pub(crate) mirrored: &'a BTreeMap<String, BTreeSet<String>>,
+    pub(crate) mirrored: &'a BTreeMap<String, HashSet<String>>,
     /// The objectGUIDs of those groups (a group deleted and made again under the same DN is
     /// another group: sent whole).
     pub(crate) guids: &'a BTreeSet<String>,
@@ -151,7 +151,7 @@ pub(crate) fn assemble(
         GroupsToReport::All => (None, None),
         GroupsToReport::Changed(dns, base) => (Some(dns), Some(base)),
     };
-    let to_report: Vec<(&String, &BTreeSet<String>)> =
+    let to_report: Vec<(&String, &HashSet<String>)> =
         f.mirrored.iter().filter(|(dn, _)| dns.is_none_or(|d| d.contains(*dn))).collect();
     // DN (lowercased) → objectGUID of every user in scope (a walk over the whole scope: only
     // when a group is reported); a user reported privileged joins no group.

@@ -6,7 +6,7 @@
 //! the group graph (legal in AD) are tolerated.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A group read from AD: its DN and the DNs of its members (users and groups alike),
 /// borrowed from wherever the groups are kept (at 10,000 users, copying them cost more than
@@ -17,14 +17,15 @@ pub struct AdGroup<'a> {
     pub members: &'a [String],
 }
 
-/// The computed scope.
+/// The computed scope. Sets, not ordered sets: an agent computes it again after every group
+/// change, and at 10,000 users the ordered sets' string comparisons were most of that.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scope {
     /// DNs (lowercased) of every user reached from the ADI group.
-    pub users: BTreeSet<String>,
+    pub users: HashSet<String>,
     /// For each group nested (at any depth) in the ADI group: its DN (lowercased) and the
     /// lowercased DNs of all users it contains, directly or through its own nested groups.
-    pub groups: BTreeMap<String, BTreeSet<String>>,
+    pub groups: BTreeMap<String, HashSet<String>>,
 }
 
 /// The DN lowercased, borrowed when it already is (an agent keeps its member DNs so).
@@ -41,38 +42,41 @@ fn key(dn: &str) -> Cow<'_, str> {
     }
 }
 
-/// Users reachable from `start` through `groups` (members that are not groups are users).
-fn closure(start: &str, groups: &BTreeMap<String, &AdGroup>) -> (BTreeSet<String>, BTreeSet<String>) {
-    let (mut users, mut seen) = (BTreeSet::new(), BTreeSet::new());
-    let mut todo = vec![key(start).into_owned()];
+type Keyed<'a> = HashSet<Cow<'a, str>>;
+
+/// Users reachable from `start` through `groups` (members that are not groups are users),
+/// and the groups walked (`start` not among them).
+fn closure<'a>(start: &str, groups: &HashMap<Cow<'a, str>, &AdGroup<'a>>) -> (HashSet<String>, Keyed<'a>) {
+    let (mut users, mut seen) = (HashSet::new(), HashSet::new());
+    let start: Cow<'a, str> = Cow::Owned(key(start).into_owned());
+    let mut todo = vec![start.clone()];
     while let Some(g) = todo.pop() {
         if seen.contains(&g) {
             continue;
         }
-        let Some(group) = groups.get(&g) else {
-            seen.insert(g);
-            continue;
-        };
+        let group = groups.get(&g).copied();
         seen.insert(g);
+        let Some(group) = group else { continue };
+        users.reserve(group.members.len());
         for m in group.members {
             let m = key(m);
-            if groups.contains_key(m.as_ref()) {
-                todo.push(m.into_owned());
-            } else if !users.contains(m.as_ref()) {
+            if groups.contains_key(&m) {
+                todo.push(m);
+            } else {
                 users.insert(m.into_owned());
             }
         }
     }
-    seen.remove(key(start).as_ref());
+    seen.remove(&start);
     (users, seen)
 }
 
 /// Computes the scope of `adi_group` from all groups read (the ADI group and its nested
 /// groups; members that are not among `groups` are treated as users).
 pub fn compute(adi_group: &str, groups: &[AdGroup]) -> Scope {
-    let by_dn: BTreeMap<String, &AdGroup> = groups.iter().map(|g| (key(g.dn).into_owned(), g)).collect();
+    let by_dn: HashMap<Cow<str>, &AdGroup> = groups.iter().map(|g| (key(g.dn), g)).collect();
     let (users, nested) = closure(adi_group, &by_dn);
-    let groups = nested.iter().map(|g| (g.clone(), closure(g, &by_dn).0)).collect();
+    let groups = nested.iter().map(|g| (g.to_string(), closure(g, &by_dn).0)).collect();
     Scope { users, groups }
 }
 
@@ -99,7 +103,7 @@ mod tests {
         ];
         let groups: Vec<AdGroup> = owned.iter().map(g).collect();
         let s = compute("CN=JumpCloud", &groups);
-        let set = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<BTreeSet<_>>();
+        let set = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<HashSet<_>>();
         assert_eq!(s.users, set(&["CN=User1", "CN=User2", "CN=User3", "CN=User4"]));
         assert_eq!(s.groups.len(), 2);
         assert_eq!(s.groups["cn=group2"], set(&["CN=User3", "CN=User4"]));
