@@ -7,7 +7,7 @@
 
 use serde_json::json;
 use tether_ad::{connect, create_group, set_member};
-use tether_agent::import::{cycle, ReadKind};
+use tether_agent::import::{cycle, cycle_with, Memory, ReadKind};
 use tether_testkit::{dc, unique};
 
 use crate::import_samba::fixture;
@@ -160,4 +160,66 @@ async fn an_agent_primary_again_after_another_reported_reads_everything() {
     assert_ne!(st.read, ReadKind::Complete);
     assert_eq!(st.groups_as_changes, 1, "{st:?}");
     assert_eq!(fx.group_members(&team_name).await, Vec::<String>::new());
+}
+
+/// A running agent keeps its groups' closure between cycles (`import::Memory`): group changes
+/// among users already in scope, one per cycle, each reach Tether — a member joining, a sudo
+/// grant (`AdminsGroup`) and a new Domain Admin, whose standing alone moved.
+#[tokio::test]
+async fn group_changes_among_users_in_scope_reach_tether_from_a_running_agent() {
+    let mut fx = fixture("TWOWAYSYNC", json!({})).await;
+    let users = dc().users_container();
+    let admins = create_group(&mut fx.ldap, &users, &unique("kadm")).await.unwrap();
+    fx.cfg.ldap.admins_group = Some(admins.clone());
+    let team_name = unique("kept");
+    let team = create_group(&mut fx.ldap, &users, &team_name).await.unwrap();
+    let adi = fx.adi.clone();
+    set_member(&mut fx.ldap, &adi, &team, true).await.unwrap();
+    let (ann, ann_dn) = fx.user("kp", Some("Ann"), &[&adi]).await;
+    let (bob, bob_dn) = fx.user("kp", Some("Bob"), &[&adi, &team]).await;
+    let mut memory = Memory::default();
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, true, None, Some(&mut memory)).await.unwrap();
+    assert_eq!(st.read, ReadKind::Complete);
+    assert_eq!(fx.group_members(&team_name).await, vec![bob.clone()]);
+
+    // Ann, in scope already, joins the team.
+    set_member(&mut fx.ldap, &team, &ann_dn, true).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete);
+    assert_eq!(st.groups_as_changes, 1, "{st:?}");
+    let mut both = vec![ann.clone(), bob.clone()];
+    both.sort();
+    assert_eq!(fx.group_members(&team_name).await, both);
+
+    // Bob gets sudo, alone in a cycle: only his standing moved.
+    set_member(&mut fx.ldap, &admins, &bob_dn, true).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete);
+    assert_eq!(fx.tether_user(&bob).await.unwrap()["sudo"], true, "{st:?}");
+    assert_eq!(fx.tether_user(&ann).await.unwrap()["sudo"], false);
+
+    // Ann becomes a Domain Admin: reported privileged, out of the team in Tether.
+    let domain_admins = format!("CN=Domain Admins,{users}");
+    set_member(&mut fx.ldap, &domain_admins, &ann_dn, true).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    let out = st.outcome.map(tether_testkit::json_of).unwrap();
+    assert!(out["skipped"].to_string().contains(&ann), "reported privileged: {out}");
+    assert_eq!(fx.group_members(&team_name).await, vec![bob.clone()], "{out}");
+    // No longer one: back in the team.
+    set_member(&mut fx.ldap, &domain_admins, &ann_dn, false).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    assert_eq!(fx.group_members(&team_name).await, both, "{st:?}");
+
+    // Bob leaves the ADI group, and so the scope (he stays in the team, which stays in the
+    // ADI group): removed from Tether (`UserDissociationAction` remove).
+    set_member(&mut fx.ldap, &adi, &bob_dn, false).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    assert!(fx.tether_user(&bob).await.is_some(), "still in scope through the team: {st:?}");
+    set_member(&mut fx.ldap, &team, &bob_dn, false).await.unwrap();
+    let st = cycle_with(&fx.cfg, &mut conn, &fx.session, false, None, Some(&mut memory)).await.unwrap();
+    let out = st.outcome.map(tether_testkit::json_of).unwrap();
+    assert_eq!(out["deleted"], 1, "{out}");
+    assert!(fx.tether_user(&bob).await.is_none(), "{out}");
+    assert_eq!(fx.group_members(&team_name).await, vec![ann.clone()]);
 }

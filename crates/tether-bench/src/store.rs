@@ -65,15 +65,7 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         let store = tether_store::sqlite::SqliteStore::open(s.dir.path()).await?;
         (s, Box::new(store))
     };
-    let t = Instant::now();
-    let batch = 2000;
-    for start in (0..n).step_by(batch) {
-        let ops: Vec<WriteOp> = (start..(start + batch).min(n))
-            .map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(i))))
-            .collect();
-        store.write_batch(&ops).await?;
-    }
-    let create_s = t.elapsed().as_secs_f64();
+    let create_s = load(&*store, n).await?;
     if let Some(db) = &db {
         // What autovacuum does soon after a bulk load: without statistics the planner takes
         // the freshly filled table for an empty one and scans it, and without the visibility
@@ -87,14 +79,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     } else {
         json!(std::fs::metadata(s.dir.path().join("tether.db")).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0).round())
     };
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let pages = n.div_ceil(100) as u64;
-    let list_first = timed(&s, 200, |_| ("GET".into(), "/api/systemusers?limit=100".into(), None)).await;
-    let list_deep = timed(&s, 200, |_| {
-        let skip = next(&mut seed) % pages * 100;
-        ("GET".into(), format!("/api/systemusers?limit=100&skip={skip}&sort=username"), None)
-    })
-    .await;
+    let mut seed = SEED;
+    let (list_first, list_deep) = pages(&s, n, &mut seed).await;
     let by_name = timed(&s, 200, |_| {
         let i = next(&mut seed) % n as u64;
         ("GET".into(), format!("/api/systemusers?filter=username:$eq:user{i:07}"), None)
@@ -114,6 +100,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     })
     .await;
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
+    drop((s, store));
+    let without = if postgres { Value::Null } else { without_text_index(n).await? };
     Ok(json!({
         "store": if postgres { "postgres" } else { "sqlite" },
         "users": n,
@@ -126,7 +114,61 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         "lookup_by_username": dist(by_name),
         "search_exact_email": dist(search_exact),
         "search_substring_username_or_email": dist(search_term),
+        "without_text_index": without,
         "peak_rss_mb_process": (peak_rss_mb() * 10.0).round() / 10.0,
         "note": if postgres { "the process runs tetherd only; PostgreSQL's own memory is not counted" } else { "" },
+    }))
+}
+
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Writes `n` users through the storage layer in batches, as an import does; answers the
+/// seconds it took.
+async fn load(store: &dyn Store, n: usize) -> Result<f64> {
+    let t = Instant::now();
+    let batch = 2000;
+    for start in (0..n).step_by(batch) {
+        let ops: Vec<WriteOp> = (start..(start + batch).min(n))
+            .map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(i))))
+            .collect();
+        store.write_batch(&ops).await?;
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The first page, and random pages sorted by username.
+async fn pages(s: &TestServer, n: usize, seed: &mut u64) -> (Vec<Duration>, Vec<Duration>) {
+    let pages = n.div_ceil(100) as u64;
+    let first = timed(s, 200, |_| ("GET".into(), "/api/systemusers?limit=100".into(), None)).await;
+    let deep = timed(s, 200, |_| {
+        let skip = next(seed) % pages * 100;
+        ("GET".into(), format!("/api/systemusers?limit=100&skip={skip}&sort=username"), None)
+    })
+    .await;
+    (first, deep)
+}
+
+/// The same load and pages on an embedded store whose trigram index (table `users_text`
+/// and its triggers) is dropped before the load: what the index costs writes and the pages,
+/// which do not use it, side by side in the same run.
+async fn without_text_index(n: usize) -> Result<Value> {
+    use sqlx::{Connection, Executor};
+    let s = TestServer::start().await;
+    let store = tether_store::sqlite::SqliteStore::open(s.dir.path()).await?;
+    let url = format!("sqlite://{}", s.dir.path().join("tether.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await?;
+    for t in ["users_text_insert", "users_text_delete", "users_text_update"] {
+        c.execute(format!("DROP TRIGGER {t}").as_str()).await?;
+    }
+    c.execute("DROP TABLE users_text").await?;
+    c.close().await?;
+    let create_s = load(&store, n).await?;
+    let mut seed = SEED;
+    let (first, deep) = pages(&s, n, &mut seed).await;
+    Ok(json!({
+        "create_users_per_s": (n as f64 / create_s).round(),
+        "database_mb": std::fs::metadata(s.dir.path().join("tether.db")).map(|m| (m.len() as f64 / 1e6).round()).unwrap_or(0.0),
+        "list_first_page_100": dist(first),
+        "list_random_page_100_sorted": dist(deep),
     }))
 }
