@@ -154,13 +154,15 @@ async fn full_read(
 /// Reads every user under the root user container while tetherd imports those in scope, in
 /// parts of `cfg.first_read_part` users sent one at a time as the read goes on (a first
 /// import at 10,000 users used to read for ~9 s and then wait ~6 s for tetherd to write
-/// them all). A part is an incremental report of users only: it can add or update users,
-/// never remove one or touch a group, so a read that fails part-way leaves nothing wrong.
-/// The complete report that follows carries everything, as without parts, and finds the
-/// parts' users already there. Every part read is sent (what is still queued when the read
-/// ends costs tetherd the same in a part as in the complete report), unless one is refused,
-/// fails or is held: the rest then go with the complete report, which meets the same answer
-/// and deals with it as any cycle does.
+/// them all). A part is an incremental report of users only, of which tetherd only creates
+/// the new ones, and only into a domain without users: the first part has no `base`, each
+/// next one names the last one's number, so parts only ever fill a new domain. A read that
+/// fails part-way leaves created users only (never a removal). The complete report that
+/// follows carries everything, as without parts, and finds the parts' users there already.
+/// Every part read is sent (what is still queued when the read ends costs tetherd the same
+/// in a part as in the complete report), unless one is refused (a domain with users), fails
+/// or is held: the rest then go with the complete report, which meets the same answer and
+/// deals with it as any cycle does.
 async fn read_in_parts(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
@@ -172,35 +174,41 @@ async fn read_in_parts(
     let reading = async {
         let tx = tx;
         let on_page = |page: &[tether_ad::read::Entry]| {
+            // The sender stopped: the rest goes with the complete report.
+            if tx.is_closed() {
+                return;
+            }
             let mut report = crate::report::part(cfg, f, page);
             if !report.users.is_empty() {
                 report.fencing = Some(p.fencing);
-                // Refused once the sender has stopped: those users go with the complete report.
                 let _ = tx.send(report);
             }
         };
         let root = &cfg.ldap.root_user_container;
         tether_ad::read::paged_search_each(ldap, root, USERS, USER_ATTRS, cfg.first_read_part, on_page).await
     };
-    let sending = async {
+    let sending = async move {
         let mut applied = PartsApplied::default();
-        while let Some(report) = rx.recv().await {
+        let mut last = None;
+        while let Some(mut report) = rx.recv().await {
+            report.base = last;
             match p.session.report_import(&report).await {
                 Ok(o) if !o.held => {
                     applied.parts += 1;
                     applied.created += o.created;
-                    applied.updated += o.updated;
+                    last = Some(o.seq);
                 }
                 Ok(o) => {
                     tracing::warn!(reason = ?o.held_reason, "a part of the first read was held: the rest goes with the complete report");
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "a part of the first read was not applied: the rest goes with the complete report");
+                    tracing::info!(error = %e, "a part of the first read was not applied: the rest goes with the complete report");
                     break;
                 }
             }
         }
+        rx.close();
         applied
     };
     let (read, applied) = tokio::join!(reading, sending);
@@ -212,16 +220,14 @@ async fn read_in_parts(
 struct PartsApplied {
     parts: usize,
     created: usize,
-    updated: usize,
 }
 
 impl PartsApplied {
-    /// The cycle's outcome: the complete report's, with the users the parts created or
-    /// updated counted so (the complete report found them unchanged).
+    /// The cycle's outcome: the complete report's, with the users the parts created counted
+    /// so (the complete report found them unchanged, or, held, applied nothing of its own).
     fn into(self, mut o: ImportOutcome) -> ImportOutcome {
         o.created += self.created;
-        o.updated += self.updated;
-        o.unchanged = o.unchanged.saturating_sub(self.created + self.updated);
+        o.unchanged = o.unchanged.saturating_sub(self.created);
         o
     }
 }
@@ -371,18 +377,12 @@ async fn incremental_read(
         cache.scope.insert(guid_hex(e), e.dn.to_lowercase());
     }
     // Mirrored groups whose flattened membership changed (users joining, leaving, renamed),
-    // that are new, or whose own entry moved (a rename); and those with a member who became
-    // privileged (a new Domain Admin), which it leaves in Tether as a complete report would
-    // have it. (One no longer privileged joins its groups through `userGroups`.)
-    let now_privileged: Vec<&String> = after.privileged.difference(&before.privileged).collect();
+    // that are new, or whose own entry moved (a rename). (`assemble` adds those with a member
+    // it reports privileged.)
     let changed: BTreeSet<String> = after
         .mirrored
         .iter()
-        .filter(|(dn, members)| {
-            moved.contains(*dn)
-                || (groups_changed && before.mirrored.get(*dn) != Some(*members))
-                || now_privileged.iter().any(|p| members.contains(*p))
-        })
+        .filter(|(dn, members)| moved.contains(*dn) || (groups_changed && before.mirrored.get(*dn) != Some(*members)))
         .map(|(dn, _)| dn.clone())
         .collect();
     let groups = mirrored_before.difference(&mirrored_guids(&cache.groups, after)).cloned().collect();
@@ -397,7 +397,7 @@ async fn incremental_read(
     );
     let entries_read = changed_groups.len() + changed_users.len() + to_read.len() + checked;
     let rest_ms = closure.elapsed().as_millis() as u64 - facts_ms;
-    tracing::debug!(search_ms, groups_changed, facts_ms, rest_ms, "incremental read");
+    tracing::debug!(search_ms, groups_changed, same_users, facts_ms, rest_ms, "incremental read");
     cache.facts = Some(recomputed.unwrap_or(before));
     Ok(Some(Observed { report, entries_read, passwords, checked: checked > 0, parts: PartsApplied::default() }))
 }
@@ -560,7 +560,7 @@ pub async fn cycle_with(
     // The USN the cycle accounts for up to: anything written later is seen next cycle.
     let (mut through, mut kind, read) = if complete {
         // A first read (nobody in the cached scope) sends its users in parts as it reads.
-        let parts = cache.scope.is_empty().then_some(Parts { session, fencing: beat.fencing });
+        let parts = (cache.scope.is_empty() && beat.parts).then_some(Parts { session, fencing: beat.fencing });
         (dse.highest_committed_usn, ReadKind::Complete, Some(full_read(cfg, ldap, &nc, &mut cache, parts).await?))
     } else {
         let (through, changes) = match notified {
@@ -633,7 +633,7 @@ pub async fn cycle_with(
             read: kind,
             groups_as_changes,
             parts_applied: read.parts.parts,
-            outcome: Some(outcome),
+            outcome: Some(read.parts.into(outcome)),
         });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {

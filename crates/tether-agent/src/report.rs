@@ -151,8 +151,23 @@ pub(crate) fn assemble(
         GroupsToReport::All => (None, None),
         GroupsToReport::Changed(dns, base) => (Some(dns), Some(base)),
     };
-    let to_report: Vec<(&String, &HashSet<String>)> =
-        f.mirrored.iter().filter(|(dn, _)| dns.is_none_or(|d| d.contains(*dn))).collect();
+    // (Lowercased DN, objectGUID) of the users reported privileged.
+    let priv_now: Vec<(String, &str)> = entries
+        .iter()
+        .zip(&observed)
+        .filter(|(_, o)| o.privileged)
+        .map(|(e, o)| (e.dn.to_lowercase(), o.guid.as_str()))
+        .collect();
+    // A changed group goes in the report; so does one with a member reported privileged now
+    // (a new Domain Admin, or `adminCount`), which that member leaves, as a complete report
+    // would have it. (One no longer privileged joins its groups through `userGroups`.)
+    let to_report: Vec<(&String, &HashSet<String>)> = f
+        .mirrored
+        .iter()
+        .filter(|(dn, members)| {
+            dns.is_none_or(|d| d.contains(*dn)) || priv_now.iter().any(|(p, _)| members.contains(p))
+        })
+        .collect();
     // DN (lowercased) → objectGUID of every user in scope (a walk over the whole scope: only
     // when a group is reported); a user reported privileged joins no group.
     let guid_of: HashMap<&str, &String> = if to_report.is_empty() {
@@ -161,13 +176,6 @@ pub(crate) fn assemble(
         scope_guids.iter().map(|(g, dn)| (dn.as_str(), g)).collect()
     };
     let skip: HashSet<&str> = observed.iter().filter(|o| o.privileged).map(|o| o.guid.as_str()).collect();
-    // (Lowercased DN, objectGUID) of the users reported privileged.
-    let priv_now: Vec<(String, &str)> = entries
-        .iter()
-        .zip(&observed)
-        .filter(|(_, o)| o.privileged)
-        .map(|(e, o)| (e.dn.to_lowercase(), o.guid.as_str()))
-        .collect();
     let member = |dn: &String| {
         let g = guid_of.get(dn.as_str()).filter(|g| !skip.contains(g.as_str()) && !f.privileged.contains(dn));
         g.map(|g| g.to_string())
@@ -236,7 +244,7 @@ pub(crate) fn assemble(
 /// A part of a first complete read: the users of `entries` (those in scope), reported
 /// incrementally with nothing else (no group, nobody gone, no group to join: the complete
 /// report that follows the read carries those), so tetherd creates the new ones while the
-/// agent reads the next ones.
+/// agent reads the next ones (`import::read_in_parts`).
 pub(crate) fn part(cfg: &ImportConfig, f: &Facts, entries: &[tether_ad::read::Entry]) -> ImportReport {
     let bind = bind_identity(&cfg.ldap.bind_dn);
     let users = entries

@@ -3,7 +3,7 @@
 //! creates users, so parts cannot split a mass change under a guard's bound.
 
 use serde_json::json;
-use tether_ad::{connect, create_group, replace_attrs, set_member};
+use tether_ad::{connect, create_group, set_member};
 use tether_agent::import::cycle;
 use tether_testkit::{dc, json_of, unique};
 
@@ -59,49 +59,58 @@ async fn a_first_read_sends_its_users_in_parts_as_it_reads() {
     assert_eq!((out["created"].as_u64(), out["unchanged"].as_u64()), (Some(0), Some(5)), "{out}");
 }
 
-/// An agent whose state is lost reads everything again in parts, while Tether holds its
-/// users: what changed for them (two users disabled in AD, over a bound of one suspension)
-/// waits for the complete report and its guard, as without parts.
+/// Parts only create: two Tether users the first read takes over (each a password clear,
+/// over a bound of one) wait for the complete report and its guard, as without parts, while
+/// a part creates the new user. A domain that has users takes no part without a base.
 #[tokio::test]
 async fn parts_only_create_so_a_guard_still_sees_the_whole_change() {
     let mut fx = fixture("TWOWAYSYNC", json!({})).await;
     fx.cfg.first_read_part = 1;
     let domain = fx.domain_id().await;
-    let r =
-        fx.s.call(
-            "PATCH",
-            &format!("/api/v2/activedirectories/{domain}"),
-            Some(json!({"guards": {"suspends": {"count": 1}}})),
-        )
-        .await;
+    let guard = json!({"guards": {"passwordClears": {"count": 1}}});
+    let r = fx.s.call("PATCH", &format!("/api/v2/activedirectories/{domain}"), Some(guard)).await;
     assert_eq!(r.status, 200);
     let adi = fx.adi.clone();
-    let mut users = Vec::new();
-    for _ in 0..3 {
-        users.push(fx.user("pg", Some("Guarded"), &[&adi]).await);
+    let mut taken = Vec::new();
+    for _ in 0..2 {
+        let (sam, _) = fx.user("pg", Some("Taken"), &[&adi]).await;
+        let body = json!({"username": sam, "email": format!("{sam}@old.example"), "password": "Old-Passw0rd"});
+        assert_eq!(fx.s.call("POST", "/api/systemusers", Some(body)).await.status, 200);
+        taken.push(sam);
     }
-    assert_eq!(fx.run().await["created"], 3);
-    for (_, dn) in &users[..2] {
-        replace_attrs(&mut fx.ldap, dn, &[("userAccountControl", "514")]).await.unwrap();
-    }
-    // A new user too: parts still create it.
-    let (late, _) = fx.user("pg", Some("Late"), &[&adi]).await;
-    std::fs::remove_file(fx.cfg.state_dir().join("import.json")).unwrap();
+    let (new, _) = fx.user("pg", Some("New"), &[&adi]).await;
 
     let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
     let st = cycle(&fx.cfg, &mut conn, &fx.session, true).await.unwrap();
-    assert_eq!(st.parts_applied, 4, "{st:?}");
+    assert_eq!(st.parts_applied, 3, "{st:?}");
     let out = json_of(st.outcome.unwrap());
     assert_eq!(out["held"], true, "{out}");
-    assert!(out["heldReason"].as_str().unwrap().contains("2 suspends exceed the bound of 1"), "{out}");
-    for (sam, _) in &users {
-        assert_eq!(fx.tether_user(sam).await.unwrap()["suspended"], false, "{sam}: no part suspended it");
+    assert!(out["heldReason"].as_str().unwrap().contains("2 passwordClears exceed the bound of 1"), "{out}");
+    assert_eq!(out["created"], 1, "what the parts created: {out}");
+    for sam in &taken {
+        let u = fx.tether_user(sam).await.unwrap();
+        assert_eq!(
+            (u["externally_managed"].as_bool(), u["passwordStatus"].as_str()),
+            (Some(false), Some("active")),
+            "{sam}"
+        );
     }
-    assert!(fx.tether_user(&late).await.is_some(), "a part created the new user");
+    assert_eq!(fx.tether_user(&new).await.unwrap()["externally_managed"], true, "a part created the new user");
 
-    // A part with anything but users is refused.
+    // The domain has a user now: a part without a base (a first part) is refused, and one
+    // with anything but users too.
+    let r = fx.s.call("POST", &format!("/api/v2/activedirectories/{domain}/plan/reject"), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     let beat = fx.session.heartbeat().await.unwrap();
-    let mut bad = tether_core::wire::ImportReport { part: true, fencing: Some(beat.fencing), ..Default::default() };
+    assert!(beat.parts);
+    let first = tether_core::wire::ImportReport { part: true, fencing: Some(beat.fencing), ..Default::default() };
+    match fx.session.report_import(&first).await {
+        Err(tether_agent::AgentError::Server { status: 409, message, .. }) => {
+            assert!(message.contains("has users"), "{message}")
+        }
+        other => panic!("a first part to a domain with users: {other:?}"),
+    }
+    let mut bad = first.clone();
     bad.gone = vec!["00112233445566778899aabbccddeeff".into()];
     match fx.session.report_import(&bad).await {
         Err(tether_agent::AgentError::Server { status: 400, message, .. }) => {
@@ -109,4 +118,9 @@ async fn parts_only_create_so_a_guard_still_sees_the_whole_change() {
         }
         other => panic!("a part with someone gone: {other:?}"),
     }
+    // So the agent's next read, a first read again (the held cycle saved nothing, as a lost
+    // state would), goes without parts.
+    assert!(!fx.cfg.state_dir().join("import.json").exists());
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, true).await.unwrap();
+    assert_eq!(st.parts_applied, 0, "{st:?}");
 }

@@ -73,6 +73,9 @@ pub struct HeartbeatReply {
     pub primary: bool,
     /// The primary's fencing token, sent with each report.
     pub fencing: u64,
+    /// tetherd takes a first read's users in parts (`ImportReport::part`); an older one
+    /// answers without it (false), and the agent then sends only the complete report.
+    pub parts: bool,
 }
 
 /// A group nested in the ADI group, with the objectGUIDs of the users it contains
@@ -150,8 +153,10 @@ pub struct ImportReport {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     /// A part of a first complete read, sent while the rest is read: users only (incremental,
-    /// no groups, nobody gone), of which tetherd only creates the new ones; everything else
-    /// waits for the complete report that follows.
+    /// no groups, nobody gone, no `userGroups`), of which tetherd only creates the new ones;
+    /// everything else waits for the complete report that follows. Taken only by a domain
+    /// without users (the first part, without `base`) or relative to the previous part
+    /// (`base`: nothing else applied since), so parts only ever fill a new domain.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub part: bool,
 }
@@ -186,7 +191,8 @@ pub struct ImportOutcome {
     pub groups_created: usize,
     pub groups_updated: usize,
     pub groups_deleted: usize,
-    /// The cycle exceeded a mass-change guard: nothing was applied; see the domain's plan.
+    /// The cycle exceeded a mass-change guard: nothing was applied (but the users a first
+    /// read's parts created, counted in `created`); see the domain's plan.
     pub held: bool,
     pub held_reason: Option<String>,
     /// For a dry run: every decision (`{object, dn, action, reason, changes}`), none applied.

@@ -161,6 +161,16 @@ pub async fn apply(
     if base.is_some_and(|b| b != domain.import_seq) && !report.dry_run {
         return Err(crate::adi::import_seq::stale_base());
     }
+    // Parts fill a new domain only: the first without a base, to a domain without users,
+    // each next one relative to the last (checked above, and again as the number moves), so
+    // a domain's users are then only those its parts created and a complete report's guards
+    // still weigh everything else whole.
+    if report.part && base.is_none() && s.repo.count_users_of_domain(&domain.id).await? > 0 {
+        return Err(ApiError::new(
+            crate::error::Code::Conflict,
+            "the domain has users: a first read goes to it in parts only when it has none; send the complete report",
+        ));
+    }
     let decide_started = std::time::Instant::now();
     let settings = report.settings;
     let org = s.repo.settings().await?;

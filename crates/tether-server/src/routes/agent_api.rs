@@ -138,11 +138,12 @@ pub async fn import(
             || report.dry_run
             || !report.groups.is_empty()
             || !report.gone.is_empty()
-            || !report.gone_groups.is_empty())
+            || !report.gone_groups.is_empty()
+            || !report.user_groups.is_empty())
     {
         return Err(ApiError::new(
             Code::InvalidField,
-            "a `part` of a first read is an incremental report of users only (no groups, nobody gone)",
+            "a `part` of a first read is an incremental report of users only (no groups, nobody gone, no userGroups)",
         ));
     }
     if agent.paused {
@@ -527,5 +528,5 @@ pub async fn heartbeat(
         })
         .await?;
     }
-    Ok(Json(HeartbeatReply { paused: agent.paused, primary, fencing }))
+    Ok(Json(HeartbeatReply { paused: agent.paused, primary, fencing, parts: true }))
 }
