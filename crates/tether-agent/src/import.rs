@@ -225,7 +225,7 @@ struct PartsApplied {
 impl PartsApplied {
     /// The cycle's outcome: the complete report's, with the users the parts created counted
     /// so (the complete report found them unchanged, or, held, applied nothing of its own).
-    fn into(self, mut o: ImportOutcome) -> ImportOutcome {
+    fn counted_in(self, mut o: ImportOutcome) -> ImportOutcome {
         o.created += self.created;
         o.unchanged = o.unchanged.saturating_sub(self.created);
         o
@@ -633,7 +633,7 @@ pub async fn cycle_with(
             read: kind,
             groups_as_changes,
             parts_applied: read.parts.parts,
-            outcome: Some(read.parts.into(outcome)),
+            outcome: Some(read.parts.counted_in(outcome)),
         });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
@@ -659,6 +659,6 @@ pub async fn cycle_with(
         read: kind,
         groups_as_changes,
         parts_applied: read.parts.parts,
-        outcome: Some(read.parts.into(outcome)),
+        outcome: Some(read.parts.counted_in(outcome)),
     })
 }
