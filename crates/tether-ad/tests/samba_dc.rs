@@ -133,4 +133,6 @@ async fn complexity_errors_come_back_from_ad() {
         }
         other => panic!("{other:?}"),
     }
+    // The password goes in the add itself: a refused one leaves no account behind.
+    assert_eq!(find_user(&mut ldap, &d.base_dn, &sam).await.unwrap(), None);
 }

@@ -6,6 +6,7 @@ pub mod ad_users;
 mod changes;
 pub mod config;
 pub mod delegation;
+pub mod generated;
 pub mod import;
 pub mod metrics;
 pub mod notify;

@@ -92,13 +92,6 @@ async fn side(ldap: &mut Ldap, d: &Domain, e: &SearchEntry, bind_dn: &str) -> Re
     })
 }
 
-/// A random password that meets AD's complexity rules.
-fn generated_password() -> String {
-    let mut b = [0u8; 18];
-    getrandom::fill(&mut b).expect("OS randomness");
-    format!("Tq7!{}", hex::encode(b))
-}
-
 async fn set_uac_bit(ldap: &mut Ldap, e: &SearchEntry, disabled: bool) -> Result<(), AdError> {
     let uac: u32 = text(e, "userAccountControl").and_then(|v| v.parse().ok()).unwrap_or(512);
     let new = if disabled { uac | 2 } else { uac & !2 };
@@ -181,8 +174,11 @@ async fn apply(
     for a in actions {
         let r: Result<(), AdError> = match (&a, current.as_ref()) {
             (AdAction::Create { disabled, random_password }, _) => {
-                let pw =
-                    if *random_password { generated_password() } else { change.password.clone().unwrap_or_default() };
+                let pw = if *random_password {
+                    crate::generated::password(&[&change.username, &change.firstname, &change.lastname])
+                } else {
+                    change.password.clone().unwrap_or_default()
+                };
                 let nu = NewUser {
                     container: &cfg.user_root_dn,
                     sam_account_name: &change.username,
@@ -389,6 +385,14 @@ pub async fn apply_batch(
 
 /// Like [`apply_batch`]; without `ack` the entries stay in the feed (as after a crash
 /// between applying and acknowledging).
+///
+/// Each entry's outcome and acknowledgement go to tetherd, in order, while the next entry is
+/// written to AD (two requests that otherwise left the DC idle for ~5 ms an entry, ~6 % of a
+/// bulk provisioning: docs/performance.md). An AD failure stops the writes, and what was
+/// applied before it is still reported and acknowledged; a failure to reach tetherd stops the
+/// writes too, and the entries not acknowledged are delivered again (applying one twice has
+/// no further effect, above). An outcome tetherd refuses for good (a 4xx: the user left the
+/// agent's domain since) is logged and its entry acknowledged, so it never stalls the feed.
 pub async fn apply_entries(
     cfg: &SyncConfig,
     target: &tether_ad::LdapTarget,
@@ -397,26 +401,33 @@ pub async fn apply_entries(
     entries: &[FeedItem],
     ack: bool,
 ) -> Result<(), AgentError> {
-    for entry in entries {
-        let (ldap, d) = match conn {
-            Some(c) => c,
-            None => {
-                let mut l = tether_ad::connect(target).await?;
-                let d = domain(&mut l, cfg).await?;
-                conn.insert((l, d))
-            }
-        };
-        let started = std::time::Instant::now();
-        let applied = apply(cfg, ldap, d, entry).await?;
-        let kind = match entry {
-            FeedItem::Known(e) => e.kind(),
-            FeedItem::Unknown { .. } => "unknown",
-        };
-        tracing::debug!(seq = entry.seq(), kind, ms = started.elapsed().as_millis() as u64, "feed entry applied in AD");
-        if let Some((id, o)) = applied {
-            let (user_id, group_id) = if o.group { (None, Some(id)) } else { (Some(id), None) };
-            session
-                .sync_status(&SyncStatus {
+    // Small: the writer runs at most a few entries ahead of what tetherd has heard of.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(i64, Option<SyncStatus>)>(4);
+    let writer = async move {
+        for entry in entries {
+            let (ldap, d) = match conn {
+                Some(c) => c,
+                None => {
+                    let mut l = tether_ad::connect(target).await?;
+                    let d = domain(&mut l, cfg).await?;
+                    conn.insert((l, d))
+                }
+            };
+            let started = std::time::Instant::now();
+            let applied = apply(cfg, ldap, d, entry).await?;
+            let kind = match entry {
+                FeedItem::Known(e) => e.kind(),
+                FeedItem::Unknown { .. } => "unknown",
+            };
+            tracing::debug!(
+                seq = entry.seq(),
+                kind,
+                ms = started.elapsed().as_millis() as u64,
+                "feed entry applied in AD"
+            );
+            let status = applied.map(|(id, o)| {
+                let (user_id, group_id) = if o.group { (None, Some(id)) } else { (Some(id), None) };
+                SyncStatus {
                     user_id,
                     group_id,
                     guid: o.guid,
@@ -424,12 +435,38 @@ pub async fn apply_entries(
                     error: o.error,
                     code: o.code,
                     generated_password_set: o.generated_password_set,
-                })
-                .await?;
+                }
+            });
+            if tx.send((entry.seq(), status)).await.is_err() {
+                // The reporter stopped on an error of its own, returned below.
+                break;
+            }
         }
-        if ack {
-            session.sync_ack(entry.seq()).await?;
+        Ok::<(), AgentError>(())
+    };
+    let reporter = async {
+        while let Some((seq, status)) = rx.recv().await {
+            if let Some(status) = status {
+                match session.sync_status(&status).await {
+                    Ok(()) => {}
+                    // Refused for good (the user or group left the agent's domain after its
+                    // entry was delivered; its disconnection entry follows): no retry could
+                    // record it, and retrying would stall the feed on this entry. The entry is
+                    // applied, so it is acknowledged like any other.
+                    Err(AgentError::Server { status: code @ (400 | 403 | 404), message, .. }) => {
+                        tracing::warn!(seq, code, reason = %message, "tetherd did not record this entry's outcome; acknowledged");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if ack {
+                session.sync_ack(seq).await?;
+            }
         }
-    }
-    Ok(())
+        Ok::<(), AgentError>(())
+    };
+    let (written, reported) = tokio::join!(writer, reporter);
+    // tetherd's error first: the writer stopped because of it.
+    reported?;
+    written
 }

@@ -1,7 +1,7 @@
 //! The sync agent against the real Samba DC: create, takeover, attributes, passwords (and
 //! AD's complexity refusal shown in Tether), suspend, expire, unlock, the six disconnection
-//! rows for each of the three triggers, a crash between applying and acknowledging, and
-//! pause/resume.
+//! rows for each of the three triggers, a crash between applying and acknowledging, an
+//! outcome tetherd refuses, and pause/resume.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,6 +12,7 @@ use tether_ad::{connect, create_group, create_user, set_member, AdError, BindFai
 use tether_agent::config::SyncConfig;
 use tether_agent::session::Session;
 use tether_agent::sync::{apply_entries, Domain};
+use tether_core::wire::FeedItem;
 use tether_testkit::{dc, unique, with_keys, TestServer};
 
 struct Fx {
@@ -302,6 +303,44 @@ async fn disconnection_rows_for_each_trigger() {
             assert_eq!(exists, trigger != "delete", "{row}");
         }
     }
+}
+
+/// A user unbound from the domain after its entry was delivered: the entry is still applied
+/// (its disconnection entry follows), tetherd refuses its outcome (the user is no longer the
+/// agent's), and the agent acknowledges it and goes on: a refusal that no retry can change
+/// never stalls the feed. The entry before it is reported while the next one is written.
+#[tokio::test]
+async fn an_outcome_tetherd_refuses_does_not_stall_the_feed() {
+    let mut fx = fixture(json!({})).await;
+    let (first, second) = (unique("ma"), unique("mb"));
+    let a = fx.tether_user(&first, json!({})).await;
+    let b = fx.tether_user(&second, json!({})).await;
+    fx.bind_user(&a, true).await;
+    fx.bind_user(&b, true).await;
+    let entries = fx.session.sync_poll(100).await.unwrap();
+    assert_eq!(entries.len(), 2);
+    fx.bind_user(&b, false).await;
+    let target = fx.cfg.ldap_target();
+    apply_entries(&fx.cfg, &target, &mut fx.conn, &fx.session, &entries, true).await.unwrap();
+    // The first is in AD, and tetherd heard of it: linked to its account.
+    let ad = fx.ad_user(&first).await.expect("the first user is in AD");
+    let u = fx.s.call("GET", &format!("/api/systemusers/{a}"), None).await;
+    assert_eq!(u.body["external_dn"].as_str(), Some(ad.dn.as_str()), "{:?}", u.body);
+    // The second was written, not linked; only its disconnection is left in the feed.
+    assert!(fx.ad_user(&second).await.is_some());
+    let u = fx.s.call("GET", &format!("/api/systemusers/{b}"), None).await;
+    assert_eq!(u.body["external_dn"], Value::Null, "{:?}", u.body);
+    let rest = fx.session.sync_poll(100).await.unwrap();
+    let kinds: Vec<&str> = rest
+        .iter()
+        .map(|e| match e {
+            FeedItem::Known(e) => e.kind(),
+            FeedItem::Unknown { .. } => "unknown",
+        })
+        .collect();
+    assert_eq!(kinds, ["user_disconnected"], "{rest:?}");
+    apply_entries(&fx.cfg, &target, &mut fx.conn, &fx.session, &rest, true).await.unwrap();
+    assert!(fx.session.sync_poll(100).await.unwrap().is_empty());
 }
 
 #[tokio::test]

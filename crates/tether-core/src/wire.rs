@@ -413,6 +413,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_older_tetherds_heartbeat_reply_takes_no_parts() {
+        // A tetherd from before `parts` answers without the field: the agent then sends a
+        // first read as one complete report (import.rs sends parts only when it is true).
+        let old: HeartbeatReply =
+            serde_json::from_value(serde_json::json!({"paused": false, "primary": true, "fencing": 3})).unwrap();
+        assert_eq!(old, HeartbeatReply { paused: false, primary: true, fencing: 3, parts: false });
+        let new: HeartbeatReply = serde_json::from_value(serde_json::json!({"primary": true, "parts": true})).unwrap();
+        assert!(new.parts);
+    }
+
+    #[test]
     fn feed_entries_are_tagged_by_kind() {
         let e: FeedEntry = serde_json::from_value(serde_json::json!({
             "seq": 3, "kind": "user_disconnected", "objectId": "u1",
