@@ -7,22 +7,28 @@
 //! in one hash block. The earlier 40-character password cost each round a second block:
 //! ~4 % of the DC's CPU per user created (measured side by side with `ldapmodify` on the
 //! benchmark's 10,000-user DC, docs/performance.md). AD's complexity rule asks for three of
-//! four kinds of character and no part of the account's names: the password holds all four
-//! kinds, and one that contains a name token (as AD splits it) is drawn again.
+//! four kinds of character, not the whole sAMAccountName, and no part of the display name:
+//! the password holds all four kinds, and one that contains the account name or a part of
+//! the given name or surname is drawn again (stricter than AD, which sees no display name
+//! here).
 
 /// Upper case, lower case, digits and symbols that need no quoting anywhere.
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%+-.:=?@_~";
 /// The length (see the module doc).
 pub const LENGTH: usize = 15;
 
-/// A random password for the account `names` (sAMAccountName, given name, surname).
-pub fn password(names: &[&str]) -> String {
-    password_from(names, |b| getrandom::fill(b).expect("OS randomness"))
+/// A random password for the account `sam` (its sAMAccountName) of `names` (given name,
+/// surname).
+pub fn password(sam: &str, names: &[&str]) -> String {
+    password_from(sam, names, |b| getrandom::fill(b).expect("OS randomness"))
 }
 
 /// [`password`] from the random bytes `fill` gives (a parameter so the rules are tested).
-pub fn password_from(names: &[&str], mut fill: impl FnMut(&mut [u8])) -> String {
-    let tokens = name_tokens(names);
+pub fn password_from(sam: &str, names: &[&str], mut fill: impl FnMut(&mut [u8])) -> String {
+    let mut tokens = name_tokens(names);
+    if sam.chars().count() >= 3 {
+        tokens.push(sam.to_lowercase());
+    }
     loop {
         let mut out = String::with_capacity(LENGTH);
         while out.len() < LENGTH {
@@ -50,8 +56,8 @@ pub fn password_from(names: &[&str], mut fill: impl FnMut(&mut [u8])) -> String 
     }
 }
 
-/// The parts of the names AD's complexity rule checks: each name split at `,.-_ #` and tab,
-/// the parts of three characters or more, lower-cased.
+/// The parts of names AD's complexity rule checks (of the display name): each name split at
+/// `,.-_ #` and tab, the parts of three characters or more, lower-cased.
 fn name_tokens(names: &[&str]) -> Vec<String> {
     names
         .iter()
@@ -69,7 +75,7 @@ mod tests {
     fn fifteen_characters_of_every_kind_and_all_different() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2000 {
-            let p = password(&["jdoe", "Jane", "Doe"]);
+            let p = password("jdoe", &["Jane", "Doe"]);
             assert_eq!(p.len(), LENGTH, "{p}");
             assert!(p.bytes().all(|c| ALPHABET.contains(&c)), "{p}");
             assert!(p.bytes().any(|c| c.is_ascii_uppercase()), "{p}");
@@ -82,11 +88,12 @@ mod tests {
 
     #[test]
     fn a_draw_containing_a_name_or_lacking_a_kind_is_drawn_again() {
-        // The first draw spells the surname (`Abc` in `xAbc1!…`), the second has no digit,
-        // the third is kept.
-        let draws: Vec<&[u8]> = vec![b"xAbc1!xxxxxxxxx", b"Qwerty!Qwertyxx", b"Zq7!mmmmmmmmmmm"];
+        // In turn: a draw that spells the surname (`Abc`), one holding the whole account name
+        // `u-1` (split, it has no part of three characters), one with no digit; the fourth
+        // is kept.
+        let draws: Vec<&[u8]> = vec![b"xAbc1!xxxxxxxxx", b"xU-1!Zxxxxxxxxx", b"Qwerty!Qwertyxx", b"Zq7!mmmmmmmmmmm"];
         let mut i = 0;
-        let p = password_from(&["u-1", "Ann", "Abc"], |b| {
+        let p = password_from("u-1", &["Ann", "Abc"], |b| {
             let d = draws[i.min(draws.len() - 1)];
             i += 1;
             b.fill(0);
@@ -95,8 +102,7 @@ mod tests {
             }
         });
         assert_eq!(p, "Zq7!mmmmmmmmmmm");
-        assert_eq!(i, 3);
-        // `u-1` splits into parts shorter than three: no token.
+        assert_eq!(i, 4);
         assert_eq!(name_tokens(&["u-1", "Ann", "Abc"]), ["ann", "abc"]);
     }
 }

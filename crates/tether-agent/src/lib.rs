@@ -26,7 +26,14 @@ pub enum AgentError {
     #[error("state directory {path}: {reason}")]
     State { path: String, reason: String },
     #[error("tetherd at {url} answered {status}: {message}")]
-    Server { url: String, status: u16, message: String },
+    Server {
+        url: String,
+        status: u16,
+        message: String,
+        /// The error's machine-readable reason (the body's `status`, e.g. `FORBIDDEN`), when
+        /// tetherd sent one: a proxy's 403 is not tetherd's verdict.
+        reason: Option<String>,
+    },
     #[error("cannot reach tetherd at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("this agent was deleted in Tether (its token is revoked); add a new agent to get a new connect key")]

@@ -115,18 +115,19 @@ async fn post<B: serde::Serialize + ?Sized, R: DeserializeOwned>(
             url: url.to_string(),
             status,
             message: format!("unexpected answer: {e}"),
+            reason: None,
         });
     }
-    // An error's `message` (the public error body), read from whatever came back.
+    // An error's `message` and reason (the public error body), read from whatever came back.
     #[derive(Deserialize)]
     struct ErrorBody {
         message: Option<String>,
+        status: Option<String>,
     }
-    let message = serde_json::from_slice::<ErrorBody>(&bytes)
-        .ok()
-        .and_then(|b| b.message)
-        .unwrap_or_else(|| "no message".to_string());
-    Err(AgentError::Server { url: url.to_string(), status, message })
+    let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+    let reason = body.as_ref().and_then(|b| b.status.clone());
+    let message = body.and_then(|b| b.message).unwrap_or_else(|| "no message".to_string());
+    Err(AgentError::Server { url: url.to_string(), status, message, reason })
 }
 
 /// The HTTPS client of an agent: the system's roots plus `Server.CaFile`, TLS 1.2 or later.
@@ -203,11 +204,12 @@ impl Session {
             installed_on: serde_json::from_value(Value::String(installed_on.to_string())).ok(),
         };
         let reply: Registered = match post(&client, &url, None, &body).await {
-            Err(AgentError::Server { status: 401, message, .. }) => {
+            Err(AgentError::Server { status: 401, message, reason, .. }) => {
                 return Err(AgentError::Server {
                     url,
                     status: 401,
                     message: format!("{message} (check Server.ConnectKey)"),
+                    reason,
                 })
             }
             other => other?,

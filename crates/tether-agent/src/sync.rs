@@ -175,7 +175,7 @@ async fn apply(
         let r: Result<(), AdError> = match (&a, current.as_ref()) {
             (AdAction::Create { disabled, random_password }, _) => {
                 let pw = if *random_password {
-                    crate::generated::password(&[&change.username, &change.firstname, &change.lastname])
+                    crate::generated::password(&change.username, &[&change.firstname, &change.lastname])
                 } else {
                     change.password.clone().unwrap_or_default()
                 };
@@ -391,8 +391,9 @@ pub async fn apply_batch(
 /// bulk provisioning: docs/performance.md). An AD failure stops the writes, and what was
 /// applied before it is still reported and acknowledged; a failure to reach tetherd stops the
 /// writes too, and the entries not acknowledged are delivered again (applying one twice has
-/// no further effect, above). An outcome tetherd refuses for good (a 4xx: the user left the
-/// agent's domain since) is logged and its entry acknowledged, so it never stalls the feed.
+/// no further effect, above). An outcome tetherd refuses for good (403 `FORBIDDEN`: the user
+/// left the agent's domain since) is logged and its entry acknowledged, so it never stalls
+/// the feed.
 pub async fn apply_entries(
     cfg: &SyncConfig,
     target: &tether_ad::LdapTarget,
@@ -444,17 +445,19 @@ pub async fn apply_entries(
         }
         Ok::<(), AgentError>(())
     };
-    let reporter = async {
+    // Owns the receiver: when it stops on an error, the writer's next send fails and the
+    // writer stops too (a receiver kept alive would leave the writer waiting on a full channel).
+    let reporter = async move {
         while let Some((seq, status)) = rx.recv().await {
             if let Some(status) = status {
                 match session.sync_status(&status).await {
                     Ok(()) => {}
-                    // Refused for good (the user or group left the agent's domain after its
-                    // entry was delivered; its disconnection entry follows): no retry could
-                    // record it, and retrying would stall the feed on this entry. The entry is
-                    // applied, so it is acknowledged like any other.
-                    Err(AgentError::Server { status: code @ (400 | 403 | 404), message, .. }) => {
-                        tracing::warn!(seq, code, reason = %message, "tetherd did not record this entry's outcome; acknowledged");
+                    // tetherd's verdict that the user or group is no longer the agent's (it
+                    // was unbound after its entry was delivered; its disconnection entry
+                    // follows): no retry could record the outcome, and retrying would stall the
+                    // feed on this entry. The entry is applied, so it is acknowledged.
+                    Err(AgentError::Server { status: 403, message, reason: Some(r), .. }) if r == "FORBIDDEN" => {
+                        tracing::warn!(seq, reason = %message, "tetherd did not record this entry's outcome; acknowledged");
                     }
                     Err(e) => return Err(e),
                 }
@@ -466,7 +469,14 @@ pub async fn apply_entries(
         Ok::<(), AgentError>(())
     };
     let (written, reported) = tokio::join!(writer, reporter);
-    // tetherd's error first: the writer stopped because of it.
-    reported?;
-    written
+    match (written, reported) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        // tetherd's error is returned (the writer stopped because of it, or AD failed at the
+        // same time); AD's is logged.
+        (Err(ad), Err(e)) => {
+            tracing::warn!(error = %ad, "AD write failed while tetherd could not be told");
+            Err(e)
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The sync agent against the real Samba DC: create, takeover, attributes, passwords (and
 //! AD's complexity refusal shown in Tether), suspend, expire, unlock, the six disconnection
 //! rows for each of the three triggers, a crash between applying and acknowledging, an
-//! outcome tetherd refuses, and pause/resume.
+//! outcome tetherd refuses, tetherd refusing reports mid-batch, and pause/resume.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -341,6 +341,41 @@ async fn an_outcome_tetherd_refuses_does_not_stall_the_feed() {
     assert_eq!(kinds, ["user_disconnected"], "{rest:?}");
     apply_entries(&fx.cfg, &target, &mut fx.conn, &fx.session, &rest, true).await.unwrap();
     assert!(fx.session.sync_poll(100).await.unwrap().is_empty());
+}
+
+/// tetherd stops taking the agent's reports in the middle of a batch (here the agent is
+/// deleted: its token revoked): the agent stops writing to AD and returns the error, instead
+/// of writing on and then waiting for good on reports nobody sends.
+#[tokio::test]
+async fn a_batch_stops_when_tetherd_stops_taking_its_reports() {
+    let mut fx = fixture(json!({})).await;
+    let names: Vec<String> = (0..10).map(|_| unique("rv")).collect();
+    for n in &names {
+        let id = fx.tether_user(n, json!({})).await;
+        fx.bind_user(&id, true).await;
+    }
+    let entries = fx.session.sync_poll(100).await.unwrap();
+    assert_eq!(entries.len(), names.len());
+    // Paused, the grace waited out, deleted.
+    let agent = format!("/api/v2/activedirectories/{}/agents/{}", fx.domain, fx.agent);
+    fx.s.call("POST", &format!("{agent}/pause"), None).await;
+    fx.s.advance(time::Duration::seconds(901));
+    assert_eq!(fx.s.call("DELETE", &agent, None).await.status, 204);
+    let target = fx.cfg.ldap_target();
+    // Not a measure of speed: a bound on a hang (the batch takes about a second when it stops).
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        apply_entries(&fx.cfg, &target, &mut fx.conn, &fx.session, &entries, true),
+    )
+    .await
+    .expect("the batch ends");
+    assert!(matches!(r, Err(tether_agent::AgentError::Revoked)), "{r:?}");
+    // It stopped writing: a few entries at most went to AD past the first refused report.
+    let mut written = 0;
+    for n in &names {
+        written += usize::from(fx.ad_user(n).await.is_some());
+    }
+    assert!((1..names.len()).contains(&written), "{written} of {} written", names.len());
 }
 
 #[tokio::test]

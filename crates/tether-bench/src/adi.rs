@@ -109,7 +109,7 @@ async fn wait_ad(
 
 /// Runs the ADI benchmark with `n` users and `changes` timed changes each way; writes the
 /// JSON results to `out` (and the latency picture beside it).
-pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Result<()> {
+pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: usize) -> Result<()> {
     let d = dc(n)?;
     let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
     let mut ldap = connect(&import_target(&d)).await?;
@@ -455,8 +455,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool) -> Res
     results["tether_to_ad_latency"]["by_kind"] = by_kind(&kinds);
 
     eprintln!("done: Tether → AD latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
-    // Bulk provisioning: 100 users bound through one group, against 100 raw adds.
-    let bulk = 100;
+    // Bulk provisioning: `bulk` users (100 by default) bound through one group, against as
+    // many raw adds.
     // Where the time goes: the CPU each part spends on each side (DC, tetherd, sync agent).
     let cpu = |syncer: &Part| [crate::parts::samba_cpu_seconds(), server.cpu_seconds(), syncer.cpu_seconds()];
     let cpu_raw = cpu(&syncer);

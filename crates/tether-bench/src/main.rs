@@ -55,6 +55,9 @@ enum Cmd {
         /// Stop after the initial import and the idle cycles (a quick look at the import).
         #[arg(long)]
         import_only: bool,
+        /// Users provisioned into AD through one group (and added raw, side by side).
+        #[arg(long, default_value_t = 100)]
+        bulk: usize,
     },
     /// tetherd alone: users seeded through the storage layer, then the API measured.
     Store {
@@ -148,8 +151,8 @@ async fn main() -> Result<()> {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
-    let (n, changes, out, import_only) = match Cli::parse().cmd {
-        Cmd::Adi { users, changes, out, import_only } => (users, changes, out, import_only),
+    let (n, changes, out, import_only, bulk) = match Cli::parse().cmd {
+        Cmd::Adi { users, changes, out, import_only, bulk } => (users, changes, out, import_only, bulk),
         Cmd::Store { users, out, postgres } => {
             return write_results(&out, &store::run(users, postgres).await?);
         }
@@ -196,5 +199,5 @@ async fn main() -> Result<()> {
             return Ok(());
         }
     };
-    adi::run(n, changes, &out, import_only).await
+    adi::run(n, changes, &out, import_only, bulk).await
 }
