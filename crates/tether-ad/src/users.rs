@@ -85,7 +85,6 @@ pub async fn create_user_as(
         (Some(_), false) => "514",
         (None, _) => "546",
     };
-    let one = |v: &'static str| HashSet::from([v.as_bytes()]);
     let mut attrs: Vec<(&[u8], HashSet<&[u8]>)> = vec![
         (b"objectClass", ["top", "person", "organizationalPerson", "user"].iter().map(|c| c.as_bytes()).collect()),
         (b"sAMAccountName", HashSet::from([u.sam_account_name.as_bytes()])),
@@ -93,7 +92,7 @@ pub async fn create_user_as(
         (b"sn", HashSet::from([u.sn.as_bytes()])),
         (b"mail", HashSet::from([u.mail.as_bytes()])),
         (b"userPrincipalName", HashSet::from([upn.as_bytes()])),
-        (b"userAccountControl", one(uac)),
+        (b"userAccountControl", HashSet::from([uac.as_bytes()])),
     ];
     if let Some(p) = &pwd {
         attrs.push((b"unicodePwd", HashSet::from([p.as_slice()])));

@@ -16,6 +16,9 @@
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#%+-.:=?@_~";
 /// The length (see the module doc).
 pub const LENGTH: usize = 15;
+/// Random bytes from this one up are dropped, so each character is drawn uniformly: the
+/// largest multiple of the alphabet's size that a byte holds.
+const LIMIT: u8 = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
 
 /// A random password for the account `sam` (its sAMAccountName) of `names` (given name,
 /// surname).
@@ -34,11 +37,9 @@ pub fn password_from(sam: &str, names: &[&str], mut fill: impl FnMut(&mut [u8]))
         while out.len() < LENGTH {
             let mut b = [0u8; 32];
             fill(&mut b);
-            // Bytes past the largest multiple of the alphabet's size are dropped: uniform.
-            let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
             out.extend(
                 b.iter()
-                    .filter(|&&x| x < limit)
+                    .filter(|&&x| x < LIMIT)
                     .map(|&x| ALPHABET[x as usize % ALPHABET.len()] as char)
                     .take(LENGTH - out.len()),
             );
