@@ -57,15 +57,17 @@ async fn timed(
 pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     // The database lives as long as the run (dropping it drops the database).
     let db = if postgres { Some(tether_testkit::postgres_db().await) } else { None };
-    let (s, store): (TestServer, Box<dyn Store>) = if let Some(db) = &db {
-        let s = TestServer::start_on(&db.url).await;
-        (s, Box::new(tether_store::postgres::PgStore::connect(&db.url).await?))
-    } else {
-        let s = TestServer::start().await;
-        let store = tether_store::sqlite::SqliteStore::open(s.dir.path()).await?;
-        (s, Box::new(store))
+    // The embedded store is loaded through the server's own store (which remembers its
+    // totals: a second writer would leave them stale); PostgreSQL by another process, as a
+    // second tetherd would.
+    let (s, other): (TestServer, Option<Box<dyn Store>>) = match &db {
+        Some(db) => (
+            TestServer::start_on(&db.url).await,
+            Some(Box::new(tether_store::postgres::PgStore::connect(&db.url).await?)),
+        ),
+        None => (TestServer::start().await, None),
     };
-    let create_s = load(&*store, n).await?;
+    let create_s = load(other.as_deref().unwrap_or(s.repo().store()), n).await?;
     if let Some(db) = &db {
         // What autovacuum does soon after a bulk load: without statistics the planner takes
         // the freshly filled table for an empty one and scans it, and without the visibility
@@ -81,6 +83,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     };
     let mut seed = SEED;
     let (list_first, list_deep) = pages(&s, n, &mut seed).await;
+    let (random_sorted, next_sorted) = next_pages(&s, n, &mut seed, "&sort=username").await;
+    let (random_inserted, next_inserted) = next_pages(&s, n, &mut seed, "").await;
     let by_name = timed(&s, 200, |_| {
         let i = next(&mut seed) % n as u64;
         ("GET".into(), format!("/api/systemusers?filter=username:$eq:user{i:07}"), None)
@@ -100,7 +104,7 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     })
     .await;
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
-    drop((s, store));
+    drop((s, other));
     let without = if postgres { Value::Null } else { without_text_index(n).await? };
     Ok(json!({
         "store": if postgres { "postgres" } else { "sqlite" },
@@ -111,6 +115,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         "database_mb": db_mb,
         "list_first_page_100": dist(list_first),
         "list_random_page_100_sorted": dist(list_deep),
+        "read_through_sorted": json!({"random_page": dist(random_sorted), "next_page": dist(next_sorted)}),
+        "read_through_insertion_order": json!({"random_page": dist(random_inserted), "next_page": dist(next_inserted)}),
         "lookup_by_username": dist(by_name),
         "search_exact_email": dist(search_exact),
         "search_substring_username_or_email": dist(search_term),
@@ -148,13 +154,37 @@ async fn pages(s: &TestServer, n: usize, seed: &mut u64) -> (Vec<Duration>, Vec<
     (first, deep)
 }
 
+/// A reader paging through, as admins' scripts do: from 100 random pages (`order` empty:
+/// insertion order), each followed by the next three (`skip` + 100 each time). Answers the
+/// random pages' times and the next pages' (continued where the last one ended).
+async fn next_pages(s: &TestServer, n: usize, seed: &mut u64, order: &str) -> (Vec<Duration>, Vec<Duration>) {
+    let pages = n.div_ceil(100).saturating_sub(3).max(1) as u64;
+    let (mut random, mut continued) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let start = next(seed) % pages * 100;
+        for k in 0..4 {
+            let skip = start + k * 100;
+            let path = format!("/api/systemusers?limit=100&skip={skip}{order}");
+            let t = Instant::now();
+            let r = s.call("GET", &path, None).await;
+            let took = t.elapsed();
+            assert!(r.status.is_success(), "{path}: {:?}", r.body);
+            if k == 0 {
+                random.push(took)
+            } else {
+                continued.push(took)
+            }
+        }
+    }
+    (random, continued)
+}
+
 /// The same load and pages on an embedded store whose trigram index (table `users_text`
 /// and its triggers) is dropped before the load: what the index costs writes and the pages,
 /// which do not use it, side by side in the same run.
 async fn without_text_index(n: usize) -> Result<Value> {
     use sqlx::{Connection, Executor};
     let s = TestServer::start().await;
-    let store = tether_store::sqlite::SqliteStore::open(s.dir.path()).await?;
     let url = format!("sqlite://{}", s.dir.path().join("tether.db").display());
     let mut c = sqlx::SqliteConnection::connect(&url).await?;
     for t in ["users_text_insert", "users_text_delete", "users_text_update"] {
@@ -162,7 +192,7 @@ async fn without_text_index(n: usize) -> Result<Value> {
     }
     c.execute("DROP TABLE users_text").await?;
     c.close().await?;
-    let create_s = load(&store, n).await?;
+    let create_s = load(s.repo().store(), n).await?;
     let mut seed = SEED;
     let (first, deep) = pages(&s, n, &mut seed).await;
     Ok(json!({

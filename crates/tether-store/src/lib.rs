@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod shared;
+mod cursors;
 pub mod postgres;
 mod repo;
 mod sql;
@@ -36,6 +37,19 @@ pub enum Collection {
 }
 
 impl Collection {
+    /// Every collection (a table each; PostgreSQL keeps each one's row count by triggers,
+    /// schema step 11: a new collection needs its triggers too).
+    pub const ALL: [Collection; 8] = [
+        Collection::Users,
+        Collection::Groups,
+        Collection::Domains,
+        Collection::Agents,
+        Collection::ApiKeys,
+        Collection::Notifications,
+        Collection::History,
+        Collection::RadiusServers,
+    ];
+
     pub fn table(self) -> &'static str {
         match self {
             Collection::Users => "users",

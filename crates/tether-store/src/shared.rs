@@ -268,7 +268,7 @@ macro_rules! store_impl {
                 }
                 tx.commit().await?;
                 if !plan.inserts.is_empty() {
-                    self.counts_changed();
+                    self.counts_changed().await;
                 }
                 Ok(())
             }
@@ -317,7 +317,7 @@ macro_rules! store_impl {
                 sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
                 sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
                 tx.commit().await?;
-                self.counts_changed();
+                self.counts_changed().await;
                 Ok(r.rows_affected() == 1)
             }
 

@@ -85,6 +85,9 @@ pub(crate) trait Dialect {
     /// An `ORDER BY` term: `col` compared with ASCII letters case-folded, then bytewise;
     /// a missing field (NULL) first when ascending and last when descending.
     fn sort(col: &str, desc: bool) -> String;
+    /// The sort key of `col` as [`Dialect::sort`] compares it, without the direction: what
+    /// a page's last row is selected and compared by (`key >= k AND (key > k OR seq > s)`).
+    fn sort_key(col: &str) -> String;
 }
 
 /// The SQL expression reading `field` from a document row.
@@ -194,9 +197,40 @@ pub(crate) struct ListSql {
     /// `SELECT count(*)`; its parameters are the first `count_binds` of `binds`.
     pub count: String,
     pub count_binds: usize,
-    /// The ordered window; all of `binds` (the filter's, then limit and offset).
+    /// The ordered window; all of `binds` (the filter's, then limit and offset). Its rows
+    /// are the document, then what [`ListSql::keyset`] says.
     pub select: String,
     pub binds: Vec<Bind>,
+    /// What the window's rows carry after the document, to continue after its last row.
+    pub keyset: Keyset,
+    /// The list's filter and order, parameters included (a page's continuation is kept under
+    /// it: `cursors.rs`).
+    pub signature: String,
+    pub(crate) cond: String,
+    pub(crate) order: String,
+}
+
+/// What a page's last row is found again by, for the next page (`cursors.rs`): its `seq`
+/// (insertion order, the default), or its sort key (text) and `seq` (a list sorted by
+/// username, ascending: the sort admins' scripts and the console use, and the one an index
+/// serves). Other orders are walked with `OFFSET`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Keyset {
+    None,
+    Seq,
+    /// The sort key's expression.
+    Key(String),
+}
+
+impl Keyset {
+    /// The columns a window's rows carry after the document.
+    pub(crate) fn columns(&self) -> String {
+        match self {
+            Keyset::None => String::new(),
+            Keyset::Seq => ", seq".to_string(),
+            Keyset::Key(k) => format!(", seq, {k}"),
+        }
+    }
 }
 
 /// Filters, orders (by the sort field, then insertion order) and windows `table`.
@@ -213,21 +247,27 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
         Some((f, desc)) => format!("{}, seq", D::sort(&column::<D>(f), desc)),
         None => "seq".to_string(),
     };
+    let keyset = match q.sort {
+        None => Keyset::Seq,
+        Some(("username", false)) => Keyset::Key(D::sort_key(&column::<D>("username"))),
+        Some(_) => Keyset::None,
+    };
+    let signature = format!("{table}{cond} ORDER BY {order} {binds:?}");
+    let columns = format!("{}{}", doc_select::<D>(table), keyset.columns());
     binds.push(Bind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
     binds.push(Bind::Int(i64::try_from(q.skip).unwrap_or(i64::MAX)));
     let (limit, offset) = (D::param(binds.len() - 1), D::param(binds.len()));
     let select = if q.skip == 0 {
-        format!("SELECT {} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}", doc_select::<D>(table))
+        format!("SELECT {columns} FROM {table}{cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}")
     } else {
         // A deep page: the skipped rows are walked in the index alone (it holds `seq`), and
         // only the page's documents are read.
         format!(
-            "SELECT {} FROM {table} WHERE seq IN (SELECT seq FROM {table}{cond} ORDER BY {order} \
-             LIMIT {limit} OFFSET {offset}) ORDER BY {order}",
-            doc_select::<D>(table)
+            "SELECT {columns} FROM {table} WHERE seq IN (SELECT seq FROM {table}{cond} ORDER BY {order} \
+             LIMIT {limit} OFFSET {offset}) ORDER BY {order}"
         )
     };
-    ListSql { count, count_binds, select, binds }
+    ListSql { count, count_binds, select, binds, keyset, signature, cond, order }
 }
 
 /// Selects `fields` of the rows of `table` that `filter` matches, in insertion order.
@@ -414,12 +454,12 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tether_core::query::{parse_filter_param, USER_FIELDS};
 
     /// A dialect that spells everything visibly, to test the walk itself.
-    struct T;
+    pub(crate) struct T;
     impl Dialect for T {
         const TRUE: &'static str = "T";
         const FALSE: &'static str = "F";
@@ -445,6 +485,9 @@ mod tests {
         }
         fn sort(col: &str, desc: bool) -> String {
             format!("{col} {}", if desc { "D" } else { "A" })
+        }
+        fn sort_key(col: &str) -> String {
+            format!("k({col})")
         }
         fn text_index(table: &str, fields: &[&str], term: &str) -> Option<(String, Bind)> {
             let covered = table == "users" && fields.iter().all(|f| ["username", "email"].contains(f));
@@ -577,7 +620,7 @@ mod tests {
     fn unbounded_windows_saturate() {
         let q = ListQuery { filter: None, sort: None, limit: usize::MAX, skip: 0 };
         let l = list_sql::<T>("groups", &q);
-        assert_eq!(l.select, "SELECT d FROM groups ORDER BY seq LIMIT $1 OFFSET $2");
+        assert_eq!(l.select, "SELECT d, seq FROM groups ORDER BY seq LIMIT $1 OFFSET $2");
         assert_eq!(l.binds, [Bind::Int(i64::MAX), Bind::Int(0)]);
     }
 }

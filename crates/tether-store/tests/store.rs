@@ -12,68 +12,11 @@ use serde_json::{json, Value};
 use tether_core::query::{parse_filter_param, parse_search_filter, parse_sort, ListQuery, GROUP_FIELDS, USER_FIELDS};
 use tether_core::user::{RestrictedField, User};
 use tether_store::postgres::PgStore;
-use tether_store::sqlite::SqliteStore;
 use tether_store::{Collection, Doc, Edge, Repo, Secret, Store, StoreError, UserKey, WriteOp};
-use tether_testkit::PgDatabase;
 
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// One empty database of a backend. Each [`Db::open`] opens another store on it, as
-/// another `tetherd` process (or a restart) would.
-struct Db {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    pg: Option<PgDatabase>,
-}
-
-impl Db {
-    async fn new(backend: Backend) -> Db {
-        let pg = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(tether_testkit::postgres_db().await),
-        };
-        Db { backend, dir: tempfile::tempdir().unwrap(), pg }
-    }
-
-    async fn open(&self) -> Arc<dyn Store> {
-        match self.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::open(self.dir.path()).await.unwrap()),
-            Backend::Postgres => Arc::new(PgStore::connect(&self.pg.as_ref().unwrap().url).await.unwrap()),
-        }
-    }
-}
-
-async fn repo(b: Backend) -> (Db, Repo) {
-    let db = Db::new(b).await;
-    let store = db.open().await;
-    (db, Repo::new(store))
-}
-
-/// Runs each named `async fn(Backend)` as a test on each backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+mod common;
+use common::{repo, user, Backend, Db};
 
 on_both_backends!(
     substring_search_through_the_text_index_answers_as_a_scan,
@@ -287,17 +230,6 @@ async fn futures_join<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task
         out.push(t.await.unwrap());
     }
     out
-}
-
-fn user(i: usize, first: &str, suspended: bool) -> User {
-    User {
-        id: format!("{i:024x}"),
-        username: format!("user{i}"),
-        email: format!("user{i}@example.com"),
-        firstname: first.into(),
-        suspended,
-        ..User::default()
-    }
 }
 
 fn doc(id: &str, key1: Option<&str>, body: Value) -> Doc {

@@ -99,10 +99,14 @@ impl Dialect for Postgres {
 
     fn sort(col: &str, desc: bool) -> String {
         let dir = if desc { "DESC NULLS LAST" } else { "ASC NULLS FIRST" };
+        format!("{} {dir}", Self::sort_key(col))
+    }
+
+    fn sort_key(col: &str) -> String {
         // The users' username sort key is stored (schema step 3), with the same value.
         if col == USERNAME {
-            return format!("sort_username COLLATE \"C\" {dir}");
+            return "sort_username COLLATE \"C\"".to_string();
         }
-        format!("lower({col} COLLATE \"C\") {dir}")
+        format!("lower({col} COLLATE \"C\")")
     }
 }

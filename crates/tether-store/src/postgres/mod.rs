@@ -41,7 +41,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgExecutor, Row};
 use tether_core::query::ListQuery;
 
-use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::cursors::Cursors;
+use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
 
@@ -52,7 +53,20 @@ const MIGRATION_LOCK: i32 = 0x744d_6967; // "tMig"
 
 pub struct PgStore {
     pool: PgPool,
+    /// Where recent pages ended (`cursors.rs`).
+    cursors: Cursors,
+    /// Inserts and deletes by this process, to fold the row counts' deltas now and then.
+    writes: std::sync::atomic::AtomicU64,
 }
+
+/// A table's unfiltered total, and how many delta rows it was summed from (schema step 11).
+const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM row_counts WHERE tbl = $1";
+/// Folds every table's deltas into one row each. Two at once are safe: the second finds the
+/// first's rows gone (it skips rows deleted under it) and writes nothing for them.
+const FOLD_ROW_COUNTS: &str = "WITH gone AS (DELETE FROM row_counts RETURNING tbl, delta) \
+                               INSERT INTO row_counts (tbl, delta) SELECT tbl, sum(delta) FROM gone GROUP BY tbl";
+/// Delta rows a total is summed from before they are folded.
+const FOLD_PAST: i64 = 64;
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?…`, as libpq takes
@@ -69,12 +83,32 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(30))
             .connect_lazy_with(opts);
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, cursors: Cursors::default(), writes: Default::default() })
     }
 }
 
+/// Applies the pending migrations, again after a deadlock: a step that adds triggers locks
+/// tables one after another, and a tetherd of the previous version still writing may hold
+/// them in another order (PostgreSQL then aborts one of the two).
 async fn migrate(conn: &mut PgConnection) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match migrate_to(conn, schema::MIGRATIONS.len()).await {
+            Err(StoreError::Db(sqlx::Error::Database(e))) if e.code().as_deref() == Some("40P01") && attempt < 5 => {
+                attempt += 1;
+                tracing::info!("a schema migration met a deadlock with a running writer: trying again");
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Applies the migrations up to step `upto`, in one transaction under an advisory lock.
+async fn migrate_to(conn: &mut PgConnection, upto: usize) -> Result<()> {
     let mut tx = conn.begin().await?;
+    // Each statement sees what was committed before it (a step that counts rows after it
+    // created its triggers counts them all), whatever the database's default isolation.
+    tx.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, 0)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT to_regclass('tether_schema') IS NOT NULL").fetch_one(&mut *tx).await?;
@@ -85,7 +119,7 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
             .await?;
         0
     };
-    for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+    for (i, step) in schema::MIGRATIONS.iter().enumerate().take(upto).skip(usize::try_from(version).unwrap_or(0)) {
         tx.execute(*step).await?;
         sqlx::query("UPDATE tether_schema SET version = $1").bind(i as i32 + 1).execute(&mut *tx).await?;
         tracing::info!(version = i + 1, "applied schema migration");
@@ -112,8 +146,31 @@ store_statements!(
 );
 
 impl PgStore {
-    /// After rows were inserted or deleted (nothing is cached here).
-    fn counts_changed(&self) {}
+    /// After rows were inserted or deleted: every 64th time, the row counts' deltas are
+    /// folded, so they stay a few rows even for a table nobody lists.
+    async fn counts_changed(&self) {
+        if self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 63 {
+            self.fold_row_counts().await;
+        }
+    }
+
+    async fn fold_row_counts(&self) {
+        if let Err(e) = sqlx::query(FOLD_ROW_COUNTS).execute(&self.pool).await {
+            tracing::warn!(error = %e, "folding the row counts");
+        }
+    }
+
+    /// A list's total: the kept row count when it is unfiltered.
+    async fn total(&self, c: Collection, q: &ListQuery, l: &sql::ListSql) -> Result<i64> {
+        if q.filter.is_some() {
+            return Ok(bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.pool).await?.get(0));
+        }
+        let (n, rows): (i64, i64) = sqlx::query_as(ROW_COUNT).bind(c.table()).fetch_one(&self.pool).await?;
+        if rows > FOLD_PAST {
+            self.fold_row_counts().await;
+        }
+        Ok(n)
+    }
 
     /// Other processes write the database too: no version (see `Store::directory_version`).
     fn writing(&self) -> crate::Writing<'_> {
@@ -123,7 +180,9 @@ impl PgStore {
 
 store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text", read = pool, write = pool, {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
-        insert_doc(&self.pool, c, doc).await
+        insert_doc(&self.pool, c, doc).await?;
+        self.counts_changed().await;
+        Ok(())
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
@@ -132,8 +191,14 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
         let l = list_sql::<Postgres>(c.table(), q);
-        let total: i64 = bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.pool).await?.get(0);
-        let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.pool).await?;
+        let total = self.total(c, q, &l).await?;
+        let now = std::time::Instant::now();
+        let (text, binds) = self.cursors.page::<Postgres>(c.table(), &l, q, now);
+        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.pool).await?;
+        let keyed = matches!(l.keyset, Keyset::Key(_));
+        let last =
+            rows.last().filter(|_| l.keyset != Keyset::None).map(|r| (r.get(1), keyed.then(|| r.get(2)).flatten()));
+        self.cursors.served(&l, q.skip, rows.len(), last, now);
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
@@ -150,3 +215,51 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
         Ok(seq)
     }
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before the row counts existed (schema step 11) gets its rows
+    /// counted by the step, and every collection table gets the counting triggers.
+    #[tokio::test]
+    async fn the_row_count_step_counts_the_rows_already_there() {
+        let db = tether_testkit::postgres_db().await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        migrate_to(&mut conn, 10).await.unwrap();
+        for i in 0..3 {
+            sqlx::query("INSERT INTO users (id, key1, doc) VALUES ($1, $1, '{}')")
+                .bind(format!("u{i}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO groups (id, doc) VALUES ('g', '{}')").execute(&mut conn).await.unwrap();
+        migrate(&mut conn).await.unwrap();
+        let store = PgStore::connect(&db.url).await.unwrap();
+        let total = |c| {
+            let store = &store;
+            async move { crate::Store::list(store, c, &ListQuery::default()).await.unwrap().0 }
+        };
+        assert_eq!((total(Collection::Users).await, total(Collection::Groups).await), (3, 1));
+        let counted: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT event_object_table::text FROM information_schema.triggers \
+             WHERE trigger_name LIKE '%\\_rows\\_inserted' OR trigger_name LIKE '%\\_rows\\_deleted' ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut tables: Vec<String> = Collection::ALL.iter().map(|c| c.table().to_string()).collect();
+        tables.sort();
+        assert_eq!(counted, tables);
+        // And no other table holds documents without being counted.
+        let with_docs: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.columns WHERE column_name = 'doc' \
+             AND table_schema = current_schema() ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(with_docs, tables);
+    }
+}

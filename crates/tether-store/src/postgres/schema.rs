@@ -114,4 +114,37 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_text_firstname ON users USING gin (lower(coalesce(doc->>'firstname', '') COLLATE "C") gin_trgm_ops);
     CREATE INDEX users_text_lastname ON users USING gin (lower(coalesce(doc->>'lastname', '') COLLATE "C") gin_trgm_ops);
     "#,
+    // 11: each collection's row count, kept by statement triggers as rows of signed deltas
+    // (inserted, never updated: concurrent writers do not wait on one counter row), so a
+    // list's total is a sum over a few rows, not a count over the table (~25 ms at 1,000,000
+    // users). `FOLD_ROW_COUNTS` (mod.rs) folds each table's deltas into one row. The
+    // functions name their schema's table whatever the writer's `search_path`.
+    r#"
+    CREATE TABLE row_counts (tbl TEXT NOT NULL, delta BIGINT NOT NULL);
+    CREATE INDEX row_counts_by_tbl ON row_counts (tbl);
+    CREATE FUNCTION tether_rows_inserted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO row_counts (tbl, delta) SELECT TG_TABLE_NAME, count(*) FROM new_rows HAVING count(*) > 0;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION tether_rows_deleted() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO row_counts (tbl, delta) SELECT TG_TABLE_NAME, -count(*) FROM old_rows HAVING count(*) > 0;
+        RETURN NULL;
+    END $f$;
+    DO $d$
+    DECLARE t text;
+    BEGIN
+        FOREACH t IN ARRAY ARRAY['users', 'groups', 'domains', 'agents', 'api_keys', 'notifications', 'history',
+                                 'radius_servers'] LOOP
+            -- The triggers first: they lock the table against writers until the migration
+            -- commits, so the count below misses nothing and counts nothing twice.
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION tether_rows_inserted()', t || '_rows_inserted', t);
+            EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION tether_rows_deleted()', t || '_rows_deleted', t);
+            EXECUTE format('INSERT INTO row_counts (tbl, delta) SELECT %L, count(*) FROM %I', t, t);
+        END LOOP;
+    END $d$;
+    "#,
 ];

@@ -67,6 +67,10 @@ impl Dialect for Sqlite {
     }
 
     fn sort(col: &str, desc: bool) -> String {
-        format!("{col} COLLATE NOCASE {}", if desc { "DESC" } else { "ASC" })
+        format!("{} {}", Self::sort_key(col), if desc { "DESC" } else { "ASC" })
+    }
+
+    fn sort_key(col: &str) -> String {
+        format!("{col} COLLATE NOCASE")
     }
 }

@@ -12,7 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Executor, Row, SqliteExecutor};
 use tether_core::query::ListQuery;
 
-use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::cursors::Cursors;
+use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
 
@@ -24,6 +25,8 @@ pub struct SqliteStore {
     totals: std::sync::Mutex<Totals>,
     /// `Store::directory_version`: moved by every write to the directory.
     version: std::sync::atomic::AtomicU64,
+    /// Where recent pages ended (`cursors.rs`).
+    cursors: Cursors,
 }
 
 #[derive(Default)]
@@ -35,7 +38,7 @@ struct Totals {
 
 impl SqliteStore {
     /// After rows were inserted or deleted: the cached totals are stale.
-    fn counts_changed(&self) {
+    async fn counts_changed(&self) {
         self.forget_totals();
     }
 
@@ -67,7 +70,13 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(SqliteStore { writer, reader, totals: Default::default(), version: Default::default() })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            totals: Default::default(),
+            version: Default::default(),
+            cursors: Default::default(),
+        })
     }
 }
 
@@ -138,7 +147,13 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
                 n
             }
         };
-        let rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
+        let now = std::time::Instant::now();
+        let (text, binds) = self.cursors.page::<Sqlite>(c.table(), &l, q, now);
+        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
+        let keyed = matches!(l.keyset, Keyset::Key(_));
+        let last =
+            rows.last().filter(|_| l.keyset != Keyset::None).map(|r| (r.get(1), keyed.then(|| r.get(2)).flatten()));
+        self.cursors.served(&l, q.skip, rows.len(), last, now);
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 

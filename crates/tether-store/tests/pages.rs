@@ -1,0 +1,182 @@
+//! Lists read page by page, as admins' scripts read them (`skip` = the last page's `skip` +
+//! its size): the same pages as `OFFSET` when nothing changes, and, when users come and go
+//! meanwhile, each user that stayed seen exactly once (a page continues after the row the
+//! last one ended on: `cursors.rs`). And the totals PostgreSQL keeps by triggers stay exact
+//! with several processes writing. Both backends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use tether_core::query::{parse_filter_param, parse_sort, ListQuery, USER_FIELDS};
+use tether_core::user::User;
+use tether_store::{Collection, Repo, WriteOp};
+
+#[macro_use]
+mod common;
+use common::{repo, user, Backend, Db};
+
+on_both_backends!(
+    consecutive_pages_are_the_offset_pages_when_nothing_changes,
+    a_reader_paging_through_sees_each_user_that_stayed_once_while_others_come_and_go,
+);
+
+/// The list shapes a page can be continued in (insertion order, by username) and those it
+/// cannot (walked by offset), unfiltered and filtered.
+fn shapes() -> Vec<(&'static str, ListQuery)> {
+    let sort = |s: &str| parse_sort(USER_FIELDS, s).unwrap();
+    let active = || Some(parse_filter_param(USER_FIELDS, "suspended:$eq:false").unwrap());
+    vec![
+        ("insertion order", ListQuery { limit: 7, ..ListQuery::default() }),
+        ("by username", ListQuery { sort: sort("username"), limit: 7, ..ListQuery::default() }),
+        ("by username, filtered", ListQuery { sort: sort("username"), filter: active(), limit: 7, skip: 0 }),
+        ("insertion order, filtered", ListQuery { filter: active(), limit: 7, ..ListQuery::default() }),
+        ("by username, descending", ListQuery { sort: sort("-username"), limit: 7, ..ListQuery::default() }),
+        ("by first name", ListQuery { sort: sort("firstname"), limit: 7, ..ListQuery::default() }),
+    ]
+}
+
+/// Usernames that sort apart from their insertion order, in mixed case.
+fn mixed(i: usize) -> User {
+    let first = ["ann", "Bob", "carl", "DANA", "eve"][i % 5];
+    User {
+        username: format!("{}{}", if i.is_multiple_of(2) { "Z" } else { "a" }, (i * 7919) % 1000),
+        ..user(i, first, i.is_multiple_of(3))
+    }
+}
+
+fn ids(v: &[User]) -> Vec<String> {
+    v.iter().map(|u| u.id.clone()).collect()
+}
+
+/// Every page of `q`, read one after the other until one comes back short.
+async fn read_through(r: &Repo, q: &ListQuery, mut between: impl AsyncFnMut(usize, &[User])) -> Vec<User> {
+    let mut out = Vec::new();
+    for page in 0.. {
+        let (_, v) = r.list_users(&ListQuery { skip: page * q.limit, ..q.clone() }).await.unwrap();
+        if v.len() < q.limit {
+            out.extend(v);
+            return out;
+        }
+        between(page, &v).await;
+        out.extend(v);
+    }
+    unreachable!()
+}
+
+async fn consecutive_pages_are_the_offset_pages_when_nothing_changes(b: Backend) {
+    let (db, r) = repo(b).await;
+    for i in 0..45 {
+        r.insert_user(&mixed(i), None).await.unwrap();
+    }
+    for (shape, q) in shapes() {
+        let (total, all) = r.list_users(&ListQuery { limit: 1000, ..q.clone() }).await.unwrap();
+        assert_eq!(total as usize, all.len(), "{shape}");
+        let paged = read_through(&r, &q, async |_, _| {}).await;
+        assert_eq!(ids(&paged), ids(&all), "{shape}: pages read one after the other");
+        // A page asked of another process (which has seen no earlier page) is the same.
+        let other = Repo::new(db.open().await);
+        let (_, deep) = other.list_users(&ListQuery { skip: 14, ..q.clone() }).await.unwrap();
+        assert_eq!(ids(&deep), ids(&all[14..21]), "{shape}: a page by its offset");
+    }
+}
+
+async fn a_reader_paging_through_sees_each_user_that_stayed_once_while_others_come_and_go(b: Backend) {
+    let (_db, r) = repo(b).await;
+    let mut next = 0;
+    for _ in 0..40 {
+        r.insert_user(&mixed(next), None).await.unwrap();
+        next += 1;
+    }
+    for (shape, q) in shapes().into_iter().take(4) {
+        let before = r.list_users(&ListQuery { limit: 1000, ..q.clone() }).await.unwrap().1;
+        let ids_before = ids(&before);
+        let mut deleted = None;
+        // After the first page: one of its users is deleted and two users come that sort
+        // before it by username (and after it in insertion order): with offsets, the next
+        // pages would repeat a user (by username: one row more before them) or skip one for
+        // good (in insertion order: one row less).
+        let paged = read_through(&r, &q, async |page, first| {
+            if page != 0 {
+                return;
+            }
+            r.store().delete(Collection::Users, &first[2].id).await.unwrap();
+            deleted = Some(first[2].id.clone());
+            for _ in 0..2 {
+                // Active, so the filtered shapes count them before the cursor too.
+                let u = User { username: format!("A{next:03}"), suspended: false, ..mixed(next) };
+                r.insert_user(&u, None).await.unwrap();
+                next += 1;
+            }
+        })
+        .await;
+        let mut times: BTreeMap<String, usize> = BTreeMap::new();
+        for id in ids(&paged) {
+            *times.entry(id).or_default() += 1;
+        }
+        let repeated: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(repeated.is_empty(), "{shape}: seen twice: {repeated:?}");
+        let deleted = deleted.expect("a first page");
+        for id in ids_before.iter().filter(|id| **id != deleted) {
+            assert!(times.contains_key(id), "{shape}: {id}, there from start to end, was never seen");
+        }
+    }
+}
+
+/// PostgreSQL keeps each table's row count by triggers (deltas folded now and then): with two
+/// processes inserting and deleting at once, in batches and one by one, past many folds,
+/// the unfiltered total stays the count of the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_totals_stay_exact_with_two_processes_writing() {
+    let db = Db::new(Backend::Postgres).await;
+    let (a, b) = (Arc::new(Repo::new(db.open().await)), Arc::new(Repo::new(db.open().await)));
+    let writer = |r: Arc<Repo>, from: usize| {
+        tokio::spawn(async move {
+            for i in from..from + 150 {
+                r.insert_user(&user(i, "One", false), None).await.unwrap();
+                if i % 3 == 0 {
+                    r.store().delete(Collection::Users, &user(i, "", false).id).await.unwrap();
+                }
+            }
+            let batch: Vec<WriteOp> = (from + 500..from + 600)
+                .map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(i, "Batch", false))))
+                .collect();
+            r.store().write_batch(&batch).await.unwrap();
+        })
+    };
+    let (ta, tb) = (writer(a.clone(), 0), writer(b.clone(), 10_000));
+    // Totals read while the writers run are never below zero or above what was written.
+    for _ in 0..20 {
+        let (n, _) = a.list_users(&ListQuery { limit: 1, ..ListQuery::default() }).await.unwrap();
+        assert!(n <= 500, "{n}");
+    }
+    ta.await.unwrap();
+    tb.await.unwrap();
+    // 2 × (150 − 50 deleted + 100 in a batch)
+    let every = ListQuery {
+        filter: Some(parse_filter_param(USER_FIELDS, "username:$ne:nobody").unwrap()),
+        ..ListQuery { limit: 1, ..ListQuery::default() }
+    };
+    let counted = a.list_users(&every).await.unwrap().0;
+    assert_eq!(counted, 400, "count(*) through a filter");
+    for r in [&a, &b] {
+        assert_eq!(r.list_users(&ListQuery { limit: 1, ..ListQuery::default() }).await.unwrap().0, 400);
+    }
+    // Every collection's table is counted.
+    for c in Collection::ALL {
+        let doc =
+            tether_store::Doc { id: format!("counted-{c:?}"), key1: None, key2: None, body: json!({}), version: None };
+        let before = a.store().list(c, &ListQuery::default()).await.unwrap().0;
+        a.store().insert(c, &doc).await.unwrap();
+        assert_eq!(b.store().list(c, &ListQuery::default()).await.unwrap().0, before + 1, "{c:?}");
+        a.store().delete(c, &doc.id).await.unwrap();
+        assert_eq!(b.store().list(c, &ListQuery::default()).await.unwrap().0, before, "{c:?}");
+    }
+    // A failed batch adds nothing.
+    let clash = vec![
+        WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(90_000, "New", false))),
+        WriteOp::Insert(Collection::Users, tether_store::user_doc(&user(1, "Clash", false))),
+    ];
+    assert!(a.store().write_batch(&clash).await.is_err());
+    assert_eq!(b.list_users(&ListQuery { limit: 1, ..ListQuery::default() }).await.unwrap().0, 400);
+}
