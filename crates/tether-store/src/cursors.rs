@@ -77,9 +77,7 @@ impl Cursors {
         }
         ends.insert((signature.to_string(), next), (now, last));
     }
-}
 
-impl Cursors {
     /// The statement (and its parameters) of the page `q` of the list `l` of `table`: from
     /// where an earlier page ended when one ended at `q.skip`, else by its offset.
     pub(crate) fn page<D: Dialect>(
@@ -94,26 +92,26 @@ impl Cursors {
             .unwrap_or_else(|| (l.select.clone(), l.binds.clone()))
     }
 
-    /// A page of `l` served at `skip`, of `rows` rows, the last one's `seq` and sort key
-    /// being `last` (read from its columns after the document, [`Keyset`]).
-    pub(crate) fn served(
-        &self,
-        l: &ListSql,
-        skip: usize,
-        rows: usize,
-        last: Option<(i64, Option<String>)>,
-        now: Instant,
-    ) {
-        let Some((seq, key)) = last else { return };
-        let known = match l.keyset {
-            Keyset::None => false,
-            Keyset::Seq => true,
+    /// The page `rows` of `l` was served at `skip`: where its last row is, read from the
+    /// columns after the document ([`Keyset`]), is remembered.
+    pub(crate) fn served<R>(&self, l: &ListSql, skip: usize, rows: &[R], now: Instant)
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let Some(last) = rows.last() else { return };
+        let key = match l.keyset {
+            Keyset::None => return,
+            Keyset::Seq => None,
             // A row without the sort key (sorted first) is not found again by `>`.
-            Keyset::Key(_) => key.is_some(),
+            Keyset::Key(_) => match last.get::<Option<String>, _>(2) {
+                Some(k) => Some(k),
+                None => return,
+            },
         };
-        if known {
-            self.ended(&l.signature, skip.saturating_add(rows), Cursor { seq, key }, now);
-        }
+        self.ended(&l.signature, skip.saturating_add(rows.len()), Cursor { seq: last.get(1), key }, now);
     }
 }
 

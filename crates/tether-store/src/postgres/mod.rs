@@ -42,7 +42,7 @@ use sqlx::{Connection, Executor, PgExecutor, Row};
 use tether_core::query::ListQuery;
 
 use crate::cursors::Cursors;
-use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
+use crate::sql::{self, bind_all, list_sql, lower, stmt};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
 
@@ -195,10 +195,7 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
         let now = std::time::Instant::now();
         let (text, binds) = self.cursors.page::<Postgres>(c.table(), &l, q, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.pool).await?;
-        let keyed = matches!(l.keyset, Keyset::Key(_));
-        let last =
-            rows.last().filter(|_| l.keyset != Keyset::None).map(|r| (r.get(1), keyed.then(|| r.get(2)).flatten()));
-        self.cursors.served(&l, q.skip, rows.len(), last, now);
+        self.cursors.served(&l, q.skip, &rows, now);
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
 
