@@ -50,6 +50,21 @@ pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
     })
 }
 
+/// rootDSE `highestCommittedUSN` alone: the DC's latest USN, which every write moves.
+pub async fn highest_committed_usn(ldap: &mut Ldap) -> Result<u64, AdError> {
+    let (entries, _) = ldap.search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN"]).await?.success()?;
+    let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
+        dn: String::new(),
+        rc: 32,
+        message: "no rootDSE".into(),
+    })?);
+    text(&e, "highestCommittedUSN").and_then(|v| v.parse().ok()).ok_or_else(|| AdError::Refused {
+        dn: String::new(),
+        rc: 16,
+        message: "rootDSE has no highestCommittedUSN".into(),
+    })
+}
+
 /// A search entry with its text and binary attributes.
 pub type Entry = SearchEntry;
 
@@ -269,6 +284,19 @@ pub async fn read_groups_where(ldap: &mut Ldap, base: &str, filter: &str) -> Res
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
         out.push(group_entry(ldap, e).await?);
+    }
+    Ok(out)
+}
+
+/// The groups below `base` with the given objectGUIDs (hex, as [`guid_hex`] gives them) that
+/// still exist, with complete (ranged) member lists: a few dozen to a search, each an
+/// indexed lookup, so the DC reads only these groups' members.
+pub async fn read_groups_by_guid(ldap: &mut Ldap, base: &str, guids: &[&str]) -> Result<Vec<GroupEntry>, AdError> {
+    const PER_SEARCH: usize = 50;
+    let mut out = Vec::with_capacity(guids.len());
+    for chunk in guids.chunks(PER_SEARCH) {
+        let any: String = chunk.iter().map(|g| format!("(objectGUID={})", guid_filter_value(g))).collect();
+        out.extend(read_groups_where(ldap, base, &format!("(&(objectClass=group)(|{any}))")).await?);
     }
     Ok(out)
 }

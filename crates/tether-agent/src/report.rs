@@ -19,13 +19,20 @@ use crate::AgentError;
 /// Admins, (builtin) Administrators.
 const PRIVILEGED_RIDS: [u32; 3] = [512, 519, 544];
 
-/// Users reachable from groups with the given RIDs (nested membership included).
-fn privileged_members<'a>(groups: impl Iterator<Item = &'a GroupEntry>, ad_groups: &[AdGroup]) -> HashSet<String> {
-    let mut out = HashSet::new();
+/// Users reachable from groups with the given RIDs (nested membership included), and the
+/// DNs (lowercased) of those groups and of the groups nested in them.
+fn privileged_members<'a>(
+    groups: impl Iterator<Item = &'a GroupEntry>,
+    ad_groups: &[AdGroup],
+) -> (HashSet<String>, Vec<String>) {
+    let (mut users, mut read) = (HashSet::new(), Vec::new());
     for g in groups.filter(|g| g.rid.is_some_and(|r| PRIVILEGED_RIDS.contains(&r))) {
-        out.extend(compute(&g.dn, ad_groups).users);
+        let s = compute(&g.dn, ad_groups);
+        users.extend(s.users);
+        read.push(g.dn.to_lowercase());
+        read.extend(s.groups.into_keys());
     }
-    out
+    (users, read)
 }
 
 /// A group as the cache keeps it: its member DNs lowercased once when read, so the closure
@@ -61,6 +68,10 @@ pub(crate) struct Facts {
     pub(crate) mirrored: BTreeMap<String, HashSet<String>>,
     pub(crate) privileged: HashSet<String>,
     pub(crate) admins: HashSet<String>,
+    /// The objectGUIDs of the groups whose members these facts were computed from (the ADI
+    /// group and those nested in it, the privileged groups and theirs, the admins group):
+    /// the groups the membership check reads, of all the cached ones.
+    pub(crate) groups: BTreeSet<String>,
 }
 
 pub(crate) fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Facts, AgentError> {
@@ -73,12 +84,17 @@ pub(crate) fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -
         }));
     }
     let ad_groups: Vec<AdGroup> = groups.values().map(|g| AdGroup { dn: &g.dn, members: &g.members }).collect();
-    let scope = compute(adi, &ad_groups);
+    let mut scope = compute(adi, &ad_groups);
     let root = format!(",{}", cfg.ldap.root_user_container.to_lowercase());
-    let under_root = |dn: &String| dn.ends_with(&root);
+    // In place: collecting the users again into another set cost ~3 ms at 10,000 users.
+    scope.users.retain(|dn| dn.ends_with(&root));
+    let mut read: Vec<String> = vec![adi.to_lowercase()];
     let admins = match &cfg.ldap.admins_group {
         Some(a) => match groups.values().find(|g| g.dn.eq_ignore_ascii_case(a)) {
-            Some(g) => g.members.iter().map(|m| m.to_lowercase()).collect(),
+            Some(g) => {
+                read.push(a.to_lowercase());
+                g.members.iter().map(|m| m.to_lowercase()).collect()
+            }
             None => {
                 tracing::warn!(group = %a, "Ldap.AdminsGroup does not exist in AD; nobody gets sudo from it");
                 HashSet::new()
@@ -86,11 +102,16 @@ pub(crate) fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -
         },
         None => HashSet::new(),
     };
+    let (privileged, privileged_groups) = privileged_members(groups.values(), &ad_groups);
+    read.extend(privileged_groups);
+    read.extend(scope.groups.keys().cloned());
+    let read: HashSet<String> = read.into_iter().collect();
     Ok(Facts {
-        privileged: privileged_members(groups.values(), &ad_groups),
-        scope: scope.users.into_iter().filter(under_root).collect(),
+        privileged,
+        scope: scope.users,
         mirrored: scope.groups,
         admins,
+        groups: groups.values().filter(|g| read.contains(&g.dn.to_lowercase())).map(|g| g.guid.clone()).collect(),
     })
 }
 

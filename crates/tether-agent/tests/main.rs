@@ -18,3 +18,4 @@ mod sync_samba;
 mod transport;
 mod two_domains;
 mod two_way;
+mod watermark;

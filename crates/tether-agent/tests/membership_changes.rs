@@ -223,3 +223,52 @@ async fn group_changes_among_users_in_scope_reach_tether_from_a_running_agent() 
     assert!(fx.tether_user(&bob).await.is_none(), "{out}");
     assert_eq!(fx.group_members(&team_name).await, vec![ann.clone()]);
 }
+
+/// The membership check reads only the groups that count (the ADI group's closure, the
+/// privileged groups, the admins group), not every group of the domain. A group outside the
+/// scope then keeps, in the agent's copy, a member deleted since; when that group joins the
+/// scope it is read again first, so a new user who took the deleted one's DN, and is in no
+/// group, is not imported through it.
+#[tokio::test]
+async fn a_group_the_membership_check_left_unread_is_read_again_when_it_counts() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let users = dc().users_container();
+    let adi = fx.adi.clone();
+    let outside_name = unique("outside");
+    let outside = create_group(&mut fx.ldap, &users, &outside_name).await.unwrap();
+    let (stays, _) = fx.user("uc", Some("Sta"), &[&adi]).await;
+    let (deleted, deleted_dn) = fx.user("uc", Some("Del"), &[&outside]).await;
+    assert_eq!(fx.run().await["created"], 1);
+    assert!(fx.tether_user(&deleted).await.is_none(), "outside the scope");
+
+    // A deletion leaves a USN no read explains: the check reads the groups that count.
+    fx.ldap.delete(&deleted_dn).await.unwrap().success().unwrap();
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_eq!(st.read, ReadKind::Exact, "{st:?}");
+    let nc = tether_ad::read::root_dse(&mut fx.ldap).await.unwrap().default_naming_context;
+    let all = tether_ad::read::read_groups(&mut fx.ldap, &nc).await.unwrap().len();
+    assert!(st.entries_read > 0 && st.entries_read < all, "read {} of the domain's {all} groups", st.entries_read);
+
+    // A new user under the deleted one's DN, in no group, while the outside group joins the
+    // ADI group: the group comes in as AD has it now, with no member.
+    let cn = deleted_dn.strip_prefix("CN=").and_then(|r| r.split(',').next()).unwrap().to_string();
+    let newcomer = unique("uc");
+    let mail = format!("{newcomer}@corp.example.test");
+    let new_user = tether_ad::NewUser {
+        container: &users,
+        sam_account_name: &newcomer,
+        given_name: "New",
+        sn: &newcomer,
+        mail: &mail,
+        password: Some("Imp0rt-Test-Pw!"),
+    };
+    let dn = tether_ad::create_user_as(&mut fx.ldap, &new_user, &cn, &mail, true).await.unwrap();
+    assert!(dn.eq_ignore_ascii_case(&deleted_dn), "{dn} / {deleted_dn}");
+    set_member(&mut fx.ldap, &adi, &outside, true).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete);
+    assert!(fx.tether_user(&newcomer).await.is_none(), "not imported through a group it is not in: {st:?}");
+    assert_eq!(fx.group_members(&outside_name).await, Vec::<String>::new());
+    assert!(fx.tether_user(&stays).await.is_some());
+}
