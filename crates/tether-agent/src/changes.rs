@@ -4,7 +4,7 @@
 //! else a `(uSNChanged>=N)` range, which Samba answers by scanning the whole naming context.
 //! Only users and groups account for their USN: one held by anything else (a deletion's
 //! tombstone, an OU renamed or moved, a write outside the partition) stays unexplained,
-//! and the cycle then checks every group's membership (`import.rs`).
+//! and the cycle then runs the membership check (`import.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -218,7 +218,8 @@ pub(crate) async fn changed_objects(
     };
     // Only users and groups account for their USN, as in the range read: a USN held by an OU
     // or a container (a rename or a move, which changes no child's USN on AD) stays
-    // unexplained, and so triggers the membership check that finds the users' new DNs.
+    // unexplained, and so triggers the membership check, which finds the users' and the
+    // groups' new DNs.
     let mut usns = Vec::new();
     let mut groups = Vec::new();
     let mut users = Vec::new();

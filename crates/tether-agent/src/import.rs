@@ -219,8 +219,9 @@ impl PartsApplied {
 
 /// Reads only what changed since the cached USN (objects whose `uSNChanged` moved, or the
 /// notified ones), plus users who entered the scope through a group change, and reports them
-/// incrementally. When the objects read do not account for every USN up to `highest`, every
-/// group's membership is read again (the membership check), which reveals deletions — or,
+/// incrementally. When the objects read do not account for every USN up to `highest`, the
+/// membership of the groups that count is read again (the membership check), which reveals
+/// deletions — or,
 /// unless `may_check`, nothing is reported (`None`) and a later cycle reads again. A changed
 /// group that was mirrored is sent as who joined and who left it since `cache` (the last
 /// applied report: tetherd refuses the report if it applied anything else since).
@@ -266,7 +267,7 @@ async fn incremental_read(
     }
     // Groups renamed or moved (lowercased DNs): their entries are reported again.
     let mut moved: HashSet<String> = changed_groups.iter().map(|g| g.dn.to_lowercase()).collect();
-    let mut checked = 0;
+    let (mut checked, mut ran_check) = (0, false);
     if !explained(since, highest, usns) {
         if !may_check {
             return Ok(None);
@@ -283,7 +284,9 @@ async fn incremental_read(
             .cloned()
             .collect();
         cache.unchecked.extend(unread);
+        cache.follow_moves(ldap, nc, &mut moved).await?;
         checked = cache.reread(ldap, nc, &wanted, &mut moved).await?;
+        ran_check = true;
         groups_changed = true;
         tracing::debug!(since, highest, groups = checked, "USNs unexplained by the read: membership checked");
     }
@@ -386,14 +389,7 @@ async fn incremental_read(
         None => (before, None),
     };
     cache.facts = Some(kept_now);
-    Ok(Some(Observed {
-        report,
-        entries_read,
-        passwords,
-        checked: checked > 0,
-        parts: PartsApplied::default(),
-        replaced,
-    }))
+    Ok(Some(Observed { report, entries_read, passwords, checked: ran_check, parts: PartsApplied::default(), replaced }))
 }
 
 /// One user by DN; `None` when it is not there (any more): a cached member list may still
@@ -450,7 +446,7 @@ pub async fn cycle(
 
 /// The membership check runs at most this often: a USN no read explains may be a write the
 /// agent can never see (AD-integrated DNS, the configuration partition), and on a busy DC
-/// the 100 ms check would otherwise read every group ten times a second. A deletion then
+/// the 100 ms check would otherwise read the groups that count ten times a second. A deletion then
 /// waits at most this long more.
 pub const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(1);
 

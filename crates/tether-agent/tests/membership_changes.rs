@@ -272,3 +272,35 @@ async fn a_group_the_membership_check_left_unread_is_read_again_when_it_counts()
     assert_eq!(fx.group_members(&outside_name).await, Vec::<String>::new());
     assert!(fx.tether_user(&stays).await.is_some());
 }
+
+/// Renaming an OU moves the DNs of the groups under it without moving their USNs. The
+/// membership check reads the members of the groups that count only, but brings every
+/// group's DN up to date: a group outside the scope, under the renamed OU, nested in the ADI
+/// group afterwards brings its members in.
+#[tokio::test]
+async fn a_group_under_a_renamed_ou_brings_its_members_when_it_joins_the_scope() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let adi = fx.adi.clone();
+    let ou_name = unique("ou");
+    let ou = format!("OU={ou_name},{}", dc().base_dn);
+    let oc: std::collections::HashSet<&str> = ["top", "organizationalUnit"].into();
+    fx.ldap.add(&ou, vec![("objectClass", oc)]).await.unwrap().success().unwrap();
+    let team_name = unique("outeam");
+    create_group(&mut fx.ldap, &ou, &team_name).await.unwrap();
+    let (member, _) = fx.user("ou", Some("Mem"), &[&format!("CN={team_name},{ou}")]).await;
+    fx.user("ou", Some("Sta"), &[&adi]).await;
+    assert_eq!(fx.run().await["created"], 1);
+
+    // The OU renamed: its own USN moves, no user's or group's, so the check runs.
+    fx.ldap.modifydn(&ou, &format!("OU={ou_name}x"), true, None).await.unwrap().success().unwrap();
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete, "{st:?}");
+
+    let team = format!("CN={team_name},OU={ou_name}x,{}", dc().base_dn);
+    set_member(&mut fx.ldap, &adi, &team, true).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete, "{st:?}");
+    assert!(fx.tether_user(&member).await.is_some(), "imported through the moved group: {st:?}");
+    assert_eq!(fx.group_members(&team_name).await, vec![member]);
+}

@@ -2,11 +2,11 @@
 //! groups: the closure is computed from this copy, so it must never hold a member AD no
 //! longer has where that member counts.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tether_ad::read::{read_groups_by_guid, GroupEntry};
+use tether_ad::read::{guid_hex, paged_search, read_groups_by_guid, text, GroupEntry};
 use tether_ad::Ldap;
 
 use crate::config::ImportConfig;
@@ -78,6 +78,45 @@ impl Cache {
             self.put_group(g);
         }
         Ok(read)
+    }
+
+    /// Brings every cached group's DN and name up to date, without reading members (one
+    /// search of the domain's groups, two attributes each): renaming or moving an OU changes
+    /// the DNs of the groups under it without moving their USNs, and the closure finds
+    /// groups by DN, so a group the membership check does not read must not keep its old
+    /// one. Groups no longer found were deleted. Renamed ones go in `moved`.
+    pub(super) async fn follow_moves(
+        &mut self,
+        ldap: &mut Ldap,
+        nc: &str,
+        moved: &mut HashSet<String>,
+    ) -> Result<(), AgentError> {
+        let listed = paged_search(ldap, nc, "(objectClass=group)", &["objectGUID", "cn"]).await?;
+        let now: HashMap<String, (String, String)> =
+            listed.into_iter().map(|e| (guid_hex(&e), (e.dn.clone(), text(&e, "cn").unwrap_or_default()))).collect();
+        let gone: Vec<String> = self.groups.keys().filter(|k| !now.contains_key(*k)).cloned().collect();
+        for k in gone {
+            self.groups.remove(&k);
+            self.unchecked.remove(&k);
+        }
+        let renamed: Vec<(String, String, String, String)> = self
+            .groups
+            .iter()
+            .filter_map(|(k, g)| {
+                let (dn, name) = &now[k];
+                (dn != &g.dn || name != &g.name).then(|| (k.clone(), g.dn.clone(), dn.clone(), name.clone()))
+            })
+            .collect();
+        for (k, old, dn, name) in renamed {
+            if !old.eq_ignore_ascii_case(&dn) {
+                rename_member(&mut self.groups, &old, &dn);
+            }
+            moved.insert(dn.to_lowercase());
+            if let Some(g) = self.groups.get_mut(&k) {
+                (g.dn, g.name) = (dn, name);
+            }
+        }
+        Ok(())
     }
 
     /// The closure facts of the cached groups, each group they count read again first when
