@@ -27,20 +27,8 @@ impl RootDse {
 }
 
 pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
-    let (entries, _) = ldap
-        .search(
-            "",
-            Scope::Base,
-            "(objectClass=*)",
-            vec!["highestCommittedUSN", "defaultNamingContext", "vendorName", "dsServiceName"],
-        )
-        .await?
-        .success()?;
-    let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
-        dn: String::new(),
-        rc: 32,
-        message: "no rootDSE".into(),
-    })?);
+    let e = root_dse_entry(ldap, vec!["highestCommittedUSN", "defaultNamingContext", "vendorName", "dsServiceName"])
+        .await?;
     let one = |k: &str| e.attrs.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
     Ok(RootDse {
         highest_committed_usn: one("highestCommittedUSN").parse().unwrap_or(0),
@@ -52,17 +40,22 @@ pub async fn root_dse(ldap: &mut Ldap) -> Result<RootDse, AdError> {
 
 /// rootDSE `highestCommittedUSN` alone: the DC's latest USN, which every write moves.
 pub async fn highest_committed_usn(ldap: &mut Ldap) -> Result<u64, AdError> {
-    let (entries, _) = ldap.search("", Scope::Base, "(objectClass=*)", vec!["highestCommittedUSN"]).await?.success()?;
-    let e = SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
-        dn: String::new(),
-        rc: 32,
-        message: "no rootDSE".into(),
-    })?);
+    let e = root_dse_entry(ldap, vec!["highestCommittedUSN"]).await?;
     text(&e, "highestCommittedUSN").and_then(|v| v.parse().ok()).ok_or_else(|| AdError::Refused {
         dn: String::new(),
         rc: 16,
         message: "rootDSE has no highestCommittedUSN".into(),
     })
+}
+
+/// The rootDSE entry with `attrs`.
+async fn root_dse_entry(ldap: &mut Ldap, attrs: Vec<&str>) -> Result<SearchEntry, AdError> {
+    let (entries, _) = ldap.search("", Scope::Base, "(objectClass=*)", attrs).await?.success()?;
+    Ok(SearchEntry::construct(entries.into_iter().next().ok_or_else(|| AdError::Refused {
+        dn: String::new(),
+        rc: 32,
+        message: "no rootDSE".into(),
+    })?))
 }
 
 /// A search entry with its text and binary attributes.

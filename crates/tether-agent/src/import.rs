@@ -221,10 +221,10 @@ impl PartsApplied {
 /// notified ones), plus users who entered the scope through a group change, and reports them
 /// incrementally. When the objects read do not account for every USN up to `highest`, the
 /// membership of the groups that count is read again (the membership check), which reveals
-/// deletions — or,
-/// unless `may_check`, nothing is reported (`None`) and a later cycle reads again. A changed
-/// group that was mirrored is sent as who joined and who left it since `cache` (the last
-/// applied report: tetherd refuses the report if it applied anything else since).
+/// deletions — or, unless `may_check`, nothing is reported (`None`) and a later cycle reads
+/// again. A changed group that was mirrored is sent as who joined and who left it since
+/// `cache` (the last applied report: tetherd refuses the report if it applied anything else
+/// since).
 async fn incremental_read(
     cfg: &ImportConfig,
     ldap: &mut Ldap,
@@ -446,8 +446,8 @@ pub async fn cycle(
 
 /// The membership check runs at most this often: a USN no read explains may be a write the
 /// agent can never see (AD-integrated DNS, the configuration partition), and on a busy DC
-/// the 100 ms check would otherwise read the groups that count ten times a second. A deletion then
-/// waits at most this long more.
+/// the 100 ms check would otherwise read the groups that count ten times a second. A
+/// deletion then waits at most this long more.
 pub const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a running agent keeps between its cycles: the state last saved to `StateDir`, so an

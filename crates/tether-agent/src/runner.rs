@@ -45,8 +45,8 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
 const WOKEN_GAP: Duration = Duration::from_millis(100);
 
 /// How often the import agent reads rootDSE `highestCommittedUSN` at most: a read of that
-/// attribute alone, which the DC answers in ~0.3 ms without touching the directory, and what brings a change the
-/// notifications did not (a deletion, or on Samba a write another of its LDAP processes
+/// attribute alone, which the DC answers in ~0.3 ms without touching the directory, and
+/// what brings a change the notifications did not (a deletion, or on Samba a write another of its LDAP processes
 /// handled, notified only at its 5-second retry). An idle tick costs the agent no parsing
 /// (`import::Memory`).
 pub const CHECK_EVERY: Duration = Duration::from_millis(100);
