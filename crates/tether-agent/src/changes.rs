@@ -194,17 +194,28 @@ impl Changes {
     }
 }
 
+/// What an incremental cycle read of the objects changed since the watermark.
+pub(crate) struct Changed {
+    pub(crate) groups: Vec<GroupEntry>,
+    pub(crate) users: Vec<Entry>,
+    /// The USNs the users and groups account for.
+    pub(crate) usns: Vec<u64>,
+    /// Whether some other object may have changed too: an OU or a container was read (a
+    /// rename or a move changes the DNs under it without moving their USNs), or the read
+    /// (by range, users and groups only) cannot tell.
+    pub(crate) others: bool,
+}
+
 /// The objects changed since the cached USN, as `changes` says: the notified ones; those
 /// holding exactly the USNs up to `highest` (one indexed search); or those whose
-/// `uSNChanged` passed `since` (groups, then users, anywhere in the naming context). Returns
-/// the groups, the users, and the USNs they account for (users' and groups' only).
+/// `uSNChanged` passed `since` (groups, then users, anywhere in the naming context).
 pub(crate) async fn changed_objects(
     ldap: &mut Ldap,
     nc: &str,
     since: u64,
     highest: u64,
     changes: Changes,
-) -> Result<(Vec<GroupEntry>, Vec<Entry>, Vec<u64>), AgentError> {
+) -> Result<Changed, AgentError> {
     let objects = match changes {
         Changes::Notified(n) => n,
         Changes::Exact => paged_search(ldap, nc, &exact_usns_filter(since, highest), &notified_attrs()).await?,
@@ -213,26 +224,26 @@ pub(crate) async fn changed_objects(
             let groups = tether_ad::read::read_groups_where(ldap, nc, &filter).await?;
             let users = paged_search(ldap, nc, &format!("(&{USERS}(uSNChanged>={since}))"), USER_ATTRS).await?;
             let usns = groups.iter().map(|g| g.usn).chain(users.iter().map(usn_changed)).collect();
-            return Ok((groups, users, usns));
+            return Ok(Changed { groups, users, usns, others: true });
         }
     };
     // Only users and groups account for their USN, as in the range read: a USN held by an OU
     // or a container (a rename or a move, which changes no child's USN on AD) stays
-    // unexplained, and so triggers the membership check, which finds the users' and the
-    // groups' new DNs.
-    let mut usns = Vec::new();
-    let mut groups = Vec::new();
-    let mut users = Vec::new();
+    // unexplained, and so triggers the membership check, which then also finds the groups'
+    // new DNs (`others`).
+    let mut c = Changed { groups: Vec::new(), users: Vec::new(), usns: Vec::new(), others: false };
     for e in objects {
         if is_group(&e) {
-            usns.push(usn_changed(&e));
-            groups.push(tether_ad::read::group_entry(ldap, &e).await?);
+            c.usns.push(usn_changed(&e));
+            c.groups.push(tether_ad::read::group_entry(ldap, &e).await?);
         } else if is_user(&e) {
-            usns.push(usn_changed(&e));
-            users.push(e);
+            c.usns.push(usn_changed(&e));
+            c.users.push(e);
+        } else {
+            c.others = true;
         }
     }
-    Ok((groups, users, usns))
+    Ok(c)
 }
 
 #[cfg(test)]

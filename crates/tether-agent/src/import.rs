@@ -42,7 +42,7 @@ use tether_ad::read::{guid_hex, highest_committed_usn, paged_search, read_groups
 use tether_ad::Ldap;
 use tether_core::wire::{HeartbeatReply as Beat, ImportOutcome, ImportReport};
 
-use crate::changes::{changed_objects, explained, notified_run, Changes, USERS};
+use crate::changes::{changed_objects, explained, notified_run, Changed, Changes, USERS};
 pub use crate::changes::{notified_attrs, ReadKind, EXACT_MAX, USER_ATTRS};
 use crate::config::{ImportConfig, InstalledOn};
 use crate::notify::Inbox;
@@ -243,10 +243,13 @@ async fn incremental_read(
     };
     let mirrored_before = mirrored_guids(&cache.groups, &before);
     let searched = std::time::Instant::now();
-    let (changed_groups, changed_users, usns) = changed_objects(ldap, nc, since, highest, changes).await?;
+    let Changed { groups: changed_groups, users: changed_users, usns, others } =
+        changed_objects(ldap, nc, since, highest, changes).await?;
     let search_ms = searched.elapsed().as_millis() as u64;
     // Whether `cache.groups` changed: the facts are a function of them (and the config).
-    let mut groups_changed = !changed_groups.is_empty();
+    // Facts computed from the saved state (a restart, maybe under another configuration) may
+    // count a group the membership check left unread: recomputed below, that group read first.
+    let mut groups_changed = !changed_groups.is_empty() || (!kept && !before.counted.is_disjoint(&cache.unchecked));
     for g in &changed_groups {
         if let Some(old) = cache.groups.get(&g.guid).filter(|o| !o.dn.eq_ignore_ascii_case(&g.dn)) {
             let old_dn = old.dn.clone();
@@ -276,15 +279,19 @@ async fn incremental_read(
         // member values, are outside the ADI group's closure); every other one not read in
         // this cycle may now name a deleted member, and is read again once it counts.
         let fresh: HashSet<&str> = changed_groups.iter().map(|g| g.guid.as_str()).collect();
-        let wanted: Vec<String> = before.groups.iter().filter(|g| !fresh.contains(g.as_str())).cloned().collect();
+        let wanted: Vec<String> = before.counted.iter().filter(|g| !fresh.contains(g.as_str())).cloned().collect();
         let unread: Vec<String> = cache
             .groups
             .keys()
-            .filter(|g| !fresh.contains(g.as_str()) && !before.groups.contains(*g))
+            .filter(|g| !fresh.contains(g.as_str()) && !before.counted.contains(*g) && !cache.unchecked.contains(*g))
             .cloned()
             .collect();
         cache.unchecked.extend(unread);
-        cache.follow_moves(ldap, nc, &mut moved).await?;
+        // A deletion leaves no object to read; a renamed or moved OU does (the groups under
+        // it then have new DNs): only then is every group's DN read again.
+        if others {
+            cache.follow_moves(ldap, nc, &mut moved).await?;
+        }
         checked = cache.reread(ldap, nc, &wanted, &mut moved).await?;
         ran_check = true;
         groups_changed = true;
@@ -415,12 +422,13 @@ fn remember(memory: Option<&mut Memory>, cache: Cache) {
 
 /// The objectGUIDs of the groups the membership check reads, of `groups` (every group of the
 /// domain, as [`read_groups`] gives them): those the closure counts. For the benchmark.
+#[doc(hidden)]
 pub fn counted_groups(
     cfg: &ImportConfig,
     groups: Vec<tether_ad::read::GroupEntry>,
 ) -> Result<BTreeSet<String>, AgentError> {
     let groups = groups.into_iter().map(|g| (g.guid.clone(), keyed(g))).collect();
-    Ok(facts(cfg, &groups)?.groups)
+    Ok(facts(cfg, &groups)?.counted)
 }
 
 /// `--dry-run`: a complete read, decided by tetherd but applied nowhere; the watermark and

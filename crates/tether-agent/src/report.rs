@@ -71,7 +71,7 @@ pub(crate) struct Facts {
     /// The objectGUIDs of the groups whose members these facts were computed from (the ADI
     /// group and those nested in it, the privileged groups and theirs, the admins group):
     /// the groups the membership check reads, of all the cached ones.
-    pub(crate) groups: BTreeSet<String>,
+    pub(crate) counted: BTreeSet<String>,
 }
 
 pub(crate) fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -> Result<Facts, AgentError> {
@@ -111,7 +111,7 @@ pub(crate) fn facts(cfg: &ImportConfig, groups: &BTreeMap<String, GroupEntry>) -
         scope: scope.users,
         mirrored: scope.groups,
         admins,
-        groups: groups.values().filter(|g| read.contains(&g.dn.to_lowercase())).map(|g| g.guid.clone()).collect(),
+        counted: groups.values().filter(|g| read.contains(&g.dn.to_lowercase())).map(|g| g.guid.clone()).collect(),
     })
 }
 

@@ -229,6 +229,24 @@ async fn group_changes_among_users_in_scope_reach_tether_from_a_running_agent() 
 /// scope then keeps, in the agent's copy, a member deleted since; when that group joins the
 /// scope it is read again first, so a new user who took the deleted one's DN, and is in no
 /// group, is not imported through it.
+/// A new user (in no group) at `dn`, the DN of a user deleted before; answers its name.
+async fn user_at(ldap: &mut tether_ad::Ldap, dn: &str, prefix: &str) -> String {
+    let (cn, container) = dn.strip_prefix("CN=").and_then(|r| r.split_once(',')).unwrap();
+    let name = unique(prefix);
+    let mail = format!("{name}@corp.example.test");
+    let new_user = tether_ad::NewUser {
+        container,
+        sam_account_name: &name,
+        given_name: "New",
+        sn: &name,
+        mail: &mail,
+        password: Some("Imp0rt-Test-Pw!"),
+    };
+    let made = tether_ad::create_user_as(ldap, &new_user, cn, &mail, true).await.unwrap();
+    assert!(made.eq_ignore_ascii_case(dn), "{made} / {dn}");
+    name
+}
+
 #[tokio::test]
 async fn a_group_the_membership_check_left_unread_is_read_again_when_it_counts() {
     let mut fx = fixture("ADASAUTHORITY", json!({})).await;
@@ -252,24 +270,43 @@ async fn a_group_the_membership_check_left_unread_is_read_again_when_it_counts()
 
     // A new user under the deleted one's DN, in no group, while the outside group joins the
     // ADI group: the group comes in as AD has it now, with no member.
-    let cn = deleted_dn.strip_prefix("CN=").and_then(|r| r.split(',').next()).unwrap().to_string();
-    let newcomer = unique("uc");
-    let mail = format!("{newcomer}@corp.example.test");
-    let new_user = tether_ad::NewUser {
-        container: &users,
-        sam_account_name: &newcomer,
-        given_name: "New",
-        sn: &newcomer,
-        mail: &mail,
-        password: Some("Imp0rt-Test-Pw!"),
-    };
-    let dn = tether_ad::create_user_as(&mut fx.ldap, &new_user, &cn, &mail, true).await.unwrap();
-    assert!(dn.eq_ignore_ascii_case(&deleted_dn), "{dn} / {deleted_dn}");
+    let newcomer = user_at(&mut fx.ldap, &deleted_dn, "uc").await;
     set_member(&mut fx.ldap, &adi, &outside, true).await.unwrap();
     let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
     assert_ne!(st.read, ReadKind::Complete);
     assert!(fx.tether_user(&newcomer).await.is_none(), "not imported through a group it is not in: {st:?}");
     assert_eq!(fx.group_members(&outside_name).await, Vec::<String>::new());
+    assert!(fx.tether_user(&stays).await.is_some());
+}
+
+/// The same, when the group comes to count by a change of configuration (`AdiGroup` now
+/// naming it) and the next cycle changes no group: the facts computed from the saved state
+/// count it, so it is read again before its members count.
+#[tokio::test]
+async fn a_group_left_unread_that_counts_under_a_new_configuration_is_read_again() {
+    let mut fx = fixture("ADASAUTHORITY", json!({})).await;
+    let users = dc().users_container();
+    let adi = fx.adi.clone();
+    let outside = create_group(&mut fx.ldap, &users, &unique("outside")).await.unwrap();
+    // In both groups: still in scope when the configuration names the outside group.
+    let (stays, _) = fx.user("uv", Some("Sta"), &[&adi, &outside]).await;
+    let (deleted, deleted_dn) = fx.user("uv", Some("Del"), &[&outside]).await;
+    assert_eq!(fx.run().await["created"], 1);
+    assert!(fx.tether_user(&deleted).await.is_none(), "outside the scope");
+
+    fx.ldap.delete(&deleted_dn).await.unwrap().success().unwrap();
+    let mut conn = connect(&fx.cfg.ldap_target()).await.unwrap();
+    let st = cycle(&fx.cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_eq!(st.read, ReadKind::Exact, "{st:?}");
+
+    // A new user under the deleted one's DN, in no group; then the outside group becomes
+    // the ADI group. The cycle reads the new user only: no group changed in AD.
+    let newcomer = user_at(&mut fx.ldap, &deleted_dn, "uv").await;
+    let mut cfg = fx.cfg.clone();
+    cfg.ldap.adi_group = outside.clone();
+    let st = cycle(&cfg, &mut conn, &fx.session, false).await.unwrap();
+    assert_ne!(st.read, ReadKind::Complete, "{st:?}");
+    assert!(fx.tether_user(&newcomer).await.is_none(), "not imported through a group it is not in: {st:?}");
     assert!(fx.tether_user(&stays).await.is_some());
 }
 

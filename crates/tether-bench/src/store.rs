@@ -81,6 +81,11 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     } else {
         json!(std::fs::metadata(s.dir.path().join("tether.db")).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0).round())
     };
+    // Marks (`marks.rs`): the first deep page of a generation walks its offset and has them
+    // taken in the background. How long until a page starts at one, in both orders; the
+    // pages measured next find them taken.
+    let marks_taken_ms = json!({"sorted_by_username": until_marked(&s, n, "&sort=username").await,
+        "insertion_order": until_marked(&s, n, "").await});
     let mut seed = SEED;
     let (list_first, list_deep) = pages(&s, n, &mut seed).await;
     let (random_sorted, next_sorted) = next_pages(&s, n, &mut seed, "&sort=username").await;
@@ -103,6 +108,21 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         ("POST".into(), "/api/search/systemusers".into(), Some(body))
     })
     .await;
+    // The first random page after a write (a user created, by the other process on
+    // PostgreSQL): the marks no longer hold, so it walks its offset (and has them taken
+    // again, before the next write).
+    let mut after_write = Vec::new();
+    for i in 0..20 {
+        let doc = tether_store::user_doc(&user(n + i));
+        other.as_deref().unwrap_or(s.repo().store()).insert(Collection::Users, &doc).await?;
+        let skip = next(&mut seed) % (n as u64 / 100) * 100;
+        let t = Instant::now();
+        let r = s.call("GET", &format!("/api/systemusers?limit=100&skip={skip}&sort=username"), None).await;
+        after_write.push(t.elapsed());
+        assert!(r.status.is_success(), "{:?}", r.body);
+        until_marked(&s, n, "&sort=username").await;
+    }
+    let starts = s.repo().store().page_starts();
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
     drop((s, other));
     let without = if postgres { Value::Null } else { without_text_index(n).await? };
@@ -117,6 +137,9 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         "list_random_page_100_sorted": dist(list_deep),
         "read_through_sorted": json!({"random_page": dist(random_sorted), "next_page": dist(next_sorted)}),
         "read_through_insertion_order": json!({"random_page": dist(random_inserted), "next_page": dist(next_inserted)}),
+        "random_page_sorted_first_after_a_write": dist(after_write),
+        "marks_taken_ms": marks_taken_ms,
+        "pages_started": {"at_offset": starts.offset, "after_the_page_before": starts.continued, "at_a_mark": starts.marked},
         "lookup_by_username": dist(by_name),
         "search_exact_email": dist(search_exact),
         "search_substring_username_or_email": dist(search_term),
@@ -152,6 +175,23 @@ async fn pages(s: &TestServer, n: usize, seed: &mut u64) -> (Vec<Duration>, Vec<
     })
     .await;
     (first, deep)
+}
+
+/// Asks a deep page of the users' list in `order` every 5 ms until one starts at a mark
+/// (`marks.rs`); answers the milliseconds it took.
+async fn until_marked(s: &TestServer, n: usize, order: &str) -> f64 {
+    let t = Instant::now();
+    let path = format!("/api/systemusers?limit=100&skip={}{order}", n / 200 * 100);
+    loop {
+        let before = s.repo().store().page_starts().marked;
+        let r = s.call("GET", &path, None).await;
+        assert!(r.status.is_success(), "{path}: {:?}", r.body);
+        if s.repo().store().page_starts().marked > before {
+            return (t.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "no page of {path} started at a mark");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A reader paging through, as admins' scripts do: from 100 random pages (`order` empty:

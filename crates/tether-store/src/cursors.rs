@@ -44,6 +44,7 @@ pub(crate) struct Cursor {
 #[derive(Default)]
 pub(crate) struct Cursors {
     ends: Mutex<HashMap<(String, usize), (Instant, Cursor)>>,
+    starts: StartCounts,
 }
 
 impl Cursors {
@@ -78,18 +79,35 @@ impl Cursors {
         ends.insert((signature.to_string(), next), (now, last));
     }
 
-    /// The statement (and its parameters) of the page `q` of the list `l` of `table`: from
-    /// where an earlier page ended when one ended at `q.skip`, else by its offset.
+    /// The statement (and its parameters) of the page `q` of the list `l` of `table`, and
+    /// where it starts: from where an earlier page ended when one ended at `q.skip`, else
+    /// after `mark` (a row that many rows before `q.skip`: `marks.rs`) when given, else by
+    /// its offset. Counted in [`Cursors::starts`].
     pub(crate) fn page<D: Dialect>(
         &self,
         table: &str,
         l: &ListSql,
         q: &ListQuery,
+        mark: Option<(Cursor, usize)>,
         now: Instant,
-    ) -> (String, Vec<Bind>) {
-        self.at(&l.signature, q.skip, now)
+    ) -> (String, Vec<Bind>, Start) {
+        let page = match self
+            .at(&l.signature, q.skip, now)
             .and_then(|after| continue_sql::<D>(table, l, q.limit, &after))
-            .unwrap_or_else(|| (l.select.clone(), l.binds.clone()))
+        {
+            Some((sql, binds)) => (sql, binds, Start::Continued),
+            None => match mark.and_then(|(after, past)| crate::marks::page_sql::<D>(table, l, q.limit, &after, past)) {
+                Some((sql, binds)) => (sql, binds, Start::Marked),
+                None => (l.select.clone(), l.binds.clone(), Start::Offset),
+            },
+        };
+        self.starts.count(page.2);
+        page
+    }
+
+    /// How many pages started each way since the store opened.
+    pub(crate) fn starts(&self) -> PageStarts {
+        self.starts.get()
     }
 
     /// The page `rows` of `l` was served at `skip`: where its last row is, read from the
@@ -153,6 +171,39 @@ pub(crate) fn continue_sql<D: Dialect>(
         D::param(binds.len())
     );
     Some((select, binds))
+}
+
+/// Where a page started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Walked to its offset.
+    Offset,
+    /// Right after the last row of the page before it (a reader paging through).
+    Continued,
+    /// After the mark before its offset (`marks.rs`).
+    Marked,
+}
+
+/// How many pages started each way (`Store::page_starts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageStarts {
+    pub offset: u64,
+    pub continued: u64,
+    pub marked: u64,
+}
+
+#[derive(Default)]
+struct StartCounts([std::sync::atomic::AtomicU64; 3]);
+
+impl StartCounts {
+    fn count(&self, s: Start) {
+        self.0[s as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> PageStarts {
+        let n = |s: Start| self.0[s as usize].load(std::sync::atomic::Ordering::Relaxed);
+        PageStarts { offset: n(Start::Offset), continued: n(Start::Continued), marked: n(Start::Marked) }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 #[macro_use]
 mod shared;
 mod cursors;
+mod marks;
 pub mod postgres;
 mod repo;
 mod sql;
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tether_core::query::{Filter, ListQuery};
 
+pub use cursors::PageStarts;
 pub use repo::{group_doc, user_doc, AdLinked, Repo};
 
 /// Document collections.
@@ -315,6 +317,13 @@ pub trait Store: Send + Sync + 'static {
     /// Login attempts, the feed and shared state are not the directory and do not move it.
     fn directory_version(&self) -> Option<u64> {
         None
+    }
+
+    /// How many list pages this store started at their offset, right after the page before
+    /// them, or after a mark (`cursors.rs`, `marks.rs`), since it opened: for tests and
+    /// benchmarks.
+    fn page_starts(&self) -> PageStarts {
+        PageStarts::default()
     }
 
     /// Several writes in one transaction: all of them, or none (the error says why). They

@@ -1,8 +1,10 @@
 //! Lists read page by page, as admins' scripts read them (`skip` = the last page's `skip` +
 //! its size): the same pages as `OFFSET` when nothing changes, and, when users come and go
 //! meanwhile, each user that stayed seen exactly once (a page continues after the row the
-//! last one ended on: `cursors.rs`). And the totals PostgreSQL keeps by triggers stay exact
-//! with several processes writing. Both backends.
+//! last one ended on: `cursors.rs`). A page at a random offset of a long list starts at the
+//! mark before it (`marks.rs`) and is still its offset page, the marks known stale after any
+//! write. And the totals PostgreSQL keeps by triggers stay exact with several processes
+//! writing. Both backends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use common::{repo, user, Backend, Db};
 on_both_backends!(
     consecutive_pages_are_the_offset_pages_when_nothing_changes,
     a_reader_paging_through_sees_each_user_that_stayed_once_while_others_come_and_go,
+    deep_pages_start_at_marks_and_answer_their_offset_pages,
 );
 
 /// The list shapes a page can be continued in (insertion order, by username) and those it
@@ -119,6 +122,90 @@ async fn a_reader_paging_through_sees_each_user_that_stayed_once_while_others_co
         let deleted = deleted.expect("a first page");
         for id in ids_before.iter().filter(|id| **id != deleted) {
             assert!(times.contains_key(id), "{shape}: {id}, there from start to end, was never seen");
+        }
+    }
+}
+
+/// Usernames that sort apart from their insertion order, each its own, for long lists.
+fn long(i: usize) -> User {
+    User {
+        username: format!("{}{:06}", if i.is_multiple_of(2) { "Z" } else { "a" }, (i * 7919) % 100_003),
+        ..user(i, "Mark", i.is_multiple_of(3))
+    }
+}
+
+/// Asks the page at `skip` of `q` until one starts at a mark (the first of a generation
+/// walks its offset and has the marks taken in the background), for 10 s at most.
+async fn until_marked(r: &Repo, q: &ListQuery, skip: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let before = r.store().page_starts().marked;
+        r.list_users(&ListQuery { skip, ..q.clone() }).await.unwrap();
+        if r.store().page_starts().marked > before {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no page started at a mark");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
+    let (db, r) = repo(b).await;
+    let n = 1234;
+    let batch: Vec<WriteOp> =
+        (0..n).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+    r.store().write_batch(&batch).await.unwrap();
+    // On PostgreSQL the writes below come from another process too (an embedded store has
+    // one writer).
+    let other = match b {
+        Backend::Postgres => Some(Repo::new(db.open().await)),
+        Backend::Sqlite => None,
+    };
+    let mut next = n;
+    for (shape, q) in shapes().into_iter().take(2) {
+        let whole = ListQuery { limit: 5000, ..q.clone() };
+        let all = async |r: &Repo| ids(&r.list_users(&whole).await.unwrap().1);
+        let expected = all(&r).await;
+        until_marked(&r, &q, 600).await;
+        // (skip) each answered from the mark before it: the first and second mark, around
+        // them, between, past the last, the last page.
+        for skip in [500, 501, 999, 1000, 1100, 777, expected.len() - 7] {
+            let before = r.store().page_starts();
+            let (_, page) = r.list_users(&ListQuery { skip, ..q.clone() }).await.unwrap();
+            assert_eq!(ids(&page), expected[skip..skip + 7], "{shape} at {skip}");
+            let after = r.store().page_starts();
+            assert_eq!(
+                (after.marked, after.offset),
+                (before.marked + 1, before.offset),
+                "{shape} at {skip}: from a mark"
+            );
+        }
+        // Each write makes the marks stale at once: a user deleted before the pages, one
+        // added (sorting first by username), one renamed.
+        for write in ["delete", "insert", "rename"] {
+            let w = other.as_ref().unwrap_or(&r);
+            let current = all(&r).await;
+            match write {
+                "delete" => assert!(w.store().delete(Collection::Users, &current[3]).await.unwrap()),
+                "insert" => {
+                    let u = User { username: format!("A{next:06}"), ..long(next) };
+                    w.insert_user(&u, None).await.unwrap();
+                    next += 1;
+                }
+                _ => {
+                    let mut u = w.user(&current[5]).await.unwrap().unwrap();
+                    u.username = format!("zz{}", u.username);
+                    assert!(w.save_user(&u, None).await.unwrap());
+                }
+            }
+            let expected = all(&r).await;
+            let before = r.store().page_starts();
+            let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+            assert_eq!(ids(&page), expected[1000..1007], "{shape} after a {write}");
+            assert_eq!(r.store().page_starts().offset, before.offset + 1, "{shape} after a {write}: by its offset");
+            until_marked(&r, &q, 600).await;
+            let (_, page) = r.list_users(&ListQuery { skip: 1001, ..q.clone() }).await.unwrap();
+            assert_eq!(ids(&page), expected[1001..1008], "{shape} after a {write}, from the new marks");
         }
     }
 }

@@ -38,7 +38,7 @@ pub(super) struct Cache {
     #[serde(skip)]
     pub(super) facts: Option<Facts>,
     /// Groups (objectGUIDs) the membership check did not read since it last ran (it reads the
-    /// groups that count, `Facts::groups`): their cached members may still name an object
+    /// groups that count, `Facts::counted`): their cached members may still name an object
     /// deleted since, so each is read again before its members count (see
     /// [`Cache::read_stale`]). A complete read empties it.
     #[serde(default)]
@@ -133,7 +133,7 @@ impl Cache {
         let mut read = 0;
         loop {
             let f = facts(cfg, &self.groups)?;
-            let stale: Vec<String> = f.groups.intersection(&self.unchecked).cloned().collect();
+            let stale: Vec<String> = f.counted.intersection(&self.unchecked).cloned().collect();
             if stale.is_empty() {
                 return Ok((f, read));
             }

@@ -36,12 +36,14 @@ mod filter;
 mod schema;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgExecutor, Row};
 use tether_core::query::ListQuery;
 
-use crate::cursors::Cursors;
+use crate::cursors::{Cursors, Start};
+use crate::marks::{self, may_mark, Marks};
 use crate::sql::{self, bind_all, list_sql, lower, stmt};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
@@ -57,7 +59,15 @@ pub struct PgStore {
     cursors: Cursors,
     /// Inserts and deletes by this process, to fold the row counts' deltas now and then.
     writes: std::sync::atomic::AtomicU64,
+    /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
+    /// users' write generation (`USERS_GENERATION`) has not moved.
+    marks: Arc<Marks>,
 }
+
+/// The users' write generation: a sequence every insert, delete and change of username moves
+/// (schema step 12), whichever process writes.
+/// (A sequence never moved shows its start value too: `is_called` tells them apart.)
+const USERS_GENERATION: &str = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM users_writes";
 
 /// A table's unfiltered total, and how many delta rows it was summed from (schema step 11).
 const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM row_counts WHERE tbl = $1";
@@ -83,7 +93,7 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(30))
             .connect_lazy_with(opts);
-        Ok(PgStore { pool, cursors: Cursors::default(), writes: Default::default() })
+        Ok(PgStore { pool, cursors: Cursors::default(), writes: Default::default(), marks: Default::default() })
     }
 }
 
@@ -193,10 +203,22 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
         let l = list_sql::<Postgres>(c.table(), q);
         let total = self.total(c, q, &l).await?;
         let now = std::time::Instant::now();
-        let (text, binds) = self.cursors.page::<Postgres>(c.table(), &l, q, now);
+        let generation = match c == Collection::Users && may_mark(&l, q.skip) {
+            true => Some(sqlx::query_scalar::<_, i64>(USERS_GENERATION).fetch_one(&self.pool).await? as u64),
+            false => None,
+        };
+        let mark = generation.and_then(|g| self.marks.before(&l.signature, q.skip, g, now));
+        let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.pool).await?;
         self.cursors.served(&l, q.skip, &rows, now);
+        if let (Some(g), Start::Offset) = (generation, start) {
+            marks::take(&self.marks, &self.pool, c.table(), &l, g, now);
+        }
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
+    }
+
+    fn page_starts(&self) -> crate::PageStarts {
+        self.cursors.starts()
     }
 
     async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64> {

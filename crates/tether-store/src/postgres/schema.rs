@@ -147,4 +147,20 @@ pub const MIGRATIONS: &[&str] = &[
         END LOOP;
     END $d$;
     "#,
+    // 12: the users' write generation (`marks.rs`): a sequence every statement that inserts
+    // or deletes users moves, and every change of a username, so the marks one `tetherd`
+    // took are known stale after another's write. A sequence, not a counter row: writers do
+    // not wait on each other.
+    r#"
+    CREATE SEQUENCE users_writes;
+    CREATE FUNCTION tether_users_written() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        PERFORM nextval('users_writes');
+        RETURN NULL;
+    END $f$;
+    CREATE TRIGGER users_written AFTER INSERT OR DELETE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_written();
+    CREATE TRIGGER users_renamed AFTER UPDATE ON users
+        FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_users_written();
+    "#,
 ];

@@ -7,12 +7,14 @@ mod schema;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Executor, Row, SqliteExecutor};
 use tether_core::query::ListQuery;
 
-use crate::cursors::Cursors;
+use crate::cursors::{Cursors, Start};
+use crate::marks::{self, may_mark, Marks};
 use crate::sql::{self, bind_all, list_sql, lower, stmt};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
@@ -27,6 +29,9 @@ pub struct SqliteStore {
     version: std::sync::atomic::AtomicU64,
     /// Where recent pages ended (`cursors.rs`).
     cursors: Cursors,
+    /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while
+    /// `version` has not moved.
+    marks: Arc<Marks>,
 }
 
 #[derive(Default)]
@@ -76,6 +81,7 @@ impl SqliteStore {
             totals: Default::default(),
             version: Default::default(),
             cursors: Default::default(),
+            marks: Default::default(),
         })
     }
 }
@@ -148,10 +154,21 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             }
         };
         let now = std::time::Instant::now();
-        let (text, binds) = self.cursors.page::<Sqlite>(c.table(), &l, q, now);
+        // Only this process writes: marks taken at this version hold while it stays.
+        let generation = (c == Collection::Users && may_mark(&l, q.skip))
+            .then(|| self.version.load(std::sync::atomic::Ordering::SeqCst));
+        let mark = generation.and_then(|g| self.marks.before(&l.signature, q.skip, g, now));
+        let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
         self.cursors.served(&l, q.skip, &rows, now);
+        if let (Some(g), Start::Offset) = (generation, start) {
+            marks::take(&self.marks, &self.reader, c.table(), &l, g, now);
+        }
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
+    }
+
+    fn page_starts(&self) -> crate::PageStarts {
+        self.cursors.starts()
     }
 
     async fn append_feed(&self, e: NewFeedEntry<'_>) -> Result<i64> {
