@@ -214,15 +214,46 @@ pub enum UserKey {
 /// `Store::users_with_groups`).
 pub type UserWithGroups = (Value, bool, Vec<Value>);
 
-/// Moves a store's directory version on when dropped: taken at the start of a write, so the
-/// version moves after the write is committed or has failed, whichever way the write ends
-/// (see `Store::directory_version`).
-pub(crate) struct Writing<'a>(pub(crate) Option<&'a std::sync::atomic::AtomicU64>);
+/// A store's directory version (see `Store::directory_version`), and how many writes are
+/// under way: a write committed but not yet counted has not moved the version yet.
+#[derive(Default)]
+pub(crate) struct Version {
+    n: std::sync::atomic::AtomicU64,
+    writing: std::sync::atomic::AtomicU64,
+}
+
+impl Version {
+    pub(crate) fn get(&self) -> u64 {
+        self.n.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The version, when no write is under way: what was read while it stays the answer is
+    /// the store's state at that version (`marks.rs`).
+    pub(crate) fn quiet(&self) -> Option<u64> {
+        let writing = self.writing.load(std::sync::atomic::Ordering::SeqCst);
+        let n = self.get();
+        (writing == 0).then_some(n)
+    }
+}
+
+/// A write under way: taken at its start, it moves the store's directory version on when
+/// dropped, after the write is committed or has failed, whichever way the write ends.
+pub(crate) struct Writing<'a>(Option<&'a Version>);
+
+impl<'a> Writing<'a> {
+    pub(crate) fn start(v: Option<&'a Version>) -> Self {
+        if let Some(v) = v {
+            v.writing.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Writing(v)
+    }
+}
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         if let Some(v) = self.0 {
-            v.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            v.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            v.writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }

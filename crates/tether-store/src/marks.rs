@@ -10,24 +10,26 @@
 //! rest.
 //!
 //! Marks hold while the store's write generation is the one they were taken at, and for
-//! [`KEEP`] at most. Any write to the users moves the generation: on SQLite the store's own
-//! directory version (only this process writes an embedded store); on PostgreSQL a sequence
-//! a trigger moves at every insert, delete and change of username, so another `tetherd`'s
-//! writes count too. Marks that no longer hold are never used: the page walks its offset, as
-//! before, and new marks are taken in the background (never by the request, which pays no
-//! more than without marks). So marks cost nothing until someone asks for a deep page, and
-//! one walk of the index per generation after that. What a page answers is exactly its
-//! `OFFSET` page as of the marks' generation.
+//! [`KEEP`] at most. Any write to the users moves the generation, and a page and a walk each
+//! know the generation of exactly the rows they read:
+//! - SQLite: the store's own directory version (only this process writes an embedded store),
+//!   used only while no write is under way (one committed but not yet counted has not moved
+//!   it). A marked page read while a write came is read again by its offset, and a walk
+//!   during which one came is thrown away.
+//! - PostgreSQL: a count of the statements that wrote users, kept by triggers in
+//!   `row_counts` (transactional), read in the same snapshot as the page or the walk, so
+//!   another `tetherd`'s writes count too, committed or not.
 //!
-//! On PostgreSQL a write whose transaction commits between the reading of the generation and
-//! the walk is counted in the generation but not seen by the walk: such marks are one row off
-//! until the next write or [`KEEP`], as an `OFFSET` page read during that write could be.
+//! Marks that no longer hold are never used: the page walks its offset, as before, and new
+//! marks are taken in the background (never by the request, which pays no more than without
+//! marks). So marks cost nothing until someone asks for a deep page, and one walk of the
+//! index per generation after that ([`REST`] bounds how often). What a page answers is
+//! exactly its `OFFSET` page.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use sqlx::Row;
 
 use crate::cursors::Cursor;
 use crate::sql::{doc_select, Bind, Dialect, Keyset, ListSql};
@@ -111,17 +113,10 @@ impl Marks {
         true
     }
 
-    /// The marks of `signature`, taken at `generation` by a walk from `at` to `ended` (None:
-    /// the walk failed), and the claim released.
-    pub(crate) fn taken(
-        &self,
-        signature: &str,
-        generation: u64,
-        at: Instant,
-        ended: Instant,
-        cursors: Option<Vec<Cursor>>,
-    ) {
-        if let Some(cursors) = cursors {
+    /// The marks of `signature` and the generation they are the list's at, taken by a walk
+    /// from `at` to `ended` (None: not taken), and the claim released.
+    pub(crate) fn taken(&self, signature: &str, at: Instant, ended: Instant, taken: Option<(u64, Vec<Cursor>)>) {
+        if let Some((generation, cursors)) = taken {
             self.lists.lock().expect("not poisoned").insert(signature.to_string(), Taken { generation, at, cursors });
         }
         let mut walks = self.walks.lock().expect("not poisoned");
@@ -193,44 +188,56 @@ pub(crate) fn page_sql<D: Dialect>(
     Some((select, vec![bind, int(limit), int(past)]))
 }
 
-/// Takes the marks of the list `l` of `table` at `generation` in the background, on `pool`,
-/// unless they hold or are being taken already: the request that found them stale does not
-/// wait for the walk.
-pub(crate) fn take<DB>(
-    marks: &Arc<Marks>,
-    pool: &sqlx::Pool<DB>,
-    table: &str,
-    l: &ListSql,
-    generation: u64,
-    now: Instant,
-) where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'r> i64: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
-    for<'r> String: sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+/// Takes the marks of the list `signature` in the background by `walk`, unless they hold at
+/// `generation` or are being taken already: the request that found them stale does not wait
+/// for it. `walk` answers the marks and the generation they are the list's at (None: not
+/// taken, the walk failed or a write came meanwhile).
+pub(crate) fn take<W>(marks: &Arc<Marks>, signature: &str, generation: u64, now: Instant, walk: W)
+where
+    W: Future<Output = Option<(u64, Vec<Cursor>)>> + Send + 'static,
 {
-    let Some(walk) = marks_sql(table, l) else { return };
-    if !marks.claim(&l.signature, generation, now) {
+    if !marks.claim(signature, generation, now) {
         return;
     }
-    let (marks, pool, signature, keyed) =
-        (marks.clone(), pool.clone(), l.signature.clone(), matches!(l.keyset, Keyset::Key(_)));
+    // Released however the walk ends, a panic or the runtime's end included.
+    let claim = Claim { marks: marks.clone(), signature: signature.to_string(), at: now, taken: None };
     tokio::spawn(async move {
-        let cursors = match sqlx::query(&walk).fetch_all(&pool).await {
-            Ok(rows) => Some(
-                rows.iter()
-                    .map(|r| Cursor { seq: r.get(0), key: if keyed { r.get::<Option<String>, _>(1) } else { None } })
-                    .collect(),
-            ),
-            Err(e) => {
-                tracing::info!(error = %e, "the marks of a list were not taken: its deep pages walk their offset");
-                None
-            }
-        };
-        marks.taken(&signature, generation, now, Instant::now(), cursors);
+        // The whole claim moves in (not only the field written), to be dropped here.
+        let mut claim = claim;
+        claim.taken = walk.await;
     });
+}
+
+/// A claim on the taking of a list's marks; dropped, it files what the walk took.
+struct Claim {
+    marks: Arc<Marks>,
+    signature: String,
+    at: Instant,
+    taken: Option<(u64, Vec<Cursor>)>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.marks.taken(&self.signature, self.at, Instant::now(), self.taken.take());
+    }
+}
+
+/// Logs why marks were not taken (their lists' deep pages walk their offset meanwhile).
+pub(crate) fn failed(e: sqlx::Error) {
+    tracing::info!(error = %e, "the marks of a list were not taken: its deep pages walk their offset");
+}
+
+/// The marks in the rows of [`marks_sql`] (`seq`, and the sort key when `keyed`).
+pub(crate) fn marks_of<R>(keyed: bool, rows: &[R]) -> Result<Vec<Cursor>, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| Ok(Cursor { seq: r.try_get(0)?, key: if keyed { r.try_get::<Option<String>, _>(1)? } else { None } }))
+        .collect()
 }
 
 #[cfg(test)]
@@ -249,7 +256,7 @@ mod tests {
         let marks = Marks::default();
         assert!(marks.claim("l", 7, t0));
         assert!(!marks.claim("l", 7, t0), "being taken");
-        marks.taken("l", 7, t0, t0, Some(vec![c(1), c(2), c(3)]));
+        marks.taken("l", t0, t0, Some((7, vec![c(1), c(2), c(3)])));
         assert!(!marks.claim("l", 7, t0), "held");
         // (skip, generation, seconds later, the mark and the rows past it)
         type Row = (usize, u64, u64, Option<(Cursor, usize)>);
@@ -270,7 +277,7 @@ mod tests {
         }
         assert_eq!(marks.before("other", 1000, 7, t0), None, "another list");
         assert!(marks.claim("l", 8, t0), "stale: taken again");
-        marks.taken("l", 8, t0, t0, None);
+        marks.taken("l", t0, t0, None);
         assert_eq!(marks.before("l", 1000, 7, t0), Some((c(2), 0)), "a failed walk leaves the old marks");
         assert!(marks.claim("l", 8, t0), "and may be tried again");
     }
@@ -282,7 +289,7 @@ mod tests {
         let s = |n: u64| t0 + Duration::from_secs(n);
         let marks = Marks::default();
         assert!(marks.claim("l", 1, t0));
-        marks.taken("l", 1, t0, s(1), Some(vec![c(1)]));
+        marks.taken("l", t0, s(1), Some((1, vec![c(1)])));
         // (seconds after the start of the walk, generation, claimed)
         let rows = [(2, 2, false), (9, 2, false), (10, 1, false), (10, 2, true)];
         for (later, generation, want) in rows {

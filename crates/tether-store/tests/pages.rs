@@ -181,7 +181,7 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
             );
         }
         // Each write makes the marks stale at once: a user deleted before the pages, one
-        // added (sorting first by username), one renamed.
+        // added, one renamed.
         for write in ["delete", "insert", "rename"] {
             let w = other.as_ref().unwrap_or(&r);
             let current = all(&r).await;
@@ -208,6 +208,41 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
             assert_eq!(ids(&page), expected[1001..1008], "{shape} after a {write}, from the new marks");
         }
     }
+}
+
+/// On PostgreSQL the write generation is read in the snapshot of the rows read: marks taken
+/// while another process's write is under way (its transaction not yet committed, so the
+/// walk does not see its row) are stale once it commits, and no page starts at them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
+    use sqlx::Connection;
+    let db = Db::new(Backend::Postgres).await;
+    let r = Repo::new(db.open().await);
+    let batch: Vec<WriteOp> =
+        (0..1234).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+    r.store().write_batch(&batch).await.unwrap();
+    let q = ListQuery { limit: 7, ..shapes()[1].1.clone() };
+    // Another process inserts a user sorting before every other one, in a transaction left
+    // open while the marks are taken.
+    let mut c = sqlx::PgConnection::connect(&db.pg.as_ref().unwrap().url).await.unwrap();
+    let mut tx = c.begin().await.unwrap();
+    let first = tether_store::user_doc(&User { username: "0first".into(), ..long(5000) });
+    sqlx::query("INSERT INTO users (id, key1, key2, doc) VALUES ($1, $2, $3, $4::jsonb)")
+        .bind(&first.id)
+        .bind(first.key1.as_deref().map(str::to_lowercase))
+        .bind(first.key2.as_deref().map(str::to_lowercase))
+        .bind(first.body.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    until_marked(&r, &q, 600).await;
+    tx.commit().await.unwrap();
+    let expected = ids(&r.list_users(&ListQuery { limit: 5000, ..q.clone() }).await.unwrap().1);
+    assert_eq!(expected[0], first.id);
+    let before = r.store().page_starts();
+    let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+    assert_eq!(ids(&page), expected[1000..1007], "one row later than the stale marks say");
+    assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset");
 }
 
 /// PostgreSQL keeps each table's row count by triggers (deltas folded now and then): with two

@@ -43,7 +43,8 @@ use sqlx::{Connection, Executor, PgExecutor, Row};
 use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
-use crate::marks::{self, may_mark, Marks};
+use crate::marks::{self, marks_sql, may_mark, Marks};
+use crate::sql::Keyset;
 use crate::sql::{self, bind_all, list_sql, lower, stmt};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
@@ -60,14 +61,17 @@ pub struct PgStore {
     /// Inserts and deletes by this process, to fold the row counts' deltas now and then.
     writes: std::sync::atomic::AtomicU64,
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
-    /// users' write generation (`USERS_GENERATION`) has not moved.
+    /// users' write generation ([`USERS_WRITES`]) has not moved.
     marks: Arc<Marks>,
 }
 
-/// The users' write generation: a sequence every insert, delete and change of username moves
-/// (schema step 12), whichever process writes.
-/// (A sequence never moved shows its start value too: `is_called` tells them apart.)
-const USERS_GENERATION: &str = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM users_writes";
+/// The users' write generation: the number of statements that inserted or deleted users and
+/// of changes of a username, whichever process wrote them, kept in `row_counts` under this
+/// name by triggers (schema step 12). Transactional: read in the same snapshot as a page or
+/// a walk, it is the generation of exactly the rows they read.
+const USERS_WRITES: &str = "users_writes";
+/// Begins a transaction whose statements all read one snapshot.
+const ONE_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /// A table's unfiltered total, and how many delta rows it was summed from (schema step 11).
 const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM row_counts WHERE tbl = $1";
@@ -184,7 +188,7 @@ impl PgStore {
 
     /// Other processes write the database too: no version (see `Store::directory_version`).
     fn writing(&self) -> crate::Writing<'_> {
-        crate::Writing(None)
+        crate::Writing::start(None)
     }
 }
 
@@ -203,16 +207,43 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
         let l = list_sql::<Postgres>(c.table(), q);
         let total = self.total(c, q, &l).await?;
         let now = std::time::Instant::now();
-        let generation = match c == Collection::Users && may_mark(&l, q.skip) {
-            true => Some(sqlx::query_scalar::<_, i64>(USERS_GENERATION).fetch_one(&self.pool).await? as u64),
-            false => None,
-        };
-        let mark = generation.and_then(|g| self.marks.before(&l.signature, q.skip, g, now));
+        if c != Collection::Users || !may_mark(&l, q.skip) {
+            let (text, binds, _) = self.cursors.page::<Postgres>(c.table(), &l, q, None, now);
+            let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.pool).await?;
+            self.cursors.served(&l, q.skip, &rows, now);
+            return Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()));
+        }
+        // The generation and the page in one snapshot: marks of that generation are marks of
+        // the rows the page reads.
+        let mut tx = self.pool.begin().await?;
+        tx.execute(ONE_SNAPSHOT).await?;
+        let (g, deltas): (i64, i64) = sqlx::query_as(ROW_COUNT).bind(USERS_WRITES).fetch_one(&mut *tx).await?;
+        let g = g as u64;
+        let mark = self.marks.before(&l.signature, q.skip, g, now);
         let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
-        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.pool).await?;
+        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        if deltas > FOLD_PAST {
+            self.fold_row_counts().await;
+        }
         self.cursors.served(&l, q.skip, &rows, now);
-        if let (Some(g), Start::Offset) = (generation, start) {
-            marks::take(&self.marks, &self.pool, c.table(), &l, g, now);
+        if start == Start::Offset {
+            if let Some(walk) = marks_sql(c.table(), &l) {
+                let (pool, keyed) = (self.pool.clone(), matches!(l.keyset, Keyset::Key(_)));
+                marks::take(&self.marks, &l.signature, g, now, async move {
+                    let mut tx = pool.begin().await.map_err(marks::failed).ok()?;
+                    tx.execute(ONE_SNAPSHOT).await.map_err(marks::failed).ok()?;
+                    let (g, _): (i64, i64) = sqlx::query_as(ROW_COUNT)
+                        .bind(USERS_WRITES)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(marks::failed)
+                        .ok()?;
+                    let rows = sqlx::query(&walk).fetch_all(&mut *tx).await.map_err(marks::failed).ok()?;
+                    tx.commit().await.map_err(marks::failed).ok()?;
+                    Some((g as u64, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
+                });
+            }
         }
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }

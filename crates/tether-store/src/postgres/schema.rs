@@ -147,18 +147,18 @@ pub const MIGRATIONS: &[&str] = &[
         END LOOP;
     END $d$;
     "#,
-    // 12: the users' write generation (`marks.rs`): a sequence every statement that inserts
-    // or deletes users moves, and every change of a username, so the marks one `tetherd`
-    // took are known stale after another's write. A sequence, not a counter row: writers do
-    // not wait on each other.
+    // 12: the users' write generation (`marks.rs`): a row of `row_counts` (`users_writes`,
+    // delta 1) for every statement that inserts, deletes or truncates users, and for every
+    // change of a username. Transactional, so a reader sees the generation of the rows it
+    // sees; inserted, never updated, so writers never wait on each other (folded with the
+    // row counts).
     r#"
-    CREATE SEQUENCE users_writes;
     CREATE FUNCTION tether_users_written() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
     BEGIN
-        PERFORM nextval('users_writes');
+        INSERT INTO row_counts (tbl, delta) VALUES ('users_writes', 1);
         RETURN NULL;
     END $f$;
-    CREATE TRIGGER users_written AFTER INSERT OR DELETE ON users
+    CREATE TRIGGER users_written AFTER INSERT OR DELETE OR TRUNCATE ON users
         FOR EACH STATEMENT EXECUTE FUNCTION tether_users_written();
     CREATE TRIGGER users_renamed AFTER UPDATE ON users
         FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_users_written();

@@ -14,7 +14,8 @@ use sqlx::{Executor, Row, SqliteExecutor};
 use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
-use crate::marks::{self, may_mark, Marks};
+use crate::marks::{self, marks_sql, may_mark, Marks};
+use crate::sql::Keyset;
 use crate::sql::{self, bind_all, list_sql, lower, stmt};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
@@ -26,7 +27,7 @@ pub struct SqliteStore {
     /// every insert or delete. Only this process writes an embedded store.
     totals: std::sync::Mutex<Totals>,
     /// `Store::directory_version`: moved by every write to the directory.
-    version: std::sync::atomic::AtomicU64,
+    version: Arc<crate::Version>,
     /// Where recent pages ended (`cursors.rs`).
     cursors: Cursors,
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while
@@ -48,7 +49,7 @@ impl SqliteStore {
     }
 
     fn writing(&self) -> crate::Writing<'_> {
-        crate::Writing(Some(&self.version))
+        crate::Writing::start(Some(&self.version))
     }
 
     fn forget_totals(&self) {
@@ -132,7 +133,7 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
 
     /// Only this process writes an embedded store.
     fn directory_version(&self) -> Option<u64> {
-        Some(self.version.load(std::sync::atomic::Ordering::SeqCst))
+        Some(self.version.get())
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
@@ -154,15 +155,29 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             }
         };
         let now = std::time::Instant::now();
-        // Only this process writes: marks taken at this version hold while it stays.
-        let generation = (c == Collection::Users && may_mark(&l, q.skip))
-            .then(|| self.version.load(std::sync::atomic::Ordering::SeqCst));
+        // Only this process writes: marks taken at this version hold while it stays, and while
+        // no write is under way (one committed but not yet counted has not moved it).
+        let generation = (c == Collection::Users && may_mark(&l, q.skip)).then(|| self.version.quiet()).flatten();
         let mark = generation.and_then(|g| self.marks.before(&l.signature, q.skip, g, now));
         let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
-        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
+        let mut rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
+        if start == Start::Marked && self.version.quiet() != generation {
+            // A write came during the read: the page may be of the new rows, the marks of the
+            // old ones. Read again by its offset.
+            rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
+        }
         self.cursors.served(&l, q.skip, &rows, now);
         if let (Some(g), Start::Offset) = (generation, start) {
-            marks::take(&self.marks, &self.reader, c.table(), &l, g, now);
+            let (reader, version, keyed) =
+                (self.reader.clone(), self.version.clone(), matches!(l.keyset, Keyset::Key(_)));
+            if let Some(walk) = marks_sql(c.table(), &l) {
+                marks::take(&self.marks, &l.signature, g, now, async move {
+                    let rows = sqlx::query(&walk).fetch_all(&reader).await.map_err(marks::failed).ok()?;
+                    let taken = marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?;
+                    // Taken at `g` only if nothing was written meanwhile.
+                    (version.quiet() == Some(g)).then_some((g, taken))
+                });
+            }
         }
         Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()))
     }
