@@ -44,8 +44,7 @@ use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
-use crate::sql::Keyset;
-use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
 
@@ -72,6 +71,18 @@ pub struct PgStore {
 const USERS_WRITES: &str = "users_writes";
 /// Begins a transaction whose statements all read one snapshot.
 const ONE_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/// A read-only transaction whose statements all read one snapshot, the users' write
+/// generation in it, and how many delta rows that was summed from (a page and a walk of
+/// marks both begin so: `marks.rs`).
+async fn users_snapshot(
+    pool: &PgPool,
+) -> std::result::Result<(sqlx::Transaction<'static, sqlx::Postgres>, u64, i64), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    tx.execute(ONE_SNAPSHOT).await?;
+    let (g, deltas): (i64, i64) = sqlx::query_as(ROW_COUNT).bind(USERS_WRITES).fetch_one(&mut *tx).await?;
+    Ok((tx, g as u64, deltas))
+}
 
 /// A table's unfiltered total, and how many delta rows it was summed from (schema step 11).
 const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM row_counts WHERE tbl = $1";
@@ -215,10 +226,7 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
         }
         // The generation and the page in one snapshot: marks of that generation are marks of
         // the rows the page reads.
-        let mut tx = self.pool.begin().await?;
-        tx.execute(ONE_SNAPSHOT).await?;
-        let (g, deltas): (i64, i64) = sqlx::query_as(ROW_COUNT).bind(USERS_WRITES).fetch_one(&mut *tx).await?;
-        let g = g as u64;
+        let (mut tx, g, deltas) = users_snapshot(&self.pool).await?;
         let mark = self.marks.before(&l.signature, q.skip, g, now);
         let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
@@ -231,17 +239,10 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
             if let Some(walk) = marks_sql(c.table(), &l) {
                 let (pool, keyed) = (self.pool.clone(), matches!(l.keyset, Keyset::Key(_)));
                 marks::take(&self.marks, &l.signature, g, now, async move {
-                    let mut tx = pool.begin().await.map_err(marks::failed).ok()?;
-                    tx.execute(ONE_SNAPSHOT).await.map_err(marks::failed).ok()?;
-                    let (g, _): (i64, i64) = sqlx::query_as(ROW_COUNT)
-                        .bind(USERS_WRITES)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(marks::failed)
-                        .ok()?;
+                    let (mut tx, g, _) = users_snapshot(&pool).await.map_err(marks::failed).ok()?;
                     let rows = sqlx::query(&walk).fetch_all(&mut *tx).await.map_err(marks::failed).ok()?;
                     tx.commit().await.map_err(marks::failed).ok()?;
-                    Some((g as u64, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
+                    Some((g, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
                 });
             }
         }

@@ -15,8 +15,7 @@ use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
-use crate::sql::Keyset;
-use crate::sql::{self, bind_all, list_sql, lower, stmt};
+use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
 
