@@ -234,26 +234,63 @@ impl Version {
         let n = self.get();
         (writing == 0).then_some(n)
     }
+
+    /// A write has ended, committed or not: the version moves on, then it is no longer under way.
+    fn ended(&self) {
+        self.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
-/// A write under way: taken at its start, it moves the store's directory version on when
-/// dropped, after the write is committed or has failed, whichever way the write ends.
-pub(crate) struct Writing<'a>(Option<&'a Version>);
+/// A write under way, run by `Writing::run`: it moves the store's directory version on when
+/// the write has ended, whichever way it ends.
+///
+/// A write whose future is dropped mid-way (its client gone) has not ended: its statement
+/// may still be running on the writer connection's worker thread and commit later. Dropped
+/// before `run` returned, the guard keeps the write counted as under way until a no-op sent
+/// to the writer pool returns: the writer is one connection, whose commands run in order and
+/// which sqlx hands back to the pool only after a ping behind the cancelled statement (and
+/// the rollback of a transaction left open), so the no-op returns after the write landed or
+/// was rolled back. Only then does the version move. Without that, marks or answers read in
+/// between would be filed at a version that misses the write.
+pub(crate) struct Writing<'a> {
+    version: Option<(&'a std::sync::Arc<Version>, &'a sqlx::SqlitePool)>,
+    ended: bool,
+}
 
 impl<'a> Writing<'a> {
-    pub(crate) fn start(v: Option<&'a Version>) -> Self {
-        if let Some(v) = v {
+    /// `None`: a store without a version (PostgreSQL, written by other processes too).
+    pub(crate) fn start(version: Option<(&'a std::sync::Arc<Version>, &'a sqlx::SqlitePool)>) -> Self {
+        if let Some((v, _)) = version {
             v.writing.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        Writing(v)
+        Writing { version, ended: false }
+    }
+
+    /// Runs the write; when it returns, the write has ended.
+    pub(crate) async fn run<T>(mut self, write: impl std::future::Future<Output = T>) -> T {
+        let out = write.await;
+        self.ended = true;
+        out
     }
 }
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        if let Some(v) = self.0 {
-            v.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            v.writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let Some((v, writer)) = self.version else { return };
+        if self.ended {
+            return v.ended();
+        }
+        // Cancelled. Without a runtime to wait in (shutting down), the write stays under way
+        // for good: marks are then never used, which is slower but never wrong.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (v, writer) = (v.clone(), writer.clone());
+            rt.spawn(async move {
+                if let Err(e) = sqlx::query("SELECT 1").execute(&writer).await {
+                    tracing::warn!(error = %e, "the writer did not answer after a cancelled write");
+                }
+                v.ended();
+            });
         }
     }
 }

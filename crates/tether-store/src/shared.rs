@@ -88,15 +88,18 @@ macro_rules! store_impl {
         #[async_trait::async_trait]
         impl $crate::Store for $ty {
             async fn put_secret(&self, owner: &str, purpose: $crate::Secret, hash: Option<&str>) -> $crate::Result<()> {
-                let _writing = self.writing();
-                use $crate::sql::stmt;
-                match hash {
-                    Some(h) => {
-                        sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.$write).await?
-                    }
-                    None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.$write).await?,
-                };
-                Ok(())
+                self.writing()
+                    .run(async move {
+                        use $crate::sql::stmt;
+                        match hash {
+                            Some(h) => {
+                                sqlx::query(stmt::PUT_SECRET).bind(owner).bind(purpose.name()).bind(h).execute(&self.$write).await?
+                            }
+                            None => sqlx::query(stmt::DELETE_SECRET).bind(owner).bind(purpose.name()).execute(&self.$write).await?,
+                        };
+                        Ok(())
+                    })
+                    .await
             }
 
             async fn secret(&self, owner: &str, purpose: $crate::Secret) -> $crate::Result<Option<String>> {
@@ -116,13 +119,19 @@ macro_rules! store_impl {
             }
 
             async fn link(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
-                let _writing = self.writing();
-                link_edge(&self.$write, e, from, to).await
+                self.writing()
+                    .run(async move {
+                        link_edge(&self.$write, e, from, to).await
+                    })
+                    .await
             }
 
             async fn unlink(&self, e: $crate::Edge, from: &str, to: &str) -> $crate::Result<bool> {
-                let _writing = self.writing();
-                unlink_edge(&self.$write, e, from, to).await
+                self.writing()
+                    .run(async move {
+                        unlink_edge(&self.$write, e, from, to).await
+                    })
+                    .await
             }
 
             async fn project(
@@ -224,53 +233,62 @@ macro_rules! store_impl {
                 purpose: $crate::Secret,
                 hash: &str,
             ) -> $crate::Result<bool> {
-                let _writing = self.writing();
-                let mut tx = self.$write.begin().await?;
-                let found = replace_doc(&mut *tx, c, doc).await?;
-                if found {
-                    sqlx::query($crate::sql::stmt::PUT_SECRET)
-                        .bind(&doc.id)
-                        .bind(purpose.name())
-                        .bind(hash)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(found)
+                self.writing()
+                    .run(async move {
+                        let mut tx = self.$write.begin().await?;
+                        let found = replace_doc(&mut *tx, c, doc).await?;
+                        if found {
+                            sqlx::query($crate::sql::stmt::PUT_SECRET)
+                                .bind(&doc.id)
+                                .bind(purpose.name())
+                                .bind(hash)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                        Ok(found)
+                    })
+                    .await
             }
 
             async fn write_batch(&self, ops: &[$crate::WriteOp]) -> $crate::Result<()> {
-                let _writing = self.writing();
-                use $crate::sql::{self, lower};
-                let plan = sql::plan_batch(ops);
-                let mut tx = self.$write.begin().await?;
-                for (c, docs) in &plan.inserts {
-                    let text = sql::insert_rows::<$db>(c.table(), docs.len(), $cast);
-                    let mut q = sqlx::query(&text);
-                    for d in docs {
-                        q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(sql::body_text(&d.body));
-                    }
-                    q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
-                }
-                for (c, doc) in &plan.replaces {
-                    replace_doc(&mut *tx, *c, doc).await?;
-                }
-                for edges in &plan.links {
-                    let text = sql::link_rows::<$db>(edges.len());
-                    let mut q = sqlx::query(&text);
-                    for (e, from, to) in edges {
-                        q = q.bind(e.name()).bind(*from).bind(*to);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                for (e, from, to) in &plan.unlinks {
-                    unlink_edge(&mut *tx, *e, from, to).await?;
-                }
-                tx.commit().await?;
-                if !plan.inserts.is_empty() {
-                    self.counts_changed().await;
-                }
-                Ok(())
+                self.writing()
+                    .run(async move {
+                        use $crate::sql::{self, lower};
+                        let plan = sql::plan_batch(ops);
+                        if !plan.inserts.is_empty() {
+                            self.rows_changing();
+                        }
+                        let mut tx = self.$write.begin().await?;
+                        for (c, docs) in &plan.inserts {
+                            let text = sql::insert_rows::<$db>(c.table(), docs.len(), $cast);
+                            let mut q = sqlx::query(&text);
+                            for d in docs {
+                                q = q.bind(&d.id).bind(lower(&d.key1)).bind(lower(&d.key2)).bind(sql::body_text(&d.body));
+                            }
+                            q.execute(&mut *tx).await.map_err(|err| conflict(*c, err))?;
+                        }
+                        for (c, doc) in &plan.replaces {
+                            replace_doc(&mut *tx, *c, doc).await?;
+                        }
+                        for edges in &plan.links {
+                            let text = sql::link_rows::<$db>(edges.len());
+                            let mut q = sqlx::query(&text);
+                            for (e, from, to) in edges {
+                                q = q.bind(e.name()).bind(*from).bind(*to);
+                            }
+                            q.execute(&mut *tx).await?;
+                        }
+                        for (e, from, to) in &plan.unlinks {
+                            unlink_edge(&mut *tx, *e, from, to).await?;
+                        }
+                        tx.commit().await?;
+                        if !plan.inserts.is_empty() {
+                            self.counts_changed().await;
+                        }
+                        Ok(())
+                    })
+                    .await
             }
 
             async fn get(&self, c: $crate::Collection, id: &str) -> $crate::Result<Option<serde_json::Value>> {
@@ -309,16 +327,20 @@ macro_rules! store_impl {
             }
 
             async fn delete(&self, c: $crate::Collection, id: &str) -> $crate::Result<bool> {
-                let _writing = self.writing();
-                use $crate::sql::stmt;
-                let mut tx = self.$write.begin().await?;
-                let r =
-                    sqlx::query(&format!("DELETE FROM {} WHERE id = $1", c.table())).bind(id).execute(&mut *tx).await?;
-                sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
-                sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
-                tx.commit().await?;
-                self.counts_changed().await;
-                Ok(r.rows_affected() == 1)
+                self.writing()
+                    .run(async move {
+                        use $crate::sql::stmt;
+                        self.rows_changing();
+                        let mut tx = self.$write.begin().await?;
+                        let r =
+                            sqlx::query(&format!("DELETE FROM {} WHERE id = $1", c.table())).bind(id).execute(&mut *tx).await?;
+                        sqlx::query(stmt::DELETE_EDGES_OF).bind(id).execute(&mut *tx).await?;
+                        sqlx::query(stmt::DELETE_SECRETS_OF).bind(id).execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        self.counts_changed().await;
+                        Ok(r.rows_affected() == 1)
+                    })
+                    .await
             }
 
             async fn read_feed(&self, domain: &str, after: i64, limit: usize) -> $crate::Result<Vec<$crate::FeedEntry>> {
@@ -483,17 +505,20 @@ macro_rules! store_impl {
             }
 
             async fn put_setting(&self, key: &str, value: &serde_json::Value) -> $crate::Result<()> {
-                let _writing = self.writing();
-                sqlx::query(concat!(
-                    "INSERT INTO settings (key, value) VALUES ($1, $2",
-                    $cast,
-                    ") ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                ))
-                .bind(key)
-                .bind(value.to_string())
-                .execute(&self.$write)
-                .await?;
-                Ok(())
+                self.writing()
+                    .run(async move {
+                        sqlx::query(concat!(
+                            "INSERT INTO settings (key, value) VALUES ($1, $2",
+                            $cast,
+                            ") ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                        ))
+                        .bind(key)
+                        .bind(value.to_string())
+                        .execute(&self.$write)
+                        .await?;
+                        Ok(())
+                    })
+                    .await
             }
 
             $($own)*

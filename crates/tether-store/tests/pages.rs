@@ -245,6 +245,58 @@ async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
     assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset");
 }
 
+/// On SQLite the directory version moves only once a write has ended, also one whose request
+/// was dropped mid-way (its client gone) while the statement still runs on the writer's
+/// thread: until it has landed, the version stays and no write counts as over, so no marks
+/// are used or taken; after, the pages still answer their offsets. The dropped insert is
+/// held on SQLite's write lock, taken by another connection, so it is cancelled while it
+/// waits and commits once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_write_dropped_mid_way_moves_the_version_only_once_it_landed() {
+    use sqlx::{Connection, Executor};
+    let db = Db::new(Backend::Sqlite).await;
+    let r = Repo::new(db.open().await);
+    let batch: Vec<WriteOp> =
+        (0..1234).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+    r.store().write_batch(&batch).await.unwrap();
+    let q = ListQuery { limit: 7, ..shapes()[1].1.clone() };
+    let whole = ListQuery { limit: 5000, ..q.clone() };
+    until_marked(&r, &q, 600).await;
+    let version = r.store().directory_version();
+    let list_before = r.list_users(&whole).await.unwrap();
+
+    let path = db.dir.path().join("tether.db");
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    lock.execute("BEGIN IMMEDIATE").await.unwrap();
+    let first = User { username: "0first".into(), ..long(5000) };
+    let dropped = tokio::time::timeout(std::time::Duration::from_millis(300), r.insert_user(&first, None)).await;
+    assert!(dropped.is_err(), "the insert waits for the write lock, and is dropped");
+    // The insert has not landed: the version has not moved, and a deep page neither starts
+    // at a mark nor has marks taken (which would be of the rows without the insert).
+    assert_eq!(r.store().directory_version(), version, "moved before the write landed");
+    for _ in 0..3 {
+        let before = r.store().page_starts();
+        let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+        assert_eq!(ids(&page), ids(&list_before.1[1000..1007]));
+        assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset while the write is under way");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    lock.execute("COMMIT").await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while r.store().directory_version() == version {
+        assert!(std::time::Instant::now() < deadline, "the version never moved");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let expected = ids(&r.list_users(&whole).await.unwrap().1);
+    assert_eq!(expected[0], first.id, "the dropped insert landed");
+    let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+    assert_eq!(ids(&page), expected[1000..1007], "one row later than the old marks say");
+    until_marked(&r, &q, 600).await;
+    let (_, page) = r.list_users(&ListQuery { skip: 1001, ..q.clone() }).await.unwrap();
+    assert_eq!(ids(&page), expected[1001..1008], "from the new marks");
+    assert_eq!(r.list_users(&whole).await.unwrap().0, 1235, "the total counts it");
+}
+
 /// PostgreSQL keeps each table's row count by triggers (deltas folded now and then): with two
 /// processes inserting and deleting at once, in batches and one by one, past many folds,
 /// the unfiltered total stays the count of the rows.

@@ -28,9 +28,10 @@ pub type Found = Option<(User, bool, Vec<Group>)>;
 /// (a directory's active users fit; a scan of made-up names cannot grow it without bound).
 const CAPACITY: usize = 20_000;
 
-/// How long answers are held at most, whatever the version: a write cancelled after its
-/// statement reached the store but before it finished (a client gone mid-request) moves the
-/// version before the change lands, and an answer read in between would otherwise outlive it.
+/// How long answers are held at most, whatever the version: a bound in depth. The store moves
+/// its version only once a write has ended, also one cancelled mid-way (a client gone
+/// mid-request) whose statement still runs (`tether_store::Writing`), so no answer should
+/// outlive a change; if one ever did, it would not outlive this.
 const MAX_AGE: Duration = Duration::from_secs(10);
 
 /// (LDAP server id, the key as the store compares it, what it names).

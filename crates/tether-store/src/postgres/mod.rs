@@ -171,6 +171,10 @@ store_statements!(
 );
 
 impl PgStore {
+    /// Rows are about to be inserted or deleted: nothing to forget (the counts are kept by
+    /// triggers, in the write's own transaction).
+    fn rows_changing(&self) {}
+
     /// After rows were inserted or deleted: every 64th time, the row counts' deltas are
     /// folded, so they stay a few rows even for a table nobody lists.
     async fn counts_changed(&self) {

@@ -22,8 +22,9 @@ use filter::Sqlite;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// Unfiltered totals by table (a count over a million rows takes ~20 ms), forgotten on
-    /// every insert or delete. Only this process writes an embedded store.
+    /// Unfiltered totals by table (a count over a million rows takes ~20 ms), forgotten when
+    /// an insert or delete begins, and kept only from a count read while no write was under
+    /// way. Only this process writes an embedded store.
     totals: std::sync::Mutex<Totals>,
     /// `Store::directory_version`: moved by every write to the directory.
     version: Arc<crate::Version>,
@@ -42,13 +43,17 @@ struct Totals {
 }
 
 impl SqliteStore {
-    /// After rows were inserted or deleted: the cached totals are stale.
-    async fn counts_changed(&self) {
+    /// Rows are about to be inserted or deleted: the cached totals are stale. Forgotten before
+    /// the write, so a write cancelled mid-way (which may still commit) forgets them too.
+    fn rows_changing(&self) {
         self.forget_totals();
     }
 
+    /// After rows were inserted or deleted: nothing left to do (`rows_changing`).
+    async fn counts_changed(&self) {}
+
     fn writing(&self) -> crate::Writing<'_> {
-        crate::Writing::start(Some(&self.version))
+        crate::Writing::start(Some((&self.version, &self.writer)))
     }
 
     fn forget_totals(&self) {
@@ -119,15 +124,16 @@ store_statements!(
 
 store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = reader, write = writer, {
     async fn insert(&self, c: Collection, doc: &Doc) -> Result<()> {
-        let _writing = self.writing();
-        insert_doc(&self.writer, c, doc).await?;
-        self.forget_totals();
-        Ok(())
+        self.writing()
+            .run(async move {
+                self.rows_changing();
+                insert_doc(&self.writer, c, doc).await
+            })
+            .await
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
-        let _writing = self.writing();
-        replace_doc(&self.writer, c, doc).await
+        self.writing().run(async move { replace_doc(&self.writer, c, doc).await }).await
     }
 
     /// Only this process writes an embedded store.
@@ -141,13 +147,17 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             let t = self.totals.lock().expect("not poisoned");
             (q.filter.is_none().then(|| t.by_table.get(c.table()).copied()).flatten(), t.generation)
         };
+        let quiet = self.version.quiet();
         let total: i64 = match cached {
             (Some(n), _) => n,
             (None, generation) => {
                 let n: i64 =
                     bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.reader).await?.get(0);
                 let mut t = self.totals.lock().expect("not poisoned");
-                if q.filter.is_none() && t.generation == generation {
+                // Not kept if a write was under way at any time of the count: an insert begun
+                // before it may have committed after the rows were counted.
+                if q.filter.is_none() && t.generation == generation && quiet.is_some() && self.version.quiet() == quiet
+                {
                     t.by_table.insert(c.table(), n);
                 }
                 n
