@@ -6,6 +6,7 @@
 #   scripts/ad-sandbox.sh env    [--dir DIR]
 #   scripts/ad-sandbox.sh seed   [--dir DIR] [--users N] [--prefix P]
 #   scripts/ad-sandbox.sh down   [--dir DIR]
+#   scripts/ad-sandbox.sh grant-tombstones [--dir DIR]
 #   scripts/ad-sandbox.sh status [--dir DIR]
 #
 # Everything (databases, sockets, pid/lock/log files, TLS material) lives in DIR, so several
@@ -19,6 +20,9 @@
 # JumpCloud, "JumpCloud Admins", PGroup1 (member of JumpCloud), PGroup2 (member of PGroup1);
 # users Puser0001..N round robin in JumpCloud, PGroup1, PGroup2 (P = prefix, default sb);
 # Puser0001 is also in "JumpCloud Admins".
+# `grant-tombstones` (after `seed`) lets the import account read the tombstones in
+# CN=Deleted Objects (List Contents + Read Property, idempotent), as an admin would with
+# `dsacls` on Windows, for the import agent's `TombstonesReadable` (docs/decisions.md).
 # Samba tools: use `samba-tool ... --configfile=DIR/etc/smb.conf -H DIR/private/sam.ldb`, or
 # over the network `-H ldap://IP -U 'NETBIOS\Administrator%PASS'` (without the NETBIOS\
 # prefix samba-tool sends the default domain WORKGROUP and the DC refuses the login).
@@ -61,7 +65,7 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 now() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 elapsed() { local d=$(($(now) - $1)); printf '%d.%d s' $((d / 1000000)) $((d / 100000 % 10)); }
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # ---------------------------------------------------------------- arguments --------------
 [[ $# -ge 1 ]] || usage
@@ -389,12 +393,44 @@ cmd_seed() {
   cat "$ENVFILE"
 }
 
+# The import account may list and read CN=Deleted Objects: an ACE (A;;RPLC;;;<its SID>) added
+# to the container's DACL through the database files (the container is itself deleted, so
+# only a search with the Show Deleted control finds it; samba-tool dsacl does not).
+cmd_grant_tombstones() {
+  [[ -n ${TETHER_AD_IMPORT_DN:-} ]] || die "run seed first"
+  /usr/bin/python3 - "$DIR/etc/smb.conf" "$DIR/private/sam.ldb" "$TETHER_AD_IMPORT_DN" <<'PY' ||
+import sys, ldb
+from samba.samdb import SamDB
+from samba.param import LoadParm
+from samba.auth import system_session
+from samba.ndr import ndr_pack, ndr_unpack
+from samba.dcerpc import security
+conf, url, account = sys.argv[1:]
+lp = LoadParm(); lp.load(conf)
+db = SamDB(url=url, session_info=system_session(), lp=lp)
+sid = ndr_unpack(security.dom_sid, db.search(account, scope=ldb.SCOPE_BASE, attrs=['objectSid'])[0]['objectSid'][0])
+dn = 'CN=Deleted Objects,' + str(db.domain_dn())
+res = db.search(dn, scope=ldb.SCOPE_BASE, attrs=['nTSecurityDescriptor'], controls=['show_deleted:1'])
+sddl = ndr_unpack(security.descriptor, res[0]['nTSecurityDescriptor'][0]).as_sddl()
+ace = '(A;;RPLC;;;%s)' % sid
+if ace not in sddl:
+    i = sddl.index('S:') if 'S:' in sddl else len(sddl)
+    new = security.descriptor.from_sddl(sddl[:i] + ace + sddl[i:], security.dom_sid(db.domain_sid))
+    m = ldb.Message(); m.dn = ldb.Dn(db, dn)
+    m['nTSecurityDescriptor'] = ldb.MessageElement(ndr_pack(new), ldb.FLAG_MOD_REPLACE, 'nTSecurityDescriptor')
+    db.modify(m, controls=['show_deleted:1', 'sd_flags:1:4'])
+PY
+    die "cannot grant $TETHER_AD_IMPORT_DN the reading of CN=Deleted Objects"
+  log "$TETHER_AD_IMPORT_DN may read the tombstones in CN=Deleted Objects"
+}
+
 # ---------------------------------------------------------------- dispatch ---------------
 case $CMD in
   up) cmd_up ;;
   env) [[ -f $ENVFILE ]] || die "$DIR is not provisioned (run: $0 up)"; cat "$ENVFILE" ;;
   seed) [[ -f $ENVFILE ]] || die "$DIR is not provisioned"; load_env; cmd_seed ;;
   down) load_env; stop_samba ;;
+  grant-tombstones) [[ -f $ENVFILE ]] || die "$DIR is not provisioned"; load_env; cmd_grant_tombstones ;;
   status) load_env; cmd_status ;;
   -h|--help|help) usage ;;
   *) usage ;;

@@ -4,7 +4,9 @@
 //! else a `(uSNChanged>=N)` range, which Samba answers by scanning the whole naming context.
 //! Only users and groups account for their USN: one held by anything else (a deletion's
 //! tombstone, an OU renamed or moved, a write outside the partition) stays unexplained,
-//! and the cycle then runs the membership check (`import.rs`).
+//! and the cycle then runs the membership check (`import.rs`). A notified tombstone
+//! (`TombstonesReadable`) is such a USN: it brings the check at once, which finds the
+//! deleted object gone and the silent `member` change its deletion made.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -56,7 +58,7 @@ pub const USER_ATTRS: &[&str] = &[
 /// everything a cycle would read of it, and its class, to tell which it is.
 pub fn notified_attrs() -> Vec<&'static str> {
     let mut attrs: Vec<&str> = USER_ATTRS.to_vec();
-    for a in ["objectClass", "objectCategory"].iter().chain(tether_ad::read::GROUP_ATTRS) {
+    for a in ["objectClass", "objectCategory", "isDeleted"].iter().chain(tether_ad::read::GROUP_ATTRS) {
         if !attrs.contains(a) {
             attrs.push(a);
         }
@@ -112,6 +114,37 @@ fn is_user(e: &Entry) -> bool {
     let has = |k: &str, pred: &dyn Fn(&str) -> bool| e.attrs.get(k).is_some_and(|v| v.iter().any(|x| pred(x)));
     has("objectClass", &|c| c.eq_ignore_ascii_case("user"))
         && has("objectCategory", &|c| c.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("CN=Person,")))
+}
+
+/// Whether a notified object is a tombstone (`isDeleted: TRUE`; a deleted user or group
+/// keeps its classes, not its `objectCategory`).
+fn is_deleted(e: &Entry) -> bool {
+    e.attrs.get("isDeleted").is_some_and(|v| v.iter().any(|x| x.eq_ignore_ascii_case("TRUE")))
+}
+
+/// What a changed object is to a cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A tombstone: its USN stays unexplained (the membership check finds the deletion),
+    /// and it changes no other object's DN.
+    Deleted,
+    Group,
+    User,
+    /// An OU, a container, a computer, a contact...: its USN stays unexplained, and it may
+    /// have changed the DNs under it.
+    Other,
+}
+
+fn kind_of(e: &Entry) -> Kind {
+    if is_deleted(e) {
+        Kind::Deleted
+    } else if is_group(e) {
+        Kind::Group
+    } else if is_user(e) {
+        Kind::User
+    } else {
+        Kind::Other
+    }
 }
 
 fn is_group(e: &Entry) -> bool {
@@ -233,14 +266,17 @@ pub(crate) async fn changed_objects(
     // new DNs (`others`).
     let mut c = Changed { groups: Vec::new(), users: Vec::new(), usns: Vec::new(), others: false };
     for e in objects {
-        if is_group(&e) {
-            c.usns.push(usn_changed(&e));
-            c.groups.push(tether_ad::read::group_entry(ldap, &e).await?);
-        } else if is_user(&e) {
-            c.usns.push(usn_changed(&e));
-            c.users.push(e);
-        } else {
-            c.others = true;
+        match kind_of(&e) {
+            Kind::Deleted => {}
+            Kind::Group => {
+                c.usns.push(usn_changed(&e));
+                c.groups.push(tether_ad::read::group_entry(ldap, &e).await?);
+            }
+            Kind::User => {
+                c.usns.push(usn_changed(&e));
+                c.users.push(e);
+            }
+            Kind::Other => c.others = true,
         }
     }
     Ok(c)
@@ -307,6 +343,35 @@ mod tests {
             let want =
                 want.map(|(last, es)| (last, es.iter().map(|&(g, u)| (format!("{g:02x}"), u)).collect::<Vec<_>>()));
             assert_eq!(got, want, "since {since}, notified {notified:?}");
+        }
+    }
+
+    #[test]
+    fn notified_objects_are_told_apart_tombstones_first() {
+        use super::Kind::{Deleted, Group, Other, User};
+        type Row = (&'static [&'static str], Option<&'static str>, Option<&'static str>, super::Kind);
+        #[rustfmt::skip]
+        let rows: [Row; 7] = [
+            // objectClass, objectCategory, isDeleted, kind
+            (&["top", "person", "organizationalPerson", "user"], Some("CN=Person,CN=Schema,CN=Configuration,DC=x"), None, User),
+            (&["top", "group"], Some("CN=Group,CN=Schema,CN=Configuration,DC=x"), None, Group),
+            // A tombstone keeps its classes, loses its category.
+            (&["top", "person", "organizationalPerson", "user"], None, Some("TRUE"), Deleted),
+            (&["top", "group"], None, Some("TRUE"), Deleted),
+            (&["top", "person", "organizationalPerson", "user", "computer"], Some("CN=Computer,CN=Schema,CN=Configuration,DC=x"), None, Other),
+            (&["top", "organizationalUnit"], Some("CN=Organizational-Unit,CN=Schema,CN=Configuration,DC=x"), None, Other),
+            (&["top", "person", "organizationalPerson", "user"], Some("CN=Person,CN=Schema,CN=Configuration,DC=x"), Some("FALSE"), User),
+        ];
+        for (classes, category, deleted, want) in rows {
+            let mut e = obj(1, 10);
+            e.attrs.insert("objectClass".into(), classes.iter().map(|c| c.to_string()).collect());
+            if let Some(c) = category {
+                e.attrs.insert("objectCategory".into(), vec![c.into()]);
+            }
+            if let Some(d) = deleted {
+                e.attrs.insert("isDeleted".into(), vec![d.into()]);
+            }
+            assert_eq!(super::kind_of(&e), want, "{classes:?} {category:?} {deleted:?}");
         }
     }
 

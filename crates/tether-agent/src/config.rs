@@ -187,6 +187,12 @@ pub struct ImportConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     #[serde(rename = "ChangeNotifications", default)]
     pub change_notifications: ChangeNotifications,
+    /// The import account may read the tombstones in `CN=Deleted Objects` (an admin granted
+    /// it List Contents and Read Property there): with change notifications held, deletions
+    /// are notified too, and the agent stops reading rootDSE ten times a second, leaving
+    /// only the safety-net check every `PollIntervalSeconds` (docs/decisions.md).
+    #[serde(rename = "TombstonesReadable", default)]
+    pub tombstones_readable: bool,
     /// Not a key of the file: how many users each part of a first complete read carries
     /// (`import::read_in_parts`): a page of the LDAP read; tests make it smaller.
     #[serde(skip, default = "first_read_part")]

@@ -70,6 +70,9 @@ pub struct CycleStats {
     pub parts_applied: usize,
     /// The server's answer, when a report was sent.
     pub outcome: Option<ImportOutcome>,
+    /// Changes were found but put off until the membership check may run again
+    /// ([`MEMBERSHIP_CHECK_EVERY`]): the main loop runs a cycle then, whatever its tick.
+    pub put_off: bool,
 }
 
 fn now_secs() -> u64 {
@@ -584,7 +587,7 @@ pub async fn cycle_with(
     // Put off until the membership check may run again: nothing reported, the watermark
     // stays, and the state (changed by the read) is read again from the file.
     let Some(mut read) = read else {
-        return Ok(CycleStats::default());
+        return Ok(CycleStats { put_off: true, ..CycleStats::default() });
     };
     if read.checked {
         if let Some(m) = memory.as_deref_mut() {
@@ -643,6 +646,7 @@ pub async fn cycle_with(
             groups_as_changes,
             parts_applied: read.parts.parts,
             outcome: Some(read.parts.counted_in(outcome)),
+            put_off: false,
         });
     }
     if let (InstalledOn::Dc, Some(conf)) = (cfg.installed_on, cfg.samba_smb_conf.as_deref()) {
@@ -669,5 +673,6 @@ pub async fn cycle_with(
         groups_as_changes,
         parts_applied: read.parts.parts,
         outcome: Some(read.parts.counted_in(outcome)),
+        put_off: false,
     })
 }

@@ -16,7 +16,10 @@
 //!
 //! What notifications do not cover, the poll does: a deletion and the silent `member` change
 //! it makes send no notification to a least-privileged account (AD-FACTS), so the main loop
-//! still reads rootDSE `highestCommittedUSN` at its tick. A search that ends or fails (a DC
+//! still reads rootDSE `highestCommittedUSN` at its tick. Unless the account may read the
+//! tombstones (`TombstonesReadable`: an admin granted it List Contents and Read Property on
+//! `CN=Deleted Objects`): the search then also asks for deleted objects (the Show Deleted
+//! control), each deletion comes as its tombstone, and the tick is only the safety net. A search that ends or fails (a DC
 //! restarting, a failover) is opened again with backoff, and the reopening wakes a cycle: what
 //! changed while it was down is caught up by `uSNChanged` from the watermark. A search with
 //! nothing to say for [`REARM`] is opened again, so a connection the network dropped silently
@@ -35,6 +38,8 @@ use crate::metrics::AgentMetrics;
 
 /// The change-notification control (LDAP_SERVER_NOTIFICATION_OID).
 pub const CHANGE_NOTIFICATION: &str = "1.2.840.113556.1.4.528";
+/// The Show Deleted control (LDAP_SERVER_SHOW_DELETED_OID): tombstones are returned too.
+pub const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 /// A search silent this long is closed and opened again.
 pub const REARM: Duration = Duration::from_secs(300);
 /// Notified entries kept for the next cycle at most: past this (tetherd away for long during
@@ -120,14 +125,35 @@ impl Inbox {
     }
 }
 
+/// Whether this connection's account sees any tombstone in `CN=Deleted Objects` (one entry
+/// asked for, with the Show Deleted control). None seen is no proof either way (a domain
+/// with no deletion yet), only worth a warning when `TombstonesReadable` says otherwise.
+pub async fn tombstones_visible(ldap: &mut tether_ad::Ldap) -> bool {
+    let Ok(dse) = tether_ad::read::root_dse(ldap).await else { return false };
+    let base = format!("CN=Deleted Objects,{}", dse.default_naming_context);
+    let control = RawControl { ctype: SHOW_DELETED.into(), crit: true, val: None };
+    let found = ldap
+        .with_controls(control)
+        .with_search_options(tether_ad::ldap3::SearchOptions::new().sizelimit(1))
+        .search(&base, Scope::OneLevel, "(isDeleted=TRUE)", vec!["1.1"])
+        .await;
+    found.is_ok_and(|r| !r.0.is_empty())
+}
+
 /// Holds a notification search open on `target`'s domain, asking for `attrs` of each
 /// changed object (what a cycle reads of a user or a group: `import::notified_attrs`),
-/// filing each notified object in `inbox`, and wakes the main loop at each (re)opening,
-/// until the task is aborted.
-pub async fn watch(target: LdapTarget, attrs: Vec<&'static str>, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
+/// and for deleted objects too when `tombstones`, filing each notified object in `inbox`,
+/// and wakes the main loop at each (re)opening, until the task is aborted.
+pub async fn watch(
+    target: LdapTarget,
+    attrs: Vec<&'static str>,
+    tombstones: bool,
+    inbox: Arc<Inbox>,
+    metrics: Arc<AgentMetrics>,
+) {
     let mut failures = 0u32;
     loop {
-        match watch_once(&target, &attrs, &inbox, &metrics).await {
+        match watch_once(&target, &attrs, tombstones, &inbox, &metrics).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
@@ -143,6 +169,7 @@ pub async fn watch(target: LdapTarget, attrs: Vec<&'static str>, inbox: Arc<Inbo
 async fn watch_once(
     target: &LdapTarget,
     attrs: &[&'static str],
+    tombstones: bool,
     inbox: &Inbox,
     metrics: &AgentMetrics,
 ) -> Result<(), tether_ad::AdError> {
@@ -150,11 +177,14 @@ async fn watch_once(
     let dse = tether_ad::read::root_dse(&mut ldap).await?;
     inbox.opened_on(&dse.ds_service_name);
     let nc = dse.default_naming_context;
-    let control = RawControl { ctype: CHANGE_NOTIFICATION.into(), crit: true, val: None };
+    let mut controls = vec![RawControl { ctype: CHANGE_NOTIFICATION.into(), crit: true, val: None }];
+    if tombstones {
+        controls.push(RawControl { ctype: SHOW_DELETED.into(), crit: true, val: None });
+    }
     // AD accepts only `(objectClass=*)` with this control; the entries carry what a cycle
     // would read of a user or a group.
     let mut stream = ldap
-        .with_controls(control)
+        .with_controls(controls)
         .streaming_search(&nc, Scope::Subtree, "(objectClass=*)", attrs.to_vec())
         .await
         .map_err(tether_ad::AdError::from)?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tether_ad::LdapTarget;
 
 use crate::config::{ImportConfig, InstalledOn, SyncConfig};
+use crate::import::MEMBERSHIP_CHECK_EVERY;
 use crate::notify::Inbox;
 use crate::session::Session;
 use crate::AgentError;
@@ -55,7 +56,10 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// read: `PollIntervalSeconds` is the ceiling, not the target), and at once when `wake`
 /// is woken (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
-/// work arrives by long-poll).
+/// work arrives by long-poll). An import agent told of every change, deletions included
+/// (`ImportWork::quiet`), checks AD only every `interval`, the safety net, besides the
+/// cycles notifications wake (and one [`MEMBERSHIP_CHECK_EVERY`] after a cycle that put
+/// its changes off): idle, it sends AD nothing but the open notification search.
 async fn main_loop(
     session: Session,
     interval: Duration,
@@ -64,9 +68,15 @@ async fn main_loop(
     wake: Option<Arc<Inbox>>,
 ) -> Result<(), AgentError> {
     tokio::pin!(shutdown);
-    let (tick, beat_every) = match work {
-        Some(_) => (interval.min(CHECK_EVERY), interval.max(Duration::from_secs(1)).min(Duration::from_secs(15))),
-        None => (interval, interval),
+    let beat_every = match work {
+        Some(_) => interval.max(Duration::from_secs(1)).min(Duration::from_secs(15)),
+        None => interval,
+    };
+    let quiet = work.as_ref().is_some_and(|w| w.quiet);
+    let tick = match work {
+        Some(_) if quiet => beat_every,
+        Some(_) => interval.min(CHECK_EVERY),
+        None => interval,
     };
     let mut was_paused = false;
     // The server and AD fail independently: each has its own backoff, and heartbeats go on
@@ -128,13 +138,19 @@ async fn main_loop(
                     server_failures += 1;
                     tracing::warn!(error = %e, "cycle failed; nothing was applied from it");
                 }
-                Ok(()) => {
+                Ok(put_off) => {
                     ad_failures = 0;
                     session.ad_reachable();
+                    if quiet {
+                        let every = if put_off { MEMBERSHIP_CHECK_EVERY } else { interval };
+                        next_work = tokio::time::Instant::now() + every;
+                    }
                 }
             }
         }
         let wait = if server_failures > 0 { crate::retry::backoff(server_failures).max(tick) } else { tick };
+        let now = tokio::time::Instant::now();
+        let wait = if quiet && next_work > now { wait.min(next_work - now) } else { wait };
         let notified = async {
             match &wake {
                 Some(w) => w.notified().await,
@@ -149,6 +165,9 @@ async fn main_loop(
             // finds a change costs the DC a search).
             _ = notified => {
                 woken = true;
+                if quiet && ad_failures == 0 {
+                    next_work = tokio::time::Instant::now();
+                }
                 if let Some(t) = last_cycle {
                     tokio::time::sleep_until(t + WOKEN_GAP).await;
                 }
@@ -166,6 +185,9 @@ struct ImportWork {
     inbox: Arc<Inbox>,
     /// The import state between cycles.
     memory: crate::import::Memory,
+    /// Every change is notified, deletions included (notifications held, tombstones
+    /// readable): the rootDSE check is only the safety net.
+    quiet: bool,
     /// Whether a cycle of this run has been applied. The first cycle of every run, and the
     /// first after a failed one, is a complete read: an agent killed (or cut off) after
     /// tetherd applied a cycle but before it saved its watermark resumes with a cache (scope)
@@ -175,7 +197,8 @@ struct ImportWork {
 }
 
 impl ImportWork {
-    async fn run(&mut self, session: &Session) -> Result<(), AgentError> {
+    /// One cycle; `Ok(true)` when it put its changes off (`CycleStats::put_off`).
+    async fn run(&mut self, session: &Session) -> Result<bool, AgentError> {
         // One attempt: the main loop backs off and keeps heartbeating meanwhile.
         let conn = match self.ldap.as_mut() {
             Some(c) => c,
@@ -190,7 +213,7 @@ impl ImportWork {
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %serde_json::to_string(&o).unwrap_or_default(), "import cycle applied");
                 }
-                Ok(())
+                Ok(stats.put_off)
             }
             Err(e) => {
                 // Whatever failed, the next cycle asks tetherd again before reporting.
@@ -239,12 +262,24 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let mut ldap = connect_ad(&target).await?;
     let samba = tether_ad::read::root_dse(&mut ldap).await.is_ok_and(|d| d.is_samba());
     let notifications = cfg.change_notifications.hold(samba);
+    let quiet = notifications && cfg.tombstones_readable;
     tracing::info!(
         samba,
         setting = ?cfg.change_notifications,
         "change notifications {}",
-        if notifications { "on" } else { "off: changes are found by the rootDSE check (ChangeNotifications)" }
+        match (notifications, quiet) {
+            (false, _) => "off: changes are found by the rootDSE check (ChangeNotifications)",
+            (true, false) => "on; deletions are found by the rootDSE check (TombstonesReadable)",
+            (true, true) => "on, deletions too: AD is checked only every PollIntervalSeconds besides (TombstonesReadable)",
+        }
     );
+    if quiet && !crate::notify::tombstones_visible(&mut ldap).await {
+        tracing::warn!(
+            "TombstonesReadable is true but no tombstone in CN=Deleted Objects is visible to this account: \
+             if it was not granted List Contents and Read Property there, deletions reach Tether only at the \
+             check every PollIntervalSeconds"
+        );
+    }
     let ldap = Some(ldap);
     let installed_on = match cfg.installed_on {
         InstalledOn::Dc => "dc",
@@ -260,11 +295,13 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
         tokio::spawn(crate::notify::watch(
             target.clone(),
             crate::import::notified_attrs(),
+            quiet,
             inbox.clone(),
             session.metrics.clone(),
         ))
     });
-    let work = ImportWork { cfg, target, ldap, inbox: inbox.clone(), memory: Default::default(), reconciled: false };
+    let work =
+        ImportWork { cfg, target, ldap, inbox: inbox.clone(), memory: Default::default(), quiet, reconciled: false };
     let r = main_loop(session, every, shutdown, Some(work), Some(inbox)).await;
     if let Some(w) = watch {
         w.abort();

@@ -1,7 +1,8 @@
 //! Change notifications against the real Samba DC: the import agent (its whole main loop, as
 //! `tether-agent import` runs it) holds a notification search open, and a change written in
 //! AD is notified and wakes an import cycle — counted by the agent's own metrics, so the test
-//! tells a woken cycle from a polled one.
+//! tells a woken cycle from a polled one. With the tombstones readable, a deletion is
+//! notified too, and the idle agent sends AD nothing but its notification search.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use serde_json::json;
 use tether_ad::{connect, create_group, create_user, replace_attrs, set_member, NewUser};
 use tether_agent::config::ImportConfig;
 use tether_agent::runner::run_import;
-use tether_testkit::{dc, unique, with_keys, TestServer};
+use tether_testkit::{dc, private_dc, sandbox_cmd, unique, with_keys, Dc, OwnDc, TestServer};
 
 /// The value of `series` on the agent's metrics endpoint at `base`, 0 when absent.
 async fn agent_metric(base: &str, series: &str) -> f64 {
@@ -39,14 +40,18 @@ struct Running {
 }
 
 async fn running(s: &TestServer, more: serde_json::Value) -> Running {
-    let domain = s.domain(&dc().base_dn, "TWOWAYSYNC").await;
+    running_on(dc(), s, more).await
+}
+
+async fn running_on(dc: &Dc, s: &TestServer, more: serde_json::Value) -> Running {
+    let domain = s.domain(&dc.base_dn, "TWOWAYSYNC").await;
     let key = s.connect_key(&domain, "IMPORT").await;
-    let mut ldap = connect(&dc().admin_target()).await.unwrap();
-    let adi = create_group(&mut ldap, &dc().users_container(), &unique("adi")).await.unwrap();
+    let mut ldap = connect(&dc.admin_target()).await.unwrap();
+    let adi = create_group(&mut ldap, &dc.users_container(), &unique("adi")).await.unwrap();
     let sam = unique("nt");
     let mail = format!("{sam}@corp.example.test");
     let nu = NewUser {
-        container: &dc().users_container(),
+        container: &dc.users_container(),
         sam_account_name: &sam,
         given_name: "Note",
         sn: &sam,
@@ -59,7 +64,7 @@ async fn running(s: &TestServer, more: serde_json::Value) -> Running {
     let state = tempfile::tempdir().unwrap();
     let v = with_keys(
         with_keys(
-            dc().import_agent_config(&s.url, &key, state.path(), &dc().users_container(), &adi),
+            dc.import_agent_config(&s.url, &key, state.path(), &dc.users_container(), &adi),
             json!({"MetricsListen": format!("127.0.0.1:{port}")}),
         ),
         more,
@@ -117,5 +122,58 @@ async fn on_samba_no_notification_search_is_held_by_default() {
     assert_eq!(agent_metric(&metrics, "tether_agent_notification_search_open").await, 0.0);
     assert_eq!(agent_metric(&metrics, "tether_agent_notifications_total").await, 0.0);
     assert!(agent_metric(&metrics, r#"tether_agent_cycle_reads_total{read="exact"}"#).await >= 1.0);
+    agent.abort();
+}
+
+/// Import cycles the agent ran, idle ones included: each sends AD at least one search.
+async fn cycles(metrics: &str) -> f64 {
+    agent_metric(metrics, "tether_agent_cycle_seconds_count").await
+}
+
+/// With the import account allowed to read the tombstones in `CN=Deleted Objects` (granted
+/// by `ad-sandbox.sh grant-tombstones`, as an admin would with `dsacls`) and
+/// `TombstonesReadable`, the notification search also asks for deleted objects: idle, the
+/// agent runs no cycle, so it sends AD no search beyond the open notification search; and a
+/// user deleted in AD leaves Tether on its tombstone's notification, long before the
+/// safety-net check (`PollIntervalSeconds`, 60 s here). A DC of its own: the shared one is
+/// written by other tests all the time, and each write is notified.
+#[tokio::test]
+async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_sends_no_search() {
+    let own = OwnDc(private_dc("tombstones-ad"));
+    sandbox_cmd("grant-tombstones", &own.0.dir);
+    let s = TestServer::start().await;
+    let more =
+        json!({"ChangeNotifications": "on", "TombstonesReadable": true, "MainLoop": {"PollIntervalSeconds": 60}});
+    let Running { mut ldap, sam, dn, metrics, agent, _state } = running_on(&own.0, &s, more).await;
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    wait_for("the notification search open", async || {
+        agent_metric(&metrics, "tether_agent_notification_search_open").await == 1.0
+    })
+    .await;
+    wait_for("the opening's cycle", async || agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Idle for 3 s: not one cycle (the rootDSE check would run 30 without the tombstones).
+    let before = cycles(&metrics).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cycles(&metrics).await, before, "an idle agent checked AD");
+    assert_eq!(agent_metric(&metrics, "tether_agent_notification_search_open").await, 1.0);
+
+    // A deletion: notified (its tombstone), it wakes the cycle that finds the user gone.
+    let (notes, woken) = (
+        agent_metric(&metrics, "tether_agent_notifications_total").await,
+        agent_metric(&metrics, "tether_agent_cycles_woken_total").await,
+    );
+    let gone = async || {
+        let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body;
+        let left = r["results"].get(0).cloned().unwrap_or_default();
+        left.is_null() || left["external_dn"].is_null()
+    };
+    assert!(!gone().await, "imported and linked to AD");
+    ldap.delete(&dn).await.unwrap().success().unwrap();
+    tether_testkit::eventually("the deleted user gone from Tether", Duration::from_secs(20), gone).await;
+    assert!(agent_metric(&metrics, "tether_agent_notifications_total").await > notes, "the tombstone was notified");
+    assert!(agent_metric(&metrics, "tether_agent_cycles_woken_total").await > woken, "and woke a cycle");
     agent.abort();
 }

@@ -46,7 +46,7 @@ async fn a_notified_change_is_applied_without_searching_ad() {
     let mut ldap = connect(&cfg.ldap_target()).await.unwrap();
     let inbox = Arc::new(Inbox::default());
     let metrics = Arc::new(AgentMetrics::default());
-    let watcher = tokio::spawn(watch(cfg.ldap_target(), notified_attrs(), inbox.clone(), metrics.clone()));
+    let watcher = tokio::spawn(watch(cfg.ldap_target(), notified_attrs(), false, inbox.clone(), metrics.clone()));
     eventually("the notification search open", Duration::from_secs(10), async || {
         tether_testkit::metric_in(&metrics.text(), "tether_agent_notification_search_open") == Some(1.0)
     })

@@ -367,7 +367,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     let inbox = Arc::new(tether_agent::notify::Inbox::default());
     let metrics = Arc::new(tether_agent::metrics::AgentMetrics::default());
     let attrs = tether_agent::import::notified_attrs();
-    let watch = tokio::spawn(tether_agent::notify::watch(crate::sandbox::import_target(&d), attrs, inbox, metrics));
+    let watch =
+        tokio::spawn(tether_agent::notify::watch(crate::sandbox::import_target(&d), attrs, false, inbox, metrics));
     tokio::time::sleep(Duration::from_secs(2)).await;
     results["dc_cpu_idle_ms_per_s"]["one_notification_search_open"] =
         json!(dc_cpu_ms_per_s(Duration::from_secs(10)).await);
