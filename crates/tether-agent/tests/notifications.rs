@@ -74,21 +74,26 @@ async fn running_on(dc: &Dc, s: &TestServer, more: serde_json::Value) -> Running
     Running { ldap, sam, dn, metrics: format!("http://127.0.0.1:{port}"), agent, _state: state }
 }
 
+/// Waits until `sam` is imported and the notification search is open, and for the cycle
+/// its opening woke (to catch up): baselines are taken after it.
+async fn settled(s: &TestServer, sam: &str, metrics: &str) {
+    wait_for("imported", async || title_in_tether(s, sam).await.is_some()).await;
+    wait_for("the notification search open", async || {
+        agent_metric(metrics, "tether_agent_notification_search_open").await == 1.0
+    })
+    .await;
+    wait_for("the opening's cycle", async || agent_metric(metrics, "tether_agent_cycles_woken_total").await >= 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 #[tokio::test]
 async fn a_change_in_ad_wakes_an_import_cycle() {
     let s = TestServer::start().await;
     // Samba serves a notification search by re-scanning the domain: `auto` holds none there.
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, json!({"ChangeNotifications": "on"})).await;
 
-    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
-    wait_for("the notification search open", async || {
-        agent_metric(&metrics, "tether_agent_notification_search_open").await == 1.0
-    })
-    .await;
-    // Opening the search woke one cycle (to catch up); the baseline is taken after it.
-    wait_for("the opening's cycle", async || agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0)
-        .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(&s, &sam, &metrics).await;
     let (notes, woken) = (
         agent_metric(&metrics, "tether_agent_notifications_total").await,
         agent_metric(&metrics, "tether_agent_cycles_woken_total").await,
@@ -145,14 +150,7 @@ async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_send
     let more =
         json!({"ChangeNotifications": "on", "TombstonesReadable": true, "MainLoop": {"PollIntervalSeconds": 60}});
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running_on(&own.0, &s, more).await;
-    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
-    wait_for("the notification search open", async || {
-        agent_metric(&metrics, "tether_agent_notification_search_open").await == 1.0
-    })
-    .await;
-    wait_for("the opening's cycle", async || agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0)
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settled(&s, &sam, &metrics).await;
 
     // Idle for 3 s: not one cycle (the rootDSE check would run 30 without the tombstones).
     let before = cycles(&metrics).await;

@@ -210,6 +210,15 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
     }
 }
 
+/// A repo on `db` holding 1,234 users of [`long`], and 7-user pages of them by username.
+async fn long_list(db: &Db) -> (Repo, ListQuery) {
+    let r = Repo::new(db.open().await);
+    let batch: Vec<WriteOp> =
+        (0..1234).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+    r.store().write_batch(&batch).await.unwrap();
+    (r, ListQuery { limit: 7, ..shapes()[1].1.clone() })
+}
+
 /// On PostgreSQL the write generation is read in the snapshot of the rows read: marks taken
 /// while another process's write is under way (its transaction not yet committed, so the
 /// walk does not see its row) are stale once it commits, and no page starts at them.
@@ -217,11 +226,7 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
 async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
     use sqlx::Connection;
     let db = Db::new(Backend::Postgres).await;
-    let r = Repo::new(db.open().await);
-    let batch: Vec<WriteOp> =
-        (0..1234).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
-    r.store().write_batch(&batch).await.unwrap();
-    let q = ListQuery { limit: 7, ..shapes()[1].1.clone() };
+    let (r, q) = long_list(&db).await;
     // Another process inserts a user sorting before every other one, in a transaction left
     // open while the marks are taken.
     let mut c = sqlx::PgConnection::connect(&db.pg.as_ref().unwrap().url).await.unwrap();
@@ -255,11 +260,7 @@ async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
 async fn sqlite_a_write_dropped_mid_way_moves_the_version_only_once_it_landed() {
     use sqlx::{Connection, Executor};
     let db = Db::new(Backend::Sqlite).await;
-    let r = Repo::new(db.open().await);
-    let batch: Vec<WriteOp> =
-        (0..1234).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
-    r.store().write_batch(&batch).await.unwrap();
-    let q = ListQuery { limit: 7, ..shapes()[1].1.clone() };
+    let (r, q) = long_list(&db).await;
     let whole = ListQuery { limit: 5000, ..q.clone() };
     until_marked(&r, &q, 600).await;
     let version = r.store().directory_version();
