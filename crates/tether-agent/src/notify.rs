@@ -55,6 +55,8 @@ pub struct Inbox {
     /// The DC (`dsServiceName`) whose notifications the entries are: USNs are each DC's own,
     /// so a cycle reading another DC (a name that resolves to several) ignores them.
     server: Mutex<Option<String>>,
+    /// Whether a notification search is open now.
+    open: std::sync::atomic::AtomicBool,
 }
 
 impl Inbox {
@@ -69,6 +71,16 @@ impl Inbox {
             q.push(e);
         }
         self.wake.notify_one();
+    }
+
+    /// Whether a notification search is open now: a main loop that relies on them
+    /// (`TombstonesReadable`) checks AD at its usual tick while none is.
+    pub fn is_open(&self) -> bool {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Wakes the main loop without an entry (a search (re)opened: catch up).
@@ -157,9 +169,15 @@ pub async fn watch(
             Ok(()) => failures = 0,
             Err(e) => {
                 failures += 1;
-                tracing::debug!(error = %e, "change notifications interrupted; the poll goes on");
+                // The first of a run said once where an admin looks (a refused control, say).
+                if failures == 1 {
+                    tracing::warn!(error = %e, "change notifications interrupted; the rootDSE check goes on meanwhile");
+                } else {
+                    tracing::debug!(error = %e, "change notifications still interrupted");
+                }
             }
         }
+        inbox.set_open(false);
         metrics.notifications_open(false);
         tokio::time::sleep(crate::retry::backoff(failures)).await;
     }
@@ -189,6 +207,7 @@ async fn watch_once(
         .await
         .map_err(tether_ad::AdError::from)?;
     metrics.notifications_open(true);
+    inbox.set_open(true);
     // Whatever changed while no search was open is caught up by the cycle this wakes.
     inbox.wake();
     loop {

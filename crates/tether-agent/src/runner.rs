@@ -57,9 +57,8 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// is woken (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
 /// work arrives by long-poll). An import agent told of every change, deletions included
-/// (`ImportWork::quiet`), checks AD only every `interval`, the safety net, besides the
-/// cycles notifications wake (and one [`MEMBERSHIP_CHECK_EVERY`] after a cycle that put
-/// its changes off): idle, it sends AD nothing but the open notification search.
+/// (`ImportWork::quiet`), runs its cycles as [`QuietSchedule`] says while its notification
+/// search is open: idle, it sends AD nothing but that search.
 async fn main_loop(
     session: Session,
     interval: Duration,
@@ -72,13 +71,10 @@ async fn main_loop(
         Some(_) => interval.max(Duration::from_secs(1)).min(Duration::from_secs(15)),
         None => interval,
     };
-    let quiet = work.as_ref().is_some_and(|w| w.quiet);
-    let tick = match work {
-        Some(_) if quiet => beat_every,
-        Some(_) => interval.min(CHECK_EVERY),
-        None => interval,
-    };
+    let quiet_mode = work.as_ref().is_some_and(|w| w.quiet);
+    let mut schedule = QuietSchedule::new(interval, tokio::time::Instant::now());
     let mut was_paused = false;
+    let mut was_primary = false;
     // The server and AD fail independently: each has its own backoff, and heartbeats go on
     // while AD is away (they carry the outage to the server).
     let mut server_failures = 0u32;
@@ -96,6 +92,11 @@ async fn main_loop(
                     if let Some(w) = work.as_mut() {
                         w.memory.heard(beat);
                     }
+                    // Resumed, or now the primary (the other agent gone): catch up now.
+                    if (was_paused && !beat.paused) || (beat.primary && !was_primary) {
+                        schedule.woken(tokio::time::Instant::now());
+                    }
+                    was_primary = beat.primary;
                     if beat.paused != was_paused {
                         tracing::info!(
                             paused = beat.paused,
@@ -115,7 +116,15 @@ async fn main_loop(
                 }
             }
         }
-        let due = tokio::time::Instant::now() >= next_work;
+        // Told of every change only while the notification search is open; else the tick.
+        let quiet = quiet_mode && wake.as_ref().is_some_and(|w| w.is_open());
+        let tick = match work {
+            Some(_) if quiet => beat_every,
+            Some(_) => interval.min(CHECK_EVERY),
+            None => interval,
+        };
+        let now = tokio::time::Instant::now();
+        let due = now >= next_work && (!quiet || schedule.due(now));
         if let (0, false, true, Some(w)) = (server_failures, was_paused, due, work.as_mut()) {
             if std::mem::take(&mut woken) {
                 session.metrics.cycle_woken();
@@ -141,16 +150,22 @@ async fn main_loop(
                 Ok(put_off) => {
                     ad_failures = 0;
                     session.ad_reachable();
-                    if quiet {
-                        let every = if put_off { MEMBERSHIP_CHECK_EVERY } else { interval };
-                        next_work = tokio::time::Instant::now() + every;
-                    }
+                    let pending = !w.inbox.is_empty();
+                    schedule.ran(tokio::time::Instant::now(), put_off, pending);
                 }
             }
         }
-        let wait = if server_failures > 0 { crate::retry::backoff(server_failures).max(tick) } else { tick };
-        let now = tokio::time::Instant::now();
-        let wait = if quiet && next_work > now { wait.min(next_work - now) } else { wait };
+        let mut wait = if server_failures > 0 { crate::retry::backoff(server_failures).max(tick) } else { tick };
+        if quiet {
+            // The next of: the scheduled cycle, the end of AD's backoff, the next heartbeat.
+            let now = tokio::time::Instant::now();
+            let beat_at = last_beat.filter(|_| server_failures == 0).map(|t| t + beat_every);
+            for at in [Some(schedule.next), Some(next_work), beat_at].into_iter().flatten() {
+                if at > now {
+                    wait = wait.min(at - now);
+                }
+            }
+        }
         let notified = async {
             match &wake {
                 Some(w) => w.notified().await,
@@ -165,14 +180,57 @@ async fn main_loop(
             // finds a change costs the DC a search).
             _ = notified => {
                 woken = true;
-                if quiet && ad_failures == 0 {
-                    next_work = tokio::time::Instant::now();
-                }
+                schedule.woken(tokio::time::Instant::now());
                 if let Some(t) = last_cycle {
                     tokio::time::sleep_until(t + WOKEN_GAP).await;
                 }
             }
         }
+    }
+}
+
+/// Cycles a notification leaves behind (a gap in the USNs it cannot fill, a plan held, a
+/// cycle run on another DC than the one notifying) are tried again this many times at the
+/// rootDSE tick, then left to the safety net.
+const SOON_TRIES: u32 = 20;
+
+/// When an import agent told of every change (`TombstonesReadable`, its notification search
+/// open) runs its next cycle: at once when a notification wakes it (or it is resumed, or
+/// becomes the primary); [`MEMBERSHIP_CHECK_EVERY`] after a cycle that put its changes off;
+/// at the tick, [`SOON_TRIES`] times at most, while notified objects wait that the cycle
+/// could not apply (one after a gap in the USNs: the next cycle reads by `uSNChanged` and
+/// takes them all); otherwise after `interval` (`PollIntervalSeconds`), the safety net for
+/// what no notification brings. Time is a parameter (tested without a clock).
+struct QuietSchedule {
+    interval: Duration,
+    next: tokio::time::Instant,
+    soon_left: u32,
+}
+
+impl QuietSchedule {
+    fn new(interval: Duration, now: tokio::time::Instant) -> Self {
+        QuietSchedule { interval, next: now, soon_left: SOON_TRIES }
+    }
+
+    fn woken(&mut self, now: tokio::time::Instant) {
+        self.next = now;
+        self.soon_left = SOON_TRIES;
+    }
+
+    fn ran(&mut self, now: tokio::time::Instant, put_off: bool, pending: bool) {
+        let after = if put_off {
+            MEMBERSHIP_CHECK_EVERY
+        } else if pending && self.soon_left > 0 {
+            self.soon_left -= 1;
+            CHECK_EVERY
+        } else {
+            self.interval
+        };
+        self.next = now + after;
+    }
+
+    fn due(&self, now: tokio::time::Instant) -> bool {
+        now >= self.next
     }
 }
 
@@ -328,4 +386,44 @@ pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Re
         m.abort();
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_agent_cycles_when_woken_soon_while_notified_objects_wait_and_else_at_the_safety_net() {
+        let t0 = tokio::time::Instant::now();
+        let interval = Duration::from_secs(90);
+        let mut s = QuietSchedule::new(interval, t0);
+        assert!(s.due(t0), "the first cycle at once");
+        // (put off, objects still waiting) -> when the next cycle runs
+        #[rustfmt::skip]
+        let rows = [
+            ((false, false), interval),              // all applied: the safety net
+            ((true, false), MEMBERSHIP_CHECK_EVERY), // put off: when the check may run
+            ((true, true), MEMBERSHIP_CHECK_EVERY),
+            ((false, true), CHECK_EVERY),            // left behind: at the tick
+        ];
+        for ((put_off, pending), after) in rows {
+            s.woken(t0);
+            s.ran(t0, put_off, pending);
+            assert!(!s.due(t0 + after - Duration::from_millis(1)), "{put_off} {pending}");
+            assert!(s.due(t0 + after), "{put_off} {pending}");
+        }
+        // Objects that no cycle can apply are tried SOON_TRIES times, then left to the
+        // safety net; a notification starts the count again.
+        s.woken(t0);
+        for _ in 0..SOON_TRIES {
+            s.ran(t0, false, true);
+            assert_eq!(s.next, t0 + CHECK_EVERY);
+        }
+        s.ran(t0, false, true);
+        assert_eq!(s.next, t0 + interval);
+        s.woken(t0 + Duration::from_secs(1));
+        assert!(s.due(t0 + Duration::from_secs(1)));
+        s.ran(t0, false, true);
+        assert_eq!(s.next, t0 + CHECK_EVERY);
+    }
 }

@@ -50,6 +50,86 @@ fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: 
     Ok(ImportConfig::from_str(Path::new("bench.json"), &v.to_string())?)
 }
 
+/// Users deleted in the `TombstonesReadable` step.
+const QUIET_DELETIONS: usize = 8;
+
+/// The import agent told of every change, deletions included (`TombstonesReadable`: the
+/// import account granted the reading of `CN=Deleted Objects`, notifications held): over
+/// 10 s idle, the cycles it ran (each sends AD at least one search; the default agent runs
+/// 100) and the entries it read, and the DC's CPU; then a few seeded users from number
+/// `first` on deleted one by one, each timed from the write sent until it is gone from
+/// Tether (on Samba a write handled by another LDAP process is notified at its 5-second
+/// retry; the safety-net check is 90 s away).
+async fn told_of_deletions(
+    s: &TestServer,
+    d: &Dc,
+    key: &str,
+    cfg_path: &Path,
+    first: usize,
+    n: usize,
+) -> Result<Value> {
+    sandbox(&["grant-tombstones"], &d.dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let state = cfg_path.parent().context("state dir")?;
+    let v = tether_testkit::with_keys(
+        import_config_json(s, d, key, state, "member_server"),
+        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on", "TombstonesReadable": true}),
+    );
+    std::fs::write(cfg_path, v.to_string())?;
+    let _agent = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
+    let base = format!("http://127.0.0.1:{port}");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("the agent's metrics never answered");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metric = async |series: &str| tether_testkit::metric_at(&base, series).await.unwrap_or(0.0);
+    // Its first (complete) cycle, and the one the search's opening woke.
+    while metric("tether_agent_notification_search_open").await < 1.0
+        || metric("tether_agent_cycles_woken_total").await < 1.0
+    {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("the agent with TombstonesReadable never settled");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cycles, entries) =
+        (metric("tether_agent_cycle_seconds_count").await, metric("tether_agent_entries_read_total").await);
+    let cpu = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
+    let idle = json!({"seconds": 10, "cycles": metric("tether_agent_cycle_seconds_count").await - cycles,
+        "entries_read": metric("tether_agent_entries_read_total").await - entries, "dc_cpu_ms_per_s": cpu});
+    let mut admin = connect(&d.admin_target()).await?;
+    let (mut lat, mut after) = (Vec::new(), Vec::new());
+    for j in (0..QUIET_DELETIONS).filter(|j| first + j * 7 <= n) {
+        let sam = format!("{}user{:04}", d.seed_prefix, first + j * 7);
+        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
+            .clone();
+        let (dn, id) = (
+            u["external_dn"].as_str().context("imported user")?.to_string(),
+            u["id"].as_str().unwrap_or_default().to_string(),
+        );
+        tokio::time::sleep(Duration::from_millis((j as u64 * 7919) % 500)).await;
+        let t = Instant::now();
+        admin.delete(&dn).await?.success()?;
+        let written = t.elapsed();
+        while s.call("GET", &format!("/api/systemusers/{id}"), None).await.body.get("id").is_some() {
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!("a deletion did not arrive within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        lat.push(t.elapsed());
+        after.push(t.elapsed().saturating_sub(written));
+    }
+    let notified = metric("tether_agent_notifications_total").await;
+    Ok(
+        json!({"idle": idle, "deletions": dist(lat), "deletions_after_ad_answered": dist(after), "notifications": notified}),
+    )
+}
+
 /// The DC's CPU time over `window`, in ms per second.
 async fn dc_cpu_ms_per_s(window: Duration) -> f64 {
     let before = crate::parts::samba_cpu_seconds();
@@ -373,6 +453,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     results["dc_cpu_idle_ms_per_s"]["one_notification_search_open"] =
         json!(dc_cpu_ms_per_s(Duration::from_secs(10)).await);
     watch.abort();
+    results["told_of_deletions"] = told_of_deletions(&s, &d, &key, &cfg_path, changes + 10, n).await?;
 
     eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.

@@ -286,8 +286,17 @@ impl Drop for Writing<'_> {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (v, writer) = (v.clone(), writer.clone());
             rt.spawn(async move {
-                if let Err(e) = sqlx::query("SELECT 1").execute(&writer).await {
-                    tracing::warn!(error = %e, "the writer did not answer after a cancelled write");
+                // Until the writer answers: a wait for it may time out (a statement running
+                // longer than the pool's acquire timeout). A closed pool is a store shutting
+                // down, with nobody left to read the version.
+                loop {
+                    match sqlx::query("SELECT 1").execute(&writer).await {
+                        Ok(_) | Err(sqlx::Error::PoolClosed) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the writer did not answer after a cancelled write; asking again");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
                 }
                 v.ended();
             });
