@@ -228,7 +228,7 @@ impl Version {
     }
 
     /// The version, when no write is under way: what was read while it stays the answer is
-    /// the store's state at that version (`marks.rs`).
+    /// the store's state at that version (the embedded store's cached totals).
     pub(crate) fn quiet(&self) -> Option<u64> {
         let writing = self.writing.load(std::sync::atomic::Ordering::SeqCst);
         let n = self.get();
@@ -251,7 +251,7 @@ impl Version {
 /// to the writer pool returns: the writer is one connection, whose commands run in order and
 /// which sqlx hands back to the pool only after a ping behind the cancelled statement (and
 /// the rollback of a transaction left open), so the no-op returns after the write landed or
-/// was rolled back. Only then does the version move. Without that, marks or answers read in
+/// was rolled back. Only then does the version move. Without that, LDAP answers or totals read in
 /// between would be filed at a version that misses the write.
 pub(crate) struct Writing<'a> {
     version: Option<(&'a std::sync::Arc<Version>, &'a sqlx::SqlitePool)>,

@@ -9,16 +9,16 @@
 //! key when sorted), and a page then starts after the mark before its `skip` and walks the
 //! rest.
 //!
-//! Marks hold while the store's write generation is the one they were taken at, and for
-//! [`KEEP`] at most. Any write to the users moves the generation, and a page and a walk each
-//! know the generation of exactly the rows they read:
-//! - SQLite: the store's own directory version (only this process writes an embedded store),
-//!   used only while no write is under way (one committed but not yet counted has not moved
-//!   it). A marked page read while a write came is read again by its offset, and a walk
-//!   during which one came is thrown away.
+//! Marks hold while the users' write generation is the one they were taken at, and for
+//! [`KEEP`] at most. A user inserted or deleted, or a username changed, moves the generation
+//! (other updates move no row of these lists, and keep the marks), and a page and a walk each
+//! read the generation in the same snapshot as their rows, so they know the generation of
+//! exactly the rows they read, whoever wrote them and whether it has committed:
+//! - SQLite: a counter row (`users_writes`) moved by triggers, read in the page's or the
+//!   walk's read transaction (one WAL snapshot).
 //! - PostgreSQL: a count of the statements that wrote users, kept by triggers in
-//!   `row_counts` (transactional), read in the same snapshot as the page or the walk, so
-//!   another `tetherd`'s writes count too, committed or not.
+//!   `row_counts` (transactional), read in the same `REPEATABLE READ` snapshot, so another
+//!   `tetherd`'s writes count too.
 //!
 //! Marks that no longer hold are never used: the page walks its offset, as before, and new
 //! marks are taken in the background (never by the request, which pays no more than without

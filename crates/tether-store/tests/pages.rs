@@ -22,6 +22,7 @@ on_both_backends!(
     consecutive_pages_are_the_offset_pages_when_nothing_changes,
     a_reader_paging_through_sees_each_user_that_stayed_once_while_others_come_and_go,
     deep_pages_start_at_marks_and_answer_their_offset_pages,
+    an_update_that_keeps_the_username_keeps_the_marks,
 );
 
 /// The list shapes a page can be continued in (insertion order, by username) and those it
@@ -219,6 +220,27 @@ async fn long_list(db: &Db) -> (Repo, ListQuery) {
     (r, ListQuery { limit: 7, ..shapes()[1].1.clone() })
 }
 
+/// An update that changes no username moves no row of the users' lists: the next deep page
+/// still starts at a mark, on both stores (on SQLite every write used to make them stale).
+async fn an_update_that_keeps_the_username_keeps_the_marks(b: Backend) {
+    let db = Db::new(b).await;
+    let (r, q) = long_list(&db).await;
+    let whole = ListQuery { limit: 5000, ..q.clone() };
+    until_marked(&r, &q, 600).await;
+    let expected = ids(&r.list_users(&whole).await.unwrap().1);
+    for i in [3, 1003] {
+        let mut u = r.user(&expected[i]).await.unwrap().unwrap();
+        u.email = format!("changed{i}@example.test");
+        u.suspended = !u.suspended;
+        assert!(r.save_user(&u, None).await.unwrap());
+        let before = r.store().page_starts();
+        let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+        assert_eq!(ids(&page), expected[1000..1007], "after an update of row {i}");
+        let after = r.store().page_starts();
+        assert_eq!((after.marked, after.offset), (before.marked + 1, before.offset), "row {i}: still from a mark");
+    }
+}
+
 /// On PostgreSQL the write generation is read in the snapshot of the rows read: marks taken
 /// while another process's write is under way (its transaction not yet committed, so the
 /// walk does not see its row) are stale once it commits, and no page starts at them.
@@ -250,12 +272,13 @@ async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
     assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset");
 }
 
-/// On SQLite the directory version moves only once a write has ended, also one whose request
-/// was dropped mid-way (its client gone) while the statement still runs on the writer's
-/// thread: until it has landed, the version stays and no write counts as over, so no marks
-/// are used or taken; after, the pages still answer their offsets. The dropped insert is
-/// held on SQLite's write lock, taken by another connection, so it is cancelled while it
-/// waits and commits once the lock is let go.
+/// On SQLite the directory version (by which LDAP answers are held) moves only once a write
+/// has ended, also one whose request was dropped mid-way (its client gone) while the
+/// statement still runs on the writer's thread; the cached total is forgotten; and the pages
+/// answer their offsets throughout, from the marks while the insert has not landed (their
+/// generation is read with the rows). The dropped insert is held on SQLite's write lock,
+/// taken by another connection, so it is cancelled while it waits and commits once the lock
+/// is let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_a_write_dropped_mid_way_moves_the_version_only_once_it_landed() {
     use sqlx::{Connection, Executor};
@@ -272,14 +295,14 @@ async fn sqlite_a_write_dropped_mid_way_moves_the_version_only_once_it_landed() 
     let first = User { username: "0first".into(), ..long(5000) };
     let dropped = tokio::time::timeout(std::time::Duration::from_millis(300), r.insert_user(&first, None)).await;
     assert!(dropped.is_err(), "the insert waits for the write lock, and is dropped");
-    // The insert has not landed: the version has not moved, and a deep page neither starts
-    // at a mark nor has marks taken (which would be of the rows without the insert).
+    // The insert has not landed: the version has not moved, and a deep page is still that
+    // of the rows without it, from the marks of those rows.
     assert_eq!(r.store().directory_version(), version, "moved before the write landed");
     for _ in 0..3 {
         let before = r.store().page_starts();
         let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
         assert_eq!(ids(&page), ids(&list_before.1[1000..1007]));
-        assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset while the write is under way");
+        assert_eq!(r.store().page_starts().marked, before.marked + 1, "from the marks: nothing landed");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     lock.execute("COMMIT").await.unwrap();

@@ -30,8 +30,8 @@ pub struct SqliteStore {
     version: Arc<crate::Version>,
     /// Where recent pages ended (`cursors.rs`).
     cursors: Cursors,
-    /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while
-    /// `version` has not moved.
+    /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
+    /// users' write generation (`users_writes`) has not moved.
     marks: Arc<Marks>,
 }
 
@@ -89,6 +89,16 @@ impl SqliteStore {
             marks: Default::default(),
         })
     }
+}
+
+/// A read transaction (its statements all read one WAL snapshot) and the users' write
+/// generation in it (schema step 15; a page and a walk of marks both begin so: `marks.rs`).
+async fn users_snapshot(
+    reader: &SqlitePool,
+) -> std::result::Result<(sqlx::Transaction<'static, sqlx::Sqlite>, u64), sqlx::Error> {
+    let mut tx = reader.begin().await?;
+    let g: i64 = sqlx::query_scalar("SELECT n FROM users_writes").fetch_one(&mut *tx).await?;
+    Ok((tx, g as u64))
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {
@@ -164,27 +174,28 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             }
         };
         let now = std::time::Instant::now();
-        // Only this process writes: marks taken at this version hold while it stays, and while
-        // no write is under way (one committed but not yet counted has not moved it).
-        let generation = (c == Collection::Users && may_mark(&l, q.skip)).then(|| self.version.quiet()).flatten();
-        let mark = generation.and_then(|g| self.marks.before(&l.signature, q.skip, g, now));
-        let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
-        let mut rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
-        if start == Start::Marked && self.version.quiet() != generation {
-            // A write came during the read: the page may be of the new rows, the marks of the
-            // old ones. Read again by its offset.
-            rows = bind_all(sqlx::query(&l.select), &l.binds).fetch_all(&self.reader).await?;
+        if c != Collection::Users || !may_mark(&l, q.skip) {
+            let (text, binds, _) = self.cursors.page::<Sqlite>(c.table(), &l, q, None, now);
+            let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&self.reader).await?;
+            self.cursors.served(&l, q.skip, &rows, now);
+            return Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()));
         }
+        // The generation and the page in one read transaction (one WAL snapshot): marks of
+        // that generation are marks of the rows the page reads.
+        let (mut tx, g) = users_snapshot(&self.reader).await?;
+        let mark = self.marks.before(&l.signature, q.skip, g, now);
+        let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
+        let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         self.cursors.served(&l, q.skip, &rows, now);
-        if let (Some(g), Start::Offset) = (generation, start) {
-            let (reader, version, keyed) =
-                (self.reader.clone(), self.version.clone(), matches!(l.keyset, Keyset::Key(_)));
+        if start == Start::Offset {
             if let Some(walk) = marks_sql(c.table(), &l) {
+                let (reader, keyed) = (self.reader.clone(), matches!(l.keyset, Keyset::Key(_)));
                 marks::take(&self.marks, &l.signature, g, now, async move {
-                    let rows = sqlx::query(&walk).fetch_all(&reader).await.map_err(marks::failed).ok()?;
-                    let taken = marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?;
-                    // Taken at `g` only if nothing was written meanwhile.
-                    (version.quiet() == Some(g)).then_some((g, taken))
+                    let (mut tx, g) = users_snapshot(&reader).await.map_err(marks::failed).ok()?;
+                    let rows = sqlx::query(&walk).fetch_all(&mut *tx).await.map_err(marks::failed).ok()?;
+                    tx.commit().await.map_err(marks::failed).ok()?;
+                    Some((g, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
                 });
             }
         }

@@ -124,4 +124,22 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX users_by_seq ON users (seq);
     "#,
+    // 15: the users' write generation (`marks.rs`), moved by every user inserted or deleted
+    // and every change of a username, in the writing transaction itself: a reader sees the
+    // generation of the rows it sees. Not by other updates, which move no row of a list.
+    r#"
+    CREATE TABLE users_writes (n INTEGER NOT NULL);
+    INSERT INTO users_writes (n) VALUES (0);
+    CREATE TRIGGER users_writes_insert AFTER INSERT ON users BEGIN
+        UPDATE users_writes SET n = n + 1;
+    END;
+    CREATE TRIGGER users_writes_delete AFTER DELETE ON users BEGIN
+        UPDATE users_writes SET n = n + 1;
+    END;
+    CREATE TRIGGER users_writes_rename AFTER UPDATE OF doc ON users
+    WHEN json_extract(old.doc, '$.username') IS NOT json_extract(new.doc, '$.username')
+    BEGIN
+        UPDATE users_writes SET n = n + 1;
+    END;
+    "#,
 ];
