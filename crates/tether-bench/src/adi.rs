@@ -50,6 +50,16 @@ fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: 
     Ok(ImportConfig::from_str(Path::new("bench.json"), &v.to_string())?)
 }
 
+/// The seeded user number `k` as Tether holds it: (its document, its AD DN, its id).
+async fn seeded_user(s: &TestServer, d: &Dc, k: usize) -> Result<(Value, String, String)> {
+    let sam = format!("{}user{k:04}", d.seed_prefix);
+    let u =
+        s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0].clone();
+    let dn = u["external_dn"].as_str().context("imported user")?.to_string();
+    let id = u["id"].as_str().unwrap_or_default().to_string();
+    Ok((u, dn, id))
+}
+
 /// Users deleted in the `TombstonesReadable` step.
 const QUIET_DELETIONS: usize = 8;
 
@@ -104,13 +114,7 @@ async fn told_of_deletions(
     let mut admin = connect(&d.admin_target()).await?;
     let (mut lat, mut after) = (Vec::new(), Vec::new());
     for j in (0..QUIET_DELETIONS).filter(|j| first + j * 7 <= n) {
-        let sam = format!("{}user{:04}", d.seed_prefix, first + j * 7);
-        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
-            .clone();
-        let (dn, id) = (
-            u["external_dn"].as_str().context("imported user")?.to_string(),
-            u["id"].as_str().unwrap_or_default().to_string(),
-        );
+        let (_, dn, id) = seeded_user(s, d, first + j * 7).await?;
         tokio::time::sleep(Duration::from_millis((j as u64 * 7919) % 500)).await;
         let t = Instant::now();
         admin.delete(&dn).await?.success()?;
@@ -328,13 +332,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     let (mut lat, mut kinds, mut writes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut after_write, mut after_write_kinds) = (Vec::new(), Vec::new());
     for i in 0..changes {
-        let sam = format!("{}user{:04}", d.seed_prefix, i % n.max(1) + 1);
-        let u = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0]
-            .clone();
-        let (dn, id) = (
-            u["external_dn"].as_str().context("imported user")?.to_string(),
-            u["id"].as_str().unwrap_or_default().to_string(),
-        );
+        let (u, dn, id) = seeded_user(&s, &d, i % n.max(1) + 1).await?;
         // Changes arrive at random moments relative to the agent's tick, as an admin's do
         // (without this pause each change would follow the last cycle in lockstep).
         tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % 500)).await;
