@@ -178,6 +178,9 @@ pub async fn watch(
             }
         }
         inbox.set_open(false);
+        // A main loop relying on the search waits on its quiet schedule: woken, it goes back
+        // to the rootDSE tick at once (and catches up on what the search may have missed).
+        inbox.wake();
         metrics.notifications_open(false);
         tokio::time::sleep(crate::retry::backoff(failures)).await;
     }
