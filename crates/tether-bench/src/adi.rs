@@ -36,7 +36,7 @@ async fn domain_with_agent(s: &TestServer, d: &Dc, use_case: &str, kind: &str) -
     Ok(a.body["connectKey"].as_str().context("key")?.to_string())
 }
 
-fn import_config_json(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Value {
+pub(crate) fn import_config_json(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: &str) -> Value {
     tether_testkit::with_keys(
         d.import_agent_config(&s.url, key, state, &d.users_container(), &d.group_dn),
         // The default main loop (no shortened poll interval): the latency figures are what an
@@ -51,7 +51,7 @@ fn import_config(s: &TestServer, d: &Dc, key: &str, state: &Path, installed_on: 
 }
 
 /// The seeded user number `k` as Tether holds it: (its document, its AD DN, its id).
-async fn seeded_user(s: &TestServer, d: &Dc, k: usize) -> Result<(Value, String, String)> {
+pub(crate) async fn seeded_user(s: &TestServer, d: &Dc, k: usize) -> Result<(Value, String, String)> {
     let sam = format!("{}user{k:04}", d.seed_prefix);
     let u =
         s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body["results"][0].clone();
@@ -60,82 +60,8 @@ async fn seeded_user(s: &TestServer, d: &Dc, k: usize) -> Result<(Value, String,
     Ok((u, dn, id))
 }
 
-/// Users deleted in the `TombstonesReadable` step.
-const QUIET_DELETIONS: usize = 8;
-
-/// The import agent told of every change, deletions included (`TombstonesReadable`: the
-/// import account granted the reading of `CN=Deleted Objects`, notifications held): over
-/// 10 s idle, the cycles it ran (each sends AD at least one search; the default agent runs
-/// 100) and the entries it read, and the DC's CPU; then a few seeded users from number
-/// `first` on deleted one by one, each timed from the write sent until it is gone from
-/// Tether (on Samba a write handled by another LDAP process is notified at its 5-second
-/// retry; the safety-net check is 90 s away).
-async fn told_of_deletions(
-    s: &TestServer,
-    d: &Dc,
-    key: &str,
-    cfg_path: &Path,
-    first: usize,
-    n: usize,
-) -> Result<Value> {
-    sandbox(&["grant-tombstones"], &d.dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let state = cfg_path.parent().context("state dir")?;
-    let v = tether_testkit::with_keys(
-        import_config_json(s, d, key, state, "member_server"),
-        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on", "TombstonesReadable": true}),
-    );
-    std::fs::write(cfg_path, v.to_string())?;
-    let _agent = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
-    let base = format!("http://127.0.0.1:{port}");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(60) {
-            bail!("the agent's metrics never answered");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let metric = async |series: &str| tether_testkit::metric_at(&base, series).await.unwrap_or(0.0);
-    // Its first (complete) cycle, and the one the search's opening woke.
-    while metric("tether_agent_notification_search_open").await < 1.0
-        || metric("tether_agent_cycles_woken_total").await < 1.0
-    {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("the agent with TombstonesReadable never settled");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cycles, entries) =
-        (metric("tether_agent_cycle_seconds_count").await, metric("tether_agent_entries_read_total").await);
-    let cpu = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
-    let idle = json!({"seconds": 10, "cycles": metric("tether_agent_cycle_seconds_count").await - cycles,
-        "entries_read": metric("tether_agent_entries_read_total").await - entries, "dc_cpu_ms_per_s": cpu});
-    let mut admin = connect(&d.admin_target()).await?;
-    let (mut lat, mut after) = (Vec::new(), Vec::new());
-    for j in (0..QUIET_DELETIONS).filter(|j| first + j * 7 <= n) {
-        let (_, dn, id) = seeded_user(s, d, first + j * 7).await?;
-        tokio::time::sleep(Duration::from_millis((j as u64 * 7919) % 500)).await;
-        let t = Instant::now();
-        admin.delete(&dn).await?.success()?;
-        let written = t.elapsed();
-        while s.call("GET", &format!("/api/systemusers/{id}"), None).await.body.get("id").is_some() {
-            if t.elapsed() > Duration::from_secs(120) {
-                bail!("a deletion did not arrive within 120 s");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        lat.push(t.elapsed());
-        after.push(t.elapsed().saturating_sub(written));
-    }
-    let notified = metric("tether_agent_notifications_total").await;
-    Ok(
-        json!({"idle": idle, "deletions": dist(lat), "deletions_after_ad_answered": dist(after), "notifications": notified}),
-    )
-}
-
 /// The DC's CPU time over `window`, in ms per second.
-async fn dc_cpu_ms_per_s(window: Duration) -> f64 {
+pub(crate) async fn dc_cpu_ms_per_s(window: Duration) -> f64 {
     let before = crate::parts::samba_cpu_seconds();
     tokio::time::sleep(window).await;
     let used = crate::parts::samba_cpu_seconds() - before;
@@ -451,7 +377,8 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     results["dc_cpu_idle_ms_per_s"]["one_notification_search_open"] =
         json!(dc_cpu_ms_per_s(Duration::from_secs(10)).await);
     watch.abort();
-    results["told_of_deletions"] = told_of_deletions(&s, &d, &key, &cfg_path, changes + 10, n).await?;
+    results["told_of_deletions"] =
+        crate::adi_tombstones::told_of_deletions(&s, &d, &key, &cfg_path, changes + 10, n).await?;
 
     eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.

@@ -23,6 +23,7 @@ use tether_testkit::TestServer;
 
 mod adi;
 mod adi_auth;
+mod adi_tombstones;
 mod ldap;
 mod parts;
 mod picture;
