@@ -108,10 +108,11 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         ("POST".into(), "/api/search/systemusers".into(), Some(body))
     })
     .await;
-    // The first random page after a write (a user created, by the other process on
-    // PostgreSQL): the marks no longer hold, so it walks its offset (and has them taken
-    // again, before the next write).
+    // A random page after each write (a user created, by the other process on PostgreSQL):
+    // the marks no longer hold as taken, and the page places them by the moves since
+    // (`moves.rs`: one more each time, 20 at the last).
     let mut after_write = Vec::new();
+    let before = s.repo().store().page_starts();
     for i in 0..20 {
         let doc = tether_store::user_doc(&user(n + i));
         other.as_deref().unwrap_or(s.repo().store()).insert(Collection::Users, &doc).await?;
@@ -120,8 +121,10 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         let r = s.call("GET", &format!("/api/systemusers?limit=100&skip={skip}&sort=username"), None).await;
         after_write.push(t.elapsed());
         assert!(r.status.is_success(), "{:?}", r.body);
-        until_marked(&s, n, "&sort=username").await;
     }
+    let after = s.repo().store().page_starts();
+    let after_write_started = json!({"placed_by_the_moves": after.moved - before.moved,
+        "at_offset": after.offset - before.offset});
     // A random page after an update that changes no username (a user's department, by
     // the API): no row of the list moved, so it still starts at a mark.
     let mut after_update = Vec::new();
@@ -151,10 +154,12 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         "list_random_page_100_sorted": dist(list_deep),
         "read_through_sorted": json!({"random_page": dist(random_sorted), "next_page": dist(next_sorted)}),
         "read_through_insertion_order": json!({"random_page": dist(random_inserted), "next_page": dist(next_inserted)}),
-        "random_page_sorted_first_after_a_write": dist(after_write),
+        "random_page_sorted_after_a_write": dist(after_write),
+        "random_page_sorted_after_a_write_started": after_write_started,
         "random_page_sorted_after_an_update": dist(after_update),
         "marks_taken_ms": marks_taken_ms,
-        "pages_started": {"at_offset": starts.offset, "after_the_page_before": starts.continued, "at_a_mark": starts.marked},
+        "pages_started": {"at_offset": starts.offset, "after_the_page_before": starts.continued,
+            "at_a_mark": starts.marked, "at_a_mark_placed_by_the_moves": starts.moved},
         "lookup_by_username": dist(by_name),
         "search_exact_email": dist(search_exact),
         "search_substring_username_or_email": dist(search_term),

@@ -88,19 +88,21 @@ impl Cursors {
         table: &str,
         l: &ListSql,
         q: &ListQuery,
-        mark: Option<(Cursor, usize)>,
+        mark: Option<crate::marks::After>,
         now: Instant,
     ) -> (String, Vec<Bind>, Start) {
-        let page = match self
-            .at(&l.signature, q.skip, now)
-            .and_then(|after| continue_sql::<D>(table, l, q.limit, &after))
-        {
-            Some((sql, binds)) => (sql, binds, Start::Continued),
-            None => match mark.and_then(|(after, past)| crate::marks::page_sql::<D>(table, l, q.limit, &after, past)) {
-                Some((sql, binds)) => (sql, binds, Start::Marked),
-                None => (l.select.clone(), l.binds.clone(), Start::Offset),
-            },
-        };
+        let page =
+            match self.at(&l.signature, q.skip, now).and_then(|after| continue_sql::<D>(table, l, q.limit, &after)) {
+                Some((sql, binds)) => (sql, binds, Start::Continued),
+                None => match mark.and_then(|a| {
+                    let start = if a.moved { Start::Moved } else { Start::Marked };
+                    crate::marks::page_sql::<D>(table, l, q.limit, &a.mark, a.past)
+                        .map(|(sql, binds)| (sql, binds, start))
+                }) {
+                    Some(page) => page,
+                    None => (l.select.clone(), l.binds.clone(), Start::Offset),
+                },
+            };
         self.starts.count(page.2);
         page
     }
@@ -182,6 +184,8 @@ pub(crate) enum Start {
     Continued,
     /// After the mark before its offset (`marks.rs`).
     Marked,
+    /// After the mark before its offset, placed by the moves since the marks (`moves.rs`).
+    Moved,
 }
 
 /// How many pages started each way (`Store::page_starts`).
@@ -190,10 +194,12 @@ pub struct PageStarts {
     pub offset: u64,
     pub continued: u64,
     pub marked: u64,
+    /// After a mark placed by the moves since it was taken (after writes; not in `marked`).
+    pub moved: u64,
 }
 
 #[derive(Default)]
-struct StartCounts([std::sync::atomic::AtomicU64; 3]);
+struct StartCounts([std::sync::atomic::AtomicU64; 4]);
 
 impl StartCounts {
     fn count(&self, s: Start) {
@@ -202,7 +208,12 @@ impl StartCounts {
 
     fn get(&self) -> PageStarts {
         let n = |s: Start| self.0[s as usize].load(std::sync::atomic::Ordering::Relaxed);
-        PageStarts { offset: n(Start::Offset), continued: n(Start::Continued), marked: n(Start::Marked) }
+        PageStarts {
+            offset: n(Start::Offset),
+            continued: n(Start::Continued),
+            marked: n(Start::Marked),
+            moved: n(Start::Moved),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 mod shared;
 mod cursors;
 mod marks;
+mod moves;
 pub mod postgres;
 mod repo;
 mod sql;

@@ -9,22 +9,25 @@
 //! key when sorted), and a page then starts after the mark before its `skip` and walks the
 //! rest.
 //!
-//! Marks hold while the users' write generation is the one they were taken at, and for
-//! [`KEEP`] at most. A user inserted or deleted, or a username changed, moves the generation
-//! (other updates move no row of these lists, and keep the marks), and a page and a walk each
-//! read the generation in the same snapshot as their rows, so they know the generation of
-//! exactly the rows they read, whoever wrote them and whether it has committed:
+//! Marks are used as taken while the users' write generation is the one they were taken at,
+//! and for [`KEEP`] at most. A user inserted or deleted, or a username changed, moves the
+//! generation (other updates move no row of these lists, and keep the marks), and a page and
+//! a walk each read the generation in the same snapshot as their rows, so they know the
+//! generation of exactly the rows they read, whoever wrote them and whether it has committed:
 //! - SQLite: a counter row (`users_writes`) moved by triggers, read in the page's or the
 //!   walk's read transaction (one WAL snapshot).
-//! - PostgreSQL: a count of the statements that wrote users, kept by triggers in
-//!   `row_counts` (transactional), read in the same `REPEATABLE READ` snapshot, so another
-//!   `tetherd`'s writes count too.
+//! - PostgreSQL: a count of the rows the triggers logged, kept in `row_counts`
+//!   (transactional), read in the same `REPEATABLE READ` snapshot, so another `tetherd`'s
+//!   writes count too.
 //!
-//! Marks that no longer hold are never used: the page walks its offset, as before, and new
-//! marks are taken in the background (never by the request, which pays no more than without
-//! marks). So marks cost nothing until someone asks for a deep page, and one walk of the
-//! index per generation after that ([`REST`] bounds how often). What a page answers is
-//! exactly its `OFFSET` page.
+//! After writes, a page places the marks by the moves since (`moves.rs`): each mark stands
+//! where it stood plus the rows that came in at or before it, minus those that left. When it
+//! cannot (too many moves, or not all of them found), the page walks its offset, as before.
+//! Marks are taken again in the background (never by the request, which pays no more than
+//! without marks) when a page walked its offset or went through more than a few hundred
+//! moves. So marks cost nothing until someone asks for a deep page, and then a walk of the
+//! index now and then ([`REST`] bounds how often). What a page answers is exactly its
+//! `OFFSET` page.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cursors::Cursor;
+use crate::moves::{Move, Shifts, MOVES_MAX, RENEW_AFTER};
 use crate::sql::{doc_select, Bind, Dialect, Keyset, ListSql};
 
 /// Rows between two marks: a page walks fewer than this past its mark. 2,000 marks for
@@ -44,13 +48,42 @@ pub(crate) const KEEP: Duration = Duration::from_secs(60);
 /// tenth of one core in walks (its pages walk their offset meanwhile).
 pub(crate) const REST: u32 = 9;
 
-/// Marks of one list, and when and at which generation they were taken.
+/// Marks of one list, and when, at which generation and (PostgreSQL) in which snapshot they
+/// were taken.
 struct Taken {
     generation: u64,
+    snapshot: Option<String>,
     at: Instant,
     /// `cursors[i]` is the row `(i + 1) × EVERY` rows into the list (the last of the first
     /// `(i + 1) × EVERY` rows).
-    cursors: Vec<Cursor>,
+    cursors: Arc<Vec<Cursor>>,
+}
+
+/// What a walk took: the marks, and the users' write generation (and, on PostgreSQL, the
+/// snapshot) of the rows it read.
+pub(crate) struct Walked {
+    pub generation: u64,
+    pub snapshot: Option<String>,
+    pub cursors: Vec<Cursor>,
+}
+
+/// The marks of a list as a page finds them, to read the moves since (`moves.rs`).
+pub(crate) struct Held {
+    pub generation: u64,
+    /// PostgreSQL: the walk's snapshot (`pg_current_snapshot()`), whose unseen transactions'
+    /// moves are the moves since.
+    pub snapshot: Option<String>,
+    at: Instant,
+    cursors: Arc<Vec<Cursor>>,
+}
+
+/// Where a page starts: past a mark, this many rows after it; `moved` when the mark was
+/// placed by the moves since the marks were taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct After {
+    pub mark: Cursor,
+    pub past: usize,
+    pub moved: bool,
 }
 
 /// The walks of one list: whether one runs, and when the last one ended and what it took.
@@ -73,25 +106,76 @@ pub(crate) fn may_mark(l: &ListSql, skip: usize) -> bool {
     l.cond.is_empty() && l.keyset != Keyset::None && skip >= EVERY
 }
 
+impl Held {
+    /// The last mark at or before `skip` once `shifts` (the moves since the marks: none when
+    /// they hold) are counted, and the rows from it to `skip`.
+    fn after(&self, skip: usize, shifts: Option<&Shifts>) -> Option<After> {
+        let position = |i: usize| {
+            let at = i64::try_from((i + 1) * EVERY).unwrap_or(i64::MAX);
+            at + shifts.map_or(0, |s| s.at_or_before(&self.cursors[i]))
+        };
+        let skip = i64::try_from(skip).ok()?;
+        // Positions only grow with `i` (a mark's position is the rows at or before it now).
+        let (mut lo, mut hi) = (0, self.cursors.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if position(mid) <= skip {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let i = lo.checked_sub(1)?;
+        let past = usize::try_from(skip - position(i)).ok()?;
+        Some(After { mark: self.cursors[i].clone(), past, moved: shifts.is_some() })
+    }
+}
+
 impl Marks {
-    /// The mark to start the page at `skip` of the list `signature` after, and how many rows
-    /// to skip past it: when marks of that list hold at `generation`.
-    pub(crate) fn before(
+    /// The marks of `signature`, while they are younger than [`KEEP`].
+    pub(crate) fn held(&self, signature: &str, now: Instant) -> Option<Held> {
+        let lists = self.lists.lock().expect("not poisoned");
+        let t = lists.get(signature).filter(|t| now.duration_since(t.at) < KEEP)?;
+        Some(Held { generation: t.generation, snapshot: t.snapshot.clone(), at: t.at, cursors: t.cursors.clone() })
+    }
+
+    /// Where the page at `skip` of the list `signature` (`keyed`: sorted by a key) starts, for
+    /// a page whose snapshot reads the users' write generation `generation`: after the mark
+    /// before it when the marks were taken at that generation; else placed by the moves since,
+    /// read by `moves` in the page's snapshot, when there are at most [`MOVES_MAX`] and the
+    /// page finds every one of them. And whether the marks should be taken again: none held
+    /// or usable, or served through more than [`RENEW_AFTER`] moves or past half their life.
+    pub(crate) async fn start<F>(
         &self,
         signature: &str,
         skip: usize,
+        keyed: bool,
         generation: u64,
         now: Instant,
-    ) -> Option<(Cursor, usize)> {
-        let lists = self.lists.lock().expect("not poisoned");
-        let t = lists.get(signature).filter(|t| t.generation == generation && now.duration_since(t.at) < KEEP)?;
-        let i = (skip / EVERY).min(t.cursors.len());
-        let mark = t.cursors.get(i.checked_sub(1)?)?;
-        Some((mark.clone(), skip - i * EVERY))
+        moves: F,
+    ) -> Result<(Option<After>, bool), sqlx::Error>
+    where
+        F: AsyncFnOnce(&Held) -> Result<Vec<Move>, sqlx::Error>,
+    {
+        let Some(h) = self.held(signature, now) else { return Ok((None, true)) };
+        if h.generation == generation {
+            return Ok((h.after(skip, None), false));
+        }
+        let Some(behind) = generation.checked_sub(h.generation).filter(|n| *n <= MOVES_MAX) else {
+            return Ok((None, true));
+        };
+        let m = moves(&h).await?;
+        // All of them or none: a pruned log or a truncation leaves fewer than the generation
+        // moved by.
+        if m.len() as u64 != behind {
+            return Ok((None, true));
+        }
+        let renew = behind > RENEW_AFTER || now.duration_since(h.at) >= KEEP / 2;
+        Ok((h.after(skip, Some(&Shifts::new(&m, keyed))), renew))
     }
 
     /// Claims the taking of marks of `signature` at `generation`: false when they hold
-    /// already, are being taken, or the last walk ended less than [`REST`] times its own
+    /// already (taken at that generation, less than half their life ago), are being taken, or the last walk ended less than [`REST`] times its own
     /// length ago.
     pub(crate) fn claim(&self, signature: &str, generation: u64, now: Instant) -> bool {
         let held = self
@@ -99,7 +183,7 @@ impl Marks {
             .lock()
             .expect("not poisoned")
             .get(signature)
-            .is_some_and(|t| t.generation == generation && now.duration_since(t.at) < KEEP);
+            .is_some_and(|t| t.generation == generation && now.duration_since(t.at) < KEEP / 2);
         if held {
             return false;
         }
@@ -113,11 +197,12 @@ impl Marks {
         true
     }
 
-    /// The marks of `signature` and the generation they are the list's at, taken by a walk
-    /// from `at` to `ended` (None: not taken), and the claim released.
-    pub(crate) fn taken(&self, signature: &str, at: Instant, ended: Instant, taken: Option<(u64, Vec<Cursor>)>) {
-        if let Some((generation, cursors)) = taken {
-            self.lists.lock().expect("not poisoned").insert(signature.to_string(), Taken { generation, at, cursors });
+    /// The marks of `signature` taken by a walk from `at` to `ended` (None: not taken), and
+    /// the claim released.
+    pub(crate) fn taken(&self, signature: &str, at: Instant, ended: Instant, taken: Option<Walked>) {
+        if let Some(w) = taken {
+            let t = Taken { generation: w.generation, snapshot: w.snapshot, at, cursors: Arc::new(w.cursors) };
+            self.lists.lock().expect("not poisoned").insert(signature.to_string(), t);
         }
         let mut walks = self.walks.lock().expect("not poisoned");
         let w = walks.entry(signature.to_string()).or_default();
@@ -191,10 +276,10 @@ pub(crate) fn page_sql<D: Dialect>(
 /// Takes the marks of the list `signature` in the background by `walk`, unless they hold at
 /// `generation` or are being taken already: the request that found them stale does not wait
 /// for it. `walk` answers the marks and the generation they are the list's at (None: not
-/// taken, the walk failed or a write came meanwhile).
+/// taken, the walk failed).
 pub(crate) fn take<W>(marks: &Arc<Marks>, signature: &str, generation: u64, now: Instant, walk: W)
 where
-    W: Future<Output = Option<(u64, Vec<Cursor>)>> + Send + 'static,
+    W: Future<Output = Option<Walked>> + Send + 'static,
 {
     if !marks.claim(signature, generation, now) {
         return;
@@ -213,7 +298,7 @@ struct Claim {
     marks: Arc<Marks>,
     signature: String,
     at: Instant,
-    taken: Option<(u64, Vec<Cursor>)>,
+    taken: Option<Walked>,
 }
 
 impl Drop for Claim {
@@ -248,38 +333,112 @@ mod tests {
         Cursor { seq, key: Some(format!("u{seq}")) }
     }
 
+    fn walked(generation: u64, cursors: Vec<Cursor>) -> Option<Walked> {
+        Some(Walked { generation, snapshot: None, cursors })
+    }
+
+    /// Where a page at `skip` starts when the page reads `generation`, the moves since the
+    /// marks being `moves` (the page's reads of them counted in `reads`), and whether the
+    /// marks are to be taken again.
+    async fn start(
+        marks: &Marks,
+        skip: usize,
+        generation: u64,
+        now: Instant,
+        moves: &[Move],
+        reads: &mut u32,
+    ) -> (Option<After>, bool) {
+        let read = async |_: &Held| {
+            *reads += 1;
+            Ok(moves.to_vec())
+        };
+        marks.start("l", skip, true, generation, now, read).await.unwrap()
+    }
+
+    fn at(mark: Cursor, past: usize, moved: bool) -> Option<After> {
+        Some(After { mark, past, moved })
+    }
+
     /// Three marks (rows 500, 1,000 and 1,500 into the list): the mark before each `skip`,
-    /// and the rows to walk past it.
-    #[test]
-    fn a_page_starts_after_the_mark_before_it_while_the_marks_hold() {
+    /// and the rows to walk past it, while they hold.
+    #[tokio::test]
+    async fn a_page_starts_after_the_mark_before_it_while_the_marks_hold() {
         let t0 = Instant::now();
         let marks = Marks::default();
         assert!(marks.claim("l", 7, t0));
         assert!(!marks.claim("l", 7, t0), "being taken");
-        marks.taken("l", t0, t0, Some((7, vec![c(1), c(2), c(3)])));
+        marks.taken("l", t0, t0, walked(7, vec![c(1), c(2), c(3)]));
         assert!(!marks.claim("l", 7, t0), "held");
-        // (skip, generation, seconds later, the mark and the rows past it)
-        type Row = (usize, u64, u64, Option<(Cursor, usize)>);
+        // (skip, seconds later, the mark and the rows past it, taken again)
+        type Row = (usize, u64, Option<After>, bool);
         let rows: &[Row] = &[
-            (499, 7, 0, None), // before the first mark: by offset
-            (500, 7, 0, Some((c(1), 0))),
-            (501, 7, 0, Some((c(1), 1))),
-            (999, 7, 0, Some((c(1), 499))),
-            (1000, 7, 0, Some((c(2), 0))),
-            (1700, 7, 0, Some((c(3), 200))),
-            (9000, 7, 0, Some((c(3), 7500))), // past the last mark (rows added since)
-            (1000, 8, 0, None),               // another generation
-            (1000, 7, KEEP.as_secs(), None),  // too old
+            (499, 0, None, false), // before the first mark: by offset
+            (500, 0, at(c(1), 0, false), false),
+            (501, 0, at(c(1), 1, false), false),
+            (999, 0, at(c(1), 499, false), false),
+            (1000, 0, at(c(2), 0, false), false),
+            (1700, 0, at(c(3), 200, false), false),
+            (9000, 0, at(c(3), 7500, false), false), // past the last mark (rows added since)
+            (1000, KEEP.as_secs(), None, true),      // too old
         ];
-        for (skip, generation, later, want) in rows {
-            let got = marks.before("l", *skip, *generation, t0 + Duration::from_secs(*later));
-            assert_eq!(&got, want, "skip {skip} at generation {generation}, {later} s later");
+        let mut reads = 0;
+        for (skip, later, want, renew) in rows {
+            let got = start(&marks, *skip, 7, t0 + Duration::from_secs(*later), &[], &mut reads).await;
+            assert_eq!(&got, &(want.clone(), *renew), "skip {skip}, {later} s later");
         }
-        assert_eq!(marks.before("other", 1000, 7, t0), None, "another list");
+        assert_eq!(reads, 0, "no moves read while the marks hold");
+        let other = marks.start("other", 1000, true, 7, t0, async |_: &Held| Ok(vec![])).await.unwrap();
+        assert_eq!(other, (None, true), "another list");
         assert!(marks.claim("l", 8, t0), "stale: taken again");
         marks.taken("l", t0, t0, None);
-        assert_eq!(marks.before("l", 1000, 7, t0), Some((c(2), 0)), "a failed walk leaves the old marks");
+        assert_eq!(
+            start(&marks, 1000, 7, t0, &[], &mut reads).await,
+            (at(c(2), 0, false), false),
+            "a failed walk leaves the old marks"
+        );
         assert!(marks.claim("l", 8, t0), "and may be tried again");
+        marks.taken("l", t0, t0, None);
+        assert!(marks.claim("l", 7, t0 + KEEP / 2 + Duration::from_secs(3)), "past half their life: taken again");
+    }
+
+    /// Marks at rows 500, 1,000, 1,500 (keys u1, u2, u3), the page reading a later generation:
+    /// each mark placed by the moves since (the rows that came in or left at or before it), as
+    /// long as the page finds as many moves as the generation moved by.
+    #[tokio::test]
+    async fn after_writes_a_page_places_the_marks_by_the_moves_since() {
+        let t0 = Instant::now();
+        let marks = Marks::default();
+        marks.taken("l", t0, t0, walked(10, vec![c(1), c(2), c(3)]));
+        let mv = |key: &str, delta| Move { seq: 99, key: Some(key.to_string()), delta };
+        let came_first = [mv("a", 1), mv("b", 1)]; // two rows before every mark
+        let left_second = [mv("u2", -1)]; // the second mark's own row left
+        let renamed = [mv("u0", -1), mv("u25", 1)]; // a row before u1 renamed to between u2 and u3
+        let many: Vec<Move> = (0..=RENEW_AFTER).map(|i| mv(&format!("v{i}"), 1)).collect(); // all after u3
+                                                                                            // (skip, generation, moves, where the page starts, taken again)
+        type Row<'a> = (usize, u64, &'a [Move], Option<After>, bool);
+        let rows: &[Row] = &[
+            (501, 12, &came_first, None, false), // the first mark is now row 502
+            (502, 12, &came_first, at(c(1), 0, true), false),
+            (1100, 12, &came_first, at(c(2), 98, true), false),
+            (1000, 11, &left_second, at(c(2), 1, true), false), // u2 stood at 1,000, now 999
+            (999, 11, &left_second, at(c(2), 0, true), false),
+            (1000, 12, &renamed, at(c(2), 1, true), false), // u1 now at 499, u2 at 999
+            (1499, 12, &renamed, at(c(2), 500, true), false), // u3 still at 1,500
+            (1500, 12, &renamed, at(c(3), 0, true), false),
+            (1600, 12, &came_first[..1], None, true), // one move missing (pruned): by offset
+            (1600, 10 + MOVES_MAX + 1, &[], None, true), // too many to read
+            (1600, 9, &[], None, true),               // older than the marks
+            (1600, 10 + RENEW_AFTER + 1, &many, at(c(3), 100, true), true),
+        ];
+        for (skip, generation, moves, want, renew) in rows {
+            let mut reads = 0;
+            let got = start(&marks, *skip, *generation, t0, moves, &mut reads).await;
+            assert_eq!(&got, &(want.clone(), *renew), "skip {skip} at generation {generation}, {moves:?}");
+            let read = *generation > 10 && *generation <= 10 + MOVES_MAX;
+            assert_eq!(reads, u32::from(read), "skip {skip} at generation {generation}: moves read");
+        }
+        let half = t0 + KEEP / 2;
+        assert!(start(&marks, 1000, 11, half, &left_second, &mut 0).await.1, "past half their life");
     }
 
     /// A walk that took 1 s: the next one of the same list waits 9 s after it ended.
@@ -289,7 +448,7 @@ mod tests {
         let s = |n: u64| t0 + Duration::from_secs(n);
         let marks = Marks::default();
         assert!(marks.claim("l", 1, t0));
-        marks.taken("l", t0, s(1), Some((1, vec![c(1)])));
+        marks.taken("l", t0, s(1), walked(1, vec![c(1)]));
         // (seconds after the start of the walk, generation, claimed)
         let rows = [(2, 2, false), (9, 2, false), (10, 1, false), (10, 2, true)];
         for (later, generation, want) in rows {

@@ -2,8 +2,8 @@
 //! its size): the same pages as `OFFSET` when nothing changes, and, when users come and go
 //! meanwhile, each user that stayed seen exactly once (a page continues after the row the
 //! last one ended on: `cursors.rs`). A page at a random offset of a long list starts at the
-//! mark before it (`marks.rs`) and is still its offset page, the marks known stale after any
-//! write. And the totals PostgreSQL keeps by triggers stay exact with several processes
+//! mark before it (`marks.rs`) and is still its offset page, also after writes (the mark
+//! placed by the moves since: `moves.rs`). And the totals PostgreSQL keeps by triggers stay exact with several processes
 //! writing. Both backends.
 
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ on_both_backends!(
     a_reader_paging_through_sees_each_user_that_stayed_once_while_others_come_and_go,
     deep_pages_start_at_marks_and_answer_their_offset_pages,
     an_update_that_keeps_the_username_keeps_the_marks,
+    the_moves_are_pruned,
 );
 
 /// The list shapes a page can be continued in (insertion order, by username) and those it
@@ -181,8 +182,8 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
                 "{shape} at {skip}: from a mark"
             );
         }
-        // Each write makes the marks stale at once: a user deleted before the pages, one
-        // added, one renamed.
+        // After each write (a user deleted before the pages, one added, one renamed), a deep
+        // page starts at the mark before it once the moves since the marks are counted.
         for write in ["delete", "insert", "rename"] {
             let w = other.as_ref().unwrap_or(&r);
             let current = all(&r).await;
@@ -200,14 +201,31 @@ async fn deep_pages_start_at_marks_and_answer_their_offset_pages(b: Backend) {
                 }
             }
             let expected = all(&r).await;
-            let before = r.store().page_starts();
-            let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
-            assert_eq!(ids(&page), expected[1000..1007], "{shape} after a {write}");
-            assert_eq!(r.store().page_starts().offset, before.offset + 1, "{shape} after a {write}: by its offset");
-            until_marked(&r, &q, 600).await;
-            let (_, page) = r.list_users(&ListQuery { skip: 1001, ..q.clone() }).await.unwrap();
-            assert_eq!(ids(&page), expected[1001..1008], "{shape} after a {write}, from the new marks");
+            for skip in [500, 999, 1000, 1001, expected.len() - 7] {
+                let before = r.store().page_starts();
+                let (_, page) = r.list_users(&ListQuery { skip, ..q.clone() }).await.unwrap();
+                assert_eq!(ids(&page), expected[skip..skip + 7], "{shape} at {skip} after a {write}");
+                let after = r.store().page_starts();
+                assert_eq!(
+                    (after.moved, after.offset),
+                    (before.moved + 1, before.offset),
+                    "{shape} at {skip} after a {write}: from a mark placed by the moves"
+                );
+            }
         }
+        // More moves than a page reads: by its offset, and the marks are taken again.
+        let batch: Vec<WriteOp> =
+            (next..next + 1100).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+        next += 1100;
+        other.as_ref().unwrap_or(&r).store().write_batch(&batch).await.unwrap();
+        let expected = all(&r).await;
+        let before = r.store().page_starts();
+        let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
+        assert_eq!(ids(&page), expected[1000..1007], "{shape} after 1,100 inserts");
+        assert_eq!(r.store().page_starts().offset, before.offset + 1, "{shape} after 1,100 inserts: by its offset");
+        until_marked(&r, &q, 600).await;
+        let (_, page) = r.list_users(&ListQuery { skip: 2001, ..q.clone() }).await.unwrap();
+        assert_eq!(ids(&page), expected[2001..2008], "{shape} after 1,100 inserts, from the new marks");
     }
 }
 
@@ -241,11 +259,44 @@ async fn an_update_that_keeps_the_username_keeps_the_marks(b: Backend) {
     }
 }
 
-/// On PostgreSQL the write generation is read in the snapshot of the rows read: marks taken
-/// while another process's write is under way (its transaction not yet committed, so the
-/// walk does not see its row) are stale once it commits, and no page starts at them.
+/// The log of the users' moves (`moves.rs`) keeps a few thousand rows, not one per write
+/// ever made, and at least the 1,024 a page reads: two batches of 2,100
+/// users (two transactions) and 64 single inserts.
+async fn the_moves_are_pruned(b: Backend) {
+    let db = Db::new(b).await;
+    let r = Repo::new(db.open().await);
+    for batch in 0..2 {
+        let ops: Vec<WriteOp> = (batch * 2100..(batch + 1) * 2100)
+            .map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i))))
+            .collect();
+        r.store().write_batch(&ops).await.unwrap();
+    }
+    for i in 4200..4264 {
+        r.insert_user(&long(i), None).await.unwrap();
+    }
+    let logged: i64 = match &db.pg {
+        Some(pg) => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM users_moves").fetch_one(&mut c).await.unwrap()
+        }
+        None => {
+            use sqlx::Connection;
+            let path = db.dir.path().join("tether.db");
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM users_moves").fetch_one(&mut c).await.unwrap()
+        }
+    };
+    // SQLite keeps the last 2,048 to 3,071; PostgreSQL whole transactions past the last 2,048.
+    assert!((1024..=3072).contains(&logged), "{logged} moves logged of 4,264");
+}
+
+/// On PostgreSQL the write generation and the moves are read in the snapshot of the rows
+/// read: marks taken while another process's write is under way (its transaction not yet
+/// committed, so the walk does not see its row) are placed by that write's move once it
+/// commits, though it began before the walk (and before another write the walk saw).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
+async fn postgres_marks_taken_during_a_write_count_its_move_once_it_commits() {
     use sqlx::Connection;
     let db = Db::new(Backend::Postgres).await;
     let (r, q) = long_list(&db).await;
@@ -262,14 +313,17 @@ async fn postgres_marks_taken_during_a_write_are_stale_once_it_commits() {
         .execute(&mut *tx)
         .await
         .unwrap();
+    // A write that began later and commits first: the open one is among the snapshot's
+    // running transactions, not past the last it knows of.
+    r.insert_user(&long(5001), None).await.unwrap();
     until_marked(&r, &q, 600).await;
     tx.commit().await.unwrap();
     let expected = ids(&r.list_users(&ListQuery { limit: 5000, ..q.clone() }).await.unwrap().1);
     assert_eq!(expected[0], first.id);
     let before = r.store().page_starts();
     let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
-    assert_eq!(ids(&page), expected[1000..1007], "one row later than the stale marks say");
-    assert_eq!(r.store().page_starts().offset, before.offset + 1, "by its offset");
+    assert_eq!(ids(&page), expected[1000..1007], "one row later than the marks say");
+    assert_eq!(r.store().page_starts().moved, before.moved + 1, "placed by the moves the marks did not see");
 }
 
 /// On SQLite the directory version (by which LDAP answers are held) moves only once a write
@@ -313,11 +367,10 @@ async fn sqlite_a_write_dropped_mid_way_moves_the_version_only_once_it_landed() 
     }
     let expected = ids(&r.list_users(&whole).await.unwrap().1);
     assert_eq!(expected[0], first.id, "the dropped insert landed");
+    let before = r.store().page_starts();
     let (_, page) = r.list_users(&ListQuery { skip: 1000, ..q.clone() }).await.unwrap();
     assert_eq!(ids(&page), expected[1000..1007], "one row later than the old marks say");
-    until_marked(&r, &q, 600).await;
-    let (_, page) = r.list_users(&ListQuery { skip: 1001, ..q.clone() }).await.unwrap();
-    assert_eq!(ids(&page), expected[1001..1008], "from the new marks");
+    assert_eq!(r.store().page_starts().moved, before.moved + 1, "placed by the move since");
     assert_eq!(r.list_users(&whole).await.unwrap().0, 1235, "the total counts it");
 }
 

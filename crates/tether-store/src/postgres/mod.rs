@@ -44,6 +44,7 @@ use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
+use crate::moves::{moves_of, MOVES_MAX};
 use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
@@ -90,6 +91,16 @@ const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM r
 /// first's rows gone (it skips rows deleted under it) and writes nothing for them.
 const FOLD_ROW_COUNTS: &str = "WITH gone AS (DELETE FROM row_counts RETURNING tbl, delta) \
                                INSERT INTO row_counts (tbl, delta) SELECT tbl, sum(delta) FROM gone GROUP BY tbl";
+/// The moves of the users' lists since a snapshot (schema step 16), at most a number of
+/// them: the rows of transactions that snapshot did not see, read in the page's snapshot
+/// (so of transactions committed in between).
+const MOVES_SINCE: &str = "SELECT seq, username, delta FROM users_moves \
+                           WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) \
+                           LIMIT $2";
+/// Drops the moves but the last two thousand or so (a page that needed one of them finds
+/// fewer moves than its generation says, and walks its offset).
+const PRUNE_MOVES: &str =
+    "DELETE FROM users_moves WHERE xid < (SELECT xid FROM users_moves ORDER BY xid DESC OFFSET 2048 LIMIT 1)";
 /// Delta rows a total is summed from before they are folded.
 const FOLD_PAST: i64 = 64;
 
@@ -176,10 +187,14 @@ impl PgStore {
     fn rows_changing(&self) {}
 
     /// After rows were inserted or deleted: every 64th time, the row counts' deltas are
-    /// folded, so they stay a few rows even for a table nobody lists.
+    /// folded, so they stay a few rows even for a table nobody lists, and the users' moves
+    /// are pruned.
     async fn counts_changed(&self) {
         if self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 63 {
             self.fold_row_counts().await;
+            if let Err(e) = sqlx::query(PRUNE_MOVES).execute(&self.pool).await {
+                tracing::warn!(error = %e, "pruning the users' moves");
+            }
         }
     }
 
@@ -228,10 +243,20 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
             self.cursors.served(&l, q.skip, &rows, now);
             return Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()));
         }
-        // The generation and the page in one snapshot: marks of that generation are marks of
-        // the rows the page reads.
+        // The generation, the moves since the marks and the page in one snapshot: marks placed
+        // so are marks of the rows the page reads.
         let (mut tx, g, deltas) = users_snapshot(&self.pool).await?;
-        let mark = self.marks.before(&l.signature, q.skip, g, now);
+        let keyed = matches!(l.keyset, Keyset::Key(_));
+        let moves = async |h: &marks::Held| {
+            let Some(snapshot) = &h.snapshot else { return Ok(Vec::new()) };
+            let rows = sqlx::query(MOVES_SINCE)
+                .bind(snapshot)
+                .bind(i64::try_from(MOVES_MAX + 1).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?;
+            moves_of(&rows)
+        };
+        let (mark, renew) = self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?;
         let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
         tx.commit().await?;
@@ -239,14 +264,20 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
             self.fold_row_counts().await;
         }
         self.cursors.served(&l, q.skip, &rows, now);
-        if start == Start::Offset {
+        if start == Start::Offset || renew {
             if let Some(walk) = marks_sql(c.table(), &l) {
-                let (pool, keyed) = (self.pool.clone(), matches!(l.keyset, Keyset::Key(_)));
+                let pool = self.pool.clone();
                 marks::take(&self.marks, &l.signature, g, now, async move {
-                    let (mut tx, g, _) = users_snapshot(&pool).await.map_err(marks::failed).ok()?;
+                    let (mut tx, generation, _) = users_snapshot(&pool).await.map_err(marks::failed).ok()?;
                     let rows = sqlx::query(&walk).fetch_all(&mut *tx).await.map_err(marks::failed).ok()?;
+                    let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(marks::failed)
+                        .ok()?;
                     tx.commit().await.map_err(marks::failed).ok()?;
-                    Some((g, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
+                    let cursors = marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?;
+                    Some(marks::Walked { generation, snapshot: Some(snapshot), cursors })
                 });
             }
         }

@@ -163,4 +163,42 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER users_renamed AFTER UPDATE ON users
         FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_users_written();
     "#,
+    // 16: the moves of the users' lists (`moves.rs`): every row that came in or left, by its
+    // `seq` and sort key, with the transaction that wrote it, so a page finds the moves its
+    // marks' snapshot did not see. The generation now moves once per move (twice for a
+    // rename; a truncation, not logged, still once). Pruned by `PRUNE_MOVES` (mod.rs).
+    r#"
+    CREATE TABLE users_moves (xid xid8 NOT NULL DEFAULT pg_current_xact_id(), seq BIGINT NOT NULL,
+        username TEXT COLLATE "C", delta BIGINT NOT NULL);
+    CREATE INDEX users_moves_by_xid ON users_moves (xid);
+    DROP TRIGGER users_written ON users;
+    DROP TRIGGER users_renamed ON users;
+    CREATE FUNCTION tether_users_came() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_moves (seq, username, delta) SELECT seq, sort_username, 1 FROM new_rows;
+        INSERT INTO row_counts (tbl, delta) SELECT 'users_writes', count(*) FROM new_rows HAVING count(*) > 0;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION tether_users_left() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_moves (seq, username, delta) SELECT seq, sort_username, -1 FROM old_rows;
+        INSERT INTO row_counts (tbl, delta) SELECT 'users_writes', count(*) FROM old_rows HAVING count(*) > 0;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION tether_user_renamed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_moves (seq, username, delta) VALUES (OLD.seq, OLD.sort_username, -1),
+            (NEW.seq, NEW.sort_username, 1);
+        INSERT INTO row_counts (tbl, delta) VALUES ('users_writes', 2);
+        RETURN NULL;
+    END $f$;
+    CREATE TRIGGER users_came AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_came();
+    CREATE TRIGGER users_left AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_left();
+    CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_written();
+    CREATE TRIGGER users_renamed AFTER UPDATE ON users
+        FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_user_renamed();
+    "#,
 ];

@@ -15,6 +15,7 @@ use tether_core::query::ListQuery;
 
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
+use crate::moves::{moves_of, MOVES_MAX};
 use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
@@ -101,6 +102,10 @@ async fn users_snapshot(
     Ok((tx, g as u64))
 }
 
+/// The moves of the users' lists since a generation (schema step 16), at most a number of
+/// them: the rows numbered past it, in the reader's snapshot.
+const MOVES_SINCE: &str = "SELECT seq, username, delta FROM users_moves WHERE n > ? ORDER BY n LIMIT ?";
+
 async fn migrate(pool: &SqlitePool) -> Result<()> {
     let mut conn = pool.acquire().await?;
     let version: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
@@ -180,22 +185,32 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             self.cursors.served(&l, q.skip, &rows, now);
             return Ok((total as u64, rows.iter().map(|r| r.get::<String, _>(0)).collect()));
         }
-        // The generation and the page in one read transaction (one WAL snapshot): marks of
-        // that generation are marks of the rows the page reads.
+        // The generation, the moves since the marks and the page in one read transaction (one
+        // WAL snapshot): marks placed so are marks of the rows the page reads.
         let (mut tx, g) = users_snapshot(&self.reader).await?;
-        let mark = self.marks.before(&l.signature, q.skip, g, now);
+        let keyed = matches!(l.keyset, Keyset::Key(_));
+        let moves = async |h: &marks::Held| {
+            let rows = sqlx::query(MOVES_SINCE)
+                .bind(i64::try_from(h.generation).unwrap_or(i64::MAX))
+                .bind(i64::try_from(MOVES_MAX + 1).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?;
+            moves_of(&rows)
+        };
+        let (mark, renew) = self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?;
         let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         self.cursors.served(&l, q.skip, &rows, now);
-        if start == Start::Offset {
+        if start == Start::Offset || renew {
             if let Some(walk) = marks_sql(c.table(), &l) {
-                let (reader, keyed) = (self.reader.clone(), matches!(l.keyset, Keyset::Key(_)));
+                let reader = self.reader.clone();
                 marks::take(&self.marks, &l.signature, g, now, async move {
-                    let (mut tx, g) = users_snapshot(&reader).await.map_err(marks::failed).ok()?;
+                    let (mut tx, generation) = users_snapshot(&reader).await.map_err(marks::failed).ok()?;
                     let rows = sqlx::query(&walk).fetch_all(&mut *tx).await.map_err(marks::failed).ok()?;
                     tx.commit().await.map_err(marks::failed).ok()?;
-                    Some((g, marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?))
+                    let cursors = marks::marks_of(keyed, &rows).map_err(marks::failed).ok()?;
+                    Some(marks::Walked { generation, snapshot: None, cursors })
                 });
             }
         }

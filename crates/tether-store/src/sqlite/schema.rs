@@ -142,4 +142,33 @@ pub const MIGRATIONS: &[&str] = &[
         UPDATE users_writes SET n = n + 1;
     END;
     "#,
+    // 16: the moves of the users' lists (`moves.rs`): every row that came in or left, by its
+    // `seq` and sort key, numbered by the generation it brought (which now moves once per
+    // move: twice for a rename), so a page finds the moves since its marks' generation.
+    // Pruned a thousand at a time, keeping at least the last two thousand.
+    r#"
+    CREATE TABLE users_moves (n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, username TEXT, delta INTEGER NOT NULL);
+    DROP TRIGGER users_writes_insert;
+    DROP TRIGGER users_writes_delete;
+    DROP TRIGGER users_writes_rename;
+    CREATE TRIGGER users_writes_insert AFTER INSERT ON users BEGIN
+        UPDATE users_writes SET n = n + 1;
+        INSERT INTO users_moves SELECT n, new.seq, json_extract(new.doc, '$.username'), 1 FROM users_writes;
+    END;
+    CREATE TRIGGER users_writes_delete AFTER DELETE ON users BEGIN
+        UPDATE users_writes SET n = n + 1;
+        INSERT INTO users_moves SELECT n, old.seq, json_extract(old.doc, '$.username'), -1 FROM users_writes;
+    END;
+    CREATE TRIGGER users_writes_rename AFTER UPDATE OF doc ON users
+    WHEN json_extract(old.doc, '$.username') IS NOT json_extract(new.doc, '$.username')
+    BEGIN
+        UPDATE users_writes SET n = n + 1;
+        INSERT INTO users_moves SELECT n, old.seq, json_extract(old.doc, '$.username'), -1 FROM users_writes;
+        UPDATE users_writes SET n = n + 1;
+        INSERT INTO users_moves SELECT n, new.seq, json_extract(new.doc, '$.username'), 1 FROM users_writes;
+    END;
+    CREATE TRIGGER users_moves_pruned AFTER INSERT ON users_moves WHEN new.n % 1024 = 0 BEGIN
+        DELETE FROM users_moves WHERE n <= new.n - 2048;
+    END;
+    "#,
 ];
