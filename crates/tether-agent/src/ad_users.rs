@@ -25,6 +25,18 @@ async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<
     Ok(entries.into_iter().next().map(SearchEntry::construct))
 }
 
+/// The AD user at `dn` (one entry read by its DN, no subtree searched): a user just written,
+/// read again for what AD set on it.
+pub async fn user_at(ldap: &mut Ldap, dn: &str) -> Result<Option<SearchEntry>, AdError> {
+    let r = ldap.search(dn, Scope::Base, "(objectClass=user)", ATTRS.to_vec()).await?;
+    // No such object (32): gone meanwhile.
+    if r.1.rc == 32 {
+        return Ok(None);
+    }
+    let (entries, _) = r.success()?;
+    Ok(entries.into_iter().next().map(SearchEntry::construct))
+}
+
 /// The AD user of a Tether user: by objectGUID when linked, else by sAMAccountName.
 pub async fn find_user(
     ldap: &mut Ldap,

@@ -201,8 +201,8 @@ async fn apply(
                     .await;
                 }
                 match r {
-                    Ok(_) => {
-                        current = crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?;
+                    Ok(dn) => {
+                        current = crate::ad_users::user_at(ldap, &dn).await?;
                         if *random_password {
                             out.generated_password_set =
                                 current.as_ref().and_then(|e| tether_ad::read::number(e, "pwdLastSet"));
@@ -259,7 +259,7 @@ async fn apply(
         }
         if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
             // Re-read so later steps in the same entry see the new flags.
-            current = crate::ad_users::find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?;
+            current = crate::ad_users::user_at(ldap, &e.dn).await?;
         }
     }
     Ok(connected.then_some((user_id, out)))
