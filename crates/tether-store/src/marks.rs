@@ -158,20 +158,24 @@ impl Marks {
         F: AsyncFnOnce(&Held) -> Result<Vec<Move>, sqlx::Error>,
     {
         let Some(h) = self.held(signature, now) else { return Ok((None, true)) };
+        let aging = now.duration_since(h.at) >= KEEP / 2;
         if h.generation == generation {
-            return Ok((h.after(skip, None), false));
+            return Ok((h.after(skip, None), aging));
         }
-        let Some(behind) = generation.checked_sub(h.generation).filter(|n| *n <= MOVES_MAX) else {
-            return Ok((None, true));
+        let Some(behind) = generation.checked_sub(h.generation) else {
+            // The page read an older snapshot than the marks': newer marks need no walk.
+            return Ok((None, false));
         };
+        if behind > MOVES_MAX {
+            return Ok((None, true));
+        }
         let m = moves(&h).await?;
         // All of them or none: a pruned log or a truncation leaves fewer than the generation
         // moved by.
         if m.len() as u64 != behind {
             return Ok((None, true));
         }
-        let renew = behind > RENEW_AFTER || now.duration_since(h.at) >= KEEP / 2;
-        Ok((h.after(skip, Some(&Shifts::new(&m, keyed))), renew))
+        Ok((h.after(skip, Some(&Shifts::new(&m, keyed))), behind > RENEW_AFTER || aging))
     }
 
     /// Claims the taking of marks of `signature` at `generation`: false when they hold
@@ -379,6 +383,7 @@ mod tests {
             (1000, 0, at(c(2), 0, false), false),
             (1700, 0, at(c(3), 200, false), false),
             (9000, 0, at(c(3), 7500, false), false), // past the last mark (rows added since)
+            (1000, KEEP.as_secs() / 2, at(c(2), 0, false), true), // half their life: taken again
             (1000, KEEP.as_secs(), None, true),      // too old
         ];
         let mut reads = 0;
@@ -413,8 +418,9 @@ mod tests {
         let came_first = [mv("a", 1), mv("b", 1)]; // two rows before every mark
         let left_second = [mv("u2", -1)]; // the second mark's own row left
         let renamed = [mv("u0", -1), mv("u25", 1)]; // a row before u1 renamed to between u2 and u3
-        let many: Vec<Move> = (0..=RENEW_AFTER).map(|i| mv(&format!("v{i}"), 1)).collect(); // all after u3
-                                                                                            // (skip, generation, moves, where the page starts, taken again)
+                                                    // All after u3.
+        let many: Vec<Move> = (0..=RENEW_AFTER).map(|i| mv(&format!("v{i}"), 1)).collect();
+        // (skip, generation, moves, where the page starts, taken again)
         type Row<'a> = (usize, u64, &'a [Move], Option<After>, bool);
         let rows: &[Row] = &[
             (501, 12, &came_first, None, false), // the first mark is now row 502
@@ -427,7 +433,7 @@ mod tests {
             (1500, 12, &renamed, at(c(3), 0, true), false),
             (1600, 12, &came_first[..1], None, true), // one move missing (pruned): by offset
             (1600, 10 + MOVES_MAX + 1, &[], None, true), // too many to read
-            (1600, 9, &[], None, true),               // older than the marks
+            (1600, 9, &[], None, false),              // a snapshot older than the marks
             (1600, 10 + RENEW_AFTER + 1, &many, at(c(3), 100, true), true),
         ];
         for (skip, generation, moves, want, renew) in rows {

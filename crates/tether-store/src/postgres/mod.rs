@@ -91,14 +91,14 @@ const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM r
 /// first's rows gone (it skips rows deleted under it) and writes nothing for them.
 const FOLD_ROW_COUNTS: &str = "WITH gone AS (DELETE FROM row_counts RETURNING tbl, delta) \
                                INSERT INTO row_counts (tbl, delta) SELECT tbl, sum(delta) FROM gone GROUP BY tbl";
-/// The moves of the users' lists since a snapshot (schema step 16), at most a number of
+/// The moves of the users' lists since a snapshot (schema step 13), at most a number of
 /// them: the rows of transactions that snapshot did not see, read in the page's snapshot
 /// (so of transactions committed in between).
 const MOVES_SINCE: &str = "SELECT seq, username, delta FROM users_moves \
                            WHERE xid >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, $1::pg_snapshot) \
                            LIMIT $2";
-/// Drops the moves but the last two thousand or so (a page that needed one of them finds
-/// fewer moves than its generation says, and walks its offset).
+/// Drops the moves but the newest 2,048 or so by transaction id (a page that needed one of
+/// them finds fewer moves than its generation says, and walks its offset).
 const PRUNE_MOVES: &str =
     "DELETE FROM users_moves WHERE xid < (SELECT xid FROM users_moves ORDER BY xid DESC OFFSET 2048 LIMIT 1)";
 /// Delta rows a total is summed from before they are folded.
@@ -186,15 +186,19 @@ impl PgStore {
     /// triggers, in the write's own transaction).
     fn rows_changing(&self) {}
 
-    /// After rows were inserted or deleted: every 64th time, the row counts' deltas are
-    /// folded, so they stay a few rows even for a table nobody lists, and the users' moves
-    /// are pruned.
+    /// After rows were inserted or deleted (or users updated, which renames log moves):
+    /// every 64th time, the row counts' deltas are folded, so they stay a few rows even for a
+    /// table nobody lists, and the users' moves are pruned, in the background (a prune after
+    /// bulk writes may delete thousands of rows).
     async fn counts_changed(&self) {
         if self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 63 {
             self.fold_row_counts().await;
-            if let Err(e) = sqlx::query(PRUNE_MOVES).execute(&self.pool).await {
-                tracing::warn!(error = %e, "pruning the users' moves");
-            }
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sqlx::query(PRUNE_MOVES).execute(&pool).await {
+                    tracing::warn!(error = %e, "pruning the users' moves");
+                }
+            });
         }
     }
 
@@ -230,7 +234,12 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
     }
 
     async fn replace(&self, c: Collection, doc: &Doc) -> Result<bool> {
-        replace_doc(&self.pool, c, doc).await
+        let replaced = replace_doc(&self.pool, c, doc).await?;
+        if c == Collection::Users {
+            // A rename logs moves: a store whose users are only ever updated prunes them too.
+            self.counts_changed().await;
+        }
+        Ok(replaced)
     }
 
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
@@ -256,7 +265,11 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
                 .await?;
             moves_of(&rows)
         };
-        let (mark, renew) = self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?;
+        // A page continued where the last one ended needs no mark (`Cursors::page`).
+        let (mark, renew) = match self.cursors.at(&l.signature, q.skip, now) {
+            Some(_) => (None, false),
+            None => self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?,
+        };
         let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
         tx.commit().await?;

@@ -163,7 +163,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER users_renamed AFTER UPDATE ON users
         FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_users_written();
     "#,
-    // 16: the moves of the users' lists (`moves.rs`): every row that came in or left, by its
+    // 13: the moves of the users' lists (`moves.rs`): every row that came in or left, by its
     // `seq` and sort key, with the transaction that wrote it, so a page finds the moves its
     // marks' snapshot did not see. The generation now moves once per move (twice for a
     // rename; a truncation, not logged, still once). Pruned by `PRUNE_MOVES` (mod.rs).
