@@ -51,7 +51,9 @@ use crate::session::Session;
 use crate::AgentError;
 
 mod cache;
+mod check_budget;
 use cache::{load_cache, rename_member, save_cache, Cache};
+pub use check_budget::{CheckBudget, MEMBERSHIP_CHECK_BURST};
 
 /// A complete read at least this often, for states that change with time alone.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
@@ -455,20 +457,21 @@ pub async fn cycle(
     cycle_with(cfg, ldap, session, force, None, None).await
 }
 
-/// The membership check runs at most this often: a USN no read explains may be a write the
-/// agent can never see (AD-integrated DNS, the configuration partition), and on a busy DC
-/// the 100 ms check would otherwise read the groups that count ten times a second. A
-/// deletion then waits at most this long more.
+/// The membership check runs at most this often in the long run, after a few at once
+/// ([`CheckBudget`]): a USN no read explains may be a write the agent can never see
+/// (AD-integrated DNS, the configuration partition), and on a busy DC the 100 ms check would
+/// otherwise read the groups that count ten times a second. A deletion past the budget then
+/// waits at most this long more.
 pub const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a running agent keeps between its cycles: the state last saved to `StateDir`, so an
 /// idle cycle (every tick) costs a rootDSE read and no parsing of the saved file (emptied by
 /// a cycle that fails, is held or is put off, so the next one starts again from the file),
-/// when the membership check last ran, and the last heartbeat's answer.
+/// the membership checks' budget, and the last heartbeat's answer.
 #[derive(Default)]
 pub struct Memory {
     cache: Option<Cache>,
-    last_check: Option<std::time::Instant>,
+    checks: CheckBudget,
     beat: Option<(std::time::Instant, Beat)>,
 }
 
@@ -518,7 +521,7 @@ pub async fn cycle_with(
 ) -> Result<CycleStats, AgentError> {
     let path = cfg.state_dir().join("import.json");
     let mut cache = memory.as_deref_mut().and_then(|m| m.cache.take()).unwrap_or_else(|| load_cache(&path));
-    let may_check = memory.as_deref().and_then(|m| m.last_check).is_none_or(|t| t.elapsed() >= MEMBERSHIP_CHECK_EVERY);
+    let may_check = memory.as_deref().is_none_or(|m| m.checks.may(std::time::Instant::now()));
     let due = now_secs().saturating_sub(cache.last_complete) >= RECONCILE_EVERY.as_secs();
     // The idle tick (a running agent's, ten times a second) reads `highestCommittedUSN` alone:
     // the DC's CPU for the four attributes below is almost twice as much (Samba, ten reads a
@@ -591,7 +594,7 @@ pub async fn cycle_with(
     };
     if read.checked {
         if let Some(m) = memory.as_deref_mut() {
-            m.last_check = Some(std::time::Instant::now());
+            m.checks.spent(std::time::Instant::now());
         }
     }
     let read_ms = started.elapsed().as_millis() as u64;
