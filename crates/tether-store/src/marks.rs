@@ -34,7 +34,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cursors::Cursor;
+use crate::cursors::{Cursor, Cursors};
 use crate::moves::{Move, Shifts, MOVES_MAX, RENEW_AFTER};
 use crate::sql::{doc_select, Bind, Dialect, Keyset, ListSql};
 
@@ -139,13 +139,34 @@ impl Marks {
         Some(Held { generation: t.generation, snapshot: t.snapshot.clone(), at: t.at, cursors: t.cursors.clone() })
     }
 
-    /// Where the page at `skip` of the list `signature` (`keyed`: sorted by a key) starts, for
-    /// a page whose snapshot reads the users' write generation `generation`: after the mark
-    /// before it when the marks were taken at that generation; else placed by the moves since,
-    /// read by `moves` in the page's snapshot, when there are at most [`MOVES_MAX`] and the
-    /// page finds every one of them. And whether the marks should be taken again: none held
-    /// or usable, or served through more than [`RENEW_AFTER`] moves or past half their life.
+    /// Where the page at `skip` of the list `l` starts, for a page whose snapshot reads the
+    /// users' write generation `generation`: nowhere from a mark when it continues where a
+    /// page ended (`cursors`, which `Cursors::page` prefers); else after the mark before it
+    /// when the marks were taken at that generation; else placed by the moves since, read by
+    /// `moves` in the page's snapshot, when there are at most [`MOVES_MAX`] and the page finds
+    /// every one of them. And whether the marks should be taken again: none held or usable,
+    /// or served through more than [`RENEW_AFTER`] moves or past half their life.
     pub(crate) async fn start<F>(
+        &self,
+        cursors: &Cursors,
+        l: &ListSql,
+        skip: usize,
+        generation: u64,
+        now: Instant,
+        moves: F,
+    ) -> Result<(Option<After>, bool), sqlx::Error>
+    where
+        F: AsyncFnOnce(&Held) -> Result<Vec<Move>, sqlx::Error>,
+    {
+        if cursors.at(&l.signature, skip, now).is_some() {
+            return Ok((None, false));
+        }
+        self.start_at(&l.signature, skip, matches!(l.keyset, Keyset::Key(_)), generation, now, moves).await
+    }
+
+    /// [`Marks::start`] for a page that does not continue another: `signature` names the
+    /// list, `keyed` says it is sorted by a key.
+    async fn start_at<F>(
         &self,
         signature: &str,
         skip: usize,
@@ -356,7 +377,7 @@ mod tests {
             *reads += 1;
             Ok(moves.to_vec())
         };
-        marks.start("l", skip, true, generation, now, read).await.unwrap()
+        marks.start_at("l", skip, true, generation, now, read).await.unwrap()
     }
 
     fn at(mark: Cursor, past: usize, moved: bool) -> Option<After> {
@@ -392,7 +413,7 @@ mod tests {
             assert_eq!(&got, &(want.clone(), *renew), "skip {skip}, {later} s later");
         }
         assert_eq!(reads, 0, "no moves read while the marks hold");
-        let other = marks.start("other", 1000, true, 7, t0, async |_: &Held| Ok(vec![])).await.unwrap();
+        let other = marks.start_at("other", 1000, true, 7, t0, async |_: &Held| Ok(vec![])).await.unwrap();
         assert_eq!(other, (None, true), "another list");
         assert!(marks.claim("l", 8, t0), "stale: taken again");
         marks.taken("l", t0, t0, None);

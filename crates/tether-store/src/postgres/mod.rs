@@ -265,11 +265,7 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
                 .await?;
             moves_of(&rows)
         };
-        // A page continued where the last one ended needs no mark (`Cursors::page`).
-        let (mark, renew) = match self.cursors.at(&l.signature, q.skip, now) {
-            Some(_) => (None, false),
-            None => self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?,
-        };
+        let (mark, renew) = self.marks.start(&self.cursors, &l, q.skip, g, now, moves).await?;
         let (text, binds, start) = self.cursors.page::<Postgres>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
         tx.commit().await?;

@@ -197,11 +197,7 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
                 .await?;
             moves_of(&rows)
         };
-        // A page continued where the last one ended needs no mark (`Cursors::page`).
-        let (mark, renew) = match self.cursors.at(&l.signature, q.skip, now) {
-            Some(_) => (None, false),
-            None => self.marks.start(&l.signature, q.skip, keyed, g, now, moves).await?,
-        };
+        let (mark, renew) = self.marks.start(&self.cursors, &l, q.skip, g, now, moves).await?;
         let (text, binds, start) = self.cursors.page::<Sqlite>(c.table(), &l, q, mark, now);
         let rows = bind_all(sqlx::query(&text), &binds).fetch_all(&mut *tx).await?;
         tx.commit().await?;
