@@ -53,7 +53,7 @@ use crate::AgentError;
 mod cache;
 mod check_budget;
 use cache::{load_cache, rename_member, save_cache, Cache};
-pub use check_budget::{CheckBudget, MEMBERSHIP_CHECK_BURST};
+pub use check_budget::{CheckBudget, MEMBERSHIP_CHECK_BURST, MEMBERSHIP_CHECK_EVERY};
 
 /// A complete read at least this often, for states that change with time alone.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(600);
@@ -456,13 +456,6 @@ pub async fn cycle(
 ) -> Result<CycleStats, AgentError> {
     cycle_with(cfg, ldap, session, force, None, None).await
 }
-
-/// The membership check runs at most this often in the long run, after a few at once
-/// ([`CheckBudget`]): a USN no read explains may be a write the agent can never see
-/// (AD-integrated DNS, the configuration partition), and on a busy DC the 100 ms check would
-/// otherwise read the groups that count ten times a second. A deletion past the budget then
-/// waits at most this long more.
-pub const MEMBERSHIP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a running agent keeps between its cycles: the state last saved to `StateDir`, so an
 /// idle cycle (every tick) costs a rootDSE read and no parsing of the saved file (emptied by

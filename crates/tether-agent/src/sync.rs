@@ -202,7 +202,11 @@ async fn apply(
                 }
                 match r {
                     Ok(dn) => {
-                        current = crate::ad_users::user_at(ldap, &dn).await?;
+                        current = match crate::ad_users::user_at(ldap, &dn).await? {
+                            // Moved or renamed meanwhile: found by its name.
+                            None => crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?,
+                            found => found,
+                        };
                         if *random_password {
                             out.generated_password_set =
                                 current.as_ref().and_then(|e| tether_ad::read::number(e, "pwdLastSet"));
@@ -258,8 +262,12 @@ async fn apply(
             Err(e) => return Err(e.into()),
         }
         if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
-            // Re-read so later steps in the same entry see the new flags.
-            current = crate::ad_users::user_at(ldap, &e.dn).await?;
+            // Re-read so later steps in the same entry see the new flags (by its objectGUID
+            // when it was moved or renamed meanwhile).
+            current = match crate::ad_users::user_at(ldap, &e.dn).await? {
+                None => crate::ad_users::find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?,
+                found => found,
+            };
         }
     }
     Ok(connected.then_some((user_id, out)))

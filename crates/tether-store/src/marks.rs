@@ -200,7 +200,8 @@ impl Marks {
     }
 
     /// Claims the taking of marks of `signature` at `generation`: false when they hold
-    /// already (taken at that generation, less than half their life ago), are being taken, or the last walk ended less than [`REST`] times its own
+    /// already (taken at that generation or a later one, less than half their life ago), are
+    /// being taken, or the last walk ended less than [`REST`] times its own
     /// length ago.
     pub(crate) fn claim(&self, signature: &str, generation: u64, now: Instant) -> bool {
         let held = self
@@ -208,7 +209,7 @@ impl Marks {
             .lock()
             .expect("not poisoned")
             .get(signature)
-            .is_some_and(|t| t.generation == generation && now.duration_since(t.at) < KEEP / 2);
+            .is_some_and(|t| t.generation >= generation && now.duration_since(t.at) < KEEP / 2);
         if held {
             return false;
         }
@@ -394,6 +395,7 @@ mod tests {
         assert!(!marks.claim("l", 7, t0), "being taken");
         marks.taken("l", t0, t0, walked(7, vec![c(1), c(2), c(3)]));
         assert!(!marks.claim("l", 7, t0), "held");
+        assert!(!marks.claim("l", 6, t0), "a page of an older snapshot than the marks' asks no walk");
         // (skip, seconds later, the mark and the rows past it, taken again)
         type Row = (usize, u64, Option<After>, bool);
         let rows: &[Row] = &[

@@ -63,6 +63,8 @@ pub struct PgStore {
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
     /// users' write generation ([`USERS_WRITES`]) has not moved.
     marks: Arc<Marks>,
+    /// Whether a prune of the users' moves runs (`counts_changed`).
+    pruning: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The users' write generation: the number of statements that inserted or deleted users and
@@ -119,7 +121,13 @@ impl PgStore {
             .max_connections(16)
             .acquire_timeout(std::time::Duration::from_secs(30))
             .connect_lazy_with(opts);
-        Ok(PgStore { pool, cursors: Cursors::default(), writes: Default::default(), marks: Default::default() })
+        Ok(PgStore {
+            pool,
+            cursors: Cursors::default(),
+            writes: Default::default(),
+            marks: Default::default(),
+            pruning: Default::default(),
+        })
     }
 }
 
@@ -193,11 +201,16 @@ impl PgStore {
     async fn counts_changed(&self) {
         if self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 64 == 63 {
             self.fold_row_counts().await;
-            let pool = self.pool.clone();
+            // One prune at a time: overlapping ones would only wait on each other's rows.
+            if self.pruning.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
+            }
+            let (pool, pruning) = (self.pool.clone(), self.pruning.clone());
             tokio::spawn(async move {
                 if let Err(e) = sqlx::query(PRUNE_MOVES).execute(&pool).await {
                     tracing::warn!(error = %e, "pruning the users' moves");
                 }
+                pruning.store(false, std::sync::atomic::Ordering::Release);
             });
         }
     }
