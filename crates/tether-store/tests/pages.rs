@@ -24,6 +24,7 @@ on_both_backends!(
     deep_pages_start_at_marks_and_answer_their_offset_pages,
     an_update_that_keeps_the_username_keeps_the_marks,
     the_moves_are_pruned,
+    a_filtered_total_follows_every_write,
 );
 
 /// The list shapes a page can be continued in (insertion order, by username) and those it
@@ -317,6 +318,45 @@ async fn the_moves_are_pruned(b: Backend) {
         assert!(std::time::Instant::now() < deadline, "{n} moves logged of 5,264");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A filtered list's total (remembered by the embedded store while nothing is written) is
+/// what the filter matches after every kind of write, each total read twice and at two
+/// pages: a user updated into the filter and one out of it, one created, one deleted, one
+/// updated elsewhere.
+async fn a_filtered_total_follows_every_write(b: Backend) {
+    let db = Db::new(b).await;
+    let r = Repo::new(db.open().await);
+    let ops: Vec<WriteOp> =
+        (0..30).map(|i| WriteOp::Insert(Collection::Users, tether_store::user_doc(&long(i)))).collect();
+    r.store().write_batch(&ops).await.unwrap();
+    let filter = Some(parse_filter_param(USER_FIELDS, "suspended:$eq:true").unwrap());
+    let q = ListQuery { filter, limit: 4, ..ListQuery::default() };
+    let totals = async || {
+        let mut seen = Vec::new();
+        for skip in [0, 4, 0, 4] {
+            seen.push(r.list_users(&ListQuery { skip, ..q.clone() }).await.unwrap().0);
+        }
+        seen
+    };
+    let suspend = async |i: usize, suspended: bool| {
+        let mut u = r.user(&long(i).id).await.unwrap().unwrap();
+        u.suspended = suspended;
+        assert!(r.save_user(&u, None).await.unwrap());
+    };
+    assert_eq!(totals().await, [10; 4], "every third of 30 suspended");
+    suspend(1, true).await;
+    assert_eq!(totals().await, [11; 4], "one updated into the filter");
+    suspend(0, false).await;
+    assert_eq!(totals().await, [10; 4], "one updated out of it");
+    r.insert_user(&User { suspended: true, ..long(30) }, None).await.unwrap();
+    assert_eq!(totals().await, [11; 4], "one created");
+    assert!(r.store().delete(Collection::Users, &long(3).id).await.unwrap());
+    assert_eq!(totals().await, [10; 4], "one deleted");
+    let mut u = r.user(&long(6).id).await.unwrap().unwrap();
+    u.email = "elsewhere@example.test".into();
+    assert!(r.save_user(&u, None).await.unwrap());
+    assert_eq!(totals().await, [10; 4], "an update elsewhere");
 }
 
 /// On PostgreSQL the write generation and the moves are read in the snapshot of the rows

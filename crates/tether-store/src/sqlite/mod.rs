@@ -5,6 +5,7 @@
 mod filter;
 mod schema;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,6 +30,11 @@ pub struct SqliteStore {
     totals: std::sync::Mutex<Totals>,
     /// `Store::directory_version`: moved by every write to the directory.
     version: Arc<crate::Version>,
+    /// Filtered totals (a count of the filter over every document: ~1 s at 1,000,000 users),
+    /// by the count's statement and parameters, with the directory version they were counted
+    /// at while no write was under way: used while the version is the same, so a reader
+    /// paging through a filtered list counts it once, not at every page.
+    filtered: std::sync::Mutex<HashMap<String, (u64, i64)>>,
     /// Where recent pages ended (`cursors.rs`).
     cursors: Cursors,
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
@@ -85,6 +91,7 @@ impl SqliteStore {
             writer,
             reader,
             totals: Default::default(),
+            filtered: Default::default(),
             version: Default::default(),
             cursors: Default::default(),
             marks: Default::default(),
@@ -101,6 +108,11 @@ async fn users_snapshot(
     let g: i64 = sqlx::query_scalar("SELECT n FROM users_writes").fetch_one(&mut *tx).await?;
     Ok((tx, g as u64))
 }
+
+/// Filtered totals kept at most (older versions' go first), and the longest count statement
+/// kept (so the memory stays bounded whatever the filters: ~256 × 2 KiB).
+const FILTERED_MAX: usize = 256;
+const FILTERED_KEY_MAX: usize = 2048;
 
 /// The moves of the users' lists since a generation (schema step 16), at most a number of
 /// them: the rows numbered past it, in the reader's snapshot.
@@ -163,9 +175,19 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
             (q.filter.is_none().then(|| t.by_table.get(c.table()).copied()).flatten(), t.generation)
         };
         let quiet = self.version.quiet();
-        let total: i64 = match cached {
-            (Some(n), _) => n,
-            (None, generation) => {
+        // A filtered total is kept under its count's statement and parameters (bounded).
+        let filtered = q
+            .filter
+            .is_some()
+            .then(|| format!("{} {:?}", l.count, &l.binds[..l.count_binds]))
+            .filter(|k| k.len() <= FILTERED_KEY_MAX);
+        let remembered = filtered.as_ref().and_then(|k| {
+            let kept = self.filtered.lock().expect("not poisoned").get(k).copied();
+            kept.filter(|(at, _)| quiet == Some(*at)).map(|(_, n)| n)
+        });
+        let total: i64 = match (cached, remembered) {
+            ((Some(n), _), _) | (_, Some(n)) => n,
+            ((None, generation), None) => {
                 let n: i64 =
                     bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.reader).await?.get(0);
                 let mut t = self.totals.lock().expect("not poisoned");
@@ -174,6 +196,22 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
                 if q.filter.is_none() && t.generation == generation && quiet.is_some() && self.version.quiet() == quiet
                 {
                     t.by_table.insert(c.table(), n);
+                }
+                drop(t);
+                // Likewise a filtered one: kept only if no write was under way at any time of
+                // the count (every write moves the version, an update too: it may move a
+                // document into or out of the filter).
+                if let (Some(k), Some(at)) = (filtered, quiet) {
+                    if self.version.quiet() == quiet {
+                        let mut kept = self.filtered.lock().expect("not poisoned");
+                        if kept.len() >= FILTERED_MAX {
+                            kept.retain(|_, (v, _)| *v == at);
+                            if kept.len() >= FILTERED_MAX {
+                                kept.clear();
+                            }
+                        }
+                        kept.insert(k, (at, n));
+                    }
                 }
                 n
             }
