@@ -25,16 +25,24 @@ async fn search_one(ldap: &mut Ldap, base: &str, filter: &str) -> Result<Option<
     Ok(entries.into_iter().next().map(SearchEntry::construct))
 }
 
-/// The AD user at `dn` (one entry read by its DN, no subtree searched): a user just written,
-/// read again for what AD set on it.
-pub async fn user_at(ldap: &mut Ldap, dn: &str) -> Result<Option<SearchEntry>, AdError> {
+/// A user just written, read again for what AD set on it: at its DN `dn` (one entry read, no
+/// subtree searched), else, moved or renamed meanwhile, as [`find_user`] finds it.
+pub async fn read_again(
+    ldap: &mut Ldap,
+    dn: &str,
+    nc: &str,
+    guid: Option<&str>,
+    username: &str,
+) -> Result<Option<SearchEntry>, AdError> {
     let r = ldap.search(dn, Scope::Base, "(objectClass=user)", ATTRS.to_vec()).await?;
-    // No such object (32): gone meanwhile.
-    if r.1.rc == 32 {
-        return Ok(None);
+    // No such object (32): moved or renamed meanwhile.
+    if r.1.rc != 32 {
+        let (entries, _) = r.success()?;
+        if let Some(e) = entries.into_iter().next() {
+            return Ok(Some(SearchEntry::construct(e)));
+        }
     }
-    let (entries, _) = r.success()?;
-    Ok(entries.into_iter().next().map(SearchEntry::construct))
+    find_user(ldap, nc, guid, username).await
 }
 
 /// The AD user of a Tether user: by objectGUID when linked, else by sAMAccountName.

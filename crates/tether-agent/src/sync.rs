@@ -202,11 +202,7 @@ async fn apply(
                 }
                 match r {
                     Ok(dn) => {
-                        current = match crate::ad_users::user_at(ldap, &dn).await? {
-                            // Moved or renamed meanwhile: found by its name.
-                            None => crate::ad_users::find_user(ldap, &d.nc, None, &change.username).await?,
-                            found => found,
-                        };
+                        current = crate::ad_users::read_again(ldap, &dn, &d.nc, None, &change.username).await?;
                         if *random_password {
                             out.generated_password_set =
                                 current.as_ref().and_then(|e| tether_ad::read::number(e, "pwdLastSet"));
@@ -262,12 +258,8 @@ async fn apply(
             Err(e) => return Err(e.into()),
         }
         if let (AdAction::Disable | AdAction::Enable, Some(e)) = (&a, current.as_ref()) {
-            // Re-read so later steps in the same entry see the new flags (by its objectGUID
-            // when it was moved or renamed meanwhile).
-            current = match crate::ad_users::user_at(ldap, &e.dn).await? {
-                None => crate::ad_users::find_user(ldap, &d.nc, Some(&guid_hex(e)), &change.username).await?,
-                found => found,
-            };
+            // Re-read so later steps in the same entry see the new flags.
+            current = crate::ad_users::read_again(ldap, &e.dn, &d.nc, Some(&guid_hex(e)), &change.username).await?;
         }
     }
     Ok(connected.then_some((user_id, out)))

@@ -440,8 +440,9 @@ mod tests {
         let mv = |key: &str, delta| Move { seq: 99, key: Some(key.to_string()), delta };
         let came_first = [mv("a", 1), mv("b", 1)]; // two rows before every mark
         let left_second = [mv("u2", -1)]; // the second mark's own row left
-        let renamed = [mv("u0", -1), mv("u25", 1)]; // a row before u1 renamed to between u2 and u3
-                                                    // All after u3.
+                                          // A row before u1 renamed to between u2 and u3.
+        let renamed = [mv("u0", -1), mv("u25", 1)];
+        // All after u3.
         let many: Vec<Move> = (0..=RENEW_AFTER).map(|i| mv(&format!("v{i}"), 1)).collect();
         // (skip, generation, moves, where the page starts, taken again)
         type Row<'a> = (usize, u64, &'a [Move], Option<After>, bool);

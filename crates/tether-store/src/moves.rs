@@ -13,7 +13,9 @@
 //! moves by one per logged row, and the page checks that it read exactly as many rows as the
 //! generation moved. A pruned log (SQLite keeps the last 2,048 to 3,071 rows, PostgreSQL the
 //! newest 2,048 or so by transaction id), a truncation (not logged) or more than
-//! [`MOVES_MAX`] moves leave it short, and the page walks its offset as before. How a page finds "the moves since": on SQLite, the rows numbered past the marks'
+//! [`MOVES_MAX`] moves leave it short, and the page walks its offset as before.
+//!
+//! How a page finds "the moves since": on SQLite, the rows numbered past the marks'
 //! generation (one writer, so the numbers are in commit order); on PostgreSQL, whose writers
 //! commit in any order, the rows of transactions the marks' snapshot did not see
 //! (`pg_visible_in_snapshot`), so another `tetherd`'s writes count too.

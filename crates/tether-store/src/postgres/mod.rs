@@ -67,10 +67,11 @@ pub struct PgStore {
     pruning: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// The users' write generation: the number of statements that inserted or deleted users and
-/// of changes of a username, whichever process wrote them, kept in `row_counts` under this
-/// name by triggers (schema step 12). Transactional: read in the same snapshot as a page or
-/// a walk, it is the generation of exactly the rows they read.
+/// The users' write generation: the number of moves logged (`moves.rs`: users inserted or
+/// deleted, two per change of a username) and of truncations, whichever process wrote them,
+/// kept in `row_counts` under this name by triggers (schema steps 12 and 13).
+/// Transactional: read in the same snapshot as a page or a walk, it is the generation of
+/// exactly the rows they read.
 const USERS_WRITES: &str = "users_writes";
 /// Begins a transaction whose statements all read one snapshot.
 const ONE_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
