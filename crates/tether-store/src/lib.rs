@@ -17,6 +17,7 @@ pub mod postgres;
 mod repo;
 mod sql;
 pub mod sqlite;
+mod tally;
 
 use async_trait::async_trait;
 use serde_json::Value;

@@ -129,10 +129,24 @@ fn text_search(f: &Filter) -> Option<(Vec<&'static str>, &str)> {
 /// Appends the SQL of `f` (a filter of `table`'s documents) to `sql` and its parameters to
 /// `binds` (numbered after the ones already there).
 pub(crate) fn to_sql<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
-    render::<D>(table, f, sql, binds, true)
+    render::<D>(table, f, sql, binds, true, Some(&column::<D>))
 }
 
-fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec<Bind>, may_index: bool) {
+/// The same condition over columns named as the fields (a table of the fields' values, such
+/// as `users_tally`), without a text index.
+pub(crate) fn to_sql_over_columns<D: Dialect>(f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
+    render::<D>("", f, sql, binds, false, None)
+}
+
+/// `of_doc` reads a field from a document row; `None` reads the column named as the field.
+fn render<D: Dialect>(
+    table: &str,
+    f: &Filter,
+    sql: &mut String,
+    binds: &mut Vec<Bind>,
+    may_index: bool,
+    of_doc: Option<&dyn Fn(&str) -> String>,
+) {
     if let Some((cond, bind)) =
         text_search(f).filter(|_| may_index).and_then(|(fields, term)| D::text_index(table, &fields, term))
     {
@@ -140,10 +154,11 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
         sql.push('(');
         sql.push_str(&cond.replace("{p}", &D::param(binds.len())));
         sql.push_str(" AND ");
-        render::<D>(table, f, sql, binds, false);
+        render::<D>(table, f, sql, binds, false, of_doc);
         sql.push(')');
         return;
     }
+    let column = |field: &str| of_doc.map_or_else(|| field.to_string(), |c| c(field));
     match f {
         Filter::Cmp { field, op, value } => {
             binds.push(match (op, value) {
@@ -152,7 +167,7 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
                 (Op::Search, Scalar::Text(t)) => D::search(t),
                 _ => bind::<D>(value),
             });
-            let (col, p) = (column::<D>(field), D::param(binds.len()));
+            let (col, p) = (column(field), D::param(binds.len()));
             sql.push_str(&match (op, value) {
                 (Op::Search, Scalar::Text(t)) => D::search_cmp(&col, &p, t),
                 _ => D::cmp(&col, *op, &p),
@@ -163,7 +178,7 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
                 sql.push_str(D::FALSE);
                 return;
             }
-            sql.push_str(&column::<D>(field));
+            sql.push_str(&column(field));
             sql.push_str(" IN (");
             for (i, v) in values.iter().enumerate() {
                 if i > 0 {
@@ -185,7 +200,7 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
                 if i > 0 {
                     sql.push_str(if and { " AND " } else { " OR " });
                 }
-                render::<D>(table, p, sql, binds, may_index);
+                render::<D>(table, p, sql, binds, may_index, of_doc);
             }
             sql.push(')');
         }
@@ -194,7 +209,8 @@ fn render<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec
 
 /// The two statements of a list: the total, and the window of documents.
 pub(crate) struct ListSql {
-    /// `SELECT count(*)`; its parameters are the first `count_binds` of `binds`.
+    /// `SELECT count(*)`, or the sum over the users' tally (`tally.rs`) of a filter it can
+    /// answer; its parameters are the first `count_binds` of `binds`.
     pub count: String,
     pub count_binds: usize,
     /// The ordered window; all of `binds` (the filter's, then limit and offset). Its rows
@@ -241,7 +257,8 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
         cond.push_str(" WHERE ");
         to_sql::<D>(table, f, &mut cond, &mut binds);
     }
-    let count = format!("SELECT count(*) FROM {table}{cond}");
+    let tallied = q.filter.as_ref().and_then(|f| crate::tally::count_sql::<D>(table, f, &binds));
+    let count = tallied.unwrap_or_else(|| format!("SELECT count(*) FROM {table}{cond}"));
     let count_binds = binds.len();
     let order = match q.sort {
         Some((f, desc)) => format!("{}, seq", D::sort(&column::<D>(f), desc)),

@@ -94,6 +94,12 @@ const ROW_COUNT: &str = "SELECT coalesce(sum(delta), 0)::bigint, count(*) FROM r
 /// first's rows gone (it skips rows deleted under it) and writes nothing for them.
 const FOLD_ROW_COUNTS: &str = "WITH gone AS (DELETE FROM row_counts RETURNING tbl, delta) \
                                INSERT INTO row_counts (tbl, delta) SELECT tbl, sum(delta) FROM gone GROUP BY tbl";
+/// Folds the users' tally (schema step 14) into one row per combination of values, as
+/// [`FOLD_ROW_COUNTS`] folds the row counts (and as safe twice at once).
+const FOLD_TALLY: &str = "WITH gone AS (DELETE FROM users_tally RETURNING *) \
+    INSERT INTO users_tally SELECT state, suspended, activated, account_locked, password_expired, \
+    password_never_expires, externally_managed, sudo, ldap_binding_user, sum(n) FROM gone \
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9 HAVING sum(n) <> 0";
 /// The moves of the users' lists since a snapshot (schema step 13), at most a number of
 /// them: the rows of transactions that snapshot did not see, read in the page's snapshot
 /// (so of transactions committed in between).
@@ -217,8 +223,10 @@ impl PgStore {
     }
 
     async fn fold_row_counts(&self) {
-        if let Err(e) = sqlx::query(FOLD_ROW_COUNTS).execute(&self.pool).await {
-            tracing::warn!(error = %e, "folding the row counts");
+        for (fold, what) in [(FOLD_ROW_COUNTS, "the row counts"), (FOLD_TALLY, "the users' tally")] {
+            if let Err(e) = sqlx::query(fold).execute(&self.pool).await {
+                tracing::warn!(error = %e, "folding {what}");
+            }
         }
     }
 
@@ -370,5 +378,31 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(with_docs, tables);
+    }
+
+    /// A database written before the users' tally existed (schema step 14) gets its users
+    /// tallied by the step.
+    #[tokio::test]
+    async fn the_tally_step_tallies_the_users_already_there() {
+        let db = tether_testkit::postgres_db().await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        migrate_to(&mut conn, 13).await.unwrap();
+        for (i, state) in ["ACTIVATED", "SUSPENDED", "ACTIVATED"].iter().enumerate() {
+            sqlx::query("INSERT INTO users (id, key1, doc) VALUES ($1, $1, jsonb_build_object('state', $2::text))")
+                .bind(format!("u{i}"))
+                .bind(state)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        migrate(&mut conn).await.unwrap();
+        let store = PgStore::connect(&db.url).await.unwrap();
+        let filter = tether_core::query::parse_filter_param(tether_core::query::USER_FIELDS, "state:$eq:ACTIVATED");
+        let q = ListQuery { filter: Some(filter.unwrap()), ..ListQuery::default() };
+        let tallied: i64 = sqlx::query_scalar("SELECT sum(n)::bigint FROM users_tally WHERE state = 'ACTIVATED'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((crate::Store::list(&store, Collection::Users, &q).await.unwrap().0, tallied), (2, 2));
     }
 }

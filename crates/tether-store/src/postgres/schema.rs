@@ -201,4 +201,70 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER users_renamed AFTER UPDATE ON users
         FOR EACH ROW WHEN (OLD.sort_username IS DISTINCT FROM NEW.sort_username) EXECUTE FUNCTION tether_user_renamed();
     "#,
+    // 14: the users counted by the values of their closed-valued fields (`tally.rs`): rows of
+    // the values, as a filter reads them from a document (`doc->>'field'`), and a signed
+    // delta (inserted, never updated: concurrent writers do not wait on one row), written by
+    // the statements that insert or delete users and by each update that changes one of the
+    // values. `FOLD_TALLY` (mod.rs) folds them into one row per combination.
+    r#"
+    CREATE TABLE users_tally (state TEXT, suspended TEXT, activated TEXT, account_locked TEXT,
+        password_expired TEXT, password_never_expires TEXT, externally_managed TEXT, sudo TEXT,
+        ldap_binding_user TEXT, n BIGINT NOT NULL);
+    CREATE FUNCTION tether_user_retallied() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_tally VALUES
+            (OLD.doc->>'state', OLD.doc->>'suspended', OLD.doc->>'activated', OLD.doc->>'account_locked',
+             OLD.doc->>'password_expired', OLD.doc->>'password_never_expires', OLD.doc->>'externally_managed',
+             OLD.doc->>'sudo', OLD.doc->>'ldap_binding_user', -1),
+            (NEW.doc->>'state', NEW.doc->>'suspended', NEW.doc->>'activated', NEW.doc->>'account_locked',
+             NEW.doc->>'password_expired', NEW.doc->>'password_never_expires', NEW.doc->>'externally_managed',
+             NEW.doc->>'sudo', NEW.doc->>'ldap_binding_user', 1);
+        RETURN NULL;
+    END $f$;
+    -- First: it locks the table against writers until the migration commits, so the count
+    -- below misses nothing and counts nothing twice.
+    CREATE TRIGGER users_retallied AFTER UPDATE ON users FOR EACH ROW
+        WHEN ((OLD.doc->>'state', OLD.doc->>'suspended', OLD.doc->>'activated', OLD.doc->>'account_locked',
+               OLD.doc->>'password_expired', OLD.doc->>'password_never_expires', OLD.doc->>'externally_managed',
+               OLD.doc->>'sudo', OLD.doc->>'ldap_binding_user')
+              IS DISTINCT FROM
+              (NEW.doc->>'state', NEW.doc->>'suspended', NEW.doc->>'activated', NEW.doc->>'account_locked',
+               NEW.doc->>'password_expired', NEW.doc->>'password_never_expires', NEW.doc->>'externally_managed',
+               NEW.doc->>'sudo', NEW.doc->>'ldap_binding_user'))
+        EXECUTE FUNCTION tether_user_retallied();
+    CREATE OR REPLACE FUNCTION tether_users_came() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_moves (seq, username, delta) SELECT seq, sort_username, 1 FROM new_rows;
+        INSERT INTO row_counts (tbl, delta) SELECT 'users_writes', count(*) FROM new_rows HAVING count(*) > 0;
+        INSERT INTO users_tally
+            SELECT doc->>'state', doc->>'suspended', doc->>'activated', doc->>'account_locked',
+                   doc->>'password_expired', doc->>'password_never_expires', doc->>'externally_managed',
+                   doc->>'sudo', doc->>'ldap_binding_user', count(*)
+            FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+        RETURN NULL;
+    END $f$;
+    CREATE OR REPLACE FUNCTION tether_users_left() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO users_moves (seq, username, delta) SELECT seq, sort_username, -1 FROM old_rows;
+        INSERT INTO row_counts (tbl, delta) SELECT 'users_writes', count(*) FROM old_rows HAVING count(*) > 0;
+        INSERT INTO users_tally
+            SELECT doc->>'state', doc->>'suspended', doc->>'activated', doc->>'account_locked',
+                   doc->>'password_expired', doc->>'password_never_expires', doc->>'externally_managed',
+                   doc->>'sudo', doc->>'ldap_binding_user', -count(*)
+            FROM old_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+        RETURN NULL;
+    END $f$;
+    CREATE FUNCTION tether_users_untallied() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        DELETE FROM users_tally;
+        RETURN NULL;
+    END $f$;
+    CREATE TRIGGER users_untallied AFTER TRUNCATE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_untallied();
+    INSERT INTO users_tally
+        SELECT doc->>'state', doc->>'suspended', doc->>'activated', doc->>'account_locked',
+               doc->>'password_expired', doc->>'password_never_expires', doc->>'externally_managed',
+               doc->>'sudo', doc->>'ldap_binding_user', count(*)
+        FROM users GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+    "#,
 ];

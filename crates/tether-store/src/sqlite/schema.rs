@@ -171,4 +171,57 @@ pub const MIGRATIONS: &[&str] = &[
         DELETE FROM users_moves WHERE n <= new.n - 2048;
     END;
     "#,
+    // 17: the users counted by the values of their closed-valued fields (`tally.rs`): one
+    // row per combination of them (`k`, the JSON array of the values: `json_extract` of
+    // several paths), the values again as columns by the fields' names (read as a filter
+    // reads them from a document), and its number of users. Rows whose number falls to zero
+    // stay (a few dozen combinations).
+    r#"
+    CREATE TABLE users_tally (k TEXT PRIMARY KEY, n INTEGER NOT NULL,
+        state AS (json_extract(k, '$[0]')),
+        suspended AS (json_extract(k, '$[1]')),
+        activated AS (json_extract(k, '$[2]')),
+        account_locked AS (json_extract(k, '$[3]')),
+        password_expired AS (json_extract(k, '$[4]')),
+        password_never_expires AS (json_extract(k, '$[5]')),
+        externally_managed AS (json_extract(k, '$[6]')),
+        sudo AS (json_extract(k, '$[7]')),
+        ldap_binding_user AS (json_extract(k, '$[8]')));
+    INSERT INTO users_tally (k, n)
+        SELECT json_extract(doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                 '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                 '$.sudo', '$.ldap_binding_user'), count(*)
+        FROM users GROUP BY 1;
+    CREATE TRIGGER users_tally_insert AFTER INSERT ON users BEGIN
+        INSERT INTO users_tally (k, n)
+            VALUES (json_extract(new.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                          '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                          '$.sudo', '$.ldap_binding_user'), 1)
+            ON CONFLICT (k) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER users_tally_delete AFTER DELETE ON users BEGIN
+        UPDATE users_tally SET n = n - 1
+            WHERE k = json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                            '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                            '$.sudo', '$.ldap_binding_user');
+    END;
+    CREATE TRIGGER users_tally_update AFTER UPDATE OF doc ON users
+    WHEN json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                               '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                               '$.sudo', '$.ldap_binding_user')
+      IS NOT json_extract(new.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                  '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                  '$.sudo', '$.ldap_binding_user')
+    BEGIN
+        UPDATE users_tally SET n = n - 1
+            WHERE k = json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                            '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                            '$.sudo', '$.ldap_binding_user');
+        INSERT INTO users_tally (k, n)
+            VALUES (json_extract(new.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                          '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                          '$.sudo', '$.ldap_binding_user'), 1)
+            ON CONFLICT (k) DO UPDATE SET n = n + 1;
+    END;
+    "#,
 ];
