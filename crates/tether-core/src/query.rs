@@ -64,9 +64,10 @@ pub const NOTIFICATION_FIELDS: &[Field] =
 /// Fields of history entries.
 pub const HISTORY_FIELDS: &[Field] = &[("id", Text), ("objectId", Text), ("action", Text), ("at", Text)];
 
-/// Fields of AD domains.
-/// RADIUS servers.
+/// Fields of RADIUS servers.
 pub const RADIUS_FIELDS: &[Field] = &[("id", Text), ("name", Text), ("networkSourceIp", Text), ("mfa", Text)];
+
+/// Fields of AD domains.
 pub const DOMAIN_FIELDS: &[Field] = &[("id", Text), ("domain", Text), ("useCase", Text), ("delegationState", Text)];
 
 /// A scalar compared against a field.
