@@ -14,6 +14,7 @@ mod cursors;
 mod marks;
 mod moves;
 pub mod postgres;
+mod remembered;
 mod repo;
 mod sql;
 pub mod sqlite;

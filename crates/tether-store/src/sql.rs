@@ -213,6 +213,8 @@ pub(crate) struct ListSql {
     /// answer; its parameters are the first `count_binds` of `binds`.
     pub count: String,
     pub count_binds: usize,
+    /// Whether `count` sums the users' tally (a few rows) rather than counting documents.
+    pub tallied: bool,
     /// The ordered window; all of `binds` (the filter's, then limit and offset). Its rows
     /// are the document, then what [`ListSql::keyset`] says.
     pub select: String,
@@ -257,8 +259,9 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
         cond.push_str(" WHERE ");
         to_sql::<D>(table, f, &mut cond, &mut binds);
     }
-    let tallied = q.filter.as_ref().and_then(|f| crate::tally::count_sql::<D>(table, f, &binds));
-    let count = tallied.unwrap_or_else(|| format!("SELECT count(*) FROM {table}{cond}"));
+    let from_tally = q.filter.as_ref().and_then(|f| crate::tally::count_sql::<D>(table, f, &binds));
+    let tallied = from_tally.is_some();
+    let count = from_tally.unwrap_or_else(|| format!("SELECT count(*) FROM {table}{cond}"));
     let count_binds = binds.len();
     let order = match q.sort {
         Some((f, desc)) => format!("{}, seq", D::sort(&column::<D>(f), desc)),
@@ -284,7 +287,7 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
              LIMIT {limit} OFFSET {offset}) ORDER BY {order}"
         )
     };
-    ListSql { count, count_binds, select, binds, keyset, signature, cond, order }
+    ListSql { count, count_binds, tallied, select, binds, keyset, signature, cond, order }
 }
 
 /// Selects `fields` of the rows of `table` that `filter` matches, in insertion order.

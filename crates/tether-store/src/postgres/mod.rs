@@ -45,6 +45,7 @@ use tether_core::query::ListQuery;
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
 use crate::moves::{moves_of, MOVES_MAX};
+use crate::remembered::Remembered;
 use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Postgres;
@@ -63,6 +64,8 @@ pub struct PgStore {
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
     /// users' write generation ([`USERS_WRITES`]) has not moved.
     marks: Arc<Marks>,
+    /// Filtered users' totals, with the users' change count they were counted at.
+    filtered: Remembered,
     /// Whether a prune of the users' moves runs (`counts_changed`).
     pruning: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -73,6 +76,10 @@ pub struct PgStore {
 /// Transactional: read in the same snapshot as a page or a walk, it is the generation of
 /// exactly the rows they read.
 const USERS_WRITES: &str = "users_writes";
+/// The number of statements that wrote users, whichever process ran them (schema step 15),
+/// kept in `row_counts` under this name: a filtered total counted in a snapshot holds while
+/// it is the same (`remembered.rs`).
+const USERS_CHANGED: &str = "users_changed";
 /// Begins a transaction whose statements all read one snapshot.
 const ONE_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
@@ -133,6 +140,7 @@ impl PgStore {
             cursors: Cursors::default(),
             writes: Default::default(),
             marks: Default::default(),
+            filtered: Default::default(),
             pruning: Default::default(),
         })
     }
@@ -230,8 +238,24 @@ impl PgStore {
         }
     }
 
-    /// A list's total: the kept row count when it is unfiltered.
+    /// A list's total: the kept row count when it is unfiltered; a filtered users' total
+    /// remembered at the users' change count read in its snapshot (`remembered.rs`).
     async fn total(&self, c: Collection, q: &ListQuery, l: &sql::ListSql) -> Result<i64> {
+        let key = Remembered::key(l, q.filter.is_some()).filter(|_| c == Collection::Users);
+        if let Some(key) = key {
+            let mut tx = self.pool.begin().await?;
+            tx.execute(ONE_SNAPSHOT).await?;
+            let (changed, _): (i64, i64) = sqlx::query_as(ROW_COUNT).bind(USERS_CHANGED).fetch_one(&mut *tx).await?;
+            let changed = changed as u64;
+            if let Some(n) = self.filtered.get(&key, changed) {
+                tx.commit().await?;
+                return Ok(n);
+            }
+            let n: i64 = bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&mut *tx).await?.get(0);
+            tx.commit().await?;
+            self.filtered.put(key, changed, n);
+            return Ok(n);
+        }
         if q.filter.is_some() {
             return Ok(bind_all(sqlx::query(&l.count), &l.binds[..l.count_binds]).fetch_one(&self.pool).await?.get(0));
         }

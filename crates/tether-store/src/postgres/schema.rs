@@ -267,4 +267,16 @@ pub const MIGRATIONS: &[&str] = &[
                doc->>'sudo', doc->>'ldap_binding_user', count(*)
         FROM users GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
     "#,
+    // 15: the users' change count (`remembered.rs`): a row of `row_counts` (`users_changed`,
+    // delta 1) for every statement that writes users, updates included, so a filtered total
+    // counted in one snapshot is known to hold in a later one while the sum is the same.
+    r#"
+    CREATE FUNCTION tether_users_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+    BEGIN
+        INSERT INTO row_counts (tbl, delta) VALUES ('users_changed', 1);
+        RETURN NULL;
+    END $f$;
+    CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+        FOR EACH STATEMENT EXECUTE FUNCTION tether_users_changed();
+    "#,
 ];

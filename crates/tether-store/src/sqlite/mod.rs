@@ -5,7 +5,6 @@
 mod filter;
 mod schema;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use tether_core::query::ListQuery;
 use crate::cursors::{Cursors, Start};
 use crate::marks::{self, marks_sql, may_mark, Marks};
 use crate::moves::{moves_of, MOVES_MAX};
+use crate::remembered::Remembered;
 use crate::sql::{self, bind_all, list_sql, lower, stmt, Keyset};
 use crate::{Collection, Doc, Edge, NewFeedEntry, Result, StoreError};
 use filter::Sqlite;
@@ -34,7 +34,7 @@ pub struct SqliteStore {
     /// by the count's statement and parameters, with the directory version they were counted
     /// at while no write was under way: used while the version is the same, so a reader
     /// paging through a filtered list counts it once, not at every page.
-    filtered: std::sync::Mutex<HashMap<String, (u64, i64)>>,
+    filtered: Remembered,
     /// Where recent pages ended (`cursors.rs`).
     cursors: Cursors,
     /// Where every 500th row of the users' unfiltered lists stands (`marks.rs`), while the
@@ -109,11 +109,6 @@ async fn users_snapshot(
     Ok((tx, g as u64))
 }
 
-/// Filtered totals kept at most (older versions' go first), and the longest count statement
-/// kept (so the memory stays bounded whatever the filters: ~256 × 2 KiB).
-const FILTERED_MAX: usize = 256;
-const FILTERED_KEY_MAX: usize = 2048;
-
 /// The moves of the users' lists since a generation (schema step 16), at most a number of
 /// them: the rows numbered past it, in the reader's snapshot.
 const MOVES_SINCE: &str = "SELECT seq, username, delta FROM users_moves WHERE n > ? ORDER BY n LIMIT ?";
@@ -176,15 +171,8 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
         };
         let quiet = self.version.quiet();
         // A filtered total is kept under its count's statement and parameters (bounded).
-        let filtered = q
-            .filter
-            .is_some()
-            .then(|| format!("{} {:?}", l.count, &l.binds[..l.count_binds]))
-            .filter(|k| k.len() <= FILTERED_KEY_MAX);
-        let remembered = filtered.as_ref().and_then(|k| {
-            let kept = self.filtered.lock().expect("not poisoned").get(k).copied();
-            kept.filter(|(at, _)| quiet == Some(*at)).map(|(_, n)| n)
-        });
+        let filtered = Remembered::key(&l, q.filter.is_some());
+        let remembered = filtered.as_ref().zip(quiet).and_then(|(k, at)| self.filtered.get(k, at));
         let total: i64 = match (cached, remembered) {
             ((Some(n), _), _) | (_, Some(n)) => n,
             ((None, generation), None) => {
@@ -203,14 +191,7 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
                 // document into or out of the filter).
                 if let (Some(k), Some(at)) = (filtered, quiet) {
                     if self.version.quiet() == quiet {
-                        let mut kept = self.filtered.lock().expect("not poisoned");
-                        if kept.len() >= FILTERED_MAX {
-                            kept.retain(|_, (v, _)| *v == at);
-                            if kept.len() >= FILTERED_MAX {
-                                kept.clear();
-                            }
-                        }
-                        kept.insert(k, (at, n));
+                        self.filtered.put(k, at, n);
                     }
                 }
                 n
