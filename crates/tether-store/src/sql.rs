@@ -290,6 +290,14 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     ListSql { count, count_binds, tallied, select, binds, keyset, signature, cond, order }
 }
 
+/// Whether a list of `total` rows has none to read at `q`'s window: a filter no row matches,
+/// a page at or past the end. Its page is then not read at all, where reading it would walk
+/// every row the filter rejects (a state no user has: the whole table) or every row before
+/// the offset.
+pub(crate) fn nothing_to_read(total: i64, q: &ListQuery) -> bool {
+    q.limit == 0 || i64::try_from(q.skip).map_or(true, |skip| skip >= total)
+}
+
 /// Selects `fields` of the rows of `table` that `filter` matches, in insertion order.
 pub(crate) fn project_sql<D: Dialect>(table: &str, filter: &Filter, fields: &[&str]) -> (String, Vec<Bind>) {
     debug_assert!(!fields.is_empty(), "a projection of no field");
@@ -634,6 +642,24 @@ pub(crate) mod tests {
         );
         assert_eq!(link_rows::<T>(1), "INSERT INTO edges (kind, src, dst) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING");
         assert_eq!(by_keys::<T>("users", true, 2), "SELECT d FROM users WHERE key2 IN ($1, $2)");
+    }
+
+    #[test]
+    fn a_window_at_or_past_the_total_has_nothing_to_read() {
+        let rows: [(i64, usize, usize, bool); 6] = [
+            (0, 0, 100, true),
+            (1, 0, 100, false),
+            (250, 200, 100, false),
+            (250, 250, 100, true),
+            (250, 300, 100, true),
+            (250, 0, 0, true),
+        ];
+        for (total, skip, limit, want) in rows {
+            let q = ListQuery { filter: None, sort: None, limit, skip };
+            assert_eq!(nothing_to_read(total, &q), want, "total {total}, skip {skip}, limit {limit}");
+        }
+        let huge = ListQuery { filter: None, sort: None, limit: 1, skip: usize::MAX };
+        assert!(nothing_to_read(i64::MAX, &huge));
     }
 
     #[test]

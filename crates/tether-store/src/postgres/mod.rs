@@ -291,6 +291,9 @@ store_impl!(PgStore, db = Postgres, json_cast = "::jsonb", text_cast = "::text",
     async fn list(&self, c: Collection, q: &ListQuery) -> Result<(u64, Vec<String>)> {
         let l = list_sql::<Postgres>(c.table(), q);
         let total = self.total(c, q, &l).await?;
+        if sql::nothing_to_read(total, q) {
+            return Ok((total as u64, Vec::new()));
+        }
         let now = std::time::Instant::now();
         if c != Collection::Users || !may_mark(&l, q.skip) {
             let (text, binds, _) = self.cursors.page::<Postgres>(c.table(), &l, q, None, now);

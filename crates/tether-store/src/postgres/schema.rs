@@ -256,6 +256,9 @@ pub const MIGRATIONS: &[&str] = &[
     END $f$;
     CREATE FUNCTION tether_users_untallied() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
     BEGIN
+        -- After a fold under way commits: its folded rows, which the delete's snapshot
+        -- would not see, go too.
+        LOCK TABLE users_tally IN EXCLUSIVE MODE;
         DELETE FROM users_tally;
         RETURN NULL;
     END $f$;

@@ -197,6 +197,9 @@ store_impl!(SqliteStore, db = Sqlite, json_cast = "", text_cast = "", read = rea
                 n
             }
         };
+        if sql::nothing_to_read(total, q) {
+            return Ok((total as u64, Vec::new()));
+        }
         let now = std::time::Instant::now();
         if c != Collection::Users || !may_mark(&l, q.skip) {
             let (text, binds, _) = self.cursors.page::<Sqlite>(c.table(), &l, q, None, now);

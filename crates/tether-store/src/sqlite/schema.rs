@@ -175,7 +175,8 @@ pub const MIGRATIONS: &[&str] = &[
     // row per combination of them (`k`, the JSON array of the values: `json_extract` of
     // several paths), the values again as columns by the fields' names (read as a filter
     // reads them from a document), and its number of users. Rows whose number falls to zero
-    // stay (a few dozen combinations).
+    // stay (a few dozen combinations). A decrement is an upsert too: were a key ever spelled
+    // otherwise than when it was counted up, the sum over the columns would stay exact.
     r#"
     CREATE TABLE users_tally (k TEXT PRIMARY KEY, n INTEGER NOT NULL,
         state AS (json_extract(k, '$[0]')),
@@ -200,10 +201,11 @@ pub const MIGRATIONS: &[&str] = &[
             ON CONFLICT (k) DO UPDATE SET n = n + 1;
     END;
     CREATE TRIGGER users_tally_delete AFTER DELETE ON users BEGIN
-        UPDATE users_tally SET n = n - 1
-            WHERE k = json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
-                                            '$.password_expired', '$.password_never_expires', '$.externally_managed',
-                                            '$.sudo', '$.ldap_binding_user');
+        INSERT INTO users_tally (k, n)
+            VALUES (json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                          '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                          '$.sudo', '$.ldap_binding_user'), -1)
+            ON CONFLICT (k) DO UPDATE SET n = n - 1;
     END;
     CREATE TRIGGER users_tally_update AFTER UPDATE OF doc ON users
     WHEN json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
@@ -213,10 +215,11 @@ pub const MIGRATIONS: &[&str] = &[
                                   '$.password_expired', '$.password_never_expires', '$.externally_managed',
                                   '$.sudo', '$.ldap_binding_user')
     BEGIN
-        UPDATE users_tally SET n = n - 1
-            WHERE k = json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
-                                            '$.password_expired', '$.password_never_expires', '$.externally_managed',
-                                            '$.sudo', '$.ldap_binding_user');
+        INSERT INTO users_tally (k, n)
+            VALUES (json_extract(old.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
+                                          '$.password_expired', '$.password_never_expires', '$.externally_managed',
+                                          '$.sudo', '$.ldap_binding_user'), -1)
+            ON CONFLICT (k) DO UPDATE SET n = n - 1;
         INSERT INTO users_tally (k, n)
             VALUES (json_extract(new.doc, '$.state', '$.suspended', '$.activated', '$.account_locked',
                                           '$.password_expired', '$.password_never_expires', '$.externally_managed',
