@@ -11,6 +11,11 @@
 pub fn check_server_url(url: &str) -> Result<bool, String> {
     // WHATWG reads `https:host` or `https:/host` as `https://host`: refused, so the URL an
     // admin wrote is the one that is checked and shown.
+    // And WHATWG drops a leading control character, and tabs and newlines anywhere
+    // (`ht\ttps:host` is `https://host`): refused too, for the same reason.
+    if url.chars().any(|c| c.is_ascii_control()) {
+        return Err("contains a control character (a tab, a newline…): write the URL alone".into());
+    }
     let lower = url.trim_start().to_ascii_lowercase();
     if !lower.starts_with("https://") && !lower.starts_with("http://") && lower.starts_with("http") {
         return Err("write the URL as https://HOST[:PORT] (with `//`)".into());
@@ -68,6 +73,11 @@ mod tests {
         ("https:t//ether.example.com",            false),
         ("https:/tether.example.com",             false),
         ("http:127.0.0.1:8080",                   false),
+        ("\u{1}https://tether.example.com",       false),
+        ("ht\ttps:tether.example.com",            false),
+        ("https://tether.example.com\n",          false),
+        ("https://tether.exa\u{7f}mple.com",      false),
+        ("  https://tether.example.com",          true),
     ];
 
     #[test]
