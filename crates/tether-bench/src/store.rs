@@ -103,10 +103,23 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         ("GET".into(), format!("/api/systemusers?limit=100&filter=department:$eq:Dept{d}"), None)
     })
     .await;
+    // The same sorted by username: the planner may read the department's users and sort them.
+    let by_department_sorted = timed(&s, 20, |_| {
+        let d = next(&mut seed) % 50;
+        ("GET".into(), format!("/api/systemusers?limit=100&sort=username&filter=department:$eq:Dept{d}"), None)
+    })
+    .await;
     // A reader paging through one department's users: the embedded store counts it once
     // while nothing is written (its later pages reuse the total).
     let department_pages = timed(&s, 20, |i| {
         let skip = i * 100;
+        ("GET".into(), format!("/api/systemusers?limit=100&skip={skip}&filter=department:$eq:Dept7"), None)
+    })
+    .await;
+    // Random deep pages of that department (its total remembered by now): the page itself.
+    let dept_pages = (n as u64 / 50 / 100).max(1);
+    let department_deep = timed(&s, 20, |_| {
+        let skip = next(&mut seed) % dept_pages * 100;
         ("GET".into(), format!("/api/systemusers?limit=100&skip={skip}&filter=department:$eq:Dept7"), None)
     })
     .await;
@@ -167,6 +180,15 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         ("PUT".into(), format!("/api/systemusers/{id}"), Some(json!({"department": format!("Again{i}")})))
     })
     .await;
+    // A department one user has (given by the updates above), a new one each time: the
+    // first page with its total, in insertion order and sorted as the console sorts.
+    let one_user = |order: &'static str, k: usize| {
+        move |i: usize| {
+            ("GET".into(), format!("/api/systemusers?limit=100{order}&filter=department:$eq:Again{}", i * 10 + k), None)
+        }
+    };
+    let rare = timed(&s, 20, one_user("", 0)).await;
+    let rare_sorted = timed(&s, 20, one_user("&sort=username", 5)).await;
     let starts = s.repo().store().page_starts();
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
     drop((s, other));
@@ -191,7 +213,11 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         "lookup_by_username": dist(by_name),
         "update_one_user": dist(updates),
         "list_first_page_filtered_with_total": json!({"a_department_2_percent": dist(by_department),
+            "a_department_2_percent_sorted": dist(by_department_sorted),
             "a_department_page_by_page": dist(department_pages),
+            "a_department_random_page": dist(department_deep),
+            "a_department_one_user_has": dist(rare),
+            "a_department_one_user_has_sorted": dist(rare_sorted),
             "every_active_user": dist(all_active),
             "a_state_no_user_has_sorted": dist(none_staged)}),
         "search_exact_email": dist(search_exact),

@@ -56,6 +56,11 @@ pub(crate) trait Dialect {
     fn param(n: usize) -> String;
     /// The expression reading the document field `name` (any name but `id`).
     fn field(name: &str) -> String;
+    /// A column of `table` that holds `field`'s value as [`Dialect::field`] reads it, read
+    /// instead where there is one (`indexed.rs`).
+    fn stored(_table: &str, _field: &str) -> Option<String> {
+        None
+    }
     /// A boolean compared against a document field.
     fn bool(b: bool) -> Bind;
     /// The bound value of a regular expression (case-insensitive matching).
@@ -129,7 +134,8 @@ fn text_search(f: &Filter) -> Option<(Vec<&'static str>, &str)> {
 /// Appends the SQL of `f` (a filter of `table`'s documents) to `sql` and its parameters to
 /// `binds` (numbered after the ones already there).
 pub(crate) fn to_sql<D: Dialect>(table: &str, f: &Filter, sql: &mut String, binds: &mut Vec<Bind>) {
-    render::<D>(table, f, sql, binds, true, Some(&column::<D>))
+    let of_doc = |field: &str| D::stored(table, field).unwrap_or_else(|| column::<D>(field));
+    render::<D>(table, f, sql, binds, true, Some(&of_doc))
 }
 
 /// The same condition over columns named as the fields (a table of the fields' values, such

@@ -16,7 +16,8 @@
 //! construction, for every operator.
 //!
 //! Free-text fields (department, company…) are not tallied: their values are as many as the
-//! admins make, and one row per value would be another table of users.
+//! admins make, and one row per value would be another table of users. The ones lists are
+//! filtered by have indexes instead (`indexed.rs`).
 
 use tether_core::query::Filter;
 

@@ -2,7 +2,9 @@
 //! SQLite dialect's answers whatever the database's collation:
 //!
 //! - fields are read with `(doc->>'field')`, the expression the indexes are built on; a
-//!   boolean reads as `'true'`/`'false'`, so booleans are bound as that text;
+//!   boolean reads as `'true'`/`'false'`, so booleans are bound as that text; the users'
+//!   free-text fields lists are filtered by are read from their stored columns instead
+//!   (the same value, `indexed.rs`), whose indexes answer a count alone;
 //! - `$n` parameters;
 //! - ranges (`$gt` …) compare under `COLLATE "C"` (bytes, as SQLite does); equality needs
 //!   no collation (it is byte equality under every deterministic collation) and so keeps
@@ -39,6 +41,10 @@ impl Dialect for Postgres {
 
     fn field(name: &str) -> String {
         format!("(doc->>'{name}')")
+    }
+
+    fn stored(table: &str, field: &str) -> Option<String> {
+        crate::indexed::indexed(table, field).map(str::to_string)
     }
 
     /// `->>` reads numbers as their text.

@@ -32,7 +32,7 @@
 //! Migrations run under another advisory lock, so processes starting together apply them
 //! once.
 
-mod filter;
+pub(crate) mod filter;
 mod schema;
 
 use std::str::FromStr;
@@ -431,5 +431,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((crate::Store::list(&store, Collection::Users, &q).await.unwrap().0, tallied), (2, 2));
+    }
+
+    /// The stored columns of the indexed fields (schema step 16) are filled for the users
+    /// already there, and lists filtered by them find those users.
+    #[tokio::test]
+    async fn the_indexed_fields_step_fills_the_columns_of_the_users_already_there() {
+        let db = tether_testkit::postgres_db().await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        migrate_to(&mut conn, 15).await.unwrap();
+        for (i, dept) in ["Sales", "IT", "Sales"].iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO users (id, key1, doc) VALUES ($1, $1, jsonb_build_object('department', $2::text))",
+            )
+            .bind(format!("u{i}"))
+            .bind(dept)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        migrate(&mut conn).await.unwrap();
+        let store = PgStore::connect(&db.url).await.unwrap();
+        let filter = tether_core::query::parse_filter_param(tether_core::query::USER_FIELDS, "department:$eq:Sales");
+        let q = ListQuery { filter: Some(filter.unwrap()), ..ListQuery::default() };
+        let (total, rows) = crate::Store::list(&store, Collection::Users, &q).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE department = 'Sales'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!((total, rows.len(), stored), (2, 2, 2));
     }
 }

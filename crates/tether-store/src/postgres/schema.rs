@@ -282,4 +282,27 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
         FOR EACH STATEMENT EXECUTE FUNCTION tether_users_changed();
     "#,
+    // 16: the users by each free-text field that lists are filtered by (`indexed.rs`), as
+    // stored columns with an index each (as the username's sort key in step 3: only then
+    // does a count read the index alone, where one on an expression of `doc` visits every
+    // matching row: p50 75 ms for 2 % of 1,000,000 users). `seq` follows the value, so a
+    // list without a sort reads its page in the index's order. The columns are filled by
+    // rewriting the table once.
+    r#"
+    ALTER TABLE users
+        ADD COLUMN department text GENERATED ALWAYS AS (doc->>'department') STORED,
+        ADD COLUMN company text GENERATED ALWAYS AS (doc->>'company') STORED,
+        ADD COLUMN location text GENERATED ALWAYS AS (doc->>'location') STORED,
+        ADD COLUMN job_title text GENERATED ALWAYS AS (doc->>'jobTitle') STORED,
+        ADD COLUMN employee_type text GENERATED ALWAYS AS (doc->>'employeeType') STORED,
+        ADD COLUMN employee_identifier text GENERATED ALWAYS AS (doc->>'employeeIdentifier') STORED,
+        ADD COLUMN manager text GENERATED ALWAYS AS (doc->>'manager') STORED;
+    CREATE INDEX users_by_department ON users (department, seq);
+    CREATE INDEX users_by_company ON users (company, seq);
+    CREATE INDEX users_by_location ON users (location, seq);
+    CREATE INDEX users_by_job_title ON users (job_title, seq);
+    CREATE INDEX users_by_employee_type ON users (employee_type, seq);
+    CREATE INDEX users_by_employee_identifier ON users (employee_identifier, seq);
+    CREATE INDEX users_by_manager ON users (manager, seq);
+    "#,
 ];

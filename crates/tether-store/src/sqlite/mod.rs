@@ -2,7 +2,7 @@
 //! connection (SQLite serialises writers anyway; one connection avoids busy errors) and a
 //! small pool of readers.
 
-mod filter;
+pub(crate) mod filter;
 mod schema;
 
 use std::path::Path;
