@@ -189,6 +189,18 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     };
     let rare = timed(&s, 20, one_user("", 0)).await;
     let rare_sorted = timed(&s, 20, one_user("&sort=username", 5)).await;
+    // Three users suspended by the API, then the console's suspended users (a page of 100,
+    // sorted by username) and a script's (`suspended:$eq:true`, insertion order): the total
+    // is the tally's, the page must find three users among a million.
+    for _ in 0..3 {
+        let id = user(next(&mut seed) as usize % n).id;
+        let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"state": "SUSPENDED"}))).await;
+        assert!(r.status.is_success(), "{:?}", r.body);
+    }
+    let console_suspended = "/api/systemusers?limit=100&sort=username&filter=state:$eq:SUSPENDED";
+    let few_suspended = timed(&s, 20, |_| ("GET".into(), console_suspended.into(), None)).await;
+    let script_suspended = "/api/systemusers?limit=100&filter=suspended:$eq:true";
+    let few_suspended_script = timed(&s, 20, |_| ("GET".into(), script_suspended.into(), None)).await;
     let starts = s.repo().store().page_starts();
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
     drop((s, other));
@@ -218,6 +230,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
             "a_department_random_page": dist(department_deep),
             "a_department_one_user_has": dist(rare),
             "a_department_one_user_has_sorted": dist(rare_sorted),
+            "three_suspended_users_sorted": dist(few_suspended),
+            "three_suspended_users_by_flag": dist(few_suspended_script),
             "every_active_user": dist(all_active),
             "a_state_no_user_has_sorted": dist(none_staged)}),
         "search_exact_email": dist(search_exact),

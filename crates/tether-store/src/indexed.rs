@@ -37,12 +37,12 @@ pub(crate) fn indexed(table: &str, field: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::{Connection, Executor, Row};
     use tether_core::query::{parse_filter_param, ListQuery, USER_FIELDS};
 
     use super::INDEXED;
+    use crate::plans::{self, names, sorted_after, statements};
     use crate::postgres::filter::Postgres;
-    use crate::sql::{bind_all, list_sql, Dialect, ListSql};
+    use crate::sql::{list_sql, Dialect, ListSql};
     use crate::sqlite::filter::Sqlite;
 
     /// For each indexed field, an equality and an `$in`: the list's total and its page, at
@@ -61,62 +61,34 @@ mod tests {
         out
     }
 
-    fn statements(l: &ListSql) -> [(&str, &[crate::sql::Bind]); 2] {
-        [(&l.count, &l.binds[..l.count_binds]), (&l.select, &l.binds)]
-    }
-
     /// Every such statement names the field's index in its plan (a list without one scans
     /// the table: no `SEARCH … USING INDEX`). SQLite keeps no statistics, so it takes the
     /// index for any value; the index holds the username's sort key after the value, so an
     /// equality sorted by username is read in the index's order, not sorted afterwards.
     #[tokio::test]
     async fn sqlite_reads_a_list_filtered_by_an_indexed_field_through_its_index() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::sqlite::SqliteStore::open(dir.path()).await.unwrap();
-        let url = format!("sqlite://{}", dir.path().join("tether.db").display());
-        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let (_dir, mut c) = plans::sqlite().await;
         let sorted = Some(("username", false));
         for (index, l) in lists::<Sqlite>(None).into_iter().chain(lists::<Sqlite>(sorted)) {
             let in_order = l.order.contains("username") && l.signature.contains(" = ");
-            // A deep page sorts its own 100 rows again (at the top), after the subquery
-            // that walks to them.
             let deep = l.select.contains(" IN (SELECT");
             for (sql, binds) in statements(&l) {
-                let plan: Vec<(i64, String)> = bind_all(sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}")), binds)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r.get("parent"), r.get("detail")))
-                    .collect();
+                let plan = plans::sqlite_plan(&mut c, sql, binds).await;
                 let by_index = plan.iter().any(|(_, d)| d.starts_with("SEARCH users USING") && d.contains(&index));
                 assert!(by_index, "{sql}: {plan:?}");
-                let sorted_after =
-                    plan.iter().any(|(p, d)| d.contains("TEMP B-TREE FOR ORDER BY") && !(deep && *p == 0));
-                assert!(!(in_order && sorted_after), "{sql}: {plan:?}");
+                assert!(!(in_order && sorted_after(&plan, deep)), "{sql}: {plan:?}");
             }
         }
     }
 
-    /// The same on PostgreSQL, where a table this small would be scanned anyway: with scans
-    /// disabled the plan still takes the index only if the filter's expression is its own.
+    /// The same on PostgreSQL: the plan takes the index only if the filter reads its column.
     #[tokio::test]
     async fn postgres_reads_a_list_filtered_by_an_indexed_field_through_its_index() {
-        let db = tether_testkit::postgres_db().await;
-        crate::postgres::PgStore::connect(&db.url).await.unwrap();
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        c.execute("SET enable_seqscan = off").await.unwrap();
+        let (_db, mut c) = plans::postgres().await;
         for (index, l) in lists::<Postgres>(None) {
             for (sql, binds) in statements(&l) {
-                let plan: Vec<String> = bind_all(sqlx::query(&format!("EXPLAIN {sql}")), binds)
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.get::<String, _>(0))
-                    .collect();
-                let by_index = plan.iter().any(|d| d.split_whitespace().any(|w| w == index));
-                assert!(by_index, "{sql}: {plan:#?}");
+                let plan = plans::postgres_plan(&mut c, sql, binds).await;
+                assert!(names(&plan, &index), "{sql}: {plan:#?}");
             }
         }
     }

@@ -14,12 +14,15 @@ mod cursors;
 mod indexed;
 mod marks;
 mod moves;
+#[cfg(test)]
+mod plans;
 pub mod postgres;
 mod remembered;
 mod repo;
 mod sql;
 pub mod sqlite;
 mod tally;
+mod unusual;
 
 use async_trait::async_trait;
 use serde_json::Value;

@@ -56,6 +56,11 @@ pub(crate) trait Dialect {
     fn param(n: usize) -> String;
     /// The expression reading the document field `name` (any name but `id`).
     fn field(name: &str) -> String;
+    /// The condition of the partial indexes of the users who are not simply active
+    /// (`unusual.rs`), exactly as the schema spells it.
+    fn unusual() -> Option<&'static str> {
+        None
+    }
     /// A column of `table` that holds `field`'s value as [`Dialect::field`] reads it, read
     /// instead where there is one (`indexed.rs`).
     fn stored(_table: &str, _field: &str) -> Option<String> {
@@ -264,6 +269,10 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     if let Some(f) = &q.filter {
         cond.push_str(" WHERE ");
         to_sql::<D>(table, f, &mut cond, &mut binds);
+        if let Some(w) = D::unusual().filter(|_| table == "users" && crate::unusual::implied(f)) {
+            cond.push_str(" AND ");
+            cond.push_str(w);
+        }
     }
     let from_tally = q.filter.as_ref().and_then(|f| crate::tally::count_sql::<D>(table, f, &binds));
     let tallied = from_tally.is_some();

@@ -29,6 +29,10 @@ pub(crate) struct Postgres;
 /// users table has a username).
 const USERNAME: &str = "(doc->>'username')";
 
+/// The condition of the partial indexes `users_unusual_*` (schema step 17).
+const UNUSUAL: &str = "((doc->>'state') IS DISTINCT FROM 'ACTIVATED' OR (doc->>'suspended') = 'true' \
+                       OR (doc->>'account_locked') = 'true' OR (doc->>'password_expired') = 'true')";
+
 impl Dialect for Postgres {
     const TRUE: &'static str = "TRUE";
     const FALSE: &'static str = "FALSE";
@@ -41,6 +45,10 @@ impl Dialect for Postgres {
 
     fn field(name: &str) -> String {
         format!("(doc->>'{name}')")
+    }
+
+    fn unusual() -> Option<&'static str> {
+        Some(UNUSUAL)
     }
 
     fn stored(table: &str, field: &str) -> Option<String> {

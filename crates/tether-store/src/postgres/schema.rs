@@ -305,4 +305,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_by_employee_identifier ON users (employee_identifier, seq);
     CREATE INDEX users_by_manager ON users (manager, seq);
     "#,
+    // 17: the users who are not simply active (`unusual.rs`), by username and by insertion
+    // order, in partial indexes of them alone; their condition is `filter::UNUSUAL`'s.
+    r#"
+    CREATE INDEX users_unusual_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
+        WHERE ((doc->>'state') IS DISTINCT FROM 'ACTIVATED' OR (doc->>'suspended') = 'true'
+               OR (doc->>'account_locked') = 'true' OR (doc->>'password_expired') = 'true');
+    CREATE INDEX users_unusual_by_seq ON users (seq)
+        WHERE ((doc->>'state') IS DISTINCT FROM 'ACTIVATED' OR (doc->>'suspended') = 'true'
+               OR (doc->>'account_locked') = 'true' OR (doc->>'password_expired') = 'true');
+    "#,
 ];

@@ -14,6 +14,10 @@ pub(crate) struct Sqlite;
 /// The users' fields in the `users_text` index (its columns have their names).
 pub(crate) const TEXT_INDEXED: [&str; 4] = ["username", "email", "firstname", "lastname"];
 
+/// The condition of the partial indexes `users_unusual_*` (schema step 19).
+const UNUSUAL: &str = "(json_extract(doc, '$.state') IS NOT 'ACTIVATED' OR json_extract(doc, '$.suspended') = 1 \
+                       OR json_extract(doc, '$.account_locked') = 1 OR json_extract(doc, '$.password_expired') = 1)";
+
 impl Dialect for Sqlite {
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
@@ -26,6 +30,10 @@ impl Dialect for Sqlite {
 
     fn field(name: &str) -> String {
         format!("json_extract(doc, '$.{name}')")
+    }
+
+    fn unusual() -> Option<&'static str> {
+        Some(UNUSUAL)
     }
 
     fn bool(b: bool) -> Bind {

@@ -249,4 +249,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_by_manager ON users (json_extract(doc, '$.manager'),
         json_extract(doc, '$.username') COLLATE NOCASE);
     "#,
+    // 19: the users who are not simply active (`unusual.rs`), by username and by insertion
+    // order, in partial indexes of them alone; their condition is `filter::UNUSUAL`'s.
+    r#"
+    CREATE INDEX users_unusual_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
+        WHERE (json_extract(doc, '$.state') IS NOT 'ACTIVATED' OR json_extract(doc, '$.suspended') = 1
+               OR json_extract(doc, '$.account_locked') = 1 OR json_extract(doc, '$.password_expired') = 1);
+    CREATE INDEX users_unusual_by_seq ON users (seq)
+        WHERE (json_extract(doc, '$.state') IS NOT 'ACTIVATED' OR json_extract(doc, '$.suspended') = 1
+               OR json_extract(doc, '$.account_locked') = 1 OR json_extract(doc, '$.password_expired') = 1);
+    "#,
 ];

@@ -1,0 +1,54 @@
+//! For tests: the plans the databases choose for the store's statements, on a store migrated
+//! to the last schema step. SQLite keeps no statistics, so its plan on an empty table is the
+//! plan it takes at any size; PostgreSQL would scan a table this small, so scans are disabled
+//! and a plan still names an index only if the statement's condition lets it use it.
+
+use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
+
+use crate::sql::{bind_all, Bind, ListSql};
+
+/// A list's two statements with their parameters: the total, then the page.
+pub(crate) fn statements(l: &ListSql) -> [(&str, &[Bind]); 2] {
+    [(&l.count, &l.binds[..l.count_binds]), (&l.select, &l.binds)]
+}
+
+/// A migrated embedded store (the directory lives as long as the connection is used).
+pub(crate) async fn sqlite() -> (tempfile::TempDir, SqliteConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::sqlite::SqliteStore::open(dir.path()).await.unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tether.db").display());
+    let c = SqliteConnection::connect(&url).await.unwrap();
+    (dir, c)
+}
+
+/// `EXPLAIN QUERY PLAN`: each step's parent step and detail.
+pub(crate) async fn sqlite_plan(c: &mut SqliteConnection, sql: &str, binds: &[Bind]) -> Vec<(i64, String)> {
+    let rows = bind_all(sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}")), binds).fetch_all(c).await.unwrap();
+    rows.iter().map(|r| (r.get("parent"), r.get("detail"))).collect()
+}
+
+/// Whether a SQLite plan sorts its rows after reading them; a deep page (`deep`) may sort
+/// its own page again at the top, after the subquery that walks to it.
+pub(crate) fn sorted_after(plan: &[(i64, String)], deep: bool) -> bool {
+    plan.iter().any(|(p, d)| d.contains("TEMP B-TREE FOR ORDER BY") && !(deep && *p == 0))
+}
+
+/// A migrated PostgreSQL database, and a connection to it with scans disabled.
+pub(crate) async fn postgres() -> (tether_testkit::PgDatabase, PgConnection) {
+    let db = tether_testkit::postgres_db().await;
+    crate::postgres::PgStore::connect(&db.url).await.unwrap();
+    let mut c = PgConnection::connect(&db.url).await.unwrap();
+    c.execute("SET enable_seqscan = off").await.unwrap();
+    (db, c)
+}
+
+/// `EXPLAIN`: the plan's lines.
+pub(crate) async fn postgres_plan(c: &mut PgConnection, sql: &str, binds: &[Bind]) -> Vec<String> {
+    let rows = bind_all(sqlx::query(&format!("EXPLAIN {sql}")), binds).fetch_all(c).await.unwrap();
+    rows.iter().map(|r| r.get::<String, _>(0)).collect()
+}
+
+/// Whether a plan line names `index` (as a whole word).
+pub(crate) fn names(plan: &[String], index: &str) -> bool {
+    plan.iter().any(|d| d.split_whitespace().any(|w| w == index))
+}
