@@ -407,23 +407,35 @@ mod tests {
         assert_eq!(with_docs, tables);
     }
 
-    /// A database written before the users' tally existed (schema step 14) gets its users
-    /// tallied by the step.
-    #[tokio::test]
-    async fn the_tally_step_tallies_the_users_already_there() {
+    /// A database migrated to `step` and given one user per value of `field` (documents
+    /// holding that field alone), then migrated to the last step and opened.
+    async fn users_before_step(
+        step: usize,
+        field: &str,
+        values: &[&str],
+    ) -> (tether_testkit::PgDatabase, PgConnection, PgStore) {
         let db = tether_testkit::postgres_db().await;
         let mut conn = PgConnection::connect(&db.url).await.unwrap();
-        migrate_to(&mut conn, 13).await.unwrap();
-        for (i, state) in ["ACTIVATED", "SUSPENDED", "ACTIVATED"].iter().enumerate() {
-            sqlx::query("INSERT INTO users (id, key1, doc) VALUES ($1, $1, jsonb_build_object('state', $2::text))")
+        migrate_to(&mut conn, step).await.unwrap();
+        for (i, v) in values.iter().enumerate() {
+            sqlx::query("INSERT INTO users (id, key1, doc) VALUES ($1, $1, jsonb_build_object($2::text, $3::text))")
                 .bind(format!("u{i}"))
-                .bind(state)
+                .bind(field)
+                .bind(v)
                 .execute(&mut conn)
                 .await
                 .unwrap();
         }
         migrate(&mut conn).await.unwrap();
         let store = PgStore::connect(&db.url).await.unwrap();
+        (db, conn, store)
+    }
+
+    /// A database written before the users' tally existed (schema step 14) gets its users
+    /// tallied by the step.
+    #[tokio::test]
+    async fn the_tally_step_tallies_the_users_already_there() {
+        let (_db, mut conn, store) = users_before_step(13, "state", &["ACTIVATED", "SUSPENDED", "ACTIVATED"]).await;
         let filter = tether_core::query::parse_filter_param(tether_core::query::USER_FIELDS, "state:$eq:ACTIVATED");
         let q = ListQuery { filter: Some(filter.unwrap()), ..ListQuery::default() };
         let tallied: i64 = sqlx::query_scalar("SELECT sum(n)::bigint FROM users_tally WHERE state = 'ACTIVATED'")
@@ -437,21 +449,7 @@ mod tests {
     /// already there, and lists filtered by them find those users.
     #[tokio::test]
     async fn the_indexed_fields_step_fills_the_columns_of_the_users_already_there() {
-        let db = tether_testkit::postgres_db().await;
-        let mut conn = PgConnection::connect(&db.url).await.unwrap();
-        migrate_to(&mut conn, 15).await.unwrap();
-        for (i, dept) in ["Sales", "IT", "Sales"].iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO users (id, key1, doc) VALUES ($1, $1, jsonb_build_object('department', $2::text))",
-            )
-            .bind(format!("u{i}"))
-            .bind(dept)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-        migrate(&mut conn).await.unwrap();
-        let store = PgStore::connect(&db.url).await.unwrap();
+        let (_db, mut conn, store) = users_before_step(15, "department", &["Sales", "IT", "Sales"]).await;
         let filter = tether_core::query::parse_filter_param(tether_core::query::USER_FIELDS, "department:$eq:Sales");
         let q = ListQuery { filter: Some(filter.unwrap()), ..ListQuery::default() };
         let (total, rows) = crate::Store::list(&store, Collection::Users, &q).await.unwrap();
