@@ -8,9 +8,7 @@ use serde_json::{json, Value};
 use tether_core::query::{parse_filter_param, Filter, ListQuery, Op, Scalar, USER_FIELDS};
 use tether_store::{Collection, Doc, Store};
 
-#[macro_use]
-mod common;
-use common::{user, Backend, Db};
+use crate::common::{user, Backend, Db};
 
 on_both_backends!(an_indexed_field_lists_what_the_documents_hold);
 

@@ -14,9 +14,7 @@ use tether_core::query::{parse_filter_param, parse_sort, Filter, ListQuery, USER
 use tether_core::user::User;
 use tether_store::{Collection, Repo, WriteOp};
 
-#[macro_use]
-mod common;
-use common::{repo, user, Backend, Db};
+use crate::common::{repo, user, Backend, Db};
 
 on_both_backends!(
     consecutive_pages_are_the_offset_pages_when_nothing_changes,

@@ -14,9 +14,7 @@ use tether_core::user::{RestrictedField, User};
 use tether_store::postgres::PgStore;
 use tether_store::{Collection, Doc, Edge, Repo, Secret, Store, StoreError, UserKey, WriteOp};
 
-#[macro_use]
-mod common;
-use common::{repo, user, Backend, Db};
+use crate::common::{repo, user, Backend, Db};
 
 on_both_backends!(
     substring_search_through_the_text_index_answers_as_a_scan,

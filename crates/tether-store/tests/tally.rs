@@ -9,9 +9,7 @@ use tether_core::query::{parse_filter_param, Filter, ListQuery, Op, Scalar, USER
 use tether_core::user::UserState;
 use tether_store::{Collection, Doc, Store, WriteOp};
 
-#[macro_use]
-mod common;
-use common::{user, Backend, Db};
+use crate::common::{user, Backend, Db};
 
 on_both_backends!(the_tally_answers_what_the_documents_do);
 
