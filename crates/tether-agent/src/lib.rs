@@ -18,6 +18,7 @@ pub mod runner;
 pub mod session;
 pub mod sync;
 pub mod sync_groups;
+pub mod sync_tree;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -4,8 +4,6 @@
 //! an entry twice has no further effect: a crash between applying and acknowledging leaves
 //! AD as if it had not happened.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 use tether_ad::ldap3::{Scope, SearchEntry};
 use tether_ad::read::{guid_hex, root_dse, text};
@@ -15,6 +13,7 @@ use tether_core::wire::{FeedEntry, FeedItem, SyncStatus};
 
 use crate::config::SyncConfig;
 use crate::session::Session;
+use crate::sync_tree::Managed;
 use crate::AgentError;
 
 const POLL_WAIT_MS: u64 = 20_000;
@@ -123,6 +122,7 @@ async fn apply(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     d: &Domain,
+    managed: &mut Managed,
     entry: &FeedItem,
 ) -> Result<Option<(String, Outcome)>, AgentError> {
     let entry = match entry {
@@ -134,7 +134,7 @@ async fn apply(
     };
     let (body, password, connected) = match entry {
         FeedEntry::Group { body, .. } => {
-            let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, body, d.forced_match).await?;
+            let o = crate::sync_groups::apply_group(cfg, ldap, &d.nc, managed, body, d.forced_match).await?;
             let outcome = Outcome {
                 guid: o.guid,
                 dn: o.dn,
@@ -146,7 +146,7 @@ async fn apply(
             return Ok(Some((body.group_id.clone(), outcome)));
         }
         FeedEntry::GroupDisconnected { body, .. } => {
-            crate::sync_groups::apply_group_disconnected(cfg, ldap, &d.nc, body).await?;
+            crate::sync_groups::apply_group_disconnected(cfg, ldap, &d.nc, managed, body).await?;
             return Ok(None);
         }
         FeedEntry::User { body, password, .. } => (body, password.as_ref().map(|p| p.0.clone()), true),
@@ -236,7 +236,7 @@ async fn apply(
                     .map_err(AdError::from)
                     .and_then(|r| r.success().map(|_| ()).map_err(AdError::from))
             }
-            (AdAction::RemoveMemberships, Some(e)) => remove_memberships(ldap, &cfg.sync_group, e).await,
+            (AdAction::RemoveMemberships, Some(e)) => remove_memberships(ldap, &cfg.sync_group, managed, e).await,
             (AdAction::Warn(w), _) => {
                 out.error = Some(w.clone());
                 Ok(())
@@ -265,13 +265,18 @@ async fn apply(
     Ok(connected.then_some((user_id, out)))
 }
 
-async fn remove_memberships(ldap: &mut Ldap, sync_group: &str, e: &SearchEntry) -> Result<(), AdError> {
+async fn remove_memberships(
+    ldap: &mut Ldap,
+    sync_group: &str,
+    managed: &mut Managed,
+    e: &SearchEntry,
+) -> Result<(), AdError> {
     // The groups Tether manages: every group nested (any depth) under the sync group.
-    let managed: HashSet<String> =
-        crate::sync_groups::nested_groups(ldap, sync_group).await?.into_iter().map(|(dn, _)| dn).collect();
+    let tree = managed.get(ldap, sync_group).await?;
     let member_of = e.attrs.get("memberOf").cloned().unwrap_or_default();
-    for g in member_of.iter().filter(|g| managed.contains(&g.to_lowercase())) {
-        tether_ad::set_member(ldap, g, &e.dn, false).await?;
+    let theirs: Vec<String> = member_of.into_iter().filter(|g| tree.contains(g)).collect();
+    for g in theirs {
+        tether_ad::set_member(ldap, &g, &e.dn, false).await?;
     }
     Ok(())
 }
@@ -405,6 +410,8 @@ pub async fn apply_entries(
     // Small: the writer runs at most a few entries ahead of what tetherd has heard of.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(i64, Option<SyncStatus>)>(4);
     let writer = async move {
+        // The groups under the sync group, read once for the batch (crate::sync_tree).
+        let mut managed = Managed::default();
         for entry in entries {
             let (ldap, d) = match conn {
                 Some(c) => c,
@@ -415,7 +422,7 @@ pub async fn apply_entries(
                 }
             };
             let started = std::time::Instant::now();
-            let applied = apply(cfg, ldap, d, entry).await?;
+            let applied = apply(cfg, ldap, d, &mut managed, entry).await?;
             let kind = match entry {
                 FeedItem::Known(e) => e.kind(),
                 FeedItem::Unknown { .. } => "unknown",

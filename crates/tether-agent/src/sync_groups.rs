@@ -11,7 +11,7 @@
 //! in the previous one), membership is synced as `match` and nothing is removed from the
 //! former parent, as the seeds describe.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -23,6 +23,7 @@ use tether_core::adi::{GroupDisconnectionAction, GroupMembershipSyncType};
 use tether_core::wire::{GroupBody, GroupMember};
 
 use crate::config::SyncConfig;
+use crate::sync_tree::{Managed, Tree};
 use crate::AgentError;
 
 /// The outcome of a group entry, reported to tetherd.
@@ -72,7 +73,12 @@ async fn find_group(ldap: &mut Ldap, nc: &str, guid: Option<&str>, name: &str) -
 /// Why the sync agent may not write the AD group it found for a Tether group, if it may not:
 /// the sync_group itself, a privileged group, or a group found only by name outside the
 /// sync_group's tree (an AD group the agent neither created nor was linked to).
-async fn off_limits(cfg: &SyncConfig, ldap: &mut Ldap, found: &Found) -> Result<Option<&'static str>, AdError> {
+async fn off_limits(
+    cfg: &SyncConfig,
+    ldap: &mut Ldap,
+    managed: &mut Managed,
+    found: &Found,
+) -> Result<Option<&'static str>, AdError> {
     let g = &found.entry;
     if is_sync_group(cfg, &g.dn) {
         return Ok(Some("this group is the sync_group in AD: the sync agent never modifies it"));
@@ -83,42 +89,12 @@ async fn off_limits(cfg: &SyncConfig, ldap: &mut Ldap, found: &Found) -> Result<
              Administrators): the sync agent never modifies it",
         ));
     }
-    if !found.linked && !nested_groups(ldap, &cfg.sync_group).await?.iter().any(|(d, _)| d.eq_ignore_ascii_case(&g.dn))
-    {
+    if !found.linked && !managed.get(ldap, &cfg.sync_group).await?.contains(&g.dn) {
         return Ok(Some(
             "an AD group of this name exists outside sync_group and is not linked to this group: not taken over",
         ));
     }
     Ok(None)
-}
-
-/// Groups nested (any depth) in `dn`, as (DN lowercased, sAMAccountName lowercased).
-pub async fn nested_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<(String, String)>, AdError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut todo = VecDeque::from([dn.to_string()]);
-    while let Some(g) = todo.pop_front() {
-        if !seen.insert(g.to_lowercase()) {
-            continue;
-        }
-        let Some(e) = one(ldap, &g, Scope::Base, "(objectClass=group)").await? else { continue };
-        if !g.eq_ignore_ascii_case(dn) {
-            out.push((g.to_lowercase(), text(&e, "sAMAccountName").unwrap_or_default().to_lowercase()));
-        }
-        todo.extend(member_groups(ldap, &e.dn).await?);
-    }
-    Ok(out)
-}
-
-/// The groups that are direct members of the group `dn`: one search by their `memberOf`
-/// (through the objectCategory index, so only groups are looked at), not one per member —
-/// a sync group may hold every user of the domain.
-async fn member_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AdError> {
-    // The naming context: the DN's trailing `DC=` components.
-    let nc = dn.to_ascii_lowercase().find(",dc=").map_or(dn, |i| &dn[i + 1..]);
-    let f = format!("(&(objectCategory=group)(memberOf={}))", ldap_escape(dn));
-    let (entries, _) = ldap.search(nc, Scope::Subtree, &f, vec!["1.1"]).await?.success()?;
-    Ok(entries.into_iter().map(|e| SearchEntry::construct(e).dn).collect())
 }
 
 /// The AD user of a group member, as its DN.
@@ -137,12 +113,9 @@ pub async fn moved_under_former_child(ldap: &mut Ldap, cfg: &SyncConfig, state_d
     let previous = saved["syncGroup"].as_str().unwrap_or(&cfg.sync_group).to_string();
     let mut moved = former.is_some();
     let mut former_parent = former;
-    if !previous.eq_ignore_ascii_case(&cfg.sync_group) {
-        let nested = nested_groups(ldap, &previous).await?;
-        if nested.iter().any(|(dn, _)| dn.eq_ignore_ascii_case(&cfg.sync_group)) {
-            moved = true;
-            former_parent = Some(previous);
-        }
+    if !previous.eq_ignore_ascii_case(&cfg.sync_group) && Tree::read(ldap, &previous).await?.contains(&cfg.sync_group) {
+        moved = true;
+        former_parent = Some(previous);
     }
     let state = serde_json::json!({"syncGroup": cfg.sync_group, "formerParent": former_parent});
     crate::session::write_state(&path, state.to_string().as_bytes())?;
@@ -168,10 +141,11 @@ pub async fn apply_group(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     nc: &str,
+    managed: &mut Managed,
     body: &GroupBody,
     forced_match: bool,
 ) -> Result<GroupOutcome, AgentError> {
-    match write_group(cfg, ldap, nc, body, forced_match).await {
+    match write_group(cfg, ldap, nc, managed, body, forced_match).await {
         Ok(o) => Ok(o),
         Err(e @ AdError::Refused { .. }) => {
             tracing::warn!(group = %body.name, error = %e, "AD refused a group write");
@@ -205,6 +179,7 @@ async fn write_group(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     nc: &str,
+    managed: &mut Managed,
     body: &GroupBody,
     forced_match: bool,
 ) -> Result<GroupOutcome, AdError> {
@@ -212,7 +187,7 @@ async fn write_group(
     let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
     let group = match find_group(ldap, nc, body.guid.as_deref(), name).await? {
         Some(found) => {
-            if let Some(why) = off_limits(cfg, ldap, &found).await? {
+            if let Some(why) = off_limits(cfg, ldap, managed, &found).await? {
                 tracing::error!(group = %found.entry.dn, reason = why, "a Tether group maps to an AD group the agent may not modify");
                 return Ok(refuse(Some(found.entry.dn), why));
             }
@@ -224,6 +199,7 @@ async fn write_group(
                 Err(e @ AdError::Refused { .. }) => return Ok(refuse(None, &format!("AD refused: {e}"))),
                 Err(e) => return Err(e),
             };
+            managed.forget();
             tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
             one(ldap, &dn, Scope::Base, "(objectClass=group)").await?.ok_or_else(|| AdError::Refused {
                 dn: dn.clone(),
@@ -236,6 +212,7 @@ async fn write_group(
     // Renames follow.
     if text(&group, "cn").as_deref() != Some(name) {
         let rdn = format!("CN={}", dn_escape(name));
+        managed.forget();
         let r = ldap.modifydn(&dn, &rdn, true, None).await.map_err(AdError::from)?;
         if r.rc != 0 {
             return Ok(refuse(Some(dn), &format!("AD refused the rename: {}", r.text)));
@@ -245,8 +222,8 @@ async fn write_group(
         tether_ad::replace_attrs(ldap, &dn, &[("sAMAccountName", name)]).await?;
     }
     // Nested under the sync group.
-    let managed = nested_groups(ldap, &cfg.sync_group).await?;
-    if !managed.iter().any(|(g, _)| g.eq_ignore_ascii_case(&dn)) {
+    if !managed.get(ldap, &cfg.sync_group).await?.contains(&dn) {
+        managed.forget();
         tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
     }
     // Membership. The group's direct members come with their objectGUIDs, so a member
@@ -255,11 +232,20 @@ async fn write_group(
     let current: HashSet<String> = members.iter().map(|(_, m)| m.to_lowercase()).collect();
     let dn_of: HashMap<String, String> = members.into_iter().filter_map(|(g, m)| g.map(|g| (g, m))).collect();
     let minimal = mode(cfg, body, forced_match) == GroupMembershipSyncType::Minimal;
-    let below: HashSet<String> =
-        if minimal { nested_groups(ldap, &dn).await?.into_iter().map(|(_, n)| n).collect() } else { HashSet::new() };
-    // Under `minimal`, a direct membership in a managed group that contains this one is
-    // redundant: those groups and their direct members, read once.
-    let ancestors = if minimal { ancestors_of(ldap, &managed, &dn).await? } else { Vec::new() };
+    let (below, ancestors) = if minimal {
+        let tree = managed.get(ldap, &cfg.sync_group).await?;
+        let below: HashSet<String> = tree.below(&dn).into_iter().map(|(_, n)| n).collect();
+        // A direct membership in a managed group that contains this one is redundant: those
+        // groups and their direct members, read once.
+        let mut ancestors = Vec::new();
+        for a in tree.ancestors(&dn) {
+            let members = tether_ad::read::members_with_guids(ldap, &a, None).await?;
+            ancestors.push((a, members.into_iter().map(|(_, m)| m.to_lowercase()).collect::<HashSet<_>>()));
+        }
+        (below, ancestors)
+    } else {
+        (HashSet::new(), Vec::new())
+    };
     let mut refused = Vec::new();
     for m in body.members.iter().flatten() {
         let known = m.guid.as_deref().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
@@ -302,38 +288,22 @@ async fn write_group(
     Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error })
 }
 
-/// The managed groups that contain `group` (nested, at any depth), each with its direct
-/// members (lowercased DNs). Groups outside the sync group's tree are AD's own: never
-/// touched.
-async fn ancestors_of(
-    ldap: &mut Ldap,
-    managed: &[(String, String)],
-    group: &str,
-) -> Result<Vec<(String, HashSet<String>)>, AdError> {
-    let mut out = Vec::new();
-    for (g, _) in managed.iter().filter(|(g, _)| !g.eq_ignore_ascii_case(group)) {
-        if nested_groups(ldap, g).await?.iter().any(|(d, _)| d.eq_ignore_ascii_case(group)) {
-            let members = tether_ad::read::members_with_guids(ldap, g, None).await?;
-            out.push((g.clone(), members.into_iter().map(|(_, m)| m.to_lowercase()).collect()));
-        }
-    }
-    Ok(out)
-}
-
 /// Applies a `group_disconnected` entry: `group_disconnection_action`, never on sync_group.
 pub async fn apply_group_disconnected(
     cfg: &SyncConfig,
     ldap: &mut Ldap,
     nc: &str,
+    managed: &mut Managed,
     body: &GroupBody,
 ) -> Result<(), AgentError> {
     let Some(found) = find_group(ldap, nc, body.guid.as_deref(), &body.name).await? else { return Ok(()) };
-    if let Some(why) = off_limits(cfg, ldap, &found).await? {
+    if let Some(why) = off_limits(cfg, ldap, managed, &found).await? {
         tracing::error!(group = %found.entry.dn, reason = why, "refusing to delete an AD group (deletion guard)");
         return Ok(());
     }
     let g = found.entry;
     if cfg.group_disconnection_action == GroupDisconnectionAction::Remove {
+        managed.forget();
         let r = ldap.delete(&g.dn).await.map_err(AdError::from)?;
         if r.rc != 0 && r.rc != 32 {
             tracing::warn!(group = %g.dn, error = %r.text, "AD refused to delete the group");

@@ -5,6 +5,7 @@ mod agent_session;
 mod config;
 mod console_e2e;
 mod faults;
+mod group_feed;
 mod first_read_parts;
 mod hostile_input;
 mod import_samba;

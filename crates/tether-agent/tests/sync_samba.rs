@@ -15,20 +15,20 @@ use tether_agent::sync::{apply_entries, Domain};
 use tether_core::wire::FeedItem;
 use tether_testkit::{dc, unique, with_keys, TestServer};
 
-struct Fx {
-    s: TestServer,
-    ldap: tether_ad::Ldap,
-    cfg: SyncConfig,
+pub(crate) struct Fx {
+    pub(crate) s: TestServer,
+    pub(crate) ldap: tether_ad::Ldap,
+    pub(crate) cfg: SyncConfig,
     session: Session,
     domain: String,
     agent: String,
-    ou: String,
-    managed: String,
+    pub(crate) ou: String,
+    pub(crate) managed: String,
     conn: Option<(tether_ad::Ldap, Domain)>,
     _state: tempfile::TempDir,
 }
 
-async fn fixture(settings: Value) -> Fx {
+pub(crate) async fn fixture(settings: Value) -> Fx {
     let s = TestServer::start().await;
     let d = s
         .call(
@@ -67,7 +67,7 @@ async fn fixture(settings: Value) -> Fx {
 
 impl Fx {
     /// Applies everything queued, as the running agent would.
-    async fn drain(&mut self) -> usize {
+    pub(crate) async fn drain(&mut self) -> usize {
         let mut n = 0;
         loop {
             let entries = self.session.sync_poll(100).await.unwrap();
@@ -80,7 +80,7 @@ impl Fx {
         }
     }
 
-    async fn tether_user(&self, username: &str, extra: Value) -> String {
+    pub(crate) async fn tether_user(&self, username: &str, extra: Value) -> String {
         let mut body = json!({"username": username, "email": format!("{username}@corp.example.test"), "firstname": "Syd", "lastname": "Sync"});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
@@ -109,7 +109,7 @@ impl Fx {
         r.body
     }
 
-    async fn ad_user(&mut self, sam: &str) -> Option<SearchEntry> {
+    pub(crate) async fn ad_user(&mut self, sam: &str) -> Option<SearchEntry> {
         let f = format!("(sAMAccountName={sam})");
         let attrs = vec!["userAccountControl", "sn", "givenName", "mail", "memberOf", "pwdLastSet"];
         let (e, _) = self.ldap.search(&dc().base_dn, Scope::Subtree, &f, attrs).await.unwrap().success().unwrap();
@@ -462,7 +462,7 @@ async fn lock_table_against_samba() {
     }
 }
 
-async fn tether_group(fx: &Fx, name: &str, members: &[&str]) -> String {
+pub(crate) async fn tether_group(fx: &Fx, name: &str, members: &[&str]) -> String {
     let g = fx.s.create("/api/v2/usergroups", json!({"name": name})).await;
     for m in members {
         fx.s.add_member(&g, m).await;
@@ -478,7 +478,7 @@ async fn tether_group(fx: &Fx, name: &str, members: &[&str]) -> String {
     g
 }
 
-async fn direct_members(fx: &mut Fx, name: &str) -> Vec<String> {
+pub(crate) async fn direct_members(fx: &mut Fx, name: &str) -> Vec<String> {
     let f = format!("(&(objectClass=group)(sAMAccountName={name}))");
     let (e, _) = fx.ldap.search(&dc().base_dn, Scope::Subtree, &f, vec!["member"]).await.unwrap().success().unwrap();
     let e = SearchEntry::construct(e.into_iter().next().unwrap_or_else(|| panic!("no AD group {name}")));

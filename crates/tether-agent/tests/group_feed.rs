@@ -1,0 +1,78 @@
+//! Group entries at scale, against the real Samba DC: a batch of entries reads the groups
+//! under the sync group once, and again only after the agent changed the nesting itself.
+
+use serde_json::json;
+use tether_ad::{connect, create_user, NewUser};
+use tether_agent::sync_groups::apply_group;
+use tether_agent::sync_tree::Managed;
+use tether_core::wire::{GroupBody, GroupMember};
+use tether_testkit::{dc, unique};
+
+use crate::sync_samba::{direct_members, fixture};
+
+fn member(sam: &str) -> GroupMember {
+    GroupMember { user_id: format!("id-{sam}"), username: sam.to_string(), guid: None, groups: Some(vec![]) }
+}
+
+fn body(name: &str, members: &[&str]) -> GroupBody {
+    GroupBody {
+        group_id: format!("id-{name}"),
+        name: name.to_string(),
+        members: Some(members.iter().map(|m| member(m)).collect()),
+        ..GroupBody::default()
+    }
+}
+
+/// In `minimal` (which asks which managed groups are below and above each group), entries
+/// for a group under the sync group, then a group the agent creates and nests, then more of
+/// it: the tree is read for the first entry, read again after the creation (the agent nested
+/// a group), and not for the others; every member is written and no entry fails (a tree kept
+/// past the creation would not show the new group nested and the agent would nest it again,
+/// which AD refuses).
+#[tokio::test]
+async fn a_batch_reads_the_sync_groups_tree_once_and_again_after_nesting_a_group() {
+    let mut fx = fixture(json!({"group_membership_sync_type": "minimal"})).await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let d = tether_agent::sync::domain(&mut ldap, &fx.cfg).await.unwrap();
+    let sams: Vec<String> = (0..3).map(|_| unique("tr")).collect();
+    for sam in &sams {
+        let mail = format!("{sam}@corp.example.test");
+        let nu = NewUser {
+            container: &fx.ou,
+            sam_account_name: sam,
+            given_name: sam,
+            sn: "Read",
+            mail: &mail,
+            password: Some("Tr33-Passw0rd!"),
+        };
+        create_user(&mut ldap, &nu).await.unwrap();
+    }
+    let (a, b, c) = (sams[0].as_str(), sams[1].as_str(), sams[2].as_str());
+    let existing = fx.managed.split(',').next().unwrap().trim_start_matches("CN=").to_string();
+    let created = unique("tg");
+    let mut managed = Managed::default();
+    let entries = [
+        (body(&existing, &[a]), 1),
+        (body(&created, &[a]), 2),
+        (body(&created, &[a, b]), 2),
+        (body(&existing, &[a, b]), 2),
+        (body(&created, &[a, b, c]), 2),
+    ];
+    for (i, (entry, reads)) in entries.iter().enumerate() {
+        let o = apply_group(&fx.cfg, &mut ldap, &d.nc, &mut managed, entry, d.forced_match).await.unwrap();
+        assert_eq!(o.error, None, "entry {i} ({})", entry.name);
+        assert_eq!(managed.reads(), *reads, "reads of the tree after entry {i} ({})", entry.name);
+    }
+    let ou = fx.ou.clone();
+    let dn_of = |sam: &str| format!("cn={sam} read,{ou}").to_lowercase();
+    let dns = |v: &[&str]| v.iter().map(|s| dn_of(s)).collect::<Vec<_>>();
+    let mut want = dns(&[a, b, c]);
+    want.sort();
+    assert_eq!(direct_members(&mut fx, &created).await, want, "every member of the created group");
+    let mut want = dns(&[a, b]);
+    want.sort();
+    assert_eq!(direct_members(&mut fx, &existing).await, want, "every member of the existing group");
+    let sync_group = fx.cfg.sync_group.split(',').next().unwrap().trim_start_matches("CN=").to_string();
+    let nested = direct_members(&mut fx, &sync_group).await;
+    assert!(nested.contains(&format!("cn={created},{}", fx.ou).to_lowercase()), "nested: {nested:?}");
+}
