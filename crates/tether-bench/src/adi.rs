@@ -471,10 +471,28 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     results["tether_to_ad_group_members"] = json!(size);
-    results["tether_to_ad_group_fill_s"] = json!((t.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    let fill = t.elapsed().as_secs_f64();
+    results["tether_to_ad_group_fill_s"] = json!((fill * 10.0).round() / 10.0);
     // The API's share: when the last member was added in Tether (each addition a lookup by
     // username and a POST, one after the other, as a script does).
     results["tether_to_ad_group_fill_api_s"] = json!((posted.as_secs_f64() * 10.0).round() / 10.0);
+    // The physical limit: the same members added to an AD group of the benchmark's own, one
+    // LDAP modify each, on the admin's open connection. (It also lets the import side take in
+    // the fill's burst of AD writes before single changes are timed.)
+    let (e, _) = admin
+        .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(cn=benchsyncgroup)", vec!["member"])
+        .await?
+        .success()?;
+    let dns = e.into_iter().next().map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs).unwrap_or_default();
+    let dns = dns.get("member").cloned().unwrap_or_default();
+    let raw_group = tether_ad::create_group(&mut admin, &d.users_container(), "benchrawfill").await?;
+    let t = Instant::now();
+    for dn in &dns {
+        tether_ad::set_member(&mut admin, &raw_group, dn, true).await?;
+    }
+    let raw = t.elapsed().as_secs_f64();
+    results["tether_to_ad_group_fill_raw_s"] = json!((raw * 10.0).round() / 10.0);
+    results["tether_to_ad_group_fill_ratio"] = json!((raw / fill * 100.0).round() / 100.0);
     let (mut lat, mut kinds) = (Vec::new(), Vec::new());
     let mut member = false;
     for i in 0..changes {

@@ -3,6 +3,7 @@
 
 mod ad_api;
 mod console_http;
+mod group_feed;
 mod groups_api;
 mod layers;
 mod mail;

@@ -75,7 +75,7 @@ fn body(u: &User, domain: &str, change: &UserChange) -> Value {
 
 /// Marks an entry body with the mass-change guard categories it counts in
 /// (see `sync_guard`): `{"suspends": 1}` and the like.
-fn with_guard(mut b: Value, counts: &[(Category, usize)]) -> Value {
+pub(super) fn with_guard(mut b: Value, counts: &[(Category, usize)]) -> Value {
     let g: serde_json::Map<String, Value> =
         counts.iter().filter(|(_, n)| *n > 0).map(|(c, n)| (c.to_string(), json!(n))).collect();
     if !g.is_empty() {
@@ -85,7 +85,7 @@ fn with_guard(mut b: Value, counts: &[(Category, usize)]) -> Value {
 }
 
 /// Appends one entry to `domain`'s feed, made now.
-async fn append(
+pub(super) async fn append(
     s: &AppState,
     domain: &str,
     kind: &str,
@@ -98,7 +98,7 @@ async fn append(
     Ok(s.repo.store().append_feed(e).await?)
 }
 
-async fn notify(s: &AppState) {
+pub(super) async fn notify(s: &AppState) {
     s.feed_wake.notify_waiters();
 }
 
@@ -204,57 +204,6 @@ pub async fn domains_of_group(s: &AppState, group_id: &str) -> Result<BTreeSet<S
         }
     }
     Ok(out)
-}
-
-/// The feed body of a group: its name, its AD link, and its members with, for each, the
-/// names of all the domain's groups they belong to (so the agent can decide `minimal`
-/// membership without depending on the order entries arrive in). `removed` lists users
-/// that just left the group.
-async fn group_body(
-    s: &AppState,
-    g: &tether_core::group::Group,
-    domain: &str,
-    removed: &[User],
-) -> Result<Value, ApiError> {
-    let store = s.repo.store();
-    // Looked up per group of the domain and in batches of users, not per member: a group
-    // may hold thousands.
-    let mut associated: Vec<(String, BTreeSet<String>)> = Vec::new();
-    for gid in store.targets(Edge::DomainGroup, domain).await? {
-        let Some(other) = s.repo.get::<tether_core::group::Group>(Collection::Groups, &gid).await? else { continue };
-        associated.push((other.name, store.targets(Edge::Member, &gid).await?.into_iter().collect()));
-    }
-    let ids = store.targets(Edge::Member, &g.id).await?;
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut members = Vec::new();
-    for u in s.repo.users_by_ids(&ids).await? {
-        let groups: Vec<&String> = associated.iter().filter(|(_, m)| m.contains(&u.id)).map(|(name, _)| name).collect();
-        let guid = u.link_in(domain).map(|l| l.guid);
-        members.push(json!({"userId": u.id, "username": u.username, "guid": guid, "groups": groups}));
-    }
-    let removed_count = removed.len();
-    let removed: Vec<Value> = removed
-        .iter()
-        .map(|u| json!({"userId": u.id, "username": u.username, "guid": u.link_in(domain).map(|l| l.guid)}))
-        .collect();
-    let ad = &g.attributes["activeDirectory"];
-    let use_case = s.repo.get::<AdDomain>(Collection::Domains, domain).await?.map(|d| d.use_case).unwrap_or_default();
-    let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "members": members,
-                   "removed": removed, "useCase": use_case});
-    Ok(with_guard(b, &[(Category::MembershipRemovals, removed_count)]))
-}
-
-/// Feeds the state of a group to every syncing domain it is associated with.
-pub async fn group_changed(s: &AppState, g: &tether_core::group::Group, removed: &[User]) -> Result<(), ApiError> {
-    let domains = domains_of_group(s, &g.id).await?;
-    for d in &domains {
-        let b = group_body(s, g, d, removed).await?;
-        append(s, d, "group", &g.id, &b, None).await?;
-    }
-    if !domains.is_empty() {
-        notify(s).await;
-    }
-    Ok(())
 }
 
 /// Feeds that a group is no longer associated with `domains` (disassociated or deleted).

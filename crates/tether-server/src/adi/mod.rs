@@ -6,6 +6,7 @@
 
 pub mod delegation;
 pub mod feed;
+pub mod feed_groups;
 pub mod generated;
 pub mod import;
 pub mod import_groups;

@@ -13,7 +13,7 @@ use tether_core::ad::{
 use tether_core::user::User;
 use tether_store::{Collection, Edge, Secret};
 
-use crate::adi::feed;
+use crate::adi::{feed, feed_groups};
 use crate::crypto::{new_id, random_hex, sha256_hex};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::state::AppState;
@@ -240,7 +240,7 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
         let g = crate::ops::groups::load(s, id).await?;
         if add {
             // The group first: it must exist in AD before its members' entries are applied.
-            feed::group_changed(s, &g, &[]).await?;
+            feed_groups::group_changed(s, &g, &[]).await?;
         } else {
             let lost: BTreeSet<String> =
                 group_before.difference(&feed::domains_of_group(s, id).await?).cloned().collect();
@@ -251,7 +251,7 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
     if add && edge == Edge::DomainGroup {
         // Again, now that its members' own entries are queued before it: membership last.
         let g = crate::ops::groups::load(s, id).await?;
-        feed::group_changed(s, &g, &[]).await?;
+        feed_groups::group_changed(s, &g, &[]).await?;
     }
     Ok(())
 }

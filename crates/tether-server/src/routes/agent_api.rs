@@ -296,6 +296,9 @@ pub async fn sync_poll(
                 if last > delivered_upto(&s, &agent.id).await? {
                     s.repo.store().put_setting(&delivered_key(&agent.id), &json!(last)).await?;
                 }
+                // Group entries are filled with the group's state now, one per group (the
+                // batch's last entry is always among them).
+                let entries = crate::adi::feed_groups::for_delivery(&s, &domain, entries).await?;
                 let mut out = Vec::with_capacity(entries.len());
                 for e in entries {
                     let password = crate::adi::feed::deliverable_password(&s, &e).await?;
