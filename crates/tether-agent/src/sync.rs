@@ -272,10 +272,8 @@ async fn remove_memberships(
     e: &SearchEntry,
 ) -> Result<(), AdError> {
     // The groups Tether manages: every group nested (any depth) under the sync group.
-    let tree = managed.get(ldap, sync_group).await?;
     let member_of = e.attrs.get("memberOf").cloned().unwrap_or_default();
-    let theirs: Vec<String> = member_of.into_iter().filter(|g| tree.contains(g)).collect();
-    for g in theirs {
+    for g in managed.among(ldap, sync_group, &member_of).await? {
         tether_ad::set_member(ldap, &g, &e.dn, false).await?;
     }
     Ok(())

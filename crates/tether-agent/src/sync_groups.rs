@@ -89,7 +89,7 @@ async fn off_limits(
              Administrators): the sync agent never modifies it",
         ));
     }
-    if !found.linked && !managed.get(ldap, &cfg.sync_group).await?.contains(&g.dn) {
+    if !found.linked && !managed.has(ldap, &cfg.sync_group, &g.dn).await? {
         return Ok(Some(
             "an AD group of this name exists outside sync_group and is not linked to this group: not taken over",
         ));
@@ -220,9 +220,13 @@ async fn write_group(
         let parent = dn.split_once(',').map(|(_, p)| p.to_string()).unwrap_or_default();
         dn = format!("{rdn},{parent}");
         tether_ad::replace_attrs(ldap, &dn, &[("sAMAccountName", name)]).await?;
+        // As AD spells it (escapes), which the tree of managed groups is compared with.
+        if let Some(e) = one(ldap, &dn, Scope::Base, "(objectClass=group)").await? {
+            dn = e.dn;
+        }
     }
     // Nested under the sync group.
-    if !managed.get(ldap, &cfg.sync_group).await?.contains(&dn) {
+    if !managed.has(ldap, &cfg.sync_group, &dn).await? {
         managed.forget();
         tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
     }

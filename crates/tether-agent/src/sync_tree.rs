@@ -6,9 +6,10 @@
 //! entry ~36 of its ~45 ms, so filling a group one member at a time was paced by them
 //! (docs/performance.md). They are therefore read once for a batch of feed entries and
 //! answered from memory, and read again when the agent itself has changed the nesting (a
-//! group it created, nested, renamed or deleted). An admin's change of the nesting in AD
-//! during a batch is seen by the next batch, as a change made during one entry's reads is
-//! seen by the next entry.
+//! group it created, nested, renamed or deleted), or when a group is not found in it (an
+//! admin may have renamed or moved it since: [`Managed::among`]). Any other change an admin
+//! makes to the nesting during a batch is seen by the next batch, as a change made during one
+//! entry's reads is seen by the next entry.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -122,6 +123,26 @@ impl Managed {
             self.reads += 1;
         }
         Ok(self.tree.as_ref().expect("just read"))
+    }
+
+    /// Those of `dns` that are groups under `sync_group`. A miss on a tree read earlier in the
+    /// batch is checked against AD once more (an admin may have renamed or moved a group
+    /// since): a stale "no" would have the agent nest a group it manages again (AD refuses),
+    /// refuse to write it, or leave a disconnected user in it.
+    pub async fn among(&mut self, ldap: &mut Ldap, sync_group: &str, dns: &[String]) -> Result<Vec<String>, AdError> {
+        let fresh = self.tree.as_ref().is_none_or(|t| t.root != sync_group.to_lowercase());
+        let tree = self.get(ldap, sync_group).await?;
+        if fresh || dns.iter().all(|d| tree.contains(d)) {
+            return Ok(dns.iter().filter(|d| tree.contains(d)).cloned().collect());
+        }
+        self.forget();
+        let tree = self.get(ldap, sync_group).await?;
+        Ok(dns.iter().filter(|d| tree.contains(d)).cloned().collect())
+    }
+
+    /// Whether `dn` is a group under `sync_group` ([`Managed::among`]).
+    pub async fn has(&mut self, ldap: &mut Ldap, sync_group: &str, dn: &str) -> Result<bool, AdError> {
+        Ok(!self.among(ldap, sync_group, &[dn.to_string()]).await?.is_empty())
     }
 
     /// The agent changed the nesting (or a group's DN): the next question reads AD again.

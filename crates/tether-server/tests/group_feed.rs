@@ -57,59 +57,96 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
     out
 }
 
-/// Members who come, go and come back, one API call at a time: the batch delivers one entry
-/// of the group, the last one written, with the members it has then (each with its groups in
-/// the domain), the users who left and did not come back (once each), and every other entry
-/// in the order written; acknowledging it acknowledges the group's earlier entries.
+/// Members who come, go and come back, one API call at a time (users bound to the domain
+/// directly, so their membership changes write the group's entries only): the batch delivers
+/// one entry of each run, its last, with the members the group has then (each with its groups
+/// in the domain) and the users who left and did not come back (once each); an entry between
+/// two runs keeps them apart and in order; acknowledging the first run's entry acknowledges
+/// the entries it stands for, and not the second run's.
 #[tokio::test]
-async fn a_batch_carries_each_group_once_as_it_is_then() {
+async fn a_run_of_one_groups_entries_is_delivered_once_as_it_is_then() {
     let s = TestServer::start().await;
     let a = Agent::new(&s).await;
     let user = |n: &'static str| s.user(json!({"username": n, "email": format!("{n}@gf.test")}));
     let (ua, ub, uc, ud) = (user("gfa").await, user("gfb").await, user("gfc").await, user("gfd").await);
-    // ud is bound to the domain directly: leaving the group does not unbind it.
-    s.bind_user(&a.domain, &ud).await;
+    for u in [&ua, &ub, &uc, &ud] {
+        s.bind_user(&a.domain, u).await;
+    }
     let other = a.group("gfother").await;
     a.member(&other, &ua, true).await;
     let g = a.group("gfeed").await;
-    for (u, add) in [(&ua, true), (&ub, true), (&ud, true), (&ub, false), (&uc, true), (&uc, false), (&uc, true)] {
+    for (u, add) in [(&ua, true), (&ub, true), (&ub, false), (&uc, true), (&uc, false), (&uc, true)] {
         a.member(&g, u, add).await;
     }
+    let r = s.call("PUT", &format!("/api/systemusers/{ua}"), Some(json!({"lastname": "Between"}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    a.member(&g, &ud, true).await;
     a.member(&g, &ud, false).await;
     let entries = a.poll().await;
+    let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in the order written: {seqs:?}");
+    let tail: Vec<(&str, &str)> = entries[entries.len() - 3..]
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["objectId"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tail, [("group", g.as_str()), ("user", ua.as_str()), ("group", g.as_str())], "{entries:#?}");
     let of_g: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "group" && e["objectId"] == g.as_str()).collect();
-    assert_eq!(of_g.len(), 1, "one entry of the group: {entries:#?}");
-    let e = of_g[0];
-    assert_eq!(e, entries.last().unwrap(), "the last entry written (the last change) is the one delivered");
-    let body = &e["body"];
-    assert_eq!(ids(&body["members"], "userId"), {
+    let (first, second) = (&of_g[of_g.len() - 2]["body"], &of_g[of_g.len() - 1]["body"]);
+    let both = {
         let mut v = vec![ua.clone(), uc.clone()];
         v.sort();
         v
-    });
-    assert_eq!(ids(&body["removed"], "username"), ["gfb", "gfd"], "left and not back, once each: {body}");
-    assert_eq!(body["name"], "gfeed");
-    assert_eq!(body["useCase"], "TWOWAYSYNC");
+    };
+    assert_eq!(ids(&first["members"], "userId"), both, "the state at delivery: {first}");
+    assert_eq!(ids(&first["removed"], "username"), ["gfb"], "left and not back, once: {first}");
+    assert_eq!(ids(&second["members"], "userId"), both);
+    assert_eq!(ids(&second["removed"], "username"), ["gfd"], "{second}");
+    assert_eq!(first["name"], "gfeed");
+    assert_eq!(first["useCase"], "TWOWAYSYNC");
     let groups_of = |id: &str| {
-        let m = body["members"].as_array().unwrap().iter().find(|m| m["userId"] == id).unwrap();
+        let m = first["members"].as_array().unwrap().iter().find(|m| m["userId"] == id).unwrap();
         let mut v: Vec<&str> = m["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
         v.sort();
         v
     };
     assert_eq!(groups_of(&ua), ["gfeed", "gfother"]);
     assert_eq!(groups_of(&uc), ["gfeed"]);
-    // The other group's entry, the users' own entries: all there, in the order written.
-    let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    assert!(entries.iter().any(|e| e["kind"] == "group" && e["objectId"] == other.as_str()));
-    let kinds = |u: &str| -> Vec<&str> {
-        entries.iter().filter(|e| e["objectId"] == u).map(|e| e["kind"].as_str().unwrap()).collect()
-    };
-    assert_eq!(kinds(&ub), ["user", "user_disconnected"], "{entries:#?}");
-    assert_eq!(kinds(&uc), ["user", "user_disconnected", "user"]);
-    let last = e["seq"].as_i64().unwrap();
+    // The first run's entry applied and acknowledged (the agent stops before the rest): what
+    // comes again is what follows it, the second run's leaver with it.
+    let seq = of_g[of_g.len() - 2]["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await, (200, json!({"cursor": seq})));
+    let again = a.poll().await;
+    let kinds: Vec<&str> = again.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["user", "group"], "{again:#?}");
+    assert_eq!(ids(&again[1]["body"]["removed"], "username"), ["gfd"]);
+    let last = again[1]["seq"].as_i64().unwrap();
     assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await, (200, json!({"cursor": last})));
     assert!(a.poll().await.is_empty(), "nothing left");
+}
+
+/// A user who leaves the group and with it the domain: the group's entry (with the leaver)
+/// stays before the user's disconnection, as written, and is not merged across it.
+#[tokio::test]
+async fn a_leaver_is_delivered_before_its_disconnection() {
+    let s = TestServer::start().await;
+    let a = Agent::new(&s).await;
+    let u = s.user(json!({"username": "gfleaver", "email": "gfleaver@gf.test"})).await;
+    let v = s.user(json!({"username": "gfstays", "email": "gfstays@gf.test"})).await;
+    s.bind_user(&a.domain, &v).await;
+    let g = a.group("gfleft").await;
+    a.member(&g, &u, true).await;
+    a.member(&g, &u, false).await;
+    a.member(&g, &v, true).await;
+    let entries = a.poll().await;
+    let mine: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["objectId"] == g.as_str() || e["objectId"] == u.as_str())
+        .map(|e| (e["kind"].as_str().unwrap(), e["objectId"].as_str().unwrap()))
+        .collect();
+    let want = [("user", u.as_str()), ("group", g.as_str()), ("user_disconnected", u.as_str()), ("group", g.as_str())];
+    assert_eq!(mine[mine.len() - 4..], want, "{entries:#?}");
+    let leaver = entries.iter().rev().filter(|e| e["objectId"] == g.as_str()).nth(1).unwrap();
+    assert_eq!(ids(&leaver["body"]["removed"], "username"), ["gfleaver"], "{leaver}");
 }
 
 /// A group deleted before its entry is delivered: the entry goes with the name and the users

@@ -7,11 +7,13 @@
 //! (500 members at 10,000 users: 12 → 40 ms an addition, growing with the group). The entry
 //! written at the change now holds only what the change knows and the state cannot tell
 //! later: the users that left (`removed`) and the mass-change guard's counts. Its members,
-//! name and AD link are read when the entry is delivered, and a batch that holds several
-//! entries of one group delivers only the last, carrying the `removed` of the others (less
-//! the users who are members again): the state it carries is the state then, which is what
-//! each of the earlier entries would have been applied as, since none is applied after it.
-//! The acknowledgement of that last entry covers the others (acknowledgements are a cursor).
+//! name and AD link are read when the entry is delivered, once per group for a batch.
+//!
+//! Entries are never reordered. Of a run of adjacent entries of one group (a script adding
+//! members one call at a time) only the last is delivered, carrying the others' `removed`
+//! less the users who are members again: nothing lies between them, so the acknowledgement
+//! that covers the left-out entries (acknowledgements are a cursor) is that of the last,
+//! applied with their leavers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -70,54 +72,63 @@ async fn members_now(s: &AppState, g: &str, domain: &str) -> Result<Vec<Value>, 
     Ok(members)
 }
 
-/// The entries of a batch about to be delivered to `domain`'s sync agent, each group entry
-/// filled with the group's state now, and the earlier entries of a group the batch holds again
-/// left out (their `removed` carried by the last). Other entries pass as they are, in order.
+/// The entries of a batch about to be delivered to `domain`'s sync agent, in the order
+/// written, each group entry filled with the group's state now; of a run of adjacent entries
+/// of one group, only the last, carrying the others' `removed`. Other entries pass as they are.
 pub async fn for_delivery(
     s: &AppState,
     domain: &AdDomain,
     entries: Vec<tether_store::FeedEntry>,
 ) -> Result<Vec<tether_store::FeedEntry>, ApiError> {
-    let last: HashMap<&str, i64> =
-        entries.iter().filter(|e| e.kind == "group").map(|e| (e.object_id.as_str(), e.seq)).collect();
-    let last: HashMap<String, i64> = last.into_iter().map(|(g, seq)| (g.to_string(), seq)).collect();
-    // The users each group's earlier entries removed, in order.
-    let mut removed: HashMap<String, Vec<Value>> = HashMap::new();
+    let group_of = |e: &tether_store::FeedEntry| (e.kind == "group").then(|| e.object_id.clone());
+    // Whether the next entry is of the same group: only then is this one left out. An entry
+    // between them could be acknowledged before the group's next entry is applied, and the
+    // acknowledgement would cover a left-out entry whose leavers were not removed yet.
+    let followed: Vec<bool> = entries
+        .windows(2)
+        .map(|w| group_of(&w[0]).is_some_and(|g| Some(g) == group_of(&w[1])))
+        .chain([false])
+        .collect();
+    // The members of each group, read once for the batch.
+    let mut now: HashMap<String, Option<(Group, Vec<Value>)>> = HashMap::new();
+    let mut carried: Vec<Value> = Vec::new();
     let mut out = Vec::with_capacity(entries.len());
-    for mut e in entries {
+    for (mut e, followed) in entries.into_iter().zip(followed) {
         if e.kind != "group" {
             out.push(e);
             continue;
         }
-        let gone = removed.entry(e.object_id.clone()).or_default();
-        gone.extend(e.body["removed"].as_array().into_iter().flatten().cloned());
-        if last.get(&e.object_id) != Some(&e.seq) {
+        carried.extend(e.body["removed"].as_array().into_iter().flatten().cloned());
+        if followed {
             continue;
         }
-        let gone = removed.remove(&e.object_id).unwrap_or_default();
-        fill(s, domain, &mut e.body, &e.object_id, gone).await?;
+        if !now.contains_key(&e.object_id) {
+            let state = match s.repo.get::<Group>(Collection::Groups, &e.object_id).await? {
+                Some(g) => {
+                    let members = members_now(s, &g.id, &domain.id).await?;
+                    Some((g, members))
+                }
+                None => None,
+            };
+            now.insert(e.object_id.clone(), state);
+        }
+        fill(domain, &mut e.body, now[&e.object_id].as_ref(), std::mem::take(&mut carried));
         out.push(e);
     }
     Ok(out)
 }
 
 /// Fills a group entry's body with the group's state now: its name and AD link (the ones the
-/// entry was written with if the group is gone), its members, the users that left and are
-/// not members again (each once), and the domain's use case.
-async fn fill(
-    s: &AppState,
-    domain: &AdDomain,
-    body: &mut Value,
-    group: &str,
-    gone: Vec<Value>,
-) -> Result<(), ApiError> {
-    let members = match s.repo.get::<Group>(Collection::Groups, group).await? {
-        Some(g) => {
+/// entry was written with if the group is gone), its members, the users who left and are not
+/// members again (each once), and the domain's use case.
+fn fill(domain: &AdDomain, body: &mut Value, now: Option<&(Group, Vec<Value>)>, gone: Vec<Value>) {
+    let members = match now {
+        Some((g, members)) => {
             let ad = &g.attributes["activeDirectory"];
             body["name"] = json!(g.name);
             body["guid"] = ad["id"].clone();
             body["dn"] = ad["dn"].clone();
-            members_now(s, group, &domain.id).await?
+            members.clone()
         }
         None => Vec::new(),
     };
@@ -135,5 +146,4 @@ async fn fill(
     body["removed"] = Value::Array(left);
     body["members"] = Value::Array(members);
     body["useCase"] = json!(domain.use_case);
-    Ok(())
 }
