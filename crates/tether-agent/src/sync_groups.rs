@@ -217,7 +217,7 @@ async fn write_group(
         if r.rc != 0 {
             return Ok(refuse(Some(dn), &format!("AD refused the rename: {}", r.text)));
         }
-        let parent = dn.split_once(',').map(|(_, p)| p.to_string()).unwrap_or_default();
+        let parent = tether_core::ldap::parent_dn(&dn).to_string();
         dn = format!("{rdn},{parent}");
         tether_ad::replace_attrs(ldap, &dn, &[("sAMAccountName", name)]).await?;
         // As AD spells it (escapes), which the tree of managed groups is compared with.

@@ -72,6 +72,21 @@ pub fn normalize_dn(dn: &str) -> String {
         .join(",")
 }
 
+/// The DN of an entry's parent: what follows its first unescaped comma (`CN=a\,b,OU=x` →
+/// `OU=x`); empty for a DN of one RDN.
+pub fn parent_dn(dn: &str) -> &str {
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => return &dn[i + 1..],
+            _ => {}
+        }
+    }
+    ""
+}
+
 /// The RDNs of a DN, split on unescaped commas.
 fn split_rdns(dn: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -207,6 +222,20 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parent_of_a_dn_follows_its_first_unescaped_comma() {
+        for (dn, want) in [
+            ("CN=Ops,OU=Groups,DC=x", "OU=Groups,DC=x"),
+            ("CN=Ops\\, Paris,OU=Groups,DC=x", "OU=Groups,DC=x"),
+            ("CN=a\\\\,OU=x", "OU=x"),
+            ("CN=a\\2C b,OU=x", "OU=x"),
+            ("DC=x", ""),
+            ("", ""),
+        ] {
+            assert_eq!(parent_dn(dn), want, "{dn}");
+        }
+    }
 
     #[test]
     fn names_in_the_tree() {
