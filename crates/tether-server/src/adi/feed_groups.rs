@@ -50,17 +50,28 @@ pub async fn group_changed(s: &AppState, g: &Group, removed: &[User]) -> Result<
     Ok(())
 }
 
-/// The members of group `g` now, each with the names of all of `domain`'s groups it belongs
-/// to (so the agent can decide `minimal` membership without depending on the order entries
-/// arrive in). Read per group of the domain and in batches of users, not per member: a group
-/// may hold thousands.
-async fn members_now(s: &AppState, g: &str, domain: &str) -> Result<Vec<Value>, ApiError> {
+/// The groups associated with `domain`, each with its members: read per group, not per
+/// member (a group may hold thousands), once for a batch.
+async fn domain_groups(s: &AppState, domain: &str) -> Result<Vec<(String, HashSet<String>)>, ApiError> {
     let store = s.repo.store();
-    let mut associated: Vec<(String, HashSet<String>)> = Vec::new();
+    let mut associated = Vec::new();
     for gid in store.targets(Edge::DomainGroup, domain).await? {
         let Some(other) = s.repo.get::<Group>(Collection::Groups, &gid).await? else { continue };
         associated.push((other.name, store.targets(Edge::Member, &gid).await?.into_iter().collect()));
     }
+    Ok(associated)
+}
+
+/// The members of group `g` now, each with the names of all of the domain's groups it
+/// belongs to (`associated`, so the agent can decide `minimal` membership without depending
+/// on the order entries arrive in), its users read in batches.
+async fn members_now(
+    s: &AppState,
+    g: &str,
+    domain: &str,
+    associated: &[(String, HashSet<String>)],
+) -> Result<Vec<Value>, ApiError> {
+    let store = s.repo.store();
     let ids = store.targets(Edge::Member, g).await?;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut members = Vec::new();
@@ -80,17 +91,20 @@ pub async fn for_delivery(
     domain: &AdDomain,
     entries: Vec<tether_store::FeedEntry>,
 ) -> Result<Vec<tether_store::FeedEntry>, ApiError> {
-    let group_of = |e: &tether_store::FeedEntry| (e.kind == "group").then(|| e.object_id.clone());
+    fn group_of(e: &tether_store::FeedEntry) -> Option<&str> {
+        (e.kind == "group").then_some(e.object_id.as_str())
+    }
     // Whether the next entry is of the same group: only then is this one left out. An entry
     // between them could be acknowledged before the group's next entry is applied, and the
     // acknowledgement would cover a left-out entry whose leavers were not removed yet.
     let followed: Vec<bool> = entries
         .windows(2)
-        .map(|w| group_of(&w[0]).is_some_and(|g| Some(g) == group_of(&w[1])))
+        .map(|w| group_of(&w[0]).is_some_and(|g| group_of(&w[1]) == Some(g)))
         .chain([false])
         .collect();
-    // The members of each group, read once for the batch.
+    // The members of each group and the domain's groups, read once for the batch.
     let mut now: HashMap<String, Option<(Group, Vec<Value>)>> = HashMap::new();
+    let mut associated = None;
     let mut carried: Vec<Value> = Vec::new();
     let mut out = Vec::with_capacity(entries.len());
     for (mut e, followed) in entries.into_iter().zip(followed) {
@@ -105,7 +119,11 @@ pub async fn for_delivery(
         if !now.contains_key(&e.object_id) {
             let state = match s.repo.get::<Group>(Collection::Groups, &e.object_id).await? {
                 Some(g) => {
-                    let members = members_now(s, &g.id, &domain.id).await?;
+                    if associated.is_none() {
+                        associated = Some(domain_groups(s, &domain.id).await?);
+                    }
+                    let associated = associated.as_deref().unwrap_or_default();
+                    let members = members_now(s, &g.id, &domain.id, associated).await?;
                     Some((g, members))
                 }
                 None => None,
