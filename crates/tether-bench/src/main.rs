@@ -1,7 +1,8 @@
 //! `cargo run --release -p tether-bench -- adi --users 1000`: measures Tether against a real
 //! Samba AD DC in one run — the raw read rate of AD (the physical limit), the initial import
 //! and its ratio to that rate, the cost of idle cycles, propagation latency both ways, the
-//! bulk provisioning rate into AD against raw adds, raw binds and delegated authentication
+//! bulk provisioning rate into AD against raw adds, new hires added to a group one call
+//! each against raw adds and modifies ([`adi_hires`]), raw binds and delegated authentication
 //! under concurrency and with one client ([`adi_auth`]), the CPU each part spends in those
 //! steps, and the peak memory of tetherd and of each agent, each run in a process
 //! of its own ([`parts`]). Prints a table, writes JSON and draws the latency distributions
@@ -23,6 +24,7 @@ use tether_testkit::TestServer;
 
 mod adi;
 mod adi_auth;
+mod adi_hires;
 mod adi_tombstones;
 mod ldap;
 mod parts;

@@ -171,3 +171,52 @@ async fn a_group_deleted_before_delivery_goes_with_what_its_entry_holds() {
     assert_eq!(body["members"], json!([]));
     assert_eq!(ids(&body["removed"], "username"), ["gfgone"]);
 }
+
+/// New hires added one call at a time to an associated group: each addition binds the user,
+/// whose entry comes between the group's. The group's entries without leavers are delivered
+/// once, after the users, with every member; one with a leaver is kept in its place (before
+/// the leaver's disconnection); acknowledging a user's entry between them leaves the group's
+/// last entry queued, with every member.
+#[tokio::test]
+async fn new_hires_bring_the_group_once_after_their_own_entries() {
+    let s = TestServer::start().await;
+    let a = Agent::new(&s).await;
+    let g = a.group("gfhires").await;
+    let user = |n: &'static str| s.user(json!({"username": n, "email": format!("{n}@gf.test")}));
+    let (h1, h2, h3) = (user("gfh1").await, user("gfh2").await, user("gfh3").await);
+    let kinds = |entries: &[Value]| -> Vec<(String, String)> {
+        let mine = [&g, &h1, &h2, &h3];
+        entries
+            .iter()
+            .filter(|e| mine.iter().any(|id| e["objectId"] == id.as_str()))
+            .map(|e| (e["kind"].as_str().unwrap().to_string(), e["objectId"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let k = |kind: &str, id: &str| (kind.to_string(), id.to_string());
+    // Only additions: the users' entries, then the group once.
+    a.member(&g, &h1, true).await;
+    a.member(&g, &h2, true).await;
+    let entries = a.poll().await;
+    assert_eq!(kinds(&entries), [k("user", &h1), k("user", &h2), k("group", &g)], "{entries:#?}");
+    let last = entries.last().unwrap();
+    assert_eq!(ids(&last["body"]["members"], "userId"), ids(&json!([{"u": h1}, {"u": h2}]), "u"));
+    let seq = last["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await, (200, json!({"cursor": seq})));
+    // A leaver between the hires: its entry stays before its disconnection.
+    a.member(&g, &h1, false).await;
+    a.member(&g, &h3, true).await;
+    let entries = a.poll().await;
+    let want = [k("group", &g), k("user_disconnected", &h1), k("user", &h3), k("group", &g)];
+    assert_eq!(kinds(&entries), want, "{entries:#?}");
+    let of_g: Vec<&Value> = entries.iter().filter(|e| e["objectId"] == g.as_str()).collect();
+    assert_eq!(ids(&of_g[0]["body"]["removed"], "username"), ["gfh1"], "{:#}", of_g[0]);
+    let now = ids(&json!([{"u": h2}, {"u": h3}]), "u");
+    assert_eq!(ids(&of_g[1]["body"]["members"], "userId"), now);
+    assert_eq!(of_g[1]["body"]["removed"], json!([]));
+    // The agent stops after the hire's entry: the group's entry comes again, whole.
+    let hire = entries.iter().find(|e| e["objectId"] == h3.as_str()).unwrap()["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": hire})).await, (200, json!({"cursor": hire})));
+    let again = a.poll().await;
+    assert_eq!(kinds(&again), [k("group", &g)], "{again:#?}");
+    assert_eq!(ids(&again[0]["body"]["members"], "userId"), now);
+}

@@ -13,7 +13,10 @@
 //! members one call at a time) only the last is delivered, carrying the others' `removed`
 //! less the users who are members again: nothing lies between them, so the acknowledgement
 //! that covers the left-out entries (acknowledgements are a cursor) is that of the last,
-//! applied with their leavers.
+//! applied with their leavers. An entry with no leavers is also left out when the group has
+//! a later entry in the batch with others between (new hires: each addition binds the user,
+//! whose entry comes between the group's): the later one brings the same state, and an
+//! acknowledgement of an entry between them covers nothing the later one does not redo.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -102,18 +105,24 @@ pub async fn for_delivery(
         .map(|w| group_of(&w[0]).is_some_and(|g| group_of(&w[1]) == Some(g)))
         .chain([false])
         .collect();
+    // Whether an entry of the same group comes later in the batch.
+    let mut seen = HashSet::new();
+    let mut later: Vec<bool> = entries.iter().rev().map(|e| group_of(e).is_some_and(|g| !seen.insert(g))).collect();
+    later.reverse();
     // The members of each group and the domain's groups, read once for the batch.
     let mut now: HashMap<String, Option<(Group, Vec<Value>)>> = HashMap::new();
     let mut associated = None;
     let mut carried: Vec<Value> = Vec::new();
     let mut out = Vec::with_capacity(entries.len());
-    for (mut e, followed) in entries.into_iter().zip(followed) {
+    for ((mut e, followed), later) in entries.into_iter().zip(followed).zip(later) {
         if e.kind != "group" {
             out.push(e);
             continue;
         }
         carried.extend(e.body["removed"].as_array().into_iter().flatten().cloned());
-        if followed {
+        // Nobody left: the later entry delivers all this one would, and an acknowledgement
+        // between them loses nothing (the later one stays queued).
+        if followed || later && carried.is_empty() {
             continue;
         }
         if !now.contains_key(&e.object_id) {
