@@ -117,6 +117,20 @@ async fn wait_ad(
     }
 }
 
+/// A user added to AD by one LDAP add on the admin's connection (the physical limit of
+/// provisioning), with a password; its DN.
+pub(crate) async fn raw_add(admin: &mut tether_ad::Ldap, d: &Dc, sam: &str) -> Result<String> {
+    let new = tether_ad::NewUser {
+        container: &d.users_container(),
+        sam_account_name: sam,
+        given_name: "Raw",
+        sn: sam,
+        mail: &format!("{sam}@bench.test"),
+        password: Some("Raw-Bench-Pw1!"),
+    };
+    Ok(tether_ad::create_user(admin, &new).await?)
+}
+
 /// Runs the ADI benchmark with `n` users and `changes` timed changes each way; writes the
 /// JSON results to `out` (and the latency picture beside it).
 pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: usize) -> Result<()> {
@@ -550,19 +564,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     let cpu_raw = cpu(&syncer);
     let t = Instant::now();
     for i in 0..bulk {
-        let sam = format!("rawb{i:03}");
-        tether_ad::create_user(
-            &mut admin,
-            &tether_ad::NewUser {
-                container: &d.users_container(),
-                sam_account_name: &sam,
-                given_name: "Raw",
-                sn: &sam,
-                mail: &format!("{sam}@bench.test"),
-                password: Some("Raw-Bench-Pw1!"),
-            },
-        )
-        .await?;
+        raw_add(&mut admin, &d, &format!("rawb{i:03}")).await?;
     }
     let raw_s = t.elapsed().as_secs_f64();
     let raw_add = bulk as f64 / raw_s;

@@ -34,16 +34,7 @@ pub(crate) async fn new_hires(
     let raw_group = tether_ad::create_group(admin, &d.users_container(), "benchrawhires").await?;
     let t = Instant::now();
     for i in 0..hires {
-        let sam = format!("rawh{i:03}");
-        let new = tether_ad::NewUser {
-            container: &d.users_container(),
-            sam_account_name: &sam,
-            given_name: "Raw",
-            sn: &sam,
-            mail: &format!("{sam}@bench.test"),
-            password: Some("Raw-Bench-Pw1!"),
-        };
-        let dn = tether_ad::create_user(admin, &new).await?;
+        let dn = crate::adi::raw_add(admin, d, &format!("rawh{i:03}")).await?;
         tether_ad::set_member(admin, &raw_group, &dn, true).await?;
     }
     let raw_s = t.elapsed().as_secs_f64();

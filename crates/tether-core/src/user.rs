@@ -223,12 +223,20 @@ impl User {
     pub fn link_in(&self, domain: &str) -> Option<AdLink> {
         self.ad_links.get(domain).cloned().or_else(|| {
             let guid = self.ad_guid.clone()?;
-            let ours = match self.import_domain() {
-                Some(d) => d == domain,
-                None => self.ad_links.is_empty(),
-            };
+            let ours = User::own_link_in(self.import_domain(), !self.ad_links.is_empty(), domain);
             ours.then(|| AdLink { guid, dn: self.external_dn.clone().unwrap_or_default() })
         })
+    }
+
+    /// Whether a user's own AD link (`ad_guid`), absent from its links per domain, is its
+    /// account in `domain`: when `domain` imports it (`import_domain`), or, imported by none,
+    /// when it has no link per domain (a link older than links per domain). The rule of
+    /// [`User::link_in`], for readers that have these parts without the whole user.
+    pub fn own_link_in(import_domain: Option<&str>, has_links: bool, domain: &str) -> bool {
+        match import_domain {
+            Some(d) => d == domain,
+            None => !has_links,
+        }
     }
 
     /// Whether the AD account `guid` is this user's (its AD link, or its link in `domain`).

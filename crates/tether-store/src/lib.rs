@@ -29,7 +29,7 @@ use serde_json::Value;
 use tether_core::query::{Filter, ListQuery};
 
 pub use cursors::PageStarts;
-pub use repo::{group_doc, user_doc, AdLinked, Repo};
+pub use repo::{group_doc, user_doc, AdLinked, MemberLink, Repo};
 
 /// Document collections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,8 +364,8 @@ pub trait Store: Send + Sync + 'static {
     /// The text fields `fields` (`id` or document fields) of every document of `c` that
     /// `filter` matches, in insertion order, one `Vec` per document (`None` where a field is
     /// missing): a lookup that needs a few fields of many documents sends and decodes no
-    /// document and counts nothing. At least one field; text fields only (a number or a
-    /// boolean reads differently on each backend, or fails).
+    /// document and counts nothing. At least one field; text fields, or objects as their
+    /// JSON text (a number or a boolean reads differently on each backend, or fails).
     async fn project(&self, c: Collection, filter: &Filter, fields: &[&str]) -> Result<Vec<Vec<Option<String>>>>;
 
     /// Sets (or with `None` removes) the secret of `purpose` owned by `owner`.

@@ -22,6 +22,7 @@ on_both_backends!(
     list_filters_sorts_and_windows,
     sorting_and_ranges_compare_bytes_after_ascii_case_folding,
     internal_fields_find_linked_objects,
+    member_links_name_each_users_account_in_the_domain_as_link_in_does,
     delete_removes_edges_and_secrets,
     secrets_are_set_replaced_and_found_by_hash,
     edges_keep_insertion_order,
@@ -444,6 +445,59 @@ async fn sorting_and_ranges_compare_bytes_after_ascii_case_folding(b: Backend) {
         ..ListQuery::default()
     };
     assert_eq!(s.list(Collection::Groups, &q).await.unwrap(), (0, vec![]));
+}
+
+/// A group's members as the change feed names them, read as a few fields each: the
+/// objectGUID of each one's account in the domain is the one `User::link_in` gives, for every
+/// shape of link (a link per domain, the importing domain's own link, a link imported by
+/// another domain, a link older than links per domain, none), in creation order, across the
+/// 500-id chunks, and a missing id is left out.
+async fn member_links_name_each_users_account_in_the_domain_as_link_in_does(b: Backend) {
+    use tether_core::user::AdLink;
+    let (_d, r) = repo(b).await;
+    let imported_by =
+        |d: &str| vec![RestrictedField { field: "username".into(), kind: "active_directory".into(), id: d.into() }];
+    let link = |g: &str| AdLink { guid: g.into(), dn: format!("CN={g},DC=x") };
+    // (own AD link, importing domain, links per domain)
+    type Shape<'a> = (Option<&'a str>, Option<&'a str>, Vec<(&'a str, &'a str)>);
+    let shapes: Vec<Shape> = vec![
+        (None, None, vec![]),
+        (None, None, vec![("dom1", "l-1a")]),
+        (Some("own-2"), Some("dom1"), vec![]),
+        (Some("own-3"), Some("dom2"), vec![]),
+        (Some("own-4"), Some("dom2"), vec![("dom1", "l-4a")]),
+        (Some("own-5"), None, vec![]),
+        (Some("own-6"), None, vec![("dom2", "l-6b")]),
+        (Some("own-7"), Some("dom1"), vec![("dom2", "l-7b")]),
+    ];
+    let mut users = Vec::new();
+    for (i, (own, import, links)) in shapes.into_iter().enumerate() {
+        let mut u = user(i + 1, "M", false);
+        u.ad_guid = own.map(str::to_string);
+        if let Some(d) = import {
+            u.restricted_fields = imported_by(d);
+        }
+        u.ad_links = links.into_iter().map(|(d, g)| (d.to_string(), link(g))).collect();
+        r.insert_user(&u, None).await.unwrap();
+        users.push(u);
+    }
+    let mut ids: Vec<String> = (0..600).map(|i| format!("missing-{i}")).collect();
+    ids.extend(users.iter().rev().map(|u| u.id.clone()));
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for domain in ["dom1", "dom2", "dom3"] {
+        let want: Vec<tether_store::MemberLink> = users
+            .iter()
+            .map(|u| tether_store::MemberLink {
+                id: u.id.clone(),
+                username: u.username.clone(),
+                guid: u.link_in(domain).map(|l| l.guid),
+            })
+            .collect();
+        assert_eq!(r.member_links(domain, &ids).await.unwrap(), want, "{domain}");
+    }
+    // Not vacuous: each domain names some accounts and leaves others out.
+    let named = |d: &'static str| users.iter().filter(|u| u.link_in(d).is_some()).count();
+    assert_eq!([named("dom1"), named("dom2"), named("dom3")], [5, 5, 1]);
 }
 
 async fn internal_fields_find_linked_objects(b: Backend) {

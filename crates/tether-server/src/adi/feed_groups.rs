@@ -53,35 +53,37 @@ pub async fn group_changed(s: &AppState, g: &Group, removed: &[User]) -> Result<
     Ok(())
 }
 
-/// The groups associated with `domain`, each with its members: read per group, not per
-/// member (a group may hold thousands), once for a batch.
-async fn domain_groups(s: &AppState, domain: &str) -> Result<Vec<(String, HashSet<String>)>, ApiError> {
+/// The names of the groups associated with `domain` that each user belongs to, in the order
+/// the groups were associated: read per group, not per member (a group may hold thousands),
+/// once for a batch.
+async fn domain_groups(s: &AppState, domain: &str) -> Result<HashMap<String, Vec<String>>, ApiError> {
     let store = s.repo.store();
-    let mut associated = Vec::new();
+    let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
     for gid in store.targets(Edge::DomainGroup, domain).await? {
         let Some(other) = s.repo.get::<Group>(Collection::Groups, &gid).await? else { continue };
-        associated.push((other.name, store.targets(Edge::Member, &gid).await?.into_iter().collect()));
+        for member in store.targets(Edge::Member, &gid).await? {
+            groups_of.entry(member).or_default().push(other.name.clone());
+        }
     }
-    Ok(associated)
+    Ok(groups_of)
 }
 
 /// The members of group `g` now, each with the names of all of the domain's groups it
-/// belongs to (`associated`, so the agent can decide `minimal` membership without depending
-/// on the order entries arrive in), its users read in batches.
+/// belongs to (`groups_of`, so the agent can decide `minimal` membership without depending
+/// on the order entries arrive in), its users read a few fields each, in batches.
 async fn members_now(
     s: &AppState,
     g: &str,
     domain: &str,
-    associated: &[(String, HashSet<String>)],
+    groups_of: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<Value>, ApiError> {
     let store = s.repo.store();
     let ids = store.targets(Edge::Member, g).await?;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut members = Vec::new();
-    for u in s.repo.users_by_ids(&ids).await? {
-        let groups: Vec<&String> = associated.iter().filter(|(_, m)| m.contains(&u.id)).map(|(name, _)| name).collect();
-        let guid = u.link_in(domain).map(|l| l.guid);
-        members.push(json!({"userId": u.id, "username": u.username, "guid": guid, "groups": groups}));
+    let mut members = Vec::with_capacity(ids.len());
+    for u in s.repo.member_links(domain, &ids).await? {
+        let groups = groups_of.get(&u.id).map_or(&[][..], Vec::as_slice);
+        members.push(json!({"userId": u.id, "username": u.username, "guid": u.guid, "groups": groups}));
     }
     Ok(members)
 }
@@ -111,7 +113,7 @@ pub async fn for_delivery(
     later.reverse();
     // The members of each group and the domain's groups, read once for the batch.
     let mut now: HashMap<String, Option<(Group, Vec<Value>)>> = HashMap::new();
-    let mut associated = None;
+    let mut groups_of = None;
     let mut carried: Vec<Value> = Vec::new();
     let mut out = Vec::with_capacity(entries.len());
     for ((mut e, followed), later) in entries.into_iter().zip(followed).zip(later) {
@@ -128,11 +130,11 @@ pub async fn for_delivery(
         if !now.contains_key(&e.object_id) {
             let state = match s.repo.get::<Group>(Collection::Groups, &e.object_id).await? {
                 Some(g) => {
-                    if associated.is_none() {
-                        associated = Some(domain_groups(s, &domain.id).await?);
-                    }
-                    let associated = associated.as_deref().unwrap_or_default();
-                    let members = members_now(s, &g.id, &domain.id, associated).await?;
+                    let groups_of = match &mut groups_of {
+                        Some(read) => &*read,
+                        unread => &*unread.insert(domain_groups(s, &domain.id).await?),
+                    };
+                    let members = members_now(s, &g.id, &domain.id, groups_of).await?;
                     Some((g, members))
                 }
                 None => None,

@@ -239,7 +239,9 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
     if edge == Edge::DomainGroup {
         let g = crate::ops::groups::load(s, id).await?;
         if add {
-            // The group first: it must exist in AD before its members' entries are applied.
+            // The group first, so that it reaches AD even when its members' entries fill
+            // more than one batch (delivered in the same batch as the entry below, it is
+            // left out: `feed_groups::for_delivery`).
             feed_groups::group_changed(s, &g, &[]).await?;
         } else {
             let lost: BTreeSet<String> =

@@ -298,7 +298,9 @@ pub async fn sync_poll(
                 }
                 // Group entries are filled with the group's state now, one per group (the
                 // batch's last entry is always among them).
+                let started = std::time::Instant::now();
                 let entries = crate::adi::feed_groups::for_delivery(&s, &domain, entries).await?;
+                let filled_ms = started.elapsed().as_millis() as u64;
                 let mut out = Vec::with_capacity(entries.len());
                 for e in entries {
                     let password = crate::adi::feed::deliverable_password(&s, &e).await?;
@@ -309,6 +311,14 @@ pub async fn sync_poll(
                         Err(err) => tracing::error!(error = %err.message, "change feed: entry not delivered"),
                     }
                 }
+                // What a batch costs tetherd before it is sent (a group entry of thousands of
+                // members is most of it).
+                tracing::debug!(
+                    entries = out.len(),
+                    filled_ms,
+                    ms = started.elapsed().as_millis() as u64,
+                    "change feed: batch prepared"
+                );
                 if !out.is_empty() {
                     return Ok(Json(out));
                 }
