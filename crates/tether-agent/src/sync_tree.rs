@@ -107,6 +107,8 @@ async fn member_groups(ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AdError
 #[derive(Debug, Default)]
 pub struct Managed {
     tree: Option<Tree>,
+    /// Groups (lowercased DNs) a read of this batch found outside the tree.
+    outside: HashSet<String>,
     reads: u32,
 }
 
@@ -123,18 +125,23 @@ impl Managed {
     /// Those of `dns` that are groups under `sync_group`. A miss on a tree read earlier in the
     /// batch is checked against AD once more (an admin may have renamed or moved a group
     /// since): a stale "no" would have the agent nest a group it manages again (AD refuses),
-    /// refuse to write it, or leave a disconnected user in it.
+    /// refuse to write it, or leave a disconnected user in it. A group a read of this batch
+    /// already found outside the tree is not asked about again: a renamed or moved group has
+    /// a DN not seen yet, while a disconnected user's other groups (the ADI group, any group
+    /// of AD's own) would otherwise have every disconnection read the tree again.
     pub async fn among(&mut self, ldap: &mut Ldap, sync_group: &str, dns: &[String]) -> Result<Vec<String>, AdError> {
         let before = self.reads;
         self.get(ldap, sync_group).await?;
-        let fresh = self.reads != before;
         let tree = self.tree.as_ref().expect("just read");
-        if fresh || dns.iter().all(|d| tree.contains(d)) {
-            return Ok(dns.iter().filter(|d| tree.contains(d)).cloned().collect());
+        let known = |d: &String| tree.contains(d) || self.outside.contains(&d.to_lowercase());
+        if self.reads == before && !dns.iter().all(known) {
+            self.forget();
+            self.get(ldap, sync_group).await?;
         }
-        self.forget();
-        let tree = self.get(ldap, sync_group).await?;
-        Ok(dns.iter().filter(|d| tree.contains(d)).cloned().collect())
+        let tree = self.tree.as_ref().expect("just read");
+        let (inside, outside): (Vec<&String>, Vec<&String>) = dns.iter().partition(|d| tree.contains(d));
+        self.outside.extend(outside.into_iter().map(|d| d.to_lowercase()));
+        Ok(inside.into_iter().cloned().collect())
     }
 
     /// Whether `dn` is a group under `sync_group` ([`Managed::among`]).
@@ -145,6 +152,7 @@ impl Managed {
     /// The agent changed the nesting (or a group's DN): the next question reads AD again.
     pub fn forget(&mut self) {
         self.tree = None;
+        self.outside.clear();
     }
 
     /// How many times the tree was read ([`Managed::among`] tells a tree read in its own call by it;

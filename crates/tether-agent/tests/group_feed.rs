@@ -89,3 +89,35 @@ async fn a_batch_reads_the_sync_groups_tree_once_and_again_after_nesting_a_group
     let nested = direct_members(&mut fx, &sync_group).await;
     assert!(nested.contains(&format!("cn={created},{}", fx.ou).to_lowercase()), "nested: {nested:?}");
 }
+
+/// A disconnected user's groups outside the sync group's tree (AD's own groups, the ADI
+/// group) are asked about once a batch: the tree is read once for several such users, again
+/// for a managed group an admin renamed since (its new DN was never seen), and again after the
+/// agent changed the nesting itself.
+#[tokio::test]
+async fn groups_found_outside_the_tree_are_asked_about_once_a_batch() {
+    let fx = fixture(json!({})).await;
+    let mut ldap = connect(&dc().admin_target()).await.unwrap();
+    let outside = tether_ad::create_group(&mut ldap, &fx.ou, &unique("out")).await.unwrap();
+    let sync = fx.cfg.sync_group.clone();
+    let mut managed = Managed::default();
+    let both = [fx.managed.clone(), outside.clone()];
+    for i in 0..3 {
+        let got = managed.among(&mut ldap, &sync, &both).await.unwrap();
+        assert_eq!(got, std::slice::from_ref(&fx.managed), "call {i}");
+        assert_eq!(managed.reads(), 1, "the tree read once, by call 0 (call {i})");
+    }
+    let shouted = [outside.to_uppercase()];
+    assert!(managed.among(&mut ldap, &sync, &shouted).await.unwrap().is_empty());
+    assert_eq!(managed.reads(), 1, "DNs compare case-insensitively");
+    let renamed = unique("tn");
+    let r = ldap.modifydn(&fx.managed, &format!("CN={renamed}"), true, None).await.unwrap();
+    assert_eq!(r.rc, 0, "{r:?}");
+    let new_dn = format!("CN={renamed},{}", tether_core::ldap::parent_dn(&fx.managed));
+    let after = [new_dn.clone(), outside.clone()];
+    assert_eq!(managed.among(&mut ldap, &sync, &after).await.unwrap(), std::slice::from_ref(&new_dn));
+    assert_eq!(managed.reads(), 2, "read again for the DN never seen");
+    managed.forget();
+    assert!(managed.among(&mut ldap, &sync, &[outside]).await.unwrap().is_empty());
+    assert_eq!(managed.reads(), 3, "asked again once the agent changed the nesting");
+}
