@@ -633,10 +633,13 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
         "cores_busy": {"raw_adds": busy(&cpu_raw, raw_s), "tether": busy(&cpu_tether, tether_s)}});
     eprintln!("done: bulk provisioning; new hires start");
     results["new_hires"] = crate::adi_hires::new_hires(&s, &mut admin, &d, &g, "bench-bulk", bulk).await?;
+    eprintln!("done: new hires; offboarding starts");
+    results["offboarding"] =
+        crate::adi_hires::offboarding(&s, &mut admin, &d, &domain_id, &g, "bench-bulk", "benchrawhires").await?;
     results["peak_rss_mb"] = json!({"sync_agent": (syncer.peak_rss_mb() * 10.0).round() / 10.0});
     drop(syncer);
 
-    eprintln!("done: new hires; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
+    eprintln!("done: offboarding; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 6. Raw simple binds as the same users, each client on its own open LDAPS connection:
     //    the DC's own answer to a login, under 16 clients (10 s) and one (5 s).
     // Users from the end: the latency steps disabled some of the first ones.
