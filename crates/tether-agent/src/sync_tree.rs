@@ -6,8 +6,9 @@
 //! entry ~36 of its ~45 ms, so filling a group one member at a time was paced by them
 //! (docs/performance.md). They are therefore read once for a batch of feed entries and
 //! answered from memory, and read again when the agent itself has changed the nesting (a
-//! group it created, nested, renamed or deleted), or when a group is not found in it (an
-//! admin may have renamed or moved it since: [`Managed::among`]). Any other change an admin
+//! group it created, nested, renamed or deleted), or when a group is not found in it and no
+//! read of the batch found it outside yet (an admin may have renamed or moved it since:
+//! [`Managed::among`]). Any other change an admin
 //! makes to the nesting during a batch is seen by the next batch, as a change made during one
 //! entry's reads is seen by the next entry.
 
@@ -116,6 +117,8 @@ impl Managed {
     /// The tree under `sync_group`, read now if it is not known.
     pub async fn get(&mut self, ldap: &mut Ldap, sync_group: &str) -> Result<&Tree, AdError> {
         if self.tree.as_ref().is_none_or(|t| t.root != sync_group.to_lowercase()) {
+            // What an earlier read found outside is that read's answer.
+            self.outside.clear();
             self.tree = Some(Tree::read(ldap, sync_group).await?);
             self.reads += 1;
         }
@@ -152,7 +155,6 @@ impl Managed {
     /// The agent changed the nesting (or a group's DN): the next question reads AD again.
     pub fn forget(&mut self) {
         self.tree = None;
-        self.outside.clear();
     }
 
     /// How many times the tree was read ([`Managed::among`] tells a tree read in its own call by it;
