@@ -8,9 +8,8 @@
 //! answered from memory, and read again when the agent itself has changed the nesting (a
 //! group it created, nested, renamed or deleted), or when a group is not found in it and no
 //! read of the batch found it outside yet (an admin may have renamed or moved it since:
-//! [`Managed::among`]). Any other change an admin
-//! makes to the nesting during a batch is seen by the next batch, as a change made during one
-//! entry's reads is seen by the next entry.
+//! [`Managed::among`]). Any other change an admin makes to the nesting during a batch is seen
+//! by the next batch, as a change made during one entry's reads is seen by the next entry.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

@@ -117,6 +117,14 @@ async fn wait_ad(
     }
 }
 
+/// The direct members (lowercased DNs) of the AD group named `cn` below `base`.
+pub(crate) async fn group_members(admin: &mut tether_ad::Ldap, base: &str, cn: &str) -> Result<HashSet<String>> {
+    let filter = format!("(cn={cn})");
+    let (e, _) = admin.search(base, tether_ad::ldap3::Scope::Subtree, &filter, vec!["member"]).await?.success()?;
+    let attrs = e.into_iter().next().map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs).unwrap_or_default();
+    Ok(attrs.get("member").cloned().unwrap_or_default().into_iter().map(|m| m.to_lowercase()).collect())
+}
+
 /// A user added to AD by one LDAP add on the admin's connection (the physical limit of
 /// provisioning), with a password; its DN.
 pub(crate) async fn raw_add(admin: &mut tether_ad::Ldap, d: &Dc, sam: &str) -> Result<String> {
@@ -468,15 +476,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     }
     let posted = t.elapsed();
     loop {
-        let (e, _) = admin
-            .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(cn=benchsyncgroup)", vec!["member"])
-            .await?
-            .success()?;
-        let have = e
-            .into_iter()
-            .next()
-            .map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs.get("member").map_or(0, Vec::len));
-        if have.unwrap_or(0) >= size {
+        if group_members(&mut admin, &d.users_container(), "benchsyncgroup").await?.len() >= size {
             break;
         }
         if t.elapsed() > Duration::from_secs(600) {
@@ -493,12 +493,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     // The physical limit: the same members added to an AD group of the benchmark's own, one
     // LDAP modify each, on the admin's open connection. (It also lets the import side take in
     // the fill's burst of AD writes before single changes are timed.)
-    let (e, _) = admin
-        .search(&d.users_container(), tether_ad::ldap3::Scope::Subtree, "(cn=benchsyncgroup)", vec!["member"])
-        .await?
-        .success()?;
-    let dns = e.into_iter().next().map(|e| tether_ad::ldap3::SearchEntry::construct(e).attrs).unwrap_or_default();
-    let dns = dns.get("member").cloned().unwrap_or_default();
+    let dns = group_members(&mut admin, &d.users_container(), "benchsyncgroup").await?;
     let raw_group = tether_ad::create_group(&mut admin, &d.users_container(), "benchrawfill").await?;
     let t = Instant::now();
     for dn in &dns {

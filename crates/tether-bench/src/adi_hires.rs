@@ -4,7 +4,6 @@
 //! group that is already full); each addition binds the user, so the feed alternates the
 //! user's entry and the group's. Offboarding: that group taken off the domain again.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -13,12 +12,7 @@ use tether_ad::ldap3::{Scope, SearchEntry};
 use tether_ad::Ldap;
 use tether_testkit::{Dc, TestServer};
 
-/// The direct members of the AD group named `cn`.
-async fn members(admin: &mut Ldap, base: &str, cn: &str) -> Result<HashSet<String>> {
-    let (e, _) = admin.search(base, Scope::Subtree, &format!("(cn={cn})"), vec!["member"]).await?.success()?;
-    let attrs = e.into_iter().next().map(|e| SearchEntry::construct(e).attrs).unwrap_or_default();
-    Ok(attrs.get("member").cloned().unwrap_or_default().into_iter().map(|m| m.to_lowercase()).collect())
-}
+use crate::adi::group_members as members;
 
 /// `hires` users created in Tether and each added to `group` (named `cn` in AD, associated
 /// with `domain`), one call after the other, timed until AD has every one of them in the

@@ -2,11 +2,11 @@
 //! Samba AD DC in one run — the raw read rate of AD (the physical limit), the initial import
 //! and its ratio to that rate, the cost of idle cycles, propagation latency both ways, the
 //! bulk provisioning rate into AD against raw adds, new hires added to a group one call
-//! each and their offboarding against raw modifies ([`adi_hires`]), raw binds and delegated authentication
-//! under concurrency and with one client ([`adi_auth`]), the CPU each part spends in those
-//! steps, and the peak memory of tetherd and of each agent, each run in a process
-//! of its own ([`parts`]). Prints a table, writes JSON and draws the latency distributions
-//! (SVG). `… -- store --users 100000` measures tetherd alone at scale; `… -- ldap` the LDAP
+//! each and their offboarding against raw modifies ([`adi_hires`]), raw binds and
+//! delegated authentication under concurrency and with one client ([`adi_auth`]), the CPU
+//! each part spends in those steps, and the peak memory of tetherd and of each agent, each
+//! run in a process of its own ([`parts`]). Prints a table, writes JSON and draws the
+//! latency distributions (SVG). `… -- store --users 100000` measures tetherd alone at scale; `… -- ldap` the LDAP
 //! front end against OpenLDAP's slapd ([`ldap`]). Figures are recorded
 //! in docs/performance.md.
 //!

@@ -90,7 +90,8 @@ async fn members_now(
 
 /// The entries of a batch about to be delivered to `domain`'s sync agent, in the order
 /// written, each group entry filled with the group's state now; of a run of adjacent entries
-/// of one group, only the last, carrying the others' `removed`. Other entries pass as they are.
+/// of one group, only the last, carrying the others' `removed`, and of a group's entries with
+/// no leavers, none but its last in the batch. Other entries pass as they are.
 pub async fn for_delivery(
     s: &AppState,
     domain: &AdDomain,
@@ -99,9 +100,10 @@ pub async fn for_delivery(
     fn group_of(e: &tether_store::FeedEntry) -> Option<&str> {
         (e.kind == "group").then_some(e.object_id.as_str())
     }
-    // Whether the next entry is of the same group: only then is this one left out. An entry
-    // between them could be acknowledged before the group's next entry is applied, and the
-    // acknowledgement would cover a left-out entry whose leavers were not removed yet.
+    // Whether the next entry is of the same group: only then is an entry with leavers left
+    // out. An entry between them could be acknowledged before the group's next entry is
+    // applied, and the acknowledgement would cover a left-out entry whose leavers were not
+    // removed yet.
     let followed: Vec<bool> = entries
         .windows(2)
         .map(|w| group_of(&w[0]).is_some_and(|g| group_of(&w[1]) == Some(g)))
