@@ -15,6 +15,6 @@ pub use error::{AdError, BindFailure};
 pub use ldap3;
 pub use ldap3::Ldap;
 pub use users::{
-    create_group, create_user, create_user_as, find_user, replace_attrs, set_member, set_password, unicode_pwd, AdUser,
-    NewUser,
+    by_username, create_group, create_user, create_user_as, find_user, replace_attrs, set_member, set_password,
+    unicode_pwd, AdUser, NewUser,
 };

@@ -57,17 +57,7 @@ pub async fn find_user(
             return Ok(Some(e));
         }
     }
-    search_one(ldap, nc, &by_username(username)).await
-}
-
-/// The filter of a user by `sAMAccountName`, that term first: Samba intersects an AND's
-/// indexed terms in the order written and stops once one narrows the candidates to fewer
-/// than two, so `(objectCategory=person)` first loads every person of the domain before the
-/// name narrows it. Measured on this project's Samba with 10,000 users: 3 ms a search with
-/// the category first, 0.5 ms with the name first (the sync agent makes one or two such
-/// searches for each user it writes, and for each member of a group it mirrors).
-pub fn by_username(username: &str) -> String {
-    format!("(&(sAMAccountName={})(objectCategory=person)(objectClass=user))", tether_ad::ldap3::ldap_escape(username))
+    search_one(ldap, nc, &tether_ad::by_username(username)).await
 }
 
 /// The well-known relative ids of the domain's privileged groups: Domain Admins and
@@ -112,14 +102,5 @@ mod tests {
         let group = super::with_rid(&domain, 512).unwrap();
         assert_eq!((group[1], &group[24..]), (5, &[0u8, 2, 0, 0][..]));
         assert_eq!(super::sid_filter_value(&[1, 0xab]), "\\01\\ab");
-    }
-
-    #[test]
-    fn a_user_is_looked_up_by_its_name_first_and_escaped() {
-        // The order is what makes the search cheap on Samba (see `by_username`).
-        assert_eq!(
-            super::by_username("ann*)"),
-            "(&(sAMAccountName=ann\\2a\\29)(objectCategory=person)(objectClass=user))"
-        );
     }
 }

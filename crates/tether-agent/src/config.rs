@@ -74,6 +74,55 @@ impl ChangeNotifications {
     }
 }
 
+/// Whether the import account may read the tombstones in `CN=Deleted Objects`
+/// (`TombstonesReadable`: `true`, `false`, or `"auto"`, the default). When it may (an admin
+/// granted it List Contents and Read Property there, or it is an administrator) and change
+/// notifications are held, deletions are notified too, and the agent stops reading rootDSE
+/// ten times a second, leaving only the safety-net check every `PollIntervalSeconds`
+/// (docs/decisions.md). `auto` decides at start: one tombstone visible to the account proves
+/// the grant; none visible (no grant, or no deletion yet in the domain) keeps the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TombstonesReadable {
+    #[default]
+    Auto,
+    Yes,
+    No,
+}
+
+impl TombstonesReadable {
+    /// Whether deletions are taken as notified, given whether a tombstone was `visible` to
+    /// the account at start (`true` trusts the admin's word either way).
+    pub fn trusted(self, visible: bool) -> bool {
+        match self {
+            TombstonesReadable::Auto => visible,
+            TombstonesReadable::Yes => true,
+            TombstonesReadable::No => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TombstonesReadable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Written;
+        impl serde::de::Visitor<'_> for Written {
+            type Value = TombstonesReadable;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(if v { TombstonesReadable::Yes } else { TombstonesReadable::No })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "auto" => Ok(TombstonesReadable::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Written)
+    }
+}
+
 /// The LDAP section of the import agent.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -187,12 +236,8 @@ pub struct ImportConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     #[serde(rename = "ChangeNotifications", default)]
     pub change_notifications: ChangeNotifications,
-    /// The import account may read the tombstones in `CN=Deleted Objects` (an admin granted
-    /// it List Contents and Read Property there): with change notifications held, deletions
-    /// are notified too, and the agent stops reading rootDSE ten times a second, leaving
-    /// only the safety-net check every `PollIntervalSeconds` (docs/decisions.md).
     #[serde(rename = "TombstonesReadable", default)]
-    pub tombstones_readable: bool,
+    pub tombstones_readable: TombstonesReadable,
     /// Not a key of the file: how many users each part of a first complete read carries
     /// (`import::read_in_parts`): a page of the LDAP read; tests make it smaller.
     #[serde(skip, default = "first_read_part")]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tether_ad::LdapTarget;
 
-use crate::config::{ImportConfig, InstalledOn, SyncConfig};
+use crate::config::{ImportConfig, InstalledOn, SyncConfig, TombstonesReadable};
 use crate::import::MEMBERSHIP_CHECK_EVERY;
 use crate::notify::Inbox;
 use crate::session::Session;
@@ -320,10 +320,15 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let mut ldap = connect_ad(&target).await?;
     let samba = tether_ad::read::root_dse(&mut ldap).await.is_ok_and(|d| d.is_samba());
     let notifications = cfg.change_notifications.hold(samba);
-    let quiet = notifications && cfg.tombstones_readable;
+    // Whether deletions are notified too: the setting, or (auto) a tombstone the account sees.
+    let setting = cfg.tombstones_readable;
+    let asks = notifications && setting != TombstonesReadable::No;
+    let visible = asks && crate::notify::tombstones_visible(&mut ldap).await;
+    let quiet = asks && setting.trusted(visible);
     tracing::info!(
         samba,
         setting = ?cfg.change_notifications,
+        tombstones = ?setting,
         "change notifications {}",
         match (notifications, quiet) {
             (false, _) => "off: changes are found by the rootDSE check (ChangeNotifications)",
@@ -331,7 +336,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
             (true, true) => "on, deletions too: AD is checked only every PollIntervalSeconds besides (TombstonesReadable)",
         }
     );
-    if quiet && !crate::notify::tombstones_visible(&mut ldap).await {
+    if quiet && !visible {
         tracing::warn!(
             "TombstonesReadable is true but no tombstone in CN=Deleted Objects is visible to this account: \
              if it was not granted List Contents and Read Property there, deletions reach Tether only at the \

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use tether_agent::config::{ChangeNotifications, ImportConfig, InstalledOn, SyncConfig};
+use tether_agent::config::{ChangeNotifications, ImportConfig, InstalledOn, SyncConfig, TombstonesReadable};
 use tether_core::adi::*;
 
 fn import_min() -> Value {
@@ -47,6 +47,26 @@ fn import_defaults_are_the_new_install_defaults() {
     assert_eq!(c.ldap.admins_group, None);
     assert_eq!(c.state_dir(), Path::new("./import-state"));
     assert_eq!(c.change_notifications, ChangeNotifications::Auto);
+    assert_eq!(c.tombstones_readable, TombstonesReadable::Auto);
+}
+
+#[test]
+fn deletions_are_taken_as_notified_when_the_admin_says_so_or_a_tombstone_is_visible() {
+    // (setting, a tombstone visible to the account at start, deletions taken as notified)
+    let rows = [
+        (json!("auto"), true, true),
+        (json!("auto"), false, false),
+        (json!(true), true, true),
+        (json!(true), false, true), // the admin's word (a domain with no deletion yet)
+        (json!(false), true, false),
+        (json!(false), false, false),
+    ];
+    for (setting, visible, trusted) in rows {
+        let mut v = import_min();
+        v["TombstonesReadable"] = setting.clone();
+        let c = import(&v).unwrap();
+        assert_eq!(c.tombstones_readable.trusted(visible), trusted, "{setting} with a tombstone visible: {visible}");
+    }
 }
 
 #[test]
@@ -112,6 +132,8 @@ fn malformed_configs_name_key_and_reason() {
         (|v| v["MainLoop"] = json!({"Bogus": 1}), "unknown field `Bogus`"),
         (|v| v["Extra"] = json!(1), "unknown field `Extra`"),
         (|v| v["ChangeNotifications"] = json!("sometimes"), "ChangeNotifications"),
+        (|v| v["TombstonesReadable"] = json!("yes"), "TombstonesReadable"),
+        (|v| v["TombstonesReadable"] = json!(1), "expected true, false or \"auto\""),
         (|v| v["MainLoop"] = json!({"PollIntervalSeconds": 0}), "MainLoop.PollIntervalSeconds"),
         (|v| v["MainLoop"] = json!({"PollIntervalSeconds": "fast"}), "MainLoop.PollIntervalSeconds"),
         (|v| v["Ldap"]["Url"] = json!("ldapx://dc"), "Ldap.Url"),

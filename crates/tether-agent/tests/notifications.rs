@@ -94,6 +94,12 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, json!({"ChangeNotifications": "on"})).await;
 
     settled(&s, &sam, &metrics).await;
+    // The import account may not read AD's tombstones, so `TombstonesReadable: auto` (the
+    // default) keeps the rootDSE check: cycles run at its tick, not only when woken.
+    let ticked = async || cycles(&metrics).await - agent_metric(&metrics, "tether_agent_cycles_woken_total").await;
+    let before = ticked().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(ticked().await >= before + 3.0, "no rootDSE check without the tombstones");
     let (notes, woken) = (
         agent_metric(&metrics, "tether_agent_notifications_total").await,
         agent_metric(&metrics, "tether_agent_cycles_woken_total").await,
@@ -136,19 +142,33 @@ async fn cycles(metrics: &str) -> f64 {
 }
 
 /// With the import account allowed to read the tombstones in `CN=Deleted Objects` (granted
-/// by `ad-sandbox.sh grant-tombstones`, as an admin would with `dsacls`) and
-/// `TombstonesReadable`, the notification search also asks for deleted objects: idle, the
-/// agent runs no cycle, so it sends AD no search beyond the open notification search; and a
-/// user deleted in AD leaves Tether on its tombstone's notification, long before the
-/// safety-net check (`PollIntervalSeconds`, 60 s here). A DC of its own: the shared one is
-/// written by other tests all the time, and each write is notified.
+/// by `ad-sandbox.sh grant-tombstones`, as an admin would with `dsacls`), and a tombstone
+/// there to see, `TombstonesReadable: auto` (the default) finds it at start and the
+/// notification search also asks for deleted objects: idle, the agent runs no cycle, so it
+/// sends AD no search beyond the open notification search; and a user deleted in AD leaves
+/// Tether on its tombstone's notification, long before the safety-net check
+/// (`PollIntervalSeconds`, 60 s here). A DC of its own: the shared one is written by other
+/// tests all the time, and each write is notified.
 #[tokio::test]
 async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_sends_no_search() {
     let own = OwnDc(private_dc("tombstones-ad"));
     sandbox_cmd("grant-tombstones", &own.0.dir);
+    // One deletion before the agent starts: the tombstone `auto` looks for.
+    let mut admin = connect(&own.0.admin_target()).await.unwrap();
+    let former = unique("former");
+    let mail = format!("{former}@corp.example.test");
+    let nu = NewUser {
+        container: &own.0.users_container(),
+        sam_account_name: &former,
+        given_name: "Former",
+        sn: &former,
+        mail: &mail,
+        password: None,
+    };
+    let former = create_user(&mut admin, &nu).await.unwrap();
+    admin.delete(&former).await.unwrap().success().unwrap();
     let s = TestServer::start().await;
-    let more =
-        json!({"ChangeNotifications": "on", "TombstonesReadable": true, "MainLoop": {"PollIntervalSeconds": 60}});
+    let more = json!({"ChangeNotifications": "on", "MainLoop": {"PollIntervalSeconds": 60}});
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running_on(&own.0, &s, more).await;
     settled(&s, &sam, &metrics).await;
 
