@@ -11,6 +11,7 @@
 #[macro_use]
 mod shared;
 mod cursors;
+mod flagged;
 mod indexed;
 mod marks;
 mod moves;

@@ -52,3 +52,22 @@ pub(crate) async fn postgres_plan(c: &mut PgConnection, sql: &str, binds: &[Bind
 pub(crate) fn names(plan: &[String], index: &str) -> bool {
     plan.iter().any(|d| d.split_whitespace().any(|w| w == index))
 }
+
+/// `EXPLAIN` of `sql` as a prepared statement's generic plan, the one PostgreSQL turns to
+/// after five runs when it costs no more than the plans made for the values: planned
+/// without the parameters' values (`plan_cache_mode = force_generic_plan`).
+pub(crate) async fn postgres_generic_plan(c: &mut PgConnection, sql: &str, binds: &[Bind]) -> Vec<String> {
+    c.execute("SET plan_cache_mode = force_generic_plan").await.unwrap();
+    c.execute(format!("PREPARE generic AS {sql}").as_str()).await.unwrap();
+    let values: Vec<String> = binds
+        .iter()
+        .map(|b| match b {
+            Bind::Text(t) => format!("'{}'", t.replace('\'', "''")),
+            Bind::Int(i) => i.to_string(),
+        })
+        .collect();
+    let rows =
+        sqlx::query(&format!("EXPLAIN EXECUTE generic({})", values.join(", "))).fetch_all(&mut *c).await.unwrap();
+    c.execute("DEALLOCATE generic").await.unwrap();
+    rows.iter().map(|r| r.get::<String, _>(0)).collect()
+}

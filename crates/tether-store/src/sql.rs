@@ -61,6 +61,11 @@ pub(crate) trait Dialect {
     fn unusual() -> Option<&'static str> {
         None
     }
+    /// The condition of the partial indexes of the users with `flag` true (`flagged.rs`),
+    /// exactly as the schema spells it.
+    fn flagged(_flag: &str) -> Option<String> {
+        None
+    }
     /// A column of `table` that holds `field`'s value as [`Dialect::field`] reads it, read
     /// instead where there is one (`indexed.rs`).
     fn stored(_table: &str, _field: &str) -> Option<String> {
@@ -262,6 +267,18 @@ impl Keyset {
     }
 }
 
+/// The condition of a partial index of the users that every row `f` matches satisfies, if
+/// there is one: the unusual users' (`unusual.rs`), else a flag's (`flagged.rs`).
+fn partial_index_term<D: Dialect>(table: &str, f: &Filter) -> Option<String> {
+    if table != "users" {
+        return None;
+    }
+    match D::unusual().filter(|_| crate::unusual::implied(f)) {
+        Some(w) => Some(w.to_string()),
+        None => crate::flagged::implied(f).and_then(D::flagged),
+    }
+}
+
 /// Filters, orders (by the sort field, then insertion order) and windows `table`.
 pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     let mut cond = String::new();
@@ -269,9 +286,9 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     if let Some(f) = &q.filter {
         cond.push_str(" WHERE ");
         to_sql::<D>(table, f, &mut cond, &mut binds);
-        if let Some(w) = D::unusual().filter(|_| table == "users" && crate::unusual::implied(f)) {
+        if let Some(w) = partial_index_term::<D>(table, f) {
             cond.push_str(" AND ");
-            cond.push_str(w);
+            cond.push_str(&w);
         }
     }
     let from_tally = q.filter.as_ref().and_then(|f| crate::tally::count_sql::<D>(table, f, &binds));

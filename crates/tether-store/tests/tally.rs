@@ -2,7 +2,8 @@
 //! users' tally (`tally.rs`): it must be the number of documents the filter matches, for
 //! every operator, after every kind of write, for documents whose fields are missing or of
 //! another type than the model writes, and on PostgreSQL across the folds of its deltas.
-//! Both backends.
+//! The lists' pages, read through partial indexes where a filter implies one (`unusual.rs`,
+//! `flagged.rs`), must hold that many documents. Both backends.
 
 use serde_json::{json, Value};
 use tether_core::query::{parse_filter_param, Filter, ListQuery, Op, Scalar, USER_FIELDS};
@@ -23,6 +24,8 @@ fn varied(i: usize) -> Doc {
     u.account_locked = i.is_multiple_of(5);
     u.password_expired = i % 7 == 1;
     u.sudo = i % 11 == 3;
+    u.ldap_binding_user = i % 13 == 4;
+    u.password_never_expires = i.is_multiple_of(4);
     tether_store::user_doc(&u)
 }
 
@@ -58,6 +61,12 @@ fn filters() -> Vec<Filter> {
             Filter::Or(vec![p("activated:$eq:true"), p("ldap_binding_user:$eq:true")]),
         ]),
         p("password_never_expires:$eq:false"),
+        // Lists of a flag's users, which also read its partial indexes (`flagged.rs`).
+        p("sudo:$eq:true"),
+        p("ldap_binding_user:$eq:true"),
+        p("password_never_expires:$eq:true"),
+        Filter::And(vec![p("state:$eq:ACTIVATED"), p("sudo:$eq:true")]),
+        Filter::Or(vec![p("sudo:$eq:true"), p("ldap_binding_user:$eq:true")]),
         Filter::And(vec![]),
     ]
 }

@@ -51,6 +51,11 @@ impl Dialect for Postgres {
         Some(UNUSUAL)
     }
 
+    /// As schema step 18 spells it.
+    fn flagged(flag: &str) -> Option<String> {
+        Some(format!("(doc->>'{flag}') = 'true'"))
+    }
+
     fn stored(table: &str, field: &str) -> Option<String> {
         crate::indexed::indexed(table, field).map(str::to_string)
     }

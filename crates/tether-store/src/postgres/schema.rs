@@ -315,4 +315,19 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE ((doc->>'state') IS DISTINCT FROM 'ACTIVATED' OR (doc->>'suspended') = 'true'
                OR (doc->>'account_locked') = 'true' OR (doc->>'password_expired') = 'true');
     "#,
+    // 18: the users granted sudo or LDAP binding, or whose password never expires
+    // (`flagged.rs`), by username and by insertion order, in partial indexes of each flag's
+    // users alone; their condition is `Postgres::flagged`'s.
+    r#"
+    CREATE INDEX users_sudo_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
+        WHERE (doc->>'sudo') = 'true';
+    CREATE INDEX users_sudo_by_seq ON users (seq) WHERE (doc->>'sudo') = 'true';
+    CREATE INDEX users_ldap_binding_user_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
+        WHERE (doc->>'ldap_binding_user') = 'true';
+    CREATE INDEX users_ldap_binding_user_by_seq ON users (seq) WHERE (doc->>'ldap_binding_user') = 'true';
+    CREATE INDEX users_password_never_expires_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
+        WHERE (doc->>'password_never_expires') = 'true';
+    CREATE INDEX users_password_never_expires_by_seq ON users (seq)
+        WHERE (doc->>'password_never_expires') = 'true';
+    "#,
 ];

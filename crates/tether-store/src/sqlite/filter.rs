@@ -36,6 +36,11 @@ impl Dialect for Sqlite {
         Some(UNUSUAL)
     }
 
+    /// As schema step 20 spells it.
+    fn flagged(flag: &str) -> Option<String> {
+        Some(format!("json_extract(doc, '$.{flag}') = 1"))
+    }
+
     fn bool(b: bool) -> Bind {
         Bind::Int(i64::from(b))
     }

@@ -259,4 +259,19 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE (json_extract(doc, '$.state') IS NOT 'ACTIVATED' OR json_extract(doc, '$.suspended') = 1
                OR json_extract(doc, '$.account_locked') = 1 OR json_extract(doc, '$.password_expired') = 1);
     "#,
+    // 20: the users granted sudo or LDAP binding, or whose password never expires
+    // (`flagged.rs`), by username and by insertion order, in partial indexes of each flag's
+    // users alone; their condition is `Sqlite::flagged`'s.
+    r#"
+    CREATE INDEX users_sudo_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
+        WHERE json_extract(doc, '$.sudo') = 1;
+    CREATE INDEX users_sudo_by_seq ON users (seq) WHERE json_extract(doc, '$.sudo') = 1;
+    CREATE INDEX users_ldap_binding_user_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
+        WHERE json_extract(doc, '$.ldap_binding_user') = 1;
+    CREATE INDEX users_ldap_binding_user_by_seq ON users (seq) WHERE json_extract(doc, '$.ldap_binding_user') = 1;
+    CREATE INDEX users_password_never_expires_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
+        WHERE json_extract(doc, '$.password_never_expires') = 1;
+    CREATE INDEX users_password_never_expires_by_seq ON users (seq)
+        WHERE json_extract(doc, '$.password_never_expires') = 1;
+    "#,
 ];
