@@ -30,10 +30,10 @@ use tether_core::adi::import::{decide_absent, decide_present, username_of, AdUse
 use tether_core::adi::sync::{decide_disconnect, decide_user, AdAction, AdSide, SyncSettings, UserChange};
 use tether_core::adi::{GroupMembershipSyncType, MembershipDisconnection, UserDisconnectionAction};
 use tether_core::user::{User, UserState};
-use tether_fuzz::{block_on, edit, Vocabulary};
-use tether_server::extract::JsonBody;
-use tether_server::error::Code;
 use tether_core::wire::{self, ImportReport};
+use tether_fuzz::{block_on, edit, Vocabulary};
+use tether_server::error::Code;
+use tether_server::extract::JsonBody;
 
 fn read_body(bytes: Vec<u8>) -> std::result::Result<Value, tether_server::error::ApiError> {
     let req = axum::http::Request::builder()

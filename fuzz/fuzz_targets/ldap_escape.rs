@@ -60,17 +60,16 @@ fn is_eq(t: &Tag, attr: &str, value: &[u8]) -> bool {
     }
 }
 
-/// `(&(a=v)...)` whose last condition is `(attr=value)` and the others are the fixed ones.
-fn check_and(filter: &str, fixed: &[(&str, &str)], attr: &str, value: &[u8]) {
+/// `(&(a=v)...)` whose conditions are exactly `terms`, equality matches in this order.
+fn check_and(filter: &str, terms: &[(&str, &[u8])]) {
     let t = parse_filter(filter).unwrap_or_else(|()| panic!("the agent's filter does not parse: {filter}"));
     let Tag::Sequence(Sequence { class: TagClass::Context, id: AND, inner }) = &t else {
         panic!("not an AND filter: {filter} is {t:?}");
     };
-    assert_eq!(inner.len(), fixed.len() + 1, "{filter} is {t:?}");
-    for ((a, v), c) in fixed.iter().zip(inner) {
-        assert!(is_eq(c, a, v.as_bytes()), "{filter}: {c:?}");
+    assert_eq!(inner.len(), terms.len(), "{filter} is {t:?}");
+    for ((a, v), c) in terms.iter().zip(inner) {
+        assert!(is_eq(c, a, v), "{filter} does not match {a} = {v:?}: {c:?}");
     }
-    assert!(is_eq(&inner[fixed.len()], attr, value), "{filter} does not match {attr} = {value:?}: {t:?}");
 }
 
 fn filter_value(s: &str) {
@@ -78,14 +77,12 @@ fn filter_value(s: &str) {
     assert!(!e.bytes().any(|c| matches!(c, b'(' | b')' | b'*' | 0)), "{s:?} escaped as {e:?}");
     assert!(hex_escapes_only(&e), "{s:?} escaped as {e:?}");
     assert_eq!(ldap_unescape(e.as_ref()).expect("its own escapes unescape"), s);
-    // tether-ad users.rs find_user, tether-agent sync.rs find_user, sync_groups.rs find_group.
-    let user = [("objectClass", "user")];
-    check_and(&format!("(&(objectClass=user)(sAMAccountName={e}))"), &user, "sAMAccountName", s.as_bytes());
-    let person = [("objectCategory", "person"), ("objectClass", "user")];
-    let f = format!("(&(objectCategory=person)(objectClass=user)(sAMAccountName={e}))");
-    check_and(&f, &person, "sAMAccountName", s.as_bytes());
-    let group = [("objectClass", "group")];
-    check_and(&format!("(&(objectClass=group)(sAMAccountName={e}))"), &group, "sAMAccountName", s.as_bytes());
+    // The users' lookup by name (tether-ad's `by_username`, the agents' too), and
+    // sync_groups.rs find_group's, the name first in both.
+    let user = [("sAMAccountName", s.as_bytes()), ("objectCategory", b"person"), ("objectClass", b"user")];
+    check_and(&tether_ad::by_username(s), &user);
+    let group = [("sAMAccountName", s.as_bytes()), ("objectClass", b"group")];
+    check_and(&format!("(&(sAMAccountName={e})(objectClass=group))"), &group);
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -107,9 +104,9 @@ fn guid(g: &str) {
         (Err(()), Some(_)) => panic!("a hex guid makes no filter: {g:?} gives {f}"),
     }
     // tether-agent sync_groups.rs find_group.
-    let f = format!("(&(objectClass=group)(objectGUID={v}))");
+    let f = format!("(&(objectGUID={v})(objectClass=group))");
     match &decoded {
-        Some(bytes) => check_and(&f, &[("objectClass", "group")], "objectGUID", bytes),
+        Some(bytes) => check_and(&f, &[("objectGUID", bytes), ("objectClass", b"group")]),
         None => assert!(parse_filter(&f).is_err(), "a guid that is not hex makes a filter: {g:?} gives {f}"),
     }
 }

@@ -14,11 +14,11 @@
 use libfuzzer_sys::fuzz_target;
 use tether_core::ldap::{Named, Tree};
 use tether_core::user::User;
-use tether_store::UserKey;
 use tether_server::ldap::ldap3_proto::control::LdapControl;
 use tether_server::ldap::ldap3_proto::proto::{LdapOp, LdapPasswordModifyRequest};
 use tether_server::ldap::ldap3_proto::LdapCodec;
 use tether_server::ldap::{entries, filter, BytesMut, Decoder};
+use tether_store::UserKey;
 
 fuzz_target!(|data: &[u8]| {
     let tree = Tree::new("o=tether");

@@ -79,8 +79,10 @@ impl ChangeNotifications {
 /// granted it List Contents and Read Property there, or it is an administrator) and change
 /// notifications are held, deletions are notified too, and the agent stops reading rootDSE
 /// ten times a second, leaving only the safety-net check every `PollIntervalSeconds`
-/// (docs/decisions.md). `auto` decides at start: one tombstone visible to the account proves
-/// the grant; none visible (no grant, or no deletion yet in the domain) keeps the check.
+/// (docs/decisions.md). `auto` decides at start on Active Directory: one tombstone visible
+/// to the account proves the grant; none visible (no grant, or no deletion yet in the
+/// domain) keeps the check. On Samba `auto` keeps it always: Samba tells a search of a write
+/// handled by another of its processes only at a 5-second retry, which the check beats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TombstonesReadable {
     #[default]
@@ -90,11 +92,22 @@ pub enum TombstonesReadable {
 }
 
 impl TombstonesReadable {
-    /// Whether deletions are taken as notified, given whether a tombstone was `visible` to
-    /// the account at start (`true` trusts the admin's word either way).
-    pub fn trusted(self, visible: bool) -> bool {
+    /// Whether to look for a tombstone at start, on a DC that is (or is not) Samba: to
+    /// decide (`auto`), or to warn when `true` sees none.
+    pub fn looks(self, samba: bool) -> bool {
         match self {
-            TombstonesReadable::Auto => visible,
+            TombstonesReadable::Auto => !samba,
+            TombstonesReadable::Yes => true,
+            TombstonesReadable::No => false,
+        }
+    }
+
+    /// Whether deletions are taken as notified, on a DC that is (or is not) Samba, given
+    /// whether a tombstone was `visible` to the account at start (`true` trusts the admin's
+    /// word either way).
+    pub fn trusted(self, samba: bool, visible: bool) -> bool {
+        match self {
+            TombstonesReadable::Auto => !samba && visible,
             TombstonesReadable::Yes => true,
             TombstonesReadable::No => false,
         }

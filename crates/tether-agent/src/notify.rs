@@ -138,8 +138,10 @@ impl Inbox {
 }
 
 /// Whether this connection's account sees any tombstone in `CN=Deleted Objects` (one entry
-/// asked for, with the Show Deleted control). None seen is no proof either way (a domain
-/// with no deletion yet), only worth a warning when `TombstonesReadable` says otherwise.
+/// asked for, with the Show Deleted control): what `TombstonesReadable: auto` decides by.
+/// One seen proves the account may read them; none seen is no proof either way (a domain
+/// with no deletion yet), so `auto` keeps the rootDSE check, and `true` warns. Any failure
+/// counts as none seen.
 pub async fn tombstones_visible(ldap: &mut tether_ad::Ldap) -> bool {
     let Ok(dse) = tether_ad::read::root_dse(ldap).await else { return false };
     let base = format!("CN=Deleted Objects,{}", dse.default_naming_context);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tether_ad::LdapTarget;
 
-use crate::config::{ImportConfig, InstalledOn, SyncConfig, TombstonesReadable};
+use crate::config::{ImportConfig, InstalledOn, SyncConfig};
 use crate::import::MEMBERSHIP_CHECK_EVERY;
 use crate::notify::Inbox;
 use crate::session::Session;
@@ -322,9 +322,8 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let notifications = cfg.change_notifications.hold(samba);
     // Whether deletions are notified too: the setting, or (auto) a tombstone the account sees.
     let setting = cfg.tombstones_readable;
-    let asks = notifications && setting != TombstonesReadable::No;
-    let visible = asks && crate::notify::tombstones_visible(&mut ldap).await;
-    let quiet = asks && setting.trusted(visible);
+    let visible = notifications && setting.looks(samba) && crate::notify::tombstones_visible(&mut ldap).await;
+    let quiet = notifications && setting.trusted(samba, visible);
     tracing::info!(
         samba,
         setting = ?cfg.change_notifications,

@@ -51,21 +51,27 @@ fn import_defaults_are_the_new_install_defaults() {
 }
 
 #[test]
-fn deletions_are_taken_as_notified_when_the_admin_says_so_or_a_tombstone_is_visible() {
-    // (setting, a tombstone visible to the account at start, deletions taken as notified)
+fn deletions_are_taken_as_notified_when_the_admin_says_so_or_a_tombstone_is_visible_on_ad() {
+    // (setting, Samba DC, a tombstone visible to the account at start, looked for, trusted)
     let rows = [
-        (json!("auto"), true, true),
-        (json!("auto"), false, false),
-        (json!(true), true, true),
-        (json!(true), false, true), // the admin's word (a domain with no deletion yet)
-        (json!(false), true, false),
-        (json!(false), false, false),
+        (json!("auto"), false, true, true, true),
+        (json!("auto"), false, false, true, false),
+        (json!("auto"), true, true, false, false), // Samba's 5-second retry: the check stays
+        (json!(true), false, true, true, true),
+        (json!(true), false, false, true, true), // the admin's word (a domain with no deletion yet)
+        (json!(true), true, false, true, true),
+        (json!(false), false, true, false, false),
+        (json!(false), true, true, false, false),
     ];
-    for (setting, visible, trusted) in rows {
+    for (setting, samba, visible, looks, trusted) in rows {
         let mut v = import_min();
         v["TombstonesReadable"] = setting.clone();
-        let c = import(&v).unwrap();
-        assert_eq!(c.tombstones_readable.trusted(visible), trusted, "{setting} with a tombstone visible: {visible}");
+        let t = import(&v).unwrap().tombstones_readable;
+        assert_eq!(
+            (t.looks(samba), t.trusted(samba, visible)),
+            (looks, trusted),
+            "{setting}, Samba {samba}, {visible}"
+        );
     }
 }
 

@@ -94,8 +94,8 @@ async fn a_change_in_ad_wakes_an_import_cycle() {
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, json!({"ChangeNotifications": "on"})).await;
 
     settled(&s, &sam, &metrics).await;
-    // The import account may not read AD's tombstones, so `TombstonesReadable: auto` (the
-    // default) keeps the rootDSE check: cycles run at its tick, not only when woken.
+    // On Samba `TombstonesReadable: auto` (the default) keeps the rootDSE check: cycles run
+    // at its tick, not only when woken.
     let ticked = async || cycles(&metrics).await - agent_metric(&metrics, "tether_agent_cycles_woken_total").await;
     let before = ticked().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -141,19 +141,31 @@ async fn cycles(metrics: &str) -> f64 {
     agent_metric(metrics, "tether_agent_cycle_seconds_count").await
 }
 
+/// The import account's view of the tombstones in `CN=Deleted Objects` (a connection as
+/// that account): what `TombstonesReadable: auto` decides by on Active Directory.
+async fn import_account_sees_tombstones(dc: &Dc) -> bool {
+    let target = tether_ad::LdapTarget {
+        bind_dn: dc.import_dn.clone(),
+        bind_password: dc.import_password.clone(),
+        ..dc.admin_target()
+    };
+    let mut ldap = connect(&target).await.unwrap();
+    tether_agent::notify::tombstones_visible(&mut ldap).await
+}
+
 /// With the import account allowed to read the tombstones in `CN=Deleted Objects` (granted
-/// by `ad-sandbox.sh grant-tombstones`, as an admin would with `dsacls`), and a tombstone
-/// there to see, `TombstonesReadable: auto` (the default) finds it at start and the
-/// notification search also asks for deleted objects: idle, the agent runs no cycle, so it
-/// sends AD no search beyond the open notification search; and a user deleted in AD leaves
-/// Tether on its tombstone's notification, long before the safety-net check
-/// (`PollIntervalSeconds`, 60 s here). A DC of its own: the shared one is written by other
-/// tests all the time, and each write is notified.
+/// by `ad-sandbox.sh grant-tombstones`, as an admin would with `dsacls`) and
+/// `TombstonesReadable`, the notification search also asks for deleted objects: idle, the
+/// agent runs no cycle, so it sends AD no search beyond the open notification search; and a
+/// user deleted in AD leaves Tether on its tombstone's notification, long before the
+/// safety-net check (`PollIntervalSeconds`, 60 s here). Before the grant the account sees
+/// no tombstone, after it one (the check `auto` makes on Active Directory; on Samba `auto`
+/// keeps the rootDSE check, so the test says `true`). A DC of its own: the shared one is
+/// written by other tests all the time, and each write is notified.
 #[tokio::test]
 async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_sends_no_search() {
     let own = OwnDc(private_dc("tombstones-ad"));
-    sandbox_cmd("grant-tombstones", &own.0.dir);
-    // One deletion before the agent starts: the tombstone `auto` looks for.
+    // One deletion: a tombstone to see.
     let mut admin = connect(&own.0.admin_target()).await.unwrap();
     let former = unique("former");
     let mail = format!("{former}@corp.example.test");
@@ -167,8 +179,12 @@ async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_send
     };
     let former = create_user(&mut admin, &nu).await.unwrap();
     admin.delete(&former).await.unwrap().success().unwrap();
+    assert!(!import_account_sees_tombstones(&own.0).await, "a least-privileged account, before the grant");
+    sandbox_cmd("grant-tombstones", &own.0.dir);
+    assert!(import_account_sees_tombstones(&own.0).await, "after the grant");
     let s = TestServer::start().await;
-    let more = json!({"ChangeNotifications": "on", "MainLoop": {"PollIntervalSeconds": 60}});
+    let more =
+        json!({"ChangeNotifications": "on", "TombstonesReadable": true, "MainLoop": {"PollIntervalSeconds": 60}});
     let Running { mut ldap, sam, dn, metrics, agent, _state } = running_on(&own.0, &s, more).await;
     settled(&s, &sam, &metrics).await;
 

@@ -17,9 +17,8 @@ use crate::stats::dist;
 /// Users deleted in the `TombstonesReadable` step.
 const QUIET_DELETIONS: usize = 8;
 
-/// The import agent told of every change, deletions included (the import account granted
-/// the reading of `CN=Deleted Objects`, found at start by `TombstonesReadable: auto`,
-/// notifications held): over
+/// The import agent told of every change, deletions included (`TombstonesReadable`: the
+/// import account granted the reading of `CN=Deleted Objects`, notifications held): over
 /// 10 s idle, the cycles it ran (each sends AD at least one search; the default agent runs
 /// 100) and the entries it read, and the DC's CPU; then a few seeded users from number
 /// `first` on deleted one by one, each timed from the write sent until it is gone from
@@ -38,9 +37,8 @@ pub(crate) async fn told_of_deletions(
     let state = cfg_path.parent().context("state dir")?;
     let v = tether_testkit::with_keys(
         import_config_json(s, d, key, state, "member_server"),
-        // `TombstonesReadable` left at `auto`: the earlier steps' deletions left tombstones
-        // for the agent to find at start.
-        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on"}),
+        // Said, since `auto` keeps the rootDSE check on Samba.
+        json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on", "TombstonesReadable": true}),
     );
     std::fs::write(cfg_path, v.to_string())?;
     let _agent = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;

@@ -36,6 +36,12 @@ fn next(seed: &mut u64) -> u64 {
     *seed
 }
 
+/// A random user of the `k`th third of `n` (three calls with k = 0, 1, 2 pick three
+/// different users).
+fn one_in_third(seed: &mut u64, n: usize, k: usize) -> usize {
+    k * (n / 3) + next(seed) as usize % (n / 3)
+}
+
 async fn timed(
     s: &TestServer,
     n: usize,
@@ -192,8 +198,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     // Three users suspended by the API, then the console's suspended users (a page of 100,
     // sorted by username) and a script's (`suspended:$eq:true`, insertion order): the total
     // is the tally's, the page must find three users among a million.
-    for _ in 0..3 {
-        let id = user(next(&mut seed) as usize % n).id;
+    for k in 0..3 {
+        let id = user(one_in_third(&mut seed, n, k)).id;
         let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"state": "SUSPENDED"}))).await;
         assert!(r.status.is_success(), "{:?}", r.body);
     }
@@ -203,8 +209,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     let few_suspended_script = timed(&s, 20, |_| ("GET".into(), script_suspended.into(), None)).await;
     // Three users given sudo by the API, then a security review's lists of them (the flag,
     // in insertion order and sorted by username): a rare value of a tallied field.
-    for _ in 0..3 {
-        let id = user(next(&mut seed) as usize % n).id;
+    for k in 0..3 {
+        let id = user(one_in_third(&mut seed, n, k)).id;
         let r = s.call("PUT", &format!("/api/systemusers/{id}"), Some(json!({"sudo": true}))).await;
         assert!(r.status.is_success(), "{:?}", r.body);
     }
@@ -213,6 +219,20 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
     };
     let few_sudo = timed(&s, 20, sudo("")).await;
     let few_sudo_sorted = timed(&s, 20, sudo("&sort=username")).await;
+    // Three users imported from AD among Tether's own (inserted as the import writes them),
+    // then the console's list by source, sorted by username: either source may be the rare
+    // one.
+    for i in 0..3 {
+        let mut u = user(n + 100 + i);
+        u.externally_managed = true;
+        other.as_deref().unwrap_or(s.repo().store()).insert(Collection::Users, &tether_store::user_doc(&u)).await?;
+    }
+    let console_ad = "/api/systemusers?limit=100&sort=username&filter=externally_managed:$eq:true";
+    let few_from_ad = timed(&s, 20, |_| ("GET".into(), console_ad.into(), None)).await;
+    // And the common source, a script's list in insertion order: its page must not sort
+    // every user who has it.
+    let script_tether = "/api/systemusers?limit=100&filter=externally_managed:$eq:false";
+    let all_from_tether = timed(&s, 20, |_| ("GET".into(), script_tether.into(), None)).await;
     let starts = s.repo().store().page_starts();
     let total = s.call("GET", "/api/systemusers?limit=1", None).await.body["totalCount"].clone();
     drop((s, other));
@@ -246,6 +266,8 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
             "three_suspended_users_by_flag": dist(few_suspended_script),
             "three_sudo_users": dist(few_sudo),
             "three_sudo_users_sorted": dist(few_sudo_sorted),
+            "three_users_from_ad_sorted": dist(few_from_ad),
+            "every_user_of_tethers_own": dist(all_from_tether),
             "every_active_user": dist(all_active),
             "a_state_no_user_has_sorted": dist(none_staged)}),
         "search_exact_email": dist(search_exact),

@@ -12,6 +12,16 @@
 //! list its three with sudo. Users without the flags cost a write nothing but evaluating the
 //! conditions.
 //!
+//! The users' source (`externally_managed`: imported from AD, or Tether's own) is a flag too,
+//! and the console lists by it, but either value may be the rare one: a directory that
+//! wraps AD holds a few users of its own, and after the move off AD a few are still AD's.
+//! It has a whole index instead (`users_by_source`, SQLite step 21, PostgreSQL step 19), by
+//! value then username, so a page of either value sorted as the console sorts is read in
+//! order; on SQLite a second one by value then insertion order (`users_by_source_in_order`),
+//! since SQLite takes an index for any value and would otherwise sort every user of the
+//! common value for a page in insertion order (PostgreSQL's statistics send such a page to
+//! the table's order). Its total, like every flag's, comes from the tally.
+//!
 //! As with the unusual users (`unusual.rs`), a filter that can only match users with the
 //! flag ([`implied`]) carries the index's condition too, word for word, which changes no
 //! answer. SQLite would match `flag = ?` to the index by the bound value (it prepares the
@@ -91,6 +101,52 @@ mod tests {
             let prefix = index.trim_end_matches("username").trim_end_matches("seq");
             let partial = names(&plan, &format!("{prefix}username")) || names(&plan, &format!("{prefix}seq"));
             assert!(partial, "{}: {plan:#?}", l.select);
+        }
+    }
+
+    /// The console's lists by source (alone, and with a state), sorted by username, and a
+    /// script's in insertion order: each value, at the start and deep.
+    fn by_source<D: Dialect>() -> Vec<ListSql> {
+        let mut out = Vec::new();
+        for value in ["true", "false"] {
+            let source = parse_filter_param(USER_FIELDS, &format!("externally_managed:$eq:{value}")).unwrap();
+            let active = parse_filter_param(USER_FIELDS, "state:$eq:ACTIVATED").unwrap();
+            for (filter, sort) in [
+                (Filter::And(vec![source.clone()]), Some(("username", false))),
+                (Filter::And(vec![source.clone(), active]), Some(("username", false))),
+                (source, None),
+            ] {
+                for skip in [0, 200] {
+                    let q = ListQuery { filter: Some(filter.clone()), sort, limit: 200, skip };
+                    out.push(list_sql::<D>("users", &q));
+                }
+            }
+        }
+        out
+    }
+
+    /// SQLite reads each through one of the source's indexes, in the page's order: a page of
+    /// the common value must not sort every user who has it.
+    #[tokio::test]
+    async fn sqlite_reads_the_users_of_a_source_through_its_index() {
+        let (_dir, mut c) = plans::sqlite().await;
+        for l in by_source::<Sqlite>() {
+            let plan = plans::sqlite_plan(&mut c, &l.select, &l.binds).await;
+            let index = if l.order.contains("username") { "users_by_source" } else { "users_by_source_in_order" };
+            let by_index = plan.iter().any(|(_, d)| d.contains(&format!("INDEX {index} ")));
+            let deep = l.select.contains(" IN (SELECT");
+            assert!(by_index && !sorted_after(&plan, deep), "{}: {plan:?}", l.select);
+        }
+    }
+
+    /// PostgreSQL can read each through it (scans off: its statistics decide at run time,
+    /// and a common value may be read through the username's index instead).
+    #[tokio::test]
+    async fn postgres_reads_the_users_of_a_source_through_its_index() {
+        let (_db, mut c) = plans::postgres().await;
+        for l in by_source::<Postgres>() {
+            let plan = plans::postgres_generic_plan(&mut c, &l.select, &l.binds).await;
+            assert!(names(&plan, "users_by_source"), "{}: {plan:#?}", l.select);
         }
     }
 

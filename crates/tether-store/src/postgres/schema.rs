@@ -330,4 +330,11 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_password_never_expires_by_seq ON users (seq)
         WHERE (doc->>'password_never_expires') = 'true';
     "#,
+    // 19: the users by their source, AD or Tether (`externally_managed`, the console's
+    // source filter; `flagged.rs`), then the username's sort key: either value may be the
+    // rare one.
+    r#"
+    CREATE INDEX users_by_source ON users ((doc->>'externally_managed'),
+        sort_username COLLATE "C" ASC NULLS FIRST, seq);
+    "#,
 ];

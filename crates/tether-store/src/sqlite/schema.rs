@@ -274,4 +274,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX users_password_never_expires_by_seq ON users (seq)
         WHERE json_extract(doc, '$.password_never_expires') = 1;
     "#,
+    // 21: the users by their source, AD or Tether (`externally_managed`, the console's
+    // source filter; `flagged.rs`): either value may be the rare one. Then the username's
+    // sort key, and in a second index the rowid (`seq`), so that a page of the common value
+    // is read in its order, not sorted from every match (SQLite keeps no statistics and takes
+    // an index for any value).
+    r#"
+    CREATE INDEX users_by_source ON users (json_extract(doc, '$.externally_managed'),
+        json_extract(doc, '$.username') COLLATE NOCASE);
+    CREATE INDEX users_by_source_in_order ON users (json_extract(doc, '$.externally_managed'));
+    "#,
 ];
