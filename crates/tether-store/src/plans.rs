@@ -33,6 +33,15 @@ pub(crate) fn sorted_after(plan: &[(i64, String)], deep: bool) -> bool {
     plan.iter().any(|(p, d)| d.contains("TEMP B-TREE FOR ORDER BY") && !(deep && *p == 0))
 }
 
+/// Whether SQLite reads the page `l` through `index` (named as a whole word) in the page's
+/// order, without sorting afterwards; and the plan, for the failure's message.
+pub(crate) async fn sqlite_walks(c: &mut SqliteConnection, l: &ListSql, index: &str) -> (bool, Vec<(i64, String)>) {
+    let plan = sqlite_plan(c, &l.select, &l.binds).await;
+    let walked = plan.iter().any(|(_, d)| d.split_whitespace().any(|w| w == index));
+    let deep = l.select.contains(" IN (SELECT");
+    (walked && !sorted_after(&plan, deep), plan)
+}
+
 /// A migrated PostgreSQL database, and a connection to it with scans disabled.
 pub(crate) async fn postgres() -> (tether_testkit::PgDatabase, PgConnection) {
     let db = tether_testkit::postgres_db().await;
