@@ -22,6 +22,9 @@ fn user(i: usize) -> User {
         lastname: format!("User{i}"),
         department: format!("Dept{}", i % 50),
         created: "2026-11-22T00:00:00Z".into(),
+        // Active, as the model keeps an active user (before the nineteenth session the
+        // seeds were active but never activated, which no write through the API makes).
+        activated: true,
         ..User::default()
     };
     u.refresh_derived();
@@ -227,6 +230,16 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
         u.externally_managed = true;
         other.as_deref().unwrap_or(s.repo().store()).insert(Collection::Users, &tether_store::user_doc(&u)).await?;
     }
+    // Three users staged (never activated), inserted as an import of staged users writes
+    // them, then a script's list of the users pending activation, as JumpCloud's older API
+    // asks for them (`activated:$eq:false`, insertion order).
+    for i in 0..3 {
+        let mut u = user(n + 200 + i);
+        (u.state, u.activated) = (tether_core::user::UserState::Staged, false);
+        other.as_deref().unwrap_or(s.repo().store()).insert(Collection::Users, &tether_store::user_doc(&u)).await?;
+    }
+    let pending = "/api/systemusers?limit=100&filter=activated:$eq:false";
+    let few_pending = timed(&s, 20, |_| ("GET".into(), pending.into(), None)).await;
     let console_ad = "/api/systemusers?limit=100&sort=username&filter=externally_managed:$eq:true";
     let few_from_ad = timed(&s, 20, |_| ("GET".into(), console_ad.into(), None)).await;
     // And the common source, a script's list in insertion order: its page must not sort
@@ -267,6 +280,7 @@ pub async fn run(n: usize, postgres: bool) -> Result<Value> {
             "three_sudo_users": dist(few_sudo),
             "three_sudo_users_sorted": dist(few_sudo_sorted),
             "three_users_from_ad_sorted": dist(few_from_ad),
+            "three_users_pending_activation": dist(few_pending),
             "every_user_of_tethers_own": dist(all_from_tether),
             "every_active_user": dist(all_active),
             "a_state_no_user_has_sorted": dist(none_staged)}),

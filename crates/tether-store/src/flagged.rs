@@ -1,5 +1,5 @@
-//! The users granted sudo or LDAP binding, or whose password never expires, each flag with
-//! partial indexes of the users that have it.
+//! The users granted sudo or LDAP binding, whose password never expires, or who were never
+//! activated, each flag with partial indexes of the users that have it.
 //!
 //! These are a security review's lists (who is an administrator on systems, who may bind to
 //! the LDAP front end, whose password is exempt from expiry), and in a directory they are a
@@ -7,7 +7,7 @@
 //! walked the sort index, reading each user's document, until it had found its rows: every
 //! user when they are few (three with sudo among 1,000,000). For each flag, two partial
 //! indexes hold only the users that have it, one by username and one by insertion order
-//! (SQLite schema step 20, PostgreSQL step 18). One pair per flag, not one for the three:
+//! (SQLite schema step 20, PostgreSQL step 18). One pair per flag, not one for them all:
 //! an organisation where most passwords never expire would otherwise walk most users to
 //! list its three with sudo. Users without the flags cost a write nothing but evaluating the
 //! conditions.
@@ -30,21 +30,41 @@
 
 use tether_core::query::{Filter, Op, Scalar};
 
-/// The flags with partial indexes of their own: `users_<flag>_by_username` and
-/// `users_<flag>_by_seq` in both stores, under [`Dialect::flagged`](crate::sql::Dialect)'s
-/// condition.
-pub(crate) const FLAGS: [&str; 3] = ["sudo", "ldap_binding_user", "password_never_expires"];
+/// A flag with partial indexes of its own: `users_<name>_by_username` and
+/// `users_<name>_by_seq` in both stores, of the users whose `field` is `value`, under
+/// [`Dialect::flagged`](crate::sql::Dialect)'s condition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Flag {
+    pub(crate) name: &'static str,
+    pub(crate) field: &'static str,
+    pub(crate) value: bool,
+}
 
-/// The flag every document `f` matches has true, if there is one ([`FLAGS`]' order decides
+const fn flag(name: &'static str, field: &'static str, value: bool) -> Flag {
+    Flag { name, field, value }
+}
+
+/// The flags, in the order [`implied`] prefers them. Not activated: the users a script
+/// written for JumpCloud's older API lists as pending activation (`activated:$eq:false`); by
+/// the model they are staged or suspended, but the store adds a term only where the filter
+/// itself proves it, so the unusual users' indexes cannot serve them.
+pub(crate) const FLAGS: [Flag; 4] = [
+    flag("sudo", "sudo", true),
+    flag("ldap_binding_user", "ldap_binding_user", true),
+    flag("password_never_expires", "password_never_expires", true),
+    flag("not_activated", "activated", false),
+];
+
+/// The flag every document `f` matches has, if there is one ([`FLAGS`]' order decides
 /// between several). Conservative: `None` only costs the index.
-pub(crate) fn implied(f: &Filter) -> Option<&'static str> {
+pub(crate) fn implied(f: &Filter) -> Option<Flag> {
     FLAGS.into_iter().find(|flag| has(f, flag))
 }
 
-/// Whether every document `f` matches has `flag` true.
-fn has(f: &Filter, flag: &str) -> bool {
+/// Whether every document `f` matches has `flag`.
+fn has(f: &Filter, flag: &Flag) -> bool {
     match f {
-        Filter::Cmp { field, op: Op::Eq, value: Scalar::Bool(true) } => field == &flag,
+        Filter::Cmp { field, op: Op::Eq, value: Scalar::Bool(v) } => *field == flag.field && *v == flag.value,
         Filter::And(parts) => parts.iter().any(|p| has(p, flag)),
         Filter::Or(parts) => !parts.is_empty() && parts.iter().all(|p| has(p, flag)),
         _ => false,
@@ -65,12 +85,12 @@ mod tests {
     /// username (at the start and deep), each with the partial index that should serve it.
     fn pages<D: Dialect>() -> Vec<(String, ListSql)> {
         let mut out = Vec::new();
-        for flag in FLAGS {
+        for Flag { name, field, value } in FLAGS {
             for (sort, by) in [(None, "seq"), (Some(("username", false)), "username")] {
                 for skip in [0, 200] {
-                    let filter = Some(parse_filter_param(USER_FIELDS, &format!("{flag}:$eq:true")).unwrap());
+                    let filter = Some(parse_filter_param(USER_FIELDS, &format!("{field}:$eq:{value}")).unwrap());
                     let l = list_sql::<D>("users", &ListQuery { filter, sort, limit: 100, skip });
-                    out.push((format!("users_{flag}_by_{by}"), l));
+                    out.push((format!("users_{name}_by_{by}"), l));
                 }
             }
         }
@@ -149,11 +169,14 @@ mod tests {
     #[test]
     fn a_filter_implies_a_flag_only_when_it_matches_no_user_without_it() {
         let f = |s: &str| parse_filter_param(USER_FIELDS, s).unwrap();
+        let name = |filter: &Filter| implied(filter).map(|flag| flag.name);
         #[rustfmt::skip]
-        let rows: [(Filter, Option<&str>); 12] = [
+        let rows: [(Filter, Option<&str>); 15] = [
             (f("sudo:$eq:true"), Some("sudo")),
             (f("ldap_binding_user:$eq:true"), Some("ldap_binding_user")),
             (f("password_never_expires:$eq:true"), Some("password_never_expires")),
+            (f("activated:$eq:false"), Some("not_activated")),
+            (f("activated:$eq:true"), None),
             (f("sudo:$eq:false"), None),
             (f("sudo:$ne:false"), None),                  // a missing flag too
             (f("suspended:$eq:true"), None),               // the unusual users' own index
@@ -163,11 +186,12 @@ mod tests {
             (Filter::Or(vec![f("sudo:$eq:true"), f("ldap_binding_user:$eq:true")]), None),
             (Filter::Or(vec![]), None),                    // matches nobody: no index needed
             (Filter::And(vec![f("ldap_binding_user:$eq:true"), f("sudo:$eq:true")]), Some("sudo")),
+            (Filter::And(vec![f("activated:$eq:false"), f("sudo:$eq:true")]), Some("sudo")),
         ];
         for (filter, want) in rows {
-            assert_eq!(implied(&filter), want, "{filter:?}");
+            assert_eq!(name(&filter), want, "{filter:?}");
         }
         let both = Filter::Or(vec![Filter::And(vec![f("sudo:$eq:true"), f("department:$eq:IT")]), f("sudo:$eq:true")]);
-        assert_eq!(implied(&both), Some("sudo"));
+        assert_eq!(name(&both), Some("sudo"));
     }
 }

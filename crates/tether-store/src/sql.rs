@@ -61,9 +61,9 @@ pub(crate) trait Dialect {
     fn unusual() -> Option<&'static str> {
         None
     }
-    /// The condition of the partial indexes of the users with `flag` true (`flagged.rs`),
+    /// The condition of the partial indexes of the users with `flag` (`flagged.rs`),
     /// exactly as the schema spells it.
-    fn flagged(_flag: &str) -> Option<String> {
+    fn flagged(_flag: crate::flagged::Flag) -> Option<String> {
         None
     }
     /// A column of `table` that holds `field`'s value as [`Dialect::field`] reads it, read

@@ -65,6 +65,7 @@ fn filters() -> Vec<Filter> {
         p("sudo:$eq:true"),
         p("ldap_binding_user:$eq:true"),
         p("password_never_expires:$eq:true"),
+        p("activated:$eq:false"),
         Filter::And(vec![p("state:$eq:ACTIVATED"), p("sudo:$eq:true")]),
         Filter::Or(vec![p("sudo:$eq:true"), p("ldap_binding_user:$eq:true")]),
         Filter::And(vec![]),

@@ -52,8 +52,8 @@ impl Dialect for Postgres {
     }
 
     /// As schema step 18 spells it.
-    fn flagged(flag: &str) -> Option<String> {
-        Some(format!("(doc->>'{flag}') = 'true'"))
+    fn flagged(flag: crate::flagged::Flag) -> Option<String> {
+        Some(format!("(doc->>'{}') = '{}'", flag.field, flag.value))
     }
 
     fn stored(table: &str, field: &str) -> Option<String> {

@@ -315,9 +315,9 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE ((doc->>'state') IS DISTINCT FROM 'ACTIVATED' OR (doc->>'suspended') = 'true'
                OR (doc->>'account_locked') = 'true' OR (doc->>'password_expired') = 'true');
     "#,
-    // 18: the users granted sudo or LDAP binding, or whose password never expires
-    // (`flagged.rs`), by username and by insertion order, in partial indexes of each flag's
-    // users alone; their condition is `Postgres::flagged`'s.
+    // 18: the users granted sudo or LDAP binding, whose password never expires, or who
+    // were never activated (`flagged.rs`), by username and by insertion order, in partial
+    // indexes of each flag's users alone; their condition is `Postgres::flagged`'s.
     r#"
     CREATE INDEX users_sudo_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
         WHERE (doc->>'sudo') = 'true';
@@ -329,6 +329,9 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE (doc->>'password_never_expires') = 'true';
     CREATE INDEX users_password_never_expires_by_seq ON users (seq)
         WHERE (doc->>'password_never_expires') = 'true';
+    CREATE INDEX users_not_activated_by_username ON users (sort_username COLLATE "C" ASC NULLS FIRST, seq)
+        WHERE (doc->>'activated') = 'false';
+    CREATE INDEX users_not_activated_by_seq ON users (seq) WHERE (doc->>'activated') = 'false';
     "#,
     // 19: the users by their source, AD or Tether (`externally_managed`, the console's
     // source filter; `flagged.rs`), then the username's sort key: either value may be the

@@ -37,8 +37,8 @@ impl Dialect for Sqlite {
     }
 
     /// As schema step 20 spells it.
-    fn flagged(flag: &str) -> Option<String> {
-        Some(format!("json_extract(doc, '$.{flag}') = 1"))
+    fn flagged(flag: crate::flagged::Flag) -> Option<String> {
+        Some(format!("json_extract(doc, '$.{}') = {}", flag.field, i64::from(flag.value)))
     }
 
     fn bool(b: bool) -> Bind {

@@ -259,9 +259,9 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE (json_extract(doc, '$.state') IS NOT 'ACTIVATED' OR json_extract(doc, '$.suspended') = 1
                OR json_extract(doc, '$.account_locked') = 1 OR json_extract(doc, '$.password_expired') = 1);
     "#,
-    // 20: the users granted sudo or LDAP binding, or whose password never expires
-    // (`flagged.rs`), by username and by insertion order, in partial indexes of each flag's
-    // users alone; their condition is `Sqlite::flagged`'s.
+    // 20: the users granted sudo or LDAP binding, whose password never expires, or who
+    // were never activated (`flagged.rs`), by username and by insertion order, in partial
+    // indexes of each flag's users alone; their condition is `Sqlite::flagged`'s.
     r#"
     CREATE INDEX users_sudo_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
         WHERE json_extract(doc, '$.sudo') = 1;
@@ -273,6 +273,9 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE json_extract(doc, '$.password_never_expires') = 1;
     CREATE INDEX users_password_never_expires_by_seq ON users (seq)
         WHERE json_extract(doc, '$.password_never_expires') = 1;
+    CREATE INDEX users_not_activated_by_username ON users (json_extract(doc, '$.username') COLLATE NOCASE)
+        WHERE json_extract(doc, '$.activated') = 0;
+    CREATE INDEX users_not_activated_by_seq ON users (seq) WHERE json_extract(doc, '$.activated') = 0;
     "#,
     // 21: the users by their source, AD or Tether (`externally_managed`, the console's
     // source filter; `flagged.rs`): either value may be the rare one. Then the username's
