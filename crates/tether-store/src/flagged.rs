@@ -109,7 +109,7 @@ mod tests {
 
     /// PostgreSQL may use either of the flag's indexes (its statistics decide), but no other
     /// flag's; in a generic plan too, which it turns to after five runs of a prepared
-    /// statement when that costs no more, and where the bound `true` is unknown: only the
+    /// statement when that costs no more, and where the bound value is unknown: only the
     /// added term lets such a plan use the index.
     #[tokio::test]
     async fn postgres_pages_the_users_with_a_flag_by_its_partial_index() {
