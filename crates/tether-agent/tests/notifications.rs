@@ -144,12 +144,7 @@ async fn cycles(metrics: &str) -> f64 {
 /// The import account's view of the tombstones in `CN=Deleted Objects` (a connection as
 /// that account): what `TombstonesReadable: auto` decides by on Active Directory.
 async fn import_account_sees_tombstones(dc: &Dc) -> bool {
-    let target = tether_ad::LdapTarget {
-        bind_dn: dc.import_dn.clone(),
-        bind_password: dc.import_password.clone(),
-        ..dc.admin_target()
-    };
-    let mut ldap = connect(&target).await.unwrap();
+    let mut ldap = connect(&dc.import_target()).await.unwrap();
     tether_agent::notify::tombstones_visible(&mut ldap).await
 }
 

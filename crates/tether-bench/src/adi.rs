@@ -16,7 +16,7 @@ use tether_agent::session::Session;
 use tether_testkit::{Dc, TestServer};
 
 use crate::parts::{cpu_seconds, peak_rss_mb, Part};
-use crate::sandbox::{dc, import_target, sandbox};
+use crate::sandbox::{dc, sandbox};
 use crate::stats::{by_kind, dist};
 use crate::{adi_auth, picture};
 
@@ -144,7 +144,7 @@ pub(crate) async fn raw_add(admin: &mut tether_ad::Ldap, d: &Dc, sam: &str) -> R
 pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: usize) -> Result<()> {
     let d = dc(n)?;
     let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
-    let mut ldap = connect(&import_target(&d)).await?;
+    let mut ldap = connect(&d.import_target()).await?;
 
     // 1. The raw read rate of AD for the same users and attributes.
     let filter = "(&(objectCategory=person)(objectClass=user))";
@@ -393,8 +393,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     let inbox = Arc::new(tether_agent::notify::Inbox::default());
     let metrics = Arc::new(tether_agent::metrics::AgentMetrics::default());
     let attrs = tether_agent::import::notified_attrs();
-    let watch =
-        tokio::spawn(tether_agent::notify::watch(crate::sandbox::import_target(&d), attrs, false, inbox, metrics));
+    let watch = tokio::spawn(tether_agent::notify::watch(d.import_target(), attrs, false, inbox, metrics));
     tokio::time::sleep(Duration::from_secs(2)).await;
     results["dc_cpu_idle_ms_per_s"]["one_notification_search_open"] =
         json!(dc_cpu_ms_per_s(Duration::from_secs(10)).await);

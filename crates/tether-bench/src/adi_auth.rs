@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use tether_testkit::{Dc, TestServer};
 
 use crate::parts::{cpu_seconds, samba_cpu_seconds};
-use crate::sandbox::import_target;
 use crate::stats::dist;
 
 /// The successful calls of one run: their latencies, rate and the CPU each side spent.
@@ -68,7 +67,7 @@ pub(crate) async fn raw_binds(d: &Dc, dns: &[String], clients: usize, window: Du
     closed_loop(clients, |c| {
         let (d, dn) = (d.clone(), dns[c % dns.len()].clone());
         async move {
-            let mut conn = tether_ad::open(&import_target(&d)).await?;
+            let mut conn = tether_ad::open(&d.import_target()).await?;
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use tether_ad::LdapTarget;
 use tether_testkit::{workspace_root, Dc};
 
 const IP: &str = "127.0.0.77";
@@ -70,8 +69,4 @@ pub(crate) fn dc(users: usize) -> Result<Dc> {
         seed_prefix: get("TETHER_AD_SEED_PREFIX")?,
         seed_password: get("TETHER_AD_SEED_PASSWORD")?,
     })
-}
-
-pub(crate) fn import_target(d: &Dc) -> LdapTarget {
-    LdapTarget { bind_dn: d.import_dn.clone(), bind_password: d.import_password.clone(), ..d.admin_target() }
 }

@@ -30,6 +30,8 @@
 
 use tether_core::query::{Filter, Op, Scalar};
 
+use crate::sql::Dialect;
+
 /// A flag with partial indexes of its own: `users_<name>_by_username` and
 /// `users_<name>_by_seq` in both stores, of the users whose `field` is `value`, under
 /// [`Dialect::flagged`](crate::sql::Dialect)'s condition.
@@ -68,6 +70,19 @@ fn has(f: &Filter, flag: &Flag) -> bool {
         Filter::And(parts) => parts.iter().any(|p| has(p, flag)),
         Filter::Or(parts) => !parts.is_empty() && parts.iter().all(|p| has(p, flag)),
         _ => false,
+    }
+}
+
+/// The condition of a partial index of the users that every row `f` matches satisfies, if
+/// there is one, for the list's statements to carry: the unusual users' (`unusual.rs`),
+/// else a flag's.
+pub(crate) fn partial_index_term<D: Dialect>(table: &str, f: &Filter) -> Option<String> {
+    if table != "users" {
+        return None;
+    }
+    match D::unusual().filter(|_| crate::unusual::implied(f)) {
+        Some(w) => Some(w.to_string()),
+        None => implied(f).and_then(D::flagged),
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) fn sorted_after(plan: &[(i64, String)], deep: bool) -> bool {
 /// order, without sorting afterwards; and the plan, for the failure's message.
 pub(crate) async fn sqlite_walks(c: &mut SqliteConnection, l: &ListSql, index: &str) -> (bool, Vec<(i64, String)>) {
     let plan = sqlite_plan(c, &l.select, &l.binds).await;
-    let walked = plan.iter().any(|(_, d)| d.split_whitespace().any(|w| w == index));
+    let walked = plan.iter().any(|(_, d)| names_word(d, index));
     let deep = l.select.contains(" IN (SELECT");
     (walked && !sorted_after(&plan, deep), plan)
 }
@@ -59,7 +59,11 @@ pub(crate) async fn postgres_plan(c: &mut PgConnection, sql: &str, binds: &[Bind
 
 /// Whether a plan line names `index` (as a whole word).
 pub(crate) fn names(plan: &[String], index: &str) -> bool {
-    plan.iter().any(|d| d.split_whitespace().any(|w| w == index))
+    plan.iter().any(|d| names_word(d, index))
+}
+
+fn names_word(line: &str, index: &str) -> bool {
+    line.split_whitespace().any(|w| w == index)
 }
 
 /// `EXPLAIN` of `sql` as a prepared statement's generic plan, the one PostgreSQL turns to

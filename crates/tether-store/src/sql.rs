@@ -267,18 +267,6 @@ impl Keyset {
     }
 }
 
-/// The condition of a partial index of the users that every row `f` matches satisfies, if
-/// there is one: the unusual users' (`unusual.rs`), else a flag's (`flagged.rs`).
-fn partial_index_term<D: Dialect>(table: &str, f: &Filter) -> Option<String> {
-    if table != "users" {
-        return None;
-    }
-    match D::unusual().filter(|_| crate::unusual::implied(f)) {
-        Some(w) => Some(w.to_string()),
-        None => crate::flagged::implied(f).and_then(D::flagged),
-    }
-}
-
 /// Filters, orders (by the sort field, then insertion order) and windows `table`.
 pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     let mut cond = String::new();
@@ -286,7 +274,7 @@ pub(crate) fn list_sql<D: Dialect>(table: &str, q: &ListQuery) -> ListSql {
     if let Some(f) = &q.filter {
         cond.push_str(" WHERE ");
         to_sql::<D>(table, f, &mut cond, &mut binds);
-        if let Some(w) = partial_index_term::<D>(table, f) {
+        if let Some(w) = crate::flagged::partial_index_term::<D>(table, f) {
             cond.push_str(" AND ");
             cond.push_str(&w);
         }

@@ -127,6 +127,15 @@ impl Dc {
             insecure_skip_verify: false,
         }
     }
+
+    /// The same as the least-privileged import account.
+    pub fn import_target(&self) -> tether_ad::LdapTarget {
+        tether_ad::LdapTarget {
+            bind_dn: self.import_dn.clone(),
+            bind_password: self.import_password.clone(),
+            ..self.admin_target()
+        }
+    }
 }
 
 /// The workspace root (where `scripts/` lives).
