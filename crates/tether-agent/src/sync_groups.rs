@@ -33,7 +33,10 @@ pub struct GroupOutcome {
     pub error: Option<String>,
 }
 
-const GROUP_ATTRS: [&str; 5] = ["objectGUID", "objectSid", "sAMAccountName", "cn", "member"];
+/// What a group entry needs of the AD group it writes. Not `member`: its members are read
+/// once, with their objectGUIDs (`members_with_guids`); asked here as well, a group of 5,000
+/// sent them all twice.
+const GROUP_ATTRS: [&str; 4] = ["objectGUID", "objectSid", "sAMAccountName", "cn"];
 
 /// The first 12 bytes of every builtin SID (S-1-5-32-…): their RIDs are not the domain's.
 const BUILTIN_PREFIX: [u8; 12] = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0];
@@ -97,9 +100,50 @@ async fn off_limits(
     Ok(None)
 }
 
-/// The AD user of a group member, as its DN.
-async fn find_user(ldap: &mut Ldap, nc: &str, m: &GroupMember) -> Result<Option<String>, AdError> {
-    Ok(crate::ad_users::find_user(ldap, nc, m.guid.as_deref(), &m.username).await?.map(|e| e.dn))
+/// The AD user of a group member, as its DN and the groups it is directly in (its
+/// `memberOf`, lowercased).
+async fn find_user(ldap: &mut Ldap, nc: &str, m: &GroupMember) -> Result<Option<(String, HashSet<String>)>, AdError> {
+    let found = crate::ad_users::find_user(ldap, nc, m.guid.as_deref(), &m.username).await?;
+    Ok(found.map(|e| {
+        let of = e.attrs.get("memberOf").into_iter().flatten().map(|g| g.to_lowercase()).collect();
+        (e.dn, of)
+    }))
+}
+
+/// How a group entry knows whether a user is a direct member of a group.
+enum Direct {
+    /// A whole entry: the direct members of the group and of the managed groups above it
+    /// (lowercased DNs), read once, and the group's members' DNs by objectGUID.
+    Read { of: HashMap<String, HashSet<String>>, dn_of: HashMap<String, String> },
+    /// An entry of the change alone: each user's own `memberOf`, read with it.
+    Lookup,
+}
+
+impl Direct {
+    /// The AD user of a member, as its DN and, when it was searched for, the groups it is
+    /// directly in (a member already in a whole entry's group costs no search).
+    async fn user(
+        &self,
+        ldap: &mut Ldap,
+        nc: &str,
+        m: &GroupMember,
+    ) -> Result<Option<(String, HashSet<String>)>, AdError> {
+        if let Direct::Read { dn_of, .. } = self {
+            if let Some(dn) = m.guid.as_deref().and_then(|g| dn_of.get(&g.to_lowercase())) {
+                return Ok(Some((dn.clone(), HashSet::new())));
+            }
+        }
+        find_user(ldap, nc, m).await
+    }
+
+    /// Whether the user `udn` (directly in `member_of`) is a direct member of `group`.
+    fn is_in(&self, group: &str, udn: &str, member_of: &HashSet<String>) -> bool {
+        let group = group.to_lowercase();
+        match self {
+            Direct::Read { of, .. } if of.contains_key(&group) => of[&group].contains(&udn.to_lowercase()),
+            _ => member_of.contains(&group),
+        }
+    }
 }
 
 /// Whether `sync_group` was moved under one of its former children: remembered in
@@ -230,61 +274,71 @@ async fn write_group(
         managed.forget();
         tether_ad::set_member(ldap, &cfg.sync_group, &dn, true).await?;
     }
-    // Membership. The group's direct members come with their objectGUIDs, so a member
-    // already in place costs no search (a group may hold thousands).
-    let members = tether_ad::read::members_with_guids(ldap, &dn, None).await?;
-    let current: HashSet<String> = members.iter().map(|(_, m)| m.to_lowercase()).collect();
-    let dn_of: HashMap<String, String> = members.into_iter().filter_map(|(g, m)| g.map(|g| (g, m))).collect();
+    // Membership. A whole entry's members are checked against the group's direct members,
+    // read once with their objectGUIDs, so a member already in place costs no search (a group
+    // may hold thousands). An entry of the change alone (`delta`) names only who joined and
+    // who left: each is looked up with the groups it is directly in (`memberOf`), and the
+    // group's own members are not read, so the change costs what it changed.
     let minimal = mode(cfg, body, forced_match) == GroupMembershipSyncType::Minimal;
-    let (below, ancestors) = if minimal {
+    let (below, above) = if minimal {
         let tree = managed.get(ldap, &cfg.sync_group).await?;
         let below: HashSet<String> = tree.below(&dn).into_iter().map(|(_, n)| n).collect();
-        // A direct membership in a managed group that contains this one is redundant: those
-        // groups and their direct members, read once.
-        let mut ancestors = Vec::new();
-        for a in tree.ancestors(&dn) {
-            let members = tether_ad::read::members_with_guids(ldap, &a, None).await?;
-            ancestors.push((a, members.into_iter().map(|(_, m)| m.to_lowercase()).collect::<HashSet<_>>()));
-        }
-        (below, ancestors)
+        (below, tree.ancestors(&dn))
     } else {
         (HashSet::new(), Vec::new())
     };
+    let direct = if body.delta {
+        Direct::Lookup
+    } else {
+        let members = tether_ad::read::members_with_guids(ldap, &dn, None).await?;
+        let mut of = HashMap::from([(dn.to_lowercase(), members.iter().map(|(_, m)| m.to_lowercase()).collect())]);
+        let dn_of = members.into_iter().filter_map(|(g, m)| g.map(|g| (g, m))).collect();
+        // A direct membership in a managed group that contains this one is redundant under
+        // `minimal`: those groups' direct members, read once.
+        for a in &above {
+            let members = tether_ad::read::members_with_guids(ldap, a, None).await?;
+            of.insert(a.to_lowercase(), members.into_iter().map(|(_, m)| m.to_lowercase()).collect());
+        }
+        Direct::Read { of, dn_of }
+    };
     let mut refused = Vec::new();
+    // Joiners of an entry of the change alone whose account is gone from AD.
+    let mut missing = Vec::new();
     for m in body.members.iter().flatten() {
-        let known = m.guid.as_deref().and_then(|g| dn_of.get(&g.to_lowercase())).cloned();
-        let udn = match known {
-            Some(d) => d,
-            None => match find_user(ldap, nc, m).await? {
-                Some(d) => d,
-                None => continue,
-            },
+        let Some((udn, member_of)) = direct.user(ldap, nc, m).await? else {
+            if body.delta {
+                missing.push(m.username.clone());
+            }
+            continue;
         };
+        let is_in = |group: &str| direct.is_in(group, &udn, &member_of);
         let in_nested = m.groups.iter().flatten().any(|g| below.contains(&g.to_lowercase()));
-        let direct = current.contains(&udn.to_lowercase());
         if minimal && in_nested {
-            if direct {
+            if is_in(&dn) {
                 set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
             }
         } else {
-            if !direct {
+            if !is_in(&dn) {
                 set_member_noting(ldap, &dn, &udn, true, &mut refused).await?;
             }
             // Order-independent: a direct membership in a group that contains this one is
             // redundant under `minimal`.
-            for (a, direct_members) in &ancestors {
-                if direct_members.contains(&udn.to_lowercase()) {
-                    set_member_noting(ldap, a, &udn, false, &mut refused).await?;
-                }
+            for a in above.iter().filter(|a| is_in(a)) {
+                set_member_noting(ldap, a, &udn, false, &mut refused).await?;
             }
         }
     }
     for m in body.removed.iter().flatten() {
-        if let Some(udn) = find_user(ldap, nc, m).await? {
-            if current.contains(&udn.to_lowercase()) {
+        if let Some((udn, member_of)) = find_user(ldap, nc, m).await? {
+            if direct.is_in(&dn, &udn, &member_of) {
                 set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
             }
         }
+    }
+    if let Some(first) = missing.first() {
+        // Shown on the group, which tetherd then sends whole: the member is added once its
+        // account is back.
+        refused.push(format!("adding {first}: no account in AD ({} member(s) without one)", missing.len()));
     }
     let error = refused.first().map(|first| {
         format!("AD refused {} membership change(s), the others were made; the first: {first}", refused.len())

@@ -6,6 +6,7 @@ mod config;
 mod console_e2e;
 mod faults;
 mod first_read_parts;
+mod group_changes;
 mod group_feed;
 mod hostile_input;
 mod import_samba;

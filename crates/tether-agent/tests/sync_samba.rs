@@ -68,15 +68,21 @@ pub(crate) async fn fixture(settings: Value) -> Fx {
 impl Fx {
     /// Applies everything queued, as the running agent would.
     pub(crate) async fn drain(&mut self) -> usize {
-        let mut n = 0;
+        self.drain_seen().await.len()
+    }
+
+    /// Applies everything queued, as the running agent would, and returns the entries as
+    /// delivered.
+    pub(crate) async fn drain_seen(&mut self) -> Vec<FeedItem> {
+        let mut seen = Vec::new();
         loop {
             let entries = self.session.sync_poll(100).await.unwrap();
             if entries.is_empty() {
-                return n;
+                return seen;
             }
-            n += entries.len();
             let target = self.cfg.ldap_target();
             apply_entries(&self.cfg, &target, &mut self.conn, &self.session, &entries, true).await.unwrap();
+            seen.extend(entries);
         }
     }
 
@@ -90,7 +96,7 @@ impl Fx {
         r.body["id"].as_str().unwrap().to_string()
     }
 
-    async fn bind_user(&self, id: &str, add: bool) {
+    pub(crate) async fn bind_user(&self, id: &str, add: bool) {
         let op = if add { "add" } else { "remove" };
         let r = self
             .s

@@ -20,9 +20,6 @@ use crate::sandbox::{dc, sandbox};
 use crate::stats::{by_kind, dist};
 use crate::{adi_auth, picture};
 
-/// Members of the Tether group whose membership changes are timed (Tether → AD).
-const GROUP_MEMBERS: usize = 500;
-
 /// Plain stored attributes only, for comparison with the import's own attribute list.
 const PLAIN_ATTRS: &[&str] =
     &["objectGUID", "sAMAccountName", "givenName", "sn", "mail", "userAccountControl", "title", "department"];
@@ -141,7 +138,14 @@ pub(crate) async fn raw_add(admin: &mut tether_ad::Ldap, d: &Dc, sam: &str) -> R
 
 /// Runs the ADI benchmark with `n` users and `changes` timed changes each way; writes the
 /// JSON results to `out` (and the latency picture beside it).
-pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: usize) -> Result<()> {
+pub async fn run(
+    n: usize,
+    changes: usize,
+    out: &Path,
+    import_only: bool,
+    bulk: usize,
+    group_size: usize,
+) -> Result<()> {
     let d = dc(n)?;
     let mut results = json!({"users": n, "changes": changes, "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0)});
     let mut ldap = connect(&d.import_target()).await?;
@@ -450,7 +454,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
     )
     .await;
     // A Tether group associated with the domain, for membership changes: it holds
-    // `GROUP_MEMBERS` imported users already (from the end of the seed: the AD → Tether
+    // `group_size` imported users already (500 by default; from the end of the seed: the AD → Tether
     // step changed the first ones), so a membership change is measured in a group of size.
     let g = s.call("POST", "/api/v2/usergroups", Some(json!({"name": "benchsyncgroup"}))).await.body;
     let gid = g["id"].as_str().context("group")?.to_string();
@@ -460,7 +464,7 @@ pub async fn run(n: usize, changes: usize, out: &Path, import_only: bool, bulk: 
         Some(json!({"op": "add", "type": "active_directory", "id": domain_id})),
     )
     .await;
-    let size = GROUP_MEMBERS.min(n / 2);
+    let size = group_size.min(n / 2);
     let t = Instant::now();
     for i in 0..size {
         let sam = format!("{}user{:04}", d.seed_prefix, n - i);

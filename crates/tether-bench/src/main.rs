@@ -61,6 +61,10 @@ enum Cmd {
         /// Users provisioned into AD through one group (and added raw, side by side).
         #[arg(long, default_value_t = 100)]
         bulk: usize,
+        /// Members of the Tether group whose membership changes are timed (filled one API
+        /// call each, and added raw, side by side): how a group entry's cost grows with it.
+        #[arg(long, default_value_t = 500)]
+        group_members: usize,
     },
     /// tetherd alone: users seeded through the storage layer, then the API measured.
     Store {
@@ -154,8 +158,10 @@ async fn main() -> Result<()> {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init();
     }
-    let (n, changes, out, import_only, bulk) = match Cli::parse().cmd {
-        Cmd::Adi { users, changes, out, import_only, bulk } => (users, changes, out, import_only, bulk),
+    let (n, changes, out, import_only, bulk, group_members) = match Cli::parse().cmd {
+        Cmd::Adi { users, changes, out, import_only, bulk, group_members } => {
+            (users, changes, out, import_only, bulk, group_members)
+        }
         Cmd::Store { users, out, postgres } => {
             return write_results(&out, &store::run(users, postgres).await?);
         }
@@ -202,5 +208,5 @@ async fn main() -> Result<()> {
             return Ok(());
         }
     };
-    adi::run(n, changes, &out, import_only, bulk).await
+    adi::run(n, changes, &out, import_only, bulk, group_members).await
 }

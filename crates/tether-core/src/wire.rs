@@ -300,6 +300,10 @@ pub struct GroupBody {
     /// Users that just left the group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<Vec<GroupMember>>,
+    /// The entry holds the change alone: `members` are the users who just joined, and the
+    /// group's other members in AD are left as they are. Otherwise `members` is every member.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_case: Option<UseCase>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

@@ -220,3 +220,71 @@ async fn new_hires_bring_the_group_once_after_their_own_entries() {
     assert_eq!(kinds(&again), [k("group", &g)], "{again:#?}");
     assert_eq!(ids(&again[0]["body"]["members"], "userId"), now);
 }
+
+/// A group already written to AD (linked, its last write without error) whose joiners are
+/// linked to their accounts: its membership changes go as the changes alone (`delta`). Of a
+/// run of adjacent entries only the last goes, with the run's joiners that are members now
+/// and its leavers that are not; two runs with an entry between are both delivered (the
+/// first, without leavers, would be left out if whole), so acknowledging the first leaves
+/// the second queued as it was. A joiner not linked yet sends the group whole.
+#[tokio::test]
+async fn a_linked_groups_membership_changes_go_alone() {
+    let s = TestServer::start().await;
+    let a = Agent::new(&s).await;
+    let user = |n: &'static str| s.user(json!({"username": n, "email": format!("{n}@gf.test")}));
+    let (ua, ub, uc, ud) = (user("gfda").await, user("gfdb").await, user("gfdc").await, user("gfdd").await);
+    for (i, u) in [&ua, &ub, &uc, &ud].into_iter().enumerate() {
+        s.bind_user(&a.domain, u).await;
+        if i < 3 {
+            let linked = json!({"userId": u, "guid": format!("{i:032x}"), "dn": format!("CN=u{i},DC=gf,DC=test")});
+            assert_eq!(a.post("/api/agent/v1/sync/status", linked).await.0, 200);
+        }
+    }
+    let g = a.group("gfdelta").await;
+    let entries = a.poll().await;
+    assert!(entries.iter().all(|e| e["body"]["delta"].is_null()), "a group new to AD goes whole: {entries:#?}");
+    let linked = json!({"groupId": g, "guid": "f".repeat(32), "dn": "CN=gfdelta,DC=gf,DC=test"});
+    assert_eq!(a.post("/api/agent/v1/sync/status", linked).await.0, 200);
+    let last = entries.last().unwrap()["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await.0, 200);
+
+    a.member(&g, &ua, true).await;
+    a.member(&g, &ub, true).await;
+    let r = s.call("PUT", &format!("/api/systemusers/{ua}"), Some(json!({"lastname": "Between"}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for (u, add) in [(&ub, false), (&uc, true), (&ub, true), (&ua, false)] {
+        a.member(&g, u, add).await;
+    }
+    let entries = a.poll().await;
+    let kinds: Vec<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["group", "user", "group"], "{entries:#?}");
+    let (first, second) = (&entries[0]["body"], &entries[2]["body"]);
+    for b in [first, second] {
+        assert_eq!(b["delta"], true, "{b}");
+        assert_eq!((&b["name"], &b["dn"]), (&json!("gfdelta"), &json!("CN=gfdelta,DC=gf,DC=test")));
+        assert!(b.get("joined").is_none(), "{b}");
+    }
+    // As the state is at delivery: ua left in the second run, ub left and came back in it.
+    assert_eq!(ids(&first["members"], "username"), ["gfdb"], "{first}");
+    assert_eq!(first["removed"], json!([]), "{first}");
+    assert_eq!(ids(&second["members"], "username"), ["gfdb", "gfdc"], "{second}");
+    assert_eq!(ids(&second["removed"], "username"), ["gfda"], "{second}");
+    let m = &first["members"].as_array().unwrap()[0];
+    assert_eq!((&m["guid"], &m["groups"]), (&json!(format!("{:032x}", 1)), &json!(["gfdelta"])), "{m}");
+    // The first run applied and acknowledged: the second comes again as it was.
+    let seq = entries[0]["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await.0, 200);
+    let again = a.poll().await;
+    assert_eq!(again.len(), 2, "{again:#?}");
+    assert_eq!(again[1]["body"], *second);
+    let last = again[1]["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await.0, 200);
+
+    // A joiner without an account in the domain yet: whole.
+    a.member(&g, &ud, true).await;
+    let entries = a.poll().await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let b = &entries[0]["body"];
+    assert!(b["delta"].is_null(), "{b}");
+    assert_eq!(ids(&b["members"], "username"), ["gfdb", "gfdc", "gfdd"], "{b}");
+}

@@ -242,7 +242,7 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
             // The group first, so that it reaches AD even when its members' entries fill
             // more than one batch (delivered in the same batch as the entry below, it is
             // left out: `feed_groups::for_delivery`).
-            feed_groups::group_changed(s, &g, &[]).await?;
+            feed_groups::group_changed(s, &g, feed_groups::Membership::Other).await?;
         } else {
             let lost: BTreeSet<String> =
                 group_before.difference(&feed::domains_of_group(s, id).await?).cloned().collect();
@@ -253,7 +253,7 @@ pub async fn set_association(s: &AppState, domain: &str, target: Target, id: &st
     if add && edge == Edge::DomainGroup {
         // Again, now that its members' own entries are queued before it: membership last.
         let g = crate::ops::groups::load(s, id).await?;
-        feed_groups::group_changed(s, &g, &[]).await?;
+        feed_groups::group_changed(s, &g, feed_groups::Membership::Other).await?;
     }
     Ok(())
 }

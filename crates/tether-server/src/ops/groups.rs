@@ -7,6 +7,7 @@ use tether_core::actor::Actor;
 use tether_core::group::{write_group, Group};
 use tether_store::{Collection, Edge};
 
+use crate::adi::feed_groups::Membership;
 use crate::adi::{feed, feed_groups};
 use crate::crypto::new_id;
 use crate::error::{ApiError, ApiResult, Code};
@@ -39,7 +40,7 @@ pub async fn update(s: &AppState, id: &str, body: &Value, actor: Actor) -> ApiRe
     let changes = history::diff_of(Some(&cur), Some(&g));
     history::record(s, history::Of::Group(id), actor, "update", changes, None).await?;
     if g.name != cur.name {
-        feed_groups::group_changed(s, &g, &[]).await?;
+        feed_groups::group_changed(s, &g, Membership::Other).await?;
     }
     Ok(g)
 }
@@ -74,7 +75,7 @@ pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who
             history::record(s, history::Of::Group(id), who, "membership", changes, None).await?;
         }
         feed::rebind(s, before).await?;
-        feed_groups::group_changed(s, &group, &[]).await?;
+        feed_groups::group_changed(s, &group, Membership::Joined(user_id)).await?;
     } else {
         if !s.repo.store().unlink(Edge::Member, id, user_id).await? {
             return Err(ApiError::new(Code::NotFound, format!("user `{user_id}` is not a member")));
@@ -84,7 +85,7 @@ pub async fn change_member(s: &AppState, id: &str, user_id: &str, add: bool, who
         let name = user.as_ref().map(|u| u.username.clone()).unwrap_or_else(|_| user_id.to_string());
         history::record(s, history::Of::Group(id), who, "membership", json!({"members": [name, null]}), None).await?;
         // The group's AD membership first, then the user's possible disconnection.
-        feed_groups::group_changed(s, &group, user.ok().as_slice()).await?;
+        feed_groups::group_changed(s, &group, Membership::Left(user.ok().as_slice())).await?;
         feed::rebind(s, before).await?;
     }
     Ok(())
