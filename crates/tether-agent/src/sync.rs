@@ -107,6 +107,8 @@ struct Outcome {
     group: bool,
     /// `pwdLastSet` of a system-generated password the agent set.
     generated_password_set: Option<i64>,
+    /// A group's change alone could not be applied as such.
+    resend_whole: bool,
 }
 
 fn ad_reason(e: &AdError) -> String {
@@ -142,6 +144,7 @@ async fn apply(
                 code: None,
                 group: true,
                 generated_password_set: None,
+                resend_whole: o.resend_whole,
             };
             return Ok(Some((body.group_id.clone(), outcome)));
         }
@@ -169,6 +172,7 @@ async fn apply(
         code: None,
         group: false,
         generated_password_set: None,
+        resend_whole: false,
     };
     let mut current = found;
     for a in actions {
@@ -441,6 +445,7 @@ pub async fn apply_entries(
                     error: o.error,
                     code: o.code,
                     generated_password_set: o.generated_password_set,
+                    resend_whole: o.resend_whole,
                 }
             });
             if tx.send((entry.seq(), status)).await.is_err() {

@@ -31,6 +31,8 @@ pub struct GroupOutcome {
     pub guid: Option<String>,
     pub dn: Option<String>,
     pub error: Option<String>,
+    /// The change alone could not be applied as such: tetherd is to send the group whole.
+    pub resend_whole: bool,
 }
 
 /// What a group entry needs of the AD group it writes. Not `member`: its members are read
@@ -193,7 +195,7 @@ pub async fn apply_group(
         Ok(o) => Ok(o),
         Err(e @ AdError::Refused { .. }) => {
             tracing::warn!(group = %body.name, error = %e, "AD refused a group write");
-            Ok(GroupOutcome { guid: None, dn: None, error: Some(format!("AD refused: {e}")) })
+            Ok(GroupOutcome { guid: None, dn: None, error: Some(format!("AD refused: {e}")), resend_whole: false })
         }
         Err(e) => Err(e.into()),
     }
@@ -228,8 +230,20 @@ async fn write_group(
     forced_match: bool,
 ) -> Result<GroupOutcome, AdError> {
     let name = body.name.as_str();
-    let refuse = |dn: Option<String>, why: &str| GroupOutcome { guid: None, dn, error: Some(why.to_string()) };
-    let group = match find_group(ldap, nc, body.guid.as_deref(), name).await? {
+    let refuse = |dn: Option<String>, why: &str| GroupOutcome {
+        guid: None,
+        dn,
+        error: Some(why.to_string()),
+        resend_whole: false,
+    };
+    let found = find_group(ldap, nc, body.guid.as_deref(), name).await?;
+    if body.delta && !found.as_ref().is_some_and(|f| f.linked) {
+        // Deleted, or replaced, in AD since: created or taken over with the joiners alone, it
+        // would lack the group's other members. Nothing is written; the group comes whole.
+        let why = "the AD group linked to this group was not found: the group is sent whole again";
+        return Ok(GroupOutcome { resend_whole: true, ..refuse(found.map(|f| f.entry.dn), why) });
+    }
+    let group = match found {
         Some(found) => {
             if let Some(why) = off_limits(cfg, ldap, managed, &found).await? {
                 tracing::error!(group = %found.entry.dn, reason = why, "a Tether group maps to an AD group the agent may not modify");
@@ -280,12 +294,22 @@ async fn write_group(
     // who left: each is looked up with the groups it is directly in (`memberOf`), and the
     // group's own members are not read, so the change costs what it changed.
     let minimal = mode(cfg, body, forced_match) == GroupMembershipSyncType::Minimal;
-    let (below, above) = if minimal {
+    let (below, above, deepest) = if minimal {
         let tree = managed.get(ldap, &cfg.sync_group).await?;
         let below: HashSet<String> = tree.below(&dn).into_iter().map(|(_, n)| n).collect();
-        (below, tree.ancestors(&dn))
+        let above = tree.ancestors(&dn);
+        // Each group above, by name, with the names of the groups below it: a leaver of this
+        // one who is still in it belongs in it directly unless in one of those.
+        let deepest: Vec<(String, String, HashSet<String>)> = above
+            .iter()
+            .map(|a| {
+                let name = tree.name_of(a).unwrap_or_default().to_string();
+                (a.clone(), name, tree.below(a).into_iter().map(|(_, n)| n).collect())
+            })
+            .collect();
+        (below, above, deepest)
     } else {
-        (HashSet::new(), Vec::new())
+        (HashSet::new(), Vec::new(), Vec::new())
     };
     let direct = if body.delta {
         Direct::Lookup
@@ -329,21 +353,39 @@ async fn write_group(
         }
     }
     for m in body.removed.iter().flatten() {
-        if let Some((udn, member_of)) = find_user(ldap, nc, m).await? {
-            if direct.is_in(&dn, &udn, &member_of) {
-                set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
+        let Some((udn, member_of)) = find_user(ldap, nc, m).await? else { continue };
+        if direct.is_in(&dn, &udn, &member_of) {
+            set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
+        }
+        // Under `minimal`, a leaver still in a group above this one no longer gets it through
+        // AD's nesting: it becomes a direct member of the deepest such groups (a leaver of
+        // an entry of the change alone comes with its groups; a whole entry of the group
+        // above would do the same).
+        let groups: HashSet<String> = m.groups.iter().flatten().map(|g| g.to_lowercase()).collect();
+        for (a, name, below_a) in &deepest {
+            let deepest_of_its = groups.contains(name) && below_a.is_disjoint(&groups);
+            if deepest_of_its && !direct.is_in(a, &udn, &member_of) {
+                set_member_noting(ldap, a, &udn, true, &mut refused).await?;
             }
         }
     }
-    if let Some(first) = missing.first() {
-        // Shown on the group, which tetherd then sends whole: the member is added once its
-        // account is back.
-        refused.push(format!("adding {first}: no account in AD ({} member(s) without one)", missing.len()));
+    let mut errors = Vec::new();
+    if let Some(first) = refused.first() {
+        errors.push(format!(
+            "AD refused {} membership change(s), the others were made; the first: {first}",
+            refused.len()
+        ));
     }
-    let error = refused.first().map(|first| {
-        format!("AD refused {} membership change(s), the others were made; the first: {first}", refused.len())
-    });
-    Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error })
+    if let Some(first) = missing.first() {
+        // tetherd sends the group whole at once, which tells whether the account is back
+        // under its name (a whole entry skips a member without an account, as it always has).
+        errors.push(format!(
+            "{} joiner(s) with no account in AD, the first: {first}; the group is sent whole again",
+            missing.len()
+        ));
+    }
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
+    Ok(GroupOutcome { guid: Some(guid_hex(&group)), dn: Some(dn), error, resend_whole: !missing.is_empty() })
 }
 
 /// Applies a `group_disconnected` entry: `group_disconnection_action`, never on sync_group.

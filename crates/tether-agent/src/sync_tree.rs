@@ -80,6 +80,12 @@ impl Tree {
         out
     }
 
+    /// The sAMAccountName (lowercased) of `dn`, one of the nested groups.
+    pub fn name_of(&self, dn: &str) -> Option<&str> {
+        let dn = dn.to_lowercase();
+        self.order.iter().find(|(g, _)| *g == dn).map(|(_, n)| n.as_str())
+    }
+
     /// The nested groups that contain `dn` (at any depth), `dn` itself excluded.
     pub fn ancestors(&self, dn: &str) -> Vec<String> {
         let dn = dn.to_lowercase();

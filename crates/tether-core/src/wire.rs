@@ -282,7 +282,8 @@ pub struct GroupMember {
     pub user_id: String,
     pub username: String,
     pub guid: Option<String>,
-    /// The names of the domain's groups the member is in (absent for removed members).
+    /// The names of the domain's groups the member is in (absent for removed members, but
+    /// for those of an entry of the change alone: the groups they are still in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
 }
@@ -410,6 +411,10 @@ pub struct SyncStatus {
     /// The account was created with a system-generated password, set at this `pwdLastSet`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generated_password_set: Option<i64>,
+    /// A group's change alone (`GroupBody::delta`) could not be applied as such (its AD
+    /// group not found by its link, a joiner's account gone): send the group whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resend_whole: bool,
 }
 
 #[cfg(test)]

@@ -13,9 +13,14 @@ struct Agent<'a> {
 
 impl<'a> Agent<'a> {
     async fn new(s: &'a TestServer) -> Agent<'a> {
-        let domain = s.domain("DC=gf,DC=test", "TWOWAYSYNC").await;
+        Agent::of(s, "DC=gf,DC=test", 'g').await
+    }
+
+    /// The agent of a new domain `dn`, its token `letter` 40 times.
+    async fn of(s: &'a TestServer, dn: &str, letter: char) -> Agent<'a> {
+        let domain = s.domain(dn, "TWOWAYSYNC").await;
         let key = s.connect_key(&domain, "SYNC").await;
-        let token = "g".repeat(40);
+        let token = letter.to_string().repeat(40);
         let r =
             s.call_as(None, "POST", "/api/agent/v1/register", Some(json!({"connectKey": key, "token": token}))).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -37,10 +42,33 @@ impl<'a> Agent<'a> {
 
     async fn group(&self, name: &str) -> String {
         let g = self.s.create("/api/v2/usergroups", json!({"name": name})).await;
+        self.associate(&g).await;
+        g
+    }
+
+    async fn associate(&self, g: &str) {
         let path = format!("/api/v2/activedirectories/{}/associations", self.domain);
         let r = self.s.call("POST", &path, Some(json!({"op": "add", "type": "user_group", "id": g}))).await;
         assert_eq!(r.status, 204, "{:?}", r.body);
-        g
+    }
+
+    /// The agent's report of a user or group written to AD: `{userId|groupId, guid, dn,
+    /// error}`.
+    async fn status(&self, body: Value) {
+        let (status, r) = self.post("/api/agent/v1/sync/status", body).await;
+        assert_eq!(status, 200, "{r}");
+    }
+
+    /// Everything queued, applied and acknowledged (the group linked with `guid`, as the
+    /// agent reports a group it wrote).
+    async fn settle(&self, group: &str, guid: &str) -> Vec<Value> {
+        let entries = self.poll().await;
+        self.status(json!({"groupId": group, "guid": guid, "dn": format!("CN={group},DC=gf,DC=test")})).await;
+        if let Some(last) = entries.last() {
+            let seq = last["seq"].as_i64().unwrap();
+            assert_eq!(self.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await.0, 200);
+        }
+        entries
     }
 
     async fn member(&self, group: &str, user: &str, add: bool) {
@@ -287,4 +315,81 @@ async fn a_linked_groups_membership_changes_go_alone() {
     let b = &entries[0]["body"];
     assert!(b["delta"].is_null(), "{b}");
     assert_eq!(ids(&b["members"], "username"), ["gfdb", "gfdc", "gfdd"], "{b}");
+}
+
+/// A whole entry counts once it is acknowledged: a batch sent whole for a new hire (an
+/// earlier entry of the group with an existing user's joining left out before it), of which
+/// the agent acknowledges only the hire's own entry, comes again whole, the left-out joiner
+/// in it, though the hire is linked by then.
+#[tokio::test]
+async fn a_whole_entry_counts_once_acknowledged() {
+    let s = TestServer::start().await;
+    let a = Agent::new(&s).await;
+    let ua = s.user(json!({"username": "gfwa", "email": "gfwa@gf.test"})).await;
+    s.bind_user(&a.domain, &ua).await;
+    a.status(json!({"userId": ua, "guid": "a".repeat(32), "dn": "CN=gfwa,DC=gf,DC=test"})).await;
+    let hire = s.user(json!({"username": "gfwh", "email": "gfwh@gf.test"})).await;
+    let g = a.group("gfwhole").await;
+    a.settle(&g, &"e".repeat(32)).await;
+    a.member(&g, &ua, true).await;
+    a.member(&g, &hire, true).await;
+    let entries = a.poll().await;
+    let kinds: Vec<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["user", "group"], "the first group entry left out: {entries:#?}");
+    assert!(entries[1]["body"]["delta"].is_null(), "a hire not linked yet: whole");
+    // The hire's entry applied (its account linked) and acknowledged; the agent stops there.
+    a.status(json!({"userId": hire, "guid": "b".repeat(32), "dn": "CN=gfwh,DC=gf,DC=test"})).await;
+    let seq = entries[0]["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await.0, 200);
+    let again = a.poll().await;
+    assert_eq!(again.len(), 1, "{again:#?}");
+    let b = &again[0]["body"];
+    assert!(b["delta"].is_null(), "never acknowledged, so whole again: {b}");
+    assert_eq!(ids(&b["members"], "username"), ["gfwa", "gfwh"], "{b}");
+}
+
+/// A group associated with two domains: an error one domain's agent reports on it sends it
+/// whole to that domain next, though the other domain's agent wrote it since without error
+/// (which clears the error shown on the group); the other domain gets the change alone.
+#[tokio::test]
+async fn an_error_in_one_domain_sends_the_group_whole_there_only() {
+    let s = TestServer::start().await;
+    let (a, b) = (Agent::of(&s, "DC=gfa,DC=test", 'h').await, Agent::of(&s, "DC=gfb,DC=test", 'k').await);
+    let (u1, u2) = (
+        s.user(json!({"username": "gfe1", "email": "gfe1@gf.test"})).await,
+        s.user(json!({"username": "gfe2", "email": "gfe2@gf.test"})).await,
+    );
+    for (i, u) in [&u1, &u2].into_iter().enumerate() {
+        for (agent, letter) in [(&a, 'a'), (&b, 'b')] {
+            s.bind_user(&agent.domain, u).await;
+            let guid = format!("{}{i:031x}", letter);
+            agent.status(json!({"userId": u, "guid": guid, "dn": format!("CN=u{i},DC=gf,DC=test")})).await;
+        }
+    }
+    let g = a.group("gftwo").await;
+    b.associate(&g).await;
+    a.settle(&g, &"c".repeat(32)).await;
+    b.settle(&g, &"c".repeat(32)).await;
+    a.member(&g, &u1, true).await;
+    let mut seqs = Vec::new();
+    for agent in [&a, &b] {
+        let entries = agent.poll().await;
+        assert_eq!(entries.len(), 1, "{entries:#?}");
+        assert_eq!(entries[0]["body"]["delta"], true, "{entries:#?}");
+        seqs.push(entries[0]["seq"].as_i64().unwrap());
+    }
+    // Domain A's agent could not write it; domain B's did. Both acknowledge it.
+    a.status(json!({"groupId": g, "error": "AD refused: insufficient rights"})).await;
+    b.status(json!({"groupId": g, "guid": "c".repeat(32), "dn": "CN=gftwo,DC=gf,DC=test"})).await;
+    let shown = s.call("GET", &format!("/api/v2/usergroups/{g}"), None).await.body;
+    assert!(shown["adSyncError"].is_null(), "{shown}");
+    for (agent, seq) in [&a, &b].into_iter().zip(seqs) {
+        assert_eq!(agent.post("/api/agent/v1/sync/ack", json!({"seq": seq})).await.0, 200);
+    }
+    a.member(&g, &u2, true).await;
+    let (to_a, to_b) = (a.poll().await, b.poll().await);
+    assert!(to_a[0]["body"]["delta"].is_null(), "whole where the error was: {to_a:#?}");
+    assert_eq!(ids(&to_a[0]["body"]["members"], "username"), ["gfe1", "gfe2"]);
+    assert_eq!(to_b[0]["body"]["delta"], true, "{to_b:#?}");
+    assert_eq!(ids(&to_b[0]["body"]["members"], "username"), ["gfe2"]);
 }

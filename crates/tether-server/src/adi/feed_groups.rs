@@ -16,7 +16,8 @@
 //! (`delta`): who joined and who left, as the state is at delivery. Applied twice, that
 //! changes nothing (the agent checks each user's `memberOf`), so at-least-once delivery
 //! stays safe. It goes whole again every [`WHOLE_EVERY`], which puts right what an admin
-//! changed in AD by hand.
+//! changed in AD by hand, after an error on it, and at once when the agent cannot apply a
+//! change alone as such ([`resend_whole`]).
 //!
 //! Entries are never reordered. Of a run of adjacent entries of one group (a script adding
 //! members one call at a time) only the last is delivered, carrying the others' `removed`
@@ -125,10 +126,29 @@ async fn members_now(
 /// behind Tether's back (a member taken out by hand is put back).
 pub const WHOLE_EVERY: time::Duration = time::Duration::minutes(10);
 
-/// Where the time a group was last sent whole to a domain is kept (shared by every tetherd on
-/// the database, expiring after [`WHOLE_EVERY`]).
+/// Where the last whole entry of a group delivered to a domain is kept, as its `seq` (shared
+/// by every tetherd on the database, expiring after [`WHOLE_EVERY`]). It counts once it is
+/// acknowledged: until then AD may not hold what it sent, nor what the entries it stood for
+/// (left out before it) brought.
 fn whole_key(domain: &str, group: &str) -> String {
     format!("feed.group-whole.{domain}.{group}")
+}
+
+/// The group must go whole to the domain at its next delivery: the agent reported an error
+/// on it (the change alone may have left AD short of a member).
+pub async fn forget_whole(s: &AppState, domain: &str, group: &str) -> Result<(), ApiError> {
+    Ok(s.repo.store().delete_shared(&whole_key(domain, group)).await?)
+}
+
+/// Queues the group whole for the domain at once: its change alone could not be applied as
+/// such (the agent asked, `SyncStatus::resend_whole`).
+pub async fn resend_whole(s: &AppState, domain: &str, g: &Group) -> Result<(), ApiError> {
+    forget_whole(s, domain, &g.id).await?;
+    let ad = &g.attributes["activeDirectory"];
+    let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "removed": []});
+    append(s, domain, "group", &g.id, &b, None).await?;
+    notify(s).await;
+    Ok(())
 }
 
 /// A batch's entries of one group sent as the changes alone: who joined (each as a member
@@ -139,18 +159,24 @@ struct Changes {
     joined: HashMap<String, Value>,
     /// Whether each person named is a member now.
     member: HashMap<String, bool>,
+    /// The names of the domain's groups each person named is in now, in the order they were
+    /// associated (for a leaver: under `minimal`, the groups above this one it belongs in
+    /// directly now).
+    groups: HashMap<String, Vec<String>>,
 }
 
 /// The batch's entries of group `id` (their bodies) as changes alone, when that is safe:
-/// every one written by a membership change (it names who joined), the group's AD group
-/// written without error since it was last sent whole to this domain, within
-/// [`WHOLE_EVERY`], and every joiner who is still a member linked to its account in the
-/// domain (a user whose account the batch is still to create, a new hire, sends the group
-/// whole, as before). Otherwise `None`: the entries go whole.
+/// every one written by a membership change (it names who joined); the group sent whole to
+/// this domain within [`WHOLE_EVERY`] and that entry acknowledged (its `seq` before the
+/// batch's `first`: the batch starts just after the agent's cursor), with no error reported
+/// on the group since (an error forgets the whole entry, [`forget_whole`]; nor is one shown
+/// on it now); and every joiner who is still a member linked to its account in the domain
+/// (a user whose account the batch is still to create, a new hire, sends the group whole,
+/// as before). Otherwise `None`: the entries go whole.
 async fn changes_only(
     s: &AppState,
     domain: &str,
-    id: &str,
+    (id, first): (&str, i64),
     bodies: &[&Value],
     names: &mut HashMap<String, Option<String>>,
 ) -> Result<Option<Changes>, ApiError> {
@@ -162,7 +188,9 @@ async fn changes_only(
         return Ok(None);
     }
     let store = s.repo.store();
-    if store.shared(&whole_key(domain, id), s.now().unix_timestamp()).await?.is_none() {
+    let whole = store.shared(&whole_key(domain, id), s.now().unix_timestamp()).await?;
+    let acknowledged = whole.and_then(|w| w["seq"].as_i64()).is_some_and(|seq| seq < first);
+    if !acknowledged {
         return Ok(None);
     }
     let mut people: Vec<&str> = Vec::new();
@@ -188,23 +216,27 @@ async fn changes_only(
         .flat_map(|b| b["joined"].as_array().into_iter().flatten().filter_map(Value::as_str))
         .filter(|p| member.get(*p) == Some(&true))
         .collect();
+    let mut groups = HashMap::new();
+    for (p, of) in &groups_of {
+        let mut named = Vec::new();
+        for g in in_domain.iter().filter(|g| of.contains(*g)) {
+            if !names.contains_key(g) {
+                let name = s.repo.get::<Group>(Collection::Groups, g).await?.map(|g| g.name);
+                names.insert(g.clone(), name);
+            }
+            named.extend(names[g].clone());
+        }
+        groups.insert(p.clone(), named);
+    }
     let mut joined = HashMap::new();
     for u in s.repo.member_links(domain, &joiners).await? {
         if u.guid.is_none() {
             return Ok(None);
         }
-        let mut groups = Vec::new();
-        for g in in_domain.iter().filter(|g| groups_of[&u.id].contains(*g)) {
-            if !names.contains_key(g) {
-                let name = s.repo.get::<Group>(Collection::Groups, g).await?.map(|g| g.name);
-                names.insert(g.clone(), name);
-            }
-            groups.extend(names[g].clone());
-        }
-        let m = json!({"userId": u.id, "username": u.username, "guid": u.guid, "groups": groups});
+        let m = json!({"userId": u.id, "username": u.username, "guid": u.guid, "groups": groups[&u.id]});
         joined.insert(u.id, m);
     }
-    Ok(Some(Changes { group, joined, member }))
+    Ok(Some(Changes { group, joined, member, groups }))
 }
 
 /// The entries of a batch about to be delivered to `domain`'s sync agent, in the order
@@ -244,16 +276,18 @@ pub async fn for_delivery(
             bodies.entry(g).or_default().push(&e.body);
         }
     }
+    let first = entries.first().map_or(0, |e| e.seq);
     let mut changes = HashMap::new();
     let mut names = HashMap::new();
     for (g, b) in bodies {
-        if let Some(c) = changes_only(s, &domain.id, g, &b, &mut names).await? {
+        if let Some(c) = changes_only(s, &domain.id, (g, first), &b, &mut names).await? {
             changes.insert(g.to_string(), c);
         }
     }
     // The members of each group sent whole and the domain's groups, read once for the batch.
     let mut now: HashMap<String, Option<(Group, Vec<Value>)>> = HashMap::new();
     let mut groups_of = None;
+    let mut whole = HashMap::new();
     let (mut carried, mut joined): (Vec<Value>, Vec<String>) = (Vec::new(), Vec::new());
     let mut out = Vec::with_capacity(entries.len());
     for ((mut e, followed), later) in entries.into_iter().zip(followed).zip(later) {
@@ -288,16 +322,22 @@ pub async fn for_delivery(
                         unread => &*unread.insert(domain_groups(s, &domain.id).await?),
                     };
                     let members = members_now(s, &g.id, &domain.id, groups_of).await?;
-                    let expires = (s.now() + WHOLE_EVERY).unix_timestamp();
-                    s.repo.store().put_shared(&whole_key(&domain.id, &g.id), &json!(true), expires).await?;
                     Some((g, members))
                 }
                 None => None,
             };
             now.insert(e.object_id.clone(), state);
         }
+        if now[&e.object_id].is_some() {
+            whole.insert(e.object_id.clone(), e.seq);
+        }
         fill(domain, &mut e.body, now[&e.object_id].as_ref(), gone);
         out.push(e);
+    }
+    // Each group's last whole entry: the changes alone follow it once it is acknowledged.
+    let expires = (s.now() + WHOLE_EVERY).unix_timestamp();
+    for (g, seq) in whole {
+        s.repo.store().put_shared(&whole_key(&domain.id, &g), &json!({"seq": seq}), expires).await?;
     }
     Ok(out)
 }
@@ -338,13 +378,19 @@ fn fill(domain: &AdDomain, body: &mut Value, now: Option<&(Group, Vec<Value>)>, 
 }
 
 /// Fills a group entry's body with the changes alone: the group's name and AD link now, who
-/// joined (`came`) and is still a member, who left and is not a member again, each once.
+/// joined (`came`) and is still a member, who left and is not a member again, each once, each
+/// with the domain's groups it is in now.
 fn fill_changes(domain: &AdDomain, body: &mut Value, c: &Changes, came: &[String], gone: Vec<Value>) {
     set_group(body, &c.group);
     let mut seen = HashSet::new();
     let members: Vec<Value> =
         came.iter().filter(|id| seen.insert(id.as_str())).filter_map(|id| c.joined.get(id).cloned()).collect();
-    body["removed"] = Value::Array(leavers(gone, |id| c.member.get(id) == Some(&true)));
+    let mut left = leavers(gone, |id| c.member.get(id) == Some(&true));
+    for r in &mut left {
+        let groups = r["userId"].as_str().and_then(|id| c.groups.get(id));
+        r["groups"] = json!(groups.cloned().unwrap_or_default());
+    }
+    body["removed"] = Value::Array(left);
     body["members"] = Value::Array(members);
     body["delta"] = json!(true);
     body["useCase"] = json!(domain.use_case);

@@ -422,6 +422,14 @@ pub async fn sync_status(
                 .await?;
             }
         }
+        // An error may have left AD short of a member: the group goes whole to this domain
+        // next (at once if the agent asks: a change alone it could not apply as such).
+        if status.error.is_some() {
+            crate::adi::feed_groups::forget_whole(&s, &agent.domain_id, &gid).await?;
+        }
+        if status.resend_whole {
+            crate::adi::feed_groups::resend_whole(&s, &agent.domain_id, &g).await?;
+        }
         // A refused write shows on the group (and goes away once a write succeeds).
         if g.ad_sync_error != status.error {
             let before = g.clone();
