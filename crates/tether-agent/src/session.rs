@@ -251,7 +251,8 @@ impl Session {
     pub async fn sync_poll(&self, wait_ms: u64) -> Result<Vec<FeedItem>, AgentError> {
         // A few entries at a time: one entry may carry a whole group's members, and each
         // costs an LDAP write or more, so a small batch neither starves nor swells the agent.
-        self.call("/api/agent/v1/sync/poll", &Poll { wait_ms: Some(wait_ms), limit: Some(SYNC_BATCH) }).await
+        let poll = Poll { wait_ms: Some(wait_ms), limit: Some(SYNC_BATCH), deltas: true };
+        self.call("/api/agent/v1/sync/poll", &poll).await
     }
 
     /// Acknowledges the feed up to `seq` (applied in AD).
@@ -275,7 +276,7 @@ impl Session {
 
     /// Long-polls for delegated password checks.
     pub async fn auth_poll(&self, wait_ms: u64) -> Result<Vec<AuthRequest>, AgentError> {
-        self.call("/api/agent/v1/auth/poll", &Poll { wait_ms: Some(wait_ms), limit: None }).await
+        self.call("/api/agent/v1/auth/poll", &Poll { wait_ms: Some(wait_ms), limit: None, deltas: false }).await
     }
 
     /// Answers a delegated verification: accepted (`None`) or refused, with AD's reason.

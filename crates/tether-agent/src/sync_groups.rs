@@ -358,9 +358,8 @@ async fn write_group(
             set_member_noting(ldap, &dn, &udn, false, &mut refused).await?;
         }
         // Under `minimal`, a leaver still in a group above this one no longer gets it through
-        // AD's nesting: it becomes a direct member of the deepest such groups (a leaver of
-        // an entry of the change alone comes with its groups; a whole entry of the group
-        // above would do the same).
+        // AD's nesting: it becomes a direct member of the deepest such groups (a leaver comes
+        // with the groups it is still in; from an older tetherd, without them, nothing).
         let groups: HashSet<String> = m.groups.iter().flatten().map(|g| g.to_lowercase()).collect();
         for (a, name, below_a) in &deepest {
             let deepest_of_its = groups.contains(name) && below_a.is_disjoint(&groups);

@@ -239,6 +239,10 @@ pub struct Poll {
     pub wait_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// The sync agent applies group entries of the changes alone (`GroupBody::delta`); an
+    /// older one, which does not say so, is sent every group entry whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deltas: bool,
 }
 
 /// A delegated password check for an import agent: bind to AD as `dn` with `password`.
@@ -282,8 +286,8 @@ pub struct GroupMember {
     pub user_id: String,
     pub username: String,
     pub guid: Option<String>,
-    /// The names of the domain's groups the member is in (absent for removed members, but
-    /// for those of an entry of the change alone: the groups they are still in).
+    /// The names of the domain's groups the member is in (for a removed member, the ones it
+    /// is still in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
 }

@@ -33,9 +33,14 @@ impl<'a> Agent<'a> {
         (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
     }
 
-    /// Everything queued, in one batch.
+    /// Everything queued, in one batch, to an agent that applies group entries of the
+    /// changes alone.
     async fn poll(&self) -> Vec<Value> {
-        let (status, entries) = self.post("/api/agent/v1/sync/poll", json!({"waitMs": 10, "limit": 1000})).await;
+        self.poll_with(json!({"waitMs": 10, "limit": 1000, "deltas": true})).await
+    }
+
+    async fn poll_with(&self, poll: Value) -> Vec<Value> {
+        let (status, entries) = self.post("/api/agent/v1/sync/poll", poll).await;
         assert_eq!(status, 200, "{entries}");
         entries.as_array().unwrap().clone()
     }
@@ -268,6 +273,8 @@ async fn a_linked_groups_membership_changes_go_alone() {
             assert_eq!(a.post("/api/agent/v1/sync/status", linked).await.0, 200);
         }
     }
+    let other = a.group("gfdother").await;
+    a.member(&other, &uc, true).await;
     let g = a.group("gfdelta").await;
     let entries = a.poll().await;
     assert!(entries.iter().all(|e| e["body"]["delta"].is_null()), "a group new to AD goes whole: {entries:#?}");
@@ -308,13 +315,27 @@ async fn a_linked_groups_membership_changes_go_alone() {
     let last = again[1]["seq"].as_i64().unwrap();
     assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await.0, 200);
 
-    // A joiner without an account in the domain yet: whole.
+    // A joiner without an account in the domain yet: whole, its leaver with the domain's
+    // groups it is still in.
     a.member(&g, &ud, true).await;
+    a.member(&g, &uc, false).await;
     let entries = a.poll().await;
     assert_eq!(entries.len(), 1, "{entries:#?}");
     let b = &entries[0]["body"];
     assert!(b["delta"].is_null(), "{b}");
-    assert_eq!(ids(&b["members"], "username"), ["gfdb", "gfdc", "gfdd"], "{b}");
+    assert_eq!(ids(&b["members"], "username"), ["gfdb", "gfdd"], "{b}");
+    assert_eq!(
+        b["removed"],
+        json!([{"userId": uc, "username": "gfdc", "guid": format!("{:032x}", 2), "groups": ["gfdother"]}])
+    );
+    let last = entries[0]["seq"].as_i64().unwrap();
+    assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await.0, 200);
+    // An older agent, which does not say it applies the changes alone: whole.
+    a.member(&g, &ub, false).await;
+    let older = a.poll_with(json!({"waitMs": 10, "limit": 1000})).await;
+    assert_eq!(older.len(), 1, "{older:#?}");
+    assert!(older[0]["body"]["delta"].is_null(), "{older:#?}");
+    assert_eq!(ids(&older[0]["body"]["members"], "username"), ["gfdd"]);
 }
 
 /// A whole entry counts once it is acknowledged: a batch sent whole for a new hire (an
@@ -392,4 +413,37 @@ async fn an_error_in_one_domain_sends_the_group_whole_there_only() {
     assert_eq!(ids(&to_a[0]["body"]["members"], "username"), ["gfe1", "gfe2"]);
     assert_eq!(to_b[0]["body"]["delta"], true, "{to_b:#?}");
     assert_eq!(ids(&to_b[0]["body"]["members"], "username"), ["gfe2"]);
+}
+
+/// Entries skipped by a rejected sync plan were never applied, a whole group entry among
+/// them maybe: the domain's groups go whole next.
+#[tokio::test]
+async fn a_rejected_plan_sends_the_groups_whole_next() {
+    let s = TestServer::start().await;
+    let a = Agent::new(&s).await;
+    let mut users = Vec::new();
+    for (i, n) in ["gfr1", "gfr2", "gfr3"].into_iter().enumerate() {
+        let u = s.user(json!({"username": n, "email": format!("{n}@gf.test")})).await;
+        s.bind_user(&a.domain, &u).await;
+        a.status(json!({"userId": u, "guid": format!("{i:032x}"), "dn": format!("CN={n},DC=gf,DC=test")})).await;
+        users.push(u);
+    }
+    let g = s.create("/api/v2/usergroups", json!({"name": "gfrejected"})).await;
+    a.member(&g, &users[0], true).await;
+    a.member(&g, &users[1], true).await;
+    a.associate(&g).await;
+    a.settle(&g, &"d".repeat(32)).await;
+    let guard = json!({"guards": {"membershipRemovals": {"count": 1}}});
+    let r = s.call("PATCH", &format!("/api/v2/activedirectories/{}", a.domain), Some(guard)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    a.member(&g, &users[0], false).await;
+    a.member(&g, &users[1], false).await;
+    assert!(a.poll().await.is_empty(), "held by the guard");
+    let r = s.call("POST", &format!("/api/v2/activedirectories/{}/plan/reject", a.domain), None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    a.member(&g, &users[2], true).await;
+    let entries = a.poll().await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert!(entries[0]["body"]["delta"].is_null(), "whole after the rejection: {entries:#?}");
+    assert_eq!(ids(&entries[0]["body"]["members"], "username"), ["gfr3"]);
 }

@@ -252,6 +252,7 @@ pub async fn for_delivery(
     s: &AppState,
     domain: &AdDomain,
     entries: Vec<tether_store::FeedEntry>,
+    deltas: bool,
 ) -> Result<Vec<tether_store::FeedEntry>, ApiError> {
     fn group_of(e: &tether_store::FeedEntry) -> Option<&str> {
         (e.kind == "group").then_some(e.object_id.as_str())
@@ -279,7 +280,8 @@ pub async fn for_delivery(
     let first = entries.first().map_or(0, |e| e.seq);
     let mut changes = HashMap::new();
     let mut names = HashMap::new();
-    for (g, b) in bodies {
+    // (An older agent, which does not say it applies them, gets every group whole.)
+    for (g, b) in bodies.into_iter().filter(|_| deltas) {
         if let Some(c) = changes_only(s, &domain.id, (g, first), &b, &mut names).await? {
             changes.insert(g.to_string(), c);
         }
@@ -331,7 +333,14 @@ pub async fn for_delivery(
         if now[&e.object_id].is_some() {
             whole.insert(e.object_id.clone(), e.seq);
         }
-        fill(domain, &mut e.body, now[&e.object_id].as_ref(), gone);
+        // The leavers' groups in the domain (under `minimal`, a leaver still in a group
+        // above this one belongs in it directly now).
+        let groups_of = match (&mut groups_of, gone.is_empty()) {
+            (_, true) => None,
+            (Some(read), false) => Some(&*read),
+            (unread, false) => Some(&*unread.insert(domain_groups(s, &domain.id).await?)),
+        };
+        fill(domain, &mut e.body, now[&e.object_id].as_ref(), gone, groups_of);
         out.push(e);
     }
     // Each group's last whole entry: the changes alone follow it once it is acknowledged.
@@ -359,8 +368,15 @@ fn leavers(gone: Vec<Value>, is_member: impl Fn(&str) -> bool) -> Vec<Value> {
 
 /// Fills a group entry's body with the group's state now: its name and AD link (the ones the
 /// entry was written with if the group is gone), its members, the users who left and are not
-/// members again (each once), and the domain's use case.
-fn fill(domain: &AdDomain, body: &mut Value, now: Option<&(Group, Vec<Value>)>, gone: Vec<Value>) {
+/// members again (each once, with the domain's groups it is in now, `groups_of`), and the
+/// domain's use case.
+fn fill(
+    domain: &AdDomain,
+    body: &mut Value,
+    now: Option<&(Group, Vec<Value>)>,
+    gone: Vec<Value>,
+    groups_of: Option<&HashMap<String, Vec<String>>>,
+) {
     let members = match now {
         Some((g, members)) => {
             set_group(body, g);
@@ -369,7 +385,12 @@ fn fill(domain: &AdDomain, body: &mut Value, now: Option<&(Group, Vec<Value>)>, 
         None => Vec::new(),
     };
     let now: HashSet<&str> = members.iter().filter_map(|m| m["userId"].as_str()).collect();
-    body["removed"] = Value::Array(leavers(gone, |id| now.contains(id)));
+    let mut left = leavers(gone, |id| now.contains(id));
+    for r in &mut left {
+        let groups = r["userId"].as_str().and_then(|id| groups_of?.get(id));
+        r["groups"] = json!(groups.cloned().unwrap_or_default());
+    }
+    body["removed"] = Value::Array(left);
     body["members"] = Value::Array(members);
     body["useCase"] = json!(domain.use_case);
     if let Some(b) = body.as_object_mut() {

@@ -196,6 +196,11 @@ pub async fn reject(s: &AppState, domain: &str, plan: &SyncPlan, actor: &Actor) 
         }
     }
     s.repo.store().clear_feed_secrets(domain, plan.through).await?;
+    // A whole group entry among those skipped was never applied: the domain's groups go
+    // whole next (`feed_groups`).
+    for g in s.repo.store().targets(tether_store::Edge::DomainGroup, domain).await? {
+        crate::adi::feed_groups::forget_whole(s, domain, &g).await?;
+    }
     for c in &plan.changes {
         if let Some(id) = c["objectId"].as_str() {
             let why =

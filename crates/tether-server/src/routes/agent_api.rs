@@ -299,7 +299,7 @@ pub async fn sync_poll(
                 // Group entries are filled with the group's state now, one per group (the
                 // batch's last entry is always among them).
                 let started = std::time::Instant::now();
-                let entries = crate::adi::feed_groups::for_delivery(&s, &domain, entries).await?;
+                let entries = crate::adi::feed_groups::for_delivery(&s, &domain, entries, poll.deltas).await?;
                 let filled_ms = started.elapsed().as_millis() as u64;
                 let mut out = Vec::with_capacity(entries.len());
                 for e in entries {
