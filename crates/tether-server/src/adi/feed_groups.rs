@@ -366,6 +366,16 @@ fn leavers(gone: Vec<Value>, is_member: impl Fn(&str) -> bool) -> Vec<Value> {
     left
 }
 
+/// Leavers, each with the names of the domain's groups it is still in (none if unknown).
+fn with_groups<'a>(left: Vec<Value>, groups: impl Fn(&str) -> Option<&'a Vec<String>>) -> Value {
+    let with = |mut r: Value| {
+        let of = r["userId"].as_str().and_then(&groups);
+        r["groups"] = json!(of.cloned().unwrap_or_default());
+        r
+    };
+    Value::Array(left.into_iter().map(with).collect())
+}
+
 /// Fills a group entry's body with the group's state now: its name and AD link (the ones the
 /// entry was written with if the group is gone), its members, the users who left and are not
 /// members again (each once, with the domain's groups it is in now, `groups_of`), and the
@@ -385,12 +395,8 @@ fn fill(
         None => Vec::new(),
     };
     let now: HashSet<&str> = members.iter().filter_map(|m| m["userId"].as_str()).collect();
-    let mut left = leavers(gone, |id| now.contains(id));
-    for r in &mut left {
-        let groups = r["userId"].as_str().and_then(|id| groups_of?.get(id));
-        r["groups"] = json!(groups.cloned().unwrap_or_default());
-    }
-    body["removed"] = Value::Array(left);
+    let left = leavers(gone, |id| now.contains(id));
+    body["removed"] = with_groups(left, |id| groups_of?.get(id));
     body["members"] = Value::Array(members);
     body["useCase"] = json!(domain.use_case);
     if let Some(b) = body.as_object_mut() {
@@ -406,12 +412,8 @@ fn fill_changes(domain: &AdDomain, body: &mut Value, c: &Changes, came: &[String
     let mut seen = HashSet::new();
     let members: Vec<Value> =
         came.iter().filter(|id| seen.insert(id.as_str())).filter_map(|id| c.joined.get(id).cloned()).collect();
-    let mut left = leavers(gone, |id| c.member.get(id) == Some(&true));
-    for r in &mut left {
-        let groups = r["userId"].as_str().and_then(|id| c.groups.get(id));
-        r["groups"] = json!(groups.cloned().unwrap_or_default());
-    }
-    body["removed"] = Value::Array(left);
+    let left = leavers(gone, |id| c.member.get(id) == Some(&true));
+    body["removed"] = with_groups(left, |id| c.groups.get(id));
     body["members"] = Value::Array(members);
     body["delta"] = json!(true);
     body["useCase"] = json!(domain.use_case);
