@@ -69,6 +69,10 @@ async fn users(fx: &mut Fx, n: usize, prefix: &str) -> (Vec<String>, Vec<String>
     (sams, ids, dns)
 }
 
+/// A group in AD with a member an admin took out by hand: a joiner and a leaver go as the
+/// changes alone (the member taken out stays out); a joiner whose account is gone from AD
+/// brings the group whole at once (the member taken out is put back); then the changes alone
+/// again, and the group whole ten minutes on.
 #[tokio::test]
 async fn a_membership_change_goes_alone_and_the_group_whole_when_it_must_or_ten_minutes_on() {
     let mut fx = fixture(json!({"group_membership_sync_type": "match"})).await;
