@@ -64,6 +64,13 @@ impl<'a> Agent<'a> {
         assert_eq!(status, 200, "{r}");
     }
 
+    /// A user bound to the domain and linked to its account there (`guid`, `dn`), as the
+    /// agent reports one it wrote.
+    async fn link(&self, user: &str, guid: &str, dn: &str) {
+        self.s.bind_user(&self.domain, user).await;
+        self.status(json!({"userId": user, "guid": guid, "dn": dn})).await;
+    }
+
     /// Everything queued, applied and acknowledged (the group linked with `guid`, as the
     /// agent reports a group it wrote).
     async fn settle(&self, group: &str, guid: &str) -> Vec<Value> {
@@ -266,20 +273,16 @@ async fn a_linked_groups_membership_changes_go_alone() {
     let a = Agent::new(&s).await;
     let user = |n: &'static str| s.user(json!({"username": n, "email": format!("{n}@gf.test")}));
     let (ua, ub, uc, ud) = (user("gfda").await, user("gfdb").await, user("gfdc").await, user("gfdd").await);
-    for (i, u) in [&ua, &ub, &uc, &ud].into_iter().enumerate() {
-        s.bind_user(&a.domain, u).await;
-        if i < 3 {
-            let linked = json!({"userId": u, "guid": format!("{i:032x}"), "dn": format!("CN=u{i},DC=gf,DC=test")});
-            assert_eq!(a.post("/api/agent/v1/sync/status", linked).await.0, 200);
-        }
+    for (i, u) in [&ua, &ub, &uc].into_iter().enumerate() {
+        a.link(u, &format!("{i:032x}"), &format!("CN=u{i},DC=gf,DC=test")).await;
     }
+    s.bind_user(&a.domain, &ud).await;
     let other = a.group("gfdother").await;
     a.member(&other, &uc, true).await;
     let g = a.group("gfdelta").await;
     let entries = a.poll().await;
     assert!(entries.iter().all(|e| e["body"]["delta"].is_null()), "a group new to AD goes whole: {entries:#?}");
-    let linked = json!({"groupId": g, "guid": "f".repeat(32), "dn": "CN=gfdelta,DC=gf,DC=test"});
-    assert_eq!(a.post("/api/agent/v1/sync/status", linked).await.0, 200);
+    a.status(json!({"groupId": g, "guid": "f".repeat(32), "dn": "CN=gfdelta,DC=gf,DC=test"})).await;
     let last = entries.last().unwrap()["seq"].as_i64().unwrap();
     assert_eq!(a.post("/api/agent/v1/sync/ack", json!({"seq": last})).await.0, 200);
 
@@ -347,8 +350,7 @@ async fn a_whole_entry_counts_once_acknowledged() {
     let s = TestServer::start().await;
     let a = Agent::new(&s).await;
     let ua = s.user(json!({"username": "gfwa", "email": "gfwa@gf.test"})).await;
-    s.bind_user(&a.domain, &ua).await;
-    a.status(json!({"userId": ua, "guid": "a".repeat(32), "dn": "CN=gfwa,DC=gf,DC=test"})).await;
+    a.link(&ua, &"a".repeat(32), "CN=gfwa,DC=gf,DC=test").await;
     let hire = s.user(json!({"username": "gfwh", "email": "gfwh@gf.test"})).await;
     let g = a.group("gfwhole").await;
     a.settle(&g, &"e".repeat(32)).await;
@@ -382,9 +384,7 @@ async fn an_error_in_one_domain_sends_the_group_whole_there_only() {
     );
     for (i, u) in [&u1, &u2].into_iter().enumerate() {
         for (agent, letter) in [(&a, 'a'), (&b, 'b')] {
-            s.bind_user(&agent.domain, u).await;
-            let guid = format!("{}{i:031x}", letter);
-            agent.status(json!({"userId": u, "guid": guid, "dn": format!("CN=u{i},DC=gf,DC=test")})).await;
+            agent.link(u, &format!("{letter}{i:031x}"), &format!("CN=u{i},DC=gf,DC=test")).await;
         }
     }
     let g = a.group("gftwo").await;
@@ -424,8 +424,7 @@ async fn a_rejected_plan_sends_the_groups_whole_next() {
     let mut users = Vec::new();
     for (i, n) in ["gfr1", "gfr2", "gfr3"].into_iter().enumerate() {
         let u = s.user(json!({"username": n, "email": format!("{n}@gf.test")})).await;
-        s.bind_user(&a.domain, &u).await;
-        a.status(json!({"userId": u, "guid": format!("{i:032x}"), "dn": format!("CN={n},DC=gf,DC=test")})).await;
+        a.link(&u, &format!("{i:032x}"), &format!("CN={n},DC=gf,DC=test")).await;
         users.push(u);
     }
     let g = s.create("/api/v2/usergroups", json!({"name": "gfrejected"})).await;

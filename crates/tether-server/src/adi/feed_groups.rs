@@ -43,6 +43,13 @@ use super::feed::{append, domains_of_group, notify, with_guard};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// A group entry's body as written: the group's name and AD link then, the users who left
+/// (filled again at delivery, [`for_delivery`]).
+fn written(g: &Group, removed: Vec<Value>) -> Value {
+    let ad = &g.attributes["activeDirectory"];
+    json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "removed": removed})
+}
+
 /// A removed member as the entry keeps it: the user may be gone by delivery.
 fn removed_member(u: &User, domain: &str) -> Value {
     json!({"userId": u.id, "username": u.username, "guid": u.link_in(domain).map(|l| l.guid)})
@@ -71,13 +78,13 @@ pub async fn group_changed(s: &AppState, g: &Group, change: Membership<'_>) -> R
         Membership::Left(users) => (None, users),
     };
     for d in &domains {
-        let ad = &g.attributes["activeDirectory"];
         let removed: Vec<Value> = removed.iter().map(|u| removed_member(u, d)).collect();
-        let mut b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "removed": removed});
+        let leavers = removed.len();
+        let mut b = written(g, removed);
         if !matches!(change, Membership::Other) {
             b["joined"] = json!(joined.into_iter().collect::<Vec<_>>());
         }
-        let b = with_guard(b, &[(Category::MembershipRemovals, removed.len())]);
+        let b = with_guard(b, &[(Category::MembershipRemovals, leavers)]);
         append(s, d, "group", &g.id, &b, None).await?;
     }
     if !domains.is_empty() {
@@ -144,9 +151,7 @@ pub async fn forget_whole(s: &AppState, domain: &str, group: &str) -> Result<(),
 /// such (the agent asked, `SyncStatus::resend_whole`).
 pub async fn resend_whole(s: &AppState, domain: &str, g: &Group) -> Result<(), ApiError> {
     forget_whole(s, domain, &g.id).await?;
-    let ad = &g.attributes["activeDirectory"];
-    let b = json!({"groupId": g.id, "name": g.name, "guid": ad["id"], "dn": ad["dn"], "removed": []});
-    append(s, domain, "group", &g.id, &b, None).await?;
+    append(s, domain, "group", &g.id, &written(g, Vec::new()), None).await?;
     notify(s).await;
     Ok(())
 }
