@@ -5,6 +5,7 @@
 pub mod ad_users;
 mod changes;
 pub mod config;
+pub mod dc_watch;
 pub mod delegation;
 pub mod generated;
 pub mod import;
@@ -16,6 +17,7 @@ mod report;
 pub mod retry;
 pub mod runner;
 pub mod session;
+pub mod smb_conf;
 pub mod sync;
 pub mod sync_groups;
 pub mod sync_tree;

@@ -1,7 +1,7 @@
 //! An agent's own metrics, served in the Prometheus text format on an optional local port
 //! (`MetricsListen` in the import agent's config, `metrics_listen` in the sync agent's):
 //! cycle durations and entries read, feed entries applied, delegated verifications, AD
-//! errors by code, whether AD is reachable, its change notifications and how each cycle
+//! errors by code, whether AD is reachable, its change notifications, the database watch and how each cycle
 //! learnt what changed — what an admin watches on the AD side, where tetherd's own
 //! `/metrics` cannot see.
 
@@ -27,6 +27,8 @@ pub struct AgentMetrics {
     ad_reachable: Gauge,
     notifications: Counter,
     notifications_open: Gauge,
+    database_watched: Gauge,
+    database_writes: Counter,
     woken: Counter,
     reads: Family<Labels, Counter>,
 }
@@ -44,6 +46,7 @@ impl Default for AgentMetrics {
         let ad_errors = Family::<Labels, Counter>::default();
         let (notifications, notifications_open, woken) = (Counter::default(), Gauge::default(), Counter::default());
         let reads = Family::<Labels, Counter>::default();
+        let (database_watched, database_writes) = (Gauge::default(), Counter::default());
         let mut registry = Registry::with_prefix("tether_agent");
         registry.register("cycle_seconds", "Duration of import cycles, idle ones included", cycle.clone());
         registry.register("entries_read", "AD entries read by import cycles", entries_read.clone());
@@ -66,7 +69,21 @@ impl Default for AgentMetrics {
             "Import cycles by how they learnt what changed: idle (rootDSE only), notified (from change notifications, no search), exact (one indexed search by USN), scan (uSNChanged>= searches), complete",
             reads.clone(),
         );
-        registry.register("cycles_woken", "Import cycles started at once by a change notification", woken.clone());
+        registry.register(
+            "database_watch_open",
+            "1 while the DC's database is watched (an import agent on a Samba DC), else 0",
+            database_watched.clone(),
+        );
+        registry.register(
+            "database_writes",
+            "Events of the DC's database folder seen by its watch (writes: an edit makes one or two)",
+            database_writes.clone(),
+        );
+        registry.register(
+            "cycles_woken",
+            "Import cycles started at once by a change notification or a write seen in the DC's database",
+            woken.clone(),
+        );
         AgentMetrics {
             registry,
             cycle,
@@ -77,6 +94,8 @@ impl Default for AgentMetrics {
             ad_reachable,
             notifications,
             notifications_open,
+            database_watched,
+            database_writes,
             woken,
             reads,
         }
@@ -113,6 +132,14 @@ impl AgentMetrics {
 
     pub fn notifications_open(&self, open: bool) {
         self.notifications_open.set(open as i64);
+    }
+
+    pub fn database_watched(&self, watched: bool) {
+        self.database_watched.set(watched as i64);
+    }
+
+    pub fn database_written(&self) {
+        self.database_writes.inc();
     }
 
     pub fn cycle_woken(&self) {

@@ -57,6 +57,8 @@ pub struct Inbox {
     server: Mutex<Option<String>>,
     /// Whether a notification search is open now.
     open: std::sync::atomic::AtomicBool,
+    /// Whether the DC's database is watched now (`dc_watch.rs`): every write wakes the loop.
+    watched: std::sync::atomic::AtomicBool,
 }
 
 impl Inbox {
@@ -81,6 +83,16 @@ impl Inbox {
 
     fn set_open(&self, open: bool) {
         self.open.store(open, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the DC's database is watched now: the main loop is woken at every write,
+    /// deletions included, and checks AD only at the safety net besides.
+    pub fn is_watched(&self) -> bool {
+        self.watched.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_watched(&self, watched: bool) {
+        self.watched.store(watched, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Wakes the main loop without an entry (a search (re)opened: catch up).

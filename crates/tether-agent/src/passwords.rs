@@ -21,16 +21,7 @@ use crate::AgentError;
 
 /// The privileged ldapi socket of the DC whose configuration is `smb_conf`.
 pub fn privileged_socket(smb_conf: &Path) -> PathBuf {
-    let private = std::fs::read_to_string(smb_conf)
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                (k.trim().eq_ignore_ascii_case("private dir")).then(|| PathBuf::from(v.trim()))
-            })
-        })
-        .unwrap_or_else(|| smb_conf.parent().unwrap_or(Path::new(".")).join("../private"));
-    private.join("ldap_priv/ldapi")
+    crate::smb_conf::SmbConf::read(smb_conf).private_dir.join("ldap_priv/ldapi")
 }
 
 fn urlencode_path(p: &Path) -> String {

@@ -57,8 +57,9 @@ pub const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// is woken (a change notification from AD, `notify.rs`); it heartbeats every
 /// `min(15 s, max(interval, 1 s))`; the sync agent only heartbeats, every `interval` (its
 /// work arrives by long-poll). An import agent told of every change, deletions included
-/// (`ImportWork::quiet`), runs its cycles as [`QuietSchedule`] says while its notification
-/// search is open: idle, it sends AD nothing but that search.
+/// (`ImportWork::quiet`, while its notification search is open; or while it watches the DC's
+/// database, `dc_watch.rs`) runs its cycles as [`QuietSchedule`] says: idle, it sends AD
+/// nothing but that search, or nothing at all.
 async fn main_loop(
     session: Session,
     interval: Duration,
@@ -116,8 +117,9 @@ async fn main_loop(
                 }
             }
         }
-        // Told of every change only while the notification search is open; else the tick.
-        let quiet = quiet_mode && wake.as_ref().is_some_and(|w| w.is_open());
+        // Told of every change only while the notification search is open or the database
+        // watched; else the tick.
+        let quiet = wake.as_ref().is_some_and(|w| (quiet_mode && w.is_open()) || w.is_watched());
         let tick = match work {
             Some(_) if quiet => beat_every,
             Some(_) => interval.min(CHECK_EVERY),
@@ -175,9 +177,10 @@ async fn main_loop(
         tokio::select! {
             _ = &mut shutdown => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
-            // A change in AD: the cycle runs now (unless AD or the server is in backoff), or
-            // during a burst of changes [`WOKEN_GAP`] after the last one (each cycle that
-            // finds a change costs the DC a search).
+            // A change in AD (notified, or a write seen in the DC's database): the cycle runs
+            // now (unless AD or the server is in backoff), or during a burst of changes
+            // [`WOKEN_GAP`] after the last one (each cycle that finds a change costs the DC a
+            // search).
             _ = notified => {
                 woken = true;
                 schedule.woken(tokio::time::Instant::now());
@@ -194,8 +197,8 @@ async fn main_loop(
 /// rootDSE tick, then left to the safety net.
 const SOON_TRIES: u32 = 20;
 
-/// When an import agent told of every change (`TombstonesReadable`, its notification search
-/// open) runs its next cycle: at once when a notification wakes it (or it is resumed, or
+/// When an import agent told of every change (`TombstonesReadable` with its notification
+/// search open, or the DC's database watched) runs its next cycle: at once when a notification wakes it (or it is resumed, or
 /// becomes the primary); [`MEMBERSHIP_CHECK_EVERY`] after a cycle that put its changes off;
 /// at the tick, [`SOON_TRIES`] times at most, while notified objects wait that the cycle
 /// could not apply (one after a gap in the USNs: the next cycle reads by `uSNChanged` and
@@ -318,21 +321,24 @@ fn interval(secs: f64) -> Duration {
 pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let target = cfg.ldap_target();
     let mut ldap = connect_ad(&target).await?;
-    let samba = tether_ad::read::root_dse(&mut ldap).await.is_ok_and(|d| d.is_samba());
+    let dse = tether_ad::read::root_dse(&mut ldap).await.ok();
+    let samba = dse.as_ref().is_some_and(|d| d.is_samba());
     let notifications = cfg.change_notifications.hold(samba);
     // Whether deletions are notified too: the setting, or (auto) a tombstone the account sees.
     let setting = cfg.tombstones_readable;
     let visible = notifications && setting.looks(samba) && crate::notify::tombstones_visible(&mut ldap).await;
     let quiet = notifications && setting.trusted(samba, visible);
+    let database = database_watch(&cfg, &dse);
     tracing::info!(
         samba,
         setting = ?cfg.change_notifications,
         tombstones = ?setting,
         "change notifications {}",
-        match (notifications, quiet) {
-            (false, _) => "off: changes are found by the rootDSE check (ChangeNotifications)",
+        match (notifications, quiet || database.is_some()) {
+            (false, false) => "off: changes are found by the rootDSE check (ChangeNotifications)",
+            (false, true) => "off (ChangeNotifications); changes are found by the watch of the DC's database",
             (true, false) => "on; deletions are found by the rootDSE check (TombstonesReadable)",
-            (true, true) => "on, deletions too: AD is checked only every PollIntervalSeconds besides (TombstonesReadable)",
+            (true, true) => "on, deletions too: AD is checked only every PollIntervalSeconds besides",
         }
     );
     if quiet && !visible {
@@ -353,6 +359,8 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let delegation = tokio::spawn(crate::delegation::serve(session.clone(), target.clone()));
     let metrics = serve_metrics(cfg.metrics_listen, &session);
     let inbox = Arc::new(Inbox::default());
+    let database =
+        database.map(|dir| tokio::spawn(crate::dc_watch::watch(dir, inbox.clone(), session.metrics.clone())));
     let watch = notifications.then(|| {
         tokio::spawn(crate::notify::watch(
             target.clone(),
@@ -365,7 +373,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let work =
         ImportWork { cfg, target, ldap, inbox: inbox.clone(), memory: Default::default(), quiet, reconciled: false };
     let r = main_loop(session, every, shutdown, Some(work), Some(inbox)).await;
-    if let Some(w) = watch {
+    for w in [watch, database].into_iter().flatten() {
         w.abort();
     }
     delegation.abort();
@@ -373,6 +381,36 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
         m.abort();
     }
     r
+}
+
+/// Where Samba's packages put the DC's `smb.conf`: what the database watch reads when
+/// `SambaSmbConf` does not say.
+const DEFAULT_SMB_CONF: &str = "/etc/samba/smb.conf";
+
+/// The DC's database folder to watch (`dc_watch.rs`): an agent installed on the Samba DC it
+/// reads, whose `smb.conf` is `SambaSmbConf` or else Samba's default. Logs why not when it
+/// may not (a warning when `SambaSmbConf` was said).
+fn database_watch(cfg: &ImportConfig, dse: &Option<tether_ad::read::RootDse>) -> Option<std::path::PathBuf> {
+    let (InstalledOn::Dc, Some(dse)) = (cfg.installed_on, dse) else { return None };
+    let said = cfg.samba_smb_conf.as_deref();
+    let conf = std::path::Path::new(said.unwrap_or(DEFAULT_SMB_CONF));
+    if !dse.is_samba() || (said.is_none() && !conf.exists()) {
+        return None;
+    }
+    match crate::dc_watch::watchable(conf, &dse.ds_service_name, &dse.default_naming_context) {
+        Ok(dir) => {
+            tracing::info!(dir = %dir.display(), "watching the DC's database: AD is checked when it is written, and every PollIntervalSeconds besides");
+            Some(dir)
+        }
+        Err(why) if said.is_some() => {
+            tracing::warn!(reason = %why, "the DC's database is not watched; changes are found by the rootDSE check");
+            None
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "the DC's database is not watched (SambaSmbConf); changes are found by the rootDSE check");
+            None
+        }
+    }
 }
 
 pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {

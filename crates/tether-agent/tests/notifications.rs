@@ -2,7 +2,8 @@
 //! `tether-agent import` runs it) holds a notification search open, and a change written in
 //! AD is notified and wakes an import cycle — counted by the agent's own metrics, so the test
 //! tells a woken cycle from a polled one. With the tombstones readable, a deletion is
-//! notified too, and the idle agent sends AD nothing but its notification search.
+//! notified too, and the idle agent sends AD nothing but its notification search. Installed on
+//! the Samba DC it reads, the agent watches the DC's database instead and sends AD nothing idle.
 
 use std::path::Path;
 use std::time::Duration;
@@ -204,5 +205,77 @@ async fn with_tombstones_readable_a_deletion_is_notified_and_the_idle_agent_send
     tether_testkit::eventually("the deleted user gone from Tether", Duration::from_secs(20), gone).await;
     assert!(agent_metric(&metrics, "tether_agent_notifications_total").await > notes, "the tombstone was notified");
     assert!(agent_metric(&metrics, "tether_agent_cycles_woken_total").await > woken, "and woke a cycle");
+    agent.abort();
+}
+
+/// The keys of an import agent installed on the DC `dc` (its `smb.conf` at `smb_conf`), with
+/// the safety-net check 60 s away.
+fn on_the_dc(smb_conf: &Path) -> serde_json::Value {
+    json!({"InstalledOn": "dc", "SambaSmbConf": smb_conf, "MainLoop": {"PollIntervalSeconds": 60}})
+}
+
+/// An import agent installed on the Samba DC it reads watches the DC's database: idle, it
+/// runs no cycle, so it sends AD nothing at all (no notification search either, Samba's
+/// default); an edit and a deletion, written over LDAP by another process, each wake a cycle
+/// at once and reach Tether long before the safety net (60 s). A DC of its own: the shared
+/// one is written by other tests all the time, and each write wakes the agent.
+#[tokio::test]
+async fn on_its_samba_dc_the_idle_agent_sends_ad_nothing_and_each_write_wakes_it() {
+    let own = OwnDc(private_dc("watch-ad"));
+    let s = TestServer::start().await;
+    let Running { mut ldap, sam, dn, metrics, agent, _state } =
+        running_on(&own.0, &s, on_the_dc(&own.0.dir.join("etc/smb.conf"))).await;
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    wait_for("the database watched", async || agent_metric(&metrics, "tether_agent_database_watch_open").await == 1.0)
+        .await;
+    wait_for("the watch's first cycle", async || {
+        agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(agent_metric(&metrics, "tether_agent_notification_search_open").await, 0.0, "none on Samba");
+
+    // Idle for 3 s: not one cycle (the rootDSE check would run 30), not one entry read.
+    let (before, read) = (cycles(&metrics).await, agent_metric(&metrics, "tether_agent_entries_read_total").await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(cycles(&metrics).await, before, "an idle agent checked AD");
+    assert_eq!(agent_metric(&metrics, "tether_agent_entries_read_total").await, read);
+
+    let (writes, woken) = (
+        agent_metric(&metrics, "tether_agent_database_writes_total").await,
+        agent_metric(&metrics, "tether_agent_cycles_woken_total").await,
+    );
+    replace_attrs(&mut ldap, &dn, &[("title", "Charge Nurse")]).await.unwrap();
+    wait_for("the new title in Tether", async || title_in_tether(&s, &sam).await.as_deref() == Some("Charge Nurse"))
+        .await;
+    assert!(agent_metric(&metrics, "tether_agent_database_writes_total").await > writes, "the write was seen");
+    assert!(agent_metric(&metrics, "tether_agent_cycles_woken_total").await > woken, "and woke a cycle");
+
+    // A deletion, which no notification tells a least-privileged account of.
+    let gone = async || {
+        let r = s.call("GET", &format!("/api/systemusers?filter=username:$eq:{sam}"), None).await.body;
+        let left = r["results"].get(0).cloned().unwrap_or_default();
+        left.is_null() || left["external_dn"].is_null()
+    };
+    ldap.delete(&dn).await.unwrap().success().unwrap();
+    tether_testkit::eventually("the deleted user gone from Tether", Duration::from_secs(20), gone).await;
+    agent.abort();
+}
+
+/// The watch is only for the DC the agent reads: with the `smb.conf` of another DC (here the
+/// shared DC's, renamed), the agent says why in its log and keeps the rootDSE check.
+#[tokio::test]
+async fn with_another_dcs_smb_conf_the_agent_keeps_the_rootdse_check() {
+    let s = TestServer::start().await;
+    let conf = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dc().dir.join("etc/smb.conf")).unwrap();
+    assert!(text.contains("netbios name = DC1"), "the sandbox's name");
+    std::fs::write(conf.path().join("smb.conf"), text.replace("netbios name = DC1", "netbios name = DC9")).unwrap();
+    let Running { metrics, agent, sam, _state, .. } = running(&s, on_the_dc(&conf.path().join("smb.conf"))).await;
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    let before = cycles(&metrics).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(cycles(&metrics).await >= before + 3.0, "the rootDSE check goes on");
+    assert_eq!(agent_metric(&metrics, "tether_agent_database_watch_open").await, 0.0);
     agent.abort();
 }

@@ -78,9 +78,6 @@ async fn sn_of(ldap: &mut tether_ad::Ldap, base: &str) -> Option<String> {
         .and_then(|e| e.attrs.get("sn").and_then(|v| v.first().cloned()))
 }
 
-/// Whether an AD change has arrived, given the user and its groups as the API shows them.
-type Arrived = Box<dyn Fn(&Value, &Value) -> bool>;
-
 /// The values of `attr` of the `benchsync` user in AD.
 async fn ad_values(admin: &mut tether_ad::Ldap, base: &str, attr: &str) -> Result<Vec<String>> {
     let (e, _) = admin
@@ -281,81 +278,10 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (mut lat, mut kinds, mut writes) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut after_write, mut after_write_kinds) = (Vec::new(), Vec::new());
-    for i in 0..changes {
-        let (u, dn, id) = seeded_user(&s, &d, i % n.max(1) + 1).await?;
-        // Changes arrive at random moments relative to the agent's tick, as an admin's do
-        // (without this pause each change would follow the last cycle in lockstep).
-        tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % 500)).await;
-        // A membership change adds or removes as Tether holds it now, asked before the clock
-        // starts (the timed write is AD's alone).
-        let add = i % 4 == 2 && {
-            let member_of = s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body;
-            !member_of.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str()))
-        };
-        let t = Instant::now();
-        let kind = ["attribute", "disable/enable", "membership", "deletion"][i % 4];
-        let arrived: Arrived = match i % 4 {
-            0 => {
-                let value = format!("title-{i}");
-                tether_ad::replace_attrs(&mut admin, &dn, &[("title", &value)]).await?;
-                Box::new(move |u, _| u["jobTitle"] == value.as_str())
-            }
-            1 => {
-                let disable = u["state"] == "ACTIVATED";
-                tether_ad::replace_attrs(
-                    &mut admin,
-                    &dn,
-                    &[("userAccountControl", if disable { "514" } else { "512" })],
-                )
-                .await?;
-                Box::new(move |u, _| u["suspended"] == disable)
-            }
-            3 => {
-                // A deletion moves no group's USN: the import agent's membership check sees it.
-                admin.delete(&dn).await?.success()?;
-                Box::new(|u, _| u.get("id").is_none())
-            }
-            _ => {
-                tether_ad::set_member(&mut admin, &team, &dn, add).await?;
-                let team_id = team_id.clone();
-                Box::new(move |_, m| m.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == team_id.as_str())) == add)
-            }
-        };
-        // How long AD itself took to make the change (the latency below includes it).
-        writes.push((kind, t.elapsed()));
-        loop {
-            let u = s.call("GET", &format!("/api/systemusers/{id}"), None).await.body;
-            let m = if i % 4 == 2 {
-                s.call("GET", &format!("/api/v2/users/{id}/memberof"), None).await.body
-            } else {
-                Value::Null
-            };
-            if arrived(&u, &m) {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(30) {
-                bail!("an AD change (kind {}) did not arrive within 30 s", i % 4);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let arrived_after = t.elapsed();
-        lat.push(arrived_after);
-        kinds.push((kind, arrived_after));
-        // Tether's own share: from AD's answer to the write (the change committed and
-        // visible to AD's own readers) to the change visible in Tether.
-        let written = writes.last().map(|(_, w)| *w).unwrap_or_default();
-        after_write.push(arrived_after.saturating_sub(written));
-        after_write_kinds.push((kind, arrived_after.saturating_sub(written)));
-    }
+    let (latency, lat) = crate::adi_latency::ad_to_tether(&s, &d, &mut admin, &team, &team_id, 1, changes, n).await?;
     let mut series: Vec<(&str, Vec<Duration>)> =
-        vec![("AD → Tether (edit, disable/enable, membership, deletion)", lat.clone())];
-    results["ad_to_tether_latency"] = dist(lat);
-    results["ad_to_tether_latency"]["by_kind"] = by_kind(&kinds);
-    results["ad_to_tether_latency"]["ad_write_by_kind"] = by_kind(&writes);
-    results["ad_to_tether_latency"]["after_ad_answered"] = dist(after_write);
-    results["ad_to_tether_latency"]["after_ad_answered_by_kind"] = by_kind(&after_write_kinds);
+        vec![("AD → Tether (edit, disable/enable, membership, deletion)", lat)];
+    results["ad_to_tether_latency"] = latency;
     // The DC's CPU while the running agent idles (its notification search and its ticks),
     // against the DC alone measured before the agent started.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -404,6 +330,13 @@ pub async fn run(
     watch.abort();
     results["told_of_deletions"] =
         crate::adi_tombstones::told_of_deletions(&s, &d, &key, &cfg_path, changes + 10, n).await?;
+    // The same changes to users of their own (past the told-of-deletions step's), with the
+    // agent installed on the DC.
+    results["on_the_dc"] = if n >= 2 * changes + 70 {
+        crate::adi_on_dc::on_the_dc(&s, &d, &key, &cfg_path, &team, &team_id, changes + 70, changes, n).await?
+    } else {
+        json!({"skipped": format!("needs --users ≥ 2 × --changes + 70 = {}", 2 * changes + 70)})
+    };
 
     eprintln!("done: AD → Tether latency; tetherd peak RSS so far {:.0} MB", server.peak_rss_mb());
     // 5. Tether → AD latency and bulk provisioning, with the sync agent running.

@@ -25,6 +25,8 @@ use tether_testkit::TestServer;
 mod adi;
 mod adi_auth;
 mod adi_hires;
+mod adi_latency;
+mod adi_on_dc;
 mod adi_tombstones;
 mod ldap;
 mod parts;
