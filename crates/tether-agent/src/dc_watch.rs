@@ -21,16 +21,27 @@
 //! (its server object is named after the NetBIOS name, in the same realm): another DC's
 //! writes would reach this database only when replicated. The watch is armed before the
 //! cycle it wakes, so what was written meanwhile is caught up by `uSNChanged` from the
-//! watermark. A watch lost (its folder moved or removed, as by a restore) is armed again
-//! with backoff, and until then the main loop goes back to its tick. The safety net of
-//! every `PollIntervalSeconds` stays, as with notifications.
+//! watermark. A watch lost (its folder moved, removed or replaced, as by a restore: the
+//! folder's identity is compared every [`IDENTITY_EVERY`]) is armed again with backoff, and
+//! until then the main loop goes back to its tick. The safety net of every
+//! `PollIntervalSeconds` stays, as with notifications.
+//!
+//! The watch is relied on only while it proves itself (`watched.rs`): a cycle that reads
+//! another DC than the watched one (a failover behind a name that resolves to several), or
+//! finds the USN moved when no event came since the cycle before (a folder that is not the
+//! live database, whatever the reason), puts the main loop back on its tick, with a warning.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::metrics::AgentMetrics;
 use crate::notify::Inbox;
 use crate::smb_conf::SmbConf;
+
+/// How often the watched folder's identity (device and inode) is compared with the one
+/// armed: a folder replaced by way of a parent's rename sends the watch no event.
+pub const IDENTITY_EVERY: Duration = Duration::from_secs(30);
 
 /// The folder to watch when the DC that answered (`ds_service_name`, `naming_context`) is
 /// the one `smb_conf` configures; `Err` says why the agent keeps its tick.
@@ -48,16 +59,16 @@ pub fn watchable(smb_conf: &Path, ds_service_name: &str, naming_context: &str) -
     Ok(dir)
 }
 
-/// Watches `dir` (from [`watchable`]) and wakes the main loop at each write, until the task
-/// is aborted.
-pub async fn watch(dir: PathBuf, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
+/// Watches `dir` (from [`watchable`], the database of the DC `dc`) and wakes the main loop
+/// at each event, until the task is aborted.
+pub async fn watch(dir: PathBuf, dc: String, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) {
     let mut failures = 0u32;
     loop {
-        match watch_once(&dir, &inbox, &metrics).await {
-            // The folder went away (a restore puts a new one in its place): armed again.
+        match watch_once(&dir, &dc, &inbox, &metrics).await {
+            // The folder went away or was replaced (a restore puts a new one in its place).
             Ok(()) => {
                 failures = 0;
-                tracing::warn!(dir = %dir.display(), "the DC's database folder was moved or removed; watching it again");
+                tracing::warn!(dir = %dir.display(), "the DC's database folder was moved, removed or replaced; watching it again");
             }
             Err(e) => {
                 failures += 1;
@@ -68,7 +79,7 @@ pub async fn watch(dir: PathBuf, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) 
                 }
             }
         }
-        inbox.set_watched(false);
+        inbox.watch.set_armed(&dc, false);
         metrics.database_watched(false);
         // A main loop relying on the watch goes back to its tick at once.
         inbox.wake();
@@ -76,9 +87,16 @@ pub async fn watch(dir: PathBuf, inbox: Arc<Inbox>, metrics: Arc<AgentMetrics>) 
     }
 }
 
-/// One watch, until its folder goes away (`Ok`) or reading it fails.
+/// The folder's identity: a folder put in its place is another.
 #[cfg(target_os = "linux")]
-async fn watch_once(dir: &Path, inbox: &Inbox, metrics: &AgentMetrics) -> std::io::Result<()> {
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// One watch, until its folder goes away or is replaced (`Ok`) or reading it fails.
+#[cfg(target_os = "linux")]
+async fn watch_once(dir: &Path, dc: &str, inbox: &Inbox, metrics: &AgentMetrics) -> std::io::Result<()> {
     use futures_util::StreamExt;
     use inotify::{EventMask, Inotify, WatchMask};
 
@@ -92,30 +110,38 @@ async fn watch_once(dir: &Path, inbox: &Inbox, metrics: &AgentMetrics) -> std::i
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF,
     )?;
+    let armed = identity(dir);
     let mut events = inotify.into_event_stream([0u8; 4096])?;
-    inbox.set_watched(true);
+    inbox.watch.set_armed(dc, true);
     metrics.database_watched(true);
     // Whatever was written before the watch is caught up by the cycle this wakes.
     inbox.wake();
-    while let Some(event) = events.next().await {
-        let event = event?;
-        if event.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED) {
+    let mut every = tokio::time::interval(IDENTITY_EVERY);
+    loop {
+        let event = tokio::select! {
+            e = events.next() => e,
+            _ = every.tick() => {
+                if identity(dir) != armed {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { return Ok(()) };
+        if event?.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED) {
             return Ok(());
         }
-        // A partition's file (`….ldb`; LMDB's lock files are `….ldb-lock`) written or
-        // replaced, or the kernel's queue overflowed (no name): maybe a change, which the
-        // cycle's rootDSE read tells. `metadata.tdb`, written with every commit, would only
-        // wake a second cycle. Wakes coming during a cycle wake one more cycle, not one each.
-        if event.name.is_some_and(|n| !n.to_string_lossy().ends_with(".ldb")) {
-            continue;
-        }
+        // Any other event (a partition's file or `metadata.tdb` written, a file replaced, the
+        // kernel's queue overflowed) may be a change: the cycle's rootDSE read tells. A
+        // commit touches its partition, then `metadata.tdb`, which holds the USN counter:
+        // its event comes last. Wakes coming during a cycle wake one more cycle, not one each.
+        inbox.watch.heard();
         metrics.database_written();
         inbox.wake();
     }
-    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn watch_once(_: &Path, _: &Inbox, _: &AgentMetrics) -> std::io::Result<()> {
+async fn watch_once(_: &Path, _: &str, _: &Inbox, _: &AgentMetrics) -> std::io::Result<()> {
     Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "the database watch needs Linux (inotify)"))
 }

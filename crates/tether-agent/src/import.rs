@@ -523,7 +523,11 @@ pub async fn cycle_with(
     // by chance the watermark is then found at its first write instead of at once, and read
     // completely then, as it would be now.
     if let (false, false, Some(w)) = (force, due, cache.usn) {
-        if highest_committed_usn(ldap).await? == w {
+        let usn = highest_committed_usn(ldap).await?;
+        if let Some(i) = inbox {
+            i.watch.cycle_read(None, usn);
+        }
+        if usn == w {
             if let Some(i) = inbox {
                 i.forget_through(w);
             }
@@ -532,6 +536,9 @@ pub async fn cycle_with(
         }
     }
     let dse = root_dse(ldap).await?;
+    if let Some(i) = inbox {
+        i.watch.cycle_read(Some(&dse.ds_service_name), dse.highest_committed_usn);
+    }
     // Another DC (a failover, a name that resolves to several), or the same one restored from
     // a backup: its USNs say nothing of the watermark, so everything is read again.
     let other_dc = cache.server.as_deref().is_some_and(|s| s != dse.ds_service_name)

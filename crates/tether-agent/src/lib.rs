@@ -21,6 +21,7 @@ pub mod smb_conf;
 pub mod sync;
 pub mod sync_groups;
 pub mod sync_tree;
+pub mod watched;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

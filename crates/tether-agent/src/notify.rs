@@ -57,8 +57,8 @@ pub struct Inbox {
     server: Mutex<Option<String>>,
     /// Whether a notification search is open now.
     open: std::sync::atomic::AtomicBool,
-    /// Whether the DC's database is watched now (`dc_watch.rs`): every write wakes the loop.
-    watched: std::sync::atomic::AtomicBool,
+    /// The watch of the DC's database (`dc_watch.rs`), whose every event wakes the loop.
+    pub watch: crate::watched::Watched,
 }
 
 impl Inbox {
@@ -85,14 +85,11 @@ impl Inbox {
         self.open.store(open, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Whether the DC's database is watched now: the main loop is woken at every write,
-    /// deletions included, and checks AD only at the safety net besides.
+    /// Whether the DC's database is watched now, and the watch has heard every write: the
+    /// main loop is woken at each, deletions included, and checks AD only at the safety net
+    /// besides.
     pub fn is_watched(&self) -> bool {
-        self.watched.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub(crate) fn set_watched(&self, watched: bool) {
-        self.watched.store(watched, std::sync::atomic::Ordering::SeqCst);
+        self.watch.relied_on()
     }
 
     /// Wakes the main loop without an entry (a search (re)opened: catch up).

@@ -45,6 +45,10 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
 /// change, and a lone change is read at once.
 const WOKEN_GAP: Duration = Duration::from_millis(100);
 
+/// The gap after a cycle that read rootDSE alone: events that move no USN (a watched
+/// database's housekeeping) cost a read each, at most a hundred a second.
+const IDLE_GAP: Duration = Duration::from_millis(10);
+
 /// How often the import agent reads rootDSE `highestCommittedUSN` at most: a read of that
 /// attribute alone, which the DC answers in ~0.3 ms without touching the directory, and
 /// what brings a change the notifications did not (a deletion, or on Samba a write another of its LDAP processes
@@ -83,7 +87,8 @@ async fn main_loop(
     let mut next_work = tokio::time::Instant::now();
     let mut last_beat: Option<tokio::time::Instant> = None;
     let mut woken = false;
-    let mut last_cycle: Option<tokio::time::Instant> = None;
+    // When the last cycle ended, and the gap a woken cycle keeps after it.
+    let mut last_cycle: Option<(tokio::time::Instant, Duration)> = None;
     loop {
         if server_failures > 0 || last_beat.is_none_or(|t| t.elapsed() >= beat_every) {
             match session.heartbeat().await {
@@ -132,7 +137,8 @@ async fn main_loop(
                 session.metrics.cycle_woken();
             }
             let r = w.run(&session).await;
-            last_cycle = Some(tokio::time::Instant::now());
+            let gap = if matches!(r, Ok(Ran { idle: true, .. })) { IDLE_GAP } else { WOKEN_GAP };
+            last_cycle = Some((tokio::time::Instant::now(), gap));
             match r {
                 Err(AgentError::Revoked) => {
                     tracing::error!("this agent was deleted in Tether: its token is revoked; stopping");
@@ -149,7 +155,7 @@ async fn main_loop(
                     server_failures += 1;
                     tracing::warn!(error = %e, "cycle failed; nothing was applied from it");
                 }
-                Ok(put_off) => {
+                Ok(Ran { put_off, .. }) => {
                     ad_failures = 0;
                     session.ad_reachable();
                     let pending = !w.inbox.is_empty();
@@ -180,12 +186,12 @@ async fn main_loop(
             // A change in AD (notified, or a write seen in the DC's database): the cycle runs
             // now (unless AD or the server is in backoff), or during a burst of changes
             // [`WOKEN_GAP`] after the last one (each cycle that finds a change costs the DC a
-            // search).
+            // search), [`IDLE_GAP`] after one that found nothing.
             _ = notified => {
                 woken = true;
                 schedule.woken(tokio::time::Instant::now());
-                if let Some(t) = last_cycle {
-                    tokio::time::sleep_until(t + WOKEN_GAP).await;
+                if let Some((t, gap)) = last_cycle {
+                    tokio::time::sleep_until(t + gap).await;
                 }
             }
         }
@@ -257,15 +263,24 @@ struct ImportWork {
     reconciled: bool,
 }
 
+/// How a cycle went, for the main loop's schedule.
+struct Ran {
+    /// It put its changes off (`CycleStats::put_off`).
+    put_off: bool,
+    /// It read rootDSE alone.
+    idle: bool,
+}
+
 impl ImportWork {
-    /// One cycle; `Ok(true)` when it put its changes off (`CycleStats::put_off`).
-    async fn run(&mut self, session: &Session) -> Result<bool, AgentError> {
+    /// One cycle.
+    async fn run(&mut self, session: &Session) -> Result<Ran, AgentError> {
         // One attempt: the main loop backs off and keeps heartbeating meanwhile.
         let conn = match self.ldap.as_mut() {
             Some(c) => c,
             None => self.ldap.insert(tether_ad::connect(&self.target).await?),
         };
         let started = std::time::Instant::now();
+        self.inbox.watch.cycle_begins();
         let memory = Some(&mut self.memory);
         match crate::import::cycle_with(&self.cfg, conn, session, !self.reconciled, Some(&self.inbox), memory).await {
             Ok(stats) => {
@@ -274,7 +289,16 @@ impl ImportWork {
                 if let Some(o) = stats.outcome {
                     tracing::info!(entries_read = stats.entries_read, outcome = %serde_json::to_string(&o).unwrap_or_default(), "import cycle applied");
                 }
-                Ok(stats.put_off)
+                if self.inbox.watch.cycle_ends() {
+                    session.metrics.database_watched(false);
+                    // Back to the tick at once, not after the quiet wait.
+                    self.inbox.wake();
+                    tracing::warn!(
+                        "AD was written though the watch of the DC's database saw nothing: it is not \
+                         the live database (SambaSmbConf?); changes are found by the rootDSE check"
+                    );
+                }
+                Ok(Ran { put_off: stats.put_off, idle: stats.read == crate::changes::ReadKind::Idle && !stats.put_off })
             }
             Err(e) => {
                 // Whatever failed, the next cycle asks tetherd again before reporting.
@@ -360,7 +384,7 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     let metrics = serve_metrics(cfg.metrics_listen, &session);
     let inbox = Arc::new(Inbox::default());
     let database =
-        database.map(|dir| tokio::spawn(crate::dc_watch::watch(dir, inbox.clone(), session.metrics.clone())));
+        database.map(|(dir, dc)| tokio::spawn(crate::dc_watch::watch(dir, dc, inbox.clone(), session.metrics.clone())));
     let watch = notifications.then(|| {
         tokio::spawn(crate::notify::watch(
             target.clone(),
@@ -390,7 +414,7 @@ const DEFAULT_SMB_CONF: &str = "/etc/samba/smb.conf";
 /// The DC's database folder to watch (`dc_watch.rs`): an agent installed on the Samba DC it
 /// reads, whose `smb.conf` is `SambaSmbConf` or else Samba's default. Logs why not when it
 /// may not (a warning when `SambaSmbConf` was said).
-fn database_watch(cfg: &ImportConfig, dse: &Option<tether_ad::read::RootDse>) -> Option<std::path::PathBuf> {
+fn database_watch(cfg: &ImportConfig, dse: &Option<tether_ad::read::RootDse>) -> Option<(std::path::PathBuf, String)> {
     let (InstalledOn::Dc, Some(dse)) = (cfg.installed_on, dse) else { return None };
     let said = cfg.samba_smb_conf.as_deref();
     let conf = std::path::Path::new(said.unwrap_or(DEFAULT_SMB_CONF));
@@ -400,7 +424,7 @@ fn database_watch(cfg: &ImportConfig, dse: &Option<tether_ad::read::RootDse>) ->
     match crate::dc_watch::watchable(conf, &dse.ds_service_name, &dse.default_naming_context) {
         Ok(dir) => {
             tracing::info!(dir = %dir.display(), "watching the DC's database: AD is checked when it is written, and every PollIntervalSeconds besides");
-            Some(dir)
+            Some((dir, dse.ds_service_name.clone()))
         }
         Err(why) if said.is_some() => {
             tracing::warn!(reason = %why, "the DC's database is not watched; changes are found by the rootDSE check");

@@ -20,8 +20,7 @@ impl SmbConf {
     /// Reads `path`; a file that cannot be read gives Samba's defaults.
     pub fn read(path: &Path) -> SmbConf {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let default_private = path.parent().unwrap_or(Path::new(".")).join("../private");
-        SmbConf::parse(&text, default_private)
+        SmbConf::parse(&text, default_private_dir(path))
     }
 
     /// The settings of the `[global]` section of `text` (keys are case-insensitive, their
@@ -38,9 +37,11 @@ impl SmbConf {
                 continue;
             };
             let v = v.trim();
-            match k.trim().to_ascii_lowercase().as_str() {
-                "private dir" => out.private_dir = PathBuf::from(v),
-                "netbios name" => out.netbios_name = Some(v.to_string()),
+            // Samba ignores case and blanks in a parameter's name (`netbiosname`).
+            let key: String = k.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+            match key.as_str() {
+                "privatedir" => out.private_dir = PathBuf::from(v),
+                "netbiosname" => out.netbios_name = Some(v.to_string()),
                 "realm" => out.realm = Some(v.to_string()),
                 _ => {}
             }
@@ -48,11 +49,20 @@ impl SmbConf {
         out
     }
 
-    /// The DC's NetBIOS name: `netbios name`, else the host name's first label upper-cased.
+    /// The DC's NetBIOS name: `netbios name`, else the host name's first label upper-cased
+    /// and cut to NetBIOS's 15 characters, as Samba takes it.
     pub fn netbios_name_or(&self, host_name: &str) -> String {
-        self.netbios_name
-            .clone()
-            .unwrap_or_else(|| host_name.trim().split('.').next().unwrap_or_default().to_ascii_uppercase())
+        self.netbios_name.clone().unwrap_or_else(|| {
+            host_name
+                .trim()
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(15)
+                .collect::<String>()
+                .to_ascii_uppercase()
+        })
     }
 
     /// Whether the DC that answered (its rootDSE `dsServiceName` and `defaultNamingContext`)
@@ -71,6 +81,21 @@ impl SmbConf {
             return Err(format!("the DC that answered serves {naming_context:?}, this one the realm {realm:?}"));
         }
         Ok(())
+    }
+}
+
+/// Samba's own `private dir` when `smb.conf` says none: the one compiled into Debian's,
+/// Ubuntu's and Red Hat's packages (`/var/lib/samba/private`, their `smb.conf` in
+/// `/etc/samba`), else a build from source's (`private` beside the configuration's folder:
+/// `/usr/local/samba/etc` and `/usr/local/samba/private`), whichever exists, the latter when
+/// neither does.
+fn default_private_dir(smb_conf: &Path) -> PathBuf {
+    let beside = smb_conf.parent().unwrap_or(Path::new(".")).join("../private");
+    let packaged = PathBuf::from("/var/lib/samba/private");
+    if !beside.is_dir() && smb_conf.starts_with("/etc/samba") && packaged.is_dir() {
+        packaged
+    } else {
+        beside
     }
 }
 
@@ -104,6 +129,10 @@ mod tests {
         let share = SmbConf::parse("[global]\n; realm = X\n[data]\nnetbios name = NOPE\n", PathBuf::from("/p"));
         assert_eq!(share, SmbConf { private_dir: PathBuf::from("/p"), netbios_name: None, realm: None });
         assert_eq!(share.netbios_name_or("dc7.corp.example.test\n"), "DC7");
+        assert_eq!(share.netbios_name_or("branch-office-dc-07.corp"), "BRANCH-OFFICE-D", "NetBIOS's 15 characters");
+        let spelt = SmbConf::parse("[GLOBAL]\n NetBIOSName=DC2\n private  Dir = /x\n", PathBuf::from("/p"));
+        assert_eq!(spelt.netbios_name.as_deref(), Some("DC2"), "Samba ignores case and blanks in names");
+        assert_eq!(spelt.private_dir, PathBuf::from("/x"));
     }
 
     #[test]

@@ -279,3 +279,35 @@ async fn with_another_dcs_smb_conf_the_agent_keeps_the_rootdse_check() {
     assert_eq!(agent_metric(&metrics, "tether_agent_database_watch_open").await, 0.0);
     agent.abort();
 }
+
+/// A watch that hears nothing of writes AD made (here `SambaSmbConf` names this DC but a
+/// private folder that is not its live database, as a stale copy would) is found out by the
+/// first cycle that reads a moved USN with no event since the cycle before (the safety net,
+/// 2 s here): the agent says so and goes back to the rootDSE check.
+#[tokio::test]
+async fn a_watch_that_hears_no_write_is_given_up_for_the_rootdse_check() {
+    let s = TestServer::start().await;
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir(copy.path().join("sam.ldb.d")).unwrap();
+    let text = std::fs::read_to_string(dc().dir.join("etc/smb.conf")).unwrap();
+    let private =
+        text.lines().find(|l| l.trim().starts_with("private dir")).expect("the sandbox's private dir").to_string();
+    let text = text.replace(&private, &format!("\tprivate dir = {}", copy.path().display()));
+    std::fs::write(copy.path().join("smb.conf"), text).unwrap();
+    let more = json!({"InstalledOn": "dc", "SambaSmbConf": copy.path().join("smb.conf"), "MainLoop": {"PollIntervalSeconds": 2}});
+    let Running { mut ldap, sam, dn, metrics, agent, _state } = running(&s, more).await;
+    wait_for("imported", async || title_in_tether(&s, &sam).await.is_some()).await;
+    wait_for("the watch armed, which wakes a cycle", async || {
+        agent_metric(&metrics, "tether_agent_cycles_woken_total").await >= 1.0
+    })
+    .await;
+    replace_attrs(&mut ldap, &dn, &[("title", "Ward Clerk")]).await.unwrap();
+    wait_for("the new title in Tether", async || title_in_tether(&s, &sam).await.as_deref() == Some("Ward Clerk"))
+        .await;
+    wait_for("the watch given up", async || agent_metric(&metrics, "tether_agent_database_watch_open").await == 0.0)
+        .await;
+    let before = cycles(&metrics).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(cycles(&metrics).await >= before + 3.0, "the rootDSE check again");
+    agent.abort();
+}
