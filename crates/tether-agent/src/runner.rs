@@ -40,14 +40,28 @@ async fn connect_ad(target: &LdapTarget) -> Result<tether_ad::Ldap, AgentError> 
     }
 }
 
-/// Cycles woken by change notifications start at least this long after the previous cycle
-/// ended: a burst of a thousand changes costs the DC a few searches a second, not one per
-/// change, and a lone change is read at once.
+/// During a burst of changes, cycles woken by change notifications (or the database watch)
+/// start at least this long after the previous cycle ended: a thousand changes cost the DC
+/// a few searches a second, not one per change. A lone change is read at once, and so is the
+/// one after it.
 const WOKEN_GAP: Duration = Duration::from_millis(100);
 
 /// The gap after a cycle that read rootDSE alone: events that move no USN (a watched
 /// database's housekeeping) cost a read each, at most a hundred a second.
 const IDLE_GAP: Duration = Duration::from_millis(10);
+
+/// The gap a woken cycle keeps after the cycle that `began` and was `idle` (or failed:
+/// `None`), the cycle before that having ended at `before`: [`WOKEN_GAP`] in a burst (that
+/// cycle itself began within the gap of the one before), [`IDLE_GAP`] after rootDSE alone,
+/// none after a lone change. Time is a parameter (tested without a clock).
+fn gap_after(idle: Option<bool>, began: tokio::time::Instant, before: Option<tokio::time::Instant>) -> Duration {
+    match idle {
+        Some(true) => IDLE_GAP,
+        Some(false) if before.is_some_and(|t| began < t + WOKEN_GAP) => WOKEN_GAP,
+        Some(false) => Duration::ZERO,
+        None => WOKEN_GAP,
+    }
+}
 
 /// How often the import agent reads rootDSE `highestCommittedUSN` at most: a read of that
 /// attribute alone, which the DC answers in ~0.3 ms without touching the directory, and
@@ -136,8 +150,9 @@ async fn main_loop(
             if std::mem::take(&mut woken) {
                 session.metrics.cycle_woken();
             }
+            let began = tokio::time::Instant::now();
             let r = w.run(&session).await;
-            let gap = if matches!(r, Ok(Ran { idle: true, .. })) { IDLE_GAP } else { WOKEN_GAP };
+            let gap = gap_after(r.as_ref().ok().map(|ran| ran.idle), began, last_cycle.map(|(t, _)| t));
             last_cycle = Some((tokio::time::Instant::now(), gap));
             match r {
                 Err(AgentError::Revoked) => {
@@ -186,7 +201,7 @@ async fn main_loop(
             // A change in AD (notified, or a write seen in the DC's database): the cycle runs
             // now (unless AD or the server is in backoff), or during a burst of changes
             // [`WOKEN_GAP`] after the last one (each cycle that finds a change costs the DC a
-            // search), [`IDLE_GAP`] after one that found nothing.
+            // search), [`IDLE_GAP`] after one that found nothing (`gap_after`).
             _ = notified => {
                 woken = true;
                 schedule.woken(tokio::time::Instant::now());
@@ -457,6 +472,22 @@ pub async fn run_sync(cfg: SyncConfig, shutdown: impl Future<Output = ()>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_woken_cycle_waits_only_in_a_burst_of_changes_or_briefly_after_an_idle_one() {
+        let t0 = tokio::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // (the last cycle: idle, or failed; when it began; when the one before ended; the gap)
+        for (idle, began, before, gap) in [
+            (Some(false), ms(500), None, Duration::ZERO),          // the first change
+            (Some(false), ms(500), Some(ms(100)), Duration::ZERO), // a lone change
+            (Some(false), ms(500), Some(ms(450)), WOKEN_GAP),      // a burst
+            (Some(true), ms(500), Some(ms(450)), IDLE_GAP),        // rootDSE alone
+            (None, ms(500), Some(ms(100)), WOKEN_GAP),             // failed
+        ] {
+            assert_eq!(gap_after(idle, began, before), gap, "{idle:?} {began:?} {before:?}");
+        }
+    }
 
     #[test]
     fn a_quiet_agent_cycles_when_woken_soon_while_notified_objects_wait_and_else_at_the_safety_net() {
