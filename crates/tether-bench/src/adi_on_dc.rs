@@ -4,14 +4,13 @@
 //! reading rootDSE ten times a second. Its configuration is otherwise the default one.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tether_testkit::{Dc, TestServer};
 
-use crate::adi::{dc_cpu_ms_per_s, import_config_json};
-use crate::parts::Part;
+use crate::adi::import_config_json;
+use crate::adi_agent::Agent;
 
 /// Over 10 s idle, the cycles the agent on the DC ran (each sends AD at least one search;
 /// the default agent runs 100), the entries it read and the DC's CPU; then `changes` changes
@@ -35,45 +34,17 @@ pub(crate) async fn on_the_dc(
         import_config_json(s, d, key, state, "dc"),
         json!({"MetricsListen": format!("127.0.0.1:{port}"), "SambaSmbConf": d.dir.join("etc/smb.conf")}),
     );
-    std::fs::write(cfg_path, v.to_string())?;
-    let _agent = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
-    let base = format!("http://127.0.0.1:{port}");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(60) {
-            bail!("the agent's metrics never answered");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let metric = async |series: &str| tether_testkit::metric_at(&base, series).await.unwrap_or(0.0);
-    // Its first (complete) cycle, and the one the watch's arming woke.
-    while metric("tether_agent_database_watch_open").await < 1.0
-        || metric("tether_agent_cycles_woken_total").await < 1.0
-    {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("the agent on the DC never watched its database");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cycles, entries, writes) = (
-        metric("tether_agent_cycle_seconds_count").await,
-        metric("tether_agent_entries_read_total").await,
-        metric("tether_agent_database_writes_total").await,
-    );
-    let cpu = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
-    let idle = json!({"seconds": 10, "cycles": metric("tether_agent_cycle_seconds_count").await - cycles,
-        "entries_read": metric("tether_agent_entries_read_total").await - entries,
-        "database_events": metric("tether_agent_database_writes_total").await - writes, "dc_cpu_ms_per_s": cpu});
+    let agent = Agent::settled(cfg_path, v, port, "tether_agent_database_watch_open").await?;
+    let idle = agent.idle(&[("database_events", "tether_agent_database_writes_total")]).await;
     let mut admin = tether_ad::connect(&d.admin_target()).await?;
-    let woken = metric("tether_agent_cycles_woken_total").await;
+    let woken = agent.metric("tether_agent_cycles_woken_total").await;
     let (latency, _) = crate::adi_latency::ad_to_tether(s, d, &mut admin, team, team_id, first, changes, n).await?;
     let mut reads = serde_json::Map::new();
     for kind in ["idle", "notified", "exact", "scan", "complete"] {
         let series = format!(r#"tether_agent_cycle_reads_total{{read="{kind}"}}"#);
-        reads.insert(kind.into(), json!(metric(&series).await));
+        reads.insert(kind.into(), json!(agent.metric(&series).await));
     }
     Ok(json!({"idle": idle, "ad_to_tether_latency": latency,
-        "cycles_woken_by_the_changes": metric("tether_agent_cycles_woken_total").await - woken,
+        "cycles_woken_by_the_changes": agent.metric("tether_agent_cycles_woken_total").await - woken,
         "cycles_by_read": Value::Object(reads)}))
 }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use tether_ad::connect;
 use tether_testkit::{Dc, TestServer};
 
-use crate::adi::{dc_cpu_ms_per_s, import_config_json, seeded_user};
-use crate::parts::Part;
+use crate::adi::{import_config_json, seeded_user};
+use crate::adi_agent::Agent;
 use crate::sandbox::sandbox;
 use crate::stats::dist;
 
@@ -40,32 +40,8 @@ pub(crate) async fn told_of_deletions(
         // Said, since `auto` keeps the rootDSE check on Samba.
         json!({"MetricsListen": format!("127.0.0.1:{port}"), "ChangeNotifications": "on", "TombstonesReadable": true}),
     );
-    std::fs::write(cfg_path, v.to_string())?;
-    let _agent = Part::spawn(&["agent", "--kind", "import", "--config", &cfg_path.to_string_lossy()])?;
-    let base = format!("http://127.0.0.1:{port}");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(60) {
-            bail!("the agent's metrics never answered");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let metric = async |series: &str| tether_testkit::metric_at(&base, series).await.unwrap_or(0.0);
-    // Its first (complete) cycle, and the one the search's opening woke.
-    while metric("tether_agent_notification_search_open").await < 1.0
-        || metric("tether_agent_cycles_woken_total").await < 1.0
-    {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("the agent with TombstonesReadable never settled");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cycles, entries) =
-        (metric("tether_agent_cycle_seconds_count").await, metric("tether_agent_entries_read_total").await);
-    let cpu = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
-    let idle = json!({"seconds": 10, "cycles": metric("tether_agent_cycle_seconds_count").await - cycles,
-        "entries_read": metric("tether_agent_entries_read_total").await - entries, "dc_cpu_ms_per_s": cpu});
+    let agent = Agent::settled(cfg_path, v, port, "tether_agent_notification_search_open").await?;
+    let idle = agent.idle(&[]).await;
     let mut admin = connect(&d.admin_target()).await?;
     let (mut lat, mut after) = (Vec::new(), Vec::new());
     for j in (0..QUIET_DELETIONS).filter(|j| first + j * 7 <= n) {
@@ -83,7 +59,7 @@ pub(crate) async fn told_of_deletions(
         lat.push(t.elapsed());
         after.push(t.elapsed().saturating_sub(written));
     }
-    let notified = metric("tether_agent_notifications_total").await;
+    let notified = agent.metric("tether_agent_notifications_total").await;
     Ok(
         json!({"idle": idle, "deletions": dist(lat), "deletions_after_ad_answered": dist(after), "notifications": notified}),
     )

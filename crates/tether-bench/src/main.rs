@@ -23,6 +23,7 @@ use tether_agent::session::Session;
 use tether_testkit::TestServer;
 
 mod adi;
+mod adi_agent;
 mod adi_auth;
 mod adi_hires;
 mod adi_latency;
