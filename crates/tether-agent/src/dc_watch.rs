@@ -79,11 +79,11 @@ pub async fn watch(dir: PathBuf, dc: String, inbox: Arc<Inbox>, metrics: Arc<Age
                 }
             }
         }
-        inbox.watch.set_armed(&dc, false);
+        inbox.watch.disarm();
         metrics.database_watched(false);
         // A main loop relying on the watch goes back to its tick at once.
         inbox.wake();
-        tokio::time::sleep(crate::retry::backoff(failures.max(1))).await;
+        tokio::time::sleep(crate::retry::backoff(failures)).await;
     }
 }
 
@@ -112,7 +112,7 @@ async fn watch_once(dir: &Path, dc: &str, inbox: &Inbox, metrics: &AgentMetrics)
     )?;
     let armed = identity(dir);
     let mut events = inotify.into_event_stream([0u8; 4096])?;
-    inbox.watch.set_armed(dc, true);
+    inbox.watch.arm(dc);
     metrics.database_watched(true);
     // Whatever was written before the watch is caught up by the cycle this wakes.
     inbox.wake();

@@ -422,17 +422,13 @@ pub async fn run_import(cfg: ImportConfig, shutdown: impl Future<Output = ()>) -
     r
 }
 
-/// Where Samba's packages put the DC's `smb.conf`: what the database watch reads when
-/// `SambaSmbConf` does not say.
-const DEFAULT_SMB_CONF: &str = "/etc/samba/smb.conf";
-
 /// The DC's database folder to watch (`dc_watch.rs`): an agent installed on the Samba DC it
 /// reads, whose `smb.conf` is `SambaSmbConf` or else Samba's default. Logs why not when it
 /// may not (a warning when `SambaSmbConf` was said).
 fn database_watch(cfg: &ImportConfig, dse: &Option<tether_ad::read::RootDse>) -> Option<(std::path::PathBuf, String)> {
     let (InstalledOn::Dc, Some(dse)) = (cfg.installed_on, dse) else { return None };
     let said = cfg.samba_smb_conf.as_deref();
-    let conf = std::path::Path::new(said.unwrap_or(DEFAULT_SMB_CONF));
+    let conf = std::path::Path::new(said.unwrap_or(crate::smb_conf::PACKAGED));
     if !dse.is_samba() || (said.is_none() && !conf.exists()) {
         return None;
     }

@@ -5,6 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// Where Samba's packages put the DC's `smb.conf`: what the database watch reads when
+/// `SambaSmbConf` does not say.
+pub const PACKAGED: &str = "/etc/samba/smb.conf";
+
 /// The settings of one `smb.conf` the agent uses; `None` where the file does not say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmbConf {

@@ -39,14 +39,17 @@ impl Watched {
         self.armed.load(Ordering::SeqCst) && !self.elsewhere.load(Ordering::SeqCst) && !self.deaf.load(Ordering::SeqCst)
     }
 
-    /// The watch of `dc`'s database is armed (or lost).
-    pub fn set_armed(&self, dc: &str, armed: bool) {
-        if armed {
-            *self.dc.lock().expect("watch lock") = Some(dc.to_string());
-            self.deaf.store(false, Ordering::SeqCst);
-            self.heard();
-        }
-        self.armed.store(armed, Ordering::SeqCst);
+    /// The watch of `dc`'s database is armed.
+    pub fn arm(&self, dc: &str) {
+        *self.dc.lock().expect("watch lock") = Some(dc.to_string());
+        self.deaf.store(false, Ordering::SeqCst);
+        self.heard();
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// The watch is lost.
+    pub fn disarm(&self) {
+        self.armed.store(false, Ordering::SeqCst);
     }
 
     /// An event of the watched folder.
@@ -107,7 +110,7 @@ mod tests {
     fn relied_on_only_while_every_write_was_heard() {
         let w = Watched::default();
         assert!(!w.relied_on(), "not armed");
-        w.set_armed("DC1", true);
+        w.arm("DC1");
         assert!(w.relied_on());
         // (events before the cycle, DC read, USN read, deaf from then on)
         for (events, dc, usn, deaf) in [
@@ -121,7 +124,7 @@ mod tests {
             assert_eq!(cycle(&w, events, dc, usn), deaf, "{events} {dc:?} {usn}");
         }
         assert!(!w.relied_on(), "a write went unheard");
-        w.set_armed("DC1", true);
+        w.arm("DC1");
         assert!(w.relied_on(), "armed again");
         // Arming counts as an event: a cycle across it proves nothing.
         assert!(!cycle(&w, 0, Some("DC1"), 130));
@@ -130,7 +133,7 @@ mod tests {
     #[test]
     fn a_cycle_on_another_dc_puts_the_loop_back_on_its_tick() {
         let w = Watched::default();
-        w.set_armed("DC1", true);
+        w.arm("DC1");
         assert!(!cycle(&w, 0, Some("DC1"), 100));
         // Another DC's USNs are not compared with this one's.
         assert!(!cycle(&w, 0, Some("DC2"), 5_000));
@@ -142,7 +145,7 @@ mod tests {
     #[test]
     fn a_write_made_during_a_cycle_is_counted_for_the_next() {
         let w = Watched::default();
-        w.set_armed("DC1", true);
+        w.arm("DC1");
         assert!(!cycle(&w, 0, Some("DC1"), 100));
         // The write lands after this cycle read the USN, its event while it runs.
         w.cycle_begins();

@@ -288,13 +288,8 @@ pub async fn run(
     let dc_cpu_agent = dc_cpu_ms_per_s(Duration::from_secs(10)).await;
     results["dc_cpu_idle_ms_per_s"] = json!({"dc_alone": dc_cpu_idle, "with_the_import_agent_idle": dc_cpu_agent});
     // Cycles by how they read, over the whole step (its first, complete one included).
-    let agent_metrics = format!("http://127.0.0.1:{metrics_port}");
-    let mut reads = serde_json::Map::new();
-    for kind in ["idle", "notified", "exact", "scan", "complete"] {
-        let series = format!(r#"tether_agent_cycle_reads_total{{read="{kind}"}}"#);
-        reads.insert(kind.into(), json!(tether_testkit::metric_at(&agent_metrics, &series).await.unwrap_or(0.0)));
-    }
-    results["ad_to_tether_latency"]["cycles_by_read"] = Value::Object(reads);
+    results["ad_to_tether_latency"]["cycles_by_read"] =
+        crate::adi_agent::cycles_by_read(&format!("http://127.0.0.1:{metrics_port}")).await;
     results["import_agent_peak_rss_mb_running"] = json!((importer.peak_rss_mb() * 10.0).round() / 10.0);
     drop(importer);
     // The idle tick's two ways to ask, side by side from the benchmark's own connection (the

@@ -1,6 +1,7 @@
 //! An import agent in a process of its own for one step of the `adi` benchmark, watched
 //! through its metrics: started, settled (its first cycles behind it), and measured idle.
-//! Shared by the steps of the agent told of deletions and of the agent on the DC.
+//! Shared by the steps of the agent told of deletions and of the agent on the DC; its
+//! cycles by read also serve the default agent's step.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,6 +49,11 @@ impl Agent {
         tether_testkit::metric_at(&self.base, series).await.unwrap_or(0.0)
     }
 
+    /// Its cycles so far by how they learnt what changed.
+    pub(crate) async fn cycles_by_read(&self) -> Value {
+        cycles_by_read(&self.base).await
+    }
+
     /// Over 10 s idle: the cycles it ran (each sends AD at least one search), the entries
     /// it read, the DC's CPU, and how much each of `more` series grew.
     pub(crate) async fn idle(&self, more: &[(&str, &str)]) -> Value {
@@ -65,4 +71,15 @@ impl Agent {
         }
         out
     }
+}
+
+/// The cycles of the import agent whose metrics are at `base`, by how they learnt what
+/// changed (`tether_agent_cycle_reads_total{read}`).
+pub(crate) async fn cycles_by_read(base: &str) -> Value {
+    let mut reads = serde_json::Map::new();
+    for kind in ["idle", "notified", "exact", "scan", "complete"] {
+        let series = format!(r#"tether_agent_cycle_reads_total{{read="{kind}"}}"#);
+        reads.insert(kind.into(), json!(tether_testkit::metric_at(base, &series).await.unwrap_or(0.0)));
+    }
+    Value::Object(reads)
 }

@@ -39,12 +39,7 @@ pub(crate) async fn on_the_dc(
     let mut admin = tether_ad::connect(&d.admin_target()).await?;
     let woken = agent.metric("tether_agent_cycles_woken_total").await;
     let (latency, _) = crate::adi_latency::ad_to_tether(s, d, &mut admin, team, team_id, first, changes, n).await?;
-    let mut reads = serde_json::Map::new();
-    for kind in ["idle", "notified", "exact", "scan", "complete"] {
-        let series = format!(r#"tether_agent_cycle_reads_total{{read="{kind}"}}"#);
-        reads.insert(kind.into(), json!(agent.metric(&series).await));
-    }
     Ok(json!({"idle": idle, "ad_to_tether_latency": latency,
         "cycles_woken_by_the_changes": agent.metric("tether_agent_cycles_woken_total").await - woken,
-        "cycles_by_read": Value::Object(reads)}))
+        "cycles_by_read": agent.cycles_by_read().await}))
 }
